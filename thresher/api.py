@@ -1,0 +1,41 @@
+"""The Python API, mirroring ``thresher select``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from thresher.features.hashed_ngrams import HashedNgramConfig
+from thresher.io.dataset import Dataset, read
+from thresher.jobs.select import SelectConfig, run_selection
+from thresher.run import Run
+from thresher.scorers.importance import ImportanceConfig
+
+PathsOrDataset = Dataset | str | os.PathLike | Iterable[str | os.PathLike]
+
+
+def _dataset(x: PathsOrDataset) -> Dataset:
+    return x if isinstance(x, Dataset) else read(x)
+
+
+def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: str | os.PathLike,
+           method: str = "dsir", selector: str | None = None, budget: str | int | float | None = "5%",
+           seed: int = 0, temperature: float | None = None, threshold: float | None = None, min_words: int = 0,
+           format: str = "parquet", group_field: str | None = "domain", workers: int | None = None,
+           num_buckets: int = 10_000, ngrams: int = 2, tokenizer: str = "wordpunct",
+           length_norm: str = "ref", smoothing: float = 1.0, shrink: float = 20.0,
+           cache_dir: str | os.PathLike | None = None, progress: bool = False) -> Run:
+    """Select records of ``pool`` that resemble ``target`` under ``budget``; returns the :class:`Run`.
+
+    ``budget``: a count (5000), a fraction ("5%", 0.05) or tokens ("2M tokens", whitespace tokens).
+    ``selector``: gumbel (importance resampling, default for dsir), topk, threshold, random.
+    See ``thresher select --help`` for every parameter.
+    """
+    config = SelectConfig(
+        method=method, selector=selector, budget=None if budget is None else str(budget) if not isinstance(
+            budget, float) else budget, seed=seed, temperature=temperature, threshold=threshold,
+        min_words=min_words, group_field=group_field, output_format=format, workers=workers,
+        features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),
+        importance=ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))
+    return run_selection(_dataset(pool), _dataset(target) if target is not None else None, out, config,
+                         cache_dir=cache_dir, progress=progress)

@@ -1,0 +1,178 @@
+"""Command-line interface: thin wrappers that parse options, build a job and print its summary."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from thresher._version import __version__
+from thresher.errors import ThresherError
+
+SELECT_EXAMPLES = """
+\b
+Examples:
+  # 5% of the pool most like the target, by DSIR importance resampling
+  thresher select --pool pool.parquet --target wiki_sample.jsonl --budget 5% --out runs/wiki
+\b
+  # a token budget, top-k instead of sampling, JSONL output
+  thresher select --pool 'data/*.jsonl.gz' --target t.jsonl --selector topk \\
+      --budget "2M tokens" --format jsonl --out runs/wiki2m
+\b
+  # re-select from the saved scores with another budget and seed (no re-scoring)
+  thresher select --from-run runs/wiki --budget 10000 --seed 3 --out runs/wiki10k
+\b
+  # skip (and count) malformed records instead of stopping at the first
+  thresher select --pool dirty.jsonl --target t.jsonl --on-error skip --out runs/x
+"""
+
+
+def _handle_errors(fn: Callable) -> Callable:
+    """Turn user errors into one line on stderr and exit code 2, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ThresherError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="thresher")
+def main() -> None:
+    """thresher: choose which records to train on, label, and evaluate on.
+
+    \b
+    Start with:  thresher demo
+    Then:        thresher select --help
+    """
+
+
+def _print_result(run, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics,
+                               "timings": run.manifest.get("timings")}, default=str))
+    elif not quiet:
+        click.echo(run.summary())
+        click.echo(f"\nrun directory: {run.path}")
+
+
+@main.command(epilog=SELECT_EXAMPLES)
+@click.option("--pool", "pool", multiple=True, metavar="PATH",
+              help="Pool files, globs or folders (repeat for several). JSONL(.gz/.zst/.bz2/.xz), Parquet, CSV/TSV, "
+                   ".txt folders, Arrow / HF save_to_disk folders.")
+@click.option("--target", "target", multiple=True, metavar="PATH", help="A sample of the text you want more of.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
+@click.option("--from-run", type=click.Path(exists=True, file_okay=False),
+              help="Re-select from this run's scores (no re-featurizing); --out defaults to this run.")
+@click.option("--method", type=click.Choice(["dsir", "random"]), default=None, show_default="dsir",
+              help="How to score pool records.")
+@click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold"]), default=None,
+              help="How to select from scores. [default: gumbel for dsir, random for random]")
+@click.option("--budget", default=None, show_default="5%",
+              help="Records (5000, 10k), a fraction (5%, 0.05) or tokens ('2M tokens'); a cap for threshold.")
+@click.option("--seed", type=int, default=None, show_default="0", help="Random seed.")
+@click.option("--temperature", type=float, default=None, help="gumbel: sample with exp(score / temperature).")
+@click.option("--threshold", type=float, default=None, help="threshold: keep records with score >= this.")
+@click.option("--min-words", type=int, default=None, show_default="0",
+              help="Filter records with fewer whitespace words (DSIR's minimum-length filter); counted as filtered.")
+@click.option("--format", "output_format", type=click.Choice(["parquet", "jsonl", "jsonl.gz", "ids"]),
+              default=None, show_default="parquet", help="How to write the selected records.")
+@click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
+@click.option("--id-field", default="id", show_default=True,
+              help="Field holding a unique id; if absent, ids are <file>:<line or row>.")
+@click.option("--group-field", default="domain", show_default=True,
+              help="Optional pool field to report composition by (never used for selection).")
+@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
+              help="Malformed records: stop with an error naming file and line, or skip and count them.")
+@click.option("--batch-size", type=int, default=4096, show_default=True, help="Records per batch.")
+@click.option("--workers", type=int, default=None, help="Processes for featurizing. [default: all cores]")
+@click.option("--num-buckets", type=int, default=10_000, show_default=True, help="Hashed n-gram buckets.")
+@click.option("--ngrams", type=int, default=2, show_default=True, help="Highest n-gram order.")
+@click.option("--tokenizer", type=click.Choice(["wordpunct", "whitespace"]), default="wordpunct",
+              show_default=True)
+@click.option("--length-norm", type=click.Choice(["ref", "mean", "none"]), default="ref", show_default=True,
+              help="DSIR length correction: ref (mean log-ratio x target median length), mean, none (DSIR).")
+@click.option("--shrink", type=float, default=20.0, show_default=True,
+              help="Shrink short records' scores toward the pool average with this many pseudo-n-grams.")
+@click.option("--smoothing", type=float, default=1.0, show_default=True, help="Additive smoothing per bucket.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to cache features. [default: OUT/cache]")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
+@_handle_errors
+def select(pool, target, out, from_run, method, selector, budget, seed, temperature, threshold, min_words,
+           output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
+           tokenizer, length_norm, shrink, smoothing, cache_dir, quiet, as_json) -> None:
+    """Select the pool records most like the target, under a budget, and write a run directory."""
+    from thresher.errors import ConfigError
+
+    command = ["thresher", *sys.argv[1:]]
+    if from_run:
+        if pool or target or method:
+            raise ConfigError("--from-run re-uses that run's pool, target and scores; do not give --pool, "
+                              "--target or --method with it")
+        from thresher.jobs.select import reselect
+
+        run = reselect(from_run, out=out, progress=not quiet, command=command, selector=selector,
+                       budget=budget, seed=seed, temperature=temperature, threshold=threshold, min_words=min_words,
+                       output_format=output_format)
+        _print_result(run, as_json, quiet)
+        return
+    if not pool:
+        raise ConfigError("give --pool PATH (or --from-run DIR)")
+    if not out:
+        raise ConfigError("give --out DIR for the run directory")
+    from thresher.features.hashed_ngrams import HashedNgramConfig
+    from thresher.io.dataset import Dataset
+    from thresher.jobs.select import SelectConfig, run_selection
+    from thresher.scorers.importance import ImportanceConfig
+
+    method = method or "dsir"
+    config = SelectConfig(
+        method=method, selector=selector,
+        budget=budget if budget is not None else (None if selector == "threshold" else "5%"),
+        seed=seed or 0, temperature=temperature, threshold=threshold, min_words=min_words or 0,
+        group_field=group_field or None, output_format=output_format or "parquet", workers=workers,
+        features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),
+        importance=ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))
+    opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    pool_ds = Dataset(list(pool), **opts)
+    target_ds = Dataset(list(target), **opts) if target else None
+    run = run_selection(pool_ds, target_ds, out, config, cache_dir=cache_dir, progress=not quiet and not as_json,
+                        command=command)
+    _print_result(run, as_json, quiet)
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory. [default: a temporary folder]")
+@click.option("--target", type=click.Choice(["news", "tech_docs"]), default="news", show_default=True,
+              help="Which bundled target sample to select toward.")
+@click.option("--budget", default="5%", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=None, help="Processes. [default: all cores]")
+@_handle_errors
+def demo(out, target, budget, seed, workers) -> None:
+    """Select from the bundled multi-domain sample toward a bundled target, and compare with random.
+
+    \b
+    Examples:
+      thresher demo
+      thresher demo --target tech_docs --budget 10% --out runs/demo
+    """
+    from thresher.demo import run_demo
+
+    click.echo(run_demo(out=Path(out) if out else None, target=target, budget=budget, seed=seed, workers=workers))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

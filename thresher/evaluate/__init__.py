@@ -1,0 +1,1 @@
+"""Evaluation: how a selection compares with the target and with random selection at the same budget."""

@@ -1,0 +1,246 @@
+"""One streaming reader per input format. Each yields :class:`Chunk` objects: Arrow tables with a location per row.
+
+Readers only parse; checking that records have a usable id and text happens once, for every format, in
+:mod:`thresher.io.dataset`. Problems a reader finds (bad JSON, bad UTF-8, a truncated archive, an empty file) go to
+the :class:`~thresher.io.errors.ErrorLog`, which raises or counts them.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from thresher.errors import InputError
+from thresher.io.errors import ErrorLog
+from thresher.io.sources import InputFile
+
+
+@dataclass
+class Chunk:
+    """Rows read from one file: ``locs`` are line numbers (line formats, 1-based) or row numbers (0-based)."""
+
+    table: pa.Table
+    locs: np.ndarray
+    loc_kind: str  # "line" or "row"
+
+
+Reader = Callable[[InputFile, "list[str] | None", int, ErrorLog, str], Iterator[Chunk]]
+
+
+def _open_binary(path: str) -> io.BufferedIOBase:
+    """Open a possibly compressed file for binary reading, by its suffix."""
+    low = path.lower()
+    if low.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if low.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    if low.endswith(".xz"):
+        return lzma.open(path, "rb")
+    if low.endswith(".zst"):
+        import zstandard
+
+        raw = open(path, "rb")  # noqa: SIM115 - closed with the stream reader
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return open(path, "rb")  # noqa: SIM115
+
+
+def _column(values: list) -> pa.Array:
+    """An Arrow array from Python values; mixed types fall back to their string form (ids 1 and "a", say)."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in values])
+
+
+def _records_to_chunk(records: list[dict], locs: list[int], columns: list[str] | None) -> Chunk:
+    if columns is None:
+        try:
+            table = pa.Table.from_pylist(records)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            names = list(dict.fromkeys(k for r in records for k in r))
+            table = pa.table({k: _column([r.get(k) for r in records]) for k in names})
+    else:
+        table = pa.table({c: _column([r.get(c) for r in records]) for c in columns})
+    return Chunk(table, np.asarray(locs, dtype=np.int64), "line")
+
+
+def read_jsonl(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
+              text_field: str = "text") -> Iterator[Chunk]:
+    """JSON Lines, plain or compressed; blank lines are ignored; every other line must be a JSON object."""
+    records: list[dict] = []
+    locs: list[int] = []
+    lineno = 0
+    n_seen = 0
+    with _open_binary(src.path) as f:
+        try:
+            for lineno, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                n_seen += 1
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    errors.report(src.path, "bad_utf8", f"invalid UTF-8 at byte {e.start} of the line", lineno)
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    errors.report(src.path, "bad_json", f"malformed JSON ({e.msg} at column {e.colno})", lineno)
+                    continue
+                if not isinstance(rec, dict):
+                    errors.report(src.path, "not_an_object", f"expected a JSON object, got {type(rec).__name__}",
+                                  lineno)
+                    continue
+                text = rec.get(text_field)
+                if text is not None and not isinstance(text, str):
+                    errors.report(src.path, "bad_text_type",
+                                  f"field {text_field!r} is a {type(text).__name__}, not a string", lineno)
+                    continue
+                records.append(rec)
+                locs.append(lineno)
+                if len(records) >= batch_size:
+                    yield _records_to_chunk(records, locs, columns)
+                    records, locs = [], []
+        except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as e:
+            if isinstance(e, InputError):
+                raise
+            # A truncated or corrupt archive: what was read so far is kept; the rest of the file is unknown.
+            errors.report(src.path, "truncated_or_corrupt_file",
+                          f"cannot read past line {lineno} ({type(e).__name__}: {e})", lineno + 1, records=1)
+    if records:
+        yield _records_to_chunk(records, locs, columns)
+    if n_seen == 0:
+        errors.report(src.path, "empty_file", "file has no records", records=0)
+
+
+def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
+              text_field: str = "text") -> Iterator[Chunk]:
+    """Parquet, streamed by row group and batch."""
+    pf = pq.ParquetFile(src.path)
+    if pf.metadata.num_rows == 0:
+        errors.report(src.path, "empty_file", "file has no records", records=0)
+        return
+    cols = _present(pf.schema_arrow.names, columns)
+    start = 0
+    for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
+        n = batch.num_rows
+        yield Chunk(pa.Table.from_batches([batch]), np.arange(start, start + n, dtype=np.int64), "row")
+        start += n
+
+
+def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
+              text_field: str = "text") -> Iterator[Chunk]:
+    """Arrow IPC files or streams (what Hugging Face ``save_to_disk`` writes), without the ``datasets`` package."""
+    source = pa.memory_map(src.path)
+    try:
+        reader = pa.ipc.open_stream(source)
+        batches: Iterator[pa.RecordBatch] = iter(reader)
+        schema = reader.schema
+    except pa.ArrowInvalid:
+        source.seek(0)
+        fr = pa.ipc.open_file(source)
+        batches = (fr.get_batch(i) for i in range(fr.num_record_batches))
+        schema = fr.schema
+    cols = _present(schema.names, columns)
+    start = 0
+    for big in batches:
+        if cols is not None:
+            big = big.select(cols)
+        for off in range(0, big.num_rows, batch_size):
+            batch = big.slice(off, batch_size)
+            n = batch.num_rows
+            yield Chunk(pa.Table.from_batches([batch]), np.arange(start, start + n, dtype=np.int64), "row")
+            start += n
+    if start == 0:
+        errors.report(src.path, "empty_file", "file has no records", records=0)
+
+
+def read_csv(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
+              text_field: str = "text") -> Iterator[Chunk]:
+    """CSV or TSV (by suffix) with a header row; quoted fields may span lines."""
+    problems: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        problems.append(row)
+        return "skip" if errors.on_error == "skip" else "error"
+
+    delimiter = "\t" if src.format == "tsv" else ","
+    try:
+        reader = pacsv.open_csv(
+            pa.input_stream(src.path, compression="detect"),
+            read_options=pacsv.ReadOptions(block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=False,
+                                                 column_types={c: pa.string() for c in (columns or [])}),
+        )
+    except pa.ArrowInvalid as e:
+        if "Empty CSV file" in str(e):
+            errors.report(src.path, "empty_file", "file has no records", records=0)
+            return
+        raise InputError(src.path, "bad_csv", str(e)) from e
+    cols = _present(reader.schema.names, columns)
+    start = 0
+    try:
+        for batch in reader:
+            _flush_csv_problems(src, problems, errors)
+            if cols is not None:
+                batch = batch.select(cols)
+            for off in range(0, batch.num_rows, batch_size):
+                part = batch.slice(off, batch_size)
+                n = part.num_rows
+                yield Chunk(pa.Table.from_batches([part]), np.arange(start, start + n, dtype=np.int64), "row")
+                start += n
+    except pa.ArrowInvalid as e:
+        _flush_csv_problems(src, problems, errors)
+        raise InputError(src.path, "bad_csv", str(e)) from e
+    _flush_csv_problems(src, problems, errors)
+    if start == 0 and not errors.counts:
+        errors.report(src.path, "empty_file", "file has no records", records=0)
+
+
+def _flush_csv_problems(src: InputFile, problems: list, errors: ErrorLog) -> None:
+    for row in problems:
+        errors.report(src.path, "bad_csv_row",
+                      f"expected {row.expected_columns} fields, found {row.actual_columns}", row.number)
+    problems.clear()
+
+
+def read_txt(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
+              text_field: str = "text") -> Iterator[Chunk]:
+    """A plain-text file is one record: its whole content; its id is derived from the file name."""
+    with _open_binary(src.path) as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        errors.report(src.path, "bad_utf8", f"invalid UTF-8 at byte {e.start}", line)
+        return
+    yield Chunk(pa.table({text_field: pa.array([text], pa.large_string())}), np.array([0], dtype=np.int64), "row")
+
+
+def _present(names: list[str], columns: list[str] | None) -> list[str] | None:
+    """The requested columns that exist in a tabular file (missing text is checked by the dataset layer)."""
+    return None if columns is None else [c for c in columns if c in names]
+
+
+READERS: dict[str, Reader] = {
+    "jsonl": read_jsonl,
+    "parquet": read_parquet,
+    "arrow": read_arrow,
+    "csv": read_csv,
+    "tsv": read_csv,
+    "txt": read_txt,
+}

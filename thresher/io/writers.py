@@ -1,0 +1,84 @@
+"""Write the selected records with every original field, as Parquet, JSONL (optionally gzipped), or ids only."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from thresher.errors import ConfigError
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
+
+FORMATS = ("parquet", "jsonl", "jsonl.gz", "ids")
+#: Selected rows buffered before a Parquet part is written: bounds memory, keeps parts few.
+PART_ROWS = 65_536
+
+
+def write_ids(ids: Iterable[str], path: Path) -> None:
+    """One id per line, atomically."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i in ids:
+            f.write(f"{i}\n")
+    os.replace(tmp, path)
+
+
+def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Path, fmt: str) -> dict:
+    """Re-read ``dataset`` and write the records whose id is in ``selected_ids``, in input order.
+
+    Returns what was written (files, rows). Records that failed to parse were accounted for when the pool was first
+    read, so this pass skips them silently.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if fmt == "ids":
+        return {"files": [], "rows": 0}
+    value_set = selected_ids.cast(pa.large_string())
+    files: list[str] = []
+    rows = 0
+    if fmt == "parquet":
+        buffer: list[pa.Table] = []
+        n_buffer = 0
+
+        def flush() -> None:
+            nonlocal buffer, n_buffer
+            if not buffer:
+                return
+            table = pa.concat_tables(buffer, promote_options="permissive")
+            name = f"part-{len(files):05d}.parquet"
+            tmp = out_dir / f".{name}.tmp"
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, out_dir / name)
+            files.append(name)
+            buffer, n_buffer = [], 0
+
+        for ids, table in dataset.iter_tables(ErrorLog("skip")):
+            keep = pc.is_in(ids.cast(pa.large_string()), value_set=value_set)
+            part = table.filter(keep)
+            if part.num_rows:
+                buffer.append(part)
+                n_buffer += part.num_rows
+                rows += part.num_rows
+                if n_buffer >= PART_ROWS:
+                    flush()
+        flush()
+        return {"files": files, "rows": rows}
+    name = "records.jsonl" + (".gz" if fmt == "jsonl.gz" else "")
+    tmp = out_dir / f".{name}.tmp"
+    with (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) if fmt == "jsonl.gz"
+          else open(tmp, "w", encoding="utf-8")) as f:
+        for ids, table in dataset.iter_tables(ErrorLog("skip")):
+            keep = pc.is_in(ids.cast(pa.large_string()), value_set=value_set)
+            for rec in table.filter(keep).to_pylist():
+                f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+                rows += 1
+    os.replace(tmp, out_dir / name)
+    return {"files": [name], "rows": rows}

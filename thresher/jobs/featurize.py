@@ -1,0 +1,167 @@
+"""Featurize stage: stream a dataset through the engine into a feature store, keeping the small per-record index
+(ids, group labels, lengths) that scoring and selection need."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+from tqdm.auto import tqdm
+
+from thresher.engine.local import LocalEngine
+from thresher.errors import ConfigError
+from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
+from thresher.features.lengths import whitespace_token_counts
+from thresher.features.store import FeatureStore, ShardSummary, featurize_shard
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
+
+
+@dataclass
+class PoolIndex:
+    """Per-record columns of a featurized pool, in reading order, plus its summed n-gram counts."""
+
+    ids: pa.Array
+    groups: pa.Array | None
+    n_tokens: np.ndarray
+    n_words: np.ndarray
+    counts: np.ndarray
+    shard_sizes: np.ndarray
+    errors: dict
+
+    @property
+    def n_records(self) -> int:
+        return len(self.ids)
+
+
+def store_for(dataset: Dataset, config: HashedNgramConfig, cache_dir: Path, group_field: str | None) -> FeatureStore:
+    """The feature store keyed by everything that changes the features or which records are read."""
+    key = {
+        "features": config.fingerprint(),
+        "files": [(f["path"], f["bytes"], f["fingerprint"]) for f in dataset.describe()],
+        "text_field": dataset.text_field, "id_field": dataset.id_field, "on_error": dataset.on_error,
+        "batch_size": dataset.batch_size, "group_field": group_field,
+    }
+    digest = xxhash.xxh3_64_hexdigest(json.dumps(key, sort_keys=True).encode())
+    return FeatureStore(Path(cache_dir) / f"ngrams-{digest}", config)
+
+
+def featurize_or_load(config: HashedNgramConfig, root: str, index: int, text: pa.Array) -> ShardSummary:
+    """Worker task: reuse a shard a crashed run already wrote, or featurize it."""
+    store = FeatureStore(root, config)
+    if store.has(index):
+        return store.summary(index)
+    return featurize_shard(config, root, index, text)
+
+
+def featurize_pool(dataset: Dataset, store: FeatureStore, engine: LocalEngine, group_field: str | None,
+                   progress: bool = True) -> PoolIndex:
+    """Featurize every record of ``dataset`` into ``store`` (or load a complete store) and return its index."""
+    if store.is_complete():
+        return _load_index(store)
+    errors = ErrorLog(dataset.on_error)
+    ids: list[pa.Array] = []
+    groups: list[pa.Array] = []
+    extra = [group_field] if group_field else []
+
+    def items():
+        for i, batch in enumerate(dataset.iter_batches(errors, extra)):
+            ids.append(batch.column("id"))
+            if group_field:
+                groups.append(batch.column(group_field))
+            yield store.config, str(store.root), i, batch.column("text")
+
+    counts = np.zeros(store.config.num_buckets, dtype=np.int64)
+    n_tokens, n_words, sizes = [], [], []
+    bar = tqdm(total=_known_rows(dataset), unit="rec", desc="featurize", disable=not progress or None,
+               leave=False)
+    for summary in engine.map(featurize_or_load, items()):
+        counts += summary.counts
+        n_tokens.append(summary.n_tokens)
+        n_words.append(summary.n_words)
+        sizes.append(len(summary.n_tokens))
+        bar.update(len(summary.n_tokens))
+    bar.close()
+    if not ids:
+        raise ConfigError(f"the pool has no usable records ({', '.join(dataset.paths)})")
+    index = PoolIndex(
+        ids=pa.concat_arrays(ids),
+        groups=_groups(groups) if group_field else None,
+        n_tokens=np.concatenate(n_tokens), n_words=np.concatenate(n_words), counts=counts,
+        shard_sizes=np.asarray(sizes, dtype=np.int64), errors=errors.to_dict())
+    _save_index(store, index)
+    return index
+
+
+def featurize_in_memory(dataset: Dataset, config: HashedNgramConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Summed bucket counts and per-record n-gram counts of a small dataset (a target), without caching."""
+    errors = ErrorLog(dataset.on_error)
+    featurizer = HashedNgramFeaturizer(config)
+    counts = np.zeros(config.num_buckets, dtype=np.int64)
+    lengths = []
+    for batch in dataset.iter_batches(errors):
+        features = featurizer.transform(batch.column("text"))
+        counts += features.counts(config.num_buckets)
+        lengths.append(features.n_ngrams())
+    if not lengths:
+        raise ConfigError(f"the target has no usable records ({', '.join(dataset.paths)})")
+    return counts, np.concatenate(lengths), errors.to_dict()
+
+
+def _groups(chunks: list[pa.Array]) -> pa.Array | None:
+    arr = pa.concat_arrays(chunks)
+    return None if arr.null_count == len(arr) else arr
+
+
+def _known_rows(dataset: Dataset) -> int | None:
+    """Total rows when cheaply known (Parquet metadata), for the progress bar."""
+    if all(f.format == "parquet" for f in dataset.files):
+        return sum(pq.ParquetFile(f.path).metadata.num_rows for f in dataset.files)
+    return None
+
+
+def _save_index(store: FeatureStore, index: PoolIndex) -> None:
+    cols = {"id": index.ids, "n_tokens": index.n_tokens, "n_words": index.n_words}
+    if index.groups is not None:
+        cols["group"] = index.groups
+    tmp = store.root / ".index.parquet.tmp"
+    store.root.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(cols), tmp)
+    os.replace(tmp, store.root / "index.parquet")
+    np.save(store.root / "counts.npy", index.counts)
+    store.mark_complete({"n_shards": len(index.shard_sizes), "shard_sizes": index.shard_sizes.tolist(),
+                         "errors": index.errors, "n_records": index.n_records})
+
+
+def _load_index(store: FeatureStore) -> PoolIndex:
+    meta = json.loads((store.root / "_COMPLETE").read_text())
+    t = pq.read_table(store.root / "index.parquet")
+    return PoolIndex(
+        ids=t["id"].combine_chunks(), groups=t["group"].combine_chunks() if "group" in t.column_names else None,
+        n_tokens=t["n_tokens"].to_numpy(), n_words=t["n_words"].to_numpy(),
+        counts=np.load(store.root / "counts.npy"), shard_sizes=np.asarray(meta["shard_sizes"], dtype=np.int64),
+        errors=meta["errors"])
+
+
+def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Summed bucket counts over the records selected by each boolean mask, in one pass over the store."""
+    totals = [np.zeros(store.config.num_buckets, dtype=np.int64) for _ in masks]
+    start = 0
+    for i, size in enumerate(shard_sizes):
+        features = store.read(i)
+        for total, mask in zip(totals, masks):
+            part = mask[start: start + size]
+            if part.any():
+                total += features.counts(store.config.num_buckets, part)
+        start += size
+    return totals
+
+
+__all__ = ["PoolIndex", "featurize_pool", "featurize_in_memory", "masked_counts", "store_for",
+           "whitespace_token_counts"]

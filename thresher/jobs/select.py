@@ -1,0 +1,298 @@
+"""The targeted selection job: featurize pool and target, score every pool record, select under a budget, measure
+the selection against a random one of the same size, and write the run directory.
+
+Scoring and selection are separate stages: :func:`reselect` re-runs only selection (another budget, seed or
+selector) from a run directory's side-car scores, without reading features again except for the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from thresher._version import __version__
+from thresher.engine.local import LocalEngine
+from thresher.errors import ConfigError
+from thresher.evaluate.distribution import composition, kl_divergence, kl_reduction
+from thresher.features.hashed_ngrams import HashedNgramConfig
+from thresher.features.store import FeatureStore
+from thresher.io.dataset import Dataset
+from thresher.io.writers import FORMATS, write_ids, write_selected_records
+from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, store_for
+from thresher.run import Run
+from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
+from thresher.selectors import Budget, make_selector
+from thresher.selectors.base import Random
+
+METHODS = ("dsir", "random")
+DEFAULT_SELECTOR = {"dsir": "gumbel", "random": "random"}
+
+
+@dataclass
+class SelectConfig:
+    """Everything that decides a selection besides the input data. Saved whole in the manifest."""
+
+    method: str = "dsir"
+    selector: str | None = None
+    budget: str | None = "5%"
+    seed: int = 0
+    temperature: float | None = None
+    threshold: float | None = None
+    min_words: int = 0
+    group_field: str | None = "domain"
+    output_format: str = "parquet"
+    workers: int | None = None
+    features: HashedNgramConfig = field(default_factory=HashedNgramConfig)
+    importance: ImportanceConfig = field(default_factory=ImportanceConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        self.selector = self.selector or DEFAULT_SELECTOR[self.method]
+        if self.method == "random" and self.selector != "random":
+            raise ConfigError(f"method 'random' has no scores, so selector {self.selector!r} cannot rank them; "
+                              "use --selector random or --method dsir")
+        make_selector(self.selector, temperature=self.temperature, threshold=self.threshold)
+        if not (self.selector == "threshold" and self.budget is None):
+            Budget.parse(self.budget)
+        if self.output_format not in FORMATS:
+            raise ConfigError(f"unknown format {self.output_format!r}; choose from {', '.join(FORMATS)}")
+        if self.min_words < 0:
+            raise ConfigError(f"min_words must be >= 0, got {self.min_words}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SelectConfig:
+        d = dict(d)
+        d["features"] = HashedNgramConfig(**d.get("features", {}))
+        d["importance"] = ImportanceConfig(**d.get("importance", {}))
+        return cls(**d)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 4)
+
+
+def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike, config: SelectConfig | None = None,
+                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                  command: list[str] | None = None) -> Run:
+    """Score ``pool`` toward ``target`` and select under the budget; write and return the run directory."""
+    config = config or SelectConfig()
+    if config.method == "dsir" and target is None:
+        raise ConfigError("method 'dsir' needs a target: give --target PATH (a sample of the text you want)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timer = _Timer()
+    engine = LocalEngine(config.workers)
+    store = store_for(pool, config.features, Path(cache_dir) if cache_dir else out / "cache", config.group_field)
+
+    target_info = None
+    if target is not None:
+        with timer.stage("featurize_target"):
+            target_counts, target_lengths, target_errors = featurize_in_memory(target, config.features)
+        target_info = {"records": int(len(target_lengths)), "failed": target_errors}
+    with timer.stage("featurize_pool"):
+        index = featurize_pool(pool, store, engine, config.group_field, progress)
+
+    columns: dict[str, np.ndarray | pa.Array] = {"id": index.ids}
+    if config.method == "dsir":
+        with timer.stage("fit"):
+            scorer = ImportanceScorer(config.importance).fit(target_counts, index.counts, target_lengths)
+        with timer.stage("score"):
+            parts = [scorer.score(f) for f in store.iter_features()]
+            columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    columns["n_words"] = index.n_words
+    columns["n_ngrams"] = sum(np.maximum(index.n_tokens - j, 0) for j in range(config.features.ngrams))
+    if index.groups is not None:
+        columns["group"] = index.groups
+    scores = pa.table(columns)
+
+    fit_dir = out / "fit"
+    fit_dir.mkdir(exist_ok=True)
+    np.save(fit_dir / "pool_counts.npy", index.counts)
+    if target is not None:
+        np.save(fit_dir / "target_counts.npy", target_counts)
+    scores_dir = out / "scores"
+    scores_dir.mkdir(exist_ok=True)
+    _write_parquet(scores, scores_dir / "scores.parquet")
+
+    manifest = {
+        "thresher_version": __version__,
+        "created_unix": int(time.time()),
+        "command": command,
+        "inputs": {"pool": _dataset_info(pool), "target": _dataset_info(target) if target is not None else None},
+        "feature_store": str(store.root.resolve()),
+        "engine": engine.describe(),
+        "versions": _versions(),
+        "counts": {"pool_failed": index.errors, "target": target_info},
+        "timings": {},
+    }
+    return _select_and_write(out, pool, scores, store, index.shard_sizes, config, manifest, timer,
+                             target_counts if target is not None else None)
+
+
+def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, progress: bool = True,
+             command: list[str] | None = None, **overrides: object) -> Run:
+    """Select again from a run's scores with other budget/seed/selector/...; no re-featurizing or re-scoring."""
+    src = Run(run_dir)
+    allowed = {"selector", "budget", "seed", "temperature", "threshold", "min_words", "output_format"}
+    bad = set(overrides) - allowed
+    if bad:
+        raise ConfigError(f"cannot change {', '.join(sorted(bad))} when re-selecting; they change the scores. "
+                          "Run a new selection instead")
+    base = src.manifest["config"]
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if "selector" in changes and changes["selector"] != base["selector"]:
+        # Parameters of the old selector do not carry over to another selector.
+        base = {**base, "temperature": None, "threshold": None}
+    config = SelectConfig.from_dict({**base, **changes})
+    out = Path(out) if out is not None else src.path
+    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() != src.path.resolve():
+        for sub in ("scores", "fit"):
+            shutil.copytree(src.path / sub, out / sub, dirs_exist_ok=True)
+    manifest = {k: v for k, v in src.manifest.items() if k not in ("selection", "metrics", "outputs")}
+    manifest.update(command=command, created_unix=int(time.time()), reselected_from=str(src.path.resolve()))
+    manifest["timings"] = {}
+    inputs = src.manifest["inputs"]["pool"]
+    pool = Dataset([f["path"] for f in inputs["files"]], text_field=inputs["text_field"],
+                   id_field=inputs["id_field"], on_error=inputs["on_error"], batch_size=inputs["batch_size"])
+    store_root = Path(src.manifest["feature_store"])
+    store = FeatureStore(store_root, config.features)
+    shard_sizes = (np.asarray(json.loads((store_root / "_COMPLETE").read_text())["shard_sizes"])
+                   if store.is_complete() else None)
+    target_counts = np.load(src.path / "fit" / "target_counts.npy") if (src.path / "fit" / "target_counts.npy"
+                                                                         ).exists() else None
+    return _select_and_write(out, pool, src.scores(), store if shard_sizes is not None else None, shard_sizes,
+                             config, manifest, _Timer(), target_counts)
+
+
+def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: FeatureStore | None,
+                      shard_sizes: np.ndarray | None, config: SelectConfig, manifest: dict, timer: _Timer,
+                      target_counts: np.ndarray | None) -> Run:
+    """Selection, metrics and outputs: shared by a full run and a re-selection."""
+    n = scores.num_rows
+    n_words = scores["n_words"].to_numpy()
+    eligible = n_words >= config.min_words
+    elig_idx = np.flatnonzero(eligible)
+    if len(elig_idx) == 0:
+        raise ConfigError(f"no record has at least {config.min_words} words (--min-words)")
+    budget = Budget.parse(config.budget) if config.budget is not None else None
+    selector = make_selector(config.selector, temperature=config.temperature, threshold=config.threshold)
+    score_values = scores["dsir"].to_numpy()[elig_idx] if "dsir" in scores.column_names else None
+
+    with timer.stage("select"):
+        chosen = elig_idx[selector.select(score_values, budget, n_words[elig_idx], config.seed)]
+        baseline = elig_idx[Random().select(None, budget if budget is not None else Budget("count", len(chosen)),
+                                            n_words[elig_idx], config.seed)] if len(chosen) else chosen[:0]
+    selected_mask = np.zeros(n, dtype=bool)
+    selected_mask[chosen] = True
+    random_mask = np.zeros(n, dtype=bool)
+    random_mask[baseline] = True
+
+    metrics: dict = {"selected_records": int(len(chosen)), "selected_words": int(n_words[chosen].sum()),
+                     "random_records": int(len(baseline))}
+    with timer.stage("metrics"):
+        if target_counts is not None and store is not None and len(chosen):
+            sel_counts, rand_counts = masked_counts(store, shard_sizes, [selected_mask, random_mask])
+            pool_counts = masked_counts(store, shard_sizes, [eligible])[0] if not eligible.all() else None
+            metrics.update(kl_reduction(target_counts, sel_counts, rand_counts))
+            metrics["kl_target_pool"] = kl_divergence(
+                target_counts, pool_counts if pool_counts is not None else np.load(out / "fit" / "pool_counts.npy"))
+        if "group" in scores.column_names:
+            groups = np.asarray(scores["group"].fill_null("(none)").to_numpy(zero_copy_only=False), dtype=object)
+            metrics["composition"] = composition(groups, chosen, baseline)
+
+    with timer.stage("write"):
+        sel_dir = out / "selected"
+        if sel_dir.exists():
+            shutil.rmtree(sel_dir)
+        sel_dir.mkdir()
+        selected_ids = scores["id"].take(pa.array(chosen))
+        write_ids(selected_ids.to_pylist(), sel_dir / "ids.txt")
+        written = write_selected_records(pool, selected_ids, sel_dir, config.output_format)
+
+    failed = manifest["counts"]["pool_failed"]["total"]
+    counts = {
+        **manifest["counts"],
+        "input_records": int(n + failed),
+        "scored": int(n),
+        "selected": int(len(chosen)),
+        "not_selected": int(eligible.sum() - len(chosen)),
+        "filtered": {"too_short": int((~eligible).sum())} if config.min_words else {},
+        "failed": int(failed),
+    }
+    accounted = counts["selected"] + counts["not_selected"] + sum(counts["filtered"].values()) + counts["failed"]
+    counts["all_accounted_for"] = accounted == counts["input_records"]
+    manifest.update(
+        config=config.to_dict(), seed=config.seed, counts=counts, metrics=metrics,
+        selection={"selector": config.selector, "budget": str(budget) if budget else None,
+                   "order": "selected/ids.txt lists ids best (or first drawn) first"},
+        outputs={"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
+                 "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
+    )
+    manifest["timings"] = {**manifest.get("timings", {}), **timer.seconds}
+    _write_json(manifest, out / "manifest.json")
+    return Run(out)
+
+
+def _dataset_info(ds: Dataset) -> dict:
+    return {"paths": ds.paths, "files": ds.describe(), "text_field": ds.text_field, "id_field": ds.id_field,
+            "on_error": ds.on_error, "batch_size": ds.batch_size}
+
+
+def _versions() -> dict:
+    import numpy
+    import pyarrow
+    import xxhash
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "numpy": numpy.__version__,
+            "pyarrow": pyarrow.__version__, "xxhash": xxhash.VERSION, "thresher": __version__}
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def _write_json(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+__all__ = ["SelectConfig", "run_selection", "reselect"]

@@ -1,0 +1,67 @@
+"""A :class:`Run` is a run directory opened for reading: manifest, side-car scores, selected ids and records."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from thresher.errors import ConfigError
+
+
+class Run:
+    """A finished run directory (``manifest.json``, ``scores/``, ``selected/``)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        manifest = self.path / "manifest.json"
+        if not manifest.is_file():
+            raise ConfigError(f"{self.path} is not a thresher run directory (no manifest.json)")
+        self.manifest: dict = json.loads(manifest.read_text())
+
+    @property
+    def metrics(self) -> dict:
+        return self.manifest.get("metrics", {})
+
+    @property
+    def counts(self) -> dict:
+        return self.manifest.get("counts", {})
+
+    def scores(self) -> pa.Table:
+        """The side-car score table: id, score columns, lengths and group, one row per scored record."""
+        return pq.read_table(self.path / "scores" / "scores.parquet")
+
+    def selected_ids(self) -> list[str]:
+        """Selected ids, best (or first drawn) first."""
+        return (self.path / "selected" / "ids.txt").read_text(encoding="utf-8").splitlines()
+
+    def selected_records(self) -> pa.Table:
+        """The selected records with all their original fields (not available with ``format='ids'``)."""
+        files = self.manifest["outputs"]["records"]
+        if not files:
+            raise ConfigError(f"{self.path}: records were not written (format 'ids'); use selected_ids()")
+        if files[0].endswith(".parquet"):
+            return pa.concat_tables([pq.read_table(self.path / f) for f in files], promote_options="permissive")
+        import pyarrow.json as pajson
+
+        return pajson.read_json(self.path / files[0])
+
+    def reselect(self, out: str | os.PathLike | None = None, **changes: object) -> Run:
+        """Select again from these scores (budget, seed, selector, temperature, threshold, min_words,
+        output_format); writes to ``out`` or in place."""
+        from thresher.jobs.select import reselect
+
+        return reselect(self.path, out=out, **changes)
+
+    def summary(self) -> str:
+        """A short human-readable table of counts, metrics and composition."""
+        from thresher.report.summary import format_summary
+
+        return format_summary(self.manifest)
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return f"Run({str(self.path)!r}, selected={c.get('selected')}, scored={c.get('scored')})"

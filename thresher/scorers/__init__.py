@@ -1,0 +1,1 @@
+"""Scorers turn records into side-car score columns keyed by record id."""
