@@ -1,0 +1,1 @@
+"""Jobs: the end-to-end stages behind each CLI verb."""
