@@ -12,18 +12,20 @@ of records is then one ``np.bincount``, and a record's score under per-bucket we
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
-from scipy import sparse
 
 from thresher.errors import ConfigError
 
 TOKENIZERS = ("wordpunct", "whitespace")
-#: Runs of characters that are neither word characters nor spaces become tokens of their own ("wordpunct").
+#: NLTK's wordpunct_tokenize: runs of word characters, and runs of other non-space characters.
+_WORDPUNCT = re.compile(r"\w+|[^\w\s]+")
+#: The same punctuation runs in RE2 syntax, for Arrow (\\w is ASCII-only in RE2, hence the classes).
 _PUNCT_RUN = r"([^\pL\pN_\s]+)"
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio constant: spreads the first hash before xor-ing the next
 
@@ -95,8 +97,10 @@ class NgramFeatures:
             out += np.bincount(self.record_index(j), weights=weights[b], minlength=self.n_records)
         return out
 
-    def to_csr(self, num_buckets: int) -> sparse.csr_matrix:
+    def to_csr(self, num_buckets: int) -> scipy.sparse.csr_matrix:  # noqa: F821
         """Records x buckets count matrix (scipy CSR), for users who want the classic layout."""
+        from scipy import sparse
+
         rows = np.concatenate([self.record_index(j) for j in range(len(self.buckets))])
         cols = np.concatenate(self.buckets).astype(np.int64)
         m = sparse.csr_matrix((np.ones(len(cols), np.int32), (rows, cols)), shape=(self.n_records, num_buckets))
@@ -105,59 +109,88 @@ class NgramFeatures:
 
 
 class HashedNgramFeaturizer:
-    """Turns a batch of texts into :class:`NgramFeatures`; deterministic, stateless, picklable."""
+    """Turns a batch of texts into :class:`NgramFeatures`; deterministic, stateless, picklable.
+
+    Tokenising works on the batch's *vocabulary*, not its text: Arrow splits the batch on whitespace and
+    dictionary-encodes the words; only the distinct words are lower-cased, split into word and punctuation runs
+    (``wordpunct``: NLTK's pattern ``\\w+|[^\\w\\s]+``) and hashed; numpy then expands the per-word hashes back
+    to the token stream. The result equals tokenising every record on its own.
+    """
 
     def __init__(self, config: HashedNgramConfig | None = None):
         self.config = config or HashedNgramConfig()
 
-    def tokens(self, text: pa.Array | pa.ChunkedArray) -> pa.ListArray:
-        """Token lists of a batch of texts, as Arrow lists of strings."""
+    def tokens(self, texts: list[str]) -> list[list[str]]:
+        """Token lists of some texts, in plain Python: the reference that :meth:`transform` reproduces."""
+        out = []
+        for t in texts:
+            words = (t or "").split()
+            if self.config.lowercase:
+                words = [w.lower() for w in words]
+            if self.config.tokenizer == "wordpunct":
+                words = [s for w in words for s in _WORDPUNCT.findall(w)]
+            out.append(words)
+        return out
+
+    def token_hashes(self, text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+        """(hash of every token of the batch, record offsets into that array)."""
         if isinstance(text, pa.ChunkedArray):
             text = text.combine_chunks()
+        words = pc.utf8_split_whitespace(text)
+        offsets = words.offsets.to_numpy().astype(np.int64)
+        offsets = offsets - offsets[0]
+        encoded = pc.dictionary_encode(words.flatten())
+        piece_hash, piece_start, piece_len = self._vocabulary_hashes(encoded.dictionary)
+        idx = encoded.indices.to_numpy()
+        occ_len = piece_len[idx]
+        before = np.concatenate([[0], np.cumsum(occ_len)])
+        if len(piece_len) and piece_len.min() == 1 and piece_len.max() == 1:
+            return piece_hash[idx], before[offsets]
+        return piece_hash[_ranges(piece_start[idx], occ_len)], before[offsets]
+
+    def _vocabulary_hashes(self, vocab: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each distinct word: the hashes of its tokens (flat), where they start, and how many there are.
+
+        Splitting runs on the vocabulary, in Arrow: punctuation runs get spaces around them, the words are split
+        again, and each distinct piece is hashed once.
+        """
         if self.config.lowercase:
-            text = pc.utf8_lower(text)
+            vocab = pc.utf8_lower(vocab)
         if self.config.tokenizer == "wordpunct":
-            text = pc.replace_substring_regex(text, _PUNCT_RUN, r" \1 ")
-        return pc.utf8_split_whitespace(text)
+            vocab = pc.replace_substring_regex(vocab, _PUNCT_RUN, r" \1 ")
+        split = pc.utf8_split_whitespace(vocab)
+        offsets = split.offsets.to_numpy().astype(np.int64)
+        offsets -= offsets[0]
+        pieces = split.flatten()
+        nonempty = pc.binary_length(pieces).to_numpy() > 0  # Arrow's split yields "" at leading/trailing spaces
+        if not nonempty.all():
+            offsets = np.concatenate([[0], np.cumsum(nonempty)])[offsets]
+            pieces = pieces.filter(pa.array(nonempty))
+        encoded = pc.dictionary_encode(pieces)
+        distinct = _hash_all(encoded.dictionary.cast(pa.large_binary()).to_pylist())
+        return distinct[encoded.indices.to_numpy()], offsets[:-1], np.diff(offsets)
 
     def transform(self, text: pa.Array | pa.ChunkedArray) -> NgramFeatures:
         """Hashed n-gram bucket ids of every record of the batch."""
-        toks = self.tokens(text)
-        if isinstance(toks, pa.ChunkedArray):
-            toks = toks.combine_chunks()
-        offsets = toks.offsets.to_numpy().astype(np.int64)
-        offsets = offsets - offsets[0]
-        flat = toks.flatten()
-        nonempty = pc.binary_length(flat).to_numpy() > 0
-        if not nonempty.all():  # Arrow's split leaves "" tokens at leading/trailing/repeated spaces: drop them
-            kept_before = np.concatenate([[0], np.cumsum(nonempty)])
-            offsets = kept_before[offsets]
-            flat = flat.filter(pa.array(nonempty))
+        hashes, offsets = self.token_hashes(text)
         n_tokens = np.diff(offsets)
-        hashes = token_hashes(flat)
         nb = np.uint64(self.config.num_buckets)
         dtype = self.config.bucket_dtype
-        buckets = [(_finalise(hashes) % nb).astype(dtype)]
+        buckets = [(hashes % nb).astype(dtype)]  # xxh3 output is already uniform
         gram = hashes
         for order in range(1, self.config.ngrams):
             # gram[i] is the hash of tokens i..i+order; keep only n-grams that stay inside one record.
             with np.errstate(over="ignore"):
                 gram = gram[:-1] * _MIX ^ hashes[order:]
-            starts = offsets[:-1]
             keep_len = np.maximum(n_tokens - order, 0)
-            index = _ranges(starts, keep_len)
+            index = _ranges(offsets[:-1], keep_len)
             buckets.append((_finalise(gram[index]) % nb).astype(dtype))
         return NgramFeatures(n_tokens.astype(np.int64), buckets)
 
 
-def token_hashes(tokens: pa.Array) -> np.ndarray:
-    """xxh3-64 of each token's UTF-8 bytes; each distinct token is hashed once."""
-    if len(tokens) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    encoded = pc.dictionary_encode(tokens)
-    words = encoded.dictionary.cast(pa.large_binary()).to_pylist()
-    table = np.fromiter(map(xxhash.xxh3_64_intdigest, words), dtype=np.uint64, count=len(words))
-    return table[encoded.indices.to_numpy()]
+def _hash_all(words: list[bytes]) -> np.ndarray:
+    """xxh3-64 of each byte string."""
+    return np.fromiter(map(xxhash.xxh3_64_intdigest, words), dtype=np.uint64, count=len(words))
 
 
 def _finalise(h: np.ndarray) -> np.ndarray:
@@ -171,10 +204,14 @@ def _finalise(h: np.ndarray) -> np.ndarray:
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + l)`` for every (s, l), vectorised."""
+    """Concatenation of ``arange(s, s + l)`` for every (s, l), vectorised: one cumulative sum of unit steps, with
+    a jump at each range start."""
+    keep = lengths > 0
+    starts, lengths = starts[keep], lengths[keep]
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    first = np.repeat(starts - (ends - lengths), lengths)
-    return first + np.arange(total, dtype=np.int64)
+    step = np.ones(total, dtype=np.int64)
+    step[0] = starts[0]
+    step[(np.cumsum(lengths) - lengths)[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(step)
