@@ -136,7 +136,9 @@ class HashedNgramFeaturizer:
         """(hash of every token of the batch, record offsets into that array)."""
         if isinstance(text, pa.ChunkedArray):
             text = text.combine_chunks()
-        words = pc.utf8_split_whitespace(text)
+        # Trimming first is not cosmetic: pyarrow 26's utf8_split_whitespace can read past the data buffer when
+        # the last string ends in whitespace, and then returns a token with a trailing space (seen on real data).
+        words = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(text))
         offsets = words.offsets.to_numpy().astype(np.int64)
         offsets = offsets - offsets[0]
         encoded = pc.dictionary_encode(words.flatten())
@@ -157,7 +159,7 @@ class HashedNgramFeaturizer:
         if self.config.lowercase:
             vocab = pc.utf8_lower(vocab)
         if self.config.tokenizer == "wordpunct":
-            vocab = pc.replace_substring_regex(vocab, _PUNCT_RUN, r" \1 ")
+            vocab = pc.utf8_trim_whitespace(pc.replace_substring_regex(vocab, _PUNCT_RUN, r" \1 "))
         split = pc.utf8_split_whitespace(vocab)
         offsets = split.offsets.to_numpy().astype(np.int64)
         offsets -= offsets[0]

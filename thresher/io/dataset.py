@@ -87,12 +87,13 @@ class Dataset:
         """The record ids of a chunk and a mask of records with a usable text (reporting the others)."""
         table = chunk.table
         n = table.num_rows
-        if self.id_field in table.column_names:
+        has_ids = self.id_field in table.column_names and table[self.id_field].null_count < n
+        if has_ids:
             ids = table[self.id_field].combine_chunks()
             ids = ids.cast(pa.large_string()) if pa.types.is_string(ids.type) or pa.types.is_large_string(
                 ids.type) else pc.cast(ids, pa.large_string())
         elif self.id_field != "id":
-            raise ConfigError(f"{src.path}: no id field {self.id_field!r} (fields: {', '.join(table.column_names)})")
+            raise ConfigError(f"{src.path}: no id field {self.id_field!r} in these records")
         else:
             ids = _derived_ids(src, chunk)
         if self.text_field not in table.column_names:
@@ -130,7 +131,9 @@ def _derived_ids(src: InputFile, chunk: Chunk) -> pa.Array:
     """Stable ids ``<file name>:<line>`` (line formats) or ``<file name>:<row>``; a .txt file's id is its name."""
     if src.format == "txt":
         return pa.array([src.name], pa.large_string())
-    return pc.binary_join_element_wise(src.name, pc.cast(pa.array(chunk.locs), pa.large_string()), ":")
+    locs = pc.cast(pa.array(chunk.locs), pa.large_string())
+    return pc.binary_join_element_wise(pa.scalar(src.name, pa.large_string()), locs,
+                                       pa.scalar(":", pa.large_string()))
 
 
 def _report_rows(errors: ErrorLog, src: InputFile, chunk: Chunk, mask: np.ndarray, reason: str, detail: str) -> None:

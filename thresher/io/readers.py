@@ -127,7 +127,11 @@ def read_jsonl(src: InputFile, columns: list[str] | None, batch_size: int, error
 def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
               text_field: str = "text") -> Iterator[Chunk]:
     """Parquet, streamed by row group and batch."""
-    pf = pq.ParquetFile(src.path)
+    try:
+        pf = pq.ParquetFile(src.path)
+    except (pa.ArrowInvalid, OSError) as e:
+        errors.report(src.path, "corrupt_file", f"not a readable Parquet file ({e})", records=0)
+        return
     if pf.metadata.num_rows == 0:
         errors.report(src.path, "empty_file", "file has no records", records=0)
         return
@@ -148,8 +152,12 @@ def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, error
         batches: Iterator[pa.RecordBatch] = iter(reader)
         schema = reader.schema
     except pa.ArrowInvalid:
-        source.seek(0)
-        fr = pa.ipc.open_file(source)
+        try:
+            source.seek(0)
+            fr = pa.ipc.open_file(source)
+        except pa.ArrowInvalid as e:
+            errors.report(src.path, "corrupt_file", f"not a readable Arrow file ({e})", records=0)
+            return
         batches = (fr.get_batch(i) for i in range(fr.num_record_batches))
         schema = fr.schema
     cols = _present(schema.names, columns)

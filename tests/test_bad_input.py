@@ -1,0 +1,119 @@
+"""Bad input: a clear one-line error naming file and line (exit 2), or with --on-error skip, counted by reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+import thresher as th
+from thresher.errors import ConfigError, InputError
+from thresher.io.dataset import read
+from thresher.io.errors import ErrorLog
+
+
+@pytest.fixture()
+def good_lines(sample_records) -> list[str]:
+    return [json.dumps(r) for r in sample_records[:20]]
+
+
+def _drain(path, on_error="raise", **kw):
+    errors = ErrorLog(on_error)
+    rows = sum(b.num_rows for b in read(path, on_error=on_error, **kw).iter_batches(errors))
+    return rows, errors
+
+
+CASES = {
+    # name: (bytes of line 3, reason)
+    "bad_json": (b'{"id": "x", "text": "unterminated', "bad_json"),
+    "bad_utf8": (b'{"id": "x", "text": "caf\xe9 au lait"}', "bad_utf8"),
+    "missing_text": (b'{"id": "x", "body": "no text field here"}', "missing_text"),
+    "empty_text": (b'{"id": "x", "text": "   "}', "empty_text"),
+    "not_an_object": (b'["a", "list"]', "not_an_object"),
+    "bad_text_type": (b'{"id": "x", "text": 42}', "bad_text_type"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_malformed_record_names_file_and_line(tmp_path, good_lines, case):
+    bad, reason = CASES[case]
+    path = tmp_path / "pool.jsonl"
+    path.write_bytes(b"\n".join([good_lines[0].encode(), good_lines[1].encode(), bad, *map(str.encode,
+                                                                                           good_lines[2:])]) + b"\n")
+    with pytest.raises(InputError) as info:
+        _drain(path)
+    assert info.value.reason == reason and info.value.line == 3
+    assert f"{path}:3" in str(info.value)
+    rows, errors = _drain(path, "skip")
+    assert rows == len(good_lines) and errors.counts == {reason: 1}
+
+
+def test_truncated_gzip_keeps_what_was_read_and_reports_the_rest(tmp_path, good_lines):
+    data = gzip.compress(("\n".join(good_lines) + "\n").encode())
+    path = tmp_path / "pool.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated_or_corrupt_file"):
+        _drain(path)
+    rows, errors = _drain(path, "skip")
+    assert 0 < rows < len(good_lines)
+    assert errors.counts == {"truncated_or_corrupt_file": 1}
+
+
+def test_empty_and_corrupt_files(tmp_path, good_lines):
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(InputError, match="empty_file"):
+        _drain(tmp_path / "empty.jsonl")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InputError, match="broken.parquet.*corrupt_file"):
+        _drain(tmp_path / "broken.parquet")
+    (tmp_path / "ok.jsonl").write_text("\n".join(good_lines) + "\n")
+    rows, errors = _drain([tmp_path / "empty.jsonl", tmp_path / "broken.parquet", tmp_path / "ok.jsonl"], "skip")
+    assert rows == len(good_lines)
+    assert errors.file_problems == {"empty_file": 1, "corrupt_file": 1}
+
+
+def test_skip_accounts_for_every_record_in_the_manifest(tmp_path, sample_records, news_target):
+    lines = [json.dumps(r).encode() for r in sample_records]
+    lines[5] = b'{"id": "broken", "text": '
+    lines[9] = b'{"id": "e", "text": ""}'
+    lines[12] = b'{"id": "u", "text": "\xff\xfe"}'
+    path = tmp_path / "pool.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    run = th.select(th.read(path, on_error="skip"), target=news_target, budget=10, out=tmp_path / "run")
+    c = run.counts
+    assert c["input_records"] == len(lines)
+    assert c["failed"] == 3 and c["pool_failed"]["by_reason"] == {"bad_json": 1, "bad_utf8": 1, "empty_text": 1}
+    assert c["selected"] + c["not_selected"] + c["failed"] == len(lines) and c["all_accounted_for"]
+    assert {e["line"] for e in c["pool_failed"]["examples"]} == {6, 10, 13}
+
+
+def test_empty_target_and_oversized_budget_are_clear_errors(tmp_path, small_pool, news_target):
+    (tmp_path / "t.jsonl").write_text('{"id": "a", "text": ""}\n')
+    with pytest.raises(ConfigError, match="target has no usable records"):
+        th.select(small_pool, target=th.read(tmp_path / "t.jsonl", on_error="skip"), out=tmp_path / "r1")
+    n = pq.ParquetFile(small_pool).metadata.num_rows
+    with pytest.raises(ConfigError, match=f"only {n} are eligible"):
+        th.select(small_pool, target=news_target, budget=n + 1, out=tmp_path / "r2")
+    with pytest.raises(ConfigError, match="exceeds"):
+        th.select(small_pool, target=news_target, budget="1B tokens", out=tmp_path / "r3")
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path, good_lines, news_target):
+    path = tmp_path / "pool.jsonl"
+    path.write_text("\n".join([good_lines[0], "{not json", *good_lines[1:]]) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "select", "--pool", str(path), "--target",
+                           str(news_target), "--out", str(tmp_path / "run"), "--budget", "3"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert f"{path}:2" in proc.stderr and "--on-error skip" in proc.stderr
+    ok = subprocess.run([sys.executable, "-m", "thresher.cli", "select", "--pool", str(path), "--target",
+                         str(news_target), "--out", str(tmp_path / "run"), "--budget", "3", "--on-error", "skip",
+                         "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads(ok.stdout)
+    assert summary["counts"]["failed"] == 1 and summary["counts"]["selected"] == 3
