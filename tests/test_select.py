@@ -89,15 +89,16 @@ def fresh_order(run):
     return order.__getitem__
 
 
-def test_token_budget_and_min_words(tmp_path, small_pool, news_target):
-    run = th.select(small_pool, target=news_target, budget="20k tokens", min_words=50, out=tmp_path / "t",
+def test_token_budget_and_min_tokens(tmp_path, small_pool, news_target):
+    run = th.select(small_pool, target=news_target, budget="20k tokens", min_tokens=50, out=tmp_path / "t",
                     selector="topk", workers=1)
     scores = run.scores()
     words = dict(zip(scores["id"].to_pylist(), scores["n_words"].to_pylist()))
-    chosen = [words[i] for i in run.selected_ids()]
-    assert sum(chosen) <= 20_000 and min(chosen) >= 50
+    tokens = dict(zip(scores["id"].to_pylist(), scores["n_tokens"].to_pylist()))
+    chosen = run.selected_ids()
+    assert 19_000 < sum(words[i] for i in chosen) <= 20_000 and min(tokens[i] for i in chosen) >= 50
     c = run.counts
-    assert c["filtered"]["too_short"] == sum(1 for v in words.values() if v < 50)
+    assert c["filtered"]["too_short"] == sum(1 for v in tokens.values() if v < 50) > 0
     assert c["selected"] + c["not_selected"] + c["filtered"]["too_short"] == c["input_records"]
 
 

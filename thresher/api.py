@@ -20,7 +20,7 @@ def _dataset(x: PathsOrDataset) -> Dataset:
 
 def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: str | os.PathLike,
            method: str = "dsir", selector: str | None = None, budget: str | int | float | None = "5%",
-           seed: int = 0, temperature: float | None = None, threshold: float | None = None, min_words: int = 0,
+           seed: int = 0, temperature: float | None = None, threshold: float | None = None, min_tokens: int = 0,
            format: str = "parquet", group_field: str | None = "domain", workers: int | None = None,
            num_buckets: int = 10_000, ngrams: int = 2, tokenizer: str = "wordpunct",
            length_norm: str = "ref", smoothing: float = 1.0, shrink: float = 20.0,
@@ -34,7 +34,7 @@ def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: s
     config = SelectConfig(
         method=method, selector=selector, budget=None if budget is None else str(budget) if not isinstance(
             budget, float) else budget, seed=seed, temperature=temperature, threshold=threshold,
-        min_words=min_words, group_field=group_field, output_format=format, workers=workers,
+        min_tokens=min_tokens, group_field=group_field, output_format=format, workers=workers,
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),
         importance=ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))
     return run_selection(_dataset(pool), _dataset(target) if target is not None else None, out, config,

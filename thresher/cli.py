@@ -82,8 +82,9 @@ def _print_result(run, as_json: bool, quiet: bool) -> None:
 @click.option("--seed", type=int, default=None, show_default="0", help="Random seed.")
 @click.option("--temperature", type=float, default=None, help="gumbel: sample with exp(score / temperature).")
 @click.option("--threshold", type=float, default=None, help="threshold: keep records with score >= this.")
-@click.option("--min-words", type=int, default=None, show_default="0",
-              help="Filter records with fewer whitespace words (DSIR's minimum-length filter); counted as filtered.")
+@click.option("--min-tokens", type=int, default=None, show_default="0",
+              help="Filter records with fewer tokens (of --tokenizer), like DSIR's min_example_length (DSIR's "
+                   "default is 100); counted as filtered.")
 @click.option("--format", "output_format", type=click.Choice(["parquet", "jsonl", "jsonl.gz", "ids"]),
               default=None, show_default="parquet", help="How to write the selected records.")
 @click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
@@ -109,7 +110,7 @@ def _print_result(run, as_json: bool, quiet: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
 @_handle_errors
-def select(pool, target, out, from_run, method, selector, budget, seed, temperature, threshold, min_words,
+def select(pool, target, out, from_run, method, selector, budget, seed, temperature, threshold, min_tokens,
            output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
            tokenizer, length_norm, shrink, smoothing, cache_dir, quiet, as_json) -> None:
     """Select the pool records most like the target, under a budget, and write a run directory."""
@@ -123,7 +124,7 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
         from thresher.jobs.select import reselect
 
         run = reselect(from_run, out=out, progress=not quiet, command=command, selector=selector,
-                       budget=budget, seed=seed, temperature=temperature, threshold=threshold, min_words=min_words,
+                       budget=budget, seed=seed, temperature=temperature, threshold=threshold, min_tokens=min_tokens,
                        output_format=output_format)
         _print_result(run, as_json, quiet)
         return
@@ -140,7 +141,7 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
     config = SelectConfig(
         method=method, selector=selector,
         budget=budget if budget is not None else (None if selector == "threshold" else "5%"),
-        seed=seed or 0, temperature=temperature, threshold=threshold, min_words=min_words or 0,
+        seed=seed or 0, temperature=temperature, threshold=threshold, min_tokens=min_tokens or 0,
         group_field=group_field or None, output_format=output_format or "parquet", workers=workers,
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),
         importance=ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))

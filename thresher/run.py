@@ -50,7 +50,7 @@ class Run:
         return pajson.read_json(self.path / files[0])
 
     def reselect(self, out: str | os.PathLike | None = None, **changes: object) -> Run:
-        """Select again from these scores (budget, seed, selector, temperature, threshold, min_words,
+        """Select again from these scores (budget, seed, selector, temperature, threshold, min_tokens,
         output_format); writes to ``out`` or in place."""
         from thresher.jobs.select import reselect
 

@@ -50,7 +50,7 @@ class SelectConfig:
     seed: int = 0
     temperature: float | None = None
     threshold: float | None = None
-    min_words: int = 0
+    min_tokens: int = 0
     group_field: str | None = "domain"
     output_format: str = "parquet"
     workers: int | None = None
@@ -69,8 +69,8 @@ class SelectConfig:
             Budget.parse(self.budget)
         if self.output_format not in FORMATS:
             raise ConfigError(f"unknown format {self.output_format!r}; choose from {', '.join(FORMATS)}")
-        if self.min_words < 0:
-            raise ConfigError(f"min_words must be >= 0, got {self.min_words}")
+        if self.min_tokens < 0:
+            raise ConfigError(f"min_tokens must be >= 0, got {self.min_tokens}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
 
@@ -124,6 +124,7 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
         with timer.stage("score"):
             parts = [scorer.score(f) for f in store.iter_features()]
             columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    columns["n_tokens"] = index.n_tokens
     columns["n_words"] = index.n_words
     columns["n_ngrams"] = sum(np.maximum(index.n_tokens - j, 0) for j in range(config.features.ngrams))
     if index.groups is not None:
@@ -158,7 +159,7 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
              command: list[str] | None = None, **overrides: object) -> Run:
     """Select again from a run's scores with other budget/seed/selector/...; no re-featurizing or re-scoring."""
     src = Run(run_dir)
-    allowed = {"selector", "budget", "seed", "temperature", "threshold", "min_words", "output_format"}
+    allowed = {"selector", "budget", "seed", "temperature", "threshold", "min_tokens", "output_format"}
     bad = set(overrides) - allowed
     if bad:
         raise ConfigError(f"cannot change {', '.join(sorted(bad))} when re-selecting; they change the scores. "
@@ -196,10 +197,10 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     """Selection, metrics and outputs: shared by a full run and a re-selection."""
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()
-    eligible = n_words >= config.min_words
+    eligible = scores["n_tokens"].to_numpy() >= config.min_tokens
     elig_idx = np.flatnonzero(eligible)
     if len(elig_idx) == 0:
-        raise ConfigError(f"no record has at least {config.min_words} words (--min-words)")
+        raise ConfigError(f"no record has at least {config.min_tokens} tokens (--min-tokens)")
     budget = Budget.parse(config.budget) if config.budget is not None else None
     selector = make_selector(config.selector, temperature=config.temperature, threshold=config.threshold)
     score_values = scores["dsir"].to_numpy()[elig_idx] if "dsir" in scores.column_names else None
@@ -242,7 +243,7 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
         "scored": int(n),
         "selected": int(len(chosen)),
         "not_selected": int(eligible.sum() - len(chosen)),
-        "filtered": {"too_short": int((~eligible).sum())} if config.min_words else {},
+        "filtered": {"too_short": int((~eligible).sum())} if config.min_tokens else {},
         "failed": int(failed),
     }
     accounted = counts["selected"] + counts["not_selected"] + sum(counts["filtered"].values()) + counts["failed"]
