@@ -140,7 +140,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
     out = [f"Pool: {meta['pool_docs']:,} docs, {meta['pool_text_mb']:.1f} MB of text; budget {meta['k']:,} records "
            f"(5%); seed {meta['seed']}.", "",
            "| target | procs | DSIR s | thresher s | DSIR docs/s/core | thresher docs/s/core | thresher MB/s/core "
-           "| ratio/core | DSIR peak RSS MB | thresher peak RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| ratio/core | DSIR peak RSS MB | thresher peak RSS MB |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "dsir" not in r:
             continue

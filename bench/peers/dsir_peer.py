@@ -27,67 +27,14 @@ import platform
 import resource
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-# --------------------------------------------------------------------------
-# memory accounting
-# --------------------------------------------------------------------------
-def _tree_rss_bytes(root_pid: int) -> int:
-    """Sum of the current RSS of ``root_pid`` and all its live descendants."""
-    children = collections.defaultdict(list)
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # comm may contain spaces/parens: ppid is the 2nd field after the last ')'
-        rest = stat[stat.rfind(b")") + 2:].split()
-        children[int(rest[1])].append(int(name))
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * _PAGE
-        except (OSError, IndexError, ValueError):
-            pass
-        stack.extend(children.get(pid, ()))
-    return total
-
-
-class TreeRssSampler(threading.Thread):
-    """Polls the summed RSS of this process tree (self + live children)."""
-
-    def __init__(self, interval: float = 0.1) -> None:
-        super().__init__(daemon=True)
-        self.interval = interval
-        self.peak = 0
-        self._stop_evt = threading.Event()
-
-    def run(self) -> None:
-        pid = os.getpid()
-        while not self._stop_evt.is_set():
-            try:
-                self.peak = max(self.peak, _tree_rss_bytes(pid))
-            except Exception:  # never let the sampler kill the benchmark
-                pass
-            self._stop_evt.wait(self.interval)
-
-    def stop(self) -> int:
-        self._stop_evt.set()
-        self.join()
-        return self.peak
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _measure import TreeRssSampler  # noqa: E402
 
 
 def _shutdown_loky_workers() -> bool:
