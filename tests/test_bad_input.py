@@ -87,7 +87,8 @@ def test_skip_accounts_for_every_record_in_the_manifest(tmp_path, sample_records
     c = run.counts
     assert c["input_records"] == len(lines)
     assert c["failed"] == 3 and c["pool_failed"]["by_reason"] == {"bad_json": 1, "bad_utf8": 1, "empty_text": 1}
-    assert c["selected"] + c["not_selected"] + c["failed"] == len(lines) and c["all_accounted_for"]
+    filtered = sum(c["filtered"].values())
+    assert c["selected"] + c["not_selected"] + filtered + c["failed"] == len(lines) and c["all_accounted_for"]
     assert {e["line"] for e in c["pool_failed"]["examples"]} == {6, 10, 13}
 
 
@@ -97,7 +98,7 @@ def test_empty_target_and_oversized_budget_are_clear_errors(tmp_path, small_pool
         th.select(small_pool, target=th.read(tmp_path / "t.jsonl", on_error="skip"), out=tmp_path / "r1")
     n = pq.ParquetFile(small_pool).metadata.num_rows
     with pytest.raises(ConfigError, match=f"only {n} are eligible"):
-        th.select(small_pool, target=news_target, budget=n + 1, out=tmp_path / "r2")
+        th.select(small_pool, target=news_target, budget=n + 1, out=tmp_path / "r2", min_tokens=0)
     with pytest.raises(ConfigError, match="exceeds"):
         th.select(small_pool, target=news_target, budget="1B tokens", out=tmp_path / "r3")
 

@@ -112,18 +112,23 @@ def test_random_method_and_ids_format(tmp_path, small_pool):
         th.select(small_pool, method="random", selector="topk", out=tmp_path / "y")
 
 
-def test_length_correction_keeps_short_records_from_winning_by_collision(tmp_path, small_pool, news_target):
-    """With DSIR's raw weights the mean log-ratio of very short records is noisy; shrinkage pulls it back."""
-    raw = th.select(small_pool, target=news_target, budget=50, selector="topk", length_norm="mean", shrink=0,
-                    out=tmp_path / "mean", workers=1)
-    fixed = th.select(small_pool, target=news_target, budget=50, selector="topk", out=tmp_path / "ref", workers=1)
-
-    def short_share(run):
+def test_length_corrections_keep_short_records_from_winning_by_collision(tmp_path, small_pool, news_target):
+    """Per-n-gram mean scores let very short records win on a few lucky buckets; shrinkage and the target-derived
+    minimum length both stop that."""
+    def short_share(**kw):
+        run = th.select(small_pool, target=news_target, budget=50, selector="topk",
+                        out=tmp_path / "_".join(f"{k}{v}" for k, v in kw.items()),
+                        workers=1, **kw)
         words = dict(zip(run.scores()["id"].to_pylist(), run.scores()["n_words"].to_pylist()))
-        return np.mean([words[i] < 15 for i in run.selected_ids()])
+        return np.mean([words[i] < 15 for i in run.selected_ids()]), run
 
-    print(short_share(raw), short_share(fixed))
-    assert short_share(raw) > 0.1 and short_share(fixed) < short_share(raw) / 4
+    mean, _ = short_share(length_norm="mean", shrink=0, min_tokens=0)
+    shrunk, _ = short_share(length_norm="ref", shrink=20, min_tokens=0)
+    auto, run = short_share(length_norm="mean", shrink=0, min_tokens="auto", smoothing=1.0)
+    assert mean > 0.1 and shrunk < mean / 4 and auto == 0
+    target_tokens = np.load(run.path / "fit" / "target_tokens.npy")
+    assert run.manifest["selection"]["min_tokens"] == int(np.percentile(target_tokens, 5) // 2) > 0
+    assert run.counts["filtered"]["too_short"] > 0
 
 
 def test_cli_select_and_from_run(tmp_path, small_pool, news_target):

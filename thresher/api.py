@@ -20,10 +20,11 @@ def _dataset(x: PathsOrDataset) -> Dataset:
 
 def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: str | os.PathLike,
            method: str = "dsir", selector: str | None = None, budget: str | int | float | None = "5%",
-           seed: int = 0, temperature: float | None = None, threshold: float | None = None, min_tokens: int = 0,
+           seed: int = 0, temperature: float | None = None, threshold: float | None = None,
+           min_tokens: int | str = "auto",
            format: str = "parquet", group_field: str | None = "domain", workers: int | None = None,
            num_buckets: int = 10_000, ngrams: int = 2, tokenizer: str = "wordpunct",
-           length_norm: str = "ref", smoothing: float = 1.0, shrink: float = 20.0,
+           length_norm: str = "none", smoothing: float = 1.0, shrink: float = 20.0,
            cache_dir: str | os.PathLike | None = None, progress: bool = False) -> Run:
     """Select records of ``pool`` that resemble ``target`` under ``budget``; returns the :class:`Run`.
 

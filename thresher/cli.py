@@ -65,6 +65,17 @@ def _print_result(run, as_json: bool, quiet: bool) -> None:
         click.echo(f"\nrun directory: {run.path}")
 
 
+def _min_tokens(value: str) -> int | str:
+    from thresher.errors import ConfigError
+
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"--min-tokens takes a whole number or 'auto', got {value!r}") from None
+
+
 @main.command(epilog=SELECT_EXAMPLES)
 @click.option("--pool", "pool", multiple=True, metavar="PATH",
               help="Pool files, globs or folders (repeat for several). JSONL(.gz/.zst/.bz2/.xz), Parquet, CSV/TSV, "
@@ -82,9 +93,9 @@ def _print_result(run, as_json: bool, quiet: bool) -> None:
 @click.option("--seed", type=int, default=None, show_default="0", help="Random seed.")
 @click.option("--temperature", type=float, default=None, help="gumbel: sample with exp(score / temperature).")
 @click.option("--threshold", type=float, default=None, help="threshold: keep records with score >= this.")
-@click.option("--min-tokens", type=int, default=None, show_default="0",
-              help="Filter records with fewer tokens (of --tokenizer), like DSIR's min_example_length (DSIR's "
-                   "default is 100); counted as filtered.")
+@click.option("--min-tokens", default=None, show_default="auto", metavar="N|auto",
+              help="Filter records with fewer tokens (of --tokenizer); counted as filtered. auto: half the target's "
+                   "5th-percentile length; 100 reproduces DSIR's min_example_length; 0 keeps everything.")
 @click.option("--format", "output_format", type=click.Choice(["parquet", "jsonl", "jsonl.gz", "ids"]),
               default=None, show_default="parquet", help="How to write the selected records.")
 @click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
@@ -100,10 +111,11 @@ def _print_result(run, as_json: bool, quiet: bool) -> None:
 @click.option("--ngrams", type=int, default=2, show_default=True, help="Highest n-gram order.")
 @click.option("--tokenizer", type=click.Choice(["wordpunct", "whitespace"]), default="wordpunct",
               show_default=True)
-@click.option("--length-norm", type=click.Choice(["ref", "mean", "none"]), default="ref", show_default=True,
-              help="DSIR length correction: ref (mean log-ratio x target median length), mean, none (DSIR).")
+@click.option("--length-norm", type=click.Choice(["none", "ref", "mean"]), default="none", show_default=True,
+              help="none: DSIR's log importance weight (a sum over n-grams); ref: mean log-ratio per n-gram x the "
+                   "target's median length (length-independent); mean: per n-gram.")
 @click.option("--shrink", type=float, default=20.0, show_default=True,
-              help="Shrink short records' scores toward the pool average with this many pseudo-n-grams.")
+              help="ref/mean: shrink short records' scores toward the pool average with this many pseudo-n-grams.")
 @click.option("--smoothing", type=float, default=1.0, show_default=True, help="Additive smoothing per bucket.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where to cache features. [default: OUT/cache]")
@@ -124,7 +136,8 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
         from thresher.jobs.select import reselect
 
         run = reselect(from_run, out=out, progress=not quiet, command=command, selector=selector,
-                       budget=budget, seed=seed, temperature=temperature, threshold=threshold, min_tokens=min_tokens,
+                       budget=budget, seed=seed, temperature=temperature, threshold=threshold,
+                       min_tokens=_min_tokens(min_tokens) if min_tokens is not None else None,
                        output_format=output_format)
         _print_result(run, as_json, quiet)
         return
@@ -141,7 +154,8 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
     config = SelectConfig(
         method=method, selector=selector,
         budget=budget if budget is not None else (None if selector == "threshold" else "5%"),
-        seed=seed or 0, temperature=temperature, threshold=threshold, min_tokens=min_tokens or 0,
+        seed=seed or 0, temperature=temperature, threshold=threshold,
+        min_tokens=_min_tokens(min_tokens) if min_tokens is not None else "auto",
         group_field=group_field or None, output_format=output_format or "parquet", workers=workers,
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),
         importance=ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))

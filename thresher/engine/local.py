@@ -27,6 +27,16 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _context() -> mp.context.BaseContext:
+    """Workers come from a fork server that imported thresher once: forking the parent itself is unsafe once Arrow
+    has started threads, and "spawn" re-imports numpy and pyarrow in every worker (about a second each)."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["thresher.jobs.featurize"])
+    return ctx
+
+
 class LocalEngine:
     """Map ``fn`` over items on this machine with ``workers`` processes (1 = in this process, no pickling)."""
 
@@ -42,8 +52,7 @@ class LocalEngine:
             for item in items:
                 yield fn(*item)
             return
-        # "spawn" keeps workers clear of the parent's Arrow/OpenMP thread state (fork after threads can hang).
-        with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=_context()) as pool:
             pending: deque[Future] = deque()
             for item in items:
                 pending.append(pool.submit(fn, *item))

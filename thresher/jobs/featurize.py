@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
-from thresher.features.lengths import whitespace_token_counts
 from thresher.features.store import FeatureStore, ShardSummary, featurize_shard
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
@@ -60,6 +59,11 @@ def featurize_or_load(config: HashedNgramConfig, root: str, index: int, text: pa
     return featurize_shard(config, root, index, text)
 
 
+def score_shard(scorer, store: FeatureStore, index: int) -> dict[str, np.ndarray]:
+    """Worker task: score columns of one stored shard with a fitted scorer."""
+    return scorer.score(store.read(index))
+
+
 def featurize_pool(dataset: Dataset, store: FeatureStore, engine: LocalEngine, group_field: str | None,
                    progress: bool = True) -> PoolIndex:
     """Featurize every record of ``dataset`` into ``store`` (or load a complete store) and return its index."""
@@ -100,7 +104,7 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: LocalEngine, g
 
 
 def featurize_in_memory(dataset: Dataset, config: HashedNgramConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Summed bucket counts and per-record n-gram counts of a small dataset (a target), without caching."""
+    """Summed bucket counts and per-record token counts of a small dataset (a target), without caching."""
     errors = ErrorLog(dataset.on_error)
     featurizer = HashedNgramFeaturizer(config)
     counts = np.zeros(config.num_buckets, dtype=np.int64)
@@ -108,7 +112,7 @@ def featurize_in_memory(dataset: Dataset, config: HashedNgramConfig) -> tuple[np
     for batch in dataset.iter_batches(errors):
         features = featurizer.transform(batch.column("text"))
         counts += features.counts(config.num_buckets)
-        lengths.append(features.n_ngrams())
+        lengths.append(features.n_tokens)
     if not lengths:
         raise ConfigError(f"the target has no usable records ({', '.join(dataset.paths)})")
     return counts, np.concatenate(lengths), errors.to_dict()
@@ -163,5 +167,4 @@ def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, masks: list[np.n
     return totals
 
 
-__all__ = ["PoolIndex", "featurize_pool", "featurize_in_memory", "masked_counts", "store_for",
-           "whitespace_token_counts"]
+__all__ = ["PoolIndex", "featurize_pool", "featurize_in_memory", "masked_counts", "score_shard", "store_for"]

@@ -30,7 +30,7 @@ from thresher.features.hashed_ngrams import HashedNgramConfig
 from thresher.features.store import FeatureStore
 from thresher.io.dataset import Dataset
 from thresher.io.writers import FORMATS, write_ids, write_selected_records
-from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, store_for
+from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.selectors import Budget, make_selector
@@ -50,7 +50,7 @@ class SelectConfig:
     seed: int = 0
     temperature: float | None = None
     threshold: float | None = None
-    min_tokens: int = 0
+    min_tokens: int | str = "auto"
     group_field: str | None = "domain"
     output_format: str = "parquet"
     workers: int | None = None
@@ -69,8 +69,8 @@ class SelectConfig:
             Budget.parse(self.budget)
         if self.output_format not in FORMATS:
             raise ConfigError(f"unknown format {self.output_format!r}; choose from {', '.join(FORMATS)}")
-        if self.min_tokens < 0:
-            raise ConfigError(f"min_tokens must be >= 0, got {self.min_tokens}")
+        if self.min_tokens != "auto" and not (isinstance(self.min_tokens, int) and self.min_tokens >= 0):
+            raise ConfigError(f"min_tokens must be 'auto' or an integer >= 0, got {self.min_tokens!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
 
@@ -112,17 +112,18 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
     target_info = None
     if target is not None:
         with timer.stage("featurize_target"):
-            target_counts, target_lengths, target_errors = featurize_in_memory(target, config.features)
-        target_info = {"records": int(len(target_lengths)), "failed": target_errors}
+            target_counts, target_tokens, target_errors = featurize_in_memory(target, config.features)
+        target_info = {"records": int(len(target_tokens)), "failed": target_errors}
     with timer.stage("featurize_pool"):
         index = featurize_pool(pool, store, engine, config.group_field, progress)
 
     columns: dict[str, np.ndarray | pa.Array] = {"id": index.ids}
     if config.method == "dsir":
         with timer.stage("fit"):
-            scorer = ImportanceScorer(config.importance).fit(target_counts, index.counts, target_lengths)
+            target_ngrams = sum(np.maximum(target_tokens - j, 0) for j in range(config.features.ngrams))
+            scorer = ImportanceScorer(config.importance).fit(target_counts, index.counts, target_ngrams)
         with timer.stage("score"):
-            parts = [scorer.score(f) for f in store.iter_features()]
+            parts = list(engine.map(score_shard, ((scorer, store, i) for i in range(len(index.shard_sizes)))))
             columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     columns["n_tokens"] = index.n_tokens
     columns["n_words"] = index.n_words
@@ -136,6 +137,7 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
     np.save(fit_dir / "pool_counts.npy", index.counts)
     if target is not None:
         np.save(fit_dir / "target_counts.npy", target_counts)
+        np.save(fit_dir / "target_tokens.npy", target_tokens)
     scores_dir = out / "scores"
     scores_dir.mkdir(exist_ok=True)
     _write_parquet(scores, scores_dir / "scores.parquet")
@@ -197,18 +199,24 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     """Selection, metrics and outputs: shared by a full run and a re-selection."""
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()
-    eligible = scores["n_tokens"].to_numpy() >= config.min_tokens
+    min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
+    eligible = scores["n_tokens"].to_numpy() >= min_tokens
     elig_idx = np.flatnonzero(eligible)
     if len(elig_idx) == 0:
-        raise ConfigError(f"no record has at least {config.min_tokens} tokens (--min-tokens)")
+        raise ConfigError(f"no record has at least {min_tokens} tokens (--min-tokens)")
     budget = Budget.parse(config.budget) if config.budget is not None else None
+    if budget is not None and budget.kind == "fraction":
+        # A fraction is of the scored pool, not of what a length filter leaves: "5%" means the same records count
+        # whatever --min-tokens is.
+        budget = Budget("count", float(max(1, round(budget.value * n))))
     selector = make_selector(config.selector, temperature=config.temperature, threshold=config.threshold)
     score_values = scores["dsir"].to_numpy()[elig_idx] if "dsir" in scores.column_names else None
 
     with timer.stage("select"):
         chosen = elig_idx[selector.select(score_values, budget, n_words[elig_idx], config.seed)]
-        baseline = elig_idx[Random().select(None, budget if budget is not None else Budget("count", len(chosen)),
-                                            n_words[elig_idx], config.seed)] if len(chosen) else chosen[:0]
+        # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
+        baseline = Random().select(None, Budget("count", len(chosen)) if budget is None or budget.kind != "tokens"
+                                   else budget, n_words, config.seed) if len(chosen) else chosen[:0]
     selected_mask = np.zeros(n, dtype=bool)
     selected_mask[chosen] = True
     random_mask = np.zeros(n, dtype=bool)
@@ -243,14 +251,15 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
         "scored": int(n),
         "selected": int(len(chosen)),
         "not_selected": int(eligible.sum() - len(chosen)),
-        "filtered": {"too_short": int((~eligible).sum())} if config.min_tokens else {},
+        "filtered": {"too_short": int((~eligible).sum())} if min_tokens else {},
         "failed": int(failed),
     }
     accounted = counts["selected"] + counts["not_selected"] + sum(counts["filtered"].values()) + counts["failed"]
     counts["all_accounted_for"] = accounted == counts["input_records"]
     manifest.update(
         config=config.to_dict(), seed=config.seed, counts=counts, metrics=metrics,
-        selection={"selector": config.selector, "budget": str(budget) if budget else None,
+        selection={"selector": config.selector, "budget": config.budget, "records_budget": str(budget) if budget
+                   else None, "min_tokens": min_tokens,
                    "order": "selected/ids.txt lists ids best (or first drawn) first"},
         outputs={"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
                  "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
@@ -258,6 +267,20 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     manifest["timings"] = {**manifest.get("timings", {}), **timer.seconds}
     _write_json(manifest, out / "manifest.json")
     return Run(out)
+
+
+def resolve_min_tokens(setting: int | str, target_tokens_path: Path) -> int:
+    """The minimum record length in tokens. ``auto``: half the 5th percentile of the target's record lengths.
+
+    DSIR filters records under a fixed 100 tokens. That keeps hash-collision noise of very short records out of
+    long-text targets, but makes short-text targets (tweets, titles) impossible. ``auto`` derives the bar from
+    the target: records much shorter than nearly all target records are not what the user asked for.
+    """
+    if setting != "auto":
+        return int(setting)
+    if not target_tokens_path.exists():
+        return 0
+    return int(np.percentile(np.load(target_tokens_path), 5) // 2)
 
 
 def _dataset_info(ds: Dataset) -> dict:

@@ -33,7 +33,7 @@ class ImportanceConfig:
     """
 
     smoothing: float = 1.0
-    length_norm: str = "ref"
+    length_norm: str = "none"
     shrink: float = 20.0
 
     def __post_init__(self) -> None:
