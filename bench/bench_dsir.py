@@ -34,6 +34,12 @@ from thresher.selectors.base import Random
 from thresher.selectors.budget import Budget
 
 HERE = Path(__file__).resolve().parent
+#: thresher scoring options measured beside the default (one process each; quality only).
+VARIANTS = {
+    "thresher, no length floor": ["--min-tokens", "0"],
+    "thresher, DSIR's floor (100)": ["--min-tokens", "100"],
+    "thresher, length-normalised (ref)": ["--length-norm", "ref", "--min-tokens", "0"],
+}
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data"
 
 
@@ -89,9 +95,13 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--targets", default="wikipedia,news,tech_docs")
     ap.add_argument("--procs", default="1,2")
+    ap.add_argument("--buckets", default="10000,65536",
+                    help="bucket counts given to both tools; counts after the first run with one process only")
     ap.add_argument("--k", type=int, default=4684)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-dsir", action="store_true", help="thresher only (no peer comparison)")
+    ap.add_argument("--no-variants", dest="variants", action="store_false",
+                    help="skip thresher's alternative length options")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "dsir.json")
     args = ap.parse_args()
     pool_path = args.data / "pool-en" / "pool.parquet"
@@ -106,15 +116,18 @@ def main() -> int:
         tpath = args.data / "targets" / f"{target}.target.parquet"
         tcounts = target_counts(tpath, pool.config)
         baseline = quality(pool, tcounts, target, random_ids, random_counts)
-        for procs in map(int, args.procs.split(",")):
-            entry = {"target": target, "procs": procs, "random": baseline}
-            tools = {"thresher": [sys.executable, str(HERE / "run_thresher.py"), "--workers", str(procs)]}
+        bucket_list = [int(b) for b in args.buckets.split(",")]
+        runs = [(bucket_list[0], p) for p in map(int, args.procs.split(","))] + [(b, 1) for b in bucket_list[1:]]
+        for buckets, procs in runs:
+            entry = {"target": target, "procs": procs, "buckets": buckets, "random": baseline}
+            tools = {"thresher": [sys.executable, str(HERE / "run_thresher.py"), "--workers", str(procs),
+                                  "--num-buckets", str(buckets)]}
             if not args.skip_dsir:
                 tools["dsir"] = [sys.executable, str(HERE / "peers" / "dsir_peer.py"), "--num-proc", str(procs),
-                                 "--workdir", str(work / "dsir")]
+                                 "--buckets", str(buckets), "--workdir", str(work / "dsir")]
             selections = {}
             for tool, cmd in tools.items():
-                ids_path = work / f"{tool}.{target}.{procs}.txt"
+                ids_path = work / f"{tool}.{target}.{procs}.{buckets}.txt"
                 res = run_json([*cmd, "--pool", str(pool_path), "--target", str(tpath), "--k", str(args.k),
                                 "--seed", str(args.seed), "--out-ids", str(ids_path)])
                 selections[tool] = ids_path.read_text().split()
@@ -122,11 +135,19 @@ def main() -> int:
                 res["docs_per_s_per_core"] = n / res["seconds"] / procs
                 entry[tool] = {"run": res, "quality": quality(pool, tcounts, target, selections[tool],
                                                               random_counts)}
-                print(f"{target} procs={procs} {tool}: {res['seconds']:.1f}s "
+                print(f"{target} buckets={buckets} procs={procs} {tool}: {res['seconds']:.1f}s "
                       f"{res['docs_per_s_per_core']:,.0f} docs/s/core {entry[tool]['quality']}", file=sys.stderr)
             if "dsir" in selections:
                 a, b = set(selections["thresher"]), set(selections["dsir"])
                 entry["jaccard"] = len(a & b) / len(a | b)
+            if procs == 1 and buckets == bucket_list[0] and args.variants:
+                entry["variants"] = {}
+                for name, extra in VARIANTS.items():
+                    ids_path = work / f"variant.{target}.txt"
+                    run_json([*tools["thresher"], *extra, "--pool", str(pool_path), "--target", str(tpath), "--k",
+                              str(args.k), "--seed", str(args.seed), "--out-ids", str(ids_path)])
+                    entry["variants"][name] = quality(pool, tcounts, target, ids_path.read_text().split(),
+                                                      random_counts)
             rows.append(entry)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"k": args.k, "seed": args.seed, "pool_docs": n, "pool_text_mb": pool.text_mb,
@@ -139,28 +160,28 @@ def main() -> int:
 def markdown(rows: list[dict], meta: dict) -> str:
     out = [f"Pool: {meta['pool_docs']:,} docs, {meta['pool_text_mb']:.1f} MB of text; budget {meta['k']:,} records "
            f"(5%); seed {meta['seed']}.", "",
-           "| target | procs | DSIR s | thresher s | DSIR docs/s/core | thresher docs/s/core | thresher MB/s/core "
-           "| ratio/core | DSIR peak RSS MB | thresher peak RSS MB |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| target | buckets | procs | DSIR s | thresher s | DSIR docs/s/core | thresher docs/s/core "
+           "| thresher MB/s/core | ratio/core | DSIR peak RSS MB | thresher peak RSS MB |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "dsir" not in r:
             continue
         d, t = r["dsir"]["run"], r["thresher"]["run"]
-        out.append(f"| {r['target']} | {r['procs']} | {d['seconds']:.1f} | {t['seconds']:.2f} | "
+        out.append(f"| {r['target']} | {r['buckets']:,} | {r['procs']} | {d['seconds']:.1f} | {t['seconds']:.2f} | "
                    f"{d['docs_per_s_per_core']:,.0f} | {t['docs_per_s_per_core']:,.0f} | "
                    f"{t['mb_per_s_per_core']:.1f} | **{t['docs_per_s_per_core'] / d['docs_per_s_per_core']:.1f}x** | "
                    f"{d.get('peak_tree_rss_sampled_mb', d['peak_rss_mb']):.0f} | "
                    f"{t['peak_tree_rss_sampled_mb']:.0f} |")
-    out += ["", "| target | procs | method | precision | recall | KL reduction | Jaccard(thresher, DSIR) |",
-            "|---|---:|---|---:|---:|---:|---:|"]
+    out += ["", "| target | buckets | procs | method | precision | recall | KL reduction | Jaccard(thresher, DSIR) |",
+            "|---|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
-        for tool in ("random", "dsir", "thresher"):
-            if tool not in r:
-                continue
-            q = r[tool] if tool == "random" else r[tool]["quality"]
+        methods = {"random": r["random"]}
+        methods.update({tool: r[tool]["quality"] for tool in ("dsir", "thresher") if tool in r})
+        methods.update(r.get("variants", {}))
+        for tool, q in methods.items():
             jac = f"{r['jaccard']:.3f}" if tool == "thresher" and "jaccard" in r else ""
-            out.append(f"| {r['target']} | {r['procs']} | {tool} | {q['precision']:.3f} | {q['recall']:.3f} | "
-                       f"{q['kl_reduction']:.4f} | {jac} |")
+            out.append(f"| {r['target']} | {r['buckets']:,} | {r['procs']} | {tool} | {q['precision']:.3f} | "
+                       f"{q['recall']:.3f} | {q['kl_reduction']:.4f} | {jac} |")
     return "\n".join(out)
 
 

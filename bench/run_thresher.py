@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--selector", default="gumbel")
-    ap.add_argument("--length-norm", default="ref")
+    ap.add_argument("--num-buckets", type=int, default=10_000)
+    ap.add_argument("--length-norm", default="none")
     ap.add_argument("--shrink", type=float, default=20.0)
-    ap.add_argument("--min-tokens", type=int, default=0)
+    ap.add_argument("--min-tokens", default="auto")
     ap.add_argument("--out-ids", required=True)
     args = ap.parse_args(argv)
 
@@ -45,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.perf_counter()
         run = th.select(args.pool, target=args.target, budget=args.k, seed=args.seed, out=out, format="ids",
-                        workers=args.workers, selector=args.selector, length_norm=args.length_norm,
-                        shrink=args.shrink, min_tokens=args.min_tokens)
+                        workers=args.workers, selector=args.selector, num_buckets=args.num_buckets,
+                        length_norm=args.length_norm, shrink=args.shrink,
+                        min_tokens=args.min_tokens if args.min_tokens == "auto" else int(args.min_tokens))
         seconds = time.perf_counter() - t0
         peak_tree = sampler.stop()
         Path(args.out_ids).write_text("".join(i + "\n" for i in run.selected_ids()))
@@ -59,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             "docs_per_s_per_core": n / seconds / args.workers,
             "peak_rss_mb": peak_rss, "peak_tree_rss_sampled_mb": peak_tree / 2**20,
             "n_selected": len(run.selected_ids()), "timings": run.manifest["timings"],
-            "config": {"selector": args.selector, "length_norm": args.length_norm, "shrink": args.shrink,
-                       "min_tokens": args.min_tokens},
+            "config": {"selector": args.selector, "num_buckets": args.num_buckets, "length_norm": args.length_norm,
+                       "shrink": args.shrink, "min_tokens": args.min_tokens},
         }))
     finally:
         shutil.rmtree(out, ignore_errors=True)

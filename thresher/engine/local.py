@@ -38,13 +38,30 @@ def _context() -> mp.context.BaseContext:
 
 
 class LocalEngine:
-    """Map ``fn`` over items on this machine with ``workers`` processes (1 = in this process, no pickling)."""
+    """Map ``fn`` over items on this machine with ``workers`` processes (1 = in this process, no pickling).
+
+    The worker processes are started on first use and kept for every later ``map`` until :meth:`close` (or the
+    end of a ``with`` block), so the stages of one run share them.
+    """
 
     def __init__(self, workers: int | None = None):
         workers = default_workers() if workers in (None, 0) else workers
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def map(self, fn: Callable[..., R], items: Iterable[tuple[Any, ...]]) -> Iterator[R]:
         """Yield ``fn(*item)`` for each item, in order. ``fn`` must be a module-level function when workers > 1."""
@@ -52,14 +69,19 @@ class LocalEngine:
             for item in items:
                 yield fn(*item)
             return
-        with ProcessPoolExecutor(self.workers, mp_context=_context()) as pool:
-            pending: deque[Future] = deque()
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
+        pending: deque[Future] = deque()
+        try:
             for item in items:
-                pending.append(pool.submit(fn, *item))
+                pending.append(self._pool.submit(fn, *item))
                 if len(pending) >= 2 * self.workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
 
     def describe(self) -> dict:
         return {"engine": "local", "workers": self.workers}

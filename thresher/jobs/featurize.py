@@ -153,18 +153,26 @@ def _load_index(store: FeatureStore) -> PoolIndex:
         errors=meta["errors"])
 
 
-def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, masks: list[np.ndarray]) -> list[np.ndarray]:
+def shard_counts(store: FeatureStore, index: int, masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Worker task: one shard's bucket counts summed over the records of each mask."""
+    n = store.config.num_buckets
+    if not any(m.any() for m in masks):
+        return [np.zeros(n, dtype=np.int64) for _ in masks]
+    features = store.read(index)
+    return [features.counts(n, m) if m.any() else np.zeros(n, dtype=np.int64) for m in masks]
+
+
+def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, masks: list[np.ndarray],
+                  engine: LocalEngine | None = None) -> list[np.ndarray]:
     """Summed bucket counts over the records selected by each boolean mask, in one pass over the store."""
+    bounds = np.concatenate([[0], np.cumsum(shard_sizes)])
+    items = ((store, i, [m[bounds[i]: bounds[i + 1]] for m in masks]) for i in range(len(shard_sizes)))
     totals = [np.zeros(store.config.num_buckets, dtype=np.int64) for _ in masks]
-    start = 0
-    for i, size in enumerate(shard_sizes):
-        features = store.read(i)
-        for total, mask in zip(totals, masks):
-            part = mask[start: start + size]
-            if part.any():
-                total += features.counts(store.config.num_buckets, part)
-        start += size
+    for parts in (engine or LocalEngine(1)).map(shard_counts, items):
+        for total, part in zip(totals, parts):
+            total += part
     return totals
 
 
-__all__ = ["PoolIndex", "featurize_pool", "featurize_in_memory", "masked_counts", "score_shard", "store_for"]
+__all__ = ["PoolIndex", "featurize_pool", "featurize_in_memory", "masked_counts", "score_shard", "shard_counts",
+           "store_for"]

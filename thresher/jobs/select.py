@@ -106,55 +106,55 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timer = _Timer()
-    engine = LocalEngine(config.workers)
-    store = store_for(pool, config.features, Path(cache_dir) if cache_dir else out / "cache", config.group_field)
+    with LocalEngine(config.workers) as engine:
+        store = store_for(pool, config.features, Path(cache_dir) if cache_dir else out / "cache", config.group_field)
 
-    target_info = None
-    if target is not None:
-        with timer.stage("featurize_target"):
-            target_counts, target_tokens, target_errors = featurize_in_memory(target, config.features)
-        target_info = {"records": int(len(target_tokens)), "failed": target_errors}
-    with timer.stage("featurize_pool"):
-        index = featurize_pool(pool, store, engine, config.group_field, progress)
+        target_info = None
+        if target is not None:
+            with timer.stage("featurize_target"):
+                target_counts, target_tokens, target_errors = featurize_in_memory(target, config.features)
+            target_info = {"records": int(len(target_tokens)), "failed": target_errors}
+        with timer.stage("featurize_pool"):
+            index = featurize_pool(pool, store, engine, config.group_field, progress)
 
-    columns: dict[str, np.ndarray | pa.Array] = {"id": index.ids}
-    if config.method == "dsir":
-        with timer.stage("fit"):
-            target_ngrams = sum(np.maximum(target_tokens - j, 0) for j in range(config.features.ngrams))
-            scorer = ImportanceScorer(config.importance).fit(target_counts, index.counts, target_ngrams)
-        with timer.stage("score"):
-            parts = list(engine.map(score_shard, ((scorer, store, i) for i in range(len(index.shard_sizes)))))
-            columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
-    columns["n_tokens"] = index.n_tokens
-    columns["n_words"] = index.n_words
-    columns["n_ngrams"] = sum(np.maximum(index.n_tokens - j, 0) for j in range(config.features.ngrams))
-    if index.groups is not None:
-        columns["group"] = index.groups
-    scores = pa.table(columns)
+        columns: dict[str, np.ndarray | pa.Array] = {"id": index.ids}
+        if config.method == "dsir":
+            with timer.stage("fit"):
+                target_ngrams = sum(np.maximum(target_tokens - j, 0) for j in range(config.features.ngrams))
+                scorer = ImportanceScorer(config.importance).fit(target_counts, index.counts, target_ngrams)
+            with timer.stage("score"):
+                parts = list(engine.map(score_shard, ((scorer, store, i) for i in range(len(index.shard_sizes)))))
+                columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+        columns["n_tokens"] = index.n_tokens
+        columns["n_words"] = index.n_words
+        columns["n_ngrams"] = sum(np.maximum(index.n_tokens - j, 0) for j in range(config.features.ngrams))
+        if index.groups is not None:
+            columns["group"] = index.groups
+        scores = pa.table(columns)
 
-    fit_dir = out / "fit"
-    fit_dir.mkdir(exist_ok=True)
-    np.save(fit_dir / "pool_counts.npy", index.counts)
-    if target is not None:
-        np.save(fit_dir / "target_counts.npy", target_counts)
-        np.save(fit_dir / "target_tokens.npy", target_tokens)
-    scores_dir = out / "scores"
-    scores_dir.mkdir(exist_ok=True)
-    _write_parquet(scores, scores_dir / "scores.parquet")
+        fit_dir = out / "fit"
+        fit_dir.mkdir(exist_ok=True)
+        np.save(fit_dir / "pool_counts.npy", index.counts)
+        if target is not None:
+            np.save(fit_dir / "target_counts.npy", target_counts)
+            np.save(fit_dir / "target_tokens.npy", target_tokens)
+        scores_dir = out / "scores"
+        scores_dir.mkdir(exist_ok=True)
+        _write_parquet(scores, scores_dir / "scores.parquet")
 
-    manifest = {
-        "thresher_version": __version__,
-        "created_unix": int(time.time()),
-        "command": command,
-        "inputs": {"pool": _dataset_info(pool), "target": _dataset_info(target) if target is not None else None},
-        "feature_store": str(store.root.resolve()),
-        "engine": engine.describe(),
-        "versions": _versions(),
-        "counts": {"pool_failed": index.errors, "target": target_info},
-        "timings": {},
-    }
-    return _select_and_write(out, pool, scores, store, index.shard_sizes, config, manifest, timer,
-                             target_counts if target is not None else None)
+        manifest = {
+            "thresher_version": __version__,
+            "created_unix": int(time.time()),
+            "command": command,
+            "inputs": {"pool": _dataset_info(pool), "target": _dataset_info(target) if target is not None else None},
+            "feature_store": str(store.root.resolve()),
+            "engine": engine.describe(),
+            "versions": _versions(),
+            "counts": {"pool_failed": index.errors, "target": target_info},
+            "timings": {},
+        }
+        return _select_and_write(out, pool, scores, store, index.shard_sizes, config, manifest, timer,
+                                 target_counts if target is not None else None, engine)
 
 
 def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, progress: bool = True,
@@ -189,13 +189,14 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
                    if store.is_complete() else None)
     target_counts = np.load(src.path / "fit" / "target_counts.npy") if (src.path / "fit" / "target_counts.npy"
                                                                          ).exists() else None
-    return _select_and_write(out, pool, src.scores(), store if shard_sizes is not None else None, shard_sizes,
-                             config, manifest, _Timer(), target_counts)
+    with LocalEngine(config.workers) as engine:
+        return _select_and_write(out, pool, src.scores(), store if shard_sizes is not None else None, shard_sizes,
+                                 config, manifest, _Timer(), target_counts, engine)
 
 
 def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: FeatureStore | None,
                       shard_sizes: np.ndarray | None, config: SelectConfig, manifest: dict, timer: _Timer,
-                      target_counts: np.ndarray | None) -> Run:
+                      target_counts: np.ndarray | None, engine: LocalEngine) -> Run:
     """Selection, metrics and outputs: shared by a full run and a re-selection."""
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()
@@ -226,11 +227,9 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
                      "random_records": int(len(baseline))}
     with timer.stage("metrics"):
         if target_counts is not None and store is not None and len(chosen):
-            sel_counts, rand_counts = masked_counts(store, shard_sizes, [selected_mask, random_mask])
-            pool_counts = masked_counts(store, shard_sizes, [eligible])[0] if not eligible.all() else None
+            sel_counts, rand_counts = masked_counts(store, shard_sizes, [selected_mask, random_mask], engine)
             metrics.update(kl_reduction(target_counts, sel_counts, rand_counts))
-            metrics["kl_target_pool"] = kl_divergence(
-                target_counts, pool_counts if pool_counts is not None else np.load(out / "fit" / "pool_counts.npy"))
+            metrics["kl_target_pool"] = kl_divergence(target_counts, np.load(out / "fit" / "pool_counts.npy"))
         if "group" in scores.column_names:
             groups = np.asarray(scores["group"].fill_null("(none)").to_numpy(zero_copy_only=False), dtype=object)
             metrics["composition"] = composition(groups, chosen, baseline)
