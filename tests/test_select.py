@@ -156,3 +156,20 @@ def test_cli_help_has_examples_and_demo_runs(tmp_path):
     assert demo.returncode == 0, demo.stderr
     assert "share of 'news' records: selected" in demo.stdout
     assert (tmp_path / "demo" / "manifest.json").is_file()
+
+
+def test_reselect_refuses_a_changed_pool_and_survives_a_deleted_cache(tmp_path, sample_records, news_target):
+    import shutil
+
+    import pyarrow as pa
+
+    pool = tmp_path / "pool.parquet"
+    pq.write_table(pa.Table.from_pylist(sample_records), pool)
+    run = th.select(pool, target=news_target, budget=5, out=tmp_path / "run", workers=1, min_tokens=0)
+    shutil.rmtree(run.manifest["feature_store"])
+    again = run.reselect(out=tmp_path / "again", budget=7)
+    assert len(again.selected_ids()) == 7 and "kl_reduction" not in again.metrics
+    pq.write_table(pa.Table.from_pylist(sample_records[:-1]), pool)
+    with pytest.raises(ConfigError, match="pool changed"):
+        run.reselect(out=tmp_path / "third", budget=7)
+    assert len(run.reselect(out=tmp_path / "ids", budget=7, output_format="ids").selected_ids()) == 7

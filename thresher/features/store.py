@@ -74,8 +74,12 @@ class FeatureStore:
     def is_complete(self) -> bool:
         return (self.root / "_COMPLETE").is_file()
 
+    def meta(self) -> dict:
+        """What :meth:`mark_complete` recorded (shard count and sizes, ...)."""
+        return json.loads((self.root / "_COMPLETE").read_text())
+
     def n_shards(self) -> int:
-        return json.loads((self.root / "_COMPLETE").read_text())["n_shards"]
+        return self.meta()["n_shards"]
 
 
 def featurize_shard(config: HashedNgramConfig, root: str, index: int, text: pa.Array) -> ShardSummary:

@@ -144,7 +144,7 @@ def _save_index(store: FeatureStore, index: PoolIndex) -> None:
 
 
 def _load_index(store: FeatureStore) -> PoolIndex:
-    meta = json.loads((store.root / "_COMPLETE").read_text())
+    meta = store.meta()
     t = pq.read_table(store.root / "index.parquet")
     return PoolIndex(
         ids=t["id"].combine_chunks(), groups=t["group"].combine_chunks() if "group" in t.column_names else None,

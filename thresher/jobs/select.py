@@ -183,14 +183,21 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     inputs = src.manifest["inputs"]["pool"]
     pool = Dataset([f["path"] for f in inputs["files"]], text_field=inputs["text_field"],
                    id_field=inputs["id_field"], on_error=inputs["on_error"], batch_size=inputs["batch_size"])
-    store_root = Path(src.manifest["feature_store"])
-    store = FeatureStore(store_root, config.features)
-    shard_sizes = (np.asarray(json.loads((store_root / "_COMPLETE").read_text())["shard_sizes"])
-                   if store.is_complete() else None)
-    target_counts = np.load(src.path / "fit" / "target_counts.npy") if (src.path / "fit" / "target_counts.npy"
-                                                                         ).exists() else None
+    if config.output_format != "ids":
+        # The selected records are read again from the pool: it must be the data that was scored.
+        changed = [now["path"] for now, then in zip(pool.describe(), inputs["files"])
+                   if now["fingerprint"] != then["fingerprint"]]
+        if changed:
+            raise ConfigError(f"the pool changed since {src.path} was scored ({', '.join(changed)}); "
+                              "run a new selection, or re-select with --format ids")
+    store = FeatureStore(Path(src.manifest["feature_store"]), config.features)
+    if not store.is_complete():
+        store = None  # the cache was deleted: selection works, the KL metrics are skipped
+    target_path = src.path / "fit" / "target_counts.npy"
+    target_counts = np.load(target_path) if target_path.exists() else None
     with LocalEngine(config.workers) as engine:
-        return _select_and_write(out, pool, src.scores(), store if shard_sizes is not None else None, shard_sizes,
+        return _select_and_write(out, pool, src.scores(), store,
+                                 np.asarray(store.meta()["shard_sizes"]) if store else None,
                                  config, manifest, _Timer(), target_counts, engine)
 
 
