@@ -13,7 +13,7 @@ import io
 import json
 import lzma
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,11 +136,7 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
         errors.report(src.path, "empty_file", "file has no records", records=0)
         return
     cols = _present(pf.schema_arrow.names, columns)
-    start = 0
-    for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
-        n = batch.num_rows
-        yield Chunk(pa.Table.from_batches([batch]), np.arange(start, start + n, dtype=np.int64), "row")
-        start += n
+    yield from _row_chunks(pf.iter_batches(batch_size=batch_size, columns=cols), None, batch_size)
 
 
 def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
@@ -160,17 +156,8 @@ def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, error
             return
         batches = (fr.get_batch(i) for i in range(fr.num_record_batches))
         schema = fr.schema
-    cols = _present(schema.names, columns)
-    start = 0
-    for big in batches:
-        if cols is not None:
-            big = big.select(cols)
-        for off in range(0, big.num_rows, batch_size):
-            batch = big.slice(off, batch_size)
-            n = batch.num_rows
-            yield Chunk(pa.Table.from_batches([batch]), np.arange(start, start + n, dtype=np.int64), "row")
-            start += n
-    if start == 0:
+    rows = yield from _row_chunks(batches, _present(schema.names, columns), batch_size)
+    if rows == 0:
         errors.report(src.path, "empty_file", "file has no records", records=0)
 
 
@@ -198,18 +185,13 @@ def read_csv(src: InputFile, columns: list[str] | None, batch_size: int, errors:
             errors.report(src.path, "empty_file", "file has no records", records=0)
             return
         raise InputError(src.path, "bad_csv", str(e)) from e
-    cols = _present(reader.schema.names, columns)
-    start = 0
-    try:
-        for batch in reader:
+    def checked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
             _flush_csv_problems(src, problems, errors)
-            if cols is not None:
-                batch = batch.select(cols)
-            for off in range(0, batch.num_rows, batch_size):
-                part = batch.slice(off, batch_size)
-                n = part.num_rows
-                yield Chunk(pa.Table.from_batches([part]), np.arange(start, start + n, dtype=np.int64), "row")
-                start += n
+            yield batch
+
+    try:
+        start = yield from _row_chunks(checked(reader), _present(reader.schema.names, columns), batch_size)
     except pa.ArrowInvalid as e:
         _flush_csv_problems(src, problems, errors)
         raise InputError(src.path, "bad_csv", str(e)) from e
@@ -237,6 +219,20 @@ def read_txt(src: InputFile, columns: list[str] | None, batch_size: int, errors:
         errors.report(src.path, "bad_utf8", f"invalid UTF-8 at byte {e.start}", line)
         return
     yield Chunk(pa.table({text_field: pa.array([text], pa.large_string())}), np.array([0], dtype=np.int64), "row")
+
+
+def _row_chunks(batches: Iterable[pa.RecordBatch], columns: list[str] | None,
+                batch_size: int) -> Generator[Chunk, None, int]:
+    """Record batches cut to ``batch_size`` rows, with 0-based row numbers; returns the number of rows."""
+    start = 0
+    for big in batches:
+        if columns is not None:
+            big = big.select(columns)
+        for off in range(0, big.num_rows, batch_size):
+            part = big.slice(off, batch_size)
+            yield Chunk(pa.Table.from_batches([part]), np.arange(start, start + part.num_rows, dtype=np.int64), "row")
+            start += part.num_rows
+    return start
 
 
 def _present(names: list[str], columns: list[str] | None) -> list[str] | None:
