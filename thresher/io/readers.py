@@ -128,7 +128,8 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
               text_field: str = "text") -> Iterator[Chunk]:
     """Parquet, streamed by row group and batch."""
     try:
-        pf = pq.ParquetFile(src.path)
+        # Buffered page reads instead of pre-buffering whole column chunks: less memory, and faster here.
+        pf = pq.ParquetFile(src.path, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowInvalid, OSError) as e:
         errors.report(src.path, "corrupt_file", f"not a readable Parquet file ({e})", records=0)
         return
