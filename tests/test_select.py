@@ -173,3 +173,13 @@ def test_reselect_refuses_a_changed_pool_and_survives_a_deleted_cache(tmp_path, 
     with pytest.raises(ConfigError, match="pool changed"):
         run.reselect(out=tmp_path / "third", budget=7)
     assert len(run.reselect(out=tmp_path / "ids", budget=7, output_format="ids").selected_ids()) == 7
+
+
+def test_a_dead_worker_is_a_clear_error():
+    import os
+
+    from thresher.engine.local import LocalEngine
+    from thresher.errors import ThresherError
+
+    with LocalEngine(2) as engine, pytest.raises(ThresherError, match="a worker process died"):
+        list(engine.map(os._exit, [(3,), (3,)]))

@@ -11,9 +11,10 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from thresher.errors import ConfigError
+from thresher.errors import ConfigError, ThresherError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,6 +80,11 @@ class LocalEngine:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+        except BrokenProcessPool as e:
+            self._pool = None
+            raise ThresherError(
+                "a worker process died (out of memory, or a file in the working folder shadows a Python module "
+                "such as re.py); run again with --workers 1 to see the underlying error") from e
         finally:
             for f in pending:
                 f.cancel()
