@@ -18,9 +18,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import pyarrow as pa
 
 from thresher.errors import ConfigError
+from thresher.scorers.rules import Rule, RuleFamilyScorer
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _WORD = re.compile(r"\w+|[^\w\s]+")
@@ -119,46 +119,34 @@ def gopher_signals(text: str, config: GopherConfig) -> dict[str, float]:
     return out
 
 
-def first_failed_rule(s: dict[str, float], c: GopherConfig) -> str | None:
-    """The first Gopher rule (in the paper's order) that ``s`` fails, or None."""
-    checks = [
-        ("too_few_words", c.min_words is not None and s["gopher_words"] < c.min_words),
-        ("too_many_words", c.max_words is not None and s["gopher_words"] > c.max_words),
-        ("short_words", c.min_mean_word_length is not None and s["gopher_mean_word_length"] < c.min_mean_word_length),
-        ("long_words", c.max_mean_word_length is not None and s["gopher_mean_word_length"] > c.max_mean_word_length),
-        ("too_many_hashes", c.max_symbol_word_ratio is not None and s["gopher_hash_ratio"] > c.max_symbol_word_ratio),
-        ("too_many_ellipses",
-         c.max_symbol_word_ratio is not None and s["gopher_ellipsis_ratio"] > c.max_symbol_word_ratio),
-        ("bullet_lines", c.max_bullet_lines is not None and s["gopher_bullet_lines"] > c.max_bullet_lines),
-        ("ellipsis_lines", c.max_ellipsis_lines is not None and s["gopher_ellipsis_lines"] > c.max_ellipsis_lines),
-        ("few_alphabetic_words", c.min_alpha_words is not None and s["gopher_alpha_words"] < c.min_alpha_words),
-        ("few_stop_words", c.min_stop_words is not None and s["gopher_stop_words"] < c.min_stop_words),
-        ("duplicate_lines", c.max_dup_line_frac is not None and s["gopher_dup_line_frac"] > c.max_dup_line_frac),
-        ("duplicate_paragraphs", c.max_dup_para_frac is not None and s["gopher_dup_para_frac"] > c.max_dup_para_frac),
-        ("duplicate_line_chars",
-         c.max_dup_line_char_frac is not None and s["gopher_dup_line_char_frac"] > c.max_dup_line_char_frac),
-        ("duplicate_paragraph_chars",
-         c.max_dup_para_char_frac is not None and s["gopher_dup_para_char_frac"] > c.max_dup_para_char_frac),
+def gopher_rules(c: GopherConfig) -> list[Rule]:
+    """The Gopher rules in the paper's order; a threshold of None drops its rule."""
+    spec = [
+        ("too_few_words", "gopher_words", "min", c.min_words),
+        ("too_many_words", "gopher_words", "max", c.max_words),
+        ("short_words", "gopher_mean_word_length", "min", c.min_mean_word_length),
+        ("long_words", "gopher_mean_word_length", "max", c.max_mean_word_length),
+        ("too_many_hashes", "gopher_hash_ratio", "max", c.max_symbol_word_ratio),
+        ("too_many_ellipses", "gopher_ellipsis_ratio", "max", c.max_symbol_word_ratio),
+        ("bullet_lines", "gopher_bullet_lines", "max", c.max_bullet_lines),
+        ("ellipsis_lines", "gopher_ellipsis_lines", "max", c.max_ellipsis_lines),
+        ("few_alphabetic_words", "gopher_alpha_words", "min", c.min_alpha_words),
+        ("few_stop_words", "gopher_stop_words", "min", c.min_stop_words),
+        ("duplicate_lines", "gopher_dup_line_frac", "max", c.max_dup_line_frac),
+        ("duplicate_paragraphs", "gopher_dup_para_frac", "max", c.max_dup_para_frac),
+        ("duplicate_line_chars", "gopher_dup_line_char_frac", "max", c.max_dup_line_char_frac),
+        ("duplicate_paragraph_chars", "gopher_dup_para_char_frac", "max", c.max_dup_para_char_frac),
     ]
-    checks += [(f"top_{n}gram", s[f"gopher_top_{n}gram_char_frac"] > t) for n, t in c.max_top_ngram_char_frac.items()]
-    checks += [(f"duplicate_{n}grams", s[f"gopher_dup_{n}gram_char_frac"] > t)
-               for n, t in c.max_dup_ngram_char_frac.items()]
-    return next((name for name, failed in checks if failed), None)
+    spec += [(f"top_{n}gram", f"gopher_top_{n}gram_char_frac", "max", t) for n, t in c.max_top_ngram_char_frac.items()]
+    spec += [(f"duplicate_{n}grams", f"gopher_dup_{n}gram_char_frac", "max", t)
+             for n, t in c.max_dup_ngram_char_frac.items()]
+    return [Rule(reason, col, bound, t) for reason, col, bound, t in spec if t is not None]
 
 
-class GopherScorer:
+class GopherScorer(RuleFamilyScorer):
     """Scores a batch of texts with the Gopher quality and repetition rules (no fitting needed)."""
 
-    def __init__(self, config: GopherConfig | None = None):
-        self.config = config or GopherConfig()
-
-    def score(self, text: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]:
-        """Columns for a batch: every signal, ``gopher_pass`` (bool) and ``gopher_reason`` (None if passed)."""
-        rows = [gopher_signals(t or "", self.config) for t in text.to_pylist()]
-        if not rows:
-            return {}
-        cols = {k: np.array([r[k] for r in rows]) for k in rows[0]}
-        reasons = [first_failed_rule(r, self.config) for r in rows]
-        cols["gopher_pass"] = np.array([r is None for r in reasons])
-        cols["gopher_reason"] = np.array(reasons, dtype=object)
-        return cols
+    prefix = "gopher"
+    config_type = GopherConfig
+    signals = staticmethod(gopher_signals)
+    rules = staticmethod(gopher_rules)
