@@ -167,6 +167,42 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
     _print_result(run, as_json, quiet)
 
 
+@main.command(epilog="""
+\b
+Examples:
+  thresher score --pool 'crawl/*.jsonl.gz' --scorers gopher,c4,fineweb --out runs/crawl-rules
+  thresher score --pool pool.parquet --scorers gopher --out runs/g --json
+""")
+@click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
+@click.option("--scorers", default="gopher,c4,fineweb", show_default=True,
+              help="Comma-separated rule families: gopher, c4, fineweb.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True)
+@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--workers", type=int, default=None, help="Processes. [default: all cores]")
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def score(pool, scorers, out, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+    """Score every record with rule-based quality signals; write side-car scores (no selection).
+
+    Each family adds its numeric signals plus <family>_pass and <family>_reason (the first failing rule), with the
+    published thresholds.
+    """
+    from thresher.io.dataset import Dataset
+    from thresher.jobs.score import format_rule_summary, run_scoring
+
+    ds = Dataset(list(pool), text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    run = run_scoring(ds, [s.strip() for s in scorers.split(",") if s.strip()], out, workers=workers,
+                      progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]])
+    if as_json:
+        click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics}))
+    elif not quiet:
+        click.echo(format_rule_summary(run))
+
+
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory. [default: a temporary folder]")

@@ -58,6 +58,10 @@ class Run:
 
     def summary(self) -> str:
         """A short human-readable table of counts, metrics and composition."""
+        if self.manifest.get("job") == "score":
+            from thresher.jobs.score import format_rule_summary
+
+            return format_rule_summary(self)
         from thresher.report.summary import format_summary
 
         return format_summary(self.manifest)
