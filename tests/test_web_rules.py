@@ -62,11 +62,14 @@ def test_first_failing_rule_wins_and_bounds_are_respected():
     assert list(apply_rules(cols, rules[:1], "x")["x_pass"]) == [False, True, True, True]
 
 
-def test_on_the_sample_prose_passes_and_code_fails(sample_pool):
+def test_on_the_sample_prose_passes_and_fragments_fail(sample_pool):
     table = pq.read_table(sample_pool, columns=["text", "domain"]).slice(0, 2500)
     domains = table["domain"].to_pylist()
+    rates = {}
     for scorer, col in ((C4Scorer(), "c4_pass"), (FineWebScorer(), "fineweb_pass")):
         passed = scorer.score(table["text"])[col]
-        rate = {d: sum(p for p, dd in zip(passed, domains) if dd == d) / n for d, n in Counter(domains).items()}
-        assert rate["speeches"] > 0.8, (col, rate)
-        assert rate["code"] < rate["speeches"] / 2, (col, rate)  # Python has few braces: C4 keeps some
+        rates[col] = {d: sum(p for p, dd in zip(passed, domains) if dd == d) / n for d, n in Counter(domains).items()}
+        assert rates[col]["speeches"] > 0.8, (col, rates[col])
+    # one-liners have too few sentences for C4; source code has too few punctuated lines for FineWeb
+    assert rates["c4_pass"]["quotes"] < 0.1
+    assert rates["fineweb_pass"]["code"] < rates["fineweb_pass"]["speeches"] / 2

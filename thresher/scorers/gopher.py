@@ -8,7 +8,10 @@ so a threshold can change without recomputing the signals: they are in the colum
 Words are runs of non-space characters split into word and punctuation runs (NLTK's ``wordpunct``); the published
 rules used a word tokenizer whose data cannot be downloaded here, so counts can differ slightly from other
 implementations on punctuation-heavy text. Duplicate-line fractions ignore blank lines (datatrove counts them, so
-any text with two paragraph breaks "repeats" a line); bullets are lines starting with "•", as in datatrove.
+any text with two paragraph breaks "repeats" a line); bullets are lines starting with "•", as in datatrove. The
+alphabetic-word ratio is over whitespace-separated words, as the paper's "words": "Noah," has a letter, "=" has
+none (datatrove divides by all tokens, so every comma counts against the text and comma-heavy prose such as the
+KJV Bible fails).
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ def gopher_signals(text: str, config: GopherConfig) -> dict[str, float]:
     paragraphs = _PARAGRAPH.split(text.strip())
     n_chars = max(len(text), 1)
     lower = [w.lower() for w in words]
+    spaced = text.split()
     out = {
         "gopher_words": n_words,
         "gopher_mean_word_length": float(np.mean([len(w) for w in words])) if words else 0.0,
@@ -100,7 +104,7 @@ def gopher_signals(text: str, config: GopherConfig) -> dict[str, float]:
         "gopher_ellipsis_ratio": (text.count("...") + text.count("…")) / max(n_words, 1),
         "gopher_bullet_lines": sum(s.lstrip().startswith("•") for s in lines) / len(lines),
         "gopher_ellipsis_lines": sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines),
-        "gopher_alpha_words": sum(bool(_ALPHA.search(w)) for w in words) / max(n_words, 1),
+        "gopher_alpha_words": sum(bool(_ALPHA.search(w)) for w in spaced) / max(len(spaced), 1),
         "gopher_stop_words": sum(w in STOP_WORDS for w in lower),
     }
     # Blank lines are not content: counting them, every text with two paragraph breaks "repeats" a line.
