@@ -175,7 +175,7 @@ Examples:
 """)
 @click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
 @click.option("--scorers", default="gopher,c4,fineweb", show_default=True,
-              help="Comma-separated rule families: gopher, c4, fineweb.")
+              help="Comma-separated: gopher, c4, fineweb (rule families), langid (needs the langid extra).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--id-field", default="id", show_default=True)

@@ -23,27 +23,30 @@ from thresher.io.errors import ErrorLog
 from thresher.jobs.select import _dataset_info, _versions, _write_json
 from thresher.run import Run
 from thresher.scorers.gopher import GopherScorer
+from thresher.scorers.langid import LangIdScorer
 from thresher.scorers.rules import RuleFamilyScorer
 from thresher.scorers.web_rules import C4Scorer, FineWebScorer
 
 RULE_SCORERS: dict[str, type[RuleFamilyScorer]] = {"gopher": GopherScorer, "c4": C4Scorer, "fineweb": FineWebScorer}
+#: Every scorer that needs no reference data: the rule families and language identification.
+SCORERS: dict[str, type] = {**RULE_SCORERS, "langid": LangIdScorer}
 
 
 def _score_batch(names: list[str], text: pa.Array) -> dict[str, np.ndarray]:
     """Worker task: every named scorer's columns for one batch."""
     out: dict[str, np.ndarray] = {}
     for name in names:
-        out.update(RULE_SCORERS[name]().score(text))
+        out.update(SCORERS[name]().score(text))
     return out
 
 
 def run_scoring(pool: Dataset, scorers: list[str], out: str | os.PathLike, workers: int | None = None,
                 progress: bool = True, command: list[str] | None = None) -> Run:
     """Score every record of ``pool`` with ``scorers`` and write a run directory with side-car scores."""
-    unknown = [s for s in scorers if s not in RULE_SCORERS]
+    unknown = [s for s in scorers if s not in SCORERS]
     if unknown or not scorers:
         raise ConfigError(f"unknown scorer(s) {', '.join(unknown) or '(none given)'}; "
-                          f"choose from {', '.join(RULE_SCORERS)}")
+                          f"choose from {', '.join(SCORERS)}")
     out = Path(out)
     (out / "scores").mkdir(parents=True, exist_ok=True)
     errors = ErrorLog(pool.on_error)
@@ -66,7 +69,10 @@ def run_scoring(pool: Dataset, scorers: list[str], out: str | os.PathLike, worke
             writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
             writer.write_table(table)
             for s in scorers:
-                reasons[s].update(r for r in cols[f"{s}_reason"] if r is not None)
+                if s in RULE_SCORERS:
+                    reasons[s].update(r for r in cols[f"{s}_reason"] if r is not None)
+                else:
+                    reasons[s].update(f"lang_{lang}" for lang in cols["lang"])
             n += table.num_rows
             bar.update(table.num_rows)
     bar.close()
@@ -76,7 +82,9 @@ def run_scoring(pool: Dataset, scorers: list[str], out: str | os.PathLike, worke
     os.replace(tmp, out / "scores" / "scores.parquet")
     failed = errors.to_dict()
     summary = {s: {"passed": n - sum(reasons[s].values()), "failed_by_rule": dict(reasons[s].most_common())}
-               for s in scorers}
+               for s in scorers if s in RULE_SCORERS}
+    if "langid" in scorers:
+        summary["langid"] = {"languages": {k[5:]: v for k, v in reasons["langid"].most_common()}}
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "score", "scorers": scorers,
         "inputs": {"pool": _dataset_info(pool)}, "versions": _versions(), "engine": LocalEngine(workers).describe(),
@@ -94,6 +102,10 @@ def format_rule_summary(run: Run) -> str:
     n = run.counts["scored"]
     lines = [f"records: {run.counts['input_records']:,} read, {n:,} scored, {run.counts['failed']:,} failed"]
     for family, s in run.metrics["rules"].items():
+        if "languages" in s:
+            top = ", ".join(f"{lang} {c / max(n, 1):.1%}" for lang, c in list(s["languages"].items())[:6])
+            lines.append(f"{'langid':<8} {top}")
+            continue
         top = ", ".join(f"{r} {c:,}" for r, c in list(s["failed_by_rule"].items())[:4])
         lines.append(f"{family:<8} pass {s['passed'] / max(n, 1):6.1%}   fails: {top or '-'}")
     lines.append(f"scores: {run.path / 'scores' / 'scores.parquet'}")
