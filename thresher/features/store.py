@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +63,6 @@ class FeatureStore:
         with self._load(index) as z:
             return NgramFeatures(z["n_tokens"], [z[f"b{j}"] for j in range(self.config.ngrams)])
 
-    def iter_features(self) -> Iterator[NgramFeatures]:
-        for i in range(self.n_shards()):
-            yield self.read(i)
-
     def mark_complete(self, meta: dict) -> None:
         (self.root / "_COMPLETE").write_text(json.dumps(meta, indent=1, sort_keys=True))
 
@@ -78,8 +73,6 @@ class FeatureStore:
         """What :meth:`mark_complete` recorded (shard count and sizes, ...)."""
         return json.loads((self.root / "_COMPLETE").read_text())
 
-    def n_shards(self) -> int:
-        return self.meta()["n_shards"]
 
 
 def featurize_shard(config: HashedNgramConfig, root: str, index: int, text: pa.Array) -> ShardSummary:
