@@ -89,9 +89,7 @@ class Dataset:
         n = table.num_rows
         has_ids = self.id_field in table.column_names and table[self.id_field].null_count < n
         if has_ids:
-            ids = table[self.id_field].combine_chunks()
-            ids = ids.cast(pa.large_string()) if pa.types.is_string(ids.type) or pa.types.is_large_string(
-                ids.type) else pc.cast(ids, pa.large_string())
+            ids = pc.cast(table[self.id_field].combine_chunks(), pa.large_string())
         elif self.id_field != "id":
             raise ConfigError(f"{src.path}: no id field {self.id_field!r} in these records")
         else:
@@ -117,14 +115,16 @@ class Dataset:
 
     def _normalise(self, src: InputFile, chunk: Chunk, errors: ErrorLog, extra: list[str]) -> pa.Table:
         ids, keep = self._ids_and_valid(src, chunk, errors)
+        if not keep.any():  # nothing usable (and the text column may not even be a string): nothing to cast
+            return pa.table({"id": pa.array([], pa.large_string())})
         table = chunk.table
-        cols = {"id": ids, "text": table[self.text_field].cast(pa.large_string())
-                if self.text_field in table.column_names else pa.nulls(table.num_rows, pa.large_string())}
+        if not keep.all():
+            table, ids = table.filter(pa.array(keep)), ids.filter(pa.array(keep))
+        cols = {"id": ids, "text": pc.cast(table[self.text_field], pa.large_string())}
         for c in extra:
             cols[c] = (pc.cast(table[c], pa.large_string()) if c in table.column_names
                        else pa.nulls(table.num_rows, pa.large_string()))
-        out = pa.table(cols)
-        return out if keep.all() else out.filter(pa.array(keep))
+        return pa.table(cols)
 
 
 def _derived_ids(src: InputFile, chunk: Chunk) -> pa.Array:
