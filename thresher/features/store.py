@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer, NgramFeatures
 from thresher.features.lengths import whitespace_token_counts
+from thresher.io.atomic import atomic_path
 
 
 @dataclass
@@ -46,10 +47,8 @@ class FeatureStore:
         counts = features.counts(self.config.num_buckets)
         arrays = {"n_tokens": features.n_tokens, "n_words": n_words, "counts": counts}
         arrays.update({f"b{j}": b for j, b in enumerate(features.buckets)})
-        final = self.shard_path(index)
-        tmp = final.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, final)
+        with atomic_path(self.shard_path(index)) as tmp:
+            np.savez(tmp, **arrays)
         return ShardSummary(features.n_tokens, n_words, counts)
 
     def _load(self, index: int) -> np.lib.npyio.NpzFile:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from thresher.errors import ConfigError
+from thresher.io.atomic import atomic_path, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 
@@ -23,11 +22,9 @@ PART_ROWS = 65_536
 
 def write_ids(ids: Iterable[str], path: Path) -> None:
     """One id per line, atomically."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i in ids:
             f.write(f"{i}\n")
-    os.replace(tmp, path)
 
 
 def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Path, fmt: str) -> dict:
@@ -52,11 +49,8 @@ def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Pa
             nonlocal buffer, n_buffer
             if not buffer:
                 return
-            table = pa.concat_tables(buffer, promote_options="permissive")
             name = f"part-{len(files):05d}.parquet"
-            tmp = out_dir / f".{name}.tmp"
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, out_dir / name)
+            write_parquet(pa.concat_tables(buffer, promote_options="permissive"), out_dir / name)
             files.append(name)
             buffer, n_buffer = [], 0
 
@@ -72,13 +66,11 @@ def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Pa
         flush()
         return {"files": files, "rows": rows}
     name = "records.jsonl" + (".gz" if fmt == "jsonl.gz" else "")
-    tmp = out_dir / f".{name}.tmp"
-    with (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) if fmt == "jsonl.gz"
-          else open(tmp, "w", encoding="utf-8")) as f:
+    with atomic_path(out_dir / name) as tmp, (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6)
+                                               if fmt == "jsonl.gz" else open(tmp, "w", encoding="utf-8")) as f:
         for ids, table in dataset.iter_tables(ErrorLog("skip")):
             keep = pc.is_in(ids.cast(pa.large_string()), value_set=value_set)
             for rec in table.filter(keep).to_pylist():
                 f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
                 rows += 1
-    os.replace(tmp, out_dir / name)
     return {"files": [name], "rows": rows}

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
 from thresher.features.store import FeatureStore, ShardSummary, featurize_shard
+from thresher.io.atomic import write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 
@@ -134,10 +134,8 @@ def _save_index(store: FeatureStore, index: PoolIndex) -> None:
     cols = {"id": index.ids, "n_tokens": index.n_tokens, "n_words": index.n_words}
     if index.groups is not None:
         cols["group"] = index.groups
-    tmp = store.root / ".index.parquet.tmp"
     store.root.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(cols), tmp)
-    os.replace(tmp, store.root / "index.parquet")
+    write_parquet(pa.table(cols), store.root / "index.parquet")
     np.save(store.root / "counts.npy", index.counts)
     store.mark_complete({"n_shards": len(index.shard_sizes), "shard_sizes": index.shard_sizes.tolist(),
                          "errors": index.errors, "n_records": index.n_records})

@@ -18,9 +18,10 @@ from tqdm.auto import tqdm
 
 from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
+from thresher.io.atomic import atomic_path, write_json
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.jobs.select import _dataset_info, _versions, _write_json
+from thresher.jobs.manifest import dataset_info, versions
 from thresher.run import Run
 from thresher.scorers.gopher import GopherScorer
 from thresher.scorers.langid import LangIdScorer
@@ -53,8 +54,8 @@ def run_scoring(pool: Dataset, scorers: list[str], out: str | os.PathLike, worke
     t0 = time.perf_counter()
     ids: list[pa.Array] = []
     n = 0
-    reasons: dict[str, Counter] = {s: Counter() for s in scorers}
-    tmp = out / "scores" / ".scores.parquet.tmp"
+    reasons: dict[str, Counter] = {s: Counter() for s in scorers if s in RULE_SCORERS}
+    languages: Counter = Counter()
     writer: pq.ParquetWriter | None = None
 
     def items():
@@ -63,37 +64,35 @@ def run_scoring(pool: Dataset, scorers: list[str], out: str | os.PathLike, worke
             yield scorers, batch.column("text")
 
     bar = tqdm(unit="rec", desc="score", disable=not progress or None, leave=False)
-    with LocalEngine(workers) as engine:
+    with LocalEngine(workers) as engine, atomic_path(out / "scores" / "scores.parquet") as tmp:
         for k, cols in enumerate(engine.map(_score_batch, items())):
             table = pa.table({"id": ids[k], **{c: pa.array(v) for c, v in cols.items()}})
             writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
             writer.write_table(table)
-            for s in scorers:
-                if s in RULE_SCORERS:
-                    reasons[s].update(r for r in cols[f"{s}_reason"] if r is not None)
-                else:
-                    reasons[s].update(f"lang_{lang}" for lang in cols["lang"])
+            for s, counter in reasons.items():
+                counter.update(r for r in cols[f"{s}_reason"] if r is not None)
+            if "lang" in cols:
+                languages.update(cols["lang"])
             n += table.num_rows
             bar.update(table.num_rows)
-    bar.close()
-    if writer is None:
-        raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
-    writer.close()
-    os.replace(tmp, out / "scores" / "scores.parquet")
+        bar.close()
+        if writer is None:
+            raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
+        writer.close()
+        engine_info = engine.describe()
     failed = errors.to_dict()
-    summary = {s: {"passed": n - sum(reasons[s].values()), "failed_by_rule": dict(reasons[s].most_common())}
-               for s in scorers if s in RULE_SCORERS}
+    summary = {s: {"passed": n - sum(c.values()), "failed_by_rule": dict(c.most_common())} for s, c in reasons.items()}
     if "langid" in scorers:
-        summary["langid"] = {"languages": {k[5:]: v for k, v in reasons["langid"].most_common()}}
+        summary["langid"] = {"languages": dict(languages.most_common())}
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "score", "scorers": scorers,
-        "inputs": {"pool": _dataset_info(pool)}, "versions": _versions(), "engine": LocalEngine(workers).describe(),
+        "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "engine": engine_info,
         "counts": {"input_records": n + failed["total"], "scored": n, "failed": failed["total"],
                    "pool_failed": failed},
         "metrics": {"rules": summary}, "timings": {"score": round(time.perf_counter() - t0, 4)},
         "outputs": {"scores": "scores/scores.parquet", "records": []},
     }
-    _write_json(manifest, out / "manifest.json")
+    write_json(manifest, out / "manifest.json")
     return Run(out)
 
 

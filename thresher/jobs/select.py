@@ -7,11 +7,8 @@ selector) from a run directory's side-car scores, without reading features again
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from thresher._version import __version__
 from thresher.engine.local import LocalEngine
@@ -28,9 +24,11 @@ from thresher.errors import ConfigError
 from thresher.evaluate.distribution import composition, kl_divergence, kl_reduction
 from thresher.features.hashed_ngrams import HashedNgramConfig
 from thresher.features.store import FeatureStore
+from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.writers import FORMATS, write_ids, write_selected_records
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
+from thresher.jobs.manifest import dataset_info, versions
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.selectors import Budget, make_selector
@@ -140,16 +138,16 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
             np.save(fit_dir / "target_tokens.npy", target_tokens)
         scores_dir = out / "scores"
         scores_dir.mkdir(exist_ok=True)
-        _write_parquet(scores, scores_dir / "scores.parquet")
+        write_parquet(scores, scores_dir / "scores.parquet")
 
         manifest = {
             "thresher_version": __version__,
             "created_unix": int(time.time()),
             "command": command,
-            "inputs": {"pool": _dataset_info(pool), "target": _dataset_info(target) if target is not None else None},
+            "inputs": {"pool": dataset_info(pool), "target": dataset_info(target) if target is not None else None},
             "feature_store": str(store.root.resolve()),
             "engine": engine.describe(),
-            "versions": _versions(),
+            "versions": versions(),
             "counts": {"pool_failed": index.errors, "target": target_info},
             "timings": {},
         }
@@ -271,7 +269,7 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
                  "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
     )
     manifest["timings"] = {**manifest.get("timings", {}), **timer.seconds}
-    _write_json(manifest, out / "manifest.json")
+    write_json(manifest, out / "manifest.json")
     return Run(out)
 
 
@@ -287,42 +285,6 @@ def resolve_min_tokens(setting: int | str, target_tokens_path: Path) -> int:
     if not target_tokens_path.exists():
         return 0
     return int(np.percentile(np.load(target_tokens_path), 5) // 2)
-
-
-def _dataset_info(ds: Dataset) -> dict:
-    return {"paths": ds.paths, "files": ds.describe(), "text_field": ds.text_field, "id_field": ds.id_field,
-            "on_error": ds.on_error, "batch_size": ds.batch_size}
-
-
-def _versions() -> dict:
-    import numpy
-    import pyarrow
-    import xxhash
-
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "numpy": numpy.__version__,
-            "pyarrow": pyarrow.__version__, "xxhash": xxhash.VERSION, "thresher": __version__}
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-
-
-def _write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(o: object) -> object:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 __all__ = ["SelectConfig", "run_selection", "reselect"]

@@ -1,0 +1,25 @@
+"""Pieces every job's manifest.json records: what was read and with which software."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from thresher._version import __version__
+from thresher.io.dataset import Dataset
+
+
+def dataset_info(ds: Dataset) -> dict:
+    """Paths, per-file sizes and fingerprints, and the reading options: enough to read the same records again."""
+    return {"paths": ds.paths, "files": ds.describe(), "text_field": ds.text_field, "id_field": ds.id_field,
+            "on_error": ds.on_error, "batch_size": ds.batch_size}
+
+
+def versions() -> dict:
+    """Python, platform and the versions of the libraries that decide the results."""
+    import numpy
+    import pyarrow
+    import xxhash
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "numpy": numpy.__version__,
+            "pyarrow": pyarrow.__version__, "xxhash": xxhash.VERSION, "thresher": __version__}
