@@ -41,6 +41,7 @@ class Dataset:
     on_error: OnError = "raise"
     batch_size: int = DEFAULT_BATCH_SIZE
     files: list[InputFile] = field(init=False)
+    _description: list[dict] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.paths, (str, os.PathLike)):
@@ -54,8 +55,14 @@ class Dataset:
         self.files = expand_paths(self.paths)
 
     def describe(self) -> list[dict]:
-        """Per-file path, format, size and fingerprint, for manifests and cache keys."""
-        return [f.describe() for f in self.files]
+        """Per-file path, format, size and fingerprint, for manifests and cache keys.
+
+        Computed once per Dataset (a run needs it for the cache key and again for the manifest); open a new
+        Dataset to see changed files.
+        """
+        if self._description is None:
+            self._description = [f.describe() for f in self.files]
+        return self._description
 
     def iter_batches(self, errors: ErrorLog, extra_columns: Iterable[str] = ()) -> Iterator[pa.RecordBatch]:
         """Validated batches with ``id``, ``text`` and ``extra_columns`` (as strings; null where absent)."""
