@@ -26,6 +26,10 @@ Examples:
   # re-select from the saved scores with another budget and seed (no re-scoring)
   thresher select --from-run runs/wiki --budget 10000 --seed 3 --out runs/wiki10k
 \b
+  # select from a `thresher score` run: filter on its columns, rank by one of them
+  thresher select --from-run runs/scored --where "gopher_pass and lang == 'en'" \\
+      --score classifier --selector topk --budget 5% --out runs/top
+\b
   # skip (and count) malformed records instead of stopping at the first
   thresher select --pool dirty.jsonl --target t.jsonl --on-error skip --out runs/x
 """
@@ -93,6 +97,11 @@ def _min_tokens(value: str) -> int | str:
 @click.option("--seed", type=int, default=None, show_default="0", help="Random seed.")
 @click.option("--temperature", type=float, default=None, help="gumbel: sample with exp(score / temperature).")
 @click.option("--threshold", type=float, default=None, help="threshold: keep records with score >= this.")
+@click.option("--score", "score_column", default=None, metavar="COLUMN|SCORER",
+              help="The score column to rank by (or a scorer name for its main column). [default: dsir]")
+@click.option("--where", default=None, metavar="EXPR",
+              help="Keep only records where EXPR holds, e.g. \"gopher_pass and lang == 'en' and n_words >= 50\" "
+                   "(parsed safely; columns, literals, comparisons, and/or/not, in [...]).")
 @click.option("--min-tokens", default=None, show_default="auto", metavar="N|auto",
               help="Filter records with fewer tokens (of --tokenizer); counted as filtered. auto: half the target's "
                    "5th-percentile length; 100 reproduces DSIR's min_example_length; 0 keeps everything.")
@@ -122,7 +131,8 @@ def _min_tokens(value: str) -> int | str:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
 @_handle_errors
-def select(pool, target, out, from_run, method, selector, budget, seed, temperature, threshold, min_tokens,
+def select(pool, target, out, from_run, method, selector, budget, seed, temperature, threshold, score_column, where,
+           min_tokens,
            output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
            tokenizer, length_norm, shrink, smoothing, cache_dir, quiet, as_json) -> None:
     """Select the pool records most like the target, under a budget, and write a run directory."""
@@ -138,7 +148,7 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
         run = reselect(from_run, out=out, progress=not quiet, command=command, selector=selector,
                        budget=budget, seed=seed, temperature=temperature, threshold=threshold,
                        min_tokens=_min_tokens(min_tokens) if min_tokens is not None else None,
-                       output_format=output_format)
+                       output_format=output_format, score=score_column, where=where, workers=workers)
         _print_result(run, as_json, quiet)
         return
     if not pool:
@@ -154,7 +164,7 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
     config = SelectConfig(
         method=method, selector=selector,
         budget=budget if budget is not None else (None if selector == "threshold" else "5%"),
-        seed=seed or 0, temperature=temperature, threshold=threshold,
+        seed=seed or 0, temperature=temperature, threshold=threshold, score=score_column, where=where,
         min_tokens=_min_tokens(min_tokens) if min_tokens is not None else "auto",
         group_field=group_field or None, output_format=output_format or "parquet", workers=workers,
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),
@@ -171,36 +181,115 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
 \b
 Examples:
   thresher score --pool 'crawl/*.jsonl.gz' --scorers gopher,c4,fineweb --out runs/crawl-rules
-  thresher score --pool pool.parquet --scorers gopher --out runs/g --json
+  thresher score --pool pool.parquet --target wiki.jsonl --scorers gopher,langid,classifier,tokens \\
+      --param classifier.l2=0.001 --out runs/scored
+  thresher select --from-run runs/scored --where "gopher_pass and lang == 'en'" --score classifier --budget 5%
 """)
 @click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
+@click.option("--target", "target", multiple=True, metavar="PATH",
+              help="Target sample, for scorers that learn from it (dsir, classifier, similarity, ngram, color).")
 @click.option("--scorers", default="gopher,c4,fineweb", show_default=True,
-              help="Comma-separated: gopher, c4, fineweb (rule families), langid (needs the langid extra).")
+              help="Comma-separated scorer names; `thresher scorers` lists them with their parameters.")
+@click.option("--param", "params", multiple=True, metavar="SCORER.KEY=VALUE",
+              help="A scorer parameter, e.g. classifier.l2=0.001 or gopher.min_words=30 (repeat for several).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+@click.option("--pool-sample", type=int, default=10_000, show_default=True,
+              help="Pool records drawn (seeded) as negatives/background for scorers that need them.")
+@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--id-field", default="id", show_default=True)
+@click.option("--group-field", default="domain", show_default=True,
+              help="Optional pool field kept as the 'group' column, for composition reports.")
 @click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True)
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @click.option("--workers", type=int, default=None, help="Processes. [default: all cores]")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
-def score(pool, scorers, out, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
-    """Score every record with rule-based quality signals; write side-car scores (no selection).
+def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_field, group_field, on_error,
+          batch_size, workers, quiet, as_json) -> None:
+    """Score every record; write side-car score columns by id (no selection).
 
-    Each family adds its numeric signals plus <family>_pass and <family>_reason (the first failing rule), with the
-    published thresholds.
+    Rule families add their numeric signals plus <family>_pass and <family>_reason (the first failing rule);
+    learned scorers are fitted on --target and a seeded pool sample first, and saved under OUT/fit/.
     """
     from thresher.io.dataset import Dataset
     from thresher.jobs.score import format_rule_summary, run_scoring
+    from thresher.pipeline import Score
 
-    ds = Dataset(list(pool), text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
-    run = run_scoring(ds, [s.strip() for s in scorers.split(",") if s.strip()], out, workers=workers,
-                      progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]])
+    names = [s.strip() for s in scorers.split(",") if s.strip()]
+    stages = [Score(name, _scorer_params(params, name, names)) for name in names]
+    opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    run = run_scoring(Dataset(list(pool), **opts), stages, out,
+                      target=Dataset(list(target), **opts) if target else None, workers=workers,
+                      progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]], seed=seed,
+                      pool_sample=pool_sample, group_field=group_field or None)
     if as_json:
-        click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics}))
+        click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics}, default=str))
     elif not quiet:
         click.echo(format_rule_summary(run))
+
+
+def _scorer_params(params: tuple[str, ...], name: str, names: list[str]) -> dict:
+    """The ``--param scorer.key=value`` entries for one scorer, values parsed as YAML scalars (1e-3, true, x)."""
+    import yaml
+
+    from thresher.errors import ConfigError
+
+    out = {}
+    for p in params:
+        key, eq, value = p.partition("=")
+        scorer, dot, param = key.partition(".")
+        if not eq or not dot or not param:
+            raise ConfigError(f"--param takes SCORER.KEY=VALUE, got {p!r}")
+        if scorer not in names:
+            raise ConfigError(f"--param {p!r} names scorer {scorer!r}, which is not in --scorers")
+        if scorer == name:
+            out[param] = yaml.safe_load(value)
+    return out
+
+
+@main.command(name="scorers")
+def list_scorers() -> None:
+    """List the scorers, what they need to fit, their main column, and their parameters."""
+    from thresher.scorers.registry import SCORERS
+
+    for spec in SCORERS.values():
+        needs = f" needs: {', '.join(spec.needs)}." if spec.needs else ""
+        extra = f" extra: thresher[{spec.extra}]." if spec.extra else ""
+        click.echo(f"{spec.name:<11} {spec.description}. main column: {spec.primary}.{needs}{extra}")
+        click.echo(f"{'':<11} parameters: {', '.join(spec.parameters()) or '-'}")
+
+
+@main.command(epilog="""
+\b
+Example recipe (rules -> language filter -> classifier -> score-as-logits sampling):
+  pool: pool.parquet
+  target: target.jsonl
+  out: runs/quality
+  steps:
+    - score: gopher
+    - score: langid
+    - filter: "gopher_pass and lang == 'en'"
+    - score: classifier
+    - select: gumbel
+      score: classifier
+      temperature: 1.0
+      budget: 5%
+""")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (overrides the recipe).")
+@click.option("--workers", type=int, default=None, help="Processes (overrides the recipe).")
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def run(recipe, out, workers, quiet, as_json) -> None:
+    """Run a YAML recipe: score, filter and select stages in order, into one run directory."""
+    from thresher.recipe import Recipe
+
+    result = Recipe.load(recipe).run(out=out, workers=workers, progress=not quiet and not as_json,
+                                     command=["thresher", *sys.argv[1:]])
+    _print_result(result, as_json, quiet)
 
 
 @main.command()

@@ -31,11 +31,15 @@ from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_
 from thresher.jobs.manifest import dataset_info, versions
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
+from thresher.scorers.registry import primary_column
 from thresher.selectors import Budget, make_selector
 from thresher.selectors.base import Random
+from thresher.selectors.where import WhereExpression
 
-METHODS = ("dsir", "random")
-DEFAULT_SELECTOR = {"dsir": "gumbel", "random": "random"}
+#: dsir: score toward a target here. random: no scores. scores: rank by a column of an existing run's scores
+#: (``--from-run`` a ``thresher score`` or ``thresher run`` directory, with ``--score``).
+METHODS = ("dsir", "random", "scores")
+DEFAULT_SELECTOR = {"dsir": "gumbel", "random": "random", "scores": "topk"}
 
 
 @dataclass
@@ -49,6 +53,8 @@ class SelectConfig:
     temperature: float | None = None
     threshold: float | None = None
     min_tokens: int | str = "auto"
+    score: str | None = None
+    where: str | None = None
     group_field: str | None = "domain"
     output_format: str = "parquet"
     workers: int | None = None
@@ -71,6 +77,8 @@ class SelectConfig:
             raise ConfigError(f"min_tokens must be 'auto' or an integer >= 0, got {self.min_tokens!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.where is not None:
+            WhereExpression(self.where)  # parses it: a syntax error surfaces before any work
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +107,8 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
                   command: list[str] | None = None) -> Run:
     """Score ``pool`` toward ``target`` and select under the budget; write and return the run directory."""
     config = config or SelectConfig()
+    if config.method == "scores":
+        raise ConfigError("method 'scores' ranks the scores of an existing run: use --from-run DIR --score COLUMN")
     if config.method == "dsir" and target is None:
         raise ConfigError("method 'dsir' needs a target: give --target PATH (a sample of the text you want)")
     out = Path(out)
@@ -130,12 +140,8 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
             columns["group"] = index.groups
         scores = pa.table(columns)
 
-        fit_dir = out / "fit"
-        fit_dir.mkdir(exist_ok=True)
-        np.save(fit_dir / "pool_counts.npy", index.counts)
-        if target is not None:
-            np.save(fit_dir / "target_counts.npy", target_counts)
-            np.save(fit_dir / "target_tokens.npy", target_tokens)
+        _save_distributions(out, index.counts, target_counts if target is not None else None,
+                            target_tokens if target is not None else None)
         scores_dir = out / "scores"
         scores_dir.mkdir(exist_ok=True)
         write_parquet(scores, scores_dir / "scores.parquet")
@@ -159,12 +165,14 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
              command: list[str] | None = None, **overrides: object) -> Run:
     """Select again from a run's scores with other budget/seed/selector/...; no re-featurizing or re-scoring."""
     src = Run(run_dir)
-    allowed = {"selector", "budget", "seed", "temperature", "threshold", "min_tokens", "output_format"}
+    allowed = {"selector", "budget", "seed", "temperature", "threshold", "min_tokens", "output_format", "score",
+               "where", "workers"}
     bad = set(overrides) - allowed
     if bad:
         raise ConfigError(f"cannot change {', '.join(sorted(bad))} when re-selecting; they change the scores. "
                           "Run a new selection instead")
-    base = src.manifest["config"]
+    # A score-only run (thresher score) has no selection config yet: rank its columns, top-k by default.
+    base = src.manifest.get("config") or {"method": "scores", "min_tokens": 0}
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "selector" in changes and changes["selector"] != base["selector"]:
         # Parameters of the old selector do not carry over to another selector.
@@ -174,8 +182,9 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     out.mkdir(parents=True, exist_ok=True)
     if out.resolve() != src.path.resolve():
         for sub in ("scores", "fit"):
-            shutil.copytree(src.path / sub, out / sub, dirs_exist_ok=True)
-    manifest = {k: v for k, v in src.manifest.items() if k not in ("selection", "metrics", "outputs")}
+            if (src.path / sub).is_dir():
+                shutil.copytree(src.path / sub, out / sub, dirs_exist_ok=True)
+    manifest = {k: v for k, v in src.manifest.items() if k not in ("selection", "outputs")}
     manifest.update(command=command, created_unix=int(time.time()), reselected_from=str(src.path.resolve()))
     manifest["timings"] = {}
     inputs = src.manifest["inputs"]["pool"]
@@ -188,8 +197,9 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
         if changed:
             raise ConfigError(f"the pool changed since {src.path} was scored ({', '.join(changed)}); "
                               "run a new selection, or re-select with --format ids")
-    store = FeatureStore(Path(src.manifest["feature_store"]), config.features)
-    if not store.is_complete():
+    store = FeatureStore(Path(src.manifest["feature_store"]), config.features) \
+        if src.manifest.get("feature_store") else None
+    if store is not None and not store.is_complete():
         store = None  # the cache was deleted: selection works, the KL metrics are skipped
     target_path = src.path / "fit" / "target_counts.npy"
     target_counts = np.load(target_path) if target_path.exists() else None
@@ -199,24 +209,79 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
                                  config, manifest, _Timer(), target_counts, engine)
 
 
+def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage, seed: int,
+                         group_field: str | None, workers: int | None, progress: bool = True) -> Run:
+    """The select stage of a pipeline run: rank the run's scores, then measure as a targeted selection does."""
+    config = SelectConfig(method="scores", selector=stage.selector, score=stage.score, budget=stage.budget,
+                          seed=seed, temperature=stage.temperature, threshold=stage.threshold,
+                          min_tokens=stage.min_tokens, group_field=group_field, output_format=stage.output_format,
+                          workers=workers)
+    run = Run(out)
+    manifest = dict(run.manifest)
+    timer = _Timer()
+    store, shard_sizes, target_counts = None, None, None
+    with LocalEngine(workers) as engine:
+        if target is not None:
+            # The evidence: KL toward the target of the selection vs a random sample, on hashed n-grams.
+            with timer.stage("featurize_for_metrics"):
+                store = store_for(pool, config.features, out / "cache", None)
+                index = featurize_pool(pool, store, engine, None, progress)
+                target_counts, target_tokens, _ = featurize_in_memory(target, config.features)
+                _save_distributions(out, index.counts, target_counts, target_tokens)
+            shard_sizes = index.shard_sizes
+            manifest["feature_store"] = str(store.root.resolve())
+        return _select_and_write(out, pool, run.scores(), store, shard_sizes, config, manifest, timer,
+                                 target_counts, engine)
+
+
+def _save_distributions(out: Path, pool_counts: np.ndarray, target_counts: np.ndarray | None,
+                        target_tokens: np.ndarray | None) -> None:
+    """Bucket counts of pool and target (and target lengths) that re-selections measure KL and lengths with."""
+    fit_dir = out / "fit"
+    fit_dir.mkdir(exist_ok=True)
+    np.save(fit_dir / "pool_counts.npy", pool_counts)
+    if target_counts is not None:
+        np.save(fit_dir / "target_counts.npy", target_counts)
+        np.save(fit_dir / "target_tokens.npy", target_tokens)
+
+
 def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: FeatureStore | None,
                       shard_sizes: np.ndarray | None, config: SelectConfig, manifest: dict, timer: _Timer,
                       target_counts: np.ndarray | None, engine: LocalEngine) -> Run:
     """Selection, metrics and outputs: shared by a full run and a re-selection."""
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()
+    lengths = scores["n_tokens"].to_numpy() if "n_tokens" in scores.column_names else n_words
     min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
-    eligible = scores["n_tokens"].to_numpy() >= min_tokens
+    # Each record not eligible is counted under the first reason that removed it: pipeline filters, --where, length.
+    filtered: dict[str, int] = {}
+    eligible = np.ones(n, dtype=bool)
+    if "filtered_by" in scores.column_names:
+        by = scores["filtered_by"]
+        eligible = ~np.asarray(by.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        filtered.update({str(k): int(v) for k, v in
+                         zip(*np.unique(np.asarray(by.drop_null().to_pylist(), dtype=object), return_counts=True))})
+    if config.where is not None:
+        passed = WhereExpression(config.where).mask(scores)
+        filtered["where"] = int((eligible & ~passed).sum())
+        eligible &= passed
+    long_enough = lengths >= min_tokens
+    if min_tokens:
+        filtered["too_short"] = int((eligible & ~long_enough).sum())
+    eligible &= long_enough
     elig_idx = np.flatnonzero(eligible)
     if len(elig_idx) == 0:
-        raise ConfigError(f"no record has at least {min_tokens} tokens (--min-tokens)")
+        raise ConfigError(f"no record passes the filters (--where, --min-tokens {min_tokens}): {filtered}")
     budget = Budget.parse(config.budget) if config.budget is not None else None
     if budget is not None and budget.kind == "fraction":
         # A fraction is of the scored pool, not of what a length filter leaves: "5%" means the same records count
         # whatever --min-tokens is.
         budget = Budget("count", float(max(1, round(budget.value * n))))
     selector = make_selector(config.selector, temperature=config.temperature, threshold=config.threshold)
-    score_values = scores["dsir"].to_numpy()[elig_idx] if "dsir" in scores.column_names else None
+    score_values = None
+    if selector.needs_scores:
+        column = primary_column(config.score or "dsir", scores.column_names)
+        score_values = _as_float(scores[column])[elig_idx]
 
     with timer.stage("select"):
         chosen = elig_idx[selector.select(score_values, budget, n_words[elig_idx], config.seed)]
@@ -228,7 +293,9 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     random_mask = np.zeros(n, dtype=bool)
     random_mask[baseline] = True
 
-    metrics: dict = {"selected_records": int(len(chosen)), "selected_words": int(n_words[chosen].sum()),
+    # Scoring-time metrics (rule pass rates, fitted scorers' held-out reports) stay; selection metrics are new.
+    metrics: dict = {k: v for k, v in manifest.get("metrics", {}).items() if k in ("rules", "fit")}
+    metrics |= {"selected_records": int(len(chosen)), "selected_words": int(n_words[chosen].sum()),
                      "random_records": int(len(baseline))}
     with timer.stage("metrics"):
         if target_counts is not None and store is not None and len(chosen):
@@ -255,14 +322,15 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
         "scored": int(n),
         "selected": int(len(chosen)),
         "not_selected": int(eligible.sum() - len(chosen)),
-        "filtered": {"too_short": int((~eligible).sum())} if min_tokens else {},
+        "filtered": filtered,
         "failed": int(failed),
     }
     accounted = counts["selected"] + counts["not_selected"] + sum(counts["filtered"].values()) + counts["failed"]
     counts["all_accounted_for"] = accounted == counts["input_records"]
     manifest.update(
         config=config.to_dict(), seed=config.seed, counts=counts, metrics=metrics,
-        selection={"selector": config.selector, "budget": config.budget, "records_budget": str(budget) if budget
+        selection={"selector": config.selector, "score": column if score_values is not None else None,
+                   "where": config.where, "budget": config.budget, "records_budget": str(budget) if budget
                    else None, "min_tokens": min_tokens,
                    "order": "selected/ids.txt lists ids best (or first drawn) first"},
         outputs={"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
@@ -271,6 +339,13 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     manifest["timings"] = {**manifest.get("timings", {}), **timer.seconds}
     write_json(manifest, out / "manifest.json")
     return Run(out)
+
+
+def _as_float(column: pa.ChunkedArray) -> np.ndarray:
+    """A score column as float64 with NaN for nulls (booleans become 0/1)."""
+    if pa.types.is_boolean(column.type):
+        column = column.cast(pa.int8())
+    return np.asarray(column.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
 
 
 def resolve_min_tokens(setting: int | str, target_tokens_path: Path) -> int:

@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from thresher.errors import ConfigError
-from thresher.features.hashed_ngrams import NgramFeatures
+from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer, NgramFeatures
 
 LENGTH_NORMS = ("ref", "none", "mean")
 
@@ -83,3 +84,24 @@ class ImportanceScorer:
 
     def get_params(self) -> dict:
         return asdict(self.config)
+
+
+class DsirTextScorer:
+    """DSIR as a pipeline scorer: fit on target texts and a pool sample (which estimates the pool's n-gram
+    distribution; ``thresher select --method dsir`` counts the whole pool instead), then score raw texts."""
+
+    def __init__(self, num_buckets: int = 10_000, ngrams: int = 2, tokenizer: str = "wordpunct",
+                 smoothing: float = 1.0, length_norm: str = "none", shrink: float = 20.0):
+        self.features = HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer)
+        self.scorer = ImportanceScorer(ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))
+
+    def fit(self, target: pa.Array, pool_sample: pa.Array) -> DsirTextScorer:
+        featurizer = HashedNgramFeaturizer(self.features)
+        t, p = featurizer.transform(target), featurizer.transform(pool_sample)
+        nb = self.features.num_buckets
+        self.scorer.fit(t.counts(nb), p.counts(nb), t.n_ngrams())
+        return self
+
+    def score(self, text: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]:
+        """``dsir`` and ``dsir_logw`` per record (see :meth:`ImportanceScorer.score`)."""
+        return self.scorer.score(HashedNgramFeaturizer(self.features).transform(text))

@@ -1,0 +1,301 @@
+"""A :class:`Pipeline` of stages: score, filter, score, ..., select. Runnable from Python and from YAML recipes.
+
+Stages run in order on every batch: a ``Score`` stage adds its scorer's columns, a ``Filter`` stage drops the records
+its expression rejects, so later (often costlier) scorers only see what earlier filters kept; their columns are null
+for filtered records, and ``filtered_by`` names the filter that dropped each one. Scorers that learn from reference
+data are fitted before the pass, on the target and on a seeded random sample of the pool that went through the
+earlier stages (so a classifier after a language filter learns against the filtered pool, as DCLM does).
+One optional ``Select`` stage, last, ranks by a score column under a budget; the selection is measured against a
+random sample of the same size (KL reduction toward the target, composition by group).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from thresher.engine.local import LocalEngine
+from thresher.errors import ConfigError
+from thresher.features.lengths import whitespace_token_counts
+from thresher.io.atomic import atomic_path, write_json
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
+from thresher.io.sampling import sample_texts
+from thresher.jobs.manifest import dataset_info, versions
+from thresher.run import Run
+from thresher.scorers.registry import References, get_spec
+from thresher.selectors.where import WhereExpression
+
+_PROBE = "The quick brown fox jumps over the lazy dog. It was not amused, and said so at length."
+
+
+@dataclass(frozen=True)
+class Score:
+    """Add the columns of the registered scorer ``scorer`` built with ``params``."""
+
+    scorer: str
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_spec(self.scorer).build(self.params)  # validates name and parameters without fitting
+
+    @property
+    def label(self) -> str:
+        return self.scorer
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Keep the records for which ``where`` (a safe expression over earlier columns) is true."""
+
+    where: str
+
+    def __post_init__(self) -> None:
+        WhereExpression(self.where)
+
+    @property
+    def label(self) -> str:
+        return f"filter: {self.where}"
+
+
+@dataclass(frozen=True)
+class Select:
+    """Rank the kept records by ``score`` (a column or scorer name) and take ``budget`` with ``selector``."""
+
+    selector: str = "topk"
+    score: str | None = None
+    budget: str | None = "5%"
+    temperature: float | None = None
+    threshold: float | None = None
+    min_tokens: int = 0
+    output_format: str = "parquet"
+
+
+Stage = Score | Filter | Select
+
+
+@dataclass
+class _Fitted:
+    """What a worker needs per stage: the fitted scorer or the filter text (both picklable)."""
+
+    kind: str
+    label: str
+    scorer: object | None = None
+    where: str | None = None
+
+
+class Pipeline:
+    """An ordered list of stages; ``run`` streams a pool through them and writes a run directory."""
+
+    def __init__(self, stages: list[Stage]):
+        stages = list(stages)
+        if not stages:
+            raise ConfigError("a pipeline needs at least one stage")
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, (Score, Filter, Select)):
+                raise ConfigError(f"stage {i + 1} is a {type(stage).__name__}, not a Score, Filter or Select")
+            if isinstance(stage, Select) and i != len(stages) - 1:
+                raise ConfigError(f"stage {i + 1}: select must be the last stage")
+        if not any(isinstance(s, Score) for s in stages):
+            raise ConfigError("a pipeline needs at least one score stage")
+        labels = [s.label for s in stages if isinstance(s, Score)]
+        repeated = sorted({x for x in labels if labels.count(x) > 1})
+        if repeated:
+            raise ConfigError(f"scorer(s) {', '.join(repeated)} appear twice: their columns would collide")
+        self.stages = stages
+
+    @property
+    def select(self) -> Select | None:
+        return self.stages[-1] if isinstance(self.stages[-1], Select) else None
+
+    def describe(self) -> list[dict]:
+        return [{"stage": type(s).__name__.lower(), **asdict(s)} for s in self.stages]
+
+    def run(self, pool: Dataset, out: str | os.PathLike, target: Dataset | None = None, *, seed: int = 0,
+            pool_sample: int = 10_000, group_field: str | None = "domain", workers: int | None = None,
+            progress: bool = True, command: list[str] | None = None, recipe: dict | None = None) -> Run:
+        """Fit, score and filter every record of ``pool``; select if the last stage is a Select."""
+        out = Path(out)
+        (out / "scores").mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        refs = References(target=_read_texts(target) if target is not None else None)
+        needs_sample = any(isinstance(s, Score) and "pool_sample" in get_spec(s.scorer).needs for s in self.stages)
+        if needs_sample:
+            if pool_sample < 2:
+                raise ConfigError(f"pool_sample must be >= 2, got {pool_sample}")
+            refs.pool_sample = sample_texts(pool, pool_sample, seed)["text"].combine_chunks()
+        fitted, fit_reports = self._fit(refs, out)
+        timings["fit"] = round(time.perf_counter() - t0, 4)
+
+        t1 = time.perf_counter()
+        stats = self._score_pool(pool, fitted, out / "scores" / "scores.parquet", group_field, workers, progress)
+        timings["score"] = round(time.perf_counter() - t1, 4)
+        failed = stats.pop("failed")
+        n = stats.pop("records")
+        manifest = {
+            "command": command, "created_unix": int(time.time()), "job": "run" if self.select else "score",
+            "pipeline": self.describe(), "recipe": recipe, "seed": seed, "pool_sample": pool_sample,
+            "inputs": {"pool": dataset_info(pool), "target": dataset_info(target) if target is not None else None},
+            "versions": versions(), "engine": stats.pop("engine"),
+            "counts": {"input_records": n + failed["total"], "scored": n, "failed": failed["total"],
+                       "pool_failed": failed,
+                       "target": {"records": len(refs.target)} if refs.target is not None else None,
+                       "filtered": stats["filtered"], "kept": n - sum(stats["filtered"].values())},
+            "metrics": {"rules": stats["rules"], "fit": fit_reports},
+            "timings": timings,
+            "outputs": {"scores": "scores/scores.parquet", "records": []},
+        }
+        write_json(manifest, out / "manifest.json")
+        if self.select is None:
+            return Run(out)
+        from thresher.jobs.select import select_from_pipeline
+
+        return select_from_pipeline(out, pool, target, self.select, seed=seed, group_field=group_field,
+                                    workers=workers, progress=progress)
+
+    def _fit(self, refs: References, out: Path) -> tuple[list[_Fitted], dict]:
+        """Fit every scorer in stage order; filters before a scorer also filter the pool sample it learns from."""
+        fitted: list[_Fitted] = []
+        reports: dict = {}
+        sample = refs.pool_sample
+        for i, stage in enumerate(self.stages):
+            if isinstance(stage, Score):
+                spec = get_spec(stage.scorer)
+                scorer = spec.fit_scorer(spec.build(stage.params), References(refs.target, sample))
+                fitted.append(_Fitted("score", stage.label, scorer=scorer))
+                if hasattr(scorer, "report_"):
+                    reports[stage.label] = scorer.report_
+                if spec.needs and hasattr(scorer, "save"):
+                    scorer.save(out / "fit" / stage.label)
+            elif isinstance(stage, Filter):
+                fitted.append(_Fitted("filter", stage.label, where=stage.where))
+                later = any(isinstance(s, Score) and get_spec(s.scorer).needs for s in self.stages[i + 1:])
+                if sample is not None and later:
+                    cols = apply_stages(fitted, sample)
+                    keep = np.asarray(cols["filtered_by"].is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                    sample = sample.filter(pa.array(keep))
+                    reports.setdefault("pool_sample_after_filters", {})[stage.label] = int(keep.sum())
+        return fitted, reports
+
+    @staticmethod
+    def _schema(fitted: list[_Fitted], group_field: str | None) -> pa.Schema:
+        """Every output column and its type, from the scorers' output on one probe text (filters off)."""
+        probe = apply_stages([f for f in fitted if f.kind == "score"], pa.array([_PROBE], pa.large_string()))
+        fields = [pa.field("id", pa.large_string())] + [pa.field(k, v.type) for k, v in probe.items()]
+        return pa.schema(fields + ([pa.field("group", pa.string())] if group_field else []))
+
+    def _score_pool(self, pool: Dataset, fitted: list[_Fitted], path: Path, group_field: str | None,
+                    workers: int | None, progress: bool) -> dict:
+        errors = ErrorLog(pool.on_error)
+        ids: list[pa.Array] = []
+        groups: list[pa.Array] = []
+        extra = [group_field] if group_field else []
+
+        def items():
+            for batch in pool.iter_batches(errors, extra):
+                ids.append(batch.column("id"))
+                if group_field:
+                    groups.append(batch.column(group_field))
+                yield fitted, batch.column("text")
+
+        schema = self._schema(fitted, group_field)
+        writer: pq.ParquetWriter | None = None
+        n = 0
+        filtered: Counter = Counter()
+        rule_reasons: dict[str, Counter] = {}
+        languages: Counter = Counter()
+        has_groups = False
+        bar = tqdm(unit="rec", desc="score", disable=not progress or None, leave=False)
+        with LocalEngine(workers) as engine, atomic_path(path) as tmp:
+            for k, cols in enumerate(engine.map(apply_stages, items())):
+                table = pa.table({"id": ids[k], **cols})
+                if group_field:
+                    table = table.append_column("group", groups[k].cast(pa.string()))
+                    has_groups |= groups[k].null_count < len(groups[k])
+                    groups[k] = None
+                ids[k] = None
+                for f in schema:  # columns of scorers that saw no record of this batch (all filtered)
+                    if f.name not in table.column_names:
+                        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+                writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
+                writer.write_table(table.select(schema.names).cast(schema))
+                filtered.update(x for x in cols["filtered_by"].to_pylist() if x is not None)
+                for name, values in cols.items():
+                    if name.endswith("_reason"):
+                        rule_reasons.setdefault(name[: -len("_reason")], Counter()).update(
+                            r for r in values.to_pylist() if r is not None)
+                if "lang" in cols:
+                    languages.update(x for x in cols["lang"].to_pylist() if x is not None)
+                n += table.num_rows
+                bar.update(table.num_rows)
+            bar.close()
+            if writer is None:
+                raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
+            writer.close()
+            engine_info = engine.describe()
+        if group_field and not has_groups:
+            pq.write_table(pq.read_table(path).drop_columns(["group"]), path, compression="zstd")
+        rules = {}
+        for family, reasons in rule_reasons.items():
+            passed = pq.read_table(path, columns=[f"{family}_pass"]).column(0)
+            rules[family] = {"passed": int(pa.compute.sum(passed.cast(pa.int64())).as_py() or 0),
+                             "failed_by_rule": dict(reasons.most_common())}
+        if languages:
+            rules["langid"] = {"languages": dict(languages.most_common())}
+        return {"records": n, "failed": errors.to_dict(), "filtered": dict(filtered), "rules": rules,
+                "engine": engine_info}
+
+
+def apply_stages(fitted: list[_Fitted], text: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:
+    """Worker task: every stage on one batch. Later scorers see only rows earlier filters kept (null elsewhere)."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    n = len(text)
+    cols: dict[str, pa.Array] = {"n_words": pa.array(whitespace_token_counts(text))}
+    active = np.ones(n, dtype=bool)
+    filtered_by = np.full(n, None, dtype=object)
+    for stage in fitted:
+        if not active.any():
+            break
+        if stage.kind == "score":
+            sub = text if active.all() else text.filter(pa.array(active))
+            for name, values in stage.scorer.score(sub).items():
+                cols[name] = _spread(_to_arrow(values), active)
+        else:
+            passed = WhereExpression(stage.where).mask(pa.table(cols))
+            dropped = active & ~passed
+            filtered_by[dropped] = stage.label
+            active &= passed
+    # Columns of scorers that never ran on this batch (every row filtered) still exist, as nulls.
+    cols["filtered_by"] = pa.array(filtered_by, type=pa.string())
+    return cols
+
+
+def _to_arrow(values: np.ndarray | pa.Array) -> pa.Array:
+    arr = values if isinstance(values, pa.Array) else pa.array(values)
+    return arr.cast(pa.string()) if pa.types.is_null(arr.type) else arr
+
+
+def _spread(values: pa.Array, active: np.ndarray) -> pa.Array:
+    """Place values computed for the active rows at their positions, with nulls for the others."""
+    if active.all():
+        return values
+    positions = np.cumsum(active) - 1
+    return values.take(pa.array(positions, mask=~active))
+
+
+def _read_texts(dataset: Dataset) -> pa.Array:
+    errors = ErrorLog(dataset.on_error)
+    parts = [b.column("text") for b in dataset.iter_batches(errors)]
+    if not parts:
+        raise ConfigError(f"the target has no usable records ({', '.join(dataset.paths)})")
+    return pa.concat_arrays(parts)

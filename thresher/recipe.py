@@ -1,0 +1,164 @@
+"""YAML recipes: a pipeline and its inputs in one file, validated with errors that name the line.
+
+Example (``thresher run recipe.yaml``)::
+
+    pool: data/pool.parquet          # a path, a list of paths/globs, or {path, text_field, id_field, on_error}
+    target: data/target.jsonl        # optional; scorers such as classifier and dsir need it
+    out: runs/quality
+    seed: 0
+    steps:
+      - score: gopher
+      - score: langid
+      - filter: "gopher_pass and lang == 'en'"
+      - score: classifier
+        l2: 0.0001                   # any other key is a parameter of the scorer
+      - select: gumbel               # topk | gumbel | random | threshold
+        score: classifier            # a column, or a scorer name meaning its main column
+        temperature: 1.0
+        budget: 5%
+
+Relative paths are relative to the recipe's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import yaml
+
+from thresher.errors import ConfigError
+from thresher.io.dataset import Dataset
+from thresher.pipeline import Filter, Pipeline, Score, Select
+from thresher.run import Run
+
+_TOP_KEYS = {"pool", "target", "out", "seed", "workers", "pool_sample", "group_field", "steps"}
+_DATASET_KEYS = {"path", "text_field", "id_field", "on_error", "batch_size"}
+_SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping (as the key ``__line__``)."""
+
+    def construct_mapping(self, node, deep=False):
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping["__line__"] = node.start_mark.line + 1
+        return mapping
+
+
+class Recipe:
+    """A parsed, validated recipe: the pipeline, the datasets and the run options."""
+
+    def __init__(self, data: dict, source: str = "<recipe>", base: Path | None = None):
+        self.source = source
+        self.base = base or Path.cwd()
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: a recipe is a mapping with pool, out and steps")
+        self._check_keys(data, _TOP_KEYS, "recipe")
+        for key in ("pool", "steps"):
+            if key not in data:
+                raise ConfigError(f"{source}: the recipe needs '{key}'")
+        self.raw = _plain(data)
+        self.pool = self._dataset(data["pool"], "pool", data.get("__line__"))
+        self.target = self._dataset(data["target"], "target", data.get("__line__")) if data.get("target") else None
+        self.out = self._path(data["out"]) if data.get("out") else None
+        self.options = {k: data[k] for k in ("seed", "workers", "pool_sample", "group_field") if k in data}
+        steps = data["steps"]
+        if not isinstance(steps, list) or not steps:
+            raise ConfigError(f"{self._where(data)}: 'steps' must be a non-empty list")
+        stages = [self._stage(step, i) for i, step in enumerate(steps)]
+        try:
+            self.pipeline = Pipeline(stages)
+        except ConfigError as e:
+            raise ConfigError(f"{self._where(data)}: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Recipe:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"recipe {path} does not exist")
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        return cls(data, source=str(path), base=path.parent)
+
+    def run(self, out: str | os.PathLike | None = None, workers: int | None = None, progress: bool = True,
+            command: list[str] | None = None) -> Run:
+        """Run the recipe's pipeline; ``out``/``workers`` override the recipe's."""
+        out = out or self.out
+        if out is None:
+            raise ConfigError(f"{self.source}: give 'out' in the recipe or --out")
+        options = dict(self.options)
+        if workers is not None:
+            options["workers"] = workers
+        return self.pipeline.run(self.pool, out, self.target, progress=progress, command=command,
+                                 recipe=self.raw, **options)
+
+    def _stage(self, step: object, i: int) -> Score | Filter | Select:
+        if not isinstance(step, dict):
+            raise ConfigError(f"{self.source}: step {i + 1} must be a mapping such as '- score: gopher'")
+        # The step's first key says what it is ('select: topk' may also carry a 'score:' column to rank by).
+        kind = next((k for k in step if k != "__line__"), None)
+        if kind not in ("score", "filter", "select"):
+            raise ConfigError(f"{self._where(step)}: a step starts with score, filter or select; got "
+                              f"{kind or 'nothing'}")
+        params = {k: v for k, v in step.items() if k not in (kind, "__line__")}
+        try:
+            if kind == "score":
+                return Score(str(step["score"]), _plain(params))
+            if kind == "filter":
+                self._check_keys(step, {"filter"}, "filter step")
+                return Filter(str(step["filter"]))
+            self._check_keys(step, _SELECT_KEYS | {"select"}, "select step")
+            if "budget" in params:
+                params["budget"] = str(params["budget"])
+            stage = Select(selector=str(step["select"]), **params)
+            from thresher.selectors import Budget, make_selector
+
+            make_selector(stage.selector, temperature=stage.temperature, threshold=stage.threshold)
+            if stage.budget is not None:
+                Budget.parse(stage.budget)
+            return stage
+        except ConfigError as e:
+            raise ConfigError(f"{self._where(step)}: {e}") from None
+
+    def _dataset(self, spec: object, name: str, line: int | None) -> Dataset:
+        if isinstance(spec, (str, list)):
+            spec = {"path": spec, "__line__": line}
+        if not isinstance(spec, dict) or "path" not in spec:
+            raise ConfigError(f"{self.source}:{line}: '{name}' must be a path, a list of paths, or a mapping "
+                              "with 'path'")
+        self._check_keys(spec, _DATASET_KEYS, name)
+        paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+        kwargs = {k: spec[k] for k in _DATASET_KEYS - {"path"} if k in spec}
+        try:
+            return Dataset([str(self._path(p)) for p in paths], **kwargs)
+        except ConfigError as e:
+            raise ConfigError(f"{self._where(spec)}: {name}: {e}") from None
+
+    def _path(self, p: str) -> Path:
+        path = Path(os.path.expanduser(str(p)))
+        return path if path.is_absolute() else self.base / path
+
+    def _check_keys(self, mapping: dict, allowed: set[str], what: str) -> None:
+        unknown = sorted(set(mapping) - allowed - {"__line__"})
+        if unknown:
+            raise ConfigError(f"{self._where(mapping)}: unknown key(s) {', '.join(unknown)} in {what}; "
+                              f"allowed: {', '.join(sorted(allowed))}")
+
+    def _where(self, mapping: dict) -> str:
+        line = mapping.get("__line__") if isinstance(mapping, dict) else None
+        return f"{self.source}:{line}" if line else self.source
+
+
+def _plain(obj: object) -> object:
+    """The parsed YAML without the line markers, for the manifest and scorer parameters."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items() if k != "__line__"}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
