@@ -174,7 +174,7 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     # A score-only run (thresher score) has no selection config yet: rank its columns, top-k by default.
     base = src.manifest.get("config") or {"method": "scores", "min_tokens": 0}
     changes = {k: v for k, v in overrides.items() if v is not None}
-    if "selector" in changes and changes["selector"] != base["selector"]:
+    if "selector" in changes and changes["selector"] != base.get("selector"):
         # Parameters of the old selector do not carry over to another selector.
         base = {**base, "temperature": None, "threshold": None}
     config = SelectConfig.from_dict({**base, **changes})

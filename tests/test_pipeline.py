@@ -1,0 +1,153 @@
+"""Pipelines and YAML recipes: score -> filter -> score -> select, from Python and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from thresher.errors import ConfigError
+from thresher.io.dataset import read
+from thresher.jobs.score import run_scoring
+from thresher.pipeline import Filter, Pipeline, Score, Select
+from thresher.recipe import Recipe
+
+QUALITY = [Score("gopher"), Score("langid"), Filter("gopher_pass and lang == 'en'"),
+           Score("classifier", {"l2": 1e-3}), Select("gumbel", score="classifier", budget="5%", temperature=1.0)]
+
+
+@pytest.fixture(scope="module")
+def quality_run(tmp_path_factory, small_pool, news_target):
+    out = tmp_path_factory.mktemp("quality")
+    return Pipeline(QUALITY).run(read(small_pool, batch_size=400), out, read(news_target), workers=1,
+                                 progress=False, pool_sample=800)
+
+
+def test_filters_apply_before_later_scorers_and_selection(quality_run, small_pool):
+    scores = quality_run.scores()
+    assert scores.num_rows == 1500
+    kept = pc.and_(pc.fill_null(scores["gopher_pass"], False), pc.equal(scores["lang"], "en"))
+    kept = np.asarray(kept.to_numpy(zero_copy_only=False), dtype=bool)
+    dropped = scores["filtered_by"].is_valid().to_numpy(zero_copy_only=False)
+    assert (dropped == ~kept).all() and dropped.sum() > 100
+    # the classifier only scored records the filter kept
+    assert (scores["classifier_prob"].is_null().to_numpy(zero_copy_only=False) == dropped).all()
+    selected = set(quality_run.selected_ids())
+    ids = scores["id"].to_pylist()
+    assert len(selected) == 75 and all(kept[ids.index(i)] for i in selected)
+    c = quality_run.counts
+    assert c["filtered"] == {"filter: gopher_pass and lang == 'en'": int(dropped.sum())}
+    assert c["selected"] + c["not_selected"] + sum(c["filtered"].values()) + c["failed"] == c["input_records"]
+    assert c["all_accounted_for"]
+
+
+def test_the_selection_is_target_like_and_measured_against_random(quality_run):
+    m = quality_run.metrics
+    comp = {row["group"]: row for row in m["composition"]}
+    assert comp["news"]["selected_share"] > 3 * comp["news"]["pool_share"]
+    assert m["kl_reduction"] > 0
+    assert m["fit"]["classifier"]["heldout"]["auc"] > 0.8
+    # the classifier learned against the pool sample that passed the filter, not the raw sample
+    assert 0 < m["fit"]["pool_sample_after_filters"]["filter: gopher_pass and lang == 'en'"] < 800
+    assert (quality_run.path / "fit" / "classifier" / "classifier.json").is_file()
+    assert len(quality_run.selected_records()) == 75
+
+
+def test_same_selection_and_scores_with_two_workers(quality_run, tmp_path, small_pool, news_target):
+    two = Pipeline(QUALITY).run(read(small_pool, batch_size=250), tmp_path / "two", read(news_target), workers=2,
+                                progress=False, pool_sample=800)
+    assert two.selected_ids() == quality_run.selected_ids()
+    assert two.scores().equals(quality_run.scores())
+
+
+def test_select_from_a_score_run_with_where_and_score(tmp_path, small_pool, news_target):
+    scored = run_scoring(read(small_pool), ["gopher", "tokens", "dsir"], tmp_path / "scored",
+                         target=read(news_target), workers=1, progress=False)
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "select", "--from-run", str(scored.path),
+                           "--out", str(tmp_path / "sel"), "--where", "gopher_pass and n_tiktoken >= 200",
+                           "--score", "dsir", "--selector", "topk", "--budget", "40", "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    scores = scored.scores()
+    ids = np.asarray(scores["id"].to_pylist(), dtype=object)
+    eligible = np.flatnonzero(np.asarray(scores["gopher_pass"].to_pylist(), dtype=bool)
+                              & (scores["n_tiktoken"].to_numpy() >= 200))
+    dsir = scores["dsir"].to_numpy()[eligible]
+    expected = ids[eligible[np.argsort(-dsir, kind="stable")[:40]]].tolist()
+    assert (tmp_path / "sel" / "selected" / "ids.txt").read_text().split() == expected
+    assert out["counts"]["filtered"]["where"] == 1500 - len(eligible)
+    assert out["counts"]["all_accounted_for"]
+
+
+def test_pipeline_validation():
+    with pytest.raises(ConfigError, match="unknown scorer 'nope'"):
+        Score("nope")
+    with pytest.raises(ConfigError, match="no parameter.*min_wordz"):
+        Score("gopher", {"min_wordz": 3})
+    with pytest.raises(ConfigError, match="select must be the last"):
+        Pipeline([Score("gopher"), Select(), Score("c4")])
+    with pytest.raises(ConfigError, match="appear twice"):
+        Pipeline([Score("gopher"), Score("gopher")])
+    with pytest.raises(ConfigError, match="cannot parse"):
+        Filter("gopher_pass and")
+
+
+def test_classifier_without_target_is_a_clear_error(tmp_path, small_pool):
+    with pytest.raises(ConfigError, match="needs target texts"):
+        Pipeline([Score("classifier")]).run(read(small_pool), tmp_path / "x", None, workers=1, progress=False)
+
+
+def _write_recipe(tmp_path, body: str):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(body)
+    return path
+
+
+def test_recipe_runs_from_the_cli(tmp_path, small_pool, news_target):
+    recipe = _write_recipe(tmp_path, f"""
+pool: {small_pool}
+target: {news_target}
+out: run
+seed: 3
+pool_sample: 600
+steps:
+  - score: c4
+  - filter: c4_pass
+  - score: dsir
+  - select: topk
+    score: dsir
+    budget: 50
+""")
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe), "--workers", "1", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())  # 'out' is relative to the recipe
+    assert manifest["counts"]["selected"] == 50 and manifest["seed"] == 3
+    assert manifest["recipe"]["steps"][1] == {"filter": "c4_pass"}
+    scores = pq.read_table(tmp_path / "run" / "scores" / "scores.parquet")
+    ids = (tmp_path / "run" / "selected" / "ids.txt").read_text().split()
+    passed = dict(zip(scores["id"].to_pylist(), scores["c4_pass"].to_pylist()))
+    assert all(passed[i] for i in ids)
+
+
+@pytest.mark.parametrize("steps, message", [
+    ("  - score: gopher\n  - score: classifer\n", r"recipe.yaml:5: unknown scorer 'classifer'"),
+    ("  - score: gopher\n    min_wordz: 3\n", r"recipe.yaml:4: scorer 'gopher' has no parameter"),
+    ("  - score: gopher\n  - select: topk\n    budget: lots\n", r"recipe.yaml:5: .*budget"),
+    ("  - score: gopher\n  - select: topk\n    colour: red\n", r"recipe.yaml:5: unknown key\(s\) colour"),
+    ("  - filter: 'gopher_pass and'\n", r"recipe.yaml:4: cannot parse"),
+    ("  - sort: gopher\n", r"recipe.yaml:4: a step starts with score, filter or select"),
+    ("  - score: [unclosed\n", r"recipe.yaml:\d+: not valid YAML"),
+])
+def test_recipe_errors_name_the_line(tmp_path, small_pool, steps, message):
+    recipe = _write_recipe(tmp_path, f"pool: {small_pool}\nout: run\nsteps:\n{steps}")
+    with pytest.raises(ConfigError, match=message):
+        Recipe.load(recipe)
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
