@@ -108,6 +108,14 @@ SCORERS: dict[str, ScorerSpec] = {s.name: s for s in [
                config="thresher.scorers.classifier:ClassifierConfig",
                needs=("target", "pool_sample"), primary="classifier_logit",
                fit=lambda s, r: s.fit(r.target, r.pool_sample)),
+    ScorerSpec("ngram", "thresher.scorers.perplexity:NgramPerplexityScorer",
+               "Kneser-Ney n-gram LM fitted on the target: mean log prob per token",
+               config="thresher.scorers.perplexity:NgramPerplexityConfig", needs=("target",), primary="ngram_logp",
+               fit=lambda s, r: s.fit(r.target)),
+    ScorerSpec("color", "thresher.scorers.color_filter:ColorFilterScorer",
+               "CoLoR-Filter: loss under a pool n-gram LM minus loss under a pool+target one",
+               config="thresher.scorers.color_filter:ColorFilterConfig", needs=("target", "pool_sample"),
+               primary="color_score", fit=lambda s, r: s.fit(r.pool_sample, r.target)),
 ]}
 
 
