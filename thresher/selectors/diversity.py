@@ -1,0 +1,81 @@
+"""Selectors that look at more than one record at a time: diversity on embeddings and budgets per group.
+
+Where each lives:
+
+- :mod:`thresher.selectors.kcenter`: :class:`~thresher.selectors.kcenter.KCenter`, greedy k-center (core-set).
+- :mod:`thresher.selectors.facility`: :class:`~thresher.selectors.facility.FacilityLocation` on a sparse
+  k-nearest-neighbour similarity graph (lazy, stochastic and GreeDi optimizers), :func:`knn_graph` and the objectives.
+- :mod:`thresher.selectors.quotas`: :class:`~thresher.selectors.quotas.Quotas` (stratified budgets from a label
+  column) and :class:`~thresher.selectors.quotas.QualityDiversity` (QuaDMix-style sampling).
+- :mod:`thresher.selectors.clusters`: seeded :func:`~thresher.selectors.clusters.kmeans` and
+  :class:`~thresher.selectors.clusters.ClusterBalanced`.
+
+Every one has ``select(...)`` returning record indices in priority order (best or first drawn first), exactly
+``budget`` of them, where ``budget`` is a record count, a fraction or a :class:`Budget` (token budgets are not
+supported: ask for an upper-bound count and cut the order with ``Budget.take``). Randomness comes only from
+``numpy.random.default_rng(seed)``. This module holds the input checks they share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from thresher.errors import ConfigError
+from thresher.selectors.budget import Budget
+
+#: Bytes of temporaries a chunked matrix product may hold at once (similarity block plus its top-k indices).
+CHUNK_BYTES = 256 * 2**20
+
+
+def as_embeddings(X: np.ndarray) -> np.ndarray:
+    """``X`` as a C-contiguous float32 matrix (records x dims), checked: the one layout the selectors compute on."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ConfigError(f"embeddings must be a non-empty 2-D matrix (records x dims), got shape {X.shape}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.isfinite(X).all():
+        raise ConfigError("embeddings contain NaN or infinite values")
+    return X
+
+
+def normalize_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), so that cosine similarity is a dot product."""
+    X = as_embeddings(X)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1).astype(np.float32)
+
+
+def record_count(budget: int | float | str | Budget, n: int) -> int:
+    """The number of records a budget asks for out of ``n``; more than ``n`` is an error, as everywhere in thresher."""
+    b = Budget.parse(budget)
+    k = b.records(n)
+    if k is None:
+        raise ConfigError(f"budget {b} is in tokens; these selectors need a record count: select an upper-bound "
+                          "count, then cut the order with Budget.take")
+    return k
+
+
+def group_codes(labels: np.ndarray | list) -> tuple[list[str], np.ndarray]:
+    """(sorted distinct labels as strings, int64 code of each record): groups are ordered by name, None is 'None'."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or len(arr) == 0:
+        raise ConfigError(f"group labels must be a non-empty 1-D column, got shape {arr.shape}")
+    names, codes = np.unique(arr.astype(str), return_inverse=True)
+    return [str(x) for x in names], codes.astype(np.int64)
+
+
+def as_scores(scores: np.ndarray | None, n: int, required: bool, what: str) -> np.ndarray | None:
+    """``scores`` as float64 of length ``n`` (NaN ranks last), or a clear error when a rule needs them."""
+    if scores is None:
+        if required:
+            raise ConfigError(f"{what} needs a score per record")
+        return None
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape[0] != n:
+        raise ConfigError(f"{what}: got {s.shape[0]} scores for {n} records")
+    return s
+
+
+def chunk_rows(n_cols: int, bytes_per_cell: int = 12, budget: int = CHUNK_BYTES) -> int:
+    """Rows per block so that a (rows x n_cols) block of ``bytes_per_cell`` fits in ``budget`` bytes."""
+    return max(1, budget // max(1, n_cols * bytes_per_cell))
