@@ -11,8 +11,14 @@ from scipy import sparse
 
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
+from thresher.selectors.budget import Budget
 from thresher.selectors.clusters import ClusterBalanced, kmeans
-from thresher.selectors.diversity import normalize_rows
+from thresher.selectors.diversity import (
+    make_diversity_selector,
+    normalize_rows,
+    run_diversity_selector,
+    token_upper_bound,
+)
 from thresher.selectors.facility import FacilityLocation, dense_objective, graph_objective, knn_graph
 from thresher.selectors.kcenter import KCenter
 from thresher.selectors.quotas import QualityDiversity, Quotas, allocate, apportion, quality_percentiles
@@ -321,3 +327,31 @@ def test_group_labels_may_be_any_values():
     sel = Quotas("equal", within="random").select([None, "x", 3, None, "x", 3], 3)
     assert sorted(np.array(["None", "x", "3", "None", "x", "3"])[sel]) == ["3", "None", "x"]
     assert list(itertools.islice(Quotas().counts(np.array([1, 1, 2]), 2).items(), 2)) == [("1", 1), ("2", 1)]
+
+
+def test_one_entry_point_for_the_pipeline_with_record_and_token_budgets():
+    X, label = blobs(300)
+    labels = label.astype(str)
+    scores = np.random.default_rng(0).normal(size=300)
+    n_tokens = np.random.default_rng(1).integers(10, 100, size=300)
+    for name, params in (("kcenter", {"seed": 1}), ("facility", {"k_neighbors": 10, "seed": None}),
+                         ("clusters", {"n_clusters": 5}), ("quotas", {"allocation": "equal", "within": "gumbel"}),
+                         ("quadmix", {"sharpness": 2.0})):
+        sel = make_diversity_selector(name, **params)
+        order = run_diversity_selector(sel, "10%", embeddings=X, labels=labels, scores=scores)
+        assert len(order) == 30 == len(set(order.tolist()))
+        by_tokens = run_diversity_selector(sel, "1000 tokens", embeddings=X, labels=labels, scores=scores,
+                                           n_tokens=n_tokens)
+        assert n_tokens[by_tokens].sum() <= 1000 < n_tokens[by_tokens].sum() + n_tokens.max()
+    assert token_upper_bound(Budget.parse("25 tokens"), np.array([10, 5, 30, 10])) == 3
+    assert token_upper_bound(Budget.parse("24 tokens"), np.array([10, 5, 30, 10])) == 2
+    with pytest.raises(ConfigError, match="unknown selector"):
+        make_diversity_selector("nope")
+    with pytest.raises(ConfigError, match="does not take"):
+        make_diversity_selector("kcenter", k_neighbors=3)
+    with pytest.raises(ConfigError, match="needs embeddings"):
+        run_diversity_selector(KCenter(), 5, labels=labels)
+    with pytest.raises(ConfigError, match="needs a score"):
+        run_diversity_selector(QualityDiversity(), 5, labels=labels)
+    with pytest.raises(ConfigError, match="token count"):
+        run_diversity_selector(KCenter(), "100 tokens", embeddings=X)

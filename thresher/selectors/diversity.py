@@ -79,3 +79,65 @@ def as_scores(scores: np.ndarray | None, n: int, required: bool, what: str) -> n
 def chunk_rows(n_cols: int, bytes_per_cell: int = 12, budget: int = CHUNK_BYTES) -> int:
     """Rows per block so that a (rows x n_cols) block of ``bytes_per_cell`` fits in ``budget`` bytes."""
     return max(1, budget // max(1, n_cols * bytes_per_cell))
+
+
+#: name -> (module, class, inputs it reads): the registry an integrator can expose next to ``SELECTORS``.
+DIVERSITY_SELECTORS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "kcenter": ("thresher.selectors.kcenter", "KCenter", ("embeddings", "scores?")),
+    "facility": ("thresher.selectors.facility", "FacilityLocation", ("embeddings",)),
+    "clusters": ("thresher.selectors.clusters", "ClusterBalanced", ("embeddings", "scores?")),
+    "quotas": ("thresher.selectors.quotas", "Quotas", ("labels", "scores?")),
+    "quadmix": ("thresher.selectors.quotas", "QualityDiversity", ("labels", "scores")),
+}
+
+
+def make_diversity_selector(name: str, **params: object):
+    """Build a diversity or quota selector by name; parameters that are None keep their defaults."""
+    import importlib
+
+    if name not in DIVERSITY_SELECTORS:
+        raise ConfigError(f"unknown selector {name!r}; choose from {', '.join(DIVERSITY_SELECTORS)}")
+    module, cls_name, _ = DIVERSITY_SELECTORS[name]
+    cls = getattr(importlib.import_module(module), cls_name)
+    given = {k: v for k, v in params.items() if v is not None}
+    unknown = [k for k in given if k not in cls.__dataclass_fields__]
+    if unknown:
+        raise ConfigError(f"selector {name!r} does not take {', '.join(unknown)}")
+    return cls(**given)
+
+
+def token_upper_bound(budget: Budget, n_tokens: np.ndarray) -> int:
+    """The most records any prefix within a token budget can hold: as many of the shortest records as fit."""
+    fits = int(np.searchsorted(np.cumsum(np.sort(np.asarray(n_tokens))), budget.value, side="right"))
+    return max(1, min(len(n_tokens), fits))
+
+
+def run_diversity_selector(selector, budget: int | float | str | Budget, *, embeddings: np.ndarray | None = None,
+                           labels: np.ndarray | list | None = None, scores: np.ndarray | None = None,
+                           n_tokens: np.ndarray | None = None) -> np.ndarray:
+    """Indices selected by any selector of :data:`DIVERSITY_SELECTORS`, from the inputs it reads.
+
+    One entry point for the pipeline: a token budget is turned into an upper-bound record count (see
+    :func:`token_upper_bound`), the selector ranks that many records, and ``Budget.take`` keeps the prefix that fits.
+    """
+    name = selector.name
+    needs = dict((x.rstrip("?"), not x.endswith("?")) for x in DIVERSITY_SELECTORS[name][2])
+    if "embeddings" in needs and embeddings is None:
+        raise ConfigError(f"selector {name!r} needs embeddings")
+    if "labels" in needs and labels is None:
+        raise ConfigError(f"selector {name!r} needs a group label per record")
+    if needs.get("scores") and scores is None:
+        raise ConfigError(f"selector {name!r} needs a score per record")
+    n = len(embeddings) if "embeddings" in needs else len(labels)
+    b = Budget.parse(budget)
+    if b.kind == "tokens":
+        if n_tokens is None:
+            raise ConfigError(f"a token budget ({b}) needs the token count of every record")
+        count = token_upper_bound(b, n_tokens)
+    else:
+        count = record_count(b, n)
+    first = embeddings if "embeddings" in needs else labels
+    order = selector.select(first, count, scores)
+    if b.kind == "tokens":
+        order = b.take(order, n, np.asarray(n_tokens))
+    return order

@@ -452,6 +452,7 @@ class FacilityLocation:
             best, best_gains = list(best) + more, best_gains + more_gains
         return best, best_gains, evals
 
-    def select(self, X: np.ndarray, budget: int | str | Budget) -> np.ndarray:
-        """Indices of the selected records, in pick order."""
+    def select(self, X: np.ndarray, budget: int | str | Budget, scores: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the selected records, in pick order (``scores`` is not used: the signature is shared with the
+        other embedding selectors)."""
         return self.maximize(X, budget).order
