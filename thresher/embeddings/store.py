@@ -1,0 +1,133 @@
+"""On-disk cache of a dataset's embeddings, one ``.npy`` file per batch, keyed by a fingerprint of the back-end, the
+stored dtype and the inputs.
+
+Shards are written to a temporary file and renamed, so a crashed run leaves only whole shards behind and the next
+run with the same fingerprint resumes from them; a ``_COMPLETE`` marker says every shard is there. Vectors are
+stored as float16 by default (half the disk; cosines change by about 1e-3) and always handed out as float32. Freshly
+computed vectors are rounded through the stored dtype too, so a resumed run scores exactly like an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import xxhash
+from tqdm.auto import tqdm
+
+from thresher.embeddings.backends import EmbeddingBackend
+from thresher.errors import ConfigError
+from thresher.io.atomic import atomic_path, write_json
+
+DTYPES = ("float16", "float32")
+
+
+def as_texts(text: pa.Array | pa.ChunkedArray | list[str | None]) -> list[str]:
+    """A batch of texts as a Python list, missing texts as empty strings."""
+    values = text.to_pylist() if isinstance(text, pa.Array | pa.ChunkedArray) else list(text)
+    return [t or "" for t in values]
+
+
+class EmbeddingStore:
+    """A folder ``<cache_dir>/emb-<key>/`` of shards ``shard-000000.npy``, one per batch, for one (back-end
+    fingerprint, dtype, data fingerprint).
+
+    ``data_fingerprint`` is the caller's: it must change whenever the texts or their split into batches do (e.g.
+    file fingerprints, text field and batch size). A shard whose row count does not match its batch is recomputed.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, backend: EmbeddingBackend | str, data_fingerprint: str,
+                 dtype: str = "float16"):
+        if dtype not in DTYPES:
+            raise ConfigError(f"embedding dtype must be one of {DTYPES}, got {dtype!r}")
+        self.backend_fingerprint = backend if isinstance(backend, str) else backend.fingerprint()
+        self.data_fingerprint = data_fingerprint
+        self.dtype = dtype
+        key = {"v": 1, "backend": self.backend_fingerprint, "dtype": dtype, "data": data_fingerprint}
+        self.key = xxhash.xxh3_64_hexdigest(json.dumps(key, sort_keys=True).encode())
+        self.root = Path(cache_dir) / f"emb-{self.key}"
+
+    def shard_path(self, index: int) -> Path:
+        return self.root / f"shard-{index:06d}.npy"
+
+    def has(self, index: int, n_rows: int | None = None) -> bool:
+        """Shard ``index`` is stored (with ``n_rows`` rows, if given)."""
+        if not self.shard_path(index).is_file():
+            return False
+        return n_rows is None or self.read(index).shape[0] == n_rows
+
+    def write(self, index: int, matrix: np.ndarray) -> np.ndarray:
+        """Store one shard atomically; return it as float32, as :meth:`read` will give it back."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        stored = np.ascontiguousarray(matrix, dtype=self.dtype)
+        with atomic_path(self.shard_path(index)) as tmp:
+            np.save(tmp, stored)
+        return stored.astype(np.float32)
+
+    def read(self, index: int, mmap: bool = True) -> np.ndarray:
+        """Shard ``index`` in its stored dtype (memory-mapped unless ``mmap=False``)."""
+        return np.load(self.shard_path(index), mmap_mode="r" if mmap else None)
+
+    def mark_complete(self, meta: dict) -> None:
+        write_json(meta, self.root / "_COMPLETE")
+
+    def is_complete(self) -> bool:
+        return (self.root / "_COMPLETE").is_file()
+
+    def meta(self) -> dict:
+        """What :meth:`mark_complete` recorded (shard count, rows, dim, dtype, back-end fingerprint)."""
+        return json.loads((self.root / "_COMPLETE").read_text())
+
+    def iter_shards(self) -> Iterator[np.ndarray]:
+        """Every shard of a complete store in order, as float32 (one shard in memory at a time)."""
+        if not self.is_complete():
+            raise ConfigError(f"{self.root}: the embedding cache is incomplete; run embed_texts over the data first")
+        for index in range(self.meta()["n_shards"]):
+            yield np.asarray(self.read(index), dtype=np.float32)
+
+    def matrix(self) -> np.ndarray:
+        """The whole embedding matrix of a complete store, float32 (n_rows x dim, all in memory)."""
+        shards = list(self.iter_shards())
+        return np.concatenate(shards) if shards else np.zeros((0, self.meta()["dim"]), dtype=np.float32)
+
+
+def embed_shard(backend: EmbeddingBackend, store: EmbeddingStore | None, index: int,
+                text: pa.Array | pa.ChunkedArray | list[str]) -> np.ndarray:
+    """Worker task: the float32 embeddings of one batch, from the store if a previous run wrote them, else encoded
+    (and stored)."""
+    texts = as_texts(text)
+    if store is None:
+        return backend.encode(texts)
+    if store.has(index, len(texts)):
+        return np.asarray(store.read(index), dtype=np.float32)
+    return store.write(index, backend.encode(texts))
+
+
+def embed_texts(backend: EmbeddingBackend, batches: Iterable[pa.Array | pa.ChunkedArray | list[str]],
+                store: EmbeddingStore | None = None, progress: bool = True,
+                total: int | None = None) -> Iterator[np.ndarray]:
+    """Yield a float32 embedding matrix per batch of texts, in order, reusing and filling ``store``.
+
+    Memory stays bounded by one batch. Once every batch has been yielded the store is marked complete, and later
+    runs can read it with :meth:`EmbeddingStore.iter_shards` without reading the texts. ``total``: record count for
+    the progress bar, if known.
+    """
+    if store is not None and store.backend_fingerprint != backend.fingerprint():
+        raise ConfigError(f"{store.root}: this embedding cache belongs to another model than backend {backend.name!r}")
+    n_shards = n_rows = 0
+    dim: int | None = None
+    with tqdm(total=total, unit="rec", desc=f"embed ({backend.name})", disable=not progress) as bar:
+        for index, batch in enumerate(batches):
+            matrix = embed_shard(backend, store, index, batch)
+            n_shards, n_rows, dim = n_shards + 1, n_rows + len(matrix), matrix.shape[1]
+            bar.update(len(matrix))
+            yield matrix
+    if store is not None:
+        store.mark_complete({"n_shards": n_shards, "n_rows": n_rows, "dim": dim if dim is not None else backend.dim,
+                             "dtype": store.dtype, "backend": backend.name,
+                             "backend_fingerprint": store.backend_fingerprint,
+                             "data_fingerprint": store.data_fingerprint})
