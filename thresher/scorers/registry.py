@@ -53,16 +53,18 @@ class ScorerSpec:
     extra: str | None = None
 
     def parameters(self) -> list[str]:
-        """The parameter names this scorer accepts."""
+        """The parameter names this scorer accepts (``**name`` when it passes further keywords on)."""
         if self.config:
             return [f.name for f in fields(_load(self.config))]
         sig = inspect.signature(_load(self.target).__init__)
-        return [p for p in sig.parameters if p != "self"]
+        return [f"**{p.name}" if p.kind is p.VAR_KEYWORD else p.name for p in sig.parameters.values()
+                if p.name != "self"]
 
     def build(self, params: dict | None = None) -> object:
         """An unfitted scorer with ``params``; unknown or invalid parameters are a clear ConfigError."""
         params = dict(params or {})
-        unknown = sorted(set(params) - set(self.parameters()))
+        accepted = self.parameters()
+        unknown = [] if any(p.startswith("**") for p in accepted) else sorted(set(params) - set(accepted))
         if unknown:
             raise ConfigError(f"scorer {self.name!r} has no parameter(s) {', '.join(unknown)}; "
                               f"valid: {', '.join(self.parameters()) or '(none)'}")
@@ -88,6 +90,9 @@ def _load(path: str) -> type:
     except ImportError as e:  # pragma: no cover - every module here imports its heavy dependencies lazily
         raise ConfigError(f"cannot import {path}: {e}") from e
 
+
+#: Pool-sample records the similarity scorer uses as background (its mean and top component are projected out).
+BACKGROUND = 5_000
 
 SCORERS: dict[str, ScorerSpec] = {s.name: s for s in [
     ScorerSpec("gopher", "thresher.scorers.gopher:GopherScorer", "Gopher quality and repetition rules",
@@ -116,6 +121,10 @@ SCORERS: dict[str, ScorerSpec] = {s.name: s for s in [
                "CoLoR-Filter: loss under a pool n-gram LM minus loss under a pool+target one",
                config="thresher.scorers.color_filter:ColorFilterConfig", needs=("target", "pool_sample"),
                primary="color_score", fit=lambda s, r: s.fit(r.pool_sample, r.target)),
+    ScorerSpec("similarity", "thresher.scorers.similarity:EmbeddingSimilarityScorer",
+               "embedding cosine to the target: centroid and mean of the k nearest target records",
+               needs=("target", "pool_sample"), primary="emb_knn_cos", extra="embed",
+               fit=lambda s, r: s.fit(r.target, background=r.pool_sample[:BACKGROUND])),
 ]}
 
 
