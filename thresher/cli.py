@@ -249,6 +249,45 @@ def _scorer_params(params: tuple[str, ...], name: str, names: list[str]) -> dict
     return out
 
 
+@main.command(epilog="""
+\b
+Examples:
+  thresher embed --pool pool.parquet --backend static --out runs/emb
+  thresher embed --pool 'docs/*.jsonl' --backend minilm --dtype float32 --workers 2 --out runs/emb-minilm
+""")
+@click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
+@click.option("--backend", type=click.Choice(["static", "minilm"]), default="static", show_default=True,
+              help="static: model2vec distilled from MiniLM (fast); minilm: all-MiniLM-L6-v2 (slow on CPU).")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the embedding shards live (shared across runs). [default: OUT/cache]")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True)
+@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--workers", type=int, default=None, help="Processes (each loads the model). [default: all cores]")
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, batch_size, workers, quiet,
+          as_json) -> None:
+    """Embed every record (cached on disk, resumable) for similarity scores and diversity selection."""
+    from thresher.io.dataset import Dataset
+    from thresher.jobs.embed import run_embedding
+
+    ds = Dataset(list(pool), text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    run = run_embedding(ds, out, backend=backend, dtype=dtype, workers=workers, cache_dir=cache_dir,
+                        progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]])
+    info = run.manifest["embedding"]
+    if as_json:
+        click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "embedding": info,
+                               "timings": run.manifest["timings"]}))
+    elif not quiet:
+        click.echo(f"embedded {run.counts['embedded']:,} records with {info['backend']} ({info['dim']} dims, "
+                   f"{info['dtype']}) in {run.manifest['timings']['embed']:.1f}s\ncache: {info['store']}")
+
+
 @main.command(name="scorers")
 def list_scorers() -> None:
     """List the scorers, what they need to fit, their main column, and their parameters."""

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -48,6 +49,16 @@ class Run:
         import pyarrow.json as pajson
 
         return pajson.read_json(self.path / files[0])
+
+    def embeddings(self) -> tuple[list[str], np.ndarray]:
+        """Ids and the float32 embedding matrix of an embed run (rows in the ids' order)."""
+        info = self.manifest.get("embedding")
+        if not info:
+            raise ConfigError(f"{self.path} is not an embed run (thresher embed)")
+        from thresher.embeddings import EmbeddingStore
+
+        ids = pq.read_table(self.path / "embeddings" / "ids.parquet")["id"].to_pylist()
+        return ids, EmbeddingStore.open(info["store"]).matrix()
 
     def reselect(self, out: str | os.PathLike | None = None, **changes: object) -> Run:
         """Select again from these scores (budget, seed, selector, temperature, threshold, min_tokens,

@@ -51,6 +51,17 @@ class EmbeddingStore:
         self.key = xxhash.xxh3_64_hexdigest(json.dumps(key, sort_keys=True).encode())
         self.root = Path(cache_dir) / f"emb-{self.key}"
 
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> EmbeddingStore:
+        """A complete store by its folder (as recorded in a run's manifest)."""
+        root = Path(root)
+        if not (root / "_COMPLETE").is_file():
+            raise ConfigError(f"{root}: no complete embedding cache there (deleted, or the run did not finish)")
+        meta = json.loads((root / "_COMPLETE").read_text())
+        store = cls(root.parent, meta["backend_fingerprint"], meta["data_fingerprint"], meta["dtype"])
+        store.root = root
+        return store
+
     def shard_path(self, index: int) -> Path:
         return self.root / f"shard-{index:06d}.npy"
 

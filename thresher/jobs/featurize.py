@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import xxhash
 from tqdm.auto import tqdm
 
 from thresher.engine.local import LocalEngine
@@ -20,6 +18,7 @@ from thresher.features.store import FeatureStore, ShardSummary, featurize_shard
 from thresher.io.atomic import write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
+from thresher.jobs.manifest import dataset_fingerprint
 
 
 @dataclass
@@ -41,13 +40,7 @@ class PoolIndex:
 
 def store_for(dataset: Dataset, config: HashedNgramConfig, cache_dir: Path, group_field: str | None) -> FeatureStore:
     """The feature store keyed by everything that changes the features or which records are read."""
-    key = {
-        "features": config.fingerprint(),
-        "files": [(f["path"], f["bytes"], f["fingerprint"]) for f in dataset.describe()],
-        "text_field": dataset.text_field, "id_field": dataset.id_field, "on_error": dataset.on_error,
-        "batch_size": dataset.batch_size, "group_field": group_field,
-    }
-    digest = xxhash.xxh3_64_hexdigest(json.dumps(key, sort_keys=True).encode())
+    digest = dataset_fingerprint(dataset, features=config.fingerprint(), group_field=group_field)
     return FeatureStore(Path(cache_dir) / f"ngrams-{digest}", config)
 
 

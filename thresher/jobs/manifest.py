@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
+
+import xxhash
 
 from thresher._version import __version__
 from thresher.io.dataset import Dataset
@@ -13,6 +16,14 @@ def dataset_info(ds: Dataset) -> dict:
     """Paths, per-file sizes and fingerprints, and the reading options: enough to read the same records again."""
     return {"paths": ds.paths, "files": ds.describe(), "text_field": ds.text_field, "id_field": ds.id_field,
             "on_error": ds.on_error, "batch_size": ds.batch_size}
+
+
+def dataset_fingerprint(ds: Dataset, **extra: object) -> str:
+    """A key that changes whenever the records read, or their split into batches, could change (for caches)."""
+    key = {"files": [(f["path"], f["bytes"], f["fingerprint"]) for f in ds.describe()],
+           "text_field": ds.text_field, "id_field": ds.id_field, "on_error": ds.on_error,
+           "batch_size": ds.batch_size, **extra}
+    return xxhash.xxh3_64_hexdigest(json.dumps(key, sort_keys=True).encode())
 
 
 def versions() -> dict:
