@@ -151,3 +151,22 @@ def test_recipe_errors_name_the_line(tmp_path, small_pool, steps, message):
         Recipe.load(recipe)
     proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe)], capture_output=True, text=True)
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_token_budget_counts_the_chosen_token_column(tmp_path, small_pool):
+    scored = run_scoring(read(small_pool), ["tokens", "gopher"], tmp_path / "scored", workers=1, progress=False)
+    run = scored.reselect(out=tmp_path / "sel", score="gopher_mean_word_length", selector="topk",
+                          budget="20000 tokens", token_column="n_tiktoken")
+    scores = scored.scores()
+    tokens = dict(zip(scores["id"].to_pylist(), scores["n_tiktoken"].to_pylist()))
+    words = dict(zip(scores["id"].to_pylist(), scores["n_words"].to_pylist()))
+    chosen = run.selected_ids()
+    ids = scores["id"].to_pylist()
+    order = [ids[j] for j in np.argsort(-scores["gopher_mean_word_length"].to_numpy(), kind="stable")]
+    assert chosen == order[: len(chosen)]  # the longest prefix of the ranking that fits
+    assert sum(tokens[i] for i in chosen) <= 20000 < sum(tokens[i] for i in order[: len(chosen) + 1])
+    assert run.metrics["selected_tokens"] == sum(tokens[i] for i in chosen)
+    assert sum(words[i] for i in chosen) != run.metrics["selected_tokens"]  # words are not what was budgeted
+    with pytest.raises(ConfigError, match="no token column 'n_bpe'"):
+        scored.reselect(out=tmp_path / "bad", score="gopher_mean_word_length", budget="1000 tokens",
+                        token_column="n_bpe")

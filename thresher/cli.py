@@ -102,6 +102,8 @@ def _min_tokens(value: str) -> int | str:
 @click.option("--where", default=None, metavar="EXPR",
               help="Keep only records where EXPR holds, e.g. \"gopher_pass and lang == 'en' and n_words >= 50\" "
                    "(parsed safely; columns, literals, comparisons, and/or/not, in [...]).")
+@click.option("--token-column", default=None, show_default="n_words", metavar="COLUMN",
+              help="What a token budget counts: n_words (whitespace) or, after the tokens scorer, n_tiktoken.")
 @click.option("--min-tokens", default=None, show_default="auto", metavar="N|auto",
               help="Filter records with fewer tokens (of --tokenizer); counted as filtered. auto: half the target's "
                    "5th-percentile length; 100 reproduces DSIR's min_example_length; 0 keeps everything.")
@@ -132,7 +134,7 @@ def _min_tokens(value: str) -> int | str:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
 @_handle_errors
 def select(pool, target, out, from_run, method, selector, budget, seed, temperature, threshold, score_column, where,
-           min_tokens,
+           token_column, min_tokens,
            output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
            tokenizer, length_norm, shrink, smoothing, cache_dir, quiet, as_json) -> None:
     """Select the pool records most like the target, under a budget, and write a run directory."""
@@ -148,7 +150,8 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
         run = reselect(from_run, out=out, progress=not quiet, command=command, selector=selector,
                        budget=budget, seed=seed, temperature=temperature, threshold=threshold,
                        min_tokens=_min_tokens(min_tokens) if min_tokens is not None else None,
-                       output_format=output_format, score=score_column, where=where, workers=workers)
+                       output_format=output_format, score=score_column, where=where, workers=workers,
+                       token_column=token_column)
         _print_result(run, as_json, quiet)
         return
     if not pool:
@@ -165,6 +168,7 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
         method=method, selector=selector,
         budget=budget if budget is not None else (None if selector == "threshold" else "5%"),
         seed=seed or 0, temperature=temperature, threshold=threshold, score=score_column, where=where,
+        token_column=token_column or "n_words",
         min_tokens=_min_tokens(min_tokens) if min_tokens is not None else "auto",
         group_field=group_field or None, output_format=output_format or "parquet", workers=workers,
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),

@@ -76,6 +76,7 @@ class Select:
     temperature: float | None = None
     threshold: float | None = None
     min_tokens: int = 0
+    token_column: str = "n_words"  # what a token budget counts (n_tiktoken after the tokens scorer)
     output_format: str = "parquet"
 
 

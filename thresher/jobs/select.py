@@ -55,6 +55,7 @@ class SelectConfig:
     min_tokens: int | str = "auto"
     score: str | None = None
     where: str | None = None
+    token_column: str = "n_words"
     group_field: str | None = "domain"
     output_format: str = "parquet"
     workers: int | None = None
@@ -166,7 +167,7 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     """Select again from a run's scores with other budget/seed/selector/...; no re-featurizing or re-scoring."""
     src = Run(run_dir)
     allowed = {"selector", "budget", "seed", "temperature", "threshold", "min_tokens", "output_format", "score",
-               "where", "workers"}
+               "where", "workers", "token_column"}
     bad = set(overrides) - allowed
     if bad:
         raise ConfigError(f"cannot change {', '.join(sorted(bad))} when re-selecting; they change the scores. "
@@ -215,6 +216,7 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
     config = SelectConfig(method="scores", selector=stage.selector, score=stage.score, budget=stage.budget,
                           seed=seed, temperature=stage.temperature, threshold=stage.threshold,
                           min_tokens=stage.min_tokens, group_field=group_field, output_format=stage.output_format,
+                          token_column=stage.token_column,
                           workers=workers)
     run = Run(out)
     manifest = dict(run.manifest)
@@ -252,6 +254,9 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()
     lengths = scores["n_tokens"].to_numpy() if "n_tokens" in scores.column_names else n_words
+    if config.token_column not in scores.column_names:
+        raise ConfigError(f"no token column {config.token_column!r} in the scores (the tokens scorer adds n_tiktoken)")
+    budget_tokens = _as_float(scores[config.token_column])  # what a token budget counts
     min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
     # Each record not eligible is counted under the first reason that removed it: pipeline filters, --where, length.
     filtered: dict[str, int] = {}
@@ -284,10 +289,10 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
         score_values = _as_float(scores[column])[elig_idx]
 
     with timer.stage("select"):
-        chosen = elig_idx[selector.select(score_values, budget, n_words[elig_idx], config.seed)]
+        chosen = elig_idx[selector.select(score_values, budget, budget_tokens[elig_idx], config.seed)]
         # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
         baseline = Random().select(None, Budget("count", len(chosen)) if budget is None or budget.kind != "tokens"
-                                   else budget, n_words, config.seed) if len(chosen) else chosen[:0]
+                                   else budget, budget_tokens, config.seed) if len(chosen) else chosen[:0]
     selected_mask = np.zeros(n, dtype=bool)
     selected_mask[chosen] = True
     random_mask = np.zeros(n, dtype=bool)
@@ -296,6 +301,7 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     # Scoring-time metrics (rule pass rates, fitted scorers' held-out reports) stay; selection metrics are new.
     metrics: dict = {k: v for k, v in manifest.get("metrics", {}).items() if k in ("rules", "fit")}
     metrics |= {"selected_records": int(len(chosen)), "selected_words": int(n_words[chosen].sum()),
+                "selected_tokens": int(np.nansum(budget_tokens[chosen])), "token_column": config.token_column,
                      "random_records": int(len(baseline))}
     with timer.stage("metrics"):
         if target_counts is not None and store is not None and len(chosen):
@@ -336,6 +342,8 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
         outputs={"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
                  "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
     )
+    if manifest.get("job") == "score":
+        manifest["job"] = "select"  # a selection made from a score-only run is now a selection run
     manifest["timings"] = {**manifest.get("timings", {}), **timer.seconds}
     write_json(manifest, out / "manifest.json")
     return Run(out)

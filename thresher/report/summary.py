@@ -15,7 +15,8 @@ def format_summary(manifest: dict, max_groups: int = 12) -> str:
         f"records: {c['input_records']:,} read, {c['selected']:,} selected, {c['not_selected']:,} not selected, "
         f"{sum(c.get('filtered', {}).values()):,} filtered, {c['failed']:,} failed"
         + ("" if c.get("all_accounted_for") else "  [ACCOUNTING MISMATCH]"),
-        f"selected words: {m.get('selected_words', 0):,}",
+        f"selected words: {m.get('selected_words', 0):,}"
+        + (f", {m['token_column']}: {m['selected_tokens']:,}" if m.get("token_column", "n_words") != "n_words" else ""),
     ]
     if "kl_reduction" in m:
         lines.append(
