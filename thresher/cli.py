@@ -60,6 +60,24 @@ def main() -> None:
     """
 
 
+def _reading_options(fn: Callable) -> Callable:
+    """The options every pool-reading job shares: fields, error policy, batch size, workers, output style."""
+    options = [
+        click.option("--text-field", default="text", show_default=True, help="Field holding the text."),
+        click.option("--id-field", default="id", show_default=True,
+                     help="Field holding a unique id; if absent, ids are <file>:<line or row>."),
+        click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
+                     help="Malformed records: stop with an error naming file and line, or skip and count them."),
+        click.option("--batch-size", type=int, default=1024, show_default=True, help="Records per batch."),
+        click.option("--workers", type=int, default=None, help="Processes. [default: all cores]"),
+        click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors."),
+        click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _print_result(run, as_json: bool, quiet: bool) -> None:
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics,
@@ -200,15 +218,9 @@ Examples:
 @click.option("--pool-sample", type=int, default=10_000, show_default=True,
               help="Pool records drawn (seeded) as negatives/background for scorers that need them.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--text-field", default="text", show_default=True)
-@click.option("--id-field", default="id", show_default=True)
 @click.option("--group-field", default="domain", show_default=True,
               help="Optional pool field kept as the 'group' column, for composition reports.")
-@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True)
-@click.option("--batch-size", type=int, default=1024, show_default=True)
-@click.option("--workers", type=int, default=None, help="Processes. [default: all cores]")
-@click.option("--quiet", "-q", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
+@_reading_options
 @_handle_errors
 def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_field, group_field, on_error,
           batch_size, workers, quiet, as_json) -> None:
@@ -266,13 +278,7 @@ Examples:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where the embedding shards live (shared across runs). [default: OUT/cache]")
-@click.option("--text-field", default="text", show_default=True)
-@click.option("--id-field", default="id", show_default=True)
-@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True)
-@click.option("--batch-size", type=int, default=1024, show_default=True)
-@click.option("--workers", type=int, default=None, help="Processes (each loads the model). [default: all cores]")
-@click.option("--quiet", "-q", is_flag=True)
-@click.option("--json", "as_json", is_flag=True)
+@_reading_options
 @_handle_errors
 def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, batch_size, workers, quiet,
           as_json) -> None:
