@@ -1,0 +1,168 @@
+"""Duplicate clusters: connected components of the duplicate-pair graph, one kept record per cluster, and the result
+type that exact and near-duplicate detection share.
+
+Records are numbered in reading order (0..n-1). A cluster is named by the index of the record it keeps, so the
+output does not depend on how the input was batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components as _scipy_components
+
+from thresher.errors import ConfigError
+
+KEEP_POLICIES = ("first", "longest", "highest")
+
+
+def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Component label of each of ``n`` records given duplicate pairs ``(a[k], b[k])``: the smallest member's index.
+
+    scipy's connected-components traversal in C, so a million pairs cost milliseconds; labels are then canonicalised
+    to the smallest index in each component, which makes them independent of pair order.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if len(a) == 0:
+        return np.arange(n, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int32), (a, b)), shape=(n, n)).tocsr()
+    _, labels = _scipy_components(graph, directed=False)
+    smallest = np.full(labels.max() + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, labels, np.arange(n, dtype=np.int64))
+    return smallest[labels]
+
+
+def choose_kept(labels: np.ndarray, keep: str, lengths: np.ndarray | None = None,
+                scores: np.ndarray | None = None) -> np.ndarray:
+    """For every record, the index of the record its cluster keeps.
+
+    ``first`` keeps the earliest record in reading order, ``longest`` the longest text (``lengths``), ``highest``
+    the highest ``scores`` (NaN counts as lowest); ties always go to the earliest record.
+    """
+    n = len(labels)
+    index = np.arange(n, dtype=np.int64)
+    if keep == "first":
+        order = np.lexsort((index, labels))
+    elif keep == "longest":
+        if lengths is None or len(lengths) != n:
+            raise ConfigError("keep='longest' needs one length per record")
+        order = np.lexsort((index, -np.asarray(lengths, dtype=np.int64), labels))
+    elif keep == "highest":
+        if scores is None or len(scores) != n:
+            raise ConfigError(f"keep='highest' needs one score per record ({n}), got "
+                              f"{'none' if scores is None else len(scores)}")
+        s = np.asarray(scores, dtype=np.float64)
+        order = np.lexsort((index, -np.where(np.isnan(s), -np.inf, s), labels))
+    else:
+        raise ConfigError(f"keep must be one of {KEEP_POLICIES}, got {keep!r}")
+    sorted_labels = labels[order]
+    is_head = np.ones(n, dtype=bool)
+    is_head[1:] = sorted_labels[1:] != sorted_labels[:-1]
+    head_of = order[is_head][np.cumsum(is_head) - 1]  # for each sorted position, the head of its label group
+    kept = np.empty(n, dtype=np.int64)
+    kept[order] = head_of
+    return kept
+
+
+@dataclass
+class DedupResult:
+    """Per-record duplicate decisions, in reading order, plus counts.
+
+    cluster: index of the record kept for this record's cluster (a record without duplicates is its own cluster).
+    keep: whether the record is kept.
+    duplicate_of: index of the kept record for dropped records, -1 for kept ones.
+    kind: ``exact`` or ``near``; names the reason.
+    ids: record ids (reasons name the kept record by id when known, else by index).
+    stats: counts (records, candidate and verified pairs, clusters, dropped, ...).
+    """
+
+    cluster: np.ndarray
+    keep: np.ndarray
+    duplicate_of: np.ndarray
+    kind: str
+    ids: pa.Array | None = None
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def n_records(self) -> int:
+        return len(self.keep)
+
+    @property
+    def n_dropped(self) -> int:
+        return int((~self.keep).sum())
+
+    def reasons(self) -> pa.Array:
+        """``None`` for kept records, ``<kind>_duplicate_of:<id of the kept record>`` for dropped ones."""
+        dropped = np.flatnonzero(~self.keep)
+        out = np.full(self.n_records, None, dtype=object)
+        if len(dropped):
+            target = self.duplicate_of[dropped]
+            names = (self.ids.take(pa.array(target)).to_pylist() if self.ids is not None
+                     else target.tolist())
+            prefix = f"{self.kind}_duplicate_of:"
+            out[dropped] = [f"{prefix}{x}" for x in names]
+        return pa.array(out, type=pa.large_string())
+
+    def to_table(self) -> pa.Table:
+        """``[id,] dup_cluster, dup_keep, dup_reason``: one row per record, in reading order."""
+        cols = {} if self.ids is None else {"id": self.ids}
+        cols |= {"dup_cluster": pa.array(self.cluster), "dup_keep": pa.array(self.keep),
+                 "dup_reason": self.reasons()}
+        return pa.table(cols)
+
+
+def build_result(labels: np.ndarray, kind: str, keep: str, lengths: np.ndarray | None, scores: np.ndarray | None,
+                 ids: pa.Array | None, stats: dict) -> DedupResult:
+    """One kept record per cluster (``labels``: a cluster label per record) by ``keep``, as a :class:`DedupResult`."""
+    n = len(labels)
+    kept = choose_kept(labels, keep, lengths, scores)
+    is_kept = kept == np.arange(n)
+    sizes = np.bincount(labels, minlength=n)
+    stats = {**stats, "records": n, "clusters": int((sizes > 1).sum()),
+             "records_in_clusters": int(sizes[sizes > 1].sum()), "dropped": int((~is_kept).sum()),
+             "kept": int(is_kept.sum())}
+    return DedupResult(cluster=kept, keep=is_kept, duplicate_of=np.where(is_kept, -1, kept), kind=kind, ids=ids,
+                       stats=stats)
+
+
+#: What the deduplicators accept as one batch: texts (Arrow string array, or a list of str) or a table with a text
+#: column (and optionally an id column).
+Batch = pa.Array | pa.ChunkedArray | pa.RecordBatch | pa.Table | list
+
+
+def as_batches(batches: object) -> object:
+    """A single batch (table, array, list of str) becomes a one-batch list; anything else is left as is."""
+    if isinstance(batches, (pa.Array, pa.ChunkedArray, pa.RecordBatch, pa.Table)):
+        return [batches]
+    if isinstance(batches, (list, tuple)) and batches and all(isinstance(x, str) or x is None for x in batches):
+        return [list(batches)]
+    return batches
+
+
+def split_batch(batch: Batch, text_field: str, id_field: str) -> tuple[pa.Array, pa.Array | None]:
+    """(texts as a large-string array with nulls as "", ids as large strings or None) of one batch."""
+    ids = None
+    if isinstance(batch, (pa.RecordBatch, pa.Table)):
+        if text_field not in batch.schema.names:
+            raise ConfigError(f"no text field {text_field!r} in batch (fields: {', '.join(batch.schema.names)})")
+        if id_field in batch.schema.names:
+            ids = _combine(batch.column(id_field)).cast(pa.large_string())
+        text = batch.column(text_field)
+    elif isinstance(batch, (list, tuple)):
+        text = pa.array(batch, type=pa.large_string())
+    else:
+        text = batch
+    text = _combine(text)
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        raise ConfigError(f"texts must be strings, got {text.type}")
+    return text.cast(pa.large_string()).fill_null(""), ids
+
+
+def _combine(a: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a

@@ -1,0 +1,96 @@
+"""Exact deduplication: records whose normalised texts are identical form one cluster; one record per cluster is kept.
+
+Normalisation runs in Arrow on the whole batch; each normalised text is hashed once with xxh3-128 (two records
+collide by chance with probability ~n^2 / 2^129, i.e. never), so only 16 bytes per record are kept in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, split_batch
+from thresher.errors import ConfigError
+
+#: Punctuation and symbols: anything that is not a letter, number, underscore or whitespace (RE2 syntax).
+_PUNCT = r"[^\pL\pN_\s]+"
+
+
+@dataclass(frozen=True)
+class ExactConfig:
+    """How texts are compared and which copy is kept.
+
+    nfkc: Unicode NFKC normalisation first (full-width letters, ligatures, compatibility digits fold together).
+    lowercase: fold case.
+    strip_punctuation: remove punctuation and symbols (replaced by a space when whitespace is collapsed).
+    collapse_whitespace: runs of whitespace become one space; leading and trailing whitespace is dropped.
+    keep: ``first`` (reading order), ``longest`` (most characters) or ``highest`` (largest score; pass ``scores``).
+    The default (lowercase + collapse whitespace) treats texts that differ only in case and spacing as duplicates;
+    set all four flags to False to compare raw texts.
+    """
+
+    nfkc: bool = False
+    lowercase: bool = True
+    strip_punctuation: bool = False
+    collapse_whitespace: bool = True
+    keep: str = "first"
+    text_field: str = "text"
+    id_field: str = "id"
+
+    def __post_init__(self) -> None:
+        if self.keep not in KEEP_POLICIES:
+            raise ConfigError(f"keep must be one of {KEEP_POLICIES}, got {self.keep!r}")
+
+
+def normalize(text: pa.Array, config: ExactConfig) -> pa.Array:
+    """The texts as exact dedup compares them (vectorised over the batch)."""
+    if config.nfkc:
+        text = pc.utf8_normalize(text, form="NFKC")
+    if config.lowercase:
+        text = pc.utf8_lower(text)
+    if config.strip_punctuation:
+        text = pc.replace_substring_regex(text, _PUNCT, " " if config.collapse_whitespace else "")
+    if config.collapse_whitespace:
+        text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, r"\s+", " "))
+    return text
+
+
+def text_hashes(text: pa.Array, config: ExactConfig) -> np.ndarray:
+    """xxh3-128 of each normalised text, as an (n, 2) uint64 array."""
+    values = normalize(text, config).cast(pa.large_binary()).to_pylist()
+    digest = b"".join(map(xxhash.xxh3_128_digest, values))
+    return np.frombuffer(digest, dtype=np.uint64).reshape(-1, 2)
+
+
+def exact_duplicates(batches: Iterable | Callable[[], Iterable], config: ExactConfig | None = None,
+                     scores: np.ndarray | None = None) -> DedupResult:
+    """Exact duplicates among all records of ``batches`` (text arrays, lists of str, or tables with a text column).
+
+    One pass; memory is 16 bytes per record plus ids. ``scores`` (one per record, reading order) are needed for
+    ``keep="highest"``.
+    """
+    config = config or ExactConfig()
+    if callable(batches):  # the same inputs as near_duplicates accepts; one pass is enough here
+        batches = batches()
+    hashes, lengths, id_chunks, have_ids = [], [], [], True
+    for batch in as_batches(batches):
+        text, ids = split_batch(batch, config.text_field, config.id_field)
+        hashes.append(text_hashes(text, config))
+        lengths.append(pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
+        have_ids = have_ids and ids is not None
+        if have_ids:
+            id_chunks.append(ids)
+    n = sum(len(h) for h in hashes)
+    labels = np.zeros(0, np.int64)
+    if n:
+        h = np.ascontiguousarray(np.concatenate(hashes)).view(np.dtype((np.void, 16))).ravel()
+        _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        labels = first[inverse.ravel()].astype(np.int64)  # the first record with this text: same for any batching
+    ids_all = pa.concat_arrays(id_chunks) if have_ids and id_chunks else None
+    lengths_all = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    return build_result(labels, "exact", config.keep, lengths_all, scores, ids_all, {})
