@@ -85,3 +85,24 @@ def test_token_counts():
     assert "n_tiktoken" not in TokenCountScorer(tiktoken=None).score(texts)
     with pytest.raises(ConfigError, match="unknown tiktoken encoding"):
         TokenCountScorer(tiktoken="no_such_encoding").score(texts)
+
+
+def test_cross_fitting_scores_sample_records_with_the_model_that_did_not_see_them(pool_and_target):
+    from thresher.scorers.crossfit import text_hashes
+    from thresher.scorers.registry import References, get_spec
+
+    pool, target = pool_and_target
+    text = pool["text"].combine_chunks()
+    sample, outside = text.slice(0, 800), text.slice(800, 50)
+    spec = get_spec("classifier")
+    fitted = spec.fit_scorer(spec.build({"heldout": 0}), References(target=target, pool_sample=sample))
+    a, b = fitted.scorers
+    in_b = (text_hashes(sample) & np.uint64(1)).astype(bool)
+    got = fitted.score(sample)["classifier_logit"]
+    assert np.allclose(got[~in_b], b.score(sample.filter(pa.array(~in_b)))["classifier_logit"])
+    assert np.allclose(got[in_b], a.score(sample.filter(pa.array(in_b)))["classifier_logit"])
+    mean = (a.score(outside)["classifier_logit"] + b.score(outside)["classifier_logit"]) / 2
+    assert np.allclose(fitted.score(outside)["classifier_logit"], mean)
+    # a model scoring its own negatives pushes them down; cross-fitting removes that bias
+    own = a.score(sample.filter(pa.array(~in_b)))["classifier_logit"].mean()
+    assert own < got[~in_b].mean()

@@ -51,10 +51,12 @@ def test_the_selection_is_target_like_and_measured_against_random(quality_run):
     comp = {row["group"]: row for row in m["composition"]}
     assert comp["news"]["selected_share"] > 3 * comp["news"]["pool_share"]
     assert m["kl_reduction"] > 0
-    assert m["fit"]["classifier"]["heldout"]["auc"] > 0.8
+    # cross-fitted: two classifiers, each on half the pool sample, each with its own held-out report
+    assert m["fit"]["classifier"]["fold_0"]["heldout"]["auc"] > 0.8
+    assert m["fit"]["classifier"]["fold_1"]["heldout"]["auc"] > 0.8
     # the classifier learned against the pool sample that passed the filter, not the raw sample
     assert 0 < m["fit"]["pool_sample_after_filters"]["filter: gopher_pass and lang == 'en'"] < 800
-    assert (quality_run.path / "fit" / "classifier" / "classifier.json").is_file()
+    assert (quality_run.path / "fit" / "classifier" / "fold_1" / "classifier.json").is_file()
     assert len(quality_run.selected_records()) == 75
 
 

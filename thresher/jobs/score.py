@@ -42,9 +42,12 @@ def format_rule_summary(run: Run) -> str:
         top = ", ".join(f"{r} {c:,}" for r, c in list(s["failed_by_rule"].items())[:4])
         lines.append(f"{family:<8} pass {s['passed'] / max(n, 1):6.1%}   fails: {top or '-'}")
     for name, report in run.metrics.get("fit", {}).items():
-        held = report.get("heldout") if isinstance(report, dict) else None
-        if held:
-            lines.append(f"{name:<8} held-out accuracy {held['accuracy']:.3f}, AUC {held['auc']:.3f} "
-                         f"({held['records']} records)")
+        folds = [report[k] for k in sorted(report) if k.startswith("fold_")] if isinstance(report, dict) else []
+        for i, r in enumerate(folds or [report]):
+            held = r.get("heldout") if isinstance(r, dict) else None
+            if held:
+                label = f"{name} (fold {i})" if folds else name
+                lines.append(f"{label:<8} held-out accuracy {held['accuracy']:.3f}, AUC {held['auc']:.3f} "
+                             f"({held['records']} records)")
     lines.append(f"scores: {run.path / 'scores' / 'scores.parquet'}")
     return "\n".join(lines)

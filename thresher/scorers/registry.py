@@ -8,6 +8,7 @@ only when asked for.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 from collections.abc import Callable
@@ -51,6 +52,7 @@ class ScorerSpec:
     fit: Callable[[object, References], object] | None = None
     primary: str | None = None
     extra: str | None = None
+    crossfit: bool = False  # learns from pool records it then scores: fit per half-sample (scorers/crossfit.py)
 
     def parameters(self) -> list[str]:
         """The parameter names this scorer accepts (``**name`` when it passes further keywords on)."""
@@ -80,7 +82,14 @@ class ScorerSpec:
         """Fit ``scorer`` on the reference data it needs (no-op for scorers that need none)."""
         for what in self.needs:
             refs.need(what, self.name)
-        return self.fit(scorer, refs) if self.fit else scorer
+        if not self.fit:
+            return scorer
+        if self.crossfit:
+            from thresher.scorers.crossfit import CrossFitted
+
+            return CrossFitted(lambda: copy.deepcopy(scorer),
+                               lambda s, sample: self.fit(s, References(refs.target, sample))).fit(refs.pool_sample)
+        return self.fit(scorer, refs)
 
 
 def _load(path: str) -> type:
@@ -111,7 +120,7 @@ SCORERS: dict[str, ScorerSpec] = {s.name: s for s in [
     ScorerSpec("classifier", "thresher.scorers.classifier:QualityClassifier",
                "DCLM-style classifier: P(target) vs a pool sample",
                config="thresher.scorers.classifier:ClassifierConfig",
-               needs=("target", "pool_sample"), primary="classifier_logit",
+               needs=("target", "pool_sample"), primary="classifier_logit", crossfit=True,
                fit=lambda s, r: s.fit(r.target, r.pool_sample)),
     ScorerSpec("ngram", "thresher.scorers.perplexity:NgramPerplexityScorer",
                "Kneser-Ney n-gram LM fitted on the target: mean log prob per token",
@@ -120,7 +129,7 @@ SCORERS: dict[str, ScorerSpec] = {s.name: s for s in [
     ScorerSpec("color", "thresher.scorers.color_filter:ColorFilterScorer",
                "CoLoR-Filter: loss under a pool n-gram LM minus loss under a pool+target one",
                config="thresher.scorers.color_filter:ColorFilterConfig", needs=("target", "pool_sample"),
-               primary="color_score", fit=lambda s, r: s.fit(r.pool_sample, r.target)),
+               primary="color_score", crossfit=True, fit=lambda s, r: s.fit(r.pool_sample, r.target)),
     ScorerSpec("similarity", "thresher.scorers.similarity:EmbeddingSimilarityScorer",
                "embedding cosine to the target: centroid and mean of the k nearest target records",
                needs=("target", "pool_sample"), primary="emb_knn_cos", extra="embed",
