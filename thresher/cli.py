@@ -298,6 +298,58 @@ def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, 
                    f"{info['dtype']}) in {run.manifest['timings']['embed']:.1f}s\ncache: {info['store']}")
 
 
+@main.command(epilog="""
+\b
+Examples:
+  thresher dedup --pool 'crawl/*.jsonl.gz' --out runs/dedup                 # exact, then MinHash LSH at J >= 0.7
+  thresher dedup --pool docs.parquet --method minhash --threshold 0.8 --keep longest --out runs/d8
+  thresher dedup --pool docs.parquet --keep highest --score-from runs/scored --score classifier --out runs/dq
+""")
+@click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+@click.option("--method", type=click.Choice(["both", "exact", "minhash"]), default="both", show_default=True,
+              help="exact: same normalised text; minhash: near-duplicates by MinHash LSH; both: exact reasons win.")
+@click.option("--normalize", type=click.Choice(["none", "whitespace", "lower", "punct", "nfkc"]),
+              default="lower", show_default=True, help="Exact dedup: how texts are normalised before hashing.")
+@click.option("--threshold", type=float, default=0.7, show_default=True, help="Jaccard of word-5-gram sets.")
+@click.option("--ngram", type=int, default=5, show_default=True, help="Words per shingle.")
+@click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations available.")
+@click.option("--bands", type=int, default=None, help="LSH bands (with --rows). [default: optimal for threshold]")
+@click.option("--rows", type=int, default=None, help="Rows per band.")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Check each candidate pair's true Jaccard (removes LSH false positives).")
+@click.option("--keep", type=click.Choice(["first", "longest", "highest"]), default="first", show_default=True,
+              help="Which record of a cluster stays.")
+@click.option("--score-from", type=click.Path(exists=True, file_okay=False), default=None,
+              help="keep highest: a run (e.g. thresher score) whose --score column ranks duplicates.")
+@click.option("--score", "score_column", default=None, help="keep highest: the score column.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["parquet", "jsonl", "jsonl.gz", "ids"]),
+              default="parquet", show_default=True, help="How to write the kept records.")
+@_reading_options
+@_handle_errors
+def dedup(pool, out, method, normalize, threshold, ngram, num_perm, bands, rows, verify, keep, score_from,
+          score_column, seed, output_format, text_field, id_field, on_error, batch_size, workers, quiet,
+          as_json) -> None:
+    """Drop exact and near-duplicate records; keep one per cluster and record why the others went."""
+    from dataclasses import replace
+
+    from thresher.dedup import MinHashConfig
+    from thresher.errors import ConfigError
+    from thresher.io.dataset import Dataset
+    from thresher.jobs.dedup import NORMALIZE, run_dedup, scores_by_id
+
+    ds = Dataset(list(pool), text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    if (keep == "highest") != bool(score_from and score_column):
+        raise ConfigError("--keep highest needs --score-from RUN and --score COLUMN (and they need --keep highest)")
+    scores = scores_by_id(ds, score_from, score_column) if keep == "highest" else None
+    minhash = MinHashConfig(threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, rows=rows,
+                            verify=verify, keep=keep, seed=seed)
+    run = run_dedup(ds, out, method=method, exact=replace(NORMALIZE[normalize], keep=keep), minhash=minhash,
+                    scores=scores, output_format=output_format, command=["thresher", *sys.argv[1:]])
+    _print_result(run, as_json, quiet)
+
+
 @main.command(name="scorers")
 def list_scorers() -> None:
     """List the scorers, what they need to fit, their main column, and their parameters."""

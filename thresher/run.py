@@ -69,6 +69,10 @@ class Run:
 
     def summary(self) -> str:
         """A short human-readable table of counts, metrics and composition."""
+        if self.manifest.get("job") == "dedup":
+            from thresher.jobs.dedup import format_dedup_summary
+
+            return format_dedup_summary(self)
         if self.manifest.get("job") == "score":
             from thresher.jobs.score import format_rule_summary
 

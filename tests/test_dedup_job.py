@@ -1,0 +1,82 @@
+"""``thresher dedup``: exact and near-duplicates removed from a real pool, with reasons, clusters and accounting."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from thresher.errors import ConfigError
+from thresher.io.dataset import read
+from thresher.jobs.dedup import NORMALIZE, run_dedup
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, sample_pool):
+    """400 real long records plus 10 exact copies (case and spacing changed) and 10 near copies (a few words
+    replaced), appended at the end so the originals come first."""
+    pool = pq.read_table(sample_pool)
+    long = [r for r in pool.to_pylist() if len(r["text"].split()) > 200][:400]
+    rows = [{"id": r["id"], "text": r["text"], "domain": r["domain"]} for r in long]
+    for r in long[:10]:
+        rows.append({"id": f"exact-{r['id']}", "text": "  " + r["text"].upper().replace(" ", "   "),
+                     "domain": r["domain"]})
+    for r in long[10:20]:
+        words = r["text"].split(" ")
+        for j in range(0, len(words), 60):
+            words[j] = "zebra"
+        rows.append({"id": f"near-{r['id']}", "text": " ".join(words), "domain": r["domain"]})
+    path = tmp_path_factory.mktemp("dedup") / "pool.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_planted_duplicates_are_dropped_with_reasons(planted, tmp_path):
+    run = run_dedup(read(planted), tmp_path / "d")
+    scores = run.scores()
+    reason = dict(zip(scores["id"].to_pylist(), scores["dup_reason"].to_pylist()))
+    for i, rid in enumerate(x for x in reason if x.startswith("exact-")):
+        assert reason[rid] == f"exact_duplicate_of:{rid[len('exact-'):]}", i
+    for rid in (x for x in reason if x.startswith("near-")):
+        assert reason[rid] == f"near_duplicate_of:{rid[len('near-'):]}"
+    kept = run.selected_ids()
+    assert not any(k.startswith(("exact-", "near-")) for k in kept)
+    c = run.counts
+    assert c["filtered"] == {"exact_duplicate": 10, "near_duplicate": 10} and c["selected"] == len(kept)
+    assert c["all_accounted_for"] and len(run.selected_records()) == len(kept)
+
+
+def test_keep_longest_and_highest(planted, tmp_path):
+    longest = run_dedup(read(planted), tmp_path / "l", method="exact")
+    n = pq.read_table(planted).num_rows
+    scores = np.zeros(n)
+    scores[-20:-10] = 1.0  # the exact copies score highest
+    highest = run_dedup(read(planted), tmp_path / "h", method="exact", exact=replace(NORMALIZE["lower"],
+                                                                                      keep="highest"), scores=scores)
+    assert not any(i.startswith("exact-") for i in longest.selected_ids())
+    assert sum(i.startswith("exact-") for i in highest.selected_ids()) == 10
+
+
+def test_normalisation_presets_decide_what_is_exact(planted, tmp_path):
+    strict = run_dedup(read(planted), tmp_path / "s", method="exact", exact=NORMALIZE["none"])
+    assert strict.counts["filtered"]["exact_duplicate"] == 0  # case and spacing differ: not exact without folding
+
+
+def test_cli_dedup_and_bad_options(planted, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "dedup", "--pool", str(planted), "--out",
+                           str(tmp_path / "c"), "--method", "minhash", "--threshold", "0.6", "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["counts"]["filtered"]["near_duplicate"] == 20  # exact copies are near copies too (J = 1)
+    bad = subprocess.run([sys.executable, "-m", "thresher.cli", "dedup", "--pool", str(planted), "--out",
+                          str(tmp_path / "x"), "--keep", "highest"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--score-from" in bad.stderr
+    with pytest.raises(ConfigError, match="unknown dedup method"):
+        run_dedup(read(planted), tmp_path / "y", method="fuzzy")

@@ -1,0 +1,147 @@
+"""The dedup job: exact and near-duplicate (MinHash LSH) removal into a run directory like a selection's.
+
+``scores/scores.parquet`` keeps, per record, its cluster (the index of the record kept for it), whether it is kept,
+and why not (``exact_duplicate_of:<id>`` or ``near_duplicate_of:<id>``), so clusters can be inspected and the
+decision changed; ``selected/`` holds the kept ids (and records); the manifest counts what was dropped and why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from thresher.dedup import ExactConfig, MinHashConfig, exact_duplicates, near_duplicates
+from thresher.dedup.clusters import DedupResult
+from thresher.errors import ConfigError
+from thresher.io.atomic import write_json, write_parquet
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
+from thresher.io.writers import FORMATS, write_ids, write_selected_records
+from thresher.jobs.manifest import dataset_info, versions
+from thresher.run import Run
+
+METHODS = ("exact", "minhash", "both")
+
+
+def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact: ExactConfig | None = None,
+              minhash: MinHashConfig | None = None, scores: np.ndarray | None = None,
+              output_format: str = "parquet", command: list[str] | None = None) -> Run:
+    """Deduplicate ``pool``; ``both`` runs exact then near-duplicate detection, and exact reasons win.
+
+    ``scores`` (one per record, reading order) serve ``keep="highest"``.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown dedup method {method!r}; choose from {', '.join(METHODS)}")
+    if output_format not in FORMATS:
+        raise ConfigError(f"unknown format {output_format!r}; choose from {', '.join(FORMATS)}")
+    exact = exact or ExactConfig()
+    minhash = minhash or MinHashConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    errors = ErrorLog(pool.on_error)
+    passes = [0]
+
+    def batches():
+        # The first pass reports bad records under the user's policy; later passes (verification) stay silent.
+        log = errors if passes[0] == 0 else ErrorLog("skip")
+        passes[0] += 1
+        return (pa.Table.from_batches([b]) for b in pool.iter_batches(log))
+
+    timings: dict[str, float] = {}
+    results: dict[str, DedupResult] = {}
+    for kind in ("exact", "minhash"):
+        if method in (kind, "both"):
+            t0 = time.perf_counter()
+            results[kind] = (exact_duplicates(batches, exact, scores) if kind == "exact"
+                             else near_duplicates(batches, minhash, scores))
+            timings[kind] = round(time.perf_counter() - t0, 4)
+    first = next(iter(results.values()))
+    if first.n_records == 0:
+        raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
+    table = _combine(results)
+    keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
+    (out / "scores").mkdir(exist_ok=True)
+    write_parquet(table, out / "scores" / "scores.parquet")
+    sel_dir = out / "selected"
+    if sel_dir.exists():
+        shutil.rmtree(sel_dir)
+    sel_dir.mkdir()
+    kept_ids = table["id"].filter(pa.array(keep))
+    write_ids(kept_ids.to_pylist(), sel_dir / "ids.txt")
+    written = write_selected_records(pool, kept_ids.combine_chunks(), sel_dir, output_format)
+    failed = errors.to_dict()
+    reasons = table["dup_reason"].drop_null().to_pylist()
+    dropped = {"exact_duplicate": sum(r.startswith("exact") for r in reasons),
+               "near_duplicate": sum(r.startswith("near") for r in reasons)}
+    n = table.num_rows
+    counts = {"input_records": n + failed["total"], "scored": n, "selected": int(keep.sum()),
+              "not_selected": 0, "filtered": dropped, "failed": failed["total"], "pool_failed": failed}
+    counts["all_accounted_for"] = counts["selected"] + sum(dropped.values()) + counts["failed"] == \
+        counts["input_records"]
+    manifest = {
+        "command": command, "created_unix": int(time.time()), "job": "dedup", "method": method,
+        "config": {"exact": asdict(exact), "minhash": {**asdict(minhash), "bands_rows": minhash.bands_rows}},
+        "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "counts": counts,
+        "metrics": {kind: r.stats for kind, r in results.items()}, "timings": timings,
+        "outputs": {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
+                    "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
+    }
+    write_json(manifest, out / "manifest.json")
+    return Run(out)
+
+
+#: ``--normalize`` presets for exact dedup, from strictest to loosest.
+NORMALIZE = {
+    "none": ExactConfig(lowercase=False, collapse_whitespace=False),
+    "whitespace": ExactConfig(lowercase=False),
+    "lower": ExactConfig(),
+    "punct": ExactConfig(strip_punctuation=True),
+    "nfkc": ExactConfig(nfkc=True, strip_punctuation=True),
+}
+
+
+def scores_by_id(pool: Dataset, run_dir: str | os.PathLike, column: str) -> np.ndarray:
+    """A score column of another run, aligned to ``pool``'s reading order (NaN where a record has no score)."""
+    from thresher.jobs.select import _as_float
+    from thresher.scorers.registry import primary_column
+
+    table = Run(run_dir).scores()
+    column = primary_column(column, table.column_names)
+    lookup = dict(zip(table["id"].to_pylist(), _as_float(table[column])))
+    ids = [i for b in pool.iter_batches(ErrorLog("skip")) for i in b.column("id").to_pylist()]
+    return np.array([lookup.get(i, np.nan) for i in ids], dtype=np.float64)
+
+
+def _combine(results: dict[str, DedupResult]) -> pa.Table:
+    """One table: a record is dropped if either method drops it; an exact reason wins over a near one."""
+    tables = {kind: r.to_table() for kind, r in results.items()}
+    if len(tables) == 1:
+        return next(iter(tables.values()))
+    ex, near = tables["exact"], tables["minhash"]
+    ex_keep = np.asarray(ex["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
+    keep = ex_keep & np.asarray(near["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
+    reason = pa.array(np.where(ex_keep, near["dup_reason"].to_pylist(), ex["dup_reason"].to_pylist()),
+                      type=pa.large_string())
+    cluster = np.where(ex_keep, near["dup_cluster"].to_numpy(), ex["dup_cluster"].to_numpy())
+    return pa.table({"id": ex["id"], "dup_cluster": cluster, "dup_keep": keep, "dup_reason": reason,
+                     "dup_exact_cluster": ex["dup_cluster"], "dup_near_cluster": near["dup_cluster"]})
+
+
+def format_dedup_summary(run: Run) -> str:
+    """Kept and dropped counts by reason, and the LSH statistics."""
+    c = run.counts
+    lines = [f"records: {c['input_records']:,} read, {c['selected']:,} kept, "
+             + ", ".join(f"{v:,} {k.replace('_', ' ')}s dropped" for k, v in c["filtered"].items())
+             + f", {c['failed']:,} failed"]
+    near = run.metrics.get("minhash")
+    if near:
+        lines.append("minhash: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in near.items()
+                                             if isinstance(v, int) and not isinstance(v, bool)))
+    lines.append(f"kept ids: {run.path / 'selected' / 'ids.txt'}; clusters: {run.path / 'scores' / 'scores.parquet'}")
+    return "\n".join(lines)
