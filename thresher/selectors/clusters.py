@@ -14,7 +14,7 @@ from scipy import sparse
 
 from thresher.errors import ConfigError
 from thresher.selectors.budget import Budget
-from thresher.selectors.diversity import as_embeddings, as_scores, chunk_rows, record_count
+from thresher.selectors.diversity import as_embeddings, as_scores, chunk_rows, matvec, record_count
 from thresher.selectors.quotas import allocate, stratified_order
 
 CLUSTER_ALLOCATIONS = ("proportional", "equal", "sqrt")
@@ -60,13 +60,13 @@ def kmeans(X: np.ndarray, n_clusters: int, seed: int = 0, n_iter: int = 25, tol:
     rng = np.random.default_rng(seed)
     x_sq = np.einsum("ij,ij->i", X, X)
     centers = [int(rng.integers(n))]
-    closest = np.maximum(x_sq + x_sq[centers[0]] - 2 * (X @ X[centers[0]]), 0).astype(np.float64)
+    closest = np.maximum(x_sq + x_sq[centers[0]] - 2 * matvec(X, X[centers[0]]), 0).astype(np.float64)
     for _ in range(1, n_clusters):  # k-means++: the next center with probability proportional to D(x)^2
         total = closest.sum()
         j = int(np.searchsorted(np.cumsum(closest), rng.random() * total)) if total > 0 else int(rng.integers(n))
         j = min(j, n - 1)
         centers.append(j)
-        np.minimum(closest, np.maximum(x_sq + x_sq[j] - 2 * (X @ X[j]), 0), out=closest)
+        np.minimum(closest, np.maximum(x_sq + x_sq[j] - 2 * matvec(X, X[j]), 0), out=closest)
     C = X[centers].copy()
     labels, dist = _assign(X, C, x_sq)
     done = 0

@@ -76,6 +76,11 @@ def as_scores(scores: np.ndarray | None, n: int, required: bool, what: str) -> n
     return s
 
 
+def matvec(X: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``X @ x`` in one thread: a multi-threaded BLAS matrix-vector product can be 30x slower on a busy machine."""
+    return np.einsum("ij,j->i", X, x)
+
+
 def chunk_rows(n_cols: int, bytes_per_cell: int = 12, budget: int = CHUNK_BYTES) -> int:
     """Rows per block so that a (rows x n_cols) block of ``bytes_per_cell`` fits in ``budget`` bytes."""
     return max(1, budget // max(1, n_cols * bytes_per_cell))

@@ -254,7 +254,8 @@ class _DenseCover:
         self.cur_sum = float(self.cur.sum(dtype=np.float64))
         return gain
 
-def _greedy(cover: _Cover, cand: np.ndarray, k: int) -> tuple[list[int], list[float]]:
+
+def _greedy(cover: _Cover | _DenseCover, cand: np.ndarray, k: int) -> tuple[list[int], list[float]]:
     """Plain greedy over the sorted candidate array ``cand``: argmax of all gains each step, ties to the lower index."""
     alive = np.ones(len(cand), dtype=bool)
     order, gains = [], []
@@ -268,7 +269,7 @@ def _greedy(cover: _Cover, cand: np.ndarray, k: int) -> tuple[list[int], list[fl
     return order, gains
 
 
-def _lazy(cover: _Cover, cand: np.ndarray, k: int, batch: int = 16) -> tuple[list[int], list[float]]:
+def _lazy(cover: _Cover | _DenseCover, cand: np.ndarray, k: int, batch: int = 16) -> tuple[list[int], list[float]]:
     """Minoux's lazy greedy: a heap of (-upper bound, index, step evaluated); a top evaluated at this step is picked.
 
     Stale entries are re-evaluated in batches of up to ``batch`` (one vectorised call); extra evaluations never change
@@ -294,7 +295,7 @@ def _lazy(cover: _Cover, cand: np.ndarray, k: int, batch: int = 16) -> tuple[lis
     return order, gains
 
 
-def _stochastic(cover: _Cover, cand: np.ndarray, k: int, epsilon: float,
+def _stochastic(cover: _Cover | _DenseCover, cand: np.ndarray, k: int, epsilon: float,
                 rng: np.random.Generator) -> tuple[list[int], list[float]]:
     """Stochastic greedy: each step, the best of a uniform sample (without replacement) of the remaining candidates."""
     pool = cand.copy()
@@ -317,7 +318,7 @@ def _stochastic(cover: _Cover, cand: np.ndarray, k: int, epsilon: float,
 
 @dataclass(frozen=True)
 class FacilityResult:
-    """Picks in order, each pick's gain on the kNN graph, and how much work it took."""
+    """Picks in order, each pick's gain on the objective maximised (kNN graph or dense), and the work it took."""
 
     order: np.ndarray
     gains: np.ndarray
@@ -326,7 +327,7 @@ class FacilityResult:
 
     @property
     def curve(self) -> np.ndarray:
-        """The objective after each pick: ``curve[t] = f(order[:t + 1])`` on the kNN graph."""
+        """The objective after each pick: ``curve[t] = f(order[:t + 1])``."""
         return np.cumsum(self.gains)
 
     @property

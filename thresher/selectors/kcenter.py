@@ -14,7 +14,7 @@ import numpy as np
 from thresher.errors import ConfigError
 from thresher.selectors.base import _descending
 from thresher.selectors.budget import Budget
-from thresher.selectors.diversity import as_embeddings, as_scores, record_count
+from thresher.selectors.diversity import as_embeddings, as_scores, matvec, record_count
 
 STARTS = ("random", "score")
 
@@ -65,7 +65,7 @@ class KCenter:
             x = X[j]
             for a in range(0, n, self.block_rows):
                 b = min(n, a + self.block_rows)
-                d = sq[a:b] + sq[j] - 2 * (X[a:b] @ x)
+                d = sq[a:b] + sq[j] - 2 * matvec(X[a:b], x)
                 np.minimum(dist[a:b], d, out=dist[a:b])
             dist[j] = -1.0  # never picked again (a duplicate's distance is 0 and stays a candidate)
             np.maximum(dist, 0, out=dist, where=dist > -1)
