@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -74,3 +75,13 @@ def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Pa
                 f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
                 rows += 1
     return {"files": [name], "rows": rows}
+
+
+def write_selection(dataset: Dataset, selected_ids: pa.Array, out: Path, fmt: str) -> dict:
+    """A run's ``selected/`` folder, replaced whole: ``ids.txt`` in priority order, and the records in ``fmt``."""
+    sel_dir = Path(out) / "selected"
+    if sel_dir.exists():
+        shutil.rmtree(sel_dir)
+    sel_dir.mkdir(parents=True)
+    write_ids(selected_ids.to_pylist(), sel_dir / "ids.txt")
+    return write_selected_records(dataset, selected_ids, sel_dir, fmt)

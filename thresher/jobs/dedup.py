@@ -8,7 +8,6 @@ decision changed; ``selected/`` holds the kept ids (and records); the manifest c
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +21,7 @@ from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.io.writers import FORMATS, write_ids, write_selected_records
+from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.manifest import dataset_info, versions
 from thresher.run import Run
 
@@ -68,13 +67,7 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
     (out / "scores").mkdir(exist_ok=True)
     write_parquet(table, out / "scores" / "scores.parquet")
-    sel_dir = out / "selected"
-    if sel_dir.exists():
-        shutil.rmtree(sel_dir)
-    sel_dir.mkdir()
-    kept_ids = table["id"].filter(pa.array(keep))
-    write_ids(kept_ids.to_pylist(), sel_dir / "ids.txt")
-    written = write_selected_records(pool, kept_ids.combine_chunks(), sel_dir, output_format)
+    written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format)
     failed = errors.to_dict()
     reasons = table["dup_reason"].drop_null().to_pylist()
     dropped = {"exact_duplicate": sum(r.startswith("exact") for r in reasons),

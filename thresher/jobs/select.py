@@ -26,7 +26,7 @@ from thresher.features.hashed_ngrams import HashedNgramConfig
 from thresher.features.store import FeatureStore
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
-from thresher.io.writers import FORMATS, write_ids, write_selected_records
+from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
 from thresher.jobs.manifest import dataset_info, versions
 from thresher.run import Run
@@ -313,13 +313,7 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
             metrics["composition"] = composition(groups, chosen, baseline)
 
     with timer.stage("write"):
-        sel_dir = out / "selected"
-        if sel_dir.exists():
-            shutil.rmtree(sel_dir)
-        sel_dir.mkdir()
-        selected_ids = scores["id"].take(pa.array(chosen))
-        write_ids(selected_ids.to_pylist(), sel_dir / "ids.txt")
-        written = write_selected_records(pool, selected_ids, sel_dir, config.output_format)
+        written = write_selection(pool, scores["id"].take(pa.array(chosen)), out, config.output_format)
 
     failed = manifest["counts"]["pool_failed"]["total"]
     counts = {
