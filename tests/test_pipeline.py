@@ -172,3 +172,20 @@ def test_token_budget_counts_the_chosen_token_column(tmp_path, small_pool):
     with pytest.raises(ConfigError, match="no token column 'n_bpe'"):
         scored.reselect(out=tmp_path / "bad", score="gopher_mean_word_length", budget="1000 tokens",
                         token_column="n_bpe")
+
+
+def test_scores_are_reused_when_inputs_and_stages_are_unchanged(tmp_path, small_pool, news_target):
+    stages = [Score("c4"), Score("dsir")]
+    first = Pipeline([*stages, Select("topk", score="dsir", budget=30)]).run(
+        read(small_pool), tmp_path / "r", read(news_target), workers=1, progress=False, pool_sample=300)
+    first_ids = first.selected_ids()
+    scores_file = tmp_path / "r" / "scores" / "scores.parquet"
+    mtime = scores_file.stat().st_mtime_ns
+    again = Pipeline([*stages, Select("topk", score="dsir", budget=60)]).run(
+        read(small_pool), tmp_path / "r", read(news_target), workers=1, progress=False, pool_sample=300)
+    assert scores_file.stat().st_mtime_ns == mtime and again.manifest["scores_reused"]
+    assert again.selected_ids()[:30] == first_ids and len(again.selected_ids()) == 60
+    changed = Pipeline([Score("c4", {"min_sentences": 2}), Score("dsir"), Select("topk", score="dsir", budget=30)]
+                       ).run(read(small_pool), tmp_path / "r", read(news_target), workers=1, progress=False,
+                             pool_sample=300)
+    assert scores_file.stat().st_mtime_ns != mtime and not changed.manifest.get("scores_reused")

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from thresher._version import __version__
 from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
 from thresher.features.lengths import whitespace_token_counts
@@ -29,7 +30,7 @@ from thresher.io.atomic import atomic_path, write_json
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.sampling import sample_texts
-from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
 from thresher.run import Run
 from thresher.scorers.registry import References, get_spec
 from thresher.selectors.where import WhereExpression
@@ -126,6 +127,13 @@ class Pipeline:
         """Fit, score and filter every record of ``pool``; select if the last stage is a Select."""
         out = Path(out)
         (out / "scores").mkdir(parents=True, exist_ok=True)
+        key = self.fingerprint(pool, target, seed, pool_sample, group_field)
+        if self._scores_cached(out, key):
+            manifest = Run(out).manifest
+            manifest["scores_reused"] = True  # same inputs and stages: only the selection runs again
+            manifest["command"] = command
+            write_json(manifest, out / "manifest.json")
+            return self._select(out, pool, target, seed, group_field, workers, progress)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         refs = References(target=_read_texts(target) if target is not None else None)
@@ -144,6 +152,7 @@ class Pipeline:
         n = stats.pop("records")
         manifest = {
             "command": command, "created_unix": int(time.time()), "job": "run" if self.select else "score",
+            "fingerprint": key,
             "pipeline": self.describe(), "recipe": recipe, "seed": seed, "pool_sample": pool_sample,
             "inputs": {"pool": dataset_info(pool), "target": dataset_info(target) if target is not None else None},
             "versions": versions(), "engine": stats.pop("engine"),
@@ -156,6 +165,28 @@ class Pipeline:
             "outputs": {"scores": "scores/scores.parquet", "records": []},
         }
         write_json(manifest, out / "manifest.json")
+        return self._select(out, pool, target, seed, group_field, workers, progress)
+
+    def fingerprint(self, pool: Dataset, target: Dataset | None, seed: int, pool_sample: int,
+                    group_field: str | None) -> str:
+        """What the scores depend on: the score and filter stages, the inputs' contents, seed and sample size."""
+        stages = [d for d in self.describe() if d["stage"] != "select"]
+        key = {"stages": stages, "seed": seed, "pool_sample": pool_sample, "group_field": group_field,
+               "target": dataset_fingerprint(target) if target is not None else None, "thresher": __version__}
+        return dataset_fingerprint(pool, pipeline=key)
+
+    @staticmethod
+    def _scores_cached(out: Path, key: str) -> bool:
+        """A finished run in ``out`` scored the same inputs with the same stages: its scores can be reused."""
+        manifest = out / "manifest.json"
+        if not (manifest.is_file() and (out / "scores" / "scores.parquet").is_file()):
+            return False
+        import json
+
+        return json.loads(manifest.read_text()).get("fingerprint") == key
+
+    def _select(self, out: Path, pool: Dataset, target: Dataset | None, seed: int, group_field: str | None,
+                workers: int | None, progress: bool) -> Run:
         if self.select is None:
             return Run(out)
         from thresher.jobs.select import select_from_pipeline
