@@ -16,7 +16,6 @@ import pickle
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -96,14 +95,11 @@ def test_minilm_gives_unit_vectors_that_put_paraphrases_close(minilm):
     assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.3
 
 
-def test_static_backend_is_deterministic_fast_and_reloadable(static, sample_pool, tmp_path):
+def test_static_backend_is_deterministic_and_reloadable(static, sample_pool, tmp_path):
     texts = pq.read_table(sample_pool, columns=["text"])["text"].to_pylist()[:2000]
-    start = time.perf_counter()
-    first = static.encode(texts)
-    rate = len(texts) / (time.perf_counter() - start)
+    first = static.encode(texts)  # speed is measured in bench/bench_embeddings.py, not here
     assert first.shape == (2000, 256) and first.dtype == np.float32
     assert np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
-    assert rate > 300, f"static encoding ran at {rate:.0f} docs/s"  # about 1,500/s on one loaded core
 
     backends_module._MODELS.clear()  # a second load from disk, as in a fresh process
     again = StaticBackend()
