@@ -87,6 +87,21 @@ def _print_result(run, as_json: bool, quiet: bool) -> None:
         click.echo(f"\nrun directory: {run.path}")
 
 
+def _key_values(items: tuple[str, ...]) -> dict:
+    """KEY=VALUE options as a dict, values parsed as YAML scalars (32, 0.5, true, equal)."""
+    import yaml
+
+    from thresher.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def _min_tokens(value: str) -> int | str:
     from thresher.errors import ConfigError
 
@@ -108,8 +123,16 @@ def _min_tokens(value: str) -> int | str:
               help="Re-select from this run's scores (no re-featurizing); --out defaults to this run.")
 @click.option("--method", type=click.Choice(["dsir", "random"]), default=None, show_default="dsir",
               help="How to score pool records.")
-@click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold"]), default=None,
-              help="How to select from scores. [default: gumbel for dsir, random for random]")
+@click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold", "kcenter", "facility",
+                                               "clusters", "quotas", "quadmix"]), default=None,
+              help="How to select from scores. [default: gumbel for dsir, random for random, topk for --from-run]. "
+                   "kcenter, facility, clusters need --embeddings; quotas, quadmix need --labels.")
+@click.option("--embeddings", default=None, type=click.Path(exists=True, file_okay=False),
+              help="An embed run (thresher embed) of the same pool, for kcenter, facility and clusters.")
+@click.option("--labels", default=None, metavar="COLUMN",
+              help="Score column with a group per record (group, lang, ...) for quotas and quadmix.")
+@click.option("--selector-param", "selector_params", multiple=True, metavar="KEY=VALUE",
+              help="A diversity selector parameter, e.g. k_neighbors=32, allocation=equal, within=score.")
 @click.option("--budget", default=None, show_default="5%",
               help="Records (5000, 10k), a fraction (5%, 0.05) or tokens ('2M tokens'); a cap for threshold.")
 @click.option("--seed", type=int, default=None, show_default="0", help="Random seed.")
@@ -151,8 +174,8 @@ def _min_tokens(value: str) -> int | str:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
 @_handle_errors
-def select(pool, target, out, from_run, method, selector, budget, seed, temperature, threshold, score_column, where,
-           token_column, min_tokens,
+def select(pool, target, out, from_run, method, selector, embeddings, labels, selector_params, budget, seed,
+           temperature, threshold, score_column, where, token_column, min_tokens,
            output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
            tokenizer, length_norm, shrink, smoothing, cache_dir, quiet, as_json) -> None:
     """Select the pool records most like the target, under a budget, and write a run directory."""
@@ -169,7 +192,8 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
                        budget=budget, seed=seed, temperature=temperature, threshold=threshold,
                        min_tokens=_min_tokens(min_tokens) if min_tokens is not None else None,
                        output_format=output_format, score=score_column, where=where, workers=workers,
-                       token_column=token_column)
+                       token_column=token_column, embeddings=embeddings, labels=labels,
+                       selector_params=_key_values(selector_params) or None)
         _print_result(run, as_json, quiet)
         return
     if not pool:
@@ -186,7 +210,8 @@ def select(pool, target, out, from_run, method, selector, budget, seed, temperat
         method=method, selector=selector,
         budget=budget if budget is not None else (None if selector == "threshold" else "5%"),
         seed=seed or 0, temperature=temperature, threshold=threshold, score=score_column, where=where,
-        token_column=token_column or "n_words",
+        token_column=token_column or "n_words", embeddings=embeddings, labels=labels,
+        selector_params=_key_values(selector_params),
         min_tokens=_min_tokens(min_tokens) if min_tokens is not None else "auto",
         group_field=group_field or None, output_format=output_format or "parquet", workers=workers,
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),

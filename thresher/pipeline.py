@@ -78,6 +78,9 @@ class Select:
     threshold: float | None = None
     min_tokens: int = 0
     token_column: str = "n_words"  # what a token budget counts (n_tiktoken after the tokens scorer)
+    embeddings: str | None = None  # an embed run of the pool: kcenter, facility, clusters
+    labels: str | None = None  # a column with a group per record: quotas, quadmix
+    params: dict = field(default_factory=dict)  # the diversity selector's parameters
     output_format: str = "parquet"
 
 

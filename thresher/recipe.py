@@ -116,12 +116,13 @@ class Recipe:
             self._check_keys(step, _SELECT_KEYS | {"select"}, "select step")
             if "budget" in params:
                 params["budget"] = str(params["budget"])
+            if params.get("embeddings"):
+                params["embeddings"] = str(self._path(params["embeddings"]))
             stage = Select(selector=str(step["select"]), **params)
-            from thresher.selectors import Budget, make_selector
+            from thresher.jobs.select import SelectConfig
 
-            make_selector(stage.selector, temperature=stage.temperature, threshold=stage.threshold)
-            if stage.budget is not None:
-                Budget.parse(stage.budget)
+            SelectConfig(method="scores", selector=stage.selector, budget=stage.budget, temperature=stage.temperature,
+                         threshold=stage.threshold, selector_params=stage.params)  # validates the select step
             return stage
         except ConfigError as e:
             raise ConfigError(f"{self._where(step)}: {e}") from None

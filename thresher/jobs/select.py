@@ -34,6 +34,12 @@ from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.scorers.registry import primary_column
 from thresher.selectors import Budget, make_selector
 from thresher.selectors.base import Random
+from thresher.selectors.diversity import (
+    DIVERSITY_SELECTORS,
+    make_diversity_selector,
+    normalize_rows,
+    run_diversity_selector,
+)
 from thresher.selectors.where import WhereExpression
 
 #: dsir: score toward a target here. random: no scores. scores: rank by a column of an existing run's scores
@@ -56,6 +62,9 @@ class SelectConfig:
     score: str | None = None
     where: str | None = None
     token_column: str = "n_words"
+    embeddings: str | None = None  # an embed run (thresher embed) for kcenter, facility, clusters
+    labels: str | None = None  # a score column with a group label per record, for quotas and quadmix
+    selector_params: dict = field(default_factory=dict)  # e.g. {"k_neighbors": 32, "allocation": "equal"}
     group_field: str | None = "domain"
     output_format: str = "parquet"
     workers: int | None = None
@@ -69,7 +78,13 @@ class SelectConfig:
         if self.method == "random" and self.selector != "random":
             raise ConfigError(f"method 'random' has no scores, so selector {self.selector!r} cannot rank them; "
                               "use --selector random or --method dsir")
-        make_selector(self.selector, temperature=self.temperature, threshold=self.threshold)
+        if self.selector in DIVERSITY_SELECTORS:
+            make_diversity_selector(self.selector, seed=self.seed, **self.selector_params)
+        else:
+            if self.selector_params:
+                raise ConfigError(f"selector {self.selector!r} takes no --selector-param; it has --temperature "
+                                  "and --threshold")
+            make_selector(self.selector, temperature=self.temperature, threshold=self.threshold)
         if not (self.selector == "threshold" and self.budget is None):
             Budget.parse(self.budget)
         if self.output_format not in FORMATS:
@@ -167,7 +182,7 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     """Select again from a run's scores with other budget/seed/selector/...; no re-featurizing or re-scoring."""
     src = Run(run_dir)
     allowed = {"selector", "budget", "seed", "temperature", "threshold", "min_tokens", "output_format", "score",
-               "where", "workers", "token_column"}
+               "where", "workers", "token_column", "embeddings", "labels", "selector_params"}
     bad = set(overrides) - allowed
     if bad:
         raise ConfigError(f"cannot change {', '.join(sorted(bad))} when re-selecting; they change the scores. "
@@ -216,8 +231,8 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
     config = SelectConfig(method="scores", selector=stage.selector, score=stage.score, budget=stage.budget,
                           seed=seed, temperature=stage.temperature, threshold=stage.threshold,
                           min_tokens=stage.min_tokens, group_field=group_field, output_format=stage.output_format,
-                          token_column=stage.token_column,
-                          workers=workers)
+                          token_column=stage.token_column, embeddings=stage.embeddings, labels=stage.labels,
+                          selector_params=stage.params, workers=workers)
     run = Run(out)
     manifest = dict(run.manifest)
     timer = _Timer()
@@ -282,14 +297,23 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
         # A fraction is of the scored pool, not of what a length filter leaves: "5%" means the same records count
         # whatever --min-tokens is.
         budget = Budget("count", float(max(1, round(budget.value * n))))
-    selector = make_selector(config.selector, temperature=config.temperature, threshold=config.threshold)
+    diverse = config.selector in DIVERSITY_SELECTORS
+    selector = make_diversity_selector(config.selector, seed=config.seed, **config.selector_params) if diverse \
+        else make_selector(config.selector, temperature=config.temperature, threshold=config.threshold)
     score_values = None
-    if selector.needs_scores:
+    if (diverse and config.score) or (not diverse and selector.needs_scores):
         column = primary_column(config.score or "dsir", scores.column_names)
         score_values = _as_float(scores[column])[elig_idx]
 
     with timer.stage("select"):
-        chosen = elig_idx[selector.select(score_values, budget, budget_tokens[elig_idx], config.seed)]
+        if diverse:
+            order = run_diversity_selector(
+                selector, budget, scores=score_values, n_tokens=budget_tokens[elig_idx],
+                embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
+                labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
+        else:
+            order = selector.select(score_values, budget, budget_tokens[elig_idx], config.seed)
+        chosen = elig_idx[order]
         # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
         baseline = Random().select(None, Budget("count", len(chosen)) if budget is None or budget.kind != "tokens"
                                    else budget, budget_tokens, config.seed) if len(chosen) else chosen[:0]
@@ -341,6 +365,26 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     manifest["timings"] = {**manifest.get("timings", {}), **timer.seconds}
     write_json(manifest, out / "manifest.json")
     return Run(out)
+
+
+def _embeddings_for(run_dir: str, ids: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """The embedding of each of ``rows`` (positions in the scores table), looked up by id in an embed run."""
+    emb_ids, matrix = Run(run_dir).embeddings()
+    position = {i: k for k, i in enumerate(emb_ids)}
+    wanted = ids.take(pa.array(rows)).to_pylist()
+    missing = [i for i in wanted if i not in position]
+    if missing:
+        raise ConfigError(f"{len(missing):,} records have no embedding in {run_dir} (e.g. {missing[0]!r}); "
+                          "embed the same pool with thresher embed")
+    return normalize_rows(matrix[[position[i] for i in wanted]])
+
+
+def _labels_for(scores: pa.Table, column: str, rows: np.ndarray) -> np.ndarray:
+    """A group label per selected-from record, from a score column (e.g. group, lang, a cluster id)."""
+    if column not in scores.column_names:
+        raise ConfigError(f"no label column {column!r} in the scores; available: {', '.join(scores.column_names)}")
+    values = scores[column].take(pa.array(rows)).to_pylist()
+    return np.array(["(none)" if v is None else str(v) for v in values], dtype=object)
 
 
 def _as_float(column: pa.ChunkedArray) -> np.ndarray:
