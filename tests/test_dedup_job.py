@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from thresher.dedup.semantic import SemanticConfig
 from thresher.errors import ConfigError
 from thresher.io.dataset import read
 from thresher.jobs.dedup import NORMALIZE, run_dedup
@@ -80,3 +81,18 @@ def test_cli_dedup_and_bad_options(planted, tmp_path):
     assert bad.returncode == 2 and "--score-from" in bad.stderr
     with pytest.raises(ConfigError, match="unknown dedup method"):
         run_dedup(read(planted), tmp_path / "y", method="fuzzy")
+
+
+def test_semantic_dedup_on_embeddings(planted, tmp_path):
+    from thresher.jobs.embed import run_embedding
+
+    emb = run_embedding(read(planted), tmp_path / "emb", workers=1, progress=False)
+    run = run_dedup(read(planted), tmp_path / "sem", method="semantic", embeddings=emb.path,
+                    semantic=SemanticConfig(threshold=0.97))
+    reason = dict(zip(run.scores()["id"].to_pylist(), run.scores()["dup_reason"].to_pylist()))
+    # the exact copies (same words, other case and spacing) embed identically: all found, with their original
+    for rid in (x for x in reason if x.startswith("exact-")):
+        assert reason[rid] == f"semantic_duplicate_of:{rid[len('exact-'):]}"
+    assert run.counts["all_accounted_for"] and run.counts["filtered"]["semantic_duplicate"] >= 10
+    with pytest.raises(ConfigError, match="needs --embeddings"):
+        run_dedup(read(planted), tmp_path / "x", method="semantic")

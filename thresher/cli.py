@@ -329,11 +329,18 @@ Examples:
   thresher dedup --pool 'crawl/*.jsonl.gz' --out runs/dedup                 # exact, then MinHash LSH at J >= 0.7
   thresher dedup --pool docs.parquet --method minhash --threshold 0.8 --keep longest --out runs/d8
   thresher dedup --pool docs.parquet --keep highest --score-from runs/scored --score classifier --out runs/dq
+  thresher dedup --pool docs.parquet --method semantic --embeddings runs/emb --similarity 0.9 --out runs/sem
 """)
 @click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
-@click.option("--method", type=click.Choice(["both", "exact", "minhash"]), default="both", show_default=True,
-              help="exact: same normalised text; minhash: near-duplicates by MinHash LSH; both: exact reasons win.")
+@click.option("--method", type=click.Choice(["both", "exact", "minhash", "semantic"]), default="both",
+              show_default=True, help="exact: same normalised text; minhash: near-duplicates by MinHash LSH; both: "
+                                      "exact reasons win; semantic: SemDeDup on --embeddings.")
+@click.option("--embeddings", type=click.Path(exists=True, file_okay=False), default=None,
+              help="semantic: an embed run of this pool (thresher embed).")
+@click.option("--similarity", type=float, default=0.95, show_default=True,
+              help="semantic: cosine similarity at or above which two records are duplicates.")
+@click.option("--clusters", type=int, default=None, help="semantic: k-means clusters. [default: n / 1000]")
 @click.option("--normalize", type=click.Choice(["none", "whitespace", "lower", "punct", "nfkc"]),
               default="lower", show_default=True, help="Exact dedup: how texts are normalised before hashing.")
 @click.option("--threshold", type=float, default=0.7, show_default=True, help="Jaccard of word-5-gram sets.")
@@ -353,13 +360,14 @@ Examples:
               default="parquet", show_default=True, help="How to write the kept records.")
 @_reading_options
 @_handle_errors
-def dedup(pool, out, method, normalize, threshold, ngram, num_perm, bands, rows, verify, keep, score_from,
-          score_column, seed, output_format, text_field, id_field, on_error, batch_size, workers, quiet,
-          as_json) -> None:
+def dedup(pool, out, method, embeddings, similarity, clusters, normalize, threshold, ngram, num_perm, bands, rows,
+          verify, keep, score_from, score_column, seed, output_format, text_field, id_field, on_error, batch_size,
+          workers, quiet, as_json) -> None:
     """Drop exact and near-duplicate records; keep one per cluster and record why the others went."""
     from dataclasses import replace
 
     from thresher.dedup import MinHashConfig
+    from thresher.dedup.semantic import SemanticConfig
     from thresher.errors import ConfigError
     from thresher.io.dataset import Dataset
     from thresher.jobs.dedup import NORMALIZE, run_dedup, scores_by_id
@@ -370,8 +378,10 @@ def dedup(pool, out, method, normalize, threshold, ngram, num_perm, bands, rows,
     scores = scores_by_id(ds, score_from, score_column) if keep == "highest" else None
     minhash = MinHashConfig(threshold=threshold, ngram=ngram, num_perm=num_perm, bands=bands, rows=rows,
                             verify=verify, keep=keep, seed=seed)
+    semantic = SemanticConfig(threshold=similarity, n_clusters=clusters, keep=keep, seed=seed)
     run = run_dedup(ds, out, method=method, exact=replace(NORMALIZE[normalize], keep=keep), minhash=minhash,
-                    scores=scores, output_format=output_format, command=["thresher", *sys.argv[1:]])
+                    scores=scores, output_format=output_format, command=["thresher", *sys.argv[1:]],
+                    semantic=semantic, embeddings=embeddings)
     _print_result(run, as_json, quiet)
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from thresher.dedup import ExactConfig, MinHashConfig, exact_duplicates, near_duplicates
 from thresher.dedup.clusters import DedupResult
+from thresher.dedup.semantic import SemanticConfig, semantic_duplicates
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
@@ -25,13 +27,15 @@ from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.manifest import dataset_info, versions
 from thresher.run import Run
 
-METHODS = ("exact", "minhash", "both")
+METHODS = ("exact", "minhash", "both", "semantic")
 
 
 def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact: ExactConfig | None = None,
               minhash: MinHashConfig | None = None, scores: np.ndarray | None = None,
-              output_format: str = "parquet", command: list[str] | None = None) -> Run:
-    """Deduplicate ``pool``; ``both`` runs exact then near-duplicate detection, and exact reasons win.
+              output_format: str = "parquet", command: list[str] | None = None,
+              semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None) -> Run:
+    """Deduplicate ``pool``; ``both`` runs exact then near-duplicate detection, and exact reasons win;
+    ``semantic`` (SemDeDup) needs ``embeddings``, an embed run of the same pool.
 
     ``scores`` (one per record, reading order) serve ``keep="highest"``.
     """
@@ -54,6 +58,26 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
 
     timings: dict[str, float] = {}
     results: dict[str, DedupResult] = {}
+    if method == "semantic":
+        if embeddings is None:
+            raise ConfigError("semantic dedup needs --embeddings, an embed run of this pool (thresher embed)")
+        t0 = time.perf_counter()
+        ids, lengths = [], []
+        for batch in batches():  # only ids and lengths are kept: the texts were embedded already
+            ids.append(batch["id"].combine_chunks().cast(pa.large_string()))
+            lengths.append(pc.utf8_length(batch["text"]).to_numpy().astype(np.int64))
+        if not ids:
+            raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
+        record_ids = pa.concat_arrays(ids)
+        emb_ids, matrix = Run(embeddings).embeddings()
+        position = {i: k for k, i in enumerate(emb_ids)}
+        missing = [i for i in record_ids.to_pylist() if i not in position]
+        if missing:
+            raise ConfigError(f"{len(missing):,} records have no embedding in {embeddings} (e.g. {missing[0]!r})")
+        rows = [position[i] for i in record_ids.to_pylist()]
+        results["semantic"] = semantic_duplicates(matrix[rows], semantic, ids=record_ids,
+                                                  lengths=np.concatenate(lengths), scores=scores)
+        timings["semantic"] = round(time.perf_counter() - t0, 4)
     for kind in ("exact", "minhash"):
         if method in (kind, "both"):
             t0 = time.perf_counter()
@@ -70,8 +94,8 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format)
     failed = errors.to_dict()
     reasons = table["dup_reason"].drop_null().to_pylist()
-    dropped = {"exact_duplicate": sum(r.startswith("exact") for r in reasons),
-               "near_duplicate": sum(r.startswith("near") for r in reasons)}
+    dropped = {f"{kind}_duplicate": sum(r.startswith(kind) for r in reasons)
+               for kind in ("exact", "near", "semantic") if method in METHOD_KINDS[kind]}
     n = table.num_rows
     counts = {"input_records": n + failed["total"], "scored": n, "selected": int(keep.sum()),
               "not_selected": 0, "filtered": dropped, "failed": failed["total"], "pool_failed": failed}
@@ -79,7 +103,8 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
         counts["input_records"]
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "dedup", "method": method,
-        "config": {"exact": asdict(exact), "minhash": {**asdict(minhash), "bands_rows": minhash.bands_rows}},
+        "config": {"exact": asdict(exact), "minhash": {**asdict(minhash), "bands_rows": minhash.bands_rows},
+                   "semantic": asdict(semantic or SemanticConfig()), "embeddings": str(embeddings or "") or None},
         "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "counts": counts,
         "metrics": {kind: r.stats for kind, r in results.items()}, "timings": timings,
         "outputs": {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
@@ -88,6 +113,9 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     write_json(manifest, out / "manifest.json")
     return Run(out)
 
+
+#: Which methods can give each kind of reason.
+METHOD_KINDS = {"exact": ("exact", "both"), "near": ("minhash", "both"), "semantic": ("semantic",)}
 
 #: ``--normalize`` presets for exact dedup, from strictest to loosest.
 NORMALIZE = {
