@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from thresher.errors import ConfigError
 from thresher.io.dataset import read
 from thresher.jobs.score import run_scoring
-from thresher.pipeline import Filter, Pipeline, Score, Select
+from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.recipe import Recipe
 
 QUALITY = [Score("gopher"), Score("langid"), Filter("gopher_pass and lang == 'en'"),
@@ -144,7 +145,7 @@ steps:
     ("  - score: gopher\n  - select: topk\n    budget: lots\n", r"recipe.yaml:5: .*budget"),
     ("  - score: gopher\n  - select: topk\n    colour: red\n", r"recipe.yaml:5: unknown key\(s\) colour"),
     ("  - filter: 'gopher_pass and'\n", r"recipe.yaml:4: cannot parse"),
-    ("  - sort: gopher\n", r"recipe.yaml:4: a step starts with score, filter or select"),
+    ("  - sort: gopher\n", r"recipe.yaml:4: a step starts with dedup, score, filter or select"),
     ("  - score: [unclosed\n", r"recipe.yaml:\d+: not valid YAML"),
 ])
 def test_recipe_errors_name_the_line(tmp_path, small_pool, steps, message):
@@ -189,3 +190,28 @@ def test_scores_are_reused_when_inputs_and_stages_are_unchanged(tmp_path, small_
                        ).run(read(small_pool), tmp_path / "r", read(news_target), workers=1, progress=False,
                              pool_sample=300)
     assert scores_file.stat().st_mtime_ns != mtime and not changed.manifest.get("scores_reused")
+
+
+def test_dedup_stage_drops_duplicates_before_scoring(tmp_path, small_pool):
+    table = pq.read_table(small_pool).slice(0, 300)
+    copies = table.slice(0, 5)
+    copies = copies.set_column(copies.schema.get_field_index("id"), "id",
+                               pa.array([f"copy-{i}" for i in copies["id"].to_pylist()]))
+    path = tmp_path / "pool.parquet"
+    pq.write_table(pa.concat_tables([table, copies.cast(table.schema)]), path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"pool: {path}\nsteps:\n  - dedup: exact\n  - score: gopher\n  - select: topk\n"
+                      f"    score: gopher_words\n    budget: 20\n")
+    run = Recipe.load(recipe).run(out=tmp_path / "out", workers=1, progress=False)
+    scores = run.scores()
+    reason = dict(zip(scores["id"].to_pylist(), scores["dup_reason"].to_pylist()))
+    originals = table.slice(0, 5)["id"].to_pylist()
+    assert [reason[f"copy-{i}"] for i in originals] == [f"exact_duplicate_of:{i}" for i in originals]
+    assert sum(r is not None for r in reason.values()) == 5
+    assert run.counts["filtered"] == {"dedup": 5} and run.counts["all_accounted_for"]
+    dropped = [i for i, r in reason.items() if r is not None]
+    gopher = dict(zip(scores["id"].to_pylist(), scores["gopher_words"].to_pylist()))
+    assert all(gopher[i] is None for i in dropped)  # dropped before the scorer ran
+    assert not set(dropped) & set(run.selected_ids())
+    with pytest.raises(ConfigError, match="first stage"):
+        Pipeline([Score("gopher"), Dedup()])

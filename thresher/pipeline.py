@@ -84,7 +84,48 @@ class Select:
     output_format: str = "parquet"
 
 
-Stage = Score | Filter | Select
+@dataclass(frozen=True)
+class Dedup:
+    """Drop exact / near / semantic duplicates before anything else runs (see ``thresher dedup``); the dropped
+    records are counted as filtered by ``dedup`` and get a ``dup_reason``. Must be the first stage."""
+
+    method: str = "both"
+    threshold: float = 0.7  # minhash: Jaccard of word n-gram sets
+    ngram: int = 5
+    normalize: str = "lower"  # exact: none, whitespace, lower, punct, nfkc
+    keep: str = "first"  # first or longest (highest needs scores, which do not exist yet at this stage)
+    embeddings: str | None = None  # semantic: an embed run of the pool
+    similarity: float = 0.95  # semantic: cosine threshold
+
+    def __post_init__(self) -> None:
+        self.configs()  # validates
+
+    @property
+    def label(self) -> str:
+        return "dedup"
+
+    def configs(self) -> dict:
+        """The dedup job's arguments for this stage."""
+        from dataclasses import replace
+
+        from thresher.dedup import MinHashConfig
+        from thresher.dedup.semantic import SemanticConfig
+        from thresher.jobs.dedup import METHODS, NORMALIZE
+
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown dedup method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.keep not in ("first", "longest"):
+            raise ConfigError(f"a dedup stage keeps 'first' or 'longest', got {self.keep!r}")
+        if self.normalize not in NORMALIZE:
+            raise ConfigError(f"unknown normalize {self.normalize!r}; choose from {', '.join(NORMALIZE)}")
+        if self.method == "semantic" and not self.embeddings:
+            raise ConfigError("a semantic dedup stage needs embeddings (an embed run of the pool)")
+        return {"method": self.method, "exact": replace(NORMALIZE[self.normalize], keep=self.keep),
+                "minhash": MinHashConfig(threshold=self.threshold, ngram=self.ngram, keep=self.keep),
+                "semantic": SemanticConfig(threshold=self.similarity, keep=self.keep), "embeddings": self.embeddings}
+
+
+Stage = Dedup | Score | Filter | Select
 
 
 @dataclass
@@ -105,8 +146,10 @@ class Pipeline:
         if not stages:
             raise ConfigError("a pipeline needs at least one stage")
         for i, stage in enumerate(stages):
-            if not isinstance(stage, (Score, Filter, Select)):
-                raise ConfigError(f"stage {i + 1} is a {type(stage).__name__}, not a Score, Filter or Select")
+            if not isinstance(stage, (Dedup, Score, Filter, Select)):
+                raise ConfigError(f"stage {i + 1} is a {type(stage).__name__}, not a Dedup, Score, Filter or Select")
+            if isinstance(stage, Dedup) and i != 0:
+                raise ConfigError(f"stage {i + 1}: dedup looks at the whole pool at once; make it the first stage")
             if isinstance(stage, Select) and i != len(stages) - 1:
                 raise ConfigError(f"stage {i + 1}: select must be the last stage")
         if not any(isinstance(s, Score) for s in stages):
@@ -145,11 +188,21 @@ class Pipeline:
             if pool_sample < 2:
                 raise ConfigError(f"pool_sample must be >= 2, got {pool_sample}")
             refs.pool_sample = sample_texts(pool, pool_sample, seed)["text"].combine_chunks()
+        dedup, dedup_stats = None, None
+        if isinstance(self.stages[0], Dedup):
+            from thresher.jobs.dedup import find_duplicates
+
+            table, results, _ = find_duplicates(pool, ErrorLog("skip"), **self.stages[0].configs())
+            dedup = (np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool),
+                     table["dup_reason"].combine_chunks())
+            dedup_stats = {kind: r.stats for kind, r in results.items()}
+            timings["dedup"] = round(time.perf_counter() - t0, 4)
         fitted, fit_reports = self._fit(refs, out)
         timings["fit"] = round(time.perf_counter() - t0, 4)
 
         t1 = time.perf_counter()
-        stats = self._score_pool(pool, fitted, out / "scores" / "scores.parquet", group_field, workers, progress)
+        stats = self._score_pool(pool, fitted, out / "scores" / "scores.parquet", group_field, workers, progress,
+                                 dedup)
         timings["score"] = round(time.perf_counter() - t1, 4)
         failed = stats.pop("failed")
         n = stats.pop("records")
@@ -163,7 +216,8 @@ class Pipeline:
                        "pool_failed": failed,
                        "target": {"records": len(refs.target)} if refs.target is not None else None,
                        "filtered": stats["filtered"], "kept": n - sum(stats["filtered"].values())},
-            "metrics": {"rules": stats["rules"], "fit": fit_reports},
+            "metrics": {"rules": stats["rules"], "fit": fit_reports,
+                        **({"dedup": dedup_stats} if dedup_stats else {})},
             "timings": timings,
             "outputs": {"scores": "scores/scores.parquet", "records": []},
         }
@@ -222,15 +276,17 @@ class Pipeline:
         return fitted, reports
 
     @staticmethod
-    def _schema(fitted: list[_Fitted], group_field: str | None) -> pa.Schema:
+    def _schema(fitted: list[_Fitted], group_field: str | None, dedup: bool = False) -> pa.Schema:
         """Every output column and its type, from the scorers' output on one probe text (filters off)."""
-        probe = apply_stages([f for f in fitted if f.kind == "score"], pa.array([_PROBE], pa.large_string()))
+        probe = apply_stages([f for f in fitted if f.kind == "score"], pa.array([_PROBE], pa.large_string()),
+                             (np.ones(1, dtype=bool), pa.nulls(1, pa.large_string())) if dedup else None)
         fields = [pa.field("id", pa.large_string())] + [pa.field(k, v.type) for k, v in probe.items()]
         return pa.schema(fields + ([pa.field("group", pa.string())] if group_field else []))
 
     def _score_pool(self, pool: Dataset, fitted: list[_Fitted], path: Path, group_field: str | None,
-                    workers: int | None, progress: bool) -> dict:
+                    workers: int | None, progress: bool, dedup: tuple[np.ndarray, pa.Array] | None = None) -> dict:
         errors = ErrorLog(pool.on_error)
+        offset = [0]
         ids: list[pa.Array] = []
         groups: list[pa.Array] = []
         extra = [group_field] if group_field else []
@@ -240,9 +296,11 @@ class Pipeline:
                 ids.append(batch.column("id"))
                 if group_field:
                     groups.append(batch.column(group_field))
-                yield fitted, batch.column("text")
+                start, offset[0] = offset[0], offset[0] + batch.num_rows
+                yield fitted, batch.column("text"), None if dedup is None else (
+                    dedup[0][start: offset[0]], dedup[1].slice(start, batch.num_rows))
 
-        schema = self._schema(fitted, group_field)
+        schema = self._schema(fitted, group_field, dedup is not None)
         writer: pq.ParquetWriter | None = None
         n = 0
         filtered: Counter = Counter()
@@ -265,7 +323,7 @@ class Pipeline:
                 writer.write_table(table.select(schema.names).cast(schema))
                 filtered.update(x for x in cols["filtered_by"].to_pylist() if x is not None)
                 for name, values in cols.items():
-                    if name.endswith("_reason"):
+                    if name.endswith("_reason") and f"{name[: -len('_reason')]}_pass" in cols:
                         rule_reasons.setdefault(name[: -len("_reason")], Counter()).update(
                             r for r in values.to_pylist() if r is not None)
                 if "lang" in cols:
@@ -290,14 +348,22 @@ class Pipeline:
                 "engine": engine_info}
 
 
-def apply_stages(fitted: list[_Fitted], text: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:
-    """Worker task: every stage on one batch. Later scorers see only rows earlier filters kept (null elsewhere)."""
+def apply_stages(fitted: list[_Fitted], text: pa.Array | pa.ChunkedArray,
+                 dedup: tuple[np.ndarray, pa.Array] | None = None) -> dict[str, pa.Array]:
+    """Worker task: every stage on one batch. Later scorers see only rows earlier filters kept (null elsewhere).
+
+    ``dedup``: this batch's slice of a dedup stage's decisions (kept?, reason), made over the whole pool first.
+    """
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     n = len(text)
     cols: dict[str, pa.Array] = {"n_words": pa.array(whitespace_token_counts(text))}
     active = np.ones(n, dtype=bool)
     filtered_by = np.full(n, None, dtype=object)
+    if dedup is not None:
+        cols["dup_reason"] = dedup[1].cast(pa.large_string())
+        filtered_by[~dedup[0]] = "dedup"
+        active &= dedup[0]
     for stage in fitted:
         if not active.any():
             break

@@ -30,7 +30,7 @@ import yaml
 
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
-from thresher.pipeline import Filter, Pipeline, Score, Select
+from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
 _TOP_KEYS = {"pool", "target", "out", "seed", "workers", "pool_sample", "group_field", "steps"}
@@ -98,18 +98,25 @@ class Recipe:
         return self.pipeline.run(self.pool, out, self.target, progress=progress, command=command,
                                  recipe=self.raw, **options)
 
-    def _stage(self, step: object, i: int) -> Score | Filter | Select:
+    def _stage(self, step: object, i: int) -> Dedup | Score | Filter | Select:
         if not isinstance(step, dict):
             raise ConfigError(f"{self.source}: step {i + 1} must be a mapping such as '- score: gopher'")
         # The step's first key says what it is ('select: topk' may also carry a 'score:' column to rank by).
         kind = next((k for k in step if k != "__line__"), None)
-        if kind not in ("score", "filter", "select"):
-            raise ConfigError(f"{self._where(step)}: a step starts with score, filter or select; got "
+        if kind not in ("dedup", "score", "filter", "select"):
+            raise ConfigError(f"{self._where(step)}: a step starts with dedup, score, filter or select; got "
                               f"{kind or 'nothing'}")
         params = {k: v for k, v in step.items() if k not in (kind, "__line__")}
         try:
             if kind == "score":
                 return Score(str(step["score"]), _plain(params))
+            if kind == "dedup":
+                if params.get("embeddings"):
+                    params["embeddings"] = str(self._path(params["embeddings"]))
+                unknown = sorted(set(params) - {f.name for f in dataclasses.fields(Dedup)} - {"method"})
+                if unknown:
+                    raise ConfigError(f"unknown key(s) {', '.join(unknown)} in dedup step")
+                return Dedup(method=str(step["dedup"]), **params)
             if kind == "filter":
                 self._check_keys(step, {"filter"}, "filter step")
                 return Filter(str(step["filter"]))

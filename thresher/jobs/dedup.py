@@ -39,8 +39,6 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
 
     ``scores`` (one per record, reading order) serve ``keep="highest"``.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown dedup method {method!r}; choose from {', '.join(METHODS)}")
     if output_format not in FORMATS:
         raise ConfigError(f"unknown format {output_format!r}; choose from {', '.join(FORMATS)}")
     exact = exact or ExactConfig()
@@ -48,6 +46,40 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     errors = ErrorLog(pool.on_error)
+    table, results, timings = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores)
+    keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
+    (out / "scores").mkdir(exist_ok=True)
+    write_parquet(table, out / "scores" / "scores.parquet")
+    written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format)
+    failed = errors.to_dict()
+    reasons = table["dup_reason"].drop_null().to_pylist()
+    dropped = {f"{kind}_duplicate": sum(r.startswith(kind) for r in reasons)
+               for kind in ("exact", "near", "semantic") if method in METHOD_KINDS[kind]}
+    n = table.num_rows
+    counts = {"input_records": n + failed["total"], "scored": n, "selected": int(keep.sum()),
+              "not_selected": 0, "filtered": dropped, "failed": failed["total"], "pool_failed": failed}
+    counts["all_accounted_for"] = counts["selected"] + sum(dropped.values()) + counts["failed"] == \
+        counts["input_records"]
+    manifest = {
+        "command": command, "created_unix": int(time.time()), "job": "dedup", "method": method,
+        "config": {"exact": asdict(exact), "minhash": {**asdict(minhash), "bands_rows": minhash.bands_rows},
+                   "semantic": asdict(semantic or SemanticConfig()), "embeddings": str(embeddings or "") or None},
+        "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "counts": counts,
+        "metrics": {kind: r.stats for kind, r in results.items()}, "timings": timings,
+        "outputs": {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
+                    "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
+    }
+    write_json(manifest, out / "manifest.json")
+    return Run(out)
+
+
+def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactConfig, minhash: MinHashConfig,
+                    semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None,
+                    scores: np.ndarray | None = None) -> tuple[pa.Table, dict[str, DedupResult], dict]:
+    """The per-record decisions (``id, dup_cluster, dup_keep, dup_reason``, reading order) of ``method``, the
+    results per method and their timings. Bad records are reported to ``errors`` once."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown dedup method {method!r}; choose from {', '.join(METHODS)}")
     passes = [0]
 
     def batches():
@@ -87,31 +119,7 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     first = next(iter(results.values()))
     if first.n_records == 0:
         raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
-    table = _combine(results)
-    keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
-    (out / "scores").mkdir(exist_ok=True)
-    write_parquet(table, out / "scores" / "scores.parquet")
-    written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format)
-    failed = errors.to_dict()
-    reasons = table["dup_reason"].drop_null().to_pylist()
-    dropped = {f"{kind}_duplicate": sum(r.startswith(kind) for r in reasons)
-               for kind in ("exact", "near", "semantic") if method in METHOD_KINDS[kind]}
-    n = table.num_rows
-    counts = {"input_records": n + failed["total"], "scored": n, "selected": int(keep.sum()),
-              "not_selected": 0, "filtered": dropped, "failed": failed["total"], "pool_failed": failed}
-    counts["all_accounted_for"] = counts["selected"] + sum(dropped.values()) + counts["failed"] == \
-        counts["input_records"]
-    manifest = {
-        "command": command, "created_unix": int(time.time()), "job": "dedup", "method": method,
-        "config": {"exact": asdict(exact), "minhash": {**asdict(minhash), "bands_rows": minhash.bands_rows},
-                   "semantic": asdict(semantic or SemanticConfig()), "embeddings": str(embeddings or "") or None},
-        "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "counts": counts,
-        "metrics": {kind: r.stats for kind, r in results.items()}, "timings": timings,
-        "outputs": {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
-                    "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
-    }
-    write_json(manifest, out / "manifest.json")
-    return Run(out)
+    return _combine(results), results, timings
 
 
 #: Which methods can give each kind of reason.
