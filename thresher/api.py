@@ -40,3 +40,34 @@ def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: s
         importance=ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))
     return run_selection(_dataset(pool), _dataset(target) if target is not None else None, out, config,
                          cache_dir=cache_dir, progress=progress)
+
+
+def score(pool: PathsOrDataset, scorers: list, *, out: str | os.PathLike, target: PathsOrDataset | None = None,
+          seed: int = 0, pool_sample: int = 10_000, workers: int | None = None, progress: bool = False) -> Run:
+    """Side-car scores for every record (``thresher score``): ``scorers`` are names or ``Score`` stages."""
+    from thresher.jobs.score import run_scoring
+
+    return run_scoring(_dataset(pool), scorers, out, target=_dataset(target) if target is not None else None,
+                       workers=workers, progress=progress, seed=seed, pool_sample=pool_sample)
+
+
+def embed(pool: PathsOrDataset, *, out: str | os.PathLike, backend: str = "static", dtype: str = "float16",
+          workers: int | None = None, progress: bool = False) -> Run:
+    """Cached embeddings of every record (``thresher embed``); ``Run.embeddings()`` reads them."""
+    from thresher.jobs.embed import run_embedding
+
+    return run_embedding(_dataset(pool), out, backend=backend, dtype=dtype, workers=workers, progress=progress)
+
+
+def dedup(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "both", threshold: float = 0.7,
+          keep: str = "first", embeddings: str | os.PathLike | None = None, format: str = "parquet") -> Run:
+    """Drop exact / near / semantic duplicates (``thresher dedup``); kept records in ``selected/``."""
+    from dataclasses import replace
+
+    from thresher.dedup import MinHashConfig
+    from thresher.dedup.semantic import SemanticConfig
+    from thresher.jobs.dedup import NORMALIZE, run_dedup
+
+    return run_dedup(_dataset(pool), out, method=method, exact=replace(NORMALIZE["lower"], keep=keep),
+                     minhash=MinHashConfig(threshold=threshold, keep=keep), output_format=format,
+                     semantic=SemanticConfig(keep=keep), embeddings=embeddings)

@@ -61,8 +61,8 @@ class Run:
         return ids, EmbeddingStore.open(info["store"]).matrix()
 
     def reselect(self, out: str | os.PathLike | None = None, **changes: object) -> Run:
-        """Select again from these scores (budget, seed, selector, temperature, threshold, min_tokens,
-        output_format); writes to ``out`` or in place."""
+        """Select again from these scores (budget, seed, selector, temperature, threshold, min_tokens, score,
+        where, token_column, embeddings, labels, selector_params, output_format); writes to ``out`` or in place."""
         from thresher.jobs.select import reselect
 
         return reselect(self.path, out=out, **changes)
