@@ -1,4 +1,4 @@
-"""The top-level Python API for the jobs beyond select: score, embed, dedup and pipelines."""
+"""The top-level Python API for the jobs beyond select: score, embed, deduplicate and pipelines."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def test_score_then_reselect_then_dedup(tmp_path, small_pool, news_target):
     top = scored.reselect(out=tmp_path / "top", where="gopher_pass", score="classifier", selector="topk", budget=25)
     passed = dict(zip(scored.scores()["id"].to_pylist(), scored.scores()["gopher_pass"].to_pylist()))
     assert len(top.selected_ids()) == 25 and all(passed[i] for i in top.selected_ids())
-    kept = th.dedup(small_pool, out=tmp_path / "d")
+    kept = th.deduplicate(small_pool, out=tmp_path / "d")
     assert kept.counts["all_accounted_for"] and kept.counts["input_records"] == 1500
     emb = th.embed(small_pool, out=tmp_path / "e", workers=1)
     assert emb.embeddings()[1].shape[0] == 1500

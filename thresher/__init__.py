@@ -8,17 +8,17 @@
 
     scored = th.score(pool, ["gopher", "langid", "classifier"], target=target, out="runs/scored")
     top = scored.reselect(out="runs/top", where="gopher_pass and lang == 'en'", score="classifier", budget="5%")
-    kept = th.dedup(pool, out="runs/dedup")
+    kept = th.deduplicate(pool, out="runs/dedup")  # (th.dedup is the dedup subpackage)
 """
 
 from __future__ import annotations
 
 from thresher._version import __version__
-from thresher.api import dedup, embed, score, select
+from thresher.api import deduplicate, embed, score, select
 from thresher.errors import ConfigError, InputError, ThresherError
 from thresher.io.dataset import Dataset, read
 from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
-__all__ = ["__version__", "read", "select", "score", "embed", "dedup", "Pipeline", "Dedup", "Score", "Filter",
+__all__ = ["__version__", "read", "select", "score", "embed", "deduplicate", "Pipeline", "Dedup", "Score", "Filter",
            "Select", "Dataset", "Run", "ThresherError", "ConfigError", "InputError"]

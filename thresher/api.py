@@ -59,7 +59,7 @@ def embed(pool: PathsOrDataset, *, out: str | os.PathLike, backend: str = "stati
     return run_embedding(_dataset(pool), out, backend=backend, dtype=dtype, workers=workers, progress=progress)
 
 
-def dedup(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "both", threshold: float = 0.7,
+def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "both", threshold: float = 0.7,
           keep: str = "first", embeddings: str | os.PathLike | None = None, format: str = "parquet") -> Run:
     """Drop exact / near / semantic duplicates (``thresher dedup``); kept records in ``selected/``."""
     from dataclasses import replace
