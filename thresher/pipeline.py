@@ -228,7 +228,9 @@ class Pipeline:
                     group_field: str | None) -> str:
         """What the scores depend on: the score and filter stages, the inputs' contents, seed and sample size."""
         stages = [d for d in self.describe() if d["stage"] != "select"]
-        key = {"stages": stages, "seed": seed, "pool_sample": pool_sample, "group_field": group_field,
+        # Whether a selection follows is part of the key: a score-only run must not inherit a previous selection.
+        key = {"stages": stages, "selects": self.select is not None, "seed": seed, "pool_sample": pool_sample,
+               "group_field": group_field,
                "target": dataset_fingerprint(target) if target is not None else None, "thresher": __version__}
         return dataset_fingerprint(pool, pipeline=key)
 
@@ -245,6 +247,10 @@ class Pipeline:
     def _select(self, out: Path, pool: Dataset, target: Dataset | None, seed: int, group_field: str | None,
                 workers: int | None, progress: bool) -> Run:
         if self.select is None:
+            if (out / "selected").exists():  # left by an earlier run with a selection into this folder
+                import shutil
+
+                shutil.rmtree(out / "selected")
             return Run(out)
         from thresher.jobs.select import select_from_pipeline
 
@@ -370,6 +376,8 @@ def apply_stages(fitted: list[_Fitted], text: pa.Array | pa.ChunkedArray,
         if stage.kind == "score":
             sub = text if active.all() else text.filter(pa.array(active))
             for name, values in stage.scorer.score(sub).items():
+                if name == "n_words":
+                    continue  # the pipeline's own, for every record (a scorer after a filter would leave gaps)
                 cols[name] = _spread(_to_arrow(values), active)
         else:
             passed = WhereExpression(stage.where).mask(pa.table(cols))

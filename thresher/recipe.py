@@ -132,7 +132,8 @@ class Recipe:
                          threshold=stage.threshold, selector_params=stage.params)  # validates the select step
             return stage
         except ConfigError as e:
-            raise ConfigError(f"{self._where(step)}: {e}") from None
+            where = self._where(step)
+            raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
 
     def _dataset(self, spec: object, name: str, line: int | None) -> Dataset:
         if isinstance(spec, (str, list)):

@@ -187,8 +187,12 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     if bad:
         raise ConfigError(f"cannot change {', '.join(sorted(bad))} when re-selecting; they change the scores. "
                           "Run a new selection instead")
+    job = src.manifest.get("job", "select")
+    if job not in ("select", "score", "run"):
+        raise ConfigError(f"{src.path} is a {job} run; --from-run takes a select, score or run directory")
     # A score-only run (thresher score) has no selection config yet: rank its columns, top-k by default.
-    base = src.manifest.get("config") or {"method": "scores", "min_tokens": 0}
+    base = src.manifest.get("config") if job != "score" else None
+    base = base or {"method": "scores", "min_tokens": 0}
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "selector" in changes and changes["selector"] != base.get("selector"):
         # Parameters of the old selector do not carry over to another selector.
@@ -289,6 +293,10 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     if min_tokens:
         filtered["too_short"] = int((eligible & ~long_enough).sum())
     eligible &= long_enough
+    counted = np.isfinite(budget_tokens)
+    if config.budget is not None and Budget.parse(config.budget).kind == "tokens" and not counted[eligible].all():
+        filtered["no_token_count"] = int((eligible & ~counted).sum())  # a token budget cannot price them
+        eligible &= counted
     elig_idx = np.flatnonzero(eligible)
     if len(elig_idx) == 0:
         raise ConfigError(f"no record passes the filters (--where, --min-tokens {min_tokens}): {filtered}")
@@ -303,6 +311,10 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     score_values = None
     if (diverse and config.score) or (not diverse and selector.needs_scores):
         column = primary_column(config.score or "dsir", scores.column_names)
+        kind = scores.schema.field(column).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+            raise ConfigError(f"--score {column!r} holds {kind} values, not numbers; rank by a numeric column "
+                              "(filter on text columns with --where)")
         score_values = _as_float(scores[column])[elig_idx]
 
     with timer.stage("select"):
@@ -315,15 +327,18 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
             order = selector.select(score_values, budget, budget_tokens[elig_idx], config.seed)
         chosen = elig_idx[order]
         # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
-        baseline = Random().select(None, Budget("count", len(chosen)) if budget is None or budget.kind != "tokens"
-                                   else budget, budget_tokens, config.seed) if len(chosen) else chosen[:0]
+        # Under a token budget, only records whose tokens are counted can be priced.
+        pool_rows = np.flatnonzero(counted) if budget is not None and budget.kind == "tokens" else np.arange(n)
+        baseline = pool_rows[Random().select(None, Budget("count", len(chosen)) if budget is None or
+                                             budget.kind != "tokens" else budget, budget_tokens[pool_rows],
+                                             config.seed)] if len(chosen) else chosen[:0]
     selected_mask = np.zeros(n, dtype=bool)
     selected_mask[chosen] = True
     random_mask = np.zeros(n, dtype=bool)
     random_mask[baseline] = True
 
     # Scoring-time metrics (rule pass rates, fitted scorers' held-out reports) stay; selection metrics are new.
-    metrics: dict = {k: v for k, v in manifest.get("metrics", {}).items() if k in ("rules", "fit")}
+    metrics: dict = {k: v for k, v in manifest.get("metrics", {}).items() if k in ("rules", "fit", "dedup")}
     metrics |= {"selected_records": int(len(chosen)), "selected_words": int(n_words[chosen].sum()),
                 "selected_tokens": int(np.nansum(budget_tokens[chosen])), "token_column": config.token_column,
                      "random_records": int(len(baseline))}
@@ -341,7 +356,7 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
 
     failed = manifest["counts"]["pool_failed"]["total"]
     counts = {
-        **manifest["counts"],
+        **{k: v for k, v in manifest["counts"].items() if k != "kept"},  # "kept" was the scoring pass's count
         "input_records": int(n + failed),
         "scored": int(n),
         "selected": int(len(chosen)),

@@ -110,7 +110,10 @@ def make_diversity_selector(name: str, **params: object):
     unknown = [k for k in given if k not in cls.__dataclass_fields__]
     if unknown:
         raise ConfigError(f"selector {name!r} does not take {', '.join(unknown)}")
-    return cls(**given)
+    try:
+        return cls(**given)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"selector {name!r}: bad parameter value ({e})") from None
 
 
 def token_upper_bound(budget: Budget, n_tokens: np.ndarray) -> int:

@@ -22,6 +22,8 @@ _COMPARE = {ast.Eq: "equal", ast.NotEq: "not_equal", ast.Lt: "less", ast.LtE: "l
             ast.Gt: "greater", ast.GtE: "greater_equal"}
 _ARITH = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide"}
 _FUNCS = {"is_null": ("is_null", 1), "abs": ("abs", 1), "log": ("ln", 1)}
+#: Longest expression accepted (deep nesting would exhaust the parser's stack long before this).
+MAX_LENGTH = 2000
 
 
 class WhereExpression:
@@ -31,12 +33,18 @@ class WhereExpression:
         if not isinstance(text, str) or not text.strip():
             raise ConfigError("a --where expression must be a non-empty string")
         self.text = text
+        if len(text) > MAX_LENGTH:
+            raise ConfigError(f"--where is {len(text):,} characters long; the limit is {MAX_LENGTH:,}")
+        self.columns: list[str] = []
         try:
             tree = ast.parse(text.strip(), mode="eval")
+            self.expression = self._compile(tree.body)
         except SyntaxError as e:
             raise ConfigError(f"cannot parse --where {text!r}: {e.msg} at column {e.offset}") from None
-        self.columns: list[str] = []
-        self.expression = self._compile(tree.body)
+        except (RecursionError, MemoryError):
+            raise ConfigError(f"--where {text[:60]!r}... is nested too deeply") from None
+        except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise ConfigError(f"--where {text!r}: {e}") from None
 
     def check_columns(self, available: Iterable[str]) -> None:
         """Fail with the list of known columns when the expression names one that does not exist."""
@@ -51,7 +59,7 @@ class WhereExpression:
         self.check_columns(table.column_names)
         try:
             values = _evaluate(table.select(self.columns), self.expression)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError) as e:
             raise ConfigError(f"--where {self.text!r} cannot be evaluated on these columns: {e}") from None
         if not pa.types.is_boolean(values.type):
             raise ConfigError(f"--where {self.text!r} gives {values.type} values, not true/false")
@@ -72,8 +80,10 @@ class WhereExpression:
                 return pc.negate(operand)
         if isinstance(node, ast.Compare):
             out, left = None, self._compile(node.left)
-            for op, comp in zip(node.ops, node.comparators):
+            for k, (op, comp) in enumerate(zip(node.ops, node.comparators)):
                 if isinstance(op, (ast.In, ast.NotIn)):
+                    if k != len(node.ops) - 1:
+                        raise ConfigError(f"--where {self.text!r}: 'in [...]' must end a comparison chain")
                     values = self._literal_list(comp)
                     term = left.isin(values)
                     term = ~term if isinstance(op, ast.NotIn) else term
@@ -104,7 +114,14 @@ class WhereExpression:
 
     def _literal_list(self, node: ast.AST) -> list:
         if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and all(isinstance(e, ast.Constant) for e in node.elts):
-            return [e.value for e in node.elts]
+            values = [e.value for e in node.elts]
+            kinds = {str if isinstance(v, str) else bool if isinstance(v, bool) else float
+                     for v in values if v is not None}
+            if len(kinds) > 1 or not kinds <= {str, bool, float} or \
+                    any(isinstance(v, (bytes, complex)) for v in values):
+                raise ConfigError(f"--where {self.text!r}: the values of an 'in' list must be all strings, all "
+                                  "numbers or all booleans")
+            return values
         raise ConfigError(f"--where {self.text!r}: 'in' needs a literal list, e.g. lang in ['en', 'de']")
 
     def _unsupported(self, node: ast.AST) -> ConfigError:
