@@ -41,6 +41,10 @@ def test_no_expression_keeps_everything(table):
     ("n_words", "not true/false"),
     ("lang in other_column", "literal list"),
     ("", "non-empty"),
+    ("lang in ['en', 1]", "all strings, all numbers"),
+    ("n_words in [1] < 3", "must end a comparison chain"),
+    ("n_words > 99999999999999999999999", "too large"),
+    (" + ".join(["n_words"] * 600) + " > 1", "limit is 2,000"),
 ])
 def test_bad_expressions_are_clear_errors(table, expr, message):
     with pytest.raises(ConfigError, match=message):
