@@ -180,15 +180,17 @@ class Pipeline:
             manifest["command"] = command
             write_json(manifest, out / "manifest.json")
             return self._select(out, pool, target, seed, group_field, workers, progress)
-        t0 = time.perf_counter()
         timings: dict[str, float] = {}
+        t0 = time.perf_counter()
         refs = References(target=_read_texts(target) if target is not None else None)
         needs_sample = any(isinstance(s, Score) and "pool_sample" in get_spec(s.scorer).needs for s in self.stages)
         if needs_sample:
             if pool_sample < 2:
                 raise ConfigError(f"pool_sample must be >= 2, got {pool_sample}")
             refs.pool_sample = sample_texts(pool, pool_sample, seed)["text"].combine_chunks()
+        timings["sample"] = round(time.perf_counter() - t0, 4)
         dedup, dedup_stats = None, None
+        t0 = time.perf_counter()
         if isinstance(self.stages[0], Dedup):
             from thresher.jobs.dedup import find_duplicates
 
@@ -197,6 +199,7 @@ class Pipeline:
                      table["dup_reason"].combine_chunks())
             dedup_stats = {kind: r.stats for kind, r in results.items()}
             timings["dedup"] = round(time.perf_counter() - t0, 4)
+        t0 = time.perf_counter()
         fitted, fit_reports = self._fit(refs, out)
         timings["fit"] = round(time.perf_counter() - t0, 4)
 
@@ -311,6 +314,7 @@ class Pipeline:
         n = 0
         filtered: Counter = Counter()
         rule_reasons: dict[str, Counter] = {}
+        rule_passed: Counter = Counter()
         languages: Counter = Counter()
         has_groups = False
         bar = tqdm(unit="rec", desc="score", disable=not progress or None, leave=False)
@@ -329,9 +333,12 @@ class Pipeline:
                 writer.write_table(table.select(schema.names).cast(schema))
                 filtered.update(x for x in cols["filtered_by"].to_pylist() if x is not None)
                 for name, values in cols.items():
-                    if name.endswith("_reason") and f"{name[: -len('_reason')]}_pass" in cols:
-                        rule_reasons.setdefault(name[: -len("_reason")], Counter()).update(
-                            r for r in values.to_pylist() if r is not None)
+                    family = name[: -len("_reason")]
+                    if name.endswith("_reason") and f"{family}_pass" in cols:
+                        reasons = (r for r in values.to_pylist() if r is not None)
+                        rule_reasons.setdefault(family, Counter()).update(reasons)
+                        passed = pa.compute.sum(cols[f"{family}_pass"].cast(pa.int64())).as_py()
+                        rule_passed[family] += int(passed or 0)
                 if "lang" in cols:
                     languages.update(x for x in cols["lang"].to_pylist() if x is not None)
                 n += table.num_rows
@@ -343,11 +350,8 @@ class Pipeline:
             engine_info = engine.describe()
         if group_field and not has_groups:
             pq.write_table(pq.read_table(path).drop_columns(["group"]), path, compression="zstd")
-        rules = {}
-        for family, reasons in rule_reasons.items():
-            passed = pq.read_table(path, columns=[f"{family}_pass"]).column(0)
-            rules[family] = {"passed": int(pa.compute.sum(passed.cast(pa.int64())).as_py() or 0),
-                             "failed_by_rule": dict(reasons.most_common())}
+        rules = {family: {"passed": rule_passed[family], "failed_by_rule": dict(reasons.most_common())}
+                 for family, reasons in rule_reasons.items()}
         if languages:
             rules["langid"] = {"languages": dict(languages.most_common())}
         return {"records": n, "failed": errors.to_dict(), "filtered": dict(filtered), "rules": rules,
