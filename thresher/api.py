@@ -71,3 +71,21 @@ def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "
     return run_dedup(_dataset(pool), out, method=method, exact=replace(NORMALIZE["lower"], keep=keep),
                      minhash=MinHashConfig(threshold=threshold, keep=keep), output_format=format,
                      semantic=SemanticConfig(keep=keep), embeddings=embeddings)
+
+
+def evaluate(pool: PathsOrDataset, *, out: str | os.PathLike, heldout: PathsOrDataset | None = None,
+             target: PathsOrDataset | None = None, methods: str | list[str] = "dsir,random,stratified",
+             budgets: str | list[str] = ("1%", "5%", "20%"), seeds: int = 5, proxy=None,
+             workers: int | None = None, progress: bool = False, **options):
+    """Compare selection methods with random at equal budgets (``thresher evaluate``); returns an Evaluation.
+
+    ``options`` are :class:`thresher.evaluate.harness.EvaluateConfig` fields (label_column, metrics, level, ...).
+    ``proxy(train, heldout, seed) -> {metric: value or per-heldout-record values}`` trains your own model.
+    """
+    from thresher.evaluate.harness import EvaluateConfig, run_evaluation
+
+    config = EvaluateConfig(methods=methods, budgets=list(budgets) if not isinstance(budgets, str) else budgets,
+                            seeds=seeds, **options)
+    return run_evaluation(_dataset(pool), _dataset(heldout) if heldout is not None else None, out,
+                          target=_dataset(target) if target is not None else None, config=config, proxy=proxy,
+                          workers=workers, progress=progress)

@@ -385,6 +385,92 @@ def dedup(pool, out, method, embeddings, similarity, clusters, normalize, thresh
     _print_result(run, as_json, quiet)
 
 
+EVALUATE_EXAMPLES = """
+\b
+Examples:
+  # DSIR and the classifier vs random and stratified, 3 budgets x 5 seeds, measured on a held-out target sample
+  thresher evaluate --pool pool.parquet --target news.target.parquet --heldout news.heldout.parquet \\
+      --methods dsir,classifier,random,stratified --budgets 1%,5%,20% --seeds 5 --label-column domain --out runs/ev
+\b
+  # no held-out file: half of the target (by id hash) is held out
+  thresher evaluate --pool pool.parquet --target t.jsonl --methods dsir,classifier:gumbel --out runs/ev2
+\b
+  # your own training script per selection and seed; it writes {out}/metrics.json
+  thresher evaluate --pool pool.parquet --target t.jsonl --heldout h.jsonl --metrics kl \\
+      --proxy-command "python train.py --train {train} --eval {heldout} --out {out} --seed {seed}" --out runs/ev3
+"""
+
+
+@main.command(epilog=EVALUATE_EXAMPLES)
+@click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
+@click.option("--target", "target", multiple=True, metavar="PATH", help="Target sample the methods fit on.")
+@click.option("--heldout", "heldout", multiple=True, metavar="PATH",
+              help="Separate target sample every metric is measured on. [default: half of --target, by id hash]")
+@click.option("--methods", default="dsir,random,stratified", show_default=True,
+              help="Comma-separated: a scorer (dsir, classifier, similarity, ...), optionally :SELECTOR (topk, "
+                   "gumbel, random), random, stratified. random is always included.")
+@click.option("--budgets", default="1%,5%,20%", show_default=True, help="Comma-separated budgets.")
+@click.option("--seeds", type=int, default=5, show_default=True, help="Seeds per method and budget.")
+@click.option("--seed", type=int, default=0, show_default=True, help="First seed (also fitting and bootstrap).")
+@click.option("--metrics", default=None, help="Comma-separated from kl, precision, coverage, lm, classify. "
+                                              "[default: all the inputs allow]")
+@click.option("--label-column", default=None, metavar="COLUMN",
+              help="Labels used only for evaluation: precision, and the classification proxy.")
+@click.option("--positive", default=None, metavar="LABEL",
+              help="The on-target label for precision. [default: the held-out sample's most common label]")
+@click.option("--group-field", default="domain", show_default=True,
+              help="Pool field for the stratified baseline and composition.")
+@click.option("--min-tokens", default="auto", show_default=True, metavar="N|auto",
+              help="Length floor for scoring methods, as in thresher select.")
+@click.option("--level", type=float, default=0.95, show_default=True, help="Interval level.")
+@click.option("--margin", type=float, default=0.0, show_default=True,
+              help="Smallest improvement worth calling a win (in the metric's units).")
+@click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap replicates.")
+@click.option("--embedding-backend", type=click.Choice(["static", "minilm"]), default="static", show_default=True)
+@click.option("--lm-order", type=int, default=3, show_default=True, help="n-gram LM proxy order.")
+@click.option("--param", "params", multiple=True, metavar="SCORER.KEY=VALUE", help="A scorer parameter.")
+@click.option("--pool-sample", type=int, default=10_000, show_default=True)
+@click.option("--target-name", default=None, help="Name of the target in results.csv. [default: file name]")
+@click.option("--proxy-command", default=None, metavar="CMD",
+              help="Training command per selection and seed, with {train} {heldout} {out} {seed}.")
+@click.option("--proxy-timeout", type=float, default=None, help="Seconds per proxy command.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory to write.")
+@_reading_options
+@_handle_errors
+def evaluate(pool, target, heldout, methods, budgets, seeds, seed, metrics, label_column, positive, group_field,
+             min_tokens, level, margin, n_boot, embedding_backend, lm_order, params, pool_sample, target_name,
+             proxy_command, proxy_timeout, out, text_field, id_field, on_error, batch_size, workers, quiet,
+             as_json) -> None:
+    """Compare selection methods with random and stratified selection at equal budgets, with intervals.
+
+    Writes OUT/results.csv (one row per method x budget x metric: estimate, interval, improvement over random,
+    verdict), per_seed.csv, selections.parquet, evaluation.json and report.html. A method is called better or
+    worse only when the whole interval of its improvement clears --margin; otherwise inconclusive.
+    """
+    from thresher.evaluate.harness import EvaluateConfig, run_evaluation
+    from thresher.io.dataset import Dataset
+
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    scorer_names = [m.split(":")[0] for m in method_list]
+    scorer_params = {name: _scorer_params(params, name, scorer_names) for name in scorer_names}
+    config = EvaluateConfig(
+        methods=method_list, budgets=budgets, seeds=seeds, seed=seed, metrics=metrics, label_column=label_column,
+        positive=positive, group_field=group_field or None, min_tokens=_min_tokens(min_tokens), level=level,
+        margin=margin, n_boot=n_boot, embedding_backend=embedding_backend, lm_order=lm_order,
+        pool_sample=pool_sample, scorer_params={k: v for k, v in scorer_params.items() if v},
+        target_name=target_name, proxy_command=proxy_command, proxy_timeout=proxy_timeout)
+    opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    result = run_evaluation(
+        Dataset(list(pool), **opts), Dataset(list(heldout), **opts) if heldout else None, out,
+        target=Dataset(list(target), **opts) if target else None, config=config, workers=workers,
+        progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]])
+    if as_json:
+        click.echo(json.dumps({"out": str(result.path), "results": result.rows}, default=str))
+    elif not quiet:
+        click.echo(result.summary())
+        click.echo(f"\nresults: {result.path / 'results.csv'}")
+
+
 @main.command(name="scorers")
 def list_scorers() -> None:
     """List the scorers, what they need to fit, their main column, and their parameters."""

@@ -67,6 +67,19 @@ class Run:
 
         return reselect(self.path, out=out, **changes)
 
+    def compare(self, *others: Run | str | os.PathLike, heldout: str | os.PathLike | None = None,
+                out: str | os.PathLike, seeds: int = 5, **options: object):
+        """This selection (and ``others`` of the same pool) against random and stratified selections of the same
+        size, measured on ``heldout`` (default: half of the run's target); returns an Evaluation written to ``out``.
+
+        ``options`` are :class:`thresher.evaluate.harness.EvaluateConfig` fields (label_column, metrics, level...).
+        """
+        from thresher.evaluate.harness import EvaluateConfig, compare_runs
+        from thresher.io.dataset import read
+
+        config = EvaluateConfig(methods=["random", "stratified"], seeds=seeds, **options)
+        return compare_runs([self, *others], read(heldout) if heldout is not None else None, out, config=config)
+
     def summary(self) -> str:
         """A short human-readable table of counts, metrics and composition."""
         if self.manifest.get("job") == "dedup":

@@ -1,0 +1,647 @@
+"""``thresher evaluate``: do these selection methods beat random at the same budget, by how much, how surely?
+
+For every method x budget x seed the harness draws a selection from the scored pool, measures it against a
+held-out sample of the target (distribution metrics and small proxy models trained on the selection), and compares
+each method with the random baseline at the same budget through a two-level bootstrap over held-out items and
+seeds (:mod:`thresher.evaluate.resampling`). The run directory holds:
+
+- ``results.csv``: one row per target x method x budget x metric: estimate and interval, improvement over random
+  with its interval, ``p_better`` and a verdict (``better``, ``worse``, ``inconclusive``; ``baseline`` for random);
+- ``per_seed.csv``: the metric of every single selection; ``selections.parquet``: the ids each one chose;
+- ``evaluation.json``: composition and lengths per method and budget; ``manifest.json``; ``report.html``;
+- ``scoring/`` (the scores the methods rank by) and ``embed/`` (pool embeddings, when a metric needs them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from thresher.errors import ConfigError
+from thresher.evaluate import metrics as M
+from thresher.evaluate.methods import Method, budget_records, draw, parse_methods
+from thresher.evaluate.proxies import CommandProxy, ProxyFn, check_values, higher_is_better
+from thresher.evaluate.resampling import MetricDraws, Resampler, compare
+from thresher.io.atomic import write_json, write_parquet
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
+from thresher.jobs.manifest import dataset_info, versions
+from thresher.selectors import Budget
+
+RESULT_COLUMNS = ["target", "method", "budget", "budget_records", "metric", "higher_is_better", "estimate", "lo",
+                  "hi", "baseline", "baseline_estimate", "delta", "delta_lo", "delta_hi", "p_better", "verdict",
+                  "n_seeds", "level", "interval"]
+DEFAULT_METHODS = "dsir,random,stratified"
+DEFAULT_BUDGETS = ("1%", "5%", "20%")
+
+
+@dataclass
+class EvaluateConfig:
+    """What to compare and how. ``metrics`` None means every metric the inputs allow."""
+
+    methods: list[str] = field(default_factory=lambda: DEFAULT_METHODS.split(","))
+    budgets: list[str] = field(default_factory=lambda: list(DEFAULT_BUDGETS))
+    seeds: int = 5
+    seed: int = 0  # base seed: scorer fitting, bootstrap; selection seeds are seed .. seed + seeds - 1
+    metrics: list[str] | None = None
+    label_column: str | None = None  # evaluation-only labels: precision, and the classification proxy
+    positive: str | None = None  # the on-target label; default: the held-out sample's most common label
+    group_field: str | None = "domain"
+    min_tokens: int | str = "auto"  # length floor for scoring methods, as in `thresher select`
+    level: float = 0.95
+    margin: float = 0.0
+    n_boot: int = 1000
+    embedding_backend: str = "static"
+    cache_dir: str | None = None  # where pool embeddings are cached (default: inside the output directory)
+    lm_order: int = 3
+    pool_sample: int = 10_000
+    scorer_params: dict = field(default_factory=dict)
+    target_name: str | None = None
+    proxy_command: str | None = None
+    proxy_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.methods, str):
+            self.methods = self.methods.split(",")
+        if isinstance(self.budgets, str):
+            self.budgets = [b.strip() for b in self.budgets.split(",") if b.strip()]
+        if isinstance(self.metrics, str):
+            self.metrics = [m.strip() for m in self.metrics.split(",") if m.strip()]
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(f"seeds must be a positive integer, got {self.seeds!r}")
+        if not self.budgets:
+            raise ConfigError("give at least one budget")
+        for b in self.budgets:
+            Budget.parse(b)
+        parse_methods(self.methods)
+        unknown = sorted(set(self.metrics or ()) - set(M.FAMILIES))
+        if unknown:
+            raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(M.FAMILIES)}")
+        if not 0 < self.level < 1:
+            raise ConfigError(f"level must be in (0, 1), got {self.level}")
+        if self.margin < 0:
+            raise ConfigError(f"margin must be >= 0, got {self.margin}")
+        if self.min_tokens != "auto" and (not isinstance(self.min_tokens, int) or self.min_tokens < 0):
+            raise ConfigError(f"min_tokens must be 'auto' or an integer >= 0, got {self.min_tokens!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Evaluation:
+    """The finished comparison: the tidy rows (also in ``results.csv``) and where they were written."""
+
+    path: Path
+    rows: list[dict]
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.rows)
+
+    def verdicts(self, metric: str | None = None) -> dict[tuple[str, str, str], str]:
+        """(method, budget, metric) -> verdict, for every non-baseline row (of one metric if given)."""
+        return {(r["method"], r["budget"], r["metric"]): r["verdict"] for r in self.rows
+                if r["verdict"] != "baseline" and (metric is None or r["metric"] == metric)}
+
+    def summary(self) -> str:
+        from thresher.evaluate.table import format_results
+
+        return format_results(self.rows)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str, t0: float) -> None:
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 4)
+
+
+def _read_all(ds: Dataset, extra: list[str], errors: ErrorLog) -> pa.Table:
+    batches = list(ds.iter_batches(errors, extra_columns=extra))
+    if not batches:
+        raise ConfigError(f"no usable records in {', '.join(ds.paths)}")
+    return pa.Table.from_batches(batches).combine_chunks()
+
+
+def _features(text: pa.Array):
+    """Records x buckets hashed n-gram counts (DSIR's features: uni+bigrams, 10,000 buckets) and tokens per record."""
+    from scipy import sparse
+
+    from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
+
+    config = HashedNgramConfig()
+    featurizer = HashedNgramFeaturizer(config)
+    mats, tokens = [], []
+    for start in range(0, len(text), 8192):
+        f = featurizer.transform(text.slice(start, 8192))
+        mats.append(f.to_csr(config.num_buckets))
+        tokens.append(f.n_tokens)
+    return sparse.vstack(mats, format="csr"), np.concatenate(tokens)
+
+
+def _column(table: pa.Table, name: str | None) -> np.ndarray | None:
+    if not name or name not in table.column_names:
+        return None
+    col = table[name]
+    if col.null_count == len(col):
+        return None
+    return np.asarray(col.cast(pa.string()).fill_null("").to_pylist(), dtype=object)
+
+
+def _word_counts(text: pa.Array) -> np.ndarray:
+    return np.asarray(pc.list_value_length(pc.utf8_split_whitespace(text)).fill_null(0), dtype=np.int64)
+
+
+def _families(config: EvaluateConfig, has_labels: bool, heldout_classes: int) -> list[str]:
+    wanted = config.metrics or list(M.FAMILIES)
+    explicit = config.metrics is not None
+    out = []
+    for fam in wanted:
+        if fam == "precision" and not has_labels:
+            if explicit:
+                raise ConfigError("metric 'precision' needs --label-column (labels used for evaluation only)")
+            continue
+        if fam == "classify" and (not has_labels or heldout_classes < 2):
+            if explicit:
+                raise ConfigError("metric 'classify' needs --label-column present in the pool and at least two "
+                                  "classes in the held-out sample")
+            continue
+        out.append(fam)
+    return out
+
+
+def _embeddings(pool: Dataset, table: pa.Table, heldout_text: pa.Array, out: Path, backend: str,
+                workers: int | None, progress: bool, cache_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    from thresher.embeddings import make_backend
+    from thresher.embeddings.backends import normalise_rows
+    from thresher.jobs.embed import run_embedding
+
+    run = run_embedding(pool, out / "embed", backend=backend, workers=workers, progress=progress,
+                        cache_dir=cache_dir)
+    ids, matrix = run.embeddings()
+    position = pc.index_in(table["id"], value_set=pa.array(ids)).to_numpy(zero_copy_only=False)
+    pool_emb = normalise_rows(np.asarray(matrix, dtype=np.float32))[position]
+    held = normalise_rows(np.asarray(make_backend(backend).encode(heldout_text.to_pylist()), dtype=np.float32))
+    return pool_emb, held
+
+
+def _scores(pool: Dataset, target: Dataset | None, methods: list[Method], table: pa.Table, out: Path,
+            config: EvaluateConfig, workers: int | None, progress: bool) -> dict[str, np.ndarray]:
+    """Score the pool once with every scorer the methods need; one float array per method, in pool order."""
+    from thresher.pipeline import Pipeline, Score
+    from thresher.scorers.registry import primary_column
+
+    scorers = list(dict.fromkeys(m.scorer for m in methods if m.scorer))
+    columns = [m for m in methods if m.column]
+    if not scorers and not columns:
+        return {}
+    if columns and not scorers:
+        raise ConfigError("column:NAME methods rank by a column of the scores written here; add a scorer method")
+    unknown = sorted(set(config.scorer_params) - set(scorers))
+    if unknown:
+        raise ConfigError(f"scorer parameters given for scorer(s) not evaluated: {', '.join(unknown)}")
+    pipeline = Pipeline([Score(s, dict(config.scorer_params.get(s, {}))) for s in scorers])
+    run = pipeline.run(pool, out / "scoring", target, seed=config.seed, pool_sample=config.pool_sample,
+                       group_field=config.group_field, workers=workers, progress=progress)
+    scores = run.scores()
+    found = pc.index_in(table["id"], value_set=scores["id"])
+    if found.null_count:
+        raise ConfigError(f"{found.null_count} pool records have no scores in {run.path}")
+    position = found.to_numpy(zero_copy_only=False)
+    out_scores = {}
+    for m in methods:
+        if m.is_baseline:
+            continue
+        name = m.column or primary_column(m.scorer, scores.column_names)
+        if name not in scores.column_names:
+            raise ConfigError(f"method {m.label!r}: no column {name!r} in the scores "
+                              f"({', '.join(c for c in scores.column_names if c != 'id')})")
+        col = scores[name]
+        if pa.types.is_boolean(col.type):
+            col = col.cast(pa.int8())
+        values = np.asarray(col.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
+        out_scores[m.label] = values[position]
+    return out_scores
+
+
+def split_target(target: Dataset, out: Path, fraction: float = 0.5, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Split a target sample into a part to fit on and a held-out part to measure on, by a hash of each id.
+
+    Used when no separate held-out sample is given: measuring on the records the scorers were fitted on would
+    flatter every targeted method. Written as Parquet in ``out`` so both parts are ordinary inputs.
+    """
+    import xxhash
+
+    if not 0 < fraction < 1:
+        raise ConfigError(f"heldout fraction must be in (0, 1), got {fraction}")
+    table = _read_all(target, [], ErrorLog(target.on_error))
+    keys = np.array([xxhash.xxh3_64_intdigest(i.encode(), seed=seed) for i in table["id"].to_pylist()],
+                    dtype=np.uint64)
+    held = keys < np.uint64(int(fraction * 2**64))
+    if held.sum() < 2 or (~held).sum() < 2:
+        raise ConfigError(f"the target has {table.num_rows} records: too few to split into fit and held-out parts")
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(table.filter(pa.array(~held)), out / "target_fit.parquet")
+    write_parquet(table.filter(pa.array(held)), out / "target_heldout.parquet")
+    return (Dataset(str(out / "target_fit.parquet"), on_error=target.on_error),
+            Dataset(str(out / "target_heldout.parquet"), on_error=target.on_error))
+
+
+@dataclass
+class _Prepared:
+    """The in-memory view of pool and held-out sample that every selection is measured with."""
+
+    table: pa.Table
+    held_table: pa.Table
+    data: M.EvalData
+    families: list[str]
+    classes: list[str]
+    errors: ErrorLog
+
+
+def _prepare(pool: Dataset, heldout: Dataset, config: EvaluateConfig, out: Path, workers: int | None,
+             progress: bool, clock: _Clock) -> _Prepared:
+    """Read pool and held-out sample, featurize both, and embed them when a metric needs embeddings."""
+    t0 = time.perf_counter()
+    extra = [c for c in (config.group_field, config.label_column) if c]
+    errors = ErrorLog(pool.on_error)
+    table = _read_all(pool, extra, errors)
+    held_table = _read_all(heldout, [config.label_column] if config.label_column else [], ErrorLog(heldout.on_error))
+    if len(pc.unique(table["id"])) != table.num_rows:
+        raise ConfigError("pool ids are not unique; evaluation matches selections by id")
+    clock.lap("read", t0)
+    t0 = time.perf_counter()
+    pool_counts, pool_tokens = _features(table["text"])
+    held_counts, _ = _features(held_table["text"])
+    clock.lap("featurize", t0)
+    labels = _column(table, config.label_column)
+    held_labels = _column(held_table, config.label_column)
+    if config.label_column and labels is None:
+        raise ConfigError(f"--label-column {config.label_column!r} is not in the pool")
+    positive = config.positive
+    if labels is not None and positive is None:
+        if held_labels is None:
+            raise ConfigError(f"give --positive: the held-out sample has no {config.label_column!r} column to "
+                              "infer the on-target label from")
+        values, counts = np.unique(held_labels.astype(str), return_counts=True)
+        positive = str(values[np.argmax(counts)])
+    classes = sorted(set(labels.astype(str))) if labels is not None else []
+    heldout_classes = len(set(held_labels.astype(str))) if held_labels is not None else 0
+    families = _families(config, labels is not None, heldout_classes)
+    data = M.EvalData(pool_text=table["text"], pool_counts=pool_counts, n_words=_word_counts(table["text"]),
+                      heldout_text=held_table["text"], heldout_counts=held_counts,
+                      groups=_column(table, config.group_field), labels=labels, positive=positive,
+                      heldout_labels=held_labels, lm_order=config.lm_order, pool_tokens=pool_tokens)
+    if "coverage" in families or "classify" in families:
+        t0 = time.perf_counter()
+        data.pool_emb, data.heldout_emb = _embeddings(pool, table, held_table["text"], out,
+                                                      config.embedding_backend, workers, progress,
+                                                      config.cache_dir)
+        clock.lap("embed", t0)
+    return _Prepared(table, held_table, data, families, classes, errors)
+
+
+def _length_floor(config: EvaluateConfig, target: Dataset | None) -> int:
+    """The scoring methods' length floor in tokens: as `thresher select` derives it from the target."""
+    if config.min_tokens != "auto":
+        return int(config.min_tokens)
+    if target is None:
+        return 0
+    target_text = _read_all(target, [], ErrorLog(target.on_error))["text"]
+    return int(np.percentile(_features(target_text)[1], 5) // 2)
+
+
+def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,
+                   config: EvaluateConfig | None = None, proxy: ProxyFn | None = None, workers: int | None = None,
+                   progress: bool = True, command: list[str] | None = None) -> Evaluation:
+    """Compare ``config.methods`` with random (and stratified) selection at ``config.budgets`` over seeds.
+
+    ``target`` is what scoring methods fit on; ``heldout`` is a separate sample of the target that every metric
+    is measured on (measuring on the fitting sample would flatter the methods). Without ``heldout``, half of the
+    target (by a hash of the ids) is held out. ``proxy`` is an optional Python training function run per
+    selection and seed (see :mod:`thresher.evaluate.proxies`).
+    """
+    config = config or EvaluateConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    target_name = config.target_name or _name_of(heldout if heldout is not None else target)
+    if heldout is None:
+        if target is None:
+            raise ConfigError("give a held-out sample of the target (--heldout), or a target to split one from")
+        target, heldout = split_target(target, out / "split", seed=config.seed)
+    clock = _Clock()
+    methods = parse_methods(config.methods)
+    prep = _prepare(pool, heldout, config, out, workers, progress, clock)
+    t0 = time.perf_counter()
+    scores = _scores(pool, target, methods, prep.table, out, config, workers, progress)
+    clock.lap("score", t0)
+
+    t0 = time.perf_counter()
+    floor = _length_floor(config, target)
+    eligible = prep.data.pool_tokens >= floor
+    seeds = [config.seed + s for s in range(config.seeds)]
+    selections: dict[tuple[str, str], list[np.ndarray]] = {}
+    budget_sizes: dict[str, int] = {}
+    n_words = prep.data.n_words
+    for label in config.budgets:
+        budget = Budget.parse(label)
+        k = budget_records(budget, prep.table.num_rows, n_words)
+        for m in methods:
+            selections[m.label, label] = [
+                draw(m, scores.get(m.label), eligible, budget, k, n_words, prep.data.groups, s) for s in seeds]
+        budget_sizes[label] = k if k is not None else int(np.mean([len(r) for r in selections["random", label]]))
+    clock.lap("select", t0)
+    proxy_fn: Callable | None = proxy
+    if config.proxy_command:
+        proxy_fn = CommandProxy(config.proxy_command, out / "proxy", config.proxy_timeout)
+    inputs = {"pool": dataset_info(pool), "heldout": dataset_info(heldout),
+              "target": dataset_info(target) if target is not None else None}
+    return _finish(out, prep, [m.label for m in methods], budget_sizes, selections, seeds, config, proxy_fn, clock,
+                   target_name, inputs, command, {"min_tokens": floor, "eligible_for_scoring_methods":
+                                                  int(eligible.sum()), "scoring": "scoring" if scores else None})
+
+
+def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,
+                 config: EvaluateConfig | None = None, proxy: ProxyFn | None = None, workers: int | None = None,
+                 progress: bool = True) -> Evaluation:
+    """Compare finished selection runs with random (and stratified) selections of the same sizes from their pool.
+
+    Each run's selection is fixed (one "seed"); the baselines are drawn ``config.seeds`` times. Runs must have
+    selected from the same pool (checked by its fingerprinted files). Without ``heldout``, the first run's target is
+    split as in :func:`run_evaluation`.
+    """
+    from thresher.run import Run
+
+    runs = [r if isinstance(r, Run) else Run(r) for r in runs]
+    if not runs:
+        raise ConfigError("give at least one run to compare")
+    config = config or EvaluateConfig(methods=["random", "stratified"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pools = []
+    for r in runs:
+        info = r.manifest.get("inputs", {}).get("pool")
+        if not info or not (r.path / "selected" / "ids.txt").is_file():
+            raise ConfigError(f"{r.path} has no selection to compare (run thresher select first)")
+        pools.append(info)
+    files = [[(f["path"], f["fingerprint"]) for f in p["files"]] for p in pools]
+    if any(f != files[0] for f in files[1:]):
+        raise ConfigError("the runs selected from different pools; compare runs of the same pool")
+    info = pools[0]
+    pool = Dataset(info["paths"], text_field=info["text_field"], id_field=info["id_field"],
+                   on_error=info["on_error"], batch_size=info["batch_size"])
+    if target is None and runs[0].manifest.get("inputs", {}).get("target"):
+        t = runs[0].manifest["inputs"]["target"]
+        target = Dataset(t["paths"], text_field=t["text_field"], id_field=t["id_field"], on_error=t["on_error"])
+    target_name = config.target_name or _name_of(heldout if heldout is not None else target or pool)
+    if heldout is None:
+        if target is None:
+            raise ConfigError("give a held-out sample of the target (heldout=...)")
+        target, heldout = split_target(target, out / "split", seed=config.seed)
+    clock = _Clock()
+    prep = _prepare(pool, heldout, config, out, workers, progress, clock)
+    index = {v: i for i, v in enumerate(prep.table["id"].to_pylist())}
+    seeds = [config.seed + s for s in range(config.seeds)]
+    selections: dict[tuple[str, str], list[np.ndarray]] = {}
+    budget_sizes: dict[str, int] = {}
+    labels = []
+    baselines = [Method.parse(m) for m in ("random", "stratified") if m in ("random", *config.methods)]
+    if prep.data.groups is None:
+        baselines = [b for b in baselines if b.label == "random"]
+    for r in runs:
+        ids = r.selected_ids()
+        missing = [i for i in ids if i not in index]
+        if missing:
+            raise ConfigError(f"{r.path}: {len(missing)} selected ids are not in the pool (e.g. {missing[0]!r})")
+        rows = np.array([index[i] for i in ids], dtype=np.int64)
+        label = r.path.name
+        while label in labels:
+            label += "'"
+        labels.append(label)
+        budget = f"n={len(rows)}"
+        budget_sizes[budget] = len(rows)
+        selections[label, budget] = [rows]
+    for budget, k in budget_sizes.items():
+        for b in baselines:
+            selections[b.label, budget] = [draw(b, None, np.ones(prep.table.num_rows, bool), Budget("count", k), k,
+                                                prep.data.n_words, prep.data.groups, s) for s in seeds]
+    inputs = {"pool": info, "heldout": dataset_info(heldout), "runs": [str(r.path) for r in runs]}
+    return _finish(out, prep, labels + [b.label for b in baselines], budget_sizes, selections, seeds, config, proxy,
+                   clock, target_name, inputs, None, {})
+
+
+def _finish(out: Path, prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], selections: dict,
+            seeds: list[int], config: EvaluateConfig, proxy: Callable | None, clock: _Clock, target_name: str,
+            inputs: dict, command: list[str] | None, extra: dict) -> Evaluation:
+    """Measure every selection, compare with random, and write the evaluation directory."""
+    rows, per_seed, described = _measure(prep, labels, budget_sizes, selections, seeds, config, proxy, clock,
+                                         progress=False)
+    for r in rows + per_seed:
+        r["target"] = target_name
+    rows = [{c: r.get(c) for c in RESULT_COLUMNS} for r in rows]
+    _write_csv(out / "results.csv", rows, RESULT_COLUMNS)
+    _write_csv(out / "per_seed.csv", per_seed, ["target", "method", "budget", "seed", "metric", "value"])
+    write_parquet(_selections_table(selections, seeds, prep.table["id"]), out / "selections.parquet")
+    write_json({"target": target_name, "positive": prep.data.positive, "metric_families": prep.families,
+                "selections": described, **extra}, out / "evaluation.json")
+    failed = prep.errors.to_dict()
+    n_pool = prep.table.num_rows
+    manifest = {
+        "job": "evaluate", "command": command, "created_unix": int(time.time()), "config": config.to_dict(),
+        "inputs": inputs, "versions": versions(),
+        "counts": {"input_records": n_pool + failed["total"], "evaluated": n_pool, "failed": failed["total"],
+                   "pool_failed": failed, "heldout": prep.held_table.num_rows,
+                   "selections": sum(len(v) for v in selections.values()), "all_accounted_for": True},
+        "metrics": {"families": prep.families, "verdicts": _verdict_counts(rows)},
+        "timings": clock.timings,
+        "outputs": {"results": "results.csv", "per_seed": "per_seed.csv", "selections": "selections.parquet",
+                    "evaluation": "evaluation.json"},
+    }
+    write_json(manifest, out / "manifest.json")
+    _write_report(out)
+    return Evaluation(out, rows)
+
+
+def _name_of(ds: Dataset) -> str:
+    name = Path(ds.paths[0]).name
+    for suffix in (".gz", ".zst", ".bz2", ".xz", ".parquet", ".jsonl", ".json", ".csv", ".tsv", ".heldout"):
+        name = name.removesuffix(suffix)
+    return name or "target"
+
+
+def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], selections: dict,
+             seeds: list[int], config: EvaluateConfig, proxy: Callable | None, clock: _Clock,
+             progress: bool) -> tuple[list[dict], list[dict], dict]:
+    """Every metric of every selection, then each method against random: the rows of results.csv."""
+    from tqdm.auto import tqdm
+
+    data, families, classes = prep.data, prep.families, prep.classes
+    table, held_table = prep.table, prep.held_table
+    resampler = Resampler(data.n_items, config.n_boot, config.seed)
+    weights = resampler.weights
+    kl = M.HeldoutKL(data, weights) if "kl" in families else None
+    k = len(classes)
+    memo: dict[tuple[str, bytes], object] = {}  # deterministic methods repeat selections: measure each once
+
+    def once(kind: str, rows: np.ndarray, fn: Callable[[], object]) -> object:
+        key = (kind, rows.tobytes())
+        if key not in memo:
+            memo[key] = fn()
+        return memo[key]
+
+    results: dict[tuple[str, str], dict[str, MetricDraws]] = {}
+    declared: dict[str, bool] = {}
+    bar = tqdm(total=len(selections), desc="evaluate", unit="sel", disable=not progress or None, leave=False)
+    for (label, budget), per_seed_rows in selections.items():
+        got: dict[str, MetricDraws] = {}
+        if kl is not None:
+            t0 = time.perf_counter()
+            got["kl_to_heldout"] = kl.draws(per_seed_rows)
+            clock.lap("metric_kl", t0)
+        if "precision" in families:
+            got["precision"] = M.precision_draws(data, per_seed_rows, config.n_boot, config.seed)
+        if "coverage" in families:
+            t0 = time.perf_counter()
+            vals = [once("coverage", r, lambda r=r: M.coverage_values(data, r)) for r in per_seed_rows]
+            got["coverage_distance"] = M.item_metric(vals, weights, M.mean_statistic(data.n_items), False)
+            clock.lap("metric_coverage", t0)
+        if "lm" in families:
+            t0 = time.perf_counter()
+            vals = [once("lm", r, lambda r=r: M.lm_values(data, r)) for r in per_seed_rows]
+            got["heldout_perplexity"] = M.item_metric(vals, weights, M.perplexity_statistic, False)
+            clock.lap("proxy_lm", t0)
+        if "classify" in families:
+            t0 = time.perf_counter()
+            vals = [once("classify", r, lambda r=r, s=s: M.classify_values(data, r, classes, s))
+                    for r, s in zip(per_seed_rows, seeds)]
+            got["proxy_accuracy"] = M.item_metric(vals, weights, M.accuracy_statistic(k), True)
+            got["proxy_macro_f1"] = M.item_metric(vals, weights, M.macro_f1_statistic(k), True)
+            clock.lap("proxy_classify", t0)
+        if proxy is not None:
+            t0 = time.perf_counter()
+            got.update(_user_proxy(proxy, table, held_table, per_seed_rows, seeds, label, budget, weights,
+                                   data.n_items, declared))
+            clock.lap("proxy_user", t0)
+        results[label, budget] = got
+        bar.update(1)
+    bar.close()
+
+    t0 = time.perf_counter()
+    rows, per_seed, described = [], [], {}
+    for b_i, budget in enumerate(budget_sizes):
+        base = results["random", budget]
+        for m_i, label in enumerate(labels):
+            if (label, budget) not in results:
+                continue
+            got = results[label, budget]
+            described.setdefault(label, {})[budget] = M.describe_selection(data, selections[label, budget][0])
+            is_base = label == "random"
+            for metric, md in got.items():
+                picks = resampler.seed_picks(len(md.seed_values), stream=1000 * b_i + (0 if is_base else 1 + m_i))
+                base_picks = resampler.seed_picks(len(base[metric].seed_values), stream=1000 * b_i)
+                row = compare(md, None if is_base else base[metric], picks, None if is_base else base_picks,
+                              config.level, config.margin)
+                rows.append({"method": label, "budget": budget, "budget_records": budget_sizes[budget],
+                             "metric": metric, "baseline": None if is_base else "random", **row})
+                per_seed += [{"method": label, "budget": budget, "seed": s, "metric": metric, "value": v}
+                             for s, v in zip(seeds, md.seed_values)]
+    clock.lap("intervals", t0)
+    return rows, per_seed, described
+
+
+def _user_proxy(proxy: Callable, table: pa.Table, held_table: pa.Table, per_seed_rows: list[np.ndarray],
+                seeds: list[int], label: str, budget: str, weights: np.ndarray, n_items: int,
+                declared: dict[str, bool]) -> dict[str, MetricDraws]:
+    """Run the user's proxy on each seed's selection and turn its numbers into metric replicates."""
+    outputs = []
+    for rows, seed in zip(per_seed_rows, seeds):
+        where = f"proxy on {label} @ {budget}, seed {seed}"
+        train = table.take(pa.array(rows))
+        if isinstance(proxy, CommandProxy):
+            tag = f"{label}_{budget}_{seed}".replace(":", "-").replace("%", "pct").replace("/", "-")
+            raw = proxy(train, held_table, seed, tag=tag)
+            declared.update(proxy.declared)
+        else:
+            raw = proxy(train, held_table, seed)
+        outputs.append(check_values(raw, n_items, where))
+    names = list(outputs[0])
+    out: dict[str, MetricDraws] = {}
+    for name in names:
+        values = [o.get(name) for o in outputs]
+        if any(v is None for v in values):
+            raise ConfigError(f"proxy metric {name!r} is missing for some seeds of {label} @ {budget}")
+        hib = higher_is_better(name, declared)
+        if all(isinstance(v, np.ndarray) for v in values):
+            out[name] = M.item_metric(values, weights, M.mean_statistic(n_items), hib)
+        elif any(isinstance(v, np.ndarray) for v in values):
+            raise ConfigError(f"proxy metric {name!r} mixes per-item lists and single numbers")
+        else:
+            out[name] = MetricDraws(None, [float(v) for v in values], hib, "seeds")
+    return out
+
+
+def _selections_table(selections: dict, seeds: list[int], ids: pa.ChunkedArray) -> pa.Table:
+    parts = []
+    for (label, budget), per_seed_rows in selections.items():
+        for seed, rows in zip(seeds, per_seed_rows):
+            n = len(rows)
+            parts.append(pa.table({"method": pa.array([label] * n), "budget": pa.array([budget] * n),
+                                   "seed": pa.array(np.full(n, seed, dtype=np.int64)),
+                                   "rank": pa.array(np.arange(n, dtype=np.int64)), "id": ids.take(pa.array(rows))}))
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def _verdict_counts(rows: list[dict]) -> dict:
+    counts: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r["verdict"] == "baseline":
+            continue
+        c = counts.setdefault(r["method"], {"better": 0, "worse": 0, "inconclusive": 0})
+        c[r["verdict"]] += 1
+    return counts
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_fmt(r.get(c)) for c in columns])
+    from thresher.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _write_report(out: Path) -> None:
+    """report.html next to the results (when the report module is available); a failure never loses the results."""
+    try:
+        from thresher.report import html as report_html
+    except ImportError:
+        return
+    try:
+        report_html.write_report(out)
+    except Exception as e:  # noqa: BLE001 - the results are written; the report is a view of them
+        import sys
+
+        print(f"warning: report.html not written: {e}", file=sys.stderr)
