@@ -334,10 +334,10 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
     config = config or EvaluateConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if heldout is None and target is None:
+        raise ConfigError("give a held-out sample of the target (--heldout), or a target to split one from")
     target_name = config.target_name or _name_of(heldout if heldout is not None else target)
     if heldout is None:
-        if target is None:
-            raise ConfigError("give a held-out sample of the target (--heldout), or a target to split one from")
         target, heldout = split_target(target, out / "split", seed=config.seed)
     clock = _Clock()
     methods = parse_methods(config.methods)
@@ -425,7 +425,7 @@ def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, ta
             raise ConfigError(f"{r.path}: {len(missing)} selected ids are not in the pool (e.g. {missing[0]!r})")
         rows = np.array([index[i] for i in ids], dtype=np.int64)
         label = r.path.name
-        while label in labels:
+        while label in labels or label in ("random", "stratified"):  # never shadow a baseline's rows
             label += "'"
         labels.append(label)
         budget = f"n={len(rows)}"

@@ -1,0 +1,290 @@
+"""thresher evaluate: methods vs random at equal budgets, intervals and verdicts, on the bundled real sample."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import thresher as th
+from thresher.cli import main
+from thresher.errors import ConfigError
+from thresher.evaluate.harness import RESULT_COLUMNS, EvaluateConfig
+from thresher.evaluate.methods import Method, parse_methods, stratified_rows
+from thresher.evaluate.resampling import MetricDraws, Resampler, beta_draws, compare, item_draws
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- resampling and verdicts -------------------------------------------------------------------------------------
+
+def _item_metric(values: list[np.ndarray], weights: np.ndarray, higher: bool = True) -> MetricDraws:
+    draws, points = item_draws(values, weights, lambda s: s[..., 0] / weights.shape[1])
+    return MetricDraws(draws, points, higher, "bootstrap-2level")
+
+
+def test_identical_methods_are_inconclusive_and_shifted_ones_are_not():
+    rng = np.random.default_rng(0)
+    r = Resampler(n_items=300, n_boot=500, seed=1)
+    base = [rng.normal(size=300) for _ in range(5)]
+    picks = r.seed_picks(5, stream=1)
+    base_picks = r.seed_picks(5, stream=0)
+    same = compare(_item_metric(base, r.weights), _item_metric(base, r.weights), picks, base_picks)
+    assert same["verdict"] == "inconclusive" and same["delta"] == 0.0
+    better = compare(_item_metric([b + 0.5 for b in base], r.weights), _item_metric(base, r.weights), picks,
+                     base_picks)
+    assert better["verdict"] == "better" and better["delta_lo"] > 0 and better["p_better"] == 1.0
+    # lower is better: the same shift is now worse, and delta is still oriented so positive = better
+    worse = compare(_item_metric([b + 0.5 for b in base], r.weights, higher=False),
+                    _item_metric(base, r.weights, higher=False), picks, base_picks)
+    assert worse["verdict"] == "worse" and worse["delta"] == pytest.approx(-0.5, abs=1e-9)
+    # a tiny shift inside the noise is not claimed as a win
+    tiny = compare(_item_metric([b + 0.01 for b in base], r.weights), _item_metric(base, r.weights), picks,
+                   base_picks)
+    assert tiny["verdict"] == "inconclusive"
+
+
+def test_item_pairing_makes_a_consistent_small_gain_visible():
+    """Paired over held-out items: a small but uniform gain is detected although the items vary a lot."""
+    rng = np.random.default_rng(3)
+    r = Resampler(n_items=400, n_boot=500)
+    base = rng.normal(0, 5, size=400)
+    row = compare(_item_metric([base + 0.05] * 3, r.weights), _item_metric([base] * 3, r.weights),
+                  r.seed_picks(3, 1), r.seed_picks(3, 0))
+    assert row["verdict"] == "better"
+
+
+def test_beta_boundary_interval_contains_the_estimate():
+    draws, points = beta_draws([50, 50], [50, 50], 1000, seed=0)
+    md = MetricDraws(draws, points, True, "beta")
+    row = compare(md, None, np.zeros((1000, 2), dtype=int), None)
+    assert row["estimate"] == 1.0 and row["hi"] == 1.0 and 0.9 < row["lo"] < 1.0
+
+
+def test_one_number_per_seed_uses_the_exact_small_sample_interval():
+    method = MetricDraws(None, [0.9, 0.91, 0.92, 0.93, 0.94], True, "seeds")
+    base = MetricDraws(None, [0.1, 0.11, 0.12, 0.13, 0.14], True, "seeds")
+    row = compare(method, base, None, None)
+    # five seeds can never exclude zero with an exact sign-flip interval at 95%: honest, not a win
+    assert row["interval"] == "sign-flip" and row["verdict"] == "inconclusive" and row["p_better"] == 1.0
+
+
+def test_resampler_validates():
+    with pytest.raises(ConfigError):
+        Resampler(n_items=1)
+    with pytest.raises(ConfigError):
+        Resampler(n_items=10, n_boot=10)
+
+
+# --- methods ---------------------------------------------------------------------------------------------------
+
+def test_method_specs():
+    assert Method.parse("dsir").selector == "gumbel"
+    assert Method.parse("classifier").selector == "topk"
+    assert Method.parse("classifier:gumbel").selector == "gumbel"
+    assert Method.parse("stratified").is_baseline
+    assert [m.label for m in parse_methods("dsir")] == ["dsir", "random"]
+    for bad in ("nope", "random:topk", "dsir:threshold", "dsir:topk:x", "column:"):
+        with pytest.raises(ConfigError):
+            Method.parse(bad)
+    with pytest.raises(ConfigError, match="twice"):
+        parse_methods("dsir,dsir")
+
+
+def test_stratified_rows_follow_pool_proportions():
+    groups = np.array(["a"] * 600 + ["b"] * 300 + ["c"] * 100)
+    rows = stratified_rows(groups, 50, seed=0)
+    assert len(rows) == len(set(rows.tolist())) == 50
+    _, counts = np.unique(groups[rows], return_counts=True)
+    assert counts.tolist() == [30, 15, 5]
+    assert np.array_equal(rows, stratified_rows(groups, 50, seed=0))
+    assert not np.array_equal(np.sort(rows), np.sort(stratified_rows(groups, 50, seed=1)))
+    # largest remainder: 7 records over 3:2:1 shares -> 3.5, 2.33, 1.17 -> 4, 2, 1
+    _, counts = np.unique(groups[stratified_rows(np.array(["a"] * 3 + ["b"] * 2 + ["c"]), 4, 0)],
+                          return_counts=True)
+    assert counts.sum() == 4
+
+
+def test_config_validation():
+    for bad in (dict(seeds=0), dict(budgets=[]), dict(metrics="kl,nope"), dict(level=1.5), dict(margin=-1),
+                dict(methods="dsir,zzz"), dict(budgets="5 apples")):
+        with pytest.raises(ConfigError):
+            EvaluateConfig(**bad)
+
+
+# --- end to end on the bundled sample --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, sample_pool, news_target):
+    out = tmp_path_factory.mktemp("ev") / "news"
+    result = CliRunner().invoke(main, [
+        "evaluate", "--pool", str(sample_pool), "--target", str(news_target), "--methods",
+        "dsir,classifier,random,stratified", "--budgets", "2%,10%", "--seeds", "3", "--label-column", "domain",
+        "--positive", "news", "--n-boot", "400", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_evaluate_writes_a_tidy_results_table(evaluated):
+    out, output = evaluated
+    rows = _rows(out / "results.csv")
+    assert list(rows[0]) == RESULT_COLUMNS
+    metrics = {"kl_to_heldout", "precision", "coverage_distance", "heldout_perplexity"}
+    assert {r["metric"] for r in rows} == metrics
+    assert len(rows) == 4 * 2 * len(metrics)  # methods x budgets x metrics
+    for r in rows:
+        est, lo, hi = float(r["estimate"]), float(r["lo"]), float(r["hi"])
+        assert lo <= est <= hi, r
+        if r["method"] == "random":
+            assert r["verdict"] == "baseline" and r["delta"] == ""
+        else:
+            assert r["baseline"] == "random" and r["verdict"] in ("better", "worse", "inconclusive")
+            assert float(r["delta_lo"]) <= float(r["delta"]) <= float(r["delta_hi"])
+    assert {r["budget_records"] for r in rows if r["budget"] == "2%"} == {str(round(0.02 * 7450))}
+    # the targeted methods beat random on this real pool at both budgets, on every metric
+    for r in rows:
+        if r["method"] in ("dsir", "classifier"):
+            assert r["verdict"] == "better", r
+    # stratifying by domain does not make random selection on-target
+    assert all(r["verdict"] != "better" for r in rows if r["method"] == "stratified" and r["metric"] == "precision")
+    assert "verdicts vs random" in output and "heldout_perplexity" in output
+
+
+def test_evaluate_records_seeds_selections_and_manifest(evaluated):
+    out, _ = evaluated
+    per_seed = _rows(out / "per_seed.csv")
+    assert {r["seed"] for r in per_seed} == {"0", "1", "2"}
+    sel = pq.read_table(out / "selections.parquet").to_pylist()
+    by = {}
+    for r in sel:
+        by.setdefault((r["method"], r["budget"], r["seed"]), []).append(r["id"])
+    assert len(by[("random", "2%", 0)]) == 149 == len(by[("dsir", "2%", 1)])
+    assert by[("random", "2%", 0)] != by[("random", "2%", 1)]  # seeds change the baseline's draw
+    assert by[("classifier", "2%", 0)] == by[("classifier", "2%", 1)]  # top-k is deterministic
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["job"] == "evaluate" and manifest["counts"]["evaluated"] == 7450
+    assert manifest["counts"]["selections"] == 4 * 2 * 3
+    assert manifest["metrics"]["verdicts"]["dsir"]["better"] == 8
+    info = json.loads((out / "evaluation.json").read_text())
+    comp = info["selections"]["dsir"]["2%"]["composition"]
+    assert max(comp, key=comp.get) == "news"
+    # without --heldout, half the target was held out: the two halves are disjoint and cover the target
+    fit = pq.read_table(out / "split" / "target_fit.parquet")["id"].to_pylist()
+    held = pq.read_table(out / "split" / "target_heldout.parquet")["id"].to_pylist()
+    assert not set(fit) & set(held) and len(fit) + len(held) == 150
+
+
+def test_evaluate_is_deterministic(evaluated, tmp_path, sample_pool, news_target):
+    out, _ = evaluated
+    again = CliRunner().invoke(main, [
+        "evaluate", "--pool", str(sample_pool), "--target", str(news_target), "--methods",
+        "dsir,classifier,random,stratified", "--budgets", "2%,10%", "--seeds", "3", "--label-column", "domain",
+        "--positive", "news", "--n-boot", "400", "--workers", "1", "--out", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "again" / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+
+
+def _labelled_split(tmp_path: Path, sample_pool: Path) -> tuple[Path, Path]:
+    """Hold out 300 pool records (all domains) as a labelled evaluation set; the rest is the pool."""
+    table = pq.read_table(sample_pool)
+    rng = np.random.default_rng(0)
+    held = np.zeros(table.num_rows, bool)
+    held[rng.choice(table.num_rows, 300, replace=False)] = True
+    pq.write_table(table.filter(pa.array(~held)), tmp_path / "pool.parquet")
+    pq.write_table(table.filter(pa.array(held)), tmp_path / "heldout.parquet")
+    return tmp_path / "pool.parquet", tmp_path / "heldout.parquet"
+
+
+def test_classification_proxy_and_python_proxies(tmp_path, sample_pool):
+    pool, heldout = _labelled_split(tmp_path, sample_pool)
+    held_words = [set(t.lower().split()) for t in pq.read_table(heldout)["text"].to_pylist()]
+    calls = []
+
+    def vocab_proxy(train: pa.Table, held: pa.Table, seed: int) -> dict:
+        calls.append((train.num_rows, held.num_rows, seed))
+        vocab = set(" ".join(train["text"].to_pylist()).lower().split())
+        per_item = [len(w & vocab) / max(len(w), 1) for w in held_words]
+        return {"vocab_coverage": per_item, "train_records_error": float(train.num_rows % 7)}
+
+    ev = th.evaluate(pool, heldout=heldout, out=tmp_path / "ev", methods="random,stratified", budgets="10%",
+                     seeds=3, metrics="classify", label_column="domain", positive="news", proxy=vocab_proxy,
+                     n_boot=300)
+    rows = {(r["method"], r["metric"]): r for r in ev.rows}
+    acc = rows["random", "proxy_accuracy"]
+    assert acc["estimate"] > 0.6  # nine domains: chance is ~0.11
+    assert rows["random", "proxy_macro_f1"]["estimate"] > 0.4
+    assert rows["stratified", "vocab_coverage"]["interval"] == "bootstrap-2level"
+    assert 0 < rows["random", "vocab_coverage"]["estimate"] < 1
+    scalar = rows["stratified", "train_records_error"]
+    assert scalar["higher_is_better"] is False and scalar["interval"] == "sign-flip"
+    assert scalar["verdict"] == "inconclusive"  # 3 seeds of one number each cannot show anything at 95%
+    assert len(calls) == 2 * 3 and all(c[1] == 300 for c in calls)
+    assert ev.verdicts("proxy_accuracy")[("stratified", "10%", "proxy_accuracy")] in ("better", "worse",
+                                                                                       "inconclusive")
+
+
+def test_proxy_command_runs_per_selection_and_seed(tmp_path, sample_pool, news_target):
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import json, sys, pyarrow.parquet as pq\n"
+        "train, held, out, seed = sys.argv[1:5]\n"
+        "t = pq.read_table(train)\n"
+        "n_news = sum(d == 'news' for d in t['domain'].to_pylist())\n"
+        "json.dump({'news_share': n_news / t.num_rows, 'my_loss': 1 - n_news / t.num_rows,\n"
+        "           'higher_is_better': {'my_loss': False}}, open(out + '/metrics.json', 'w'))\n")
+    out = tmp_path / "ev"
+    result = CliRunner().invoke(main, [
+        "evaluate", "--pool", str(sample_pool), "--target", str(news_target), "--methods", "dsir", "--budgets",
+        "5%", "--seeds", "2", "--metrics", "kl", "--group-field", "domain", "--n-boot", "200",
+        "--proxy-command", f"{sys.executable} {script} {{train}} {{heldout}} {{out}} {{seed}}", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {(r["method"], r["metric"]): r for r in _rows(out / "results.csv")}
+    assert float(rows["dsir", "news_share"]["estimate"]) > 0.8 > float(rows["random", "news_share"]["estimate"])
+    assert rows["dsir", "my_loss"]["higher_is_better"] == "false"
+    assert float(rows["dsir", "my_loss"]["delta"]) > 0  # lower loss than random = positive improvement
+    assert len(list((out / "proxy").glob("*/metrics.json"))) == 2 * 2
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("import sys\nprint('boom', file=sys.stderr)\nsys.exit(3)\n")
+    result = CliRunner().invoke(main, [
+        "evaluate", "--pool", str(sample_pool), "--target", str(news_target), "--methods", "random", "--budgets",
+        "5%", "--seeds", "2", "--metrics", "kl", "--proxy-command", f"{sys.executable} {bad} {{out}}",
+        "--out", str(tmp_path / "ev-bad")])
+    assert result.exit_code == 2 and "exit code 3" in result.output and "boom" in result.output
+
+
+def test_clear_errors(tmp_path, sample_pool, small_pool, news_target):
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--pool", str(sample_pool), "--methods", "dsir", "--out",
+                                  str(tmp_path / "a")])
+    assert result.exit_code == 2 and "held-out" in result.output
+    result = runner.invoke(main, ["evaluate", "--pool", str(sample_pool), "--target", str(news_target),
+                                  "--label-column", "domain", "--metrics", "precision", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "--positive" in result.output
+    result = runner.invoke(main, ["evaluate", "--pool", str(small_pool), "--target", str(news_target),
+                                  "--budgets", "90%", "--methods", "dsir", "--metrics", "kl",
+                                  "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "eligible" in result.output
+
+
+def test_run_compare(tmp_path, sample_pool, news_target):
+    a = th.select(sample_pool, target=news_target, out=tmp_path / "gumbel", budget="5%")
+    b = a.reselect(out=tmp_path / "uniform", selector="random")
+    ev = a.compare(b, out=tmp_path / "cmp", label_column="domain", positive="news", seeds=3,
+                   metrics=["kl", "precision"], n_boot=300)
+    rows = {(r["method"], r["metric"]): r for r in ev.rows}
+    assert rows["gumbel", "precision"]["verdict"] == "better"
+    assert rows["uniform", "precision"]["verdict"] != "better"  # a random selection is no better than random
+    assert rows["gumbel", "precision"]["budget"] == f"n={len(a.selected_ids())}"
+    assert rows["gumbel", "kl_to_heldout"]["n_seeds"] == 1  # a finished selection is one fixed draw
+    assert "verdicts vs random" in ev.summary()
