@@ -67,6 +67,12 @@ class Run:
 
         return reselect(self.path, out=out, **changes)
 
+    def report(self, out: str | os.PathLike | None = None) -> Path:
+        """Write ``report.html`` (or ``out``): summary, score histograms, composition, examples; returns its path."""
+        from thresher.report.html import write_report
+
+        return write_report(self.path, out)
+
     def summary(self) -> str:
         """A short human-readable table of counts, metrics and composition."""
         if self.manifest.get("job") == "dedup":
