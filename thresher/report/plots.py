@@ -36,6 +36,7 @@ def to_svg(fig, name: str) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None})
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)  # RDF boilerplate, useless inline
     # Drop the fixed width/height of the root element; the viewBox keeps the aspect ratio and CSS sets the width.
     svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', svg, count=1)
     return svg.replace("<svg", f'<svg class="plot" role="img" aria-label="{name}"', 1)
