@@ -292,7 +292,7 @@ def _histograms(scores: data.ScoreData | None, manifest: dict) -> str:
             labels = ("kept", "dropped")
         else:
             chosen, other = values[~scores.filtered & finite], values[scores.filtered & finite]
-            labels = ("kept", "filtered")
+            labels = ("kept", "filtered") if scores.filtered.any() else ("records", "")
         svg = plots.histogram(f"hist-{i}-{column}", column, chosen, other, cut, cut_label, labels)
         figures.append(f"<figure>{svg}</figure>")
     if not figures:
@@ -340,7 +340,8 @@ def _examples(manifest: dict, scores: data.ScoreData) -> str:
         return ""
     kept = scores.selected if scores.selected is not None else ~scores.filtered
     kept_word, dropped_word = ("selected", "not selected") if scores.selected is not None else ("kept", "filtered")
-    parts = data.deciles(scores.columns[column], kept)
+    split = scores.selected is not None or bool(scores.filtered.any())
+    parts = data.deciles(scores.columns[column], kept, per_side=2 if split else 3)
     if not parts:
         return ""
     rows_needed = [r for d in parts for r in d.kept_examples + d.dropped_examples]
@@ -357,15 +358,21 @@ def _examples(manifest: dict, scores: data.ScoreData) -> str:
         return "".join(f'<div class="mono muted">{escape(str(id_of[r]))}</div>'
                        f"{_excerpt(texts.get(id_of[r]), is_kept)}" for r in rows)
 
-    table_rows = [[str(d.number), f"{_num(d.low)} \u2013 {_num(d.high)}", _num(d.records),
-                   f"{d.kept / d.records:.1%}", cell(d.kept_examples, True), cell(d.dropped_examples, False)]
-                  for d in reversed(parts)]
-    table = _table(["decile", f"{column} range", "records", f"{kept_word}", f"{kept_word} examples",
-                    f"{dropped_word} examples"], table_rows, {0, 1, 2, 3}, cls="examples", wrap="flow")
+    if split:
+        table_rows = [[str(d.number), f"{_num(d.low)} \u2013 {_num(d.high)}", _num(d.records),
+                       f"{d.kept / d.records:.1%}", cell(d.kept_examples, True), cell(d.dropped_examples, False)]
+                      for d in reversed(parts)]
+        table = _table(["decile", f"{column} range", "records", f"{kept_word}", f"{kept_word} examples",
+                        f"{dropped_word} examples"], table_rows, {0, 1, 2, 3}, cls="examples", wrap="flow")
+    else:  # nothing selected or filtered: one column of examples
+        table_rows = [[str(d.number), f"{_num(d.low)} \u2013 {_num(d.high)}", _num(d.records),
+                       cell(d.kept_examples, True)] for d in reversed(parts)]
+        table = _table(["decile", f"{column} range", "records", "examples"], table_rows, {0, 1, 2}, wrap="flow")
     note = (f'<p class="note">Records ranked by <code>{escape(column)}</code> and cut into ten equal-count groups, '
             f"highest first; examples are spread evenly through each group (excerpts of at most {EXCERPT_CHARS} "
             "characters).</p>")
-    return _section("examples", f"Examples {kept_word} and {dropped_word}, per score decile",
+    title = f"Examples {kept_word} and {dropped_word}, per score decile" if split else "Examples per score decile"
+    return _section("examples", title,
                     f"<details open><summary>{len(ids)} examples</summary>{note}{table}</details>")
 
 

@@ -65,7 +65,8 @@ def histogram(name: str, column: str, selected: np.ndarray, other: np.ndarray, c
     # Each set as a share of itself, overlaid: a selection of 1% of the pool stays visible next to the other 99%.
     share_other = counts_other / max(1, len(other))
     share_sel = counts_sel / max(1, len(selected))
-    ax.stairs(share_other, edges, fill=True, color=OTHER, label=f"{labels[1]} ({len(other):,})")
+    if len(other):
+        ax.stairs(share_other, edges, fill=True, color=OTHER, label=f"{labels[1]} ({len(other):,})")
     if len(selected):
         ax.stairs(share_sel, edges, fill=True, color=SELECTED, alpha=0.35, linewidth=0)
         ax.stairs(share_sel, edges, color=SELECTED, linewidth=1.3, label=f"{labels[0]} ({len(selected):,})")
@@ -124,6 +125,10 @@ def budget_curves(name: str, title: str, ylabel: str, curves: dict[str, list[tup
             ax.fill_between(x[band], lo[band], hi[band], color=colour, alpha=0.12 if is_base else 0.2, linewidth=0)
     if xs_all and min(xs_all) > 0 and len(set(xs_all)) > 1:
         ax.set_xscale("log")
+        ax.minorticks_off()
+    if 0 < len(set(xs_all)) <= 12:  # label the budgets themselves, not powers of ten
+        ticks = sorted(set(xs_all))
+        ax.set_xticks(ticks, [f"{x:,.0f}" for x in ticks])
     ax.set_title(title, fontsize=10, loc="left")
     ax.set_xlabel("budget (records)", fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
