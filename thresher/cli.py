@@ -78,13 +78,21 @@ def _reading_options(fn: Callable) -> Callable:
     return fn
 
 
-def _print_result(run, as_json: bool, quiet: bool) -> None:
+def _report_option(fn: Callable) -> Callable:
+    """``--report/--no-report``: every job that writes a run directory also writes its report.html."""
+    return click.option("--report/--no-report", "report", default=True, show_default=True,
+                        help="Write OUT/report.html (plots, composition, examples; see `thresher report`).")(fn)
+
+
+def _print_result(run, as_json: bool, quiet: bool, report: bool = False) -> None:
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics,
                                "timings": run.manifest.get("timings")}, default=str))
     elif not quiet:
         click.echo(run.summary())
         click.echo(f"\nrun directory: {run.path}")
+        if report and (run.path / "report.html").is_file():
+            click.echo(f"report: {run.path / 'report.html'}")
 
 
 def _key_values(items: tuple[str, ...]) -> dict:
@@ -173,11 +181,12 @@ def _min_tokens(value: str) -> int | str:
               help="Where to cache features. [default: OUT/cache]")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
+@_report_option
 @_handle_errors
 def select(pool, target, out, from_run, method, selector, embeddings, labels, selector_params, budget, seed,
            temperature, threshold, score_column, where, token_column, min_tokens,
            output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
-           tokenizer, length_norm, shrink, smoothing, cache_dir, quiet, as_json) -> None:
+           tokenizer, length_norm, shrink, smoothing, cache_dir, quiet, as_json, report) -> None:
     """Select the pool records most like the target, under a budget, and write a run directory."""
     from thresher.errors import ConfigError
 
@@ -193,8 +202,8 @@ def select(pool, target, out, from_run, method, selector, embeddings, labels, se
                        min_tokens=_min_tokens(min_tokens) if min_tokens is not None else None,
                        output_format=output_format, score=score_column, where=where, workers=workers,
                        token_column=token_column, embeddings=embeddings, labels=labels,
-                       selector_params=_key_values(selector_params) or None)
-        _print_result(run, as_json, quiet)
+                       selector_params=_key_values(selector_params) or None, report=report)
+        _print_result(run, as_json, quiet, report)
         return
     if not pool:
         raise ConfigError("give --pool PATH (or --from-run DIR)")
@@ -220,8 +229,8 @@ def select(pool, target, out, from_run, method, selector, embeddings, labels, se
     pool_ds = Dataset(list(pool), **opts)
     target_ds = Dataset(list(target), **opts) if target else None
     run = run_selection(pool_ds, target_ds, out, config, cache_dir=cache_dir, progress=not quiet and not as_json,
-                        command=command)
-    _print_result(run, as_json, quiet)
+                        command=command, report=report)
+    _print_result(run, as_json, quiet, report)
 
 
 @main.command(epilog="""
@@ -246,9 +255,10 @@ Examples:
 @click.option("--group-field", default="domain", show_default=True,
               help="Optional pool field kept as the 'group' column, for composition reports.")
 @_reading_options
+@_report_option
 @_handle_errors
 def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_field, group_field, on_error,
-          batch_size, workers, quiet, as_json) -> None:
+          batch_size, workers, quiet, as_json, report) -> None:
     """Score every record; write side-car score columns by id (no selection).
 
     Rule families add their numeric signals plus <family>_pass and <family>_reason (the first failing rule);
@@ -264,11 +274,13 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
     run = run_scoring(Dataset(list(pool), **opts), stages, out,
                       target=Dataset(list(target), **opts) if target else None, workers=workers,
                       progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]], seed=seed,
-                      pool_sample=pool_sample, group_field=group_field or None)
+                      pool_sample=pool_sample, group_field=group_field or None, report=report)
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics}, default=str))
     elif not quiet:
         click.echo(format_rule_summary(run))
+        if report and (run.path / "report.html").is_file():
+            click.echo(f"report: {run.path / 'report.html'}")
 
 
 def _scorer_params(params: tuple[str, ...], name: str, names: list[str]) -> dict:
@@ -304,16 +316,17 @@ Examples:
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where the embedding shards live (shared across runs). [default: OUT/cache]")
 @_reading_options
+@_report_option
 @_handle_errors
 def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, batch_size, workers, quiet,
-          as_json) -> None:
+          as_json, report) -> None:
     """Embed every record (cached on disk, resumable) for similarity scores and diversity selection."""
     from thresher.io.dataset import Dataset
     from thresher.jobs.embed import run_embedding
 
     ds = Dataset(list(pool), text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
     run = run_embedding(ds, out, backend=backend, dtype=dtype, workers=workers, cache_dir=cache_dir,
-                        progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]])
+                        progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]], report=report)
     info = run.manifest["embedding"]
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "embedding": info,
@@ -359,10 +372,11 @@ Examples:
 @click.option("--format", "output_format", type=click.Choice(["parquet", "jsonl", "jsonl.gz", "ids"]),
               default="parquet", show_default=True, help="How to write the kept records.")
 @_reading_options
+@_report_option
 @_handle_errors
 def dedup(pool, out, method, embeddings, similarity, clusters, normalize, threshold, ngram, num_perm, bands, rows,
           verify, keep, score_from, score_column, seed, output_format, text_field, id_field, on_error, batch_size,
-          workers, quiet, as_json) -> None:
+          workers, quiet, as_json, report) -> None:
     """Drop exact and near-duplicate records; keep one per cluster and record why the others went."""
     from dataclasses import replace
 
@@ -381,8 +395,8 @@ def dedup(pool, out, method, embeddings, similarity, clusters, normalize, thresh
     semantic = SemanticConfig(threshold=similarity, n_clusters=clusters, keep=keep, seed=seed)
     run = run_dedup(ds, out, method=method, exact=replace(NORMALIZE[normalize], keep=keep), minhash=minhash,
                     scores=scores, output_format=output_format, command=["thresher", *sys.argv[1:]],
-                    semantic=semantic, embeddings=embeddings)
-    _print_result(run, as_json, quiet)
+                    semantic=semantic, embeddings=embeddings, report=report)
+    _print_result(run, as_json, quiet, report)
 
 
 EVALUATE_EXAMPLES = """
@@ -504,14 +518,45 @@ Example recipe (rules -> language filter -> classifier -> score-as-logits sampli
 @click.option("--workers", type=int, default=None, help="Processes (overrides the recipe).")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
+@_report_option
 @_handle_errors
-def run(recipe, out, workers, quiet, as_json) -> None:
+def run(recipe, out, workers, quiet, as_json, report) -> None:
     """Run a YAML recipe: score, filter and select stages in order, into one run directory."""
     from thresher.recipe import Recipe
 
     result = Recipe.load(recipe).run(out=out, workers=workers, progress=not quiet and not as_json,
-                                     command=["thresher", *sys.argv[1:]])
-    _print_result(result, as_json, quiet)
+                                     command=["thresher", *sys.argv[1:]], report=report)
+    _print_result(result, as_json, quiet, report)
+
+
+@main.command(epilog="""
+\b
+Examples:
+  thresher report runs/wiki                      # (re)writes runs/wiki/report.html
+  thresher report runs/eval --open               # an evaluate directory: comparison tables and budget curves
+  thresher report runs/wiki --out /tmp/wiki.html
+""")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the page. [default: RUN_DIR/report.html]")
+@click.option("--open/--no-open", "open_browser", default=False, show_default=True,
+              help="Open the report in the default web browser.")
+@_handle_errors
+def report(run_dir, out, open_browser) -> None:
+    """Write a self-contained HTML report of a run directory (any job, or an evaluate directory).
+
+    Opens offline (inline CSS and SVG plots, no scripts): run summary and record accounting, score histograms
+    with the selection's cut, composition by group, kept and dropped examples per score decile, and for
+    evaluations the comparison with the baseline and the budget curves.
+    """
+    from thresher.report.html import write_report
+
+    path = write_report(run_dir, out)
+    click.echo(str(path))
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
 
 
 @main.command()

@@ -34,5 +34,6 @@ def run_demo(out: Path | None = None, target: str = "news", budget: str = "5%", 
         f"share of '{target}' records: selected {hit.get('selected_share', 0):.1%} vs random "
         f"{hit.get('random_share', 0):.1%} (pool {hit.get('pool_share', 0):.1%})",
         f"run directory: {run.path}",
+        f"report: {run.path / 'report.html'}",
     ]
     return "\n".join(lines)

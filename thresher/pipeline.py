@@ -169,8 +169,10 @@ class Pipeline:
 
     def run(self, pool: Dataset, out: str | os.PathLike, target: Dataset | None = None, *, seed: int = 0,
             pool_sample: int = 10_000, group_field: str | None = "domain", workers: int | None = None,
-            progress: bool = True, command: list[str] | None = None, recipe: dict | None = None) -> Run:
-        """Fit, score and filter every record of ``pool``; select if the last stage is a Select."""
+            progress: bool = True, command: list[str] | None = None, recipe: dict | None = None,
+            report: bool = True) -> Run:
+        """Fit, score and filter every record of ``pool``; select if the last stage is a Select. Writes
+        ``report.html`` unless ``report=False``."""
         out = Path(out)
         (out / "scores").mkdir(parents=True, exist_ok=True)
         key = self.fingerprint(pool, target, seed, pool_sample, group_field)
@@ -179,7 +181,7 @@ class Pipeline:
             manifest["scores_reused"] = True  # same inputs and stages: only the selection runs again
             manifest["command"] = command
             write_json(manifest, out / "manifest.json")
-            return self._select(out, pool, target, seed, group_field, workers, progress)
+            return self._select(out, pool, target, seed, group_field, workers, progress, report)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         refs = References(target=_read_texts(target) if target is not None else None)
@@ -225,7 +227,7 @@ class Pipeline:
             "outputs": {"scores": "scores/scores.parquet", "records": []},
         }
         write_json(manifest, out / "manifest.json")
-        return self._select(out, pool, target, seed, group_field, workers, progress)
+        return self._select(out, pool, target, seed, group_field, workers, progress, report)
 
     def fingerprint(self, pool: Dataset, target: Dataset | None, seed: int, pool_sample: int,
                     group_field: str | None) -> str:
@@ -248,17 +250,20 @@ class Pipeline:
         return json.loads(manifest.read_text()).get("fingerprint") == key
 
     def _select(self, out: Path, pool: Dataset, target: Dataset | None, seed: int, group_field: str | None,
-                workers: int | None, progress: bool) -> Run:
+                workers: int | None, progress: bool, report: bool = True) -> Run:
         if self.select is None:
             if (out / "selected").exists():  # left by an earlier run with a selection into this folder
                 import shutil
 
                 shutil.rmtree(out / "selected")
+            from thresher.report.html import report_after_job
+
+            report_after_job(out, report)
             return Run(out)
         from thresher.jobs.select import select_from_pipeline
 
         return select_from_pipeline(out, pool, target, self.select, seed=seed, group_field=group_field,
-                                    workers=workers, progress=progress)
+                                    workers=workers, progress=progress, report=report)
 
     def _fit(self, refs: References, out: Path) -> tuple[list[_Fitted], dict]:
         """Fit every scorer in stage order; filters before a scorer also filter the pool sample it learns from."""

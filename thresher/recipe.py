@@ -87,8 +87,8 @@ class Recipe:
         return cls(data, source=str(path), base=path.parent)
 
     def run(self, out: str | os.PathLike | None = None, workers: int | None = None, progress: bool = True,
-            command: list[str] | None = None) -> Run:
-        """Run the recipe's pipeline; ``out``/``workers`` override the recipe's."""
+            command: list[str] | None = None, report: bool = True) -> Run:
+        """Run the recipe's pipeline; ``out``/``workers`` override the recipe's; ``report``: write report.html."""
         out = out or self.out
         if out is None:
             raise ConfigError(f"{self.source}: give 'out' in the recipe or --out")
@@ -96,7 +96,7 @@ class Recipe:
         if workers is not None:
             options["workers"] = workers
         return self.pipeline.run(self.pool, out, self.target, progress=progress, command=command,
-                                 recipe=self.raw, **options)
+                                 recipe=self.raw, report=report, **options)
 
     def _stage(self, step: object, i: int) -> Dedup | Score | Filter | Select:
         if not isinstance(step, dict):

@@ -80,6 +80,12 @@ class Run:
         config = EvaluateConfig(methods=["random", "stratified"], seeds=seeds, **options)
         return compare_runs([self, *others], read(heldout) if heldout is not None else None, out, config=config)
 
+    def report(self, out: str | os.PathLike | None = None) -> Path:
+        """Write ``report.html`` (or ``out``): summary, score histograms, composition, examples; returns its path."""
+        from thresher.report.html import write_report
+
+        return write_report(self.path, out)
+
     def summary(self) -> str:
         """A short human-readable table of counts, metrics and composition."""
         if self.manifest.get("job") == "dedup":

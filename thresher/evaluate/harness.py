@@ -468,7 +468,9 @@ def _finish(out: Path, prep: _Prepared, labels: list[str], budget_sizes: dict[st
                     "evaluation": "evaluation.json"},
     }
     write_json(manifest, out / "manifest.json")
-    _write_report(out)
+    from thresher.report.html import report_after_job
+
+    report_after_job(out)
     return Evaluation(out, rows)
 
 
@@ -631,17 +633,3 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 
     with atomic_path(path) as tmp:
         Path(tmp).write_text(buf.getvalue(), encoding="utf-8")
-
-
-def _write_report(out: Path) -> None:
-    """report.html next to the results (when the report module is available); a failure never loses the results."""
-    try:
-        from thresher.report import html as report_html
-    except ImportError:
-        return
-    try:
-        report_html.write_report(out)
-    except Exception as e:  # noqa: BLE001 - the results are written; the report is a view of them
-        import sys
-
-        print(f"warning: report.html not written: {e}", file=sys.stderr)

@@ -33,11 +33,12 @@ METHODS = ("exact", "minhash", "both", "semantic")
 def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact: ExactConfig | None = None,
               minhash: MinHashConfig | None = None, scores: np.ndarray | None = None,
               output_format: str = "parquet", command: list[str] | None = None,
-              semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None) -> Run:
+              semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None,
+              report: bool = True) -> Run:
     """Deduplicate ``pool``; ``both`` runs exact then near-duplicate detection, and exact reasons win;
     ``semantic`` (SemDeDup) needs ``embeddings``, an embed run of the same pool.
 
-    ``scores`` (one per record, reading order) serve ``keep="highest"``.
+    ``scores`` (one per record, reading order) serve ``keep="highest"``. ``report``: write ``report.html``.
     """
     if output_format not in FORMATS:
         raise ConfigError(f"unknown format {output_format!r}; choose from {', '.join(FORMATS)}")
@@ -70,6 +71,9 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
                     "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
     }
     write_json(manifest, out / "manifest.json")
+    from thresher.report.html import report_after_job
+
+    report_after_job(out, report)
     return Run(out)
 
 

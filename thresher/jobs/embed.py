@@ -26,8 +26,9 @@ from thresher.run import Run
 
 def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static", dtype: str = "float16",
                   workers: int | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
-                  command: list[str] | None = None, **backend_params: object) -> Run:
-    """Embed every record of ``pool`` with ``backend`` (``static`` or ``minilm``) and write a run directory."""
+                  command: list[str] | None = None, report: bool = True, **backend_params: object) -> Run:
+    """Embed every record of ``pool`` with ``backend`` (``static`` or ``minilm``) and write a run directory
+    (with ``report.html`` unless ``report=False``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = make_backend(backend, **backend_params)
@@ -68,4 +69,7 @@ def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static"
         "outputs": {"ids": "embeddings/ids.parquet", "records": []},
     }
     write_json(manifest, out / "manifest.json")
+    from thresher.report.html import report_after_job
+
+    report_after_job(out, report)
     return Run(out)

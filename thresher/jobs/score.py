@@ -19,13 +19,13 @@ from thresher.scorers.registry import SCORERS
 def run_scoring(pool: Dataset, scorers: list[str] | list[Score], out: str | os.PathLike,
                 target: Dataset | None = None, workers: int | None = None, progress: bool = True,
                 command: list[str] | None = None, seed: int = 0, pool_sample: int = 10_000,
-                group_field: str | None = "domain") -> Run:
+                group_field: str | None = "domain", report: bool = True) -> Run:
     """Score every record of ``pool`` with ``scorers`` (names or :class:`Score` stages with parameters)."""
     if not scorers:
         raise ConfigError(f"no scorer given; choose from {', '.join(SCORERS)}")
     stages = [s if isinstance(s, Score) else Score(s) for s in scorers]
     return Pipeline(stages).run(pool, out, target, seed=seed, pool_sample=pool_sample, group_field=group_field,
-                                workers=workers, progress=progress, command=command)
+                                workers=workers, progress=progress, command=command, report=report)
 
 
 def format_rule_summary(run: Run) -> str:

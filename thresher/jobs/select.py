@@ -120,8 +120,9 @@ class _Timer:
 
 def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike, config: SelectConfig | None = None,
                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
-                  command: list[str] | None = None) -> Run:
-    """Score ``pool`` toward ``target`` and select under the budget; write and return the run directory."""
+                  command: list[str] | None = None, report: bool = True) -> Run:
+    """Score ``pool`` toward ``target`` and select under the budget; write and return the run directory
+    (with ``report.html`` unless ``report=False``)."""
     config = config or SelectConfig()
     if config.method == "scores":
         raise ConfigError("method 'scores' ranks the scores of an existing run: use --from-run DIR --score COLUMN")
@@ -174,11 +175,11 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
             "timings": {},
         }
         return _select_and_write(out, pool, scores, store, index.shard_sizes, config, manifest, timer,
-                                 target_counts if target is not None else None, engine)
+                                 target_counts if target is not None else None, engine, report)
 
 
 def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, progress: bool = True,
-             command: list[str] | None = None, **overrides: object) -> Run:
+             command: list[str] | None = None, report: bool = True, **overrides: object) -> Run:
     """Select again from a run's scores with other budget/seed/selector/...; no re-featurizing or re-scoring."""
     src = Run(run_dir)
     allowed = {"selector", "budget", "seed", "temperature", "threshold", "min_tokens", "output_format", "score",
@@ -226,11 +227,12 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     with LocalEngine(config.workers) as engine:
         return _select_and_write(out, pool, src.scores(), store,
                                  np.asarray(store.meta()["shard_sizes"]) if store else None,
-                                 config, manifest, _Timer(), target_counts, engine)
+                                 config, manifest, _Timer(), target_counts, engine, report)
 
 
 def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage, seed: int,
-                         group_field: str | None, workers: int | None, progress: bool = True) -> Run:
+                         group_field: str | None, workers: int | None, progress: bool = True,
+                         report: bool = True) -> Run:
     """The select stage of a pipeline run: rank the run's scores, then measure as a targeted selection does."""
     config = SelectConfig(method="scores", selector=stage.selector, score=stage.score, budget=stage.budget,
                           seed=seed, temperature=stage.temperature, threshold=stage.threshold,
@@ -252,7 +254,7 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
             shard_sizes = index.shard_sizes
             manifest["feature_store"] = str(store.root.resolve())
         return _select_and_write(out, pool, run.scores(), store, shard_sizes, config, manifest, timer,
-                                 target_counts, engine)
+                                 target_counts, engine, report)
 
 
 def _save_distributions(out: Path, pool_counts: np.ndarray, target_counts: np.ndarray | None,
@@ -268,8 +270,8 @@ def _save_distributions(out: Path, pool_counts: np.ndarray, target_counts: np.nd
 
 def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: FeatureStore | None,
                       shard_sizes: np.ndarray | None, config: SelectConfig, manifest: dict, timer: _Timer,
-                      target_counts: np.ndarray | None, engine: LocalEngine) -> Run:
-    """Selection, metrics and outputs: shared by a full run and a re-selection."""
+                      target_counts: np.ndarray | None, engine: LocalEngine, report: bool = True) -> Run:
+    """Selection, metrics and outputs: shared by a full run, a re-selection and a pipeline's select stage."""
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()
     lengths = scores["n_tokens"].to_numpy() if "n_tokens" in scores.column_names else n_words
@@ -379,6 +381,9 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
         manifest["job"] = "select"  # a selection made from a score-only run is now a selection run
     manifest["timings"] = {**manifest.get("timings", {}), **timer.seconds}
     write_json(manifest, out / "manifest.json")
+    from thresher.report.html import report_after_job
+
+    report_after_job(out, report)  # after the manifest, which it reads; a failure only warns
     return Run(out)
 
 
