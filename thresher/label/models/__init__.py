@@ -6,11 +6,15 @@ from thresher.errors import ConfigError
 from thresher.label.models.base import LabelModel, estimate_class_balance
 from thresher.label.models.dawid_skene import DawidSkene
 from thresher.label.models.majority import MajorityVote, WeightedMajorityVote
+from thresher.label.models.metal import MetalModel
+from thresher.label.models.triplet import TripletModel
 
 LABEL_MODELS: dict[str, type[LabelModel]] = {
     "majority_vote": MajorityVote,
     "weighted_majority_vote": WeightedMajorityVote,
     "dawid_skene": DawidSkene,
+    "metal": MetalModel,
+    "triplet": TripletModel,
 }
 
 #: Chosen on the synthetic and real benchmarks (bench/results/label_synthetic.md, BENCHMARKS.md).
@@ -25,4 +29,4 @@ def make_label_model(name: str = DEFAULT_LABEL_MODEL, **params) -> LabelModel:
 
 
 __all__ = ["LabelModel", "LABEL_MODELS", "DEFAULT_LABEL_MODEL", "make_label_model", "MajorityVote",
-           "WeightedMajorityVote", "DawidSkene", "estimate_class_balance"]
+           "WeightedMajorityVote", "DawidSkene", "MetalModel", "TripletModel", "estimate_class_balance"]

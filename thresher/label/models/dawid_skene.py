@@ -16,25 +16,14 @@ on a random subsample of ``warm_start_records`` records and then polishes on all
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from thresher.errors import ConfigError
 from thresher.label.matrix import LabelMatrix
-from thresher.label.models.base import LabelModel, onehot
+from thresher.label.models.base import LabelModel, onehot, softmax_rows
 from thresher.label.models.correlated import correlated_groups, evidence_weights
 from thresher.label.models.majority import vote_scores
 
 CONFUSIONS = ("auto", "full", "one_coin")
-
-
-def log_normalise(log_scores: np.ndarray) -> tuple[np.ndarray, float]:
-    """Row softmax of log scores (in place) and the total log normaliser (the data log-likelihood)."""
-    top = log_scores.max(axis=1, keepdims=True)
-    log_scores -= top
-    np.exp(log_scores, out=log_scores)
-    total = log_scores.sum(axis=1, keepdims=True)
-    log_scores /= total
-    return log_scores, float(np.log(total).sum() + top.sum())
 
 
 class DawidSkene(LabelModel):
@@ -42,7 +31,7 @@ class DawidSkene(LabelModel):
 
     name = "dawid_skene"
 
-    def __init__(self, confusion: str = "auto", max_iter: int = 100, tol: float = 1e-6, smoothing: float = 1.0,
+    def __init__(self, confusion: str = "auto", max_iter: int = 100, tol: float = 1e-5, smoothing: float = 1.0,
                  correlation_threshold: float = 0.95, warm_start_records: int = 100_000,
                  max_full_params: int = 2_000_000):
         self.confusion = confusion
@@ -79,21 +68,28 @@ class DawidSkene(LabelModel):
     # ---------------------------------------------------------------- fit
     def _fit(self, L, prior, rng, dev=None):
         self.mode_ = self._mode(L)
+        sub = None
+        if L.n_records > self.warm_start_records:
+            sub = L.rows(np.sort(rng.choice(L.n_records, self.warm_start_records, replace=False)))
+        # co-voting is measured on the subsample too: it needs far fewer records than EM and costs O(votes per row²)
         if self.correlation_threshold <= 1:
-            self.lf_groups_ = correlated_groups(L, self.correlation_threshold)
+            self.lf_groups_ = correlated_groups(L if sub is None else sub, self.correlation_threshold)
         else:
             self.lf_groups_ = np.arange(L.n_lfs)
         self.evidence_weights_ = evidence_weights(self.lf_groups_)
-        fixed_prior = prior
-        post = self._init_posterior(L)
-        if L.n_records > self.warm_start_records:
-            idx = np.sort(rng.choice(L.n_records, self.warm_start_records, replace=False))
-            sub = L.rows(idx)
-            self._em(sub, post[idx], fixed_prior)
-            post = self._e_step(L, *self._em_params(L))[0]
-        self._em(L, post, fixed_prior)
+        # EM for the full model crawls along the prior/confusion ridge from a majority-vote start (hundreds of
+        # iterations); the one-coin model converges in tens and lands next to the optimum, so start from it.
+        stages = ("one_coin", "full") if self.mode_ == "full" else ("one_coin",)
+        data = L if sub is None else sub
+        post = self._init_posterior(data)
+        for stage in stages:
+            self.mode_ = stage
+            post = self._em(data, post, prior)
+        if sub is not None:
+            post, loglik = self._e_step(L)
+            self._em(L, post, prior, loglik / L.n_records)
         self.lf_accuracies_ = self._accuracies()
-        return self.prior_ if fixed_prior is None else None
+        return self.prior_ if prior is None else None
 
     def _init_posterior(self, L: LabelMatrix) -> np.ndarray:
         counts = vote_scores(L, self.evidence_weights_)
@@ -101,22 +97,30 @@ class DawidSkene(LabelModel):
         k = L.n_classes
         return np.divide(counts, total, out=np.full_like(counts, 1.0 / k), where=total > 0)
 
-    def _em(self, L: LabelMatrix, post: np.ndarray, fixed_prior: np.ndarray | None) -> None:
-        """Alternate M and E steps until the mean log-likelihood changes by less than ``tol``."""
-        A = onehot(L)
-        previous = -np.inf
+    def _design(self, L: LabelMatrix):
+        """What the E and M steps multiply by, built once per matrix: the one-hot votes (full) or flat indices."""
+        if self.mode_ == "full":
+            return onehot(L)
+        rows, cols, classes = L.coo()
+        return rows * L.n_classes + classes, cols
+
+    def _em(self, L: LabelMatrix, post: np.ndarray, fixed_prior: np.ndarray | None,
+            previous: float = -np.inf) -> np.ndarray:
+        """Alternate M and E steps until the log-likelihood per record changes by less than ``tol`` nats."""
+        design = self._design(L)
         self.n_iter_ = 0
         for it in range(self.max_iter):
-            self._m_step(L, A, post, fixed_prior)
-            post, loglik = self._e_step(L, *self._em_params(L), A=A)
+            self._m_step(L, design, post, fixed_prior)
+            post, loglik = self._e_step(L, design)
             self.n_iter_ = it + 1
             mean = loglik / L.n_records
-            if abs(mean - previous) < self.tol * max(1.0, abs(mean)):
+            if abs(mean - previous) < self.tol:
                 break
             previous = mean
         self.log_likelihood_ = loglik
+        return post
 
-    def _m_step(self, L: LabelMatrix, A: sp.csr_matrix, post: np.ndarray, fixed_prior: np.ndarray | None) -> None:
+    def _m_step(self, L: LabelMatrix, design, post: np.ndarray, fixed_prior: np.ndarray | None) -> None:
         k, m, a = L.n_classes, L.n_lfs, self.smoothing
         class_mass = post.sum(axis=0)
         if fixed_prior is None:
@@ -124,7 +128,7 @@ class DawidSkene(LabelModel):
         else:
             self.prior_ = np.asarray(fixed_prior, dtype=np.float64)
         if self.mode_ == "full":
-            voted = np.asarray(A.T @ post).reshape(m, k, k)  # [lf, vote, true class]
+            voted = np.asarray(design.T @ post).reshape(m, k, k)  # [lf, vote, true class]
             abstained = np.maximum(class_mass[None, :] - voted.sum(axis=1), 0.0)  # [lf, true class]
             # Dirichlet prior: `a` pseudo-votes per outcome plus `a` more on the diagonal (LFs beat chance a priori)
             voted = voted + a + a * np.eye(k)[None, :, :]
@@ -133,33 +137,28 @@ class DawidSkene(LabelModel):
             self.confusion_ = voted / total[:, None, :]
             self.abstain_ = abstained / total
         else:
-            rows, cols, classes = L.coo()
-            hit = np.bincount(cols, weights=post[rows, classes], minlength=m)
+            flat, cols = design
+            hit = np.bincount(cols, weights=post.ravel()[flat], minlength=m)
             n = np.bincount(cols, minlength=m)
             self.accuracy_ = np.clip((hit + a) / (n + 2 * a), 1e-6, 1 - 1e-6)  # Beta(a, a) smoothing
 
-    def _em_params(self, L: LabelMatrix):
-        k = L.n_classes
-        w = self.evidence_weights_
+    def _e_step(self, L: LabelMatrix, design=None) -> tuple[np.ndarray, float]:
+        """Posterior class probabilities of every record and the data log-likelihood."""
+        if design is None:
+            design = self._design(L)
+        k, w = L.n_classes, self.evidence_weights_
         if self.mode_ == "full":
             log_abstain = np.log(self.abstain_)  # (m, k)
             delta = (np.log(self.confusion_) - log_abstain[:, None, :]) * w[:, None, None]
-            base = np.log(self.prior_) + (log_abstain * w[:, None]).sum(axis=0)
-            return delta.reshape(-1, k), base
-        acc = self.accuracy_
-        lf_weight = np.log(acc * max(k - 1, 1) / (1 - acc)) * w
-        return lf_weight, np.log(self.prior_)
-
-    def _e_step(self, L: LabelMatrix, params: np.ndarray, base: np.ndarray,
-                A: sp.csr_matrix | None = None) -> tuple[np.ndarray, float]:
-        if self.mode_ == "full":
-            if A is None:
-                A = onehot(L)
-            scores = np.asarray(A @ params)
+            scores = np.asarray(design @ delta.reshape(-1, k))
+            scores += np.log(self.prior_) + (log_abstain * w[:, None]).sum(axis=0)
         else:
-            scores = vote_scores(L, params)
-        scores += base[None, :]
-        return log_normalise(scores)
+            flat, cols = design
+            acc = self.accuracy_
+            lf_weight = np.log(acc * max(k - 1, 1) / (1 - acc)) * w
+            scores = np.bincount(flat, weights=lf_weight[cols], minlength=L.n_records * k).reshape(-1, k)
+            scores += np.log(self.prior_)
+        return softmax_rows(scores)
 
     def _accuracies(self) -> np.ndarray:
         """P(LF right | LF votes), under the fitted model and prior."""
@@ -171,4 +170,4 @@ class DawidSkene(LabelModel):
         return right / votes
 
     def _proba(self, L):
-        return self._e_step(L, *self._em_params(L))[0]
+        return self._e_step(L)[0]

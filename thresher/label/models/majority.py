@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from thresher.errors import ConfigError
 from thresher.label.matrix import LabelMatrix
-from thresher.label.models.base import LabelModel
+from thresher.label.models.base import LabelModel, softmax_rows
 
 
 def vote_scores(L: LabelMatrix, weights: np.ndarray | None = None) -> np.ndarray:
@@ -93,11 +93,10 @@ class WeightedMajorityVote(LabelModel):
         self.lf_accuracies_ = acc
         k = L.n_classes
         a = np.clip(acc, 1e-6, 1 - 1e-6)
+        # copies of one LF share one vote (see correlated.py), as in the EM that estimated the accuracies
         self.weights_ = np.clip(np.log(a * (k - 1) / (1 - a)), -self.max_weight, self.max_weight)
+        self.weights_ *= em.evidence_weights_
         return estimated
 
     def _proba(self, L):
-        scores = vote_scores(L, self.weights_)
-        scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        return scores / scores.sum(axis=1, keepdims=True)
+        return softmax_rows(vote_scores(L, self.weights_))[0]
