@@ -17,8 +17,8 @@ LABEL_MODELS: dict[str, type[LabelModel]] = {
     "triplet": TripletModel,
 }
 
-#: Chosen on the synthetic and real benchmarks (bench/results/label_synthetic.md, BENCHMARKS.md).
-DEFAULT_LABEL_MODEL = "dawid_skene"
+#: triplet: near-oracle on synthetic data and the most robust on the real LF sets (bench/results/label_synthetic.md).
+DEFAULT_LABEL_MODEL = "triplet"
 
 
 def make_label_model(name: str = DEFAULT_LABEL_MODEL, **params) -> LabelModel:

@@ -140,7 +140,10 @@ class DawidSkene(LabelModel):
             flat, cols = design
             hit = np.bincount(cols, weights=post.ravel()[flat], minlength=m)
             n = np.bincount(cols, minlength=m)
-            self.accuracy_ = np.clip((hit + a) / (n + 2 * a), 1e-6, 1 - 1e-6)  # Beta(a, a) smoothing
+            # Beta(a, a) smoothing, floored just above chance: LFs are assumed better than random, which rules out
+            # the degenerate optimum (one class takes the whole prior, LFs voting others become "always wrong")
+            # that unipolar keyword LFs otherwise fall into
+            self.accuracy_ = np.clip((hit + a) / (n + 2 * a), 1.0 / k + 0.01, 1 - 1e-6)
 
     def _e_step(self, L: LabelMatrix, design=None) -> tuple[np.ndarray, float]:
         """Posterior class probabilities of every record and the data log-likelihood."""

@@ -25,7 +25,6 @@ class TripletModel(LabelModel):
     """Closed-form one-coin accuracies from triplet agreement (median over triplets); see the module docstring."""
 
     name = "triplet"
-    estimates_class_balance = False
 
     def __init__(self, n_triplets: int = 200, min_overlap: int = 20, correlation_threshold: float = 0.95):
         self.n_triplets = n_triplets
@@ -66,8 +65,21 @@ class TripletModel(LabelModel):
         acc = np.clip((1 + (k - 1) * s) / k, 1.0 / k + 1e-3, 1 - 1e-3)
         self.lf_accuracies_ = acc
         self.weights_ = np.log(acc * (k - 1) / (1 - acc)) * self.evidence_weights_
-        self.prior_ = np.asarray(prior, dtype=np.float64)
-        return None
+        if prior is not None:
+            self.prior_ = np.asarray(prior, dtype=np.float64)
+            return None
+        # class balance: maximum likelihood with the accuracies held fixed -- concave in the prior, so this EM has
+        # one optimum and cannot collapse onto a class the way joint EM over priors and accuracies can
+        scores = vote_scores(L, self.weights_)
+        covered = L.n_votes() > 0
+        self.prior_ = np.full(k, 1.0 / k)
+        for _ in range(200):
+            post = softmax_rows(scores[covered] + np.log(self.prior_))[0]
+            new = (post.sum(axis=0) + 1.0) / (len(post) + k)
+            if np.abs(new - self.prior_).max() < 1e-7:
+                break
+            self.prior_ = new
+        return self.prior_
 
     def _proba(self, L):
         scores = vote_scores(L, self.weights_)
