@@ -73,7 +73,7 @@ class Run:
             from thresher.jobs.dedup import format_dedup_summary
 
             return format_dedup_summary(self)
-        if self.manifest.get("job") == "label":
+        if self.manifest.get("job") == "label" and "selection" not in self.manifest:
             from thresher.jobs.label import format_label_summary
 
             return format_label_summary(self)
