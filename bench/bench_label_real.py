@@ -41,7 +41,8 @@ def split(table: pa.Table, task: str) -> dict[str, pa.Table]:
             "test": table.filter(pa.array(~is_train))}
 
 
-def snorkel_predictions(L_train: np.ndarray, L_test: np.ndarray, k: int, class_balance: np.ndarray | None) -> np.ndarray:
+def snorkel_predictions(L_train: np.ndarray, L_test: np.ndarray, k: int,
+                        class_balance: np.ndarray | None) -> np.ndarray:
     from snorkel.labeling.model import LabelModel
 
     model = LabelModel(cardinality=k, verbose=False)
@@ -106,7 +107,8 @@ def run_task(task: str, data: Path, workers: int | None) -> dict:
            end.predict(parts["test"]["text"].combine_chunks()), time.perf_counter() - t0)
 
     mv = rows["thresher majority_vote"]
-    snorkel_best = max(rows["snorkel LabelModel"]["accuracy"], rows["snorkel LabelModel +class_balance(dev)"]["accuracy"])
+    snorkel_best = max(rows["snorkel LabelModel"]["accuracy"],
+                       rows["snorkel LabelModel +class_balance(dev)"]["accuracy"])
     snorkel_best_f1 = max(rows["snorkel LabelModel"]["macro_f1"],
                           rows["snorkel LabelModel +class_balance(dev)"]["macro_f1"])
     default = rows[f"thresher {DEFAULT_LABEL_MODEL}"]
