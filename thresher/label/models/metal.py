@@ -60,10 +60,12 @@ class MetalModel(LabelModel):
         if d > self.max_dim:
             raise ConfigError(f"metal needs an (m·k)² overlap matrix: {m} LFs × {k} classes = {d} > max_dim="
                               f"{self.max_dim}; use dawid_skene (one-coin) for this size")
-        groups = correlated_groups(L, self.correlation_threshold) if self.correlation_threshold <= 1 else np.arange(m)
+        O = overlap_matrix(L)  # noqa: E741 -- the paper's name
+        same = np.einsum("icjc->ij", O.reshape(m, k, m, k)) * L.n_records
+        groups = (correlated_groups(L, self.correlation_threshold, same=np.rint(same))
+                  if self.correlation_threshold <= 1 else np.arange(m))
         self.lf_groups_ = groups
         self.evidence_weights_ = evidence_weights(groups)
-        O = overlap_matrix(L)  # noqa: E741 -- the paper's name
         lf_of = np.repeat(np.arange(m), k)
         mask = groups[lf_of][:, None] != groups[lf_of][None, :]  # drop same-LF and same-group blocks
         p = np.asarray(prior, dtype=np.float64)
