@@ -52,7 +52,7 @@ def snorkel_predictions(L_train: np.ndarray, L_test: np.ndarray, k: int,
     return pred
 
 
-def run_task(task: str, data: Path, workers: int | None) -> dict:
+def run_task(task: str, data: Path, workers: int | None, tmp: Path) -> dict:
     import thresher as th
     from thresher.io.errors import ErrorLog
     from thresher.label import DEFAULT_LABEL_MODEL, LABEL_MODELS, label_metrics, make_label_model
@@ -64,8 +64,6 @@ def run_task(task: str, data: Path, workers: int | None) -> dict:
     lf_set = load_lfs(ROOT / "examples" / "label" / TASKS[task])
     k = len(lf_set.classes)
     parts = split(pq.read_table(data / f"{task}.parquet"), task)
-    tmp = ROOT / "bench" / "results" / ".label_tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
     applied, y = {}, {}
     t0 = time.perf_counter()
     for name, table in parts.items():
@@ -164,7 +162,10 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
-    results = [run_task(t, Path(args.data), args.workers) for t in args.tasks.split(",")]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [run_task(t, Path(args.data), args.workers, Path(tmp)) for t in args.tasks.split(",")]
     import snorkel
 
     meta = {"platform": platform.platform(), "python": platform.python_version(), "snorkel": snorkel.__version__,

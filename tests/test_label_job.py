@@ -153,3 +153,25 @@ def test_bad_inputs_fail_clearly_or_are_counted(bbc_split, tmp_path):
     result = CliRunner().invoke(main, ["label", "--pool", str(dirty), "--lfs", str(lfs), "--workers", "1",
                                        "--out", str(tmp_path / "strict")])
     assert result.exit_code == 2 and "dirty.jsonl:22" in result.output and "bad_json" in result.output
+
+
+def test_recipe_label_then_filter_and_select_on_the_label_columns(bbc_split, tmp_path):
+    from thresher.recipe import Recipe
+
+    pool, dev = bbc_split
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"pool: {pool}\nout: {tmp_path / 'run'}\nworkers: 1\nsteps:\n"
+                      f"  - label: {EXAMPLES / 'bbc_news.yaml'}\n    dev: {dev}\n"
+                      "  - filter: \"label_name == 'tech'\"\n"
+                      "  - select: topk\n    score: label_confidence\n    budget: 4\n")
+    run = Recipe.load(recipe).run(progress=False)
+    assert run.manifest["label_metrics"]["dev"]  # the label job's dev metrics survive the selection
+    by_id = {r["id"]: r for r in run.scores().to_pylist()}
+    assert len(run.selected_ids()) == 4 and {by_id[i]["label_name"] for i in run.selected_ids()} == {"tech"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"pool: {pool}\nsteps:\n  - label: {EXAMPLES / 'bbc_news.yaml'}\n  - score: gopher\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:3: after a label step come only filter steps"):
+        Recipe.load(bad)
+    bad.write_text(f"pool: {pool}\nsteps:\n  - label: {EXAMPLES / 'bbc_news.yaml'}\n    modle: metal\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:3: unknown key\(s\) modle in label step"):
+        Recipe.load(bad)

@@ -132,6 +132,7 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
                           "source": label_model.class_balance_source_},
         "analysis": analysis, "analysis_table": format_analysis(analysis, lf_set.classes),
         "lf_error_examples": applied.failure_examples, "metrics": metrics, "timings": timings,
+        "label_metrics": metrics,  # kept when a recipe's select step replaces "metrics" with the selection's
         "outputs": {"scores": "scores/scores.parquet", "matrix": "labels/matrix.npz", "lfs": "labels/lfs.json"},
     }
     write_json(manifest, out / "manifest.json")
