@@ -11,9 +11,13 @@
     kept = th.deduplicate(pool, out="runs/dedup")  # (th.dedup is the dedup subpackage)
     ev = th.evaluate(pool, target=target, heldout="heldout.jsonl", methods="dsir,classifier", out="runs/ev")
     print(ev.summary())  # vs random and stratified at 1%, 5%, 20%, 5 seeds, with intervals and verdicts
+    labels = th.label(pool, "lfs.yaml", out="runs/labels", dev="dev.parquet")  # weak supervision; @th.lf for LFs
 """
 
 from __future__ import annotations
+
+import sys
+import types
 
 from thresher._version import __version__
 from thresher.api import deduplicate, embed, evaluate, score, select
@@ -22,5 +26,39 @@ from thresher.io.dataset import Dataset, read
 from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
-__all__ = ["__version__", "read", "select", "score", "embed", "deduplicate", "evaluate", "Pipeline", "Dedup",
-           "Score", "Filter", "Select", "Dataset", "Run", "ThresherError", "ConfigError", "InputError"]
+__all__ = ["__version__", "read", "select", "score", "embed", "deduplicate", "evaluate", "label", "lf", "Pipeline",
+           "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError", "ConfigError", "InputError"]
+
+
+class _CallableModule(types.ModuleType):
+    """``thresher.label`` is both the weak-supervision subpackage and the function ``th.label(...)``."""
+
+    def __call__(self, *args, **kwargs):
+        from thresher.api import label
+
+        return label(*args, **kwargs)
+
+
+class _Thresher(types.ModuleType):
+    """Makes the ``thresher.label`` subpackage callable as soon as it is imported (by any route), so importing it
+    lazily keeps ``import thresher`` light (it loads scipy) while ``th.label(...)`` still works."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "label" and isinstance(value, types.ModuleType) and not isinstance(value, _CallableModule):
+            value.__class__ = _CallableModule
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Thresher
+
+
+def __getattr__(name: str) -> object:
+    if name == "label":
+        import thresher.label
+
+        return thresher.label
+    if name == "lf":
+        from thresher.label.lfs import lf
+
+        return lf
+    raise AttributeError(f"module 'thresher' has no attribute {name!r}")

@@ -559,6 +559,59 @@ def report(run_dir, out, open_browser) -> None:
         webbrowser.open(path.resolve().as_uri())
 
 
+@main.command(epilog="""
+\b
+Examples:
+  thresher label --pool pool.parquet --lfs lfs.yaml --out runs/topics
+  thresher label --pool pool.parquet --lfs lfs.py --model dawid_skene --dev dev.parquet --end-model hashed \\
+      --out runs/topics
+  thresher select --from-run runs/topics --where "label_name == 'sport' and label_confidence > 0.9" \\
+      --score label_confidence --selector topk --budget 1000 --out runs/sport
+\b
+LF files: .yaml (classes: [...], lfs: [{name, label, keywords | regex | column + threshold + op}])
+or .py (functions decorated with @thresher.lf returning a class name/index or None, and CLASSES = [...]).
+""")
+@click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
+@click.option("--lfs", "lfs", required=True, type=click.Path(dir_okay=False), help="LF file: .py or .yaml.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+@click.option("--model", default=None, help="Label model (majority_vote, weighted_majority_vote, dawid_skene, ...). "
+                                            "[default: thresher.label.DEFAULT_LABEL_MODEL]")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A label-model parameter (repeat).")
+@click.option("--dev", "dev", multiple=True, metavar="PATH",
+              help="Records with true labels: LF accuracies, dev metrics, class balance from dev.")
+@click.option("--label-field", default="label", show_default=True, help="Dev field with the true class.")
+@click.option("--class-balance", default="estimate", show_default=True,
+              help="estimate (from the votes), uniform, dev, or proportions such as 0.7,0.3.")
+@click.option("--end-model", type=click.Choice(["none", "hashed", "static"]), default="none", show_default=True,
+              help="Train a classifier on the probabilistic labels (hashed n-grams or static embeddings).")
+@click.option("--scores-from", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A run whose score columns score LFs (column + threshold) may read.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_reading_options
+@_handle_errors
+def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_model, scores_from, seed, text_field,
+          id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+    """Weak supervision: apply labelling functions, fit a label model, write labels as side-car scores.
+
+    Writes label, label_name, label_confidence and prob_<class> per record (scores/scores.parquet), the sparse
+    label matrix (labels/matrix.npz), and an LF analysis; every record is counted as labelled, abstained or failed.
+    """
+    from thresher.io.dataset import Dataset
+    from thresher.jobs.label import run_labeling
+
+    opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    run = run_labeling(Dataset(list(pool), **opts), lfs, out, model=model, model_params=_key_values(params),
+                       dev=Dataset(list(dev), **opts) if dev else None, label_field=label_field,
+                       class_balance=class_balance, end_model=end_model, scores_from=scores_from, seed=seed,
+                       workers=workers, progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]])
+    if as_json:
+        click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics,
+                               "class_balance": run.manifest["class_balance"], "timings": run.manifest["timings"]},
+                              default=str))
+    elif not quiet:
+        click.echo(run.summary())
+
+
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory. [default: a temporary folder]")

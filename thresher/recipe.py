@@ -17,6 +17,18 @@ Example (``thresher run recipe.yaml``)::
         temperature: 1.0
         budget: 5%
 
+A recipe may instead start with a ``label`` step (weak supervision, see ``thresher label``), followed only by
+filter steps and one select step, which then read the label columns::
+
+    steps:
+      - label: lfs.yaml                # LF file, .yaml or .py
+        model: dawid_skene             # optional: model, dev, label_field, class_balance, end_model, params
+        dev: dev.parquet
+      - filter: "label_name == 'sport'"
+      - select: topk
+        score: label_confidence
+        budget: 1000
+
 Relative paths are relative to the recipe's folder.
 """
 
@@ -36,6 +48,7 @@ from thresher.run import Run
 _TOP_KEYS = {"pool", "target", "out", "seed", "workers", "pool_sample", "group_field", "steps"}
 _DATASET_KEYS = {"path", "text_field", "id_field", "on_error", "batch_size"}
 _SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
+_LABEL_KEYS = {"label", "model", "params", "dev", "label_field", "class_balance", "end_model", "scores_from"}
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -67,6 +80,18 @@ class Recipe:
         steps = data["steps"]
         if not isinstance(steps, list) or not steps:
             raise ConfigError(f"{self._where(data)}: 'steps' must be a non-empty list")
+        self.label: dict | None = None
+        self.after_label: list[Filter | Select] = []
+        if isinstance(steps[0], dict) and next((k for k in steps[0] if k != "__line__"), None) == "label":
+            self.label = self._label_step(steps[0])
+            self.after_label = [self._stage(step, i + 1) for i, step in enumerate(steps[1:])]
+            kinds = [type(s) for s in self.after_label]
+            if any(k not in (Filter, Select) for k in kinds) or kinds.count(Select) > 1 or (
+                    Select in kinds and kinds[-1] is not Select):
+                raise ConfigError(f"{self._where(steps[0])}: after a label step come only filter steps and one "
+                                  "final select step (they read the label columns)")
+            self.pipeline = None
+            return
         stages = [self._stage(step, i) for i, step in enumerate(steps)]
         try:
             self.pipeline = Pipeline(stages)
@@ -95,8 +120,42 @@ class Recipe:
         options = dict(self.options)
         if workers is not None:
             options["workers"] = workers
+        if self.label is not None:
+            return self._run_label(Path(out), options, progress, command)
         return self.pipeline.run(self.pool, out, self.target, progress=progress, command=command,
                                  recipe=self.raw, report=report, **options)
+
+    def _label_step(self, step: dict) -> dict:
+        """The label step's arguments for :func:`thresher.jobs.label.run_labeling`, paths resolved."""
+        self._check_keys(step, _LABEL_KEYS, "label step")
+        args = {k: v for k, v in _plain(step).items() if k != "label"}
+        args["lfs"] = str(self._path(step["label"]))
+        if not Path(args["lfs"]).is_file():
+            raise ConfigError(f"{self._where(step)}: LF file {args['lfs']} does not exist")
+        if "params" in args:
+            args["model_params"] = args.pop("params")
+        if args.get("dev"):
+            args["dev"] = self._dataset(step["dev"], "dev", step.get("__line__"))
+        if args.get("scores_from"):
+            args["scores_from"] = str(self._path(args["scores_from"]))
+        return args
+
+    def _run_label(self, out: Path, options: dict, progress: bool, command: list[str] | None) -> Run:
+        """The label job, then the filters (as one --where) and the selection on its label columns."""
+        from thresher.jobs.label import run_labeling
+        from thresher.jobs.select import reselect
+
+        run = run_labeling(self.pool, out=out, seed=options.get("seed", 0), workers=options.get("workers"),
+                           progress=progress, command=command, **self.label)
+        select = next((s for s in self.after_label if isinstance(s, Select)), None)
+        if select is None:
+            return run
+        filters = [f"({s.where})" for s in self.after_label if isinstance(s, Filter)]
+        return reselect(out, progress=progress, command=command, selector=select.selector, score=select.score,
+                        budget=select.budget, temperature=select.temperature, threshold=select.threshold,
+                        min_tokens=select.min_tokens, token_column=select.token_column, where=" and ".join(filters)
+                        or None, embeddings=select.embeddings, labels=select.labels, selector_params=select.params,
+                        output_format=select.output_format, workers=options.get("workers"))
 
     def _stage(self, step: object, i: int) -> Dedup | Score | Filter | Select:
         if not isinstance(step, dict):
@@ -104,8 +163,8 @@ class Recipe:
         # The step's first key says what it is ('select: topk' may also carry a 'score:' column to rank by).
         kind = next((k for k in step if k != "__line__"), None)
         if kind not in ("dedup", "score", "filter", "select"):
-            raise ConfigError(f"{self._where(step)}: a step starts with dedup, score, filter or select; got "
-                              f"{kind or 'nothing'}")
+            raise ConfigError(f"{self._where(step)}: a step starts with dedup, score, filter or select (or label, "
+                              f"as the first step); got {kind or 'nothing'}")
         params = {k: v for k, v in step.items() if k not in (kind, "__line__")}
         try:
             if kind == "score":

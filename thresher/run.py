@@ -92,6 +92,10 @@ class Run:
             from thresher.jobs.dedup import format_dedup_summary
 
             return format_dedup_summary(self)
+        if self.manifest.get("job") == "label" and "selection" not in self.manifest:
+            from thresher.jobs.label import format_label_summary
+
+            return format_label_summary(self)
         if self.manifest.get("job") == "score":
             from thresher.jobs.score import format_rule_summary
 
@@ -102,4 +106,6 @@ class Run:
 
     def __repr__(self) -> str:
         c = self.counts
+        if self.manifest.get("job") == "label":
+            return f"Run({str(self.path)!r}, labelled={c.get('labelled')}, abstained={c.get('abstained')})"
         return f"Run({str(self.path)!r}, selected={c.get('selected')}, scored={c.get('scored')})"

@@ -189,10 +189,11 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
         raise ConfigError(f"cannot change {', '.join(sorted(bad))} when re-selecting; they change the scores. "
                           "Run a new selection instead")
     job = src.manifest.get("job", "select")
-    if job not in ("select", "score", "run"):
-        raise ConfigError(f"{src.path} is a {job} run; --from-run takes a select, score or run directory")
-    # A score-only run (thresher score) has no selection config yet: rank its columns, top-k by default.
-    base = src.manifest.get("config") if job != "score" else None
+    if job not in ("select", "score", "run", "label"):
+        raise ConfigError(f"{src.path} is a {job} run; --from-run takes a select, score, label or run directory")
+    # A score-only run (thresher score, thresher label) has no selection config yet: rank its columns, top-k by
+    # default.
+    base = src.manifest.get("config") if job not in ("score", "label") else None
     base = base or {"method": "scores", "min_tokens": 0}
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "selector" in changes and changes["selector"] != base.get("selector"):

@@ -1,0 +1,176 @@
+"""Labelling functions on real text: keyword/regex (vectorised and Python fallback), score columns, decorated and
+batched callables, and the .py/.yaml loaders with errors that name the file and line."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import thresher as th
+from thresher.demo import sample_path
+from thresher.errors import ConfigError
+from thresher.label.lfs import ABSTAIN, CallableLF, KeywordLF, LFError, LFSet, RegexLF, ScoreLF, load_lfs
+
+BBC = sample_path("labeled/bbc_news.parquet")
+CLASSES = ["business", "entertainment", "politics", "sport", "tech"]
+
+
+@pytest.fixture(scope="module")
+def bbc() -> pa.Table:
+    return pq.read_table(BBC).select(["id", "text", "label"])
+
+
+def test_keyword_lf_matches_a_python_reference_on_real_articles(bbc):
+    words = ["match", "world cup", "coach", "C++"]
+    lf = KeywordLF("sport", "sport", words)
+    votes = lf.apply(bbc, CLASSES).votes
+    ref = re.compile(r"\b(?:match|world\s+cup|coach|C\+\+)\b", re.IGNORECASE)
+    expected = np.array([3 if ref.search(t) else ABSTAIN for t in bbc["text"].to_pylist()])
+    assert lf.vectorised
+    np.testing.assert_array_equal(votes, expected)
+    assert 5 < (votes == 3).sum() < len(votes)  # fires on some real articles, not all
+
+
+def test_whole_word_and_case_sensitivity():
+    table = pa.table({"id": ["a", "b", "c"], "text": ["The matches ended", "a Match", "APPLE and apple"]})
+    assert KeywordLF("m", "sport", ["match"]).apply(table, CLASSES).votes.tolist() == [-1, 3, -1]
+    assert KeywordLF("m", "sport", ["match"], whole_word=False).apply(table, CLASSES).votes.tolist() == [3, 3, -1]
+    assert KeywordLF("a", "tech", ["APPLE"], case_sensitive=True).apply(table, CLASSES).votes.tolist() == [-1, -1, 4]
+
+
+def test_regex_that_re2_cannot_run_falls_back_to_python_with_the_same_result(bbc):
+    lf = RegexLF("money", "business", r"(?<=\$)\d+(\.\d+)?(bn|m)\b")
+    assert not lf.vectorised  # look-behind is not RE2
+    expected = [0 if re.search(r"(?<=\$)\d+(\.\d+)?(bn|m)\b", t, re.I) else -1 for t in bbc["text"].to_pylist()]
+    assert lf.apply(bbc, CLASSES).votes.tolist() == expected
+    assert 0 in expected
+
+
+def test_score_lf_reads_numbers_booleans_and_numeric_strings_and_abstains_on_nulls():
+    table = pa.table({"id": list("abcde"), "text": ["x"] * 5, "q": ["0.9", "0.1", None, "true", "false"]})
+    lf = ScoreLF("q_high", "q", 0.5, "tech", op=">", else_label="business")
+    assert lf.apply(table, CLASSES).votes.tolist() == [4, 0, -1, 4, 0]
+    numeric = table.set_column(2, "q", pa.array([0.9, 0.1, None, 1.0, 0.0]))
+    assert lf.apply(numeric, CLASSES).votes.tolist() == [4, 0, -1, 4, 0]
+    with pytest.raises(ConfigError, match="'q' holds 'high'"):
+        lf.apply(table.set_column(2, "q", pa.array(["high"] * 5)), CLASSES)
+    with pytest.raises(ConfigError, match="op must be one of"):
+        ScoreLF("bad", "q", 0.5, "tech", op="=>")
+
+
+def test_decorated_lfs_return_names_indices_or_none_and_errors_name_the_lf_and_record(bbc):
+    @th.lf
+    def mentions_film(text):
+        return "entertainment" if "film" in text.lower() else None
+
+    @th.lf(name="politics_index")
+    def pol(text):
+        return 2 if "minister" in text.lower() else -1
+
+    assert isinstance(mentions_film, CallableLF) and mentions_film.name == "mentions_film"
+    assert mentions_film("a film") == "entertainment"  # still callable directly
+    film = mentions_film.apply(bbc, CLASSES).votes
+    assert set(film.tolist()) == {1, -1}
+    assert pol.apply(bbc, CLASSES).votes.tolist() == [2 if "minister" in t.lower() else -1
+                                                       for t in bbc["text"].to_pylist()]
+
+    @th.lf
+    def broken(text):
+        return "weather" if "rain" in text else None
+
+    rainy = next(i for i, t in zip(bbc["id"].to_pylist(), bbc["text"].to_pylist()) if "rain" in t)
+    with pytest.raises(LFError, match=rf"'broken' failed on record '{re.escape(rainy)}'.*'weather'"):
+        broken.apply(bbc, CLASSES)
+    skipped = broken.apply(bbc, CLASSES, on_error="skip")
+    assert skipped.failed_rows and (skipped.votes == -1).all()
+    assert skipped.failures[0].startswith(rainy)
+
+
+def test_batched_callable_gets_lists_and_a_failing_batch_is_narrowed_to_the_bad_record():
+    calls = []
+
+    @th.lf(batched=True)
+    def zero_shot(texts):
+        calls.append(len(texts))
+        if any("boom" in t for t in texts):
+            raise RuntimeError("model crashed")
+        return ["sport" if "goal" in t else None for t in texts]
+
+    table = pa.table({"id": ["r1", "r2", "r3"], "text": ["a goal", "boom", "nothing"]})
+    with pytest.raises(LFError, match="'zero_shot' failed on record 'r2': RuntimeError: model crashed"):
+        zero_shot.apply(table, CLASSES)
+    ok = table.slice(0, 1)
+    calls.clear()
+    assert zero_shot.apply(ok, CLASSES).votes.tolist() == [3] and calls == [1]
+    skipped = zero_shot.apply(table, CLASSES, on_error="skip")
+    assert skipped.votes.tolist() == [3, -1, -1] and skipped.failed_rows == [1]
+
+
+def test_yaml_loader_builds_each_kind_and_names_the_line_of_mistakes(tmp_path):
+    good = tmp_path / "lfs.yaml"
+    good.write_text("classes: [neg, pos]\nlfs:\n"
+                    "  - {name: kw, label: pos, keywords: [great, superb]}\n"
+                    "  - {name: rx, label: neg, regex: ['\\bawful\\b', 'dull']}\n"
+                    "  - {name: sc, label: pos, column: stars, threshold: 4, op: '>='}\n")
+    lfs = load_lfs(good)
+    assert [type(f) for f in lfs.lfs] == [KeywordLF, RegexLF, ScoreLF] and lfs.classes == ["neg", "pos"]
+    assert lfs.columns == ["stars"]
+    cases = {"  - {name: kw, label: maybe, keywords: [x]}\n": r":3: .*'maybe', which is not a class",
+             "  - {name: kw, label: pos, keyword: [x]}\n": r":3: unknown key\(s\) keyword",
+             "  - {name: kw, label: pos, regex: '(unclosed'}\n": r":3: .*invalid regular expression",
+             "  - {name: kw, label: pos}\n": r":3: give exactly one of keywords, regex or column"}
+    for entry, message in cases.items():
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("classes: [neg, pos]\nlfs:\n" + entry)
+        with pytest.raises(ConfigError, match=message):
+            load_lfs(bad)
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("classes: [neg, pos]\nlfs:\n  - {name: a, label: pos, keywords: [x]}\n"
+                   "  - {name: a, label: neg, keywords: [y]}\n")
+    with pytest.raises(ConfigError, match="two labelling functions are named a"):
+        load_lfs(dup)
+
+
+def test_python_loader_collects_module_level_lfs_in_order_and_reports_errors_with_lines(tmp_path):
+    src = tmp_path / "lfs.py"
+    src.write_text("import thresher as th\nCLASSES = ['neg', 'pos']\n\n"
+                   "@th.lf\ndef b_second(text):\n    return None\n\n"
+                   "@th.lf\ndef a_first(text):\n    return 'pos'\n\n"
+                   "kw = th.label.lfs.KeywordLF('kw', 'neg', ['bad'])\n"
+                   "def helper(text):\n    return 1\n")
+    lfs = load_lfs(src)
+    assert lfs.names == ["b_second", "a_first", "kw"]  # definition order; undecorated helpers are ignored
+    (tmp_path / "syntax.py").write_text("CLASSES = ['a', 'b']\n\ndef f(:\n")
+    with pytest.raises(ConfigError, match=r"syntax\.py:3: syntax error"):
+        load_lfs(tmp_path / "syntax.py")
+    (tmp_path / "raises.py").write_text("CLASSES = ['a', 'b']\nx = 1\ny = 1 / 0\n")
+    with pytest.raises(ConfigError, match=r"raises\.py:3: importing the LF file failed: ZeroDivisionError"):
+        load_lfs(tmp_path / "raises.py")
+    (tmp_path / "noclasses.py").write_text("import thresher as th\n@th.lf\ndef f(t):\n    return None\n")
+    with pytest.raises(ConfigError, match="define the class names"):
+        load_lfs(tmp_path / "noclasses.py")
+    with pytest.raises(ConfigError, match="LF files are .py"):
+        (tmp_path / "lfs.txt").write_text("x")
+        load_lfs(tmp_path / "lfs.txt")
+
+
+def test_lf_set_checks_labels_against_classes():
+    with pytest.raises(ConfigError, match="not a class"):
+        LFSet(["a", "b"], [KeywordLF("k", "c", ["x"])])
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        LFSet(["a"], [KeywordLF("k", "a", ["x"])])
+    with pytest.raises(ConfigError, match="label_names"):
+        LFSet(["a", "b"], [CallableLF(len, label_names=["b", "a"])])
+
+
+def test_example_lf_sets_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "label"
+    sizes = {p.name: len(load_lfs(p)) for p in sorted(root.glob("*.*")) if p.suffix in (".py", ".yaml")}
+    assert set(sizes) == {"bbc_news.yaml", "rotten_tomatoes.py", "brown_genre.yaml"}
+    assert all(10 <= n <= 40 for n in sizes.values())

@@ -1,0 +1,279 @@
+"""The label job: apply LFs to a pool, fit a label model, and write labels as side-car scores by id.
+
+Run directory:
+  ``labels/matrix.npz`` (the pool's sparse label matrix, rows in ``scores.parquet`` order), ``labels/lfs.json``,
+  ``labels/dev_matrix.npz`` (with a dev set);
+  ``scores/scores.parquet``: ``id``, ``label`` (class index, -1 = abstain: no LF voted), ``label_name``,
+  ``label_confidence`` (the label's probability), ``prob_<class>`` per class, ``n_votes``, ``n_words``, and with an
+  end model ``end_label``, ``end_label_name``, ``end_confidence`` (it labels every record, covered or not);
+  ``manifest.json``: counts that add up (read = labelled + abstained + failed), the class balance and where it
+  came from, the LF analysis, and dev metrics of the label model, majority vote and the end model.
+A later ``thresher select --from-run DIR --where "label_name == 'sport' and label_confidence > 0.9"`` selects on
+them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from thresher.errors import ConfigError
+from thresher.io.atomic import write_json, write_parquet
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
+from thresher.jobs.manifest import dataset_info, versions
+from thresher.label.lfs import ABSTAIN, LFSet, as_lf_set
+from thresher.run import Run
+
+CLASS_BALANCE_CHOICES = ("estimate", "uniform", "dev")
+
+
+def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: str | os.PathLike, *,
+                 classes: Sequence[str] | None = None, model: str | None = None, model_params: dict | None = None,
+                 dev: Dataset | None = None, label_field: str = "label",
+                 class_balance: str | Sequence[float] = "estimate", end_model: str | None = None,
+                 end_model_params: dict | None = None, scores_from: str | os.PathLike | None = None, seed: int = 0,
+                 workers: int | None = None, progress: bool = False, command: list[str] | None = None) -> Run:
+    """Label every record of ``pool`` with the LFs in ``lfs`` (a .py/.yaml file, an :class:`LFSet`, or a list of
+    LFs with ``classes``) and label model ``model``; see the module docstring for what is written.
+
+    ``dev``: records with true labels in ``label_field`` (class names or indices), for LF accuracies, dev metrics
+    and ``class_balance="dev"``. ``end_model``: ``hashed`` or ``static`` to train a classifier on the labels.
+    ``scores_from``: a run whose side-car columns score LFs may read.
+    """
+    from thresher.label.analysis import analyse, format_analysis
+    from thresher.label.apply import apply_lfs
+    from thresher.label.models import DEFAULT_LABEL_MODEL, make_label_model
+
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    lf_set = as_lf_set(lfs, classes)
+    model_name = model or DEFAULT_LABEL_MODEL
+    label_model = make_label_model(model_name, **(model_params or {}))
+    end_config = _end_config(end_model, end_model_params)
+    balance = _class_balance(class_balance, len(lf_set.classes), dev is not None)
+    scores = Run(scores_from).scores() if scores_from else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    errors = ErrorLog(pool.on_error)
+    applied = apply_lfs(pool, lf_set, errors, workers=workers, scores=scores, progress=progress)
+    dev_applied, y_dev = None, None
+    if dev is not None:
+        dev_applied = apply_lfs(dev, lf_set, ErrorLog(dev.on_error), workers=workers, scores=scores,
+                                extra_columns=(label_field,))
+        y_dev = dev_labels(dev_applied.extra[label_field], dev_applied.ids, lf_set.classes, label_field)
+    timings["apply"] = round(time.perf_counter() - t0, 4)
+
+    t0 = time.perf_counter()
+    L = applied.matrix
+    dev_pair = (dev_applied.matrix, y_dev) if dev_applied is not None else None
+    label_model.fit(L, class_balance=balance, dev=dev_pair, seed=seed)
+    proba = label_model.predict_proba(L)
+    pred = label_model.predict(L, abstain="abstain", seed=seed)
+    timings["label_model"] = round(time.perf_counter() - t0, 4)
+
+    metrics: dict = {}
+    if dev_pair is not None:
+        metrics["dev"] = dev_metrics(label_model, model_name, *dev_pair, seed=seed)
+    texts = None
+    end_columns = {}
+    if end_config is not None:
+        t0 = time.perf_counter()
+        texts = _texts(pool)
+        report, end_proba, end_dev = train_end_model(end_config, texts, proba, L.n_votes(), dev, y_dev)
+        end_pred = end_proba.argmax(axis=1)
+        end_columns = {"end_label": pa.array(end_pred, pa.int32()),
+                       "end_label_name": pa.array([lf_set.classes[i] for i in end_pred], pa.large_string()),
+                       "end_confidence": pa.array(end_proba.max(axis=1), pa.float64())}
+        metrics["end_model"] = report
+        if end_dev is not None:
+            metrics.setdefault("dev", {})["end_model"] = end_dev
+        timings["end_model"] = round(time.perf_counter() - t0, 4)
+
+    analysis = analyse(L, y_dev, dev_applied.matrix if dev_applied is not None else None,
+                       getattr(label_model, "lf_accuracies_", None))
+    table = _scores_table(applied.ids, pred, proba, L.n_votes(), lf_set.classes, pool, texts, end_columns)
+    (out / "scores").mkdir(exist_ok=True)
+    (out / "labels").mkdir(exist_ok=True)
+    write_parquet(table, out / "scores" / "scores.parquet")
+    L.save(out / "labels" / "matrix.npz")
+    if dev_applied is not None:
+        dev_applied.matrix.save(out / "labels" / "dev_matrix.npz")
+    write_json(lf_set.describe(), out / "labels" / "lfs.json")
+
+    failed = errors.to_dict()
+    n = L.n_records
+    labelled = int((pred != ABSTAIN).sum())
+    counts = {"input_records": n + failed["total"], "labelled": labelled, "abstained": n - labelled,
+              "failed": failed["total"], "pool_failed": failed, "lf_errors": applied.lf_failures,
+              "by_class": {c: int((pred == i).sum()) for i, c in enumerate(lf_set.classes)}}
+    counts["all_accounted_for"] = labelled + counts["abstained"] + counts["failed"] == counts["input_records"]
+    timings["total"] = round(time.perf_counter() - t_start, 4)
+    manifest = {
+        "command": command, "created_unix": int(time.time()), "job": "label",
+        "config": {"model": model_name, "model_params": label_model.get_params(), "class_balance": _jsonable(balance),
+                   "seed": seed, "label_field": label_field if dev is not None else None,
+                   "end_model": asdict(end_config) if end_config else None,
+                   "scores_from": str(scores_from) if scores_from else None},
+        "classes": lf_set.classes, "lfs": lf_set.describe(),
+        "inputs": {"pool": dataset_info(pool), **({"dev": dataset_info(dev)} if dev is not None else {})},
+        "versions": versions(), "engine": applied.engine, "counts": counts,
+        "class_balance": {"values": [float(v) for v in label_model.class_balance_],
+                          "source": label_model.class_balance_source_},
+        "analysis": analysis, "analysis_table": format_analysis(analysis, lf_set.classes),
+        "lf_error_examples": applied.failure_examples, "metrics": metrics, "timings": timings,
+        "label_metrics": metrics,  # kept when a recipe's select step replaces "metrics" with the selection's
+        "outputs": {"scores": "scores/scores.parquet", "matrix": "labels/matrix.npz", "lfs": "labels/lfs.json"},
+    }
+    write_json(manifest, out / "manifest.json")
+    return Run(out)
+
+
+def dev_labels(values: pa.Array, ids: pa.Array, classes: Sequence[str], field: str) -> np.ndarray:
+    """Dev labels as class indices: class names, or whole numbers in range; anything else names the record."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.empty(len(values), dtype=np.int64)
+    for row, v in enumerate(values.to_pylist()):
+        if v in index:
+            out[row] = index[v]
+        elif v is not None and re.fullmatch(r"\d+", v) and int(v) < len(classes):
+            out[row] = int(v)
+        else:
+            raise ConfigError(f"dev record {ids[row].as_py()!r}: {field} = {v!r} is not a class "
+                              f"({', '.join(classes)}) or a class index")
+    return out
+
+
+def dev_metrics(label_model, name: str, L_dev, y_dev: np.ndarray, seed: int = 0) -> dict:
+    """The label model's and majority vote's metrics on dev, over all dev records (abstains count as wrong)."""
+    from thresher.label.metrics import label_metrics
+    from thresher.label.models import make_label_model
+
+    k = L_dev.n_classes
+    result = {name: label_metrics(y_dev, label_model.predict(L_dev, abstain="abstain", seed=seed), k)}
+    if name != "majority_vote":
+        mv = make_label_model("majority_vote").fit(L_dev, seed=seed)
+        result["majority_vote"] = label_metrics(y_dev, mv.predict(L_dev, abstain="abstain", seed=seed), k)
+    return result
+
+
+def _end_config(kind: str | None, params: dict | None):
+    if kind in (None, "none"):
+        if params:
+            raise ConfigError("end model parameters given without an end model (end_model='hashed' or 'static')")
+        return None
+    from thresher.label.end_model import EndModelConfig
+
+    try:
+        return EndModelConfig(features=kind, **(params or {}))
+    except TypeError as e:
+        raise ConfigError(f"end model: {e}") from None
+
+
+def train_end_model(config, texts: pa.Array, proba: np.ndarray, n_votes: np.ndarray, dev: Dataset | None,
+                    y_dev: np.ndarray | None) -> tuple[dict, np.ndarray, dict | None]:
+    """Fit the end model on covered records' probabilistic labels; its probabilities for every record and its
+    dev metrics (next to the label model's) when a dev set is given."""
+    from thresher.label.end_model import EndModel
+    from thresher.label.metrics import label_metrics
+
+    train = n_votes >= max(config.min_votes, 1)
+    if train.sum() < 2:
+        raise ConfigError(f"the end model needs at least 2 records with LF votes, got {int(train.sum())}")
+    model = EndModel(config).fit(texts.filter(pa.array(train)), proba[train])
+    all_proba = model.predict_proba(texts)
+    dev_report = None
+    if dev is not None:
+        dev_report = label_metrics(y_dev, model.predict(_texts(dev)), proba.shape[1])
+    return model.report_, all_proba, dev_report
+
+
+def _texts(ds: Dataset) -> pa.Array:
+    """Every usable text of ``ds`` in reading order (bad records were already counted by the LF pass)."""
+    chunks = [b.column("text") for b in ds.iter_batches(ErrorLog("skip"))]
+    return pa.concat_arrays(chunks) if chunks else pa.array([], pa.large_string())
+
+
+def prob_columns(classes: Sequence[str]) -> list[str]:
+    """``prob_<class>`` column names: lower-case, non-alphanumerics as ``_``; unique or an error."""
+    names = [f"prob_{re.sub(r'[^0-9a-z]+', '_', c.lower()).strip('_') or i}" for i, c in enumerate(classes)]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"classes {list(classes)} give clashing column names {names}; rename the classes")
+    return names
+
+
+def _scores_table(ids: pa.Array, pred: np.ndarray, proba: np.ndarray, n_votes: np.ndarray, classes: Sequence[str],
+                  pool: Dataset, texts: pa.Array | None, end_columns: dict) -> pa.Table:
+    labelled = pred != ABSTAIN
+    names = np.asarray(classes, dtype=object)[np.where(labelled, pred, 0)]
+    confidence = proba[np.arange(len(pred)), np.where(labelled, pred, 0)]
+    texts = texts if texts is not None else _texts(pool)
+    cols = {"id": ids,
+            "label": pa.array(pred, pa.int32()),
+            "label_name": pa.array(names, pa.large_string(), mask=~labelled),
+            "label_confidence": pa.array(confidence, pa.float64(), mask=~labelled)}
+    for j, col in enumerate(prob_columns(classes)):
+        cols[col] = pa.array(proba[:, j], pa.float64())
+    cols["n_votes"] = pa.array(n_votes, pa.int32())
+    cols["n_words"] = pc.list_value_length(pc.utf8_split_whitespace(texts)).cast(pa.int64())
+    cols.update(end_columns)
+    return pa.table(cols)
+
+
+def _class_balance(value: str | Sequence[float], k: int, has_dev: bool) -> str | np.ndarray:
+    """``estimate`` | ``uniform`` | ``dev`` | k proportions (a list, or ``"0.3,0.7"``)."""
+    if isinstance(value, str) and value in CLASS_BALANCE_CHOICES:
+        if value == "dev" and not has_dev:
+            raise ConfigError("class_balance 'dev' needs a dev set (--dev)")
+        return value
+    try:
+        values = np.asarray([float(v) for v in (value.split(",") if isinstance(value, str) else value)])
+    except (TypeError, ValueError):
+        raise ConfigError(f"class balance is one of {', '.join(CLASS_BALANCE_CHOICES)} or {k} proportions "
+                          f"(e.g. 0.3,0.7); got {value!r}") from None
+    if len(values) != k or (values < 0).any() or values.sum() <= 0:
+        raise ConfigError(f"class balance needs {k} non-negative proportions, got {value!r}")
+    return values / values.sum()
+
+
+def _jsonable(value):
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def format_label_summary(run: Run) -> str:
+    """Counts, class balance and its source, the LF table, and dev metrics of the label and end models."""
+    c, m = run.counts, run.manifest
+    classes = m["classes"]
+    lines = [f"model {m['config']['model']} | {len(classes)} classes | {len(m['lfs']['lfs'])} LFs",
+             f"records: {c['input_records']:,} read, {c['labelled']:,} labelled, {c['abstained']:,} abstained "
+             f"(no LF voted), {c['failed']:,} failed",
+             "by class: " + ", ".join(f"{k} {v:,}" for k, v in c["by_class"].items())]
+    errors = {k: v for k, v in c.get("lf_errors", {}).items() if v}
+    if errors:
+        lines.append("LF errors (counted as abstains): " + ", ".join(f"{k} {v:,}" for k, v in errors.items()))
+    balance = m["class_balance"]
+    lines.append(f"class balance ({balance['source']}): "
+                 + ", ".join(f"{k} {v:.3f}" for k, v in zip(classes, balance["values"])))
+    lines += ["", m["analysis_table"]]
+    dev = run.metrics.get("dev")
+    if dev:
+        lines.append("\ndev metrics (all dev records; abstains count as wrong):")
+        for name, r in dev.items():
+            lines.append(f"  {name:<22} accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}"
+                         + (f"  coverage {r['coverage']:.1%}" if "coverage" in r else ""))
+    end = run.metrics.get("end_model")
+    if end:
+        lines.append(f"end model: {end['config']['features']} features, trained on {end['trained_on']:,} covered "
+                     "records (columns end_label, end_confidence)")
+    lines.append(f"labels: {run.path / 'scores' / 'scores.parquet'}")
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""Apply an LF set to a dataset: streaming, in parallel, into a sparse :class:`LabelMatrix`.
+
+Batches go to the local engine's workers and come back in input order, and each record's vote depends only on
+that record, so the matrix is identical at any worker count or batch size. An LF that raises stops the run with
+an error naming the LF and the record id; with ``on_error="skip"`` the failure counts as an abstain and is
+reported per LF.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from thresher.engine.local import LocalEngine
+from thresher.errors import ConfigError
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
+from thresher.label.lfs import LFSet
+from thresher.label.matrix import LabelMatrix
+
+#: Failed (LF, record) examples kept verbatim per LF; the rest are only counted.
+MAX_FAILURE_EXAMPLES = 5
+
+
+@dataclass
+class Applied:
+    """The votes of every record read (reading order), the ids, any extra columns asked for, and LF failures."""
+
+    ids: pa.Array
+    matrix: LabelMatrix
+    extra: dict[str, pa.Array] = field(default_factory=dict)
+    lf_failures: dict[str, int] = field(default_factory=dict)
+    failure_examples: dict[str, list[str]] = field(default_factory=dict)
+    engine: dict = field(default_factory=dict)
+
+
+def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str) -> tuple[sp.csr_matrix, dict[str, list[str]]]:
+    """Votes of one batch as CSR (stored value = class + 1) and each LF's failures (``id: why``)."""
+    columns, failures = [], {}
+    for f in lf_set.lfs:
+        result = f.apply(batch, lf_set.classes, on_error)
+        columns.append(result.votes)
+        if result.failures:
+            failures[f.name] = result.failures
+    return sp.csr_matrix(np.stack(columns, axis=1) + 1, dtype=np.int32), failures
+
+
+def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *, workers: int | None = None,
+              extra_columns: tuple[str, ...] = (), scores: pa.Table | None = None, on_error: str | None = None,
+              progress: bool = False) -> Applied:
+    """Run every LF over ``dataset``. ``scores`` (a table with ``id``) supplies columns score LFs read that the
+    records lack; ``extra_columns`` are collected from the records and returned (e.g. dev labels)."""
+    errors = errors or ErrorLog(dataset.on_error)
+    on_error = on_error or dataset.on_error
+    from_scores = [c for c in lf_set.columns if scores is not None and c in scores.column_names]
+    wanted = tuple(dict.fromkeys([*extra_columns, *(c for c in lf_set.columns if c not in from_scores)]))
+    engine_note = None
+    if (workers or 0) != 1:
+        try:
+            pickle.dumps(lf_set)
+        except Exception as e:  # noqa: BLE001 -- lambdas, closures: run them in this process instead
+            workers, engine_note = 1, f"LFs cannot be sent to worker processes ({type(e).__name__}); ran in-process"
+
+    def items():
+        for batch in dataset.iter_batches(errors, extra_columns=wanted):
+            table = pa.Table.from_batches([batch])
+            if from_scores:
+                table = _join_scores(table, scores, from_scores)
+            yield lf_set, table, on_error
+
+    ids, parts, extra = [], [], {c: [] for c in extra_columns}
+    failures: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+    with LocalEngine(workers) as engine:
+        batches = items()
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="labelling", unit=" batches")
+        for votes, failed in engine.map(apply_batch, _tee_items(batches, ids, extra)):
+            parts.append(votes)
+            for name, rows in failed.items():
+                failures[name] += len(rows)
+                kept = examples.setdefault(name, [])
+                kept.extend(rows[:MAX_FAILURE_EXAMPLES - len(kept)])
+        info = engine.describe()
+    if not parts:
+        raise ConfigError(f"no usable records in {', '.join(dataset.paths)}")
+    if engine_note:
+        info["note"] = engine_note
+    votes = sp.vstack(parts, format="csr")
+    return Applied(ids=pa.concat_arrays(ids), matrix=LabelMatrix(votes, len(lf_set.classes), lf_set.names),
+                   extra={c: pa.concat_arrays(v) for c, v in extra.items()},
+                   lf_failures={n: failures.get(n, 0) for n in lf_set.names},
+                   failure_examples=examples, engine=info)
+
+
+def _tee_items(items, ids: list, extra: dict):
+    """Pass work items through, keeping each batch's ids and extra columns in the main process."""
+    for item in items:
+        table = item[1]
+        ids.append(table["id"].combine_chunks())
+        for c in extra:
+            extra[c].append(table[c].combine_chunks())
+        yield item
+
+
+def _join_scores(table: pa.Table, scores: pa.Table, columns: list[str]) -> pa.Table:
+    """Add side-car score ``columns`` to a batch by id (null where a record has no score)."""
+    idx = pc.index_in(table["id"], value_set=scores["id"].combine_chunks())
+    for c in columns:
+        table = table.append_column(c, pc.take(scores[c], idx))
+    return table

@@ -1,0 +1,495 @@
+"""Labelling functions (LFs): cheap, noisy voters that each return a class or abstain.
+
+Four kinds, one interface (``LabelingFunction.apply(batch, classes)`` -> one vote per record, -1 = abstain):
+
+* :func:`lf` decorates a Python function of a text (or, ``batched=True``, of a list of texts, e.g. a zero-shot
+  model) into a :class:`CallableLF`; it returns a class index, a class name, or ``None``/-1 to abstain.
+* :class:`KeywordLF` and :class:`RegexLF` vote a label when any keyword/pattern matches; they run vectorised on
+  the whole Arrow batch (RE2 via ``pyarrow.compute``), falling back to Python ``re`` only for patterns RE2 lacks.
+* :class:`ScoreLF` turns an existing score column into a vote (``column op threshold -> label``).
+
+:func:`load_lfs` reads a ``.py`` file (module-level LFs in definition order, plus ``CLASSES``) or a ``.yaml`` file
+(``classes:`` and ``lfs:``), with errors that name the file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import operator
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from thresher.errors import ConfigError, ThresherError
+
+ABSTAIN = -1  # the same value as thresher.label.matrix.ABSTAIN (kept here so LF files import nothing heavy)
+
+
+class LFError(ThresherError):
+    """A labelling function raised or returned something invalid on a record; names the LF and the record id."""
+
+    def __init__(self, lf_name: str, record_id: str, detail: str):
+        self.lf_name, self.record_id, self.detail = lf_name, record_id, detail
+        super().__init__(f"labelling function {lf_name!r} failed on record {record_id!r}: {detail}")
+
+
+@dataclass
+class Votes:
+    """One LF's votes on a batch: class indices (-1 = abstain) and the rows it failed on (with why)."""
+
+    votes: np.ndarray
+    failed_rows: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+class LabelingFunction:
+    """Base class: ``name``, the extra ``columns`` it reads, and ``apply`` over a batch."""
+
+    name: str = ""
+    kind: str = ""
+    columns: tuple[str, ...] = ()
+
+    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
+        """One vote per row of ``batch`` (columns ``id``, ``text`` and ``self.columns``)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """A JSON-able description for the manifest."""
+        return {"name": self.name, "kind": self.kind}
+
+
+# ------------------------------------------------------------------------------------------------ Python callables
+
+
+class CallableLF(LabelingFunction):
+    """Wrap any function of a text (``batched=False``) or of a list of texts (``batched=True``) as an LF."""
+
+    kind = "python"
+
+    def __init__(self, fn: Callable, name: str | None = None, batched: bool = False,
+                 label_names: Sequence[str] | None = None):
+        if not callable(fn):
+            raise ConfigError(f"a labelling function must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
+        self.batched = batched
+        self.label_names = list(label_names) if label_names is not None else None
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __call__(self, text):
+        """Call the wrapped function directly (handy in notebooks and tests)."""
+        return self.fn(text)
+
+    def __repr__(self) -> str:
+        return f"CallableLF({self.name!r}, batched={self.batched})"
+
+    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
+        texts = batch["text"].to_pylist()
+        ids = batch["id"].to_pylist()
+        names = self.label_names or classes
+        index = {c: i for i, c in enumerate(names)}
+        out = Votes(np.full(len(texts), ABSTAIN, dtype=np.int32))
+        if self.batched:
+            try:
+                values = list(self.fn(texts))
+                if len(values) != len(texts):
+                    raise ValueError(f"returned {len(values)} votes for {len(texts)} texts")
+            except Exception:  # noqa: BLE001 -- find the failing records one by one
+                values = None
+            if values is not None:
+                for row, value in enumerate(values):
+                    self._store(out, row, lambda v=value: v, ids, index, len(classes), on_error)
+                return out
+        call = (lambda t: self.fn([t])[0]) if self.batched else self.fn
+        for row, text in enumerate(texts):
+            self._store(out, row, lambda t=text: call(t), ids, index, len(classes), on_error)
+        return out
+
+    def _store(self, out: Votes, row: int, compute: Callable, ids: list, index: dict, k: int, on_error: str) -> None:
+        """Run one record's vote, convert it to a class index, and handle a failure by the error policy."""
+        try:
+            out.votes[row] = _as_class(compute(), index, k)
+        except Exception as e:  # noqa: BLE001 -- user code: any exception is this LF's failure on this record
+            detail = f"{type(e).__name__}: {e}"
+            if on_error == "raise":
+                raise LFError(self.name, ids[row], detail) from e
+            out.failed_rows.append(row)
+            out.failures.append(f"{ids[row]}: {detail}")
+
+
+def _as_class(value: object, index: dict, k: int) -> int:
+    """A vote as a class index: an int in range, a class name, or None / -1 (abstain)."""
+    if value is None:
+        return ABSTAIN
+    if isinstance(value, str):
+        if value not in index:
+            raise ValueError(f"returned {value!r}, which is not a class ({', '.join(index)})")
+        return index[value]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"returned {value!r} ({type(value).__name__}); return a class index, a class name or None")
+    if not ABSTAIN <= int(value) < k:
+        raise ValueError(f"returned class {int(value)}, outside 0..{k - 1} (or -1 to abstain)")
+    return int(value)
+
+
+def lf(fn: Callable | None = None, *, name: str | None = None, batched: bool = False,
+       label_names: Sequence[str] | None = None):
+    """Decorator: ``@lf`` or ``@lf(name=..., batched=True, label_names=[...])`` turns a function into an LF.
+
+    The function gets a text (or a list of texts with ``batched=True``) and returns a class index, a class name
+    (from ``label_names``, else the LF set's classes) or ``None`` to abstain.
+    """
+    def wrap(f: Callable) -> CallableLF:
+        return CallableLF(f, name=name, batched=batched, label_names=label_names)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+# ------------------------------------------------------------------------------------------------ keyword and regex
+
+
+_RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
+
+
+def keyword_pattern(keywords: Sequence[str], whole_word: bool = True) -> str:
+    """One alternation matching any keyword literally (runs of spaces match any whitespace)."""
+    parts = [r"\s+".join(_RE2_SPECIAL.sub(r"\\\1", w) for w in k.split()) for k in keywords]
+    body = "|".join(p for p in parts if p)
+    return rf"\b(?:{body})\b" if whole_word else f"(?:{body})"
+
+
+class RegexLF(LabelingFunction):
+    """Vote ``label`` when any of ``patterns`` matches the text (searched anywhere), else abstain.
+
+    Patterns are matched by RE2 on the whole batch at once; a pattern RE2 cannot run (look-arounds,
+    back-references) is matched with Python's ``re`` record by record instead, with the same result.
+    """
+
+    kind = "regex"
+
+    def __init__(self, name: str, label: str | int, patterns: str | Sequence[str], case_sensitive: bool = False):
+        self.name, self.label, self.case_sensitive = name, label, case_sensitive
+        self.patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+        if not self.patterns or not all(isinstance(p, str) and p for p in self.patterns):
+            raise ConfigError(f"LF {name!r}: give at least one non-empty pattern")
+        self.pattern = "|".join(f"(?:{p})" for p in self.patterns)
+        try:
+            self._python = re.compile(self.pattern, 0 if case_sensitive else re.IGNORECASE)
+        except re.error as e:
+            raise ConfigError(f"LF {name!r}: invalid regular expression {self.pattern!r}: {e}") from None
+        self.vectorised = _re2_accepts(self.pattern)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r} -> {self.label!r})"
+
+    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
+        label = _label_index(self.label, classes, self.name)
+        text = batch["text"]
+        if self.vectorised:
+            hit = pc.match_substring_regex(text, self.pattern, ignore_case=not self.case_sensitive)
+            hit = hit.to_numpy(zero_copy_only=False)
+        else:
+            hit = np.fromiter((bool(self._python.search(t)) for t in text.to_pylist()), bool, len(text))
+        return Votes(np.where(hit, label, ABSTAIN).astype(np.int32))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "label": self.label, "pattern": self.pattern,
+                "case_sensitive": self.case_sensitive, "vectorised": self.vectorised}
+
+
+class KeywordLF(RegexLF):
+    """Vote ``label`` when any keyword occurs (as a whole word by default; case-insensitive by default)."""
+
+    kind = "keyword"
+
+    def __init__(self, name: str, label: str | int, keywords: Sequence[str], case_sensitive: bool = False,
+                 whole_word: bool = True):
+        if isinstance(keywords, str):
+            keywords = [keywords]
+        if not keywords or not all(isinstance(k, str) and k.strip() for k in keywords):
+            raise ConfigError(f"LF {name!r}: keywords must be a non-empty list of non-empty strings")
+        self.keywords, self.whole_word = list(keywords), whole_word
+        super().__init__(name, label, keyword_pattern(keywords, whole_word), case_sensitive)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "keywords": self.keywords, "whole_word": self.whole_word}
+
+
+def _re2_accepts(pattern: str) -> bool:
+    try:
+        pc.match_substring_regex(pa.array([""], pa.large_string()), pattern)
+        return True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+
+
+def _label_index(label: str | int, classes: Sequence[str], lf_name: str) -> int:
+    if isinstance(label, str):
+        if label not in classes:
+            raise ConfigError(f"LF {lf_name!r} votes {label!r}, which is not a class ({', '.join(classes)})")
+        return list(classes).index(label)
+    if not 0 <= int(label) < len(classes):
+        raise ConfigError(f"LF {lf_name!r} votes class {label}, outside 0..{len(classes) - 1}")
+    return int(label)
+
+
+# ------------------------------------------------------------------------------------------------ score columns
+
+
+_OPS: dict[str, Callable] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+                             "==": operator.eq, "!=": operator.ne}
+
+
+class ScoreLF(LabelingFunction):
+    """Vote ``label`` where ``column op threshold`` holds, ``else_label`` (default: abstain) where it does not;
+    records without a value abstain. The column is a pool field or a side-car score (``scores_from``)."""
+
+    kind = "score"
+
+    def __init__(self, name: str, column: str, threshold: float, label: str | int, op: str = ">=",
+                 else_label: str | int | None = None):
+        if op not in _OPS:
+            raise ConfigError(f"LF {name!r}: op must be one of {', '.join(_OPS)}, got {op!r}")
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            raise ConfigError(f"LF {name!r}: threshold must be a number, got {threshold!r}") from None
+        self.name, self.column, self.threshold, self.label, self.op, self.else_label = (
+            name, column, threshold, label, op, else_label)
+        self.columns = (column,)
+
+    def __repr__(self) -> str:
+        return f"ScoreLF({self.name!r}: {self.column} {self.op} {self.threshold} -> {self.label!r})"
+
+    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
+        label = _label_index(self.label, classes, self.name)
+        other = ABSTAIN if self.else_label is None else _label_index(self.else_label, classes, self.name)
+        values = _as_numbers(batch[self.column], self.name, self.column)
+        with np.errstate(invalid="ignore"):
+            hit = _OPS[self.op](values, self.threshold)
+        votes = np.where(hit, label, other)
+        votes[np.isnan(values)] = ABSTAIN
+        return Votes(votes.astype(np.int32))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "column": self.column, "op": self.op,
+                "threshold": self.threshold, "label": self.label, "else_label": self.else_label}
+
+
+def _as_numbers(column: pa.ChunkedArray | pa.Array, lf_name: str, name: str) -> np.ndarray:
+    """A column as float64 with NaN for nulls; numbers, booleans and numeric strings ("0.5", "true") work."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        lowered = pc.utf8_lower(column)
+        as_bool = pc.if_else(pc.equal(lowered, "true"), "1", pc.if_else(pc.equal(lowered, "false"), "0", column))
+        try:
+            column = pc.cast(as_bool, pa.float64())
+        except pa.ArrowInvalid:
+            bad = next(v for v in column.to_pylist() if v is not None and not _is_number(v))
+            raise ConfigError(f"LF {lf_name!r}: column {name!r} holds {bad!r}, not a number") from None
+    elif not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+              or pa.types.is_boolean(column.type)):
+        raise ConfigError(f"LF {lf_name!r}: column {name!r} has type {column.type}, not a number")
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return value.lower() in ("true", "false")
+
+
+# ------------------------------------------------------------------------------------------------ LF sets and files
+
+
+class LFSet:
+    """The classes and the LFs of one labelling task, and where they came from (for workers and the manifest).
+
+    An LF set loaded from a file pickles as its path and content digest, so worker processes load the file again
+    instead of pickling functions defined in it.
+    """
+
+    def __init__(self, classes: Sequence[str], lfs: Sequence[LabelingFunction], source: str | None = None,
+                 digest: str | None = None):
+        self.classes = [str(c) for c in classes]
+        self.lfs = list(lfs)
+        self.source, self.digest = source, digest
+        where = f"{source}: " if source else ""
+        if len(self.classes) < 2:
+            raise ConfigError(f"{where}a labelling task needs at least 2 classes, got {self.classes}")
+        if len(set(self.classes)) != len(self.classes):
+            raise ConfigError(f"{where}duplicate class names in {self.classes}")
+        if not self.lfs:
+            raise ConfigError(f"{where}no labelling functions found")
+        names = [f.name for f in self.lfs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"{where}two labelling functions are named {', '.join(dupes)}; names must be unique")
+        for f in self.lfs:
+            if not isinstance(f, LabelingFunction):
+                raise ConfigError(f"{where}{f!r} is not a labelling function (decorate it with @thresher.lf)")
+            if isinstance(f, CallableLF) and f.label_names is not None and f.label_names != self.classes:
+                raise ConfigError(f"{where}LF {f.name!r} has label_names {f.label_names}, but the classes are "
+                                  f"{self.classes}")
+            if isinstance(f, (RegexLF, ScoreLF)):
+                _label_index(f.label, self.classes, f.name)
+                if isinstance(f, ScoreLF) and f.else_label is not None:
+                    _label_index(f.else_label, self.classes, f.name)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.lfs]
+
+    @property
+    def columns(self) -> list[str]:
+        """Extra record columns the LFs read (score LFs)."""
+        return list(dict.fromkeys(c for f in self.lfs for c in f.columns))
+
+    def describe(self) -> dict:
+        return {"source": self.source, "digest": self.digest, "classes": self.classes,
+                "lfs": [f.describe() for f in self.lfs]}
+
+    def __reduce__(self):
+        if self.source and self.digest:
+            return (_load_cached, (self.source, self.digest))
+        return (LFSet, (self.classes, self.lfs, self.source, self.digest))
+
+    def __len__(self) -> int:
+        return len(self.lfs)
+
+    def __repr__(self) -> str:
+        return f"LFSet({len(self.lfs)} LFs, classes={self.classes}, source={self.source!r})"
+
+
+_CACHE: dict[tuple[str, str], LFSet] = {}
+
+
+def _load_cached(source: str, digest: str) -> LFSet:
+    """Load an LF file once per process (workers receive the path, not the functions)."""
+    key = (source, digest)
+    if key not in _CACHE:
+        lfs = load_lfs(source)
+        if lfs.digest != digest:
+            raise ConfigError(f"{source} changed while labelling; run again")
+        _CACHE[key] = lfs
+    return _CACHE[key]
+
+
+def load_lfs(path: str | os.PathLike) -> LFSet:
+    """Read an LF set from a ``.py`` or ``.yaml``/``.yml`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"LF file {path} does not exist")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    if path.suffix == ".py":
+        return _load_python(path.resolve(), digest)
+    if path.suffix in (".yaml", ".yml"):
+        return _load_yaml(path.resolve(), data.decode("utf-8"), digest)
+    raise ConfigError(f"{path}: LF files are .py (decorated functions and CLASSES) or .yaml (classes and lfs)")
+
+
+def as_lf_set(lfs: LFSet | str | os.PathLike | Sequence[LabelingFunction | Callable],
+              classes: Sequence[str] | None = None) -> LFSet:
+    """An :class:`LFSet` from a file path, an LFSet, or a list of LFs/functions plus ``classes``."""
+    if isinstance(lfs, LFSet):
+        if classes is not None and list(classes) != lfs.classes:
+            raise ConfigError(f"classes {list(classes)} differ from the LF set's {lfs.classes}")
+        return lfs
+    if isinstance(lfs, (str, os.PathLike)):
+        loaded = load_lfs(lfs)
+        return as_lf_set(loaded, classes)
+    if classes is None:
+        raise ConfigError("give the class names (classes=[...]) with a list of labelling functions")
+    return LFSet(classes, [f if isinstance(f, LabelingFunction) else CallableLF(f) for f in lfs])
+
+
+def _load_python(path: Path, digest: str) -> LFSet:
+    """Import the file as a fresh module; collect module-level LFs (definition order) and CLASSES/LABELS."""
+    name = f"_thresher_lfs_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling by reference inside the file need the module registered
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:  # noqa: BLE001 -- user code at import time
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
+        line = f":{frames[-1].lineno}" if frames else ""
+        raise ConfigError(f"{path}{line}: importing the LF file failed: {type(e).__name__}: {e}") from None
+    classes = getattr(module, "CLASSES", None) or getattr(module, "LABELS", None)
+    if not classes or not isinstance(classes, (list, tuple)):
+        raise ConfigError(f"{path}: define the class names at module level, e.g. CLASSES = ['negative', 'positive']")
+    explicit = getattr(module, "LFS", None)
+    lfs = list(explicit) if explicit is not None else [
+        v for k, v in vars(module).items() if isinstance(v, LabelingFunction) and not k.startswith("_")]
+    return LFSet(classes, lfs, source=str(path), digest=digest)
+
+
+_LF_KEYS = {"name", "label", "keywords", "regex", "case_sensitive", "whole_word", "column", "threshold", "op",
+            "else_label"}
+
+
+def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
+    """``classes: [..]`` and ``lfs: [{name, label, keywords | regex | column+threshold+op, ...}]``."""
+    import yaml
+
+    from thresher.recipe import _LineLoader
+
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
+                          f"({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict) or "classes" not in data or "lfs" not in data:
+        raise ConfigError(f"{path}: an LF file is a mapping with 'classes' (a list of names) and 'lfs' (a list)")
+    if set(data) - {"classes", "lfs", "__line__"}:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(set(data) - {'classes', 'lfs', '__line__'}))}")
+    classes, entries = data["classes"], data["lfs"]
+    if not isinstance(classes, list) or not isinstance(entries, list):
+        raise ConfigError(f"{path}:{data['__line__']}: 'classes' and 'lfs' must be lists")
+    lfs = []
+    for i, entry in enumerate(entries):
+        where = f"{path}:{entry.get('__line__', '?')}" if isinstance(entry, dict) else f"{path} (lfs item {i + 1})"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: each LF is a mapping such as {{name: sport, label: sport, keywords: [..]}}")
+        spec = {k: v for k, v in entry.items() if k != "__line__"}
+        unknown = sorted(set(spec) - _LF_KEYS)
+        kinds = [k for k in ("keywords", "regex", "column") if k in spec]
+        try:
+            if unknown:
+                raise ConfigError(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_LF_KEYS))}")
+            if len(kinds) != 1:
+                raise ConfigError("give exactly one of keywords, regex or column (with threshold)")
+            if "label" not in spec:
+                raise ConfigError("give the 'label' this LF votes for")
+            name = str(spec.get("name") or f"lf_{i}")
+            if "keywords" in spec:
+                lfs.append(KeywordLF(name, spec["label"], spec["keywords"], bool(spec.get("case_sensitive", False)),
+                                     bool(spec.get("whole_word", True))))
+            elif "regex" in spec:
+                lfs.append(RegexLF(name, spec["label"], spec["regex"], bool(spec.get("case_sensitive", False))))
+            else:
+                if "threshold" not in spec:
+                    raise ConfigError("a column LF needs a 'threshold'")
+                lfs.append(ScoreLF(name, str(spec["column"]), spec["threshold"], spec["label"],
+                                   str(spec.get("op", ">=")), spec.get("else_label")))
+            if isinstance(lfs[-1], (RegexLF, ScoreLF)):
+                _label_index(lfs[-1].label, [str(c) for c in classes], name)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return LFSet(classes, lfs, source=str(path), digest=digest)

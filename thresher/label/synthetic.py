@@ -1,0 +1,98 @@
+"""Synthetic label matrices with known class priors and LF accuracies, and the Bayes oracle that knows them.
+
+Each LF votes on a record with probability ``propensity`` (independently of the class); when it votes it is right
+with probability ``accuracy`` and otherwise picks one of the other k-1 classes uniformly (the one-coin model). Exact
+copies of one LF can be appended to test robustness to correlated LFs. The oracle posterior uses the true parameters
+and counts a group of copies once, so it is the best any label model can do on these data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from thresher.errors import ConfigError
+from thresher.label.matrix import LabelMatrix
+
+
+@dataclass
+class SyntheticLabels:
+    """A generated task: votes, gold labels and the true parameters behind them."""
+
+    L: LabelMatrix
+    y: np.ndarray
+    prior: np.ndarray
+    accuracies: np.ndarray  # (m,) including the copies
+    propensities: np.ndarray  # (m,)
+    source_lf: np.ndarray  # (m,) which original LF each column is (copies point to their original)
+
+    def oracle_proba(self, L: LabelMatrix | None = None) -> np.ndarray:
+        """Bayes posterior P(y | votes) under the true parameters, counting each original LF once."""
+        L = self.L if L is None else L
+        k = L.n_classes
+        original = self.source_lf == np.arange(L.n_lfs)
+        a = np.clip(self.accuracies, 1e-9, 1 - 1e-9)
+        weight = np.where(original, np.log(a * (k - 1) / (1 - a)), 0.0)
+        v = L.votes
+        scores = sp.csr_matrix((weight[v.indices], v.data.astype(np.int64) - 1, v.indptr),
+                               shape=(L.n_records, k)).toarray()
+        scores += np.log(self.prior)[None, :]
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def oracle_predict(self) -> np.ndarray:
+        """Oracle hard labels; rows without votes get the most likely class a priori."""
+        return self.oracle_proba().argmax(axis=1)
+
+
+def _per_lf(value, m: int, name: str) -> np.ndarray:
+    arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (m,)).copy()
+    if ((arr < 0) | (arr > 1)).any():
+        raise ConfigError(f"{name} must be in [0, 1]")
+    return arr
+
+
+def make_synthetic(n: int, m: int, k: int, prior=None, accuracy=0.7, propensity=0.5, n_copies: int = 0,
+                   copied_lf: int = 0, seed: int = 0) -> SyntheticLabels:
+    """Generate n records × m LFs (+ ``n_copies`` exact copies of LF ``copied_lf``) over k classes.
+
+    ``prior`` defaults to uniform; ``accuracy`` and ``propensity`` are scalars or per-LF arrays. Vectorised: the
+    votes are drawn as whole (n, m) arrays and packed straight into CSR.
+    """
+    if n < 1 or m < 1 or k < 2:
+        raise ConfigError(f"need n >= 1, m >= 1, k >= 2; got n={n}, m={m}, k={k}")
+    rng = np.random.default_rng(seed)
+    prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
+    if prior.shape != (k,) or (prior < 0).any():
+        raise ConfigError(f"prior must be {k} non-negative numbers")
+    prior = prior / prior.sum()
+    acc = _per_lf(accuracy, m, "accuracy")
+    prop = _per_lf(propensity, m, "propensity")
+    y = np.searchsorted(np.cumsum(prior), rng.random(n), side="right").clip(max=k - 1)
+    votes = rng.random((n, m), dtype=np.float32) < prop[None, :].astype(np.float32)
+    rows, cols = np.nonzero(votes)
+    del votes
+    right = rng.random(len(rows), dtype=np.float32) < acc[cols].astype(np.float32)
+    truth = y[rows]
+    wrong = (truth + rng.integers(1, k, size=len(rows))) % k
+    value = np.where(right, truth, wrong)
+    if n_copies:
+        if not 0 <= copied_lf < m:
+            raise ConfigError(f"copied_lf must be in 0..{m - 1}")
+        pick = cols == copied_lf
+        r0, v0 = rows[pick], value[pick]
+        rows = np.concatenate([rows] + [r0] * n_copies)
+        cols = np.concatenate([cols] + [np.full(len(r0), m + c) for c in range(n_copies)])
+        value = np.concatenate([value] + [v0] * n_copies)
+        order = np.lexsort((cols, rows))
+        rows, cols, value = rows[order], cols[order], value[order]
+    total = m + n_copies
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    csr = sp.csr_matrix(((value + 1).astype(np.int32), cols.astype(np.int32), indptr), shape=(n, total))
+    source = np.concatenate([np.arange(m), np.full(n_copies, copied_lf)]).astype(np.int64)
+    return SyntheticLabels(L=LabelMatrix(csr, k), y=y.astype(np.int64), prior=prior, accuracies=acc[source],
+                           propensities=prop[source], source_lf=source)
