@@ -81,6 +81,17 @@ def test_dev_metrics_are_real_and_the_end_model_labels_everything(cli_run):
     assert all("emp_accuracy" in r for r in per_lf) and all("learned_accuracy" in r for r in per_lf)
 
 
+def test_the_report_shows_the_lf_analysis_class_balance_and_dev_metrics(cli_run):
+    page = (cli_run / "report.html").read_text(encoding="utf-8")
+    section = page[page.index('id="labelling"'):]
+    section = section[: section.index("</section>")]
+    run = th.Run(cli_run)
+    for r in run.manifest["analysis"]["per_lf"]:
+        assert f"<td>{r['lf']}</td>" in section  # one row per LF
+    assert "emp_accuracy" in section and "estimated" in section and "majority_vote" in section
+    assert section.count("<tr>") >= len(run.manifest["analysis"]["per_lf"]) + len(run.manifest["classes"]) + 2
+
+
 def test_a_selection_can_filter_and_rank_on_the_label_columns(cli_run, tmp_path):
     out = tmp_path / "sport"
     result = CliRunner().invoke(main, ["select", "--from-run", str(cli_run), "--where",

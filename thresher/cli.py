@@ -449,11 +449,12 @@ Examples:
               help="Training command per selection and seed, with {train} {heldout} {out} {seed}.")
 @click.option("--proxy-timeout", type=float, default=None, help="Seconds per proxy command.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory to write.")
+@_report_option
 @_reading_options
 @_handle_errors
 def evaluate(pool, target, heldout, methods, budgets, seeds, seed, metrics, label_column, positive, group_field,
              min_tokens, level, margin, n_boot, embedding_backend, lm_order, params, pool_sample, target_name,
-             proxy_command, proxy_timeout, out, text_field, id_field, on_error, batch_size, workers, quiet,
+             proxy_command, proxy_timeout, out, report, text_field, id_field, on_error, batch_size, workers, quiet,
              as_json) -> None:
     """Compare selection methods with random and stratified selection at equal budgets, with intervals.
 
@@ -477,7 +478,7 @@ def evaluate(pool, target, heldout, methods, budgets, seeds, seed, metrics, labe
     result = run_evaluation(
         Dataset(list(pool), **opts), Dataset(list(heldout), **opts) if heldout else None, out,
         target=Dataset(list(target), **opts) if target else None, config=config, workers=workers,
-        progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]])
+        progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]], report=report)
     if as_json:
         click.echo(json.dumps({"out": str(result.path), "results": result.rows}, default=str))
     elif not quiet:
@@ -587,10 +588,11 @@ or .py (functions decorated with @thresher.lf returning a class name/index or No
 @click.option("--scores-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="A run whose score columns score LFs (column + threshold) may read.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@_report_option
 @_reading_options
 @_handle_errors
-def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_model, scores_from, seed, text_field,
-          id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_model, scores_from, seed, report,
+          text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
     """Weak supervision: apply labelling functions, fit a label model, write labels as side-car scores.
 
     Writes label, label_name, label_confidence and prob_<class> per record (scores/scores.parquet), the sparse
@@ -603,7 +605,8 @@ def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_mo
     run = run_labeling(Dataset(list(pool), **opts), lfs, out, model=model, model_params=_key_values(params),
                        dev=Dataset(list(dev), **opts) if dev else None, label_field=label_field,
                        class_balance=class_balance, end_model=end_model, scores_from=scores_from, seed=seed,
-                       workers=workers, progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]])
+                       workers=workers, progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]],
+                       report=report)
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics,
                                "class_balance": run.manifest["class_balance"], "timings": run.manifest["timings"]},

@@ -323,7 +323,7 @@ def _length_floor(config: EvaluateConfig, target: Dataset | None) -> int:
 
 def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,
                    config: EvaluateConfig | None = None, proxy: ProxyFn | None = None, workers: int | None = None,
-                   progress: bool = True, command: list[str] | None = None) -> Evaluation:
+                   progress: bool = True, command: list[str] | None = None, report: bool = True) -> Evaluation:
     """Compare ``config.methods`` with random (and stratified) selection at ``config.budgets`` over seeds.
 
     ``target`` is what scoring methods fit on; ``heldout`` is a separate sample of the target that every metric
@@ -367,7 +367,7 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
     inputs = {"pool": dataset_info(pool), "heldout": dataset_info(heldout),
               "target": dataset_info(target) if target is not None else None}
     return _finish(out, prep, [m.label for m in methods], budget_sizes, selections, seeds, config, proxy_fn, clock,
-                   target_name, inputs, command, {"min_tokens": floor, "eligible_for_scoring_methods":
+                   target_name, inputs, command, report, {"min_tokens": floor, "eligible_for_scoring_methods":
                                                   int(eligible.sum()), "scoring": "scoring" if scores else None})
 
 
@@ -437,12 +437,12 @@ def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, ta
                                                 prep.data.n_words, prep.data.groups, s) for s in seeds]
     inputs = {"pool": info, "heldout": dataset_info(heldout), "runs": [str(r.path) for r in runs]}
     return _finish(out, prep, labels + [b.label for b in baselines], budget_sizes, selections, seeds, config, proxy,
-                   clock, target_name, inputs, None, {})
+                   clock, target_name, inputs, None, True, {})
 
 
 def _finish(out: Path, prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], selections: dict,
             seeds: list[int], config: EvaluateConfig, proxy: Callable | None, clock: _Clock, target_name: str,
-            inputs: dict, command: list[str] | None, extra: dict) -> Evaluation:
+            inputs: dict, command: list[str] | None, report: bool, extra: dict) -> Evaluation:
     """Measure every selection, compare with random, and write the evaluation directory."""
     rows, per_seed, described = _measure(prep, labels, budget_sizes, selections, seeds, config, proxy, clock,
                                          progress=False)
@@ -470,7 +470,7 @@ def _finish(out: Path, prep: _Prepared, labels: list[str], budget_sizes: dict[st
     write_json(manifest, out / "manifest.json")
     from thresher.report.html import report_after_job
 
-    report_after_job(out)
+    report_after_job(out, report)
     return Evaluation(out, rows)
 
 

@@ -99,6 +99,8 @@ def build_report(run_dir: Path) -> str:
     else:
         scores = data.load_scores(run_dir, manifest)
         sections += [_metrics(manifest), _histograms(scores, manifest), _composition(manifest)]
+        if job == "label":
+            sections.append(_labelling(manifest))
         if job == "dedup" and scores is not None:
             sections.append(_dedup(manifest, scores))
         elif scores is not None:
@@ -312,6 +314,48 @@ def _histograms(scores: data.ScoreData | None, manifest: dict) -> str:
         content += (f'<p class="note">Not plotted ({len(scores.not_plotted)} more numeric columns): '
                     f'{escape(", ".join(scores.not_plotted))}</p>')
     return _section("scores", "Score distributions", content)
+
+
+def _labelling(manifest: dict) -> str:
+    """Weak supervision: class balance and its source, dev metrics, and the LF analysis table."""
+    analysis = manifest.get("analysis") or {}
+    classes = manifest.get("classes") or []
+    parts = []
+    balance = manifest.get("class_balance") or {}
+    if balance.get("values"):
+        rows = [[escape(str(c)), f"{v:.1%}", _num((manifest.get("counts") or {}).get("by_class", {}).get(c))]
+                for c, v in zip(classes, balance["values"])]
+        parts.append(f'<p class="note">label model {escape(str((manifest.get("config") or {}).get("model")))}; '
+                     f'class balance source: <b>{escape(str(balance.get("source")))}</b></p>')
+        parts.append(_table(["class", "class balance", "records labelled"], rows, {1, 2}, wrap="compact"))
+    dev = (manifest.get("label_metrics") or manifest.get("metrics") or {}).get("dev")
+    if isinstance(dev, dict) and dev:
+        keys = ["accuracy", "macro_f1", "coverage", "n_abstain"]
+        rows = [[escape(str(name))] + [_num(m.get(k)) for k in keys] for name, m in dev.items() if isinstance(m, dict)]
+        if rows:
+            parts.append("<h3>On the dev set (all records; abstains count as wrong)</h3>")
+            parts.append(_table(["model", *keys], rows, {1, 2, 3, 4}, wrap="compact"))
+    per_lf = analysis.get("per_lf") or []
+    if per_lf:
+        keys = [k for k in ("polarity", "coverage", "overlaps", "conflicts", "emp_accuracy", "learned_accuracy")
+                if any(k in r for r in per_lf)]
+        def value(r: dict, k: str) -> str:
+            if k == "polarity":  # class indices -> names
+                return escape(", ".join(str(classes[c]) if c < len(classes) else str(c) for c in r.get(k) or []))
+            return _num(r.get(k))
+
+        rows = [[escape(str(r.get("lf", "")))] + [value(r, k) for k in keys] for r in per_lf]
+        parts.append(f'<p class="note">{_num(analysis.get("lfs"))} labelling functions over '
+                     f'{_num(analysis.get("records"))} records: coverage {analysis.get("coverage", 0):.1%}, '
+                     f'overlap {analysis.get("overlap", 0):.1%}, conflict {analysis.get("conflict", 0):.1%}</p>')
+        parts.append(_table(["LF", *keys], rows, set(range(2, len(keys) + 1)), wrap="flow"))
+    pairs = analysis.get("correlated_pairs") or []
+    if pairs:
+        rows = [[escape(" / ".join(p["lfs"])), escape(p["kind"]), _num(p["correlation"]), _num(p["co_covered"])]
+                for p in pairs]
+        parts.append("<h3>Duplicate or highly correlated LFs (they distort accuracy estimates)</h3>")
+        parts.append(_table(["LFs", "kind", "correlation", "both vote"], rows, {2, 3}, wrap="compact"))
+    return _section("labelling", "Labelling functions and label model", "\n".join(parts)) if parts else ""
 
 
 def _composition(manifest: dict) -> str:
