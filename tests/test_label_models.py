@@ -19,14 +19,14 @@ def skewed():
                           propensity=rng.uniform(0.2, 0.6, 10), seed=1)
 
 
-@pytest.mark.parametrize("name", ["dawid_skene", "metal", "triplet", "weighted_majority_vote"])
+@pytest.mark.parametrize("name", ["dawid_skene", "metal", "triplet", "weighted_majority_vote", "class_conditional"])
 def test_recovers_known_lf_accuracies(skewed, name):
     model = make_label_model(name).fit(skewed.L)
     assert model.lf_accuracies_.shape == (10,)
     assert np.abs(model.lf_accuracies_ - skewed.accuracies).max() < 0.05
 
 
-@pytest.mark.parametrize("name", ["dawid_skene", "metal", "triplet"])
+@pytest.mark.parametrize("name", ["dawid_skene", "metal", "triplet", "class_conditional"])
 def test_class_balance_estimated_on_skewed_prior(skewed, name):
     model = make_label_model(name).fit(skewed.L)
     assert model.class_balance_source_ == "estimated"
@@ -48,7 +48,7 @@ def test_models_beat_majority_vote_and_approach_oracle_on_skewed(skewed):
     oracle = label_metrics(skewed.y, skewed.oracle_predict(), k)["accuracy"]
     mv = label_metrics(skewed.y, make_label_model("majority_vote").fit(skewed.L).predict(skewed.L, abstain="prior"),
                        k)["accuracy"]
-    for name in ["dawid_skene", "metal", "triplet"]:
+    for name in ["dawid_skene", "metal", "triplet", "class_conditional"]:
         pred = make_label_model(name).fit(skewed.L).predict(skewed.L, abstain="prior")
         acc = label_metrics(skewed.y, pred, k)["accuracy"]
         assert acc > mv + 0.01, name
@@ -63,7 +63,7 @@ def test_duplicated_lf_does_not_take_over():
     oracle = label_metrics(data.y, data.oracle_predict(), 3)["accuracy"]
     mv = label_metrics(data.y, make_label_model("majority_vote").fit(data.L).predict(data.L, abstain="prior"),
                        3)["accuracy"]
-    for name in ["dawid_skene", "metal", "triplet"]:
+    for name in ["dawid_skene", "metal", "triplet", "class_conditional"]:
         model = make_label_model(name).fit(data.L)
         assert len(set(model.lf_groups_[[0, 8, 9, 10, 11, 12]])) == 1  # the copies are found
         acc_model = label_metrics(data.y, model.predict(data.L, abstain="prior"), 3)["accuracy"]

@@ -2,7 +2,7 @@
 
     from thresher.label import LabelMatrix, make_label_model, label_metrics
     L = LabelMatrix.from_dense(votes, n_classes=3)        # -1 = abstain
-    model = make_label_model("dawid_skene").fit(L)        # class balance estimated from the votes
+    model = make_label_model().fit(L)  # DEFAULT_LABEL_MODEL (class_conditional); class balance from the votes
     y = model.predict(L, abstain="abstain", ties="prior") # -1 where every LF abstained
     print(model.class_balance_, model.class_balance_source_, label_metrics(y_true, y, 3))
 """

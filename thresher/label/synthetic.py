@@ -96,3 +96,51 @@ def make_synthetic(n: int, m: int, k: int, prior=None, accuracy=0.7, propensity=
     source = np.concatenate([np.arange(m), np.full(n_copies, copied_lf)]).astype(np.int64)
     return SyntheticLabels(L=LabelMatrix(csr, k), y=y.astype(np.int64), prior=prior, accuracies=acc[source],
                            propensities=prop[source], source_lf=source)
+
+
+@dataclass
+class UnipolarLabels:
+    """A generated task of unipolar LFs (each only ever votes its own class), like real keyword/regex LF sets."""
+
+    L: LabelMatrix
+    y: np.ndarray
+    prior: np.ndarray
+    lf_class: np.ndarray  # (m,) the one class each LF votes
+    alpha: np.ndarray  # (m,) P(LF fires | y = its class)
+    beta: np.ndarray  # (m,) P(LF fires | y != its class)
+
+    def oracle_proba(self) -> np.ndarray:
+        """Bayes posterior P(y | votes) under the true firing rates, silences included."""
+        L = self.L
+        fired = L.to_dense() >= 0
+        scores = np.tile(np.log(self.prior), (L.n_records, 1))
+        for j, c in enumerate(self.lf_class):
+            on = np.where(fired[:, j], np.log(self.alpha[j]), np.log1p(-self.alpha[j]))
+            off = np.where(fired[:, j], np.log(self.beta[j]), np.log1p(-self.beta[j]))
+            scores += off[:, None]
+            scores[:, c] += on - off
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def oracle_predict(self) -> np.ndarray:
+        return self.oracle_proba().argmax(axis=1)
+
+
+def make_unipolar(n: int, k: int, lf_class, alpha, beta, prior=None, seed: int = 0) -> UnipolarLabels:
+    """n records, one LF per entry of ``lf_class``: LF j fires (votes lf_class[j]) with probability alpha[j] on
+    records of that class and beta[j] on the others, and abstains otherwise."""
+    rng = np.random.default_rng(seed)
+    lf_class = np.asarray(lf_class, dtype=np.int64)
+    m = len(lf_class)
+    if m < 1 or k < 2 or lf_class.min() < 0 or lf_class.max() >= k:
+        raise ConfigError(f"lf_class must hold class indices in 0..{k - 1}")
+    a, b = _per_lf(alpha, m, "alpha"), _per_lf(beta, m, "beta")
+    prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
+    prior = prior / prior.sum()
+    y = np.searchsorted(np.cumsum(prior), rng.random(n), side="right").clip(max=k - 1)
+    rate = np.where(y[:, None] == lf_class[None, :], a[None, :], b[None, :])
+    fired = rng.random((n, m)) < rate
+    dense = np.where(fired, lf_class[None, :], -1)
+    return UnipolarLabels(L=LabelMatrix.from_dense(dense, k), y=y.astype(np.int64), prior=prior, lf_class=lf_class,
+                          alpha=a, beta=b)
