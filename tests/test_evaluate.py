@@ -288,3 +288,15 @@ def test_run_compare(tmp_path, sample_pool, news_target):
     assert rows["gumbel", "precision"]["budget"] == f"n={len(a.selected_ids())}"
     assert rows["gumbel", "kl_to_heldout"]["n_seeds"] == 1  # a finished selection is one fixed draw
     assert "verdicts vs random" in ev.summary()
+
+
+def test_evaluate_report_shows_verdicts_and_what_was_selected(evaluated):
+    out, _ = evaluated
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="comparison"' in page and 'id="selections"' in page
+    section = page[page.index('id="selections"'):]
+    section = section[: section.index("</section>")]
+    for method in ("dsir", "classifier", "random", "stratified"):
+        assert f"<td>{method}</td>" in section  # a lengths row per method
+    assert "<td>news</td>" in section and "2%: share of each group" in section
+    assert page.count("<svg") >= 4  # a budget curve per metric

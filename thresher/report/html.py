@@ -96,6 +96,7 @@ def build_report(run_dir: Path) -> str:
     sections = [_header(run_dir, manifest, job), _counts(manifest)]
     if job == "evaluate":
         sections.append(_evaluation(run_dir, manifest))
+        sections.append(_evaluated_selections(run_dir))
     else:
         scores = data.load_scores(run_dir, manifest)
         sections += [_metrics(manifest), _histograms(scores, manifest), _composition(manifest)]
@@ -468,6 +469,37 @@ def _timings(manifest: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
+
+
+def _evaluated_selections(run_dir: Path) -> str:
+    """What each method selected (first seed): group composition and record lengths, per budget."""
+    path = run_dir / "evaluation.json"
+    if not path.is_file():
+        return ""
+    info = json.loads(path.read_text(encoding="utf-8")).get("selections") or {}
+    methods = list(info)
+    budgets = list(dict.fromkeys(b for m in methods for b in info[m]))
+    parts = []
+    for budget in budgets:
+        cells = {m: info[m][budget] for m in methods if budget in info[m]}
+        groups = sorted({g for c in cells.values() for g in (c.get("composition") or {})})
+        if groups:
+            rows = []
+            for g in groups:
+                shares = [(c.get("composition") or {}).get(g, 0) / max(c["records"], 1) for c in cells.values()]
+                rows.append([escape(g)] + [f"{v:.1%}" for v in shares])
+            parts.append(f"<h3>{escape(budget)}: share of each group in the selection (first seed)</h3>")
+            parts.append(_table(["group", *cells], rows, set(range(1, len(cells) + 1)), wrap="compact"))
+        rows = [[escape(m), _num(c["records"]), _num(c["words"])] +
+                [_num(c["words_per_record"][q]) for q in ("p5", "median", "mean", "p95")] for m, c in cells.items()]
+        parts.append(f"<h3>{escape(budget)}: lengths (words per record)</h3>")
+        parts.append(_table(["method", "records", "words", "p5", "median", "mean", "p95"], rows,
+                            set(range(1, 7)), wrap="compact"))
+    if not parts:
+        return ""
+    return _section("selections", "What each method selected",
+                    "<details open><summary>composition and lengths per budget</summary>" + "\n".join(parts) +
+                    "</details>")
 
 
 def _evaluation(run_dir: Path, manifest: dict) -> str:
