@@ -268,7 +268,10 @@ def test_clear_errors(tmp_path, sample_pool, small_pool, news_target):
     result = runner.invoke(main, ["evaluate", "--pool", str(sample_pool), "--methods", "dsir", "--out",
                                   str(tmp_path / "a")])
     assert result.exit_code == 2 and "held-out" in result.output
-    result = runner.invoke(main, ["evaluate", "--pool", str(sample_pool), "--target", str(news_target),
+    bare = tmp_path / "bare.jsonl"  # a target without the label column: the on-target label cannot be inferred
+    bare.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n"
+                            for r in map(json.loads, Path(news_target).read_text().splitlines())))
+    result = runner.invoke(main, ["evaluate", "--pool", str(sample_pool), "--target", str(bare),
                                   "--label-column", "domain", "--metrics", "precision", "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and "--positive" in result.output
     result = runner.invoke(main, ["evaluate", "--pool", str(small_pool), "--target", str(news_target),
@@ -300,3 +303,113 @@ def test_evaluate_report_shows_verdicts_and_what_was_selected(evaluated):
         assert f"<td>{method}</td>" in section  # a lengths row per method
     assert "<td>news</td>" in section and "2%: share of each group" in section
     assert page.count("<svg") >= 4  # a budget curve per metric
+
+
+def test_help_names_the_real_default_label_model():
+    from thresher.label import DEFAULT_LABEL_MODEL
+
+    result = CliRunner().invoke(main, ["label", "--help"])
+    assert f"default: {DEFAULT_LABEL_MODEL}" in " ".join(result.output.split())
+
+
+# --- regressions from review -----------------------------------------------------------------------------------
+
+def test_proxy_lms_share_one_vocabulary_so_junk_cannot_win(sample_pool, news_target):
+    """An LM trained on a tiny repetitive selection used to spread unseen-word mass over its own two tokens and
+    reach a lower held-out perplexity than a real random sample."""
+    import json as _json
+
+    from thresher.evaluate import metrics as M
+
+    pool_text = pq.read_table(sample_pool)["text"].combine_chunks()
+    held = pa.array([_json.loads(line)["text"] for line in Path(news_target).read_text().splitlines()][:60])
+    vocab = M.common_vocabulary_size(pool_text, held)
+    junk = M.EvalData(pool_text=pa.array(["the ."] * 10), pool_counts=None, n_words=None, heldout_text=held,
+                      heldout_counts=None, lm_vocab_size=vocab)
+    real = M.EvalData(pool_text=pool_text, pool_counts=None, n_words=None, heldout_text=held, heldout_counts=None,
+                      lm_vocab_size=vocab)
+    ppl = [float(M.perplexity_statistic(v.sum(axis=0, keepdims=True))[0]) for v in (
+        M.lm_values(junk, np.arange(10)), M.lm_values(real, np.random.default_rng(0).choice(len(pool_text), 74)))]
+    assert ppl[0] > 5 * ppl[1]
+
+
+def test_precision_draws_are_independent_between_methods():
+    a, _ = beta_draws([40, 41], [100, 100], 2000, [0, 1])
+    b, _ = beta_draws([40, 41], [100, 100], 2000, [0, 2])
+    assert abs(np.corrcoef(a[:, 0], b[:, 0])[0, 1]) < 0.1
+
+
+def test_review_input_checks(tmp_path, small_pool, news_target):
+    runner = CliRunner()
+    base = ["evaluate", "--pool", str(small_pool), "--target", str(news_target), "--metrics", "kl", "--seeds", "2",
+            "--budgets", "5%", "--n-boot", "200"]
+    # the split target keeps its label column: --positive is inferred from the held-out half
+    result = runner.invoke(main, base + ["--methods", "random", "--metrics", "precision", "--label-column",
+                                         "domain", "--out", str(tmp_path / "split")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "split" / "evaluation.json").read_text())["positive"] == "news"
+    for extra, message in (
+            (["--label-column", "domain", "--positive", "nwes", "--metrics", "precision"], "nwes"),
+            (["--heldout", str(news_target)], "held-out sample is the target"),
+            (["--methods", "dsir,dsir:gumbel"], "same method"),
+            (["--methods", "dsir,stratified", "--group-field", "nosuch"], "'nosuch' is not in the pool")):
+        out = tmp_path / "bad"
+        result = runner.invoke(main, base + extra + ["--out", str(out)])
+        assert result.exit_code == 2 and message in result.output, (extra, result.output)
+        assert not (out / "scoring").exists()  # refused before any scoring
+    # a pool without the group column: the default methods leave stratified out and say so
+    nodomain = tmp_path / "nodomain.parquet"
+    pq.write_table(pq.read_table(small_pool).drop(["domain"]), nodomain)
+    result = runner.invoke(main, ["evaluate", "--pool", str(nodomain), "--target", str(news_target), "--metrics",
+                                  "kl", "--seeds", "2", "--budgets", "5%", "--n-boot", "200",
+                                  "--out", str(tmp_path / "nd")])
+    assert result.exit_code == 0, result.output
+    assert {r["method"] for r in _rows(tmp_path / "nd" / "results.csv")} == {"dsir", "random"}
+    assert "stratified" in json.loads((tmp_path / "nd" / "evaluation.json").read_text())["notes"][0]
+
+
+def test_token_budgets_report_each_methods_own_size(tmp_path, small_pool, news_target):
+    ev = th.evaluate(small_pool, target=news_target, out=tmp_path / "tok", methods="dsir,random",
+                     budgets="20k tokens", seeds=2, metrics="kl", n_boot=200, report=False)
+    sizes = {r["method"]: r["budget_records"] for r in ev.rows}
+    sel = pq.read_table(tmp_path / "tok" / "selections.parquet").to_pylist()
+    for method, size in sizes.items():
+        counts = [sum(1 for r in sel if r["method"] == method and r["seed"] == s) for s in (0, 1)]
+        assert size == round(np.mean(counts))
+    assert sizes["dsir"] < sizes["random"]  # targeted picks are longer: fewer fit in 20k tokens
+    assert not (tmp_path / "tok" / "report.html").exists()
+
+
+def test_python_proxy_can_declare_its_direction(tmp_path, small_pool, news_target):
+    def proxy(train, held, seed):
+        news = np.mean([d == "news" for d in train["domain"].to_pylist()])
+        return {"nll": [1.0 - news] * held.num_rows, "higher_is_better": {"nll": False}}
+
+    ev = th.evaluate(small_pool, target=news_target, out=tmp_path / "p", methods="dsir", budgets="5%", seeds=2,
+                     metrics="kl", proxy=proxy, n_boot=200, group_field="domain", report=False)
+    row = next(r for r in ev.rows if r["method"] == "dsir" and r["metric"] == "nll")
+    assert row["higher_is_better"] is False and row["verdict"] == "better" and row["delta"] > 0
+
+
+def test_report_command_errors_are_one_line(tmp_path, evaluated):
+    out, _ = evaluated
+    result = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "no" / "such" / "r.html")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    result = CliRunner().invoke(main, ["report", str(broken)])
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+
+
+def test_compare_runs_however_the_pool_path_was_spelled(tmp_path, small_pool, news_target, monkeypatch):
+    import shutil
+
+    shutil.copy(small_pool, tmp_path / "pool.parquet")
+    monkeypatch.chdir(tmp_path)
+    a = th.select("pool.parquet", target=news_target, out=tmp_path / "a", budget="5%")
+    b = th.select(str(tmp_path / "pool.parquet"), target=news_target, out=tmp_path / "b", budget="5%",
+                  selector="topk")
+    monkeypatch.chdir("/")
+    ev = a.compare(b, out=tmp_path / "cmp", metrics=["kl"], seeds=2, n_boot=200, report=False)
+    assert {r["method"] for r in ev.rows} >= {"a", "b", "random"}

@@ -80,7 +80,7 @@ def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "
 def evaluate(pool: PathsOrDataset, *, out: str | os.PathLike, heldout: PathsOrDataset | None = None,
              target: PathsOrDataset | None = None, methods: str | list[str] = "dsir,random,stratified",
              budgets: str | list[str] = ("1%", "5%", "20%"), seeds: int = 5, proxy=None,
-             workers: int | None = None, progress: bool = False, **options):
+             workers: int | None = None, progress: bool = False, report: bool = True, **options):
     """Compare selection methods with random at equal budgets (``thresher evaluate``); returns an Evaluation.
 
     ``options`` are :class:`thresher.evaluate.harness.EvaluateConfig` fields (label_column, metrics, level, ...).
@@ -92,14 +92,14 @@ def evaluate(pool: PathsOrDataset, *, out: str | os.PathLike, heldout: PathsOrDa
                             seeds=seeds, **options)
     return run_evaluation(_dataset(pool), _dataset(heldout) if heldout is not None else None, out,
                           target=_dataset(target) if target is not None else None, config=config, proxy=proxy,
-                          workers=workers, progress=progress)
+                          workers=workers, progress=progress, report=report)
 
 
 def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[str] | None = None,
           model: str | None = None, model_params: dict | None = None, dev: PathsOrDataset | None = None,
           label_field: str = "label", class_balance: str | list[float] = "estimate", end_model: str | None = None,
           scores_from: str | os.PathLike | None = None, seed: int = 0, workers: int | None = None,
-          progress: bool = False) -> Run:
+          progress: bool = False, report: bool = True) -> Run:
     """Weak supervision (``thresher label``): apply LFs (a .py/.yaml file, or a list of ``@th.lf`` functions with
     ``classes``), fit a label model, write ``label``/``label_confidence``/``prob_<class>`` side-car scores."""
     from thresher.jobs.label import run_labeling
@@ -107,4 +107,4 @@ def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[st
     return run_labeling(_dataset(pool), lfs, out, classes=classes, model=model, model_params=model_params,
                         dev=_dataset(dev) if dev is not None else None, label_field=label_field,
                         class_balance=class_balance, end_model=end_model, scores_from=scores_from, seed=seed,
-                        workers=workers, progress=progress)
+                        workers=workers, progress=progress, report=report)

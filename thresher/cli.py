@@ -443,7 +443,8 @@ Examples:
 @click.option("--embedding-backend", type=click.Choice(["static", "minilm"]), default="static", show_default=True)
 @click.option("--lm-order", type=int, default=3, show_default=True, help="n-gram LM proxy order.")
 @click.option("--param", "params", multiple=True, metavar="SCORER.KEY=VALUE", help="A scorer parameter.")
-@click.option("--pool-sample", type=int, default=10_000, show_default=True)
+@click.option("--pool-sample", type=int, default=10_000, show_default=True,
+              help="Pool records drawn (seeded) as negatives/background for scorers that need them.")
 @click.option("--target-name", default=None, help="Name of the target in results.csv. [default: file name]")
 @click.option("--proxy-command", default=None, metavar="CMD",
               help="Training command per selection and seed, with {train} {heldout} {out} {seed}.")
@@ -575,8 +576,9 @@ or .py (functions decorated with @thresher.lf returning a class name/index or No
 @click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
 @click.option("--lfs", "lfs", required=True, type=click.Path(dir_okay=False), help="LF file: .py or .yaml.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
-@click.option("--model", default=None, help="Label model (majority_vote, weighted_majority_vote, dawid_skene, ...). "
-                                            "[default: thresher.label.DEFAULT_LABEL_MODEL]")
+@click.option("--model", default=None,
+              help="Label model: class_conditional, majority_vote, weighted_majority_vote, dawid_skene, metal, "
+                   "triplet. [default: class_conditional]")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A label-model parameter (repeat).")
 @click.option("--dev", "dev", multiple=True, metavar="PATH",
               help="Records with true labels: LF accuracies, dev metrics, class balance from dev.")

@@ -68,7 +68,7 @@ class Run:
         return reselect(self.path, out=out, **changes)
 
     def compare(self, *others: Run | str | os.PathLike, heldout: str | os.PathLike | None = None,
-                out: str | os.PathLike, seeds: int = 5, **options: object):
+                out: str | os.PathLike, seeds: int = 5, report: bool = True, **options: object):
         """This selection (and ``others`` of the same pool) against random and stratified selections of the same
         size, measured on ``heldout`` (default: half of the run's target); returns an Evaluation written to ``out``.
 
@@ -78,7 +78,8 @@ class Run:
         from thresher.io.dataset import read
 
         config = EvaluateConfig(methods=["random", "stratified"], seeds=seeds, **options)
-        return compare_runs([self, *others], read(heldout) if heldout is not None else None, out, config=config)
+        return compare_runs([self, *others], read(heldout) if heldout is not None else None, out, config=config,
+                            report=report)
 
     def report(self, out: str | os.PathLike | None = None) -> Path:
         """Write ``report.html`` (or ``out``): summary, score histograms, composition, examples; returns its path."""

@@ -112,10 +112,12 @@ class Evaluation:
         return {(r["method"], r["budget"], r["metric"]): r["verdict"] for r in self.rows
                 if r["verdict"] != "baseline" and (metric is None or r["metric"] == metric)}
 
+    margin: float = 0.0
+
     def summary(self) -> str:
         from thresher.evaluate.table import format_results
 
-        return format_results(self.rows)
+        return format_results(self.rows, self.margin)
 
 
 class _Clock:
@@ -234,7 +236,8 @@ def _scores(pool: Dataset, target: Dataset | None, methods: list[Method], table:
     return out_scores
 
 
-def split_target(target: Dataset, out: Path, fraction: float = 0.5, seed: int = 0) -> tuple[Dataset, Dataset]:
+def split_target(target: Dataset, out: Path, fraction: float = 0.5, seed: int = 0,
+                 keep: tuple[str | None, ...] = ()) -> tuple[Dataset, Dataset]:
     """Split a target sample into a part to fit on and a held-out part to measure on, by a hash of each id.
 
     Used when no separate held-out sample is given: measuring on the records the scorers were fitted on would
@@ -244,7 +247,7 @@ def split_target(target: Dataset, out: Path, fraction: float = 0.5, seed: int = 
 
     if not 0 < fraction < 1:
         raise ConfigError(f"heldout fraction must be in (0, 1), got {fraction}")
-    table = _read_all(target, [], ErrorLog(target.on_error))
+    table = _read_all(target, [c for c in keep if c], ErrorLog(target.on_error))
     keys = np.array([xxhash.xxh3_64_intdigest(i.encode(), seed=seed) for i in table["id"].to_pylist()],
                     dtype=np.uint64)
     held = keys < np.uint64(int(fraction * 2**64))
@@ -267,23 +270,28 @@ class _Prepared:
     families: list[str]
     classes: list[str]
     errors: ErrorLog
+    held_errors: ErrorLog
 
 
 def _prepare(pool: Dataset, heldout: Dataset, config: EvaluateConfig, out: Path, workers: int | None,
-             progress: bool, clock: _Clock) -> _Prepared:
-    """Read pool and held-out sample, featurize both, and embed them when a metric needs embeddings."""
+             progress: bool, clock: _Clock, needs_groups: bool) -> _Prepared:
+    """Read pool and held-out sample, check the columns the methods and metrics need, featurize both, and embed
+    them when a metric needs embeddings (checks come first, so a bad option fails before the expensive steps)."""
     t0 = time.perf_counter()
     extra = [c for c in (config.group_field, config.label_column) if c]
     errors = ErrorLog(pool.on_error)
+    held_errors = ErrorLog(heldout.on_error)
     table = _read_all(pool, extra, errors)
-    held_table = _read_all(heldout, [config.label_column] if config.label_column else [], ErrorLog(heldout.on_error))
+    held_table = _read_all(heldout, [config.label_column] if config.label_column else [], held_errors)
     if len(pc.unique(table["id"])) != table.num_rows:
         raise ConfigError("pool ids are not unique; evaluation matches selections by id")
+    if held_table.num_rows < 2:
+        raise ConfigError(f"the held-out sample has {held_table.num_rows} usable record(s); intervals need >= 2")
     clock.lap("read", t0)
-    t0 = time.perf_counter()
-    pool_counts, pool_tokens = _features(table["text"])
-    held_counts, _ = _features(held_table["text"])
-    clock.lap("featurize", t0)
+    groups = _column(table, config.group_field)
+    if needs_groups and groups is None:
+        raise ConfigError(f"the stratified baseline needs a group column: {config.group_field!r} is not in the pool "
+                          "(set --group-field, or leave stratified out of --methods)")
     labels = _column(table, config.label_column)
     held_labels = _column(held_table, config.label_column)
     if config.label_column and labels is None:
@@ -295,20 +303,30 @@ def _prepare(pool: Dataset, heldout: Dataset, config: EvaluateConfig, out: Path,
                               "infer the on-target label from")
         values, counts = np.unique(held_labels.astype(str), return_counts=True)
         positive = str(values[np.argmax(counts)])
+    if labels is not None and positive not in set(labels.astype(str)):
+        raise ConfigError(f"--positive {positive!r} is not a value of {config.label_column!r} in the pool "
+                          f"(values: {', '.join(sorted(set(labels.astype(str)))[:12])})")
     classes = sorted(set(labels.astype(str))) if labels is not None else []
     heldout_classes = len(set(held_labels.astype(str))) if held_labels is not None else 0
     families = _families(config, labels is not None, heldout_classes)
+    t0 = time.perf_counter()
+    pool_counts, pool_tokens = _features(table["text"])
+    held_counts, _ = _features(held_table["text"])
+    clock.lap("featurize", t0)
     data = M.EvalData(pool_text=table["text"], pool_counts=pool_counts, n_words=_word_counts(table["text"]),
-                      heldout_text=held_table["text"], heldout_counts=held_counts,
-                      groups=_column(table, config.group_field), labels=labels, positive=positive,
-                      heldout_labels=held_labels, lm_order=config.lm_order, pool_tokens=pool_tokens)
+                      heldout_text=held_table["text"], heldout_counts=held_counts, groups=groups, labels=labels,
+                      positive=positive, heldout_labels=held_labels, lm_order=config.lm_order, pool_tokens=pool_tokens)
+    if "lm" in families:
+        t0 = time.perf_counter()
+        data.lm_vocab_size = M.common_vocabulary_size(table["text"], held_table["text"], config.lm_order)
+        clock.lap("featurize", t0)
     if "coverage" in families or "classify" in families:
         t0 = time.perf_counter()
         data.pool_emb, data.heldout_emb = _embeddings(pool, table, held_table["text"], out,
                                                       config.embedding_backend, workers, progress,
                                                       config.cache_dir)
         clock.lap("embed", t0)
-    return _Prepared(table, held_table, data, families, classes, errors)
+    return _Prepared(table, held_table, data, families, classes, errors, held_errors)
 
 
 def _length_floor(config: EvaluateConfig, target: Dataset | None) -> int:
@@ -338,10 +356,19 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
         raise ConfigError("give a held-out sample of the target (--heldout), or a target to split one from")
     target_name = config.target_name or _name_of(heldout if heldout is not None else target)
     if heldout is None:
-        target, heldout = split_target(target, out / "split", seed=config.seed)
+        target, heldout = split_target(target, out / "split", seed=config.seed, keep=(config.label_column,))
+    if target is not None and _same_files(target, heldout):
+        raise ConfigError("the held-out sample is the target itself: measure on records the methods were not "
+                          "fitted on (a separate --heldout, or none to hold out half of the target)")
     clock = _Clock()
     methods = parse_methods(config.methods)
-    prep = _prepare(pool, heldout, config, out, workers, progress, clock)
+    notes = []
+    if any(m.selector == "stratified" for m in methods) and config.methods == DEFAULT_METHODS.split(",") \
+            and not _has_column(pool, config.group_field):
+        methods = [m for m in methods if m.selector != "stratified"]  # only the default asked for it
+        notes.append(f"stratified baseline left out: the pool has no {config.group_field!r} column")
+    prep = _prepare(pool, heldout, config, out, workers, progress, clock,
+                    needs_groups=any(m.selector == "stratified" for m in methods))
     t0 = time.perf_counter()
     scores = _scores(pool, target, methods, prep.table, out, config, workers, progress)
     clock.lap("score", t0)
@@ -359,7 +386,7 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
         for m in methods:
             selections[m.label, label] = [
                 draw(m, scores.get(m.label), eligible, budget, k, n_words, prep.data.groups, s) for s in seeds]
-        budget_sizes[label] = k if k is not None else int(np.mean([len(r) for r in selections["random", label]]))
+        budget_sizes[label] = k  # None for token budgets: the records differ per method
     clock.lap("select", t0)
     proxy_fn: Callable | None = proxy
     if config.proxy_command:
@@ -368,12 +395,13 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
               "target": dataset_info(target) if target is not None else None}
     return _finish(out, prep, [m.label for m in methods], budget_sizes, selections, seeds, config, proxy_fn, clock,
                    target_name, inputs, command, report, {"min_tokens": floor, "eligible_for_scoring_methods":
-                                                  int(eligible.sum()), "scoring": "scoring" if scores else None})
+                                                  int(eligible.sum()), "scoring": "scoring" if scores else None,
+                                                  "notes": notes})
 
 
 def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,
                  config: EvaluateConfig | None = None, proxy: ProxyFn | None = None, workers: int | None = None,
-                 progress: bool = True) -> Evaluation:
+                 progress: bool = True, report: bool = True) -> Evaluation:
     """Compare finished selection runs with random (and stratified) selections of the same sizes from their pool.
 
     Each run's selection is fixed (one "seed"); the baselines are drawn ``config.seeds`` times. Runs must have
@@ -394,30 +422,28 @@ def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, ta
         if not info or not (r.path / "selected" / "ids.txt").is_file():
             raise ConfigError(f"{r.path} has no selection to compare (run thresher select first)")
         pools.append(info)
-    files = [[(f["path"], f["fingerprint"]) for f in p["files"]] for p in pools]
+    files = [[f["fingerprint"] for f in p["files"]] for p in pools]  # contents, however the paths were spelled
     if any(f != files[0] for f in files[1:]):
         raise ConfigError("the runs selected from different pools; compare runs of the same pool")
     info = pools[0]
-    pool = Dataset(info["paths"], text_field=info["text_field"], id_field=info["id_field"],
-                   on_error=info["on_error"], batch_size=info["batch_size"])
+    pool = _reopen(info)
     if target is None and runs[0].manifest.get("inputs", {}).get("target"):
-        t = runs[0].manifest["inputs"]["target"]
-        target = Dataset(t["paths"], text_field=t["text_field"], id_field=t["id_field"], on_error=t["on_error"])
+        target = _reopen(runs[0].manifest["inputs"]["target"])
     target_name = config.target_name or _name_of(heldout if heldout is not None else target or pool)
     if heldout is None:
         if target is None:
             raise ConfigError("give a held-out sample of the target (heldout=...)")
-        target, heldout = split_target(target, out / "split", seed=config.seed)
+        target, heldout = split_target(target, out / "split", seed=config.seed, keep=(config.label_column,))
     clock = _Clock()
-    prep = _prepare(pool, heldout, config, out, workers, progress, clock)
+    wants_strata = "stratified" in config.methods and _has_column(pool, config.group_field)
+    prep = _prepare(pool, heldout, config, out, workers, progress, clock, needs_groups=wants_strata)
     index = {v: i for i, v in enumerate(prep.table["id"].to_pylist())}
     seeds = [config.seed + s for s in range(config.seeds)]
     selections: dict[tuple[str, str], list[np.ndarray]] = {}
     budget_sizes: dict[str, int] = {}
     labels = []
-    baselines = [Method.parse(m) for m in ("random", "stratified") if m in ("random", *config.methods)]
-    if prep.data.groups is None:
-        baselines = [b for b in baselines if b.label == "random"]
+    baselines = [Method.parse(m) for m in ("random", "stratified") if m == "random" or
+                 (m in config.methods and wants_strata)]
     for r in runs:
         ids = r.selected_ids()
         missing = [i for i in ids if i not in index]
@@ -437,7 +463,7 @@ def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, ta
                                                 prep.data.n_words, prep.data.groups, s) for s in seeds]
     inputs = {"pool": info, "heldout": dataset_info(heldout), "runs": [str(r.path) for r in runs]}
     return _finish(out, prep, labels + [b.label for b in baselines], budget_sizes, selections, seeds, config, proxy,
-                   clock, target_name, inputs, None, True, {})
+                   clock, target_name, inputs, None, report, {})
 
 
 def _finish(out: Path, prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], selections: dict,
@@ -455,23 +481,50 @@ def _finish(out: Path, prep: _Prepared, labels: list[str], budget_sizes: dict[st
     write_json({"target": target_name, "positive": prep.data.positive, "metric_families": prep.families,
                 "selections": described, **extra}, out / "evaluation.json")
     failed = prep.errors.to_dict()
+    held_failed = prep.held_errors.to_dict()
     n_pool = prep.table.num_rows
+    n_selected = sum(len(r) for v in selections.values() for r in v)
     manifest = {
         "job": "evaluate", "command": command, "created_unix": int(time.time()), "config": config.to_dict(),
         "inputs": inputs, "versions": versions(),
         "counts": {"input_records": n_pool + failed["total"], "evaluated": n_pool, "failed": failed["total"],
                    "pool_failed": failed, "heldout": prep.held_table.num_rows,
-                   "selections": sum(len(v) for v in selections.values()), "all_accounted_for": True},
+                   "heldout_failed": held_failed["total"], "heldout_errors": held_failed,
+                   "selections": sum(len(v) for v in selections.values()), "selected_rows": n_selected,
+                   "all_accounted_for": None},
         "metrics": {"families": prep.families, "verdicts": _verdict_counts(rows)},
         "timings": clock.timings,
         "outputs": {"results": "results.csv", "per_seed": "per_seed.csv", "selections": "selections.parquet",
                     "evaluation": "evaluation.json"},
     }
+    c = manifest["counts"]  # every record read was evaluated or counted as failed, with its file and line
+    c["all_accounted_for"] = c["evaluated"] + c["failed"] == c["input_records"] and \
+        c["heldout"] + c["heldout_failed"] == prep.held_table.num_rows + held_failed["total"]
     write_json(manifest, out / "manifest.json")
     from thresher.report.html import report_after_job
 
     report_after_job(out, report)
-    return Evaluation(out, rows)
+    return Evaluation(out, rows, config.margin)
+
+
+def _same_files(a: Dataset, b: Dataset) -> bool:
+    """Two inputs with the same file contents (by fingerprint), however their paths are spelled."""
+    return sorted(f["fingerprint"] for f in a.describe()) == sorted(f["fingerprint"] for f in b.describe())
+
+
+def _has_column(ds: Dataset, name: str | None) -> bool:
+    """Whether the first batch of ``ds`` has a non-null ``name`` column (cheap: reads one batch)."""
+    if not name:
+        return False
+    for batch in ds.iter_batches(ErrorLog("skip"), extra_columns=[name]):
+        return batch.column(name).null_count < batch.num_rows
+    return False
+
+
+def _reopen(info: dict) -> Dataset:
+    """The Dataset a manifest's input entry describes; absolute paths when the manifest has them."""
+    return Dataset(info.get("resolved_paths") or info["paths"], text_field=info["text_field"],
+                   id_field=info["id_field"], on_error=info["on_error"], batch_size=info["batch_size"])
 
 
 def _name_of(ds: Dataset) -> str:
@@ -504,14 +557,14 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
     results: dict[tuple[str, str], dict[str, MetricDraws]] = {}
     declared: dict[str, bool] = {}
     bar = tqdm(total=len(selections), desc="evaluate", unit="sel", disable=not progress or None, leave=False)
-    for (label, budget), per_seed_rows in selections.items():
+    for stream, ((label, budget), per_seed_rows) in enumerate(selections.items()):
         got: dict[str, MetricDraws] = {}
         if kl is not None:
             t0 = time.perf_counter()
             got["kl_to_heldout"] = kl.draws(per_seed_rows)
             clock.lap("metric_kl", t0)
         if "precision" in families:
-            got["precision"] = M.precision_draws(data, per_seed_rows, config.n_boot, config.seed)
+            got["precision"] = M.precision_draws(data, per_seed_rows, config.n_boot, config.seed, stream)
         if "coverage" in families:
             t0 = time.perf_counter()
             vals = [once("coverage", r, lambda r=r: M.coverage_values(data, r)) for r in per_seed_rows]
@@ -553,7 +606,10 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
                 base_picks = resampler.seed_picks(len(base[metric].seed_values), stream=1000 * b_i)
                 row = compare(md, None if is_base else base[metric], picks, None if is_base else base_picks,
                               config.level, config.margin)
-                rows.append({"method": label, "budget": budget, "budget_records": budget_sizes[budget],
+                size = budget_sizes[budget]
+                if size is None:  # a token budget: each method takes as many records as fit
+                    size = int(round(np.mean([len(r) for r in selections[label, budget]])))
+                rows.append({"method": label, "budget": budget, "budget_records": size,
                              "metric": metric, "baseline": None if is_base else "random", **row})
                 per_seed += [{"method": label, "budget": budget, "seed": s, "metric": metric, "value": v}
                              for s, v in zip(seeds, md.seed_values)]
@@ -574,7 +630,11 @@ def _user_proxy(proxy: Callable, table: pa.Table, held_table: pa.Table, per_seed
             raw = proxy(train, held_table, seed, tag=tag)
             declared.update(proxy.declared)
         else:
-            raw = proxy(train, held_table, seed)
+            raw = dict(proxy(train, held_table, seed))
+            stated = raw.pop("higher_is_better", None) or {}
+            if not isinstance(stated, dict):
+                raise ConfigError(f"{where}: 'higher_is_better' must map metric names to true/false")
+            declared.update({str(k): bool(v) for k, v in stated.items()})
         outputs.append(check_values(raw, n_items, where))
     names = list(outputs[0])
     out: dict[str, MetricDraws] = {}

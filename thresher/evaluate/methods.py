@@ -72,11 +72,13 @@ def parse_methods(text: str | list[str]) -> list[Method]:
     """Comma-separated (or listed) method specs; ``random`` is always added, since everything is compared to it."""
     specs = [s for s in (text.split(",") if isinstance(text, str) else text) if str(s).strip()]
     methods = [Method.parse(s) for s in specs]
-    labels = [m.label for m in methods]
-    dupes = sorted({x for x in labels if labels.count(x) > 1})
-    if dupes:
-        raise ConfigError(f"method(s) listed twice: {', '.join(dupes)}")
-    if "random" not in labels:
+    seen: dict[tuple, str] = {}
+    for m in methods:  # "dsir" and "dsir:gumbel" are one method under two names
+        key = (m.scorer, m.selector, m.column)
+        if key in seen:
+            raise ConfigError(f"method listed twice: {seen[key]!r} and {m.label!r} are the same method")
+        seen[key] = m.label
+    if "random" not in seen.values():
         methods.append(Method("random", None, "random"))
     return methods
 

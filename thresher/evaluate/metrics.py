@@ -56,6 +56,7 @@ class EvalData:
     heldout_emb: np.ndarray | None = None
     lm_order: int = 3
     pool_tokens: np.ndarray | None = None  # wordpunct tokens per record (length floor)
+    lm_vocab_size: int | None = None  # one vocabulary for every proxy LM (see common_vocabulary_size)
 
     @property
     def n_items(self) -> int:
@@ -88,10 +89,12 @@ class HeldoutKL:
         return MetricDraws(debias(draws, values), values, METRICS["kl_to_heldout"], "bootstrap-2level")
 
 
-def precision_draws(data: EvalData, per_seed_rows: list[np.ndarray], n_boot: int, seed: int) -> MetricDraws:
-    """Beta-posterior replicates of the on-target share of each seed's selection."""
+def precision_draws(data: EvalData, per_seed_rows: list[np.ndarray], n_boot: int, seed: int,
+                    stream: int) -> MetricDraws:
+    """Beta-posterior replicates of the on-target share of each seed's selection; ``stream`` gives every method and
+    budget its own random draws (shared draws would correlate method and baseline and narrow the intervals)."""
     hits = [int(np.sum(data.labels[r] == data.positive)) for r in per_seed_rows]
-    draws, points = beta_draws(hits, [len(r) for r in per_seed_rows], n_boot, seed)
+    draws, points = beta_draws(hits, [len(r) for r in per_seed_rows], n_boot, [seed, stream])
     return MetricDraws(draws, points, METRICS["precision"], "beta")
 
 
@@ -104,11 +107,30 @@ def coverage_values(data: EvalData, rows: np.ndarray, chunk: int = 8192) -> np.n
     return (1.0 - best).astype(np.float64)
 
 
+def common_vocabulary_size(pool_text: pa.Array, heldout_text: pa.Array, order: int = 3) -> int:
+    """Distinct tokens of pool and held-out sample, plus ``</s>`` and ``<unk>``: the one vocabulary all proxy LMs
+    spread their unseen-word mass over.
+
+    Perplexities are only comparable over the same vocabulary. Left to itself, a Kneser-Ney LM spreads that mass
+    over the tokens *it* saw, so an LM trained on a tiny, repetitive selection gives unseen held-out words a large
+    share each and reaches a low perplexity while predicting nothing.
+    """
+    from thresher.lm.ngram import KneserNeyConfig
+
+    featurizer = KneserNeyConfig(order=order).featurizer()
+    seen = [np.unique(featurizer.token_hashes(text.slice(start, 8192))[0])
+            for text in (pool_text, heldout_text) for start in range(0, len(text), 8192)]
+    return int(len(np.unique(np.concatenate(seen)))) + 2
+
+
 def lm_values(data: EvalData, rows: np.ndarray) -> np.ndarray:
-    """Per held-out item: [negative log-likelihood in nats, tokens] under an n-gram LM trained on the selection."""
+    """Per held-out item: [negative log-likelihood in nats, tokens] under an n-gram LM trained on the selection,
+    over the evaluation's common vocabulary."""
     from thresher.lm.ngram import KneserNeyConfig, KneserNeyLM
 
     lm = KneserNeyLM(KneserNeyConfig(order=data.lm_order)).fit(data.pool_text.take(pa.array(rows)))
+    if data.lm_vocab_size is not None:
+        lm.vocab_size_ = max(lm.vocab_size_, data.lm_vocab_size)
     logp, n_tokens = lm.log_prob(data.heldout_text)
     return np.stack([-np.asarray(logp, dtype=np.float64), np.asarray(n_tokens, dtype=np.float64)], axis=1)
 

@@ -82,9 +82,10 @@ def debias(draws: np.ndarray, points: list[float]) -> np.ndarray:
     return draws + (np.asarray(points)[None, :] - draws.mean(axis=0, keepdims=True))
 
 
-def beta_draws(successes: list[int], trials: list[int], n_boot: int, seed: int) -> tuple[np.ndarray, list[float]]:
+def beta_draws(successes: list[int], trials: list[int], n_boot: int, seed: int | list[int]
+               ) -> tuple[np.ndarray, list[float]]:
     """Replicates (B x seeds) of a proportion from each seed's Beta(1 + k, 1 + n - k) posterior, and each k/n."""
-    rng = np.random.default_rng([seed, 0xBE7A])
+    rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 0xBE7A])
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     draws = rng.beta(1.0 + k[None, :], 1.0 + (n - k)[None, :], size=(n_boot, len(k)))

@@ -28,7 +28,7 @@ def format_cell(row: dict) -> str:
     return text
 
 
-def format_results(rows: list[dict]) -> str:
+def format_results(rows: list[dict], margin: float = 0.0) -> str:
     """The table ``thresher evaluate`` prints; positive improvements are always better, whatever the metric."""
     lines: list[str] = []
     blocks: dict[tuple[str, str], list[dict]] = {}
@@ -55,5 +55,6 @@ def format_results(rows: list[dict]) -> str:
         if r["verdict"] in counts:
             counts[r["verdict"]] += 1
     lines.append(f"verdicts vs random: {counts['better']} better, {counts['worse']} worse, "
-                 f"{counts['inconclusive']} inconclusive (a win is claimed only when the whole interval clears 0)")
+                 f"{counts['inconclusive']} inconclusive (better/worse only when the whole interval of the "
+                 f"improvement is beyond {'0' if not margin else f'the margin ±{margin:g}'})")
     return "\n".join(lines)

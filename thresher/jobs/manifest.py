@@ -14,8 +14,16 @@ from thresher.io.dataset import Dataset
 
 def dataset_info(ds: Dataset) -> dict:
     """Paths, per-file sizes and fingerprints, and the reading options: enough to read the same records again."""
-    return {"paths": ds.paths, "files": ds.describe(), "text_field": ds.text_field, "id_field": ds.id_field,
-            "on_error": ds.on_error, "batch_size": ds.batch_size}
+    return {"paths": ds.paths, "resolved_paths": [_resolved(p) for p in ds.paths], "files": ds.describe(),
+            "text_field": ds.text_field, "id_field": ds.id_field, "on_error": ds.on_error,
+            "batch_size": ds.batch_size}
+
+
+def _resolved(path: str) -> str:
+    """An absolute path (globs stay globs), so a run can be reopened from any working folder."""
+    import os
+
+    return path if "://" in path else os.path.abspath(path)
 
 
 def dataset_fingerprint(ds: Dataset, **extra: object) -> str:

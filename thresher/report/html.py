@@ -68,6 +68,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     run_dir = Path(run_dir)
     page = build_report(run_dir)
     path = Path(out) if out is not None else run_dir / "report.html"
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: the folder {path.parent} does not exist")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
@@ -91,7 +93,10 @@ def build_report(run_dir: Path) -> str:
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         raise ConfigError(f"{run_dir} is not a thresher run directory (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{manifest_path} is not valid JSON ({e}); the run directory is damaged") from None
     job = manifest.get("job") or "select"
     sections = [_header(run_dir, manifest, job), _counts(manifest)]
     if job == "evaluate":
@@ -520,13 +525,16 @@ def _evaluation(run_dir: Path, manifest: dict) -> str:
         total = sum(v.values())
         sentences.append(f"<li><b>{escape(method)}</b> beats {escape(str(baseline_name))} on {v['better']} of "
                          f"{total} comparisons; {v['inconclusive']} inconclusive; {v['worse']} worse</li>")
+    margin = float((manifest.get("config") or {}).get("margin") or 0.0)
+    margin_text = "zero" if not margin else f"the margin ±{margin:g}"
     levels = sorted({r["level"] for r in rows if r["level"] is not None})
     intervals = sorted({r["interval"] for r in rows if r.get("interval")})
     seeds = sorted({int(r["n_seeds"]) for r in rows if r["n_seeds"] is not None})
     note = (f'<p class="note">{" / ".join(f"{lv:.0%}" for lv in levels) or "?"} intervals '
             f"({escape(', '.join(intervals) or 'unknown method')}), seeds per cell: "
             f"{escape(', '.join(map(str, seeds)) or '?')}. A verdict is <i>better</i> or <i>worse</i> only when the "
-            "interval of the difference excludes zero; delta is oriented so that positive means better.</p>")
+            f"whole interval of the difference is beyond {escape(margin_text)}; delta is oriented so that positive "
+            "means better.</p>")
     head = (f"<ul class=\"verdicts\">{''.join(sentences)}</ul>" if sentences else "") + note
 
     by_panel: dict[tuple[str, str], list[dict]] = {}
