@@ -39,6 +39,36 @@ def _fmt(v: float) -> str:
     return f"{v:,.0f}" if a >= 100 else f"{v:.2f}" if a >= 10 else f"{v:.3f}" if a >= 0.1 else f"{v:.4f}"
 
 
+MARK = {"better": "✓", "worse": "✗", "inconclusive": "~"}
+
+
+def headline(rows: list[dict]) -> str:
+    """Compact tables, one per target: methods x (metric, budget), each cell the improvement over random and a mark
+    (✓ better, ✗ worse, ~ inconclusive); the intervals are in the detailed tables below."""
+    lines = []
+    budgets = list(dict.fromkeys(r["budget"] for r in rows))
+    metrics = [m for m in LABELS if any(r["metric"] == m for r in rows)]
+    for target in dict.fromkeys(r["target"] for r in rows):
+        trows = [r for r in rows if r["target"] == target]
+        lines += [f"### {target}", "",
+                  "| method | " + " | ".join(f"{LABELS[m]} {b}" for m in metrics for b in budgets) + " |",
+                  "|---|" + "---:|" * (len(metrics) * len(budgets))]
+        base = {(r["metric"], r["budget"]): r for r in trows if r["method"] == "random"}
+        # random's own value: KL(held-out || random) under "KL reduction", perplexity under "held-out perplexity"...
+        lines.append("| random (its value) | " + " | ".join(
+            _fmt(float(base[m, b]["estimate"])) if (m, b) in base else "" for m in metrics for b in budgets) + " |")
+        for method in dict.fromkeys(r["method"] for r in trows if r["method"] != "random"):
+            cells = []
+            for m in metrics:
+                for b in budgets:
+                    r = next((x for x in trows if x["method"] == method and x["metric"] == m and x["budget"] == b),
+                             None)
+                    cells.append("" if r is None else f"{float(r['delta']):+.3g} {MARK[r['verdict']]}")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict], seconds: dict[str, float], args: argparse.Namespace) -> str:
     """One table per metric: methods x (target, budget), each cell the improvement over random and its verdict."""
     lines = ["# Headline: does it beat random? (pool-en, 5 seeds, 95% intervals)", "",
@@ -48,7 +78,9 @@ def markdown(rows: list[dict], seconds: dict[str, float], args: argparse.Namespa
              "Each cell: the method's improvement over random at the same budget (positive = better, in the metric's"
              " units: nats for KL, share for precision, cosine distance for coverage, perplexity points for the LM),"
              " its 95% interval, and the verdict: **better** / **worse** only when the whole interval is on one"
-             " side of zero, otherwise ~ (inconclusive).", ""]
+             " side of zero, otherwise ~ (inconclusive).", "",
+             "## Headline (improvement over random; ✓ better, ✗ worse, ~ inconclusive)", "", headline(rows),
+             "## Detail: improvement over random with its 95% interval", ""]
     targets = list(dict.fromkeys(r["target"] for r in rows))
     budgets = list(dict.fromkeys(r["budget"] for r in rows))
     methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "random"]
@@ -56,7 +88,7 @@ def markdown(rows: list[dict], seconds: dict[str, float], args: argparse.Namespa
         mrows = [r for r in rows if r["metric"] == metric]
         if not mrows:
             continue
-        lines.append(f"## {title}")
+        lines.append(f"### {title}")
         lines.append("")
         cols = [(t, b) for t in targets for b in budgets]
         lines.append("| method | " + " | ".join(f"{t} {b}" for t, b in cols) + " |")
