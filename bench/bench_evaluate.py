@@ -13,6 +13,7 @@ held-out records and seeds (Beta posteriors for precision), 95%; verdict vs rand
     pip install -e ".[bench,embed]"
     python bench/bench_evaluate.py                       # ~20-40 min on 2 cores
     python bench/bench_evaluate.py --targets news --methods dsir,random
+    python bench/bench_evaluate.py --markdown-only         # rebuild evaluate.md from evaluate.json
 
 Writes bench/results/evaluate/<target>/ (results.csv, report.html, ...) and bench/results/evaluate.{md,json}.
 """
@@ -127,7 +128,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "evaluate")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="Rebuild evaluate.md from the saved evaluate.json without running anything.")
     args = parser.parse_args()
+    if args.markdown_only:
+        saved = json.loads((args.out.parent / "evaluate.json").read_text())
+        (args.out.parent / "evaluate.md").write_text(markdown(saved["rows"], saved["seconds"], args))
+        return
 
     import thresher as th
     from thresher.evaluate.harness import EvaluateConfig, run_evaluation
