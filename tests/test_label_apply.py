@@ -12,6 +12,7 @@ import pytest
 
 import thresher as th
 from thresher.demo import sample_path
+from thresher.errors import ConfigError
 from thresher.io.errors import ErrorLog
 from thresher.label.analysis import analyse, format_analysis, lf_correlations
 from thresher.label.apply import apply_lfs
@@ -120,3 +121,53 @@ def test_records_without_text_are_counted_by_the_error_log(tmp_path):
     applied = apply_lfs(th.read(path, on_error="skip"), lfs, errors, workers=1)
     assert applied.ids.to_pylist() == ["a", "d"] and errors.n_failed == 2
     assert applied.matrix.to_dense()[0].max() == 1 and applied.matrix.to_dense()[1].max() == 0
+
+
+def test_an_lf_failing_in_a_worker_process_is_named_not_reported_as_a_dead_worker(tmp_path):
+    # Regression: LFError could not be unpickled in the main process, so 2 workers reported "a worker process died".
+    import pickle
+
+    err = pickle.loads(pickle.dumps(LFError("f", "rec-1", "KeyError: 'boom'")))
+    assert (err.lf_name, err.record_id, err.detail) == ("f", "rec-1", "KeyError: 'boom'")
+    path = tmp_path / "raises.py"
+    path.write_text("import thresher as th\nCLASSES = ['fresh', 'rotten']\n\n@th.lf\ndef boom(text):\n"
+                    "    if '!' in text:\n        raise KeyError('boom')\n    return None\n\n"
+                    "@th.lf\ndef out_of_range(text):\n    return 5 if 'dull' in text else None\n")
+    table = pq.read_table(RT)
+    first_bad = next(i for i, t in zip(table["id"].to_pylist(), table["text"].to_pylist()) if "!" in t)
+    lfs = load_lfs(path)
+    with pytest.raises(LFError, match=f"'boom' failed on record '{first_bad}': KeyError: 'boom'") as info:
+        apply_lfs(th.read(RT, batch_size=64), lfs, workers=2)
+    assert info.value.lf_name == "boom" and info.value.record_id == first_bad
+    path.write_text(path.read_text().replace("raise KeyError('boom')", "pass"))
+    first_dull = next(i for i, t in zip(table["id"].to_pylist(), table["text"].to_pylist()) if "dull" in t)
+    with pytest.raises(LFError, match=f"'out_of_range' failed on record '{first_dull}'.*returned class 5"):
+        apply_lfs(th.read(RT, batch_size=64), load_lfs(path), workers=2)
+
+
+def test_a_score_lf_whose_column_exists_nowhere_is_an_error_naming_the_lf():
+    table = pq.read_table(RT)
+    lfs = LFSet(["fresh", "rotten"], [KeywordLF("dull", "rotten", ["dull"]), ScoreLF("hi", "dsir", 0, "fresh")])
+    with pytest.raises(ConfigError, match=r"LF 'hi': column 'dsir' is not in the pool \(a side-car score needs "):
+        apply_lfs(th.read(RT), lfs, workers=1)
+    other = pa.table({"id": table["id"], "len": pa.array([1.0] * table.num_rows)})
+    with pytest.raises(ConfigError, match="column 'dsir' is not in the pool or the --scores-from run"):
+        apply_lfs(th.read(RT), lfs, workers=1, scores=other)
+    unmatched = pa.table({"id": [f"elsewhere-{i}" for i in range(5)], "dsir": [1.0] * 5})
+    with pytest.raises(ConfigError, match="'dsir' of the --scores-from run has no value for any record"):
+        apply_lfs(th.read(RT), lfs, workers=1, scores=unmatched)
+    # A column present but null on some records still just abstains there.
+    partial = pa.table({"id": table["id"][:10], "dsir": pa.array([1.0] * 10)})
+    votes = apply_lfs(th.read(RT), lfs, workers=1, scores=partial).matrix.to_dense()[:, 1]
+    assert (votes[:10] == 0).all() and (votes[10:] == -1).all()
+
+
+def test_duplicate_pool_ids_are_an_error(tmp_path):
+    table = pq.read_table(RT).slice(0, 50)
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.concat_tables([table, table.slice(3, 2)]), path)
+    lfs = LFSet(["fresh", "rotten"], [KeywordLF("dull", "rotten", ["dull"])])
+    ids = table["id"].to_pylist()
+    with pytest.raises(ConfigError, match=rf"2 record id\(s\) occur more than once \('{ids[3]}', '{ids[4]}'\)"):
+        apply_lfs(th.read(path), lfs, workers=1)
+    assert apply_lfs(th.read(path), lfs, workers=1, unique_ids=False).matrix.n_records == 52

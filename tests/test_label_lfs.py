@@ -174,3 +174,79 @@ def test_example_lf_sets_load():
     sizes = {p.name: len(load_lfs(p)) for p in sorted(root.glob("*.*")) if p.suffix in (".py", ".yaml")}
     assert set(sizes) == {"bbc_news.yaml", "rotten_tomatoes.py", "brown_genre.yaml"}
     assert all(10 <= n <= 40 for n in sizes.values())
+
+
+TRICKY = ["über alles", "Danke für alles", "Die Straße ist lang", "café au lait", "un café.", "cafés", "naïve approach",
+          "naïveté", "I love C++ and C# code", "C++", "C#", "c#/.NET", "ASP .NET core", "C++11", "the U.S. economy",
+          "U.S.", "(U.S.)", "US economy", "x\u00a0the\u00a0y", "x\u3000the y", "the\ny", "match.", "rematch",
+          "match_point", "_match", "matché", "match\u0301", "1match", "２match", "über", "Über-Ich", "für\n",
+          "Cafe\u0301", "Москва сегодня", "москвá", "東京 news", "", " "]
+KEYWORDS = [["über", "für", "straße"], ["café", "naïve"], ["C++", "C#", ".NET"], ["U.S."], ["x the y"], ["match"],
+            ["москва"], ["東京"], ["the y"]]
+
+
+@pytest.mark.parametrize("keywords", KEYWORDS)
+@pytest.mark.parametrize("case_sensitive", [False, True])
+def test_keyword_lfs_give_the_same_matches_in_re2_and_python_re(keywords, case_sensitive):
+    # Regression: RE2's \b is ASCII-only (über, café never matched) and \b never follows C++ or C#.
+    lf = KeywordLF("k", "sport", keywords, case_sensitive=case_sensitive)
+    assert lf.vectorised
+    text = pa.array(TRICKY, pa.large_string())
+    np.testing.assert_array_equal(lf.matches(text), lf.matches(text, engine="python"))
+
+
+def test_keywords_match_whole_words_in_any_script_and_with_punctuation_at_the_edges():
+    def hits(keywords, **kw):
+        lf = KeywordLF("k", "sport", keywords, **kw)
+        return [t for t, hit in zip(TRICKY, lf.matches(pa.array(TRICKY, pa.large_string()))) if hit]
+
+    assert hits(["über"]) == ["über alles", "über", "Über-Ich"]
+    assert hits(["café"]) == ["café au lait", "un café."]
+    assert hits(["naïve"]) == ["naïve approach"]
+    assert hits(["C++", "C#"]) == ["I love C++ and C# code", "C++", "C#", "c#/.NET", "C++11"]
+    assert hits([".NET"]) == ["c#/.NET", "ASP .NET core"]
+    assert hits(["U.S."]) == ["the U.S. economy", "U.S.", "(U.S.)"]
+    assert hits(["x the y"]) == ["x\u00a0the\u00a0y", "x\u3000the y"]  # any Unicode whitespace between words
+    assert hits(["match"]) == ["match.", "match\u0301"]  # a combining mark is not a word character (as \w)
+    assert hits(["москва"]) == ["Москва сегодня"]
+    assert hits(["über"], case_sensitive=True) == ["über alles", "über"]
+    assert hits(["match"], whole_word=False) == [t for t in TRICKY if "match" in t]
+
+
+def test_regex_lfs_with_unicode_sensitive_classes_agree_across_engines():
+    # \b, \w, \d, \s are ASCII in RE2 and Unicode in Python re: records where that matters are matched by Python.
+    text = pa.array(TRICKY + ["٣ items", "3 items", "a\x1cb", "end$\n"], pa.large_string())
+    for pattern in [r"\bfür\b", r"\bcaf\w\b", r"\bna\w+ve\b", r"\d items", r"a\sb", r"\bUS\b", r"^über",
+                    r"alles$", r"\W+", r"\bmatch\b"]:
+        lf = RegexLF("r", "sport", pattern)
+        assert lf.vectorised, pattern
+        np.testing.assert_array_equal(lf.matches(text), lf.matches(text, engine="python"), err_msg=pattern)
+    assert RegexLF("r", "sport", r"\bfür\b").matches(text).sum() == 2
+
+
+def test_the_non_word_class_of_both_engines_agrees_on_every_assigned_character():
+    import unicodedata
+
+    chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) not in ("Cn", "Cs")]
+    re2 = pa.compute.match_substring_regex(pa.array(chars, pa.large_string()), r"^[^\pL\pN_]$")
+    python = [bool(re.fullmatch(r"\W", c)) for c in chars]
+    assert re2.to_pylist() == python
+
+
+def test_yaml_booleans_are_strict(tmp_path):
+    path = tmp_path / "lfs.yaml"
+    path.write_text('classes: [a, b]\nlfs:\n  - {name: r1, label: a, keywords: [The], case_sensitive: "false"}\n')
+    with pytest.raises(ConfigError, match=r"lfs\.yaml:3: LF 'r1': case_sensitive must be true or false, got 'false'"):
+        load_lfs(path)
+    path.write_text("classes: [a, b]\nlfs:\n  - {name: r2, label: a, regex: ['x'], case_sensitive: 1}\n")
+    with pytest.raises(ConfigError, match=r"lfs\.yaml:3: LF 'r2': case_sensitive must be true or false, got 1"):
+        load_lfs(path)
+    path.write_text("classes: [a, b]\nlfs:\n  - {name: k, label: a, keywords: [x], whole_word: 'no'}\n")
+    with pytest.raises(ConfigError, match=r"lfs\.yaml:3: LF 'k': whole_word must be true or false"):
+        load_lfs(path)
+    path.write_text("classes: [a, b]\nlfs:\n  - {name: k, label: a, keywords: [x], case_sensitive: false, "
+                    "whole_word: false}\n")
+    lf = load_lfs(path).lfs[0]
+    assert lf.case_sensitive is False and lf.whole_word is False
+    with pytest.raises(ConfigError, match="case_sensitive must be true or false"):
+        KeywordLF("k", "a", ["x"], case_sensitive="false")

@@ -53,9 +53,13 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str) -> tuple[sp.csr_m
 
 def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *, workers: int | None = None,
               extra_columns: tuple[str, ...] = (), scores: pa.Table | None = None, on_error: str | None = None,
-              progress: bool = False) -> Applied:
+              progress: bool = False, check_columns: bool = True, unique_ids: bool = True) -> Applied:
     """Run every LF over ``dataset``. ``scores`` (a table with ``id``) supplies columns score LFs read that the
-    records lack; ``extra_columns`` are collected from the records and returned (e.g. dev labels)."""
+    records lack; ``extra_columns`` are collected from the records and returned (e.g. dev labels).
+
+    ``check_columns``: a column a score LF reads that no record has a value in (in the records or in ``scores``)
+    is an error naming the LF, not an LF that silently abstains everywhere. ``unique_ids``: duplicate record ids
+    are an error (labels are joined to records by id)."""
     errors = errors or ErrorLog(dataset.on_error)
     on_error = on_error or dataset.on_error
     from_scores = [c for c in lf_set.columns if scores is not None and c in scores.column_names]
@@ -75,6 +79,7 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
             yield lf_set, table, on_error
 
     ids, parts, extra = [], [], {c: [] for c in extra_columns}
+    seen: set[str] = set()  # LF columns with a value in at least one record
     failures: Counter = Counter()
     examples: dict[str, list[str]] = {}
     with LocalEngine(workers) as engine:
@@ -83,7 +88,7 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="labelling", unit=" batches")
-        for votes, failed in engine.map(apply_batch, _tee_items(batches, ids, extra)):
+        for votes, failed in engine.map(apply_batch, _tee_items(batches, ids, extra, lf_set.columns, seen)):
             parts.append(votes)
             for name, rows in failed.items():
                 failures[name] += len(rows)
@@ -94,21 +99,54 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
         raise ConfigError(f"no usable records in {', '.join(dataset.paths)}")
     if engine_note:
         info["note"] = engine_note
+    if check_columns:
+        _check_columns(lf_set, seen, from_scores, scores is not None)
+    all_ids = pa.concat_arrays(ids)
+    if unique_ids:
+        _check_unique(all_ids, dataset)
     votes = sp.vstack(parts, format="csr")
-    return Applied(ids=pa.concat_arrays(ids), matrix=LabelMatrix(votes, len(lf_set.classes), lf_set.names),
+    return Applied(ids=all_ids, matrix=LabelMatrix(votes, len(lf_set.classes), lf_set.names),
                    extra={c: pa.concat_arrays(v) for c, v in extra.items()},
                    lf_failures={n: failures.get(n, 0) for n in lf_set.names},
                    failure_examples=examples, engine=info)
 
 
-def _tee_items(items, ids: list, extra: dict):
-    """Pass work items through, keeping each batch's ids and extra columns in the main process."""
+def _tee_items(items, ids: list, extra: dict, lf_columns: list[str] = (), seen: set | None = None):
+    """Pass work items through, keeping each batch's ids and extra columns in the main process, and noting which
+    LF columns have a value."""
     for item in items:
         table = item[1]
         ids.append(table["id"].combine_chunks())
         for c in extra:
             extra[c].append(table[c].combine_chunks())
+        if seen is not None:
+            seen.update(c for c in lf_columns if c not in seen and table[c].null_count < table.num_rows)
         yield item
+
+
+def _check_columns(lf_set: LFSet, seen: set[str], from_scores: list[str], has_scores: bool) -> None:
+    """A score LF whose column has no value in any record would abstain on everything: say so instead."""
+    for f in lf_set.lfs:
+        for c in f.columns:
+            if c in seen:
+                continue
+            if c in from_scores:
+                raise ConfigError(f"LF {f.name!r}: column {c!r} of the --scores-from run has no value for any "
+                                  "record (were its ids scored from another pool?)")
+            where = "the pool or the --scores-from run" if has_scores else \
+                "the pool (a side-car score needs --scores-from RUN)"
+            raise ConfigError(f"LF {f.name!r}: column {c!r} is not in {where}")
+
+
+def _check_unique(ids: pa.Array, dataset: Dataset) -> None:
+    """Labels are written and later selected by id, so every record id must be unique (as thresher evaluate)."""
+    counts = pc.value_counts(ids)
+    dupes = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(dupes):
+        shown = ", ".join(repr(v) for v in dupes.field("values")[:5].to_pylist())
+        raise ConfigError(f"{', '.join(dataset.paths)}: {len(dupes):,} record id(s) occur more than once ({shown}"
+                          f"{', ...' if len(dupes) > 5 else ''}); labels are matched to records by id, so ids must "
+                          "be unique")
 
 
 def _join_scores(table: pa.Table, scores: pa.Table, columns: list[str]) -> pa.Table:

@@ -41,6 +41,11 @@ class LFError(ThresherError):
         self.lf_name, self.record_id, self.detail = lf_name, record_id, detail
         super().__init__(f"labelling function {lf_name!r} failed on record {record_id!r}: {detail}")
 
+    def __reduce__(self):
+        # Raised in worker processes: pickle the constructor's arguments, not the one-string ``args``, or the
+        # main process cannot rebuild it and reports a dead worker instead of this message.
+        return (type(self), (self.lf_name, self.record_id, self.detail))
+
 
 @dataclass
 class Votes:
@@ -159,47 +164,104 @@ def lf(fn: Callable | None = None, *, name: str | None = None, batched: bool = F
 
 _RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 
+#: Word characters are letters, digits (any script) and ``_``: Python's Unicode ``\w``. RE2's ``\w`` and ``\b`` are
+#: ASCII-only, so keyword boundaries use these classes instead (they agree on every character assigned in
+#: Python's Unicode database).
+_NON_WORD = {"re2": r"[^\pL\pN_]", "python": r"\W"}
+#: Every character Python's ``str.isspace`` accepts (Python ``\s``), as literals both engines read alike.
+_SPACE = "[" + "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "]+"
+#: Constructs whose meaning differs between RE2 (ASCII) and Python ``re`` (Unicode): ``\b \w \d \s`` (and
+#: negations), and ``$`` (Python also matches before a final newline).
+_ENGINE_SENSITIVE = re.compile(r"\\[bBwWdDsS]|\$")
+#: Rows where those constructs may disagree: any character outside plain ASCII (or ``\v``, ``\x1c``-``\x1f``,
+#: which Python counts as spaces), or a final newline. RE2 syntax.
+_UNSAFE_ROW = r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]|\n\z"
 
-def keyword_pattern(keywords: Sequence[str], whole_word: bool = True) -> str:
-    """One alternation matching any keyword literally (runs of spaces match any whitespace)."""
-    parts = [r"\s+".join(_RE2_SPECIAL.sub(r"\\\1", w) for w in k.split()) for k in keywords]
-    body = "|".join(p for p in parts if p)
-    return rf"\b(?:{body})\b" if whole_word else f"(?:{body})"
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def keyword_pattern(keywords: Sequence[str], whole_word: bool = True, engine: str = "re2") -> str:
+    """One alternation matching any keyword literally (runs of spaces match any whitespace).
+
+    ``whole_word``: a keyword that starts with a word character (letter or digit of any script, or ``_``) must not
+    follow one, and one that ends with a word character must not precede one; punctuation at a keyword's edge
+    needs no boundary, so ``C++``, ``C#``, ``.NET`` and ``U.S.`` match. The boundaries consume the neighbouring
+    character (RE2 has no look-arounds), which is fine for a yes/no match. ``engine`` (``re2`` or ``python``) only
+    changes how "not a word character" is spelled; both patterns match the same texts.
+    """
+    non_word = _NON_WORD[engine]
+    parts = []
+    for k in keywords:
+        words = k.split()
+        if not words:
+            continue
+        body = _SPACE.join(_RE2_SPECIAL.sub(r"\\\1", w) for w in words)
+        if whole_word:
+            if _is_word_char(words[0][0]):
+                body = f"(?:^|{non_word}){body}"
+            if _is_word_char(words[-1][-1]):
+                body = f"{body}(?:$|{non_word})"
+        parts.append(f"(?:{body})")
+    return "|".join(parts)
 
 
 class RegexLF(LabelingFunction):
-    """Vote ``label`` when any of ``patterns`` matches the text (searched anywhere), else abstain.
+    r"""Vote ``label`` when any of ``patterns`` matches the text (searched anywhere), else abstain.
 
     Patterns are matched by RE2 on the whole batch at once; a pattern RE2 cannot run (look-arounds,
-    back-references) is matched with Python's ``re`` record by record instead, with the same result.
+    back-references) is matched with Python's ``re`` record by record instead. The two engines give the same
+    result: where a pattern uses ``\b``, ``\w``, ``\d``, ``\s`` or ``$`` (ASCII in RE2, Unicode in Python), records
+    with non-ASCII text are matched with Python's ``re``, so word boundaries work in any script.
     """
 
     kind = "regex"
 
     def __init__(self, name: str, label: str | int, patterns: str | Sequence[str], case_sensitive: bool = False):
-        self.name, self.label, self.case_sensitive = name, label, case_sensitive
+        self.name, self.label = name, label
+        self.case_sensitive = _check_bool(name, "case_sensitive", case_sensitive)
         self.patterns = [patterns] if isinstance(patterns, str) else list(patterns)
         if not self.patterns or not all(isinstance(p, str) and p for p in self.patterns):
             raise ConfigError(f"LF {name!r}: give at least one non-empty pattern")
         self.pattern = "|".join(f"(?:{p})" for p in self.patterns)
+        self._compile(self.pattern, self._python_pattern())
+        self._sensitive = self._engine_sensitive()
+
+    def _python_pattern(self) -> str:
+        return self.pattern
+
+    def _engine_sensitive(self) -> bool:
+        return bool(_ENGINE_SENSITIVE.search(self.pattern))
+
+    def _compile(self, re2_pattern: str, python_pattern: str) -> None:
         try:
-            self._python = re.compile(self.pattern, 0 if case_sensitive else re.IGNORECASE)
+            self._python = re.compile(python_pattern, 0 if self.case_sensitive else re.IGNORECASE)
         except re.error as e:
-            raise ConfigError(f"LF {name!r}: invalid regular expression {self.pattern!r}: {e}") from None
-        self.vectorised = _re2_accepts(self.pattern)
+            raise ConfigError(f"LF {self.name!r}: invalid regular expression {python_pattern!r}: {e}") from None
+        self.vectorised = _re2_accepts(re2_pattern)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r} -> {self.label!r})"
 
     def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
         label = _label_index(self.label, classes, self.name)
-        text = batch["text"]
-        if self.vectorised:
-            hit = pc.match_substring_regex(text, self.pattern, ignore_case=not self.case_sensitive)
-            hit = hit.to_numpy(zero_copy_only=False)
-        else:
-            hit = np.fromiter((bool(self._python.search(t)) for t in text.to_pylist()), bool, len(text))
-        return Votes(np.where(hit, label, ABSTAIN).astype(np.int32))
+        return Votes(np.where(self.matches(batch["text"]), label, ABSTAIN).astype(np.int32))
+
+    def matches(self, text: pa.Array | pa.ChunkedArray, engine: str | None = None) -> np.ndarray:
+        """Whether each text matches: by RE2 (plus Python for the records where they could differ) or, with
+        ``engine="python"``, by Python ``re`` alone."""
+        if engine == "python" or not self.vectorised:
+            return np.fromiter((bool(self._python.search(t)) for t in text.to_pylist()), bool, len(text))
+        hit = np.array(pc.match_substring_regex(text, self.pattern, ignore_case=not self.case_sensitive)
+                       .to_numpy(zero_copy_only=False), dtype=bool)
+        if self._sensitive:
+            unsafe = np.asarray(pc.match_substring_regex(text, _UNSAFE_ROW).to_numpy(zero_copy_only=False), bool)
+            if unsafe.any():
+                rows = np.flatnonzero(unsafe)
+                texts = pc.take(text, pa.array(rows)).to_pylist()
+                hit[rows] = [bool(self._python.search(t)) for t in texts]
+        return hit
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "label": self.label, "pattern": self.pattern,
@@ -217,11 +279,26 @@ class KeywordLF(RegexLF):
             keywords = [keywords]
         if not keywords or not all(isinstance(k, str) and k.strip() for k in keywords):
             raise ConfigError(f"LF {name!r}: keywords must be a non-empty list of non-empty strings")
-        self.keywords, self.whole_word = list(keywords), whole_word
-        super().__init__(name, label, keyword_pattern(keywords, whole_word), case_sensitive)
+        self.keywords = list(keywords)
+        self.whole_word = _check_bool(name, "whole_word", whole_word)
+        super().__init__(name, label, keyword_pattern(keywords, self.whole_word), case_sensitive)
+
+    def _python_pattern(self) -> str:
+        # The same pattern with Python's spelling of "not a word character".
+        return keyword_pattern(self.keywords, self.whole_word, engine="python")
+
+    def _engine_sensitive(self) -> bool:
+        return False  # built from literals, explicit classes, ^ and (after a non-word alternative) $
 
     def describe(self) -> dict:
         return {**super().describe(), "keywords": self.keywords, "whole_word": self.whole_word}
+
+
+def _check_bool(lf_name: str, key: str, value: object) -> bool:
+    """``true``/``false`` only: a string such as ``"false"`` is an error, not ``bool("false") == True``."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ConfigError(f"LF {lf_name!r}: {key} must be true or false, got {value!r} ({type(value).__name__})")
 
 
 def _re2_accepts(pattern: str) -> bool:
@@ -479,10 +556,12 @@ def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
                 raise ConfigError("give the 'label' this LF votes for")
             name = str(spec.get("name") or f"lf_{i}")
             if "keywords" in spec:
-                lfs.append(KeywordLF(name, spec["label"], spec["keywords"], bool(spec.get("case_sensitive", False)),
-                                     bool(spec.get("whole_word", True))))
+                lfs.append(KeywordLF(name, spec["label"], spec["keywords"], spec.get("case_sensitive", False),
+                                     spec.get("whole_word", True)))
             elif "regex" in spec:
-                lfs.append(RegexLF(name, spec["label"], spec["regex"], bool(spec.get("case_sensitive", False))))
+                if "whole_word" in spec:
+                    raise ConfigError(f"LF {name!r}: whole_word applies to keywords, not regex")
+                lfs.append(RegexLF(name, spec["label"], spec["regex"], spec.get("case_sensitive", False)))
             else:
                 if "threshold" not in spec:
                     raise ConfigError("a column LF needs a 'threshold'")
