@@ -186,3 +186,76 @@ def test_recipe_label_then_filter_and_select_on_the_label_columns(bbc_split, tmp
     bad.write_text(f"pool: {pool}\nsteps:\n  - label: {EXAMPLES / 'bbc_news.yaml'}\n    modle: metal\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:3: unknown key\(s\) modle in label step"):
         Recipe.load(bad)
+
+
+def test_recipe_label_step_uses_the_seed_and_no_report_and_keeps_the_label_config(bbc_split, tmp_path):
+    # Regression: the select step ran with seed 0 whatever the recipe said, --no-report still wrote report.html,
+    # and the select step's config replaced the label model's settings in the manifest.
+    from thresher.recipe import Recipe
+
+    pool, dev = bbc_split
+    runs = {}
+    for seed in (7, 0, 7):
+        recipe = tmp_path / f"r{seed}.yaml"
+        recipe.write_text(f"pool: {pool}\nseed: {seed}\nworkers: 1\nsteps:\n"
+                          f"  - label: {EXAMPLES / 'bbc_news.yaml'}\n    dev: {dev}\n"
+                          "  - filter: \"label_name == 'sport'\"\n  - select: random\n    budget: 20\n")
+        out = tmp_path / f"run{len(runs)}"
+        runs[len(runs)] = Recipe.load(recipe).run(out=out, progress=False, report=len(runs) != 0)
+    seven, zero, seven_again = runs[0], runs[1], runs[2]
+    assert seven.selected_ids() == seven_again.selected_ids() != zero.selected_ids()
+    assert seven.manifest["seed"] == 7 and zero.manifest["seed"] == 0
+    assert seven.manifest["label_config"]["seed"] == 7 and seven.manifest["label_config"]["model"]
+    assert seven.manifest["config"]["selector"] == "random"
+    assert not (seven.path / "report.html").exists() and (zero.path / "report.html").exists()
+    no_select = tmp_path / "label_only.yaml"
+    no_select.write_text(f"pool: {pool}\nworkers: 1\nsteps:\n  - label: {EXAMPLES / 'bbc_news.yaml'}\n")
+    run = Recipe.load(no_select).run(out=tmp_path / "label_only", progress=False, report=False)
+    assert not (run.path / "report.html").exists()
+
+
+def test_no_report_with_an_end_model_writes_no_report(bbc_split, tmp_path):
+    # Regression: the end model's report dict overwrote the report flag.
+    pool, _ = bbc_split
+    from thresher.jobs.label import run_labeling
+
+    run = run_labeling(th.read(pool), EXAMPLES / "bbc_news.yaml", tmp_path / "r", end_model="hashed", workers=1,
+                       report=False)
+    assert not (run.path / "report.html").exists() and run.metrics["end_model"]["trained_on"] > 0
+    result = CliRunner().invoke(main, ["label", "--pool", str(pool), "--lfs", str(EXAMPLES / "bbc_news.yaml"),
+                                       "--end-model", "hashed", "--no-report", "--workers", "1",
+                                       "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "cli" / "report.html").exists()
+
+
+def test_lf_errors_score_columns_dev_fields_and_duplicate_ids_fail_clearly(bbc_split, tmp_path):
+    pool, dev = bbc_split
+    lf_file = tmp_path / "raises.py"
+    lf_file.write_text("import thresher as th\nCLASSES = ['a', 'b']\n\n@th.lf\ndef f(text):\n"
+                       "    if 'Chelsea' in text:\n        raise KeyError('boom')\n    return None\n")
+    first = next(r["id"] for r in pq.read_table(pool).to_pylist() if "Chelsea" in r["text"])
+    result = CliRunner().invoke(main, ["label", "--pool", str(pool), "--lfs", str(lf_file), "--workers", "2",
+                                       "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert f"labelling function 'f' failed on record '{first}': KeyError: 'boom'" in result.output
+    assert "worker process died" not in result.output
+    score = tmp_path / "score.yaml"
+    score.write_text("classes: [a, b]\nlfs:\n  - {name: kw, label: a, keywords: [the]}\n"
+                     "  - {name: hi, label: a, column: dsir, threshold: 0}\n")
+    result = CliRunner().invoke(main, ["label", "--pool", str(pool), "--lfs", str(score), "--workers", "1",
+                                       "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "LF 'hi': column 'dsir' is not in the pool" in result.output
+    with pytest.raises(ConfigError, match="dev has no field 'nosuch'"):
+        th.label(pool, EXAMPLES / "bbc_news.yaml", out=tmp_path / "x", dev=dev, label_field="nosuch", workers=1)
+    t = pq.read_table(dev)
+    null_dev = tmp_path / "null_dev.parquet"
+    pq.write_table(t.set_column(t.column_names.index("label"), "label", pa.array([None] + t["label"].to_pylist()[1:])),
+                   null_dev)
+    with pytest.raises(ConfigError, match=rf"dev record '{t['id'][0]}' has no value in field 'label'"):
+        th.label(pool, EXAMPLES / "bbc_news.yaml", out=tmp_path / "x", dev=null_dev, workers=1)
+    dup = tmp_path / "dup.parquet"
+    p = pq.read_table(pool)
+    pq.write_table(pa.concat_tables([p, p.slice(0, 1)]), dup)
+    with pytest.raises(ConfigError, match=rf"record id\(s\) occur more than once \('{p['id'][0]}'\)"):
+        th.label(dup, EXAMPLES / "bbc_news.yaml", out=tmp_path / "x", workers=1)

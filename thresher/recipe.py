@@ -121,7 +121,7 @@ class Recipe:
         if workers is not None:
             options["workers"] = workers
         if self.label is not None:
-            return self._run_label(Path(out), options, progress, command)
+            return self._run_label(Path(out), options, progress, command, report)
         return self.pipeline.run(self.pool, out, self.target, progress=progress, command=command,
                                  recipe=self.raw, report=report, **options)
 
@@ -140,18 +140,22 @@ class Recipe:
             args["scores_from"] = str(self._path(args["scores_from"]))
         return args
 
-    def _run_label(self, out: Path, options: dict, progress: bool, command: list[str] | None) -> Run:
-        """The label job, then the filters (as one --where) and the selection on its label columns."""
+    def _run_label(self, out: Path, options: dict, progress: bool, command: list[str] | None,
+                   report: bool = True) -> Run:
+        """The label job, then the filters (as one --where) and the selection on its label columns; the recipe's
+        seed drives both, and ``report`` decides whether report.html is written (once, after the last step)."""
         from thresher.jobs.label import run_labeling
         from thresher.jobs.select import reselect
 
-        run = run_labeling(self.pool, out=out, seed=options.get("seed", 0), workers=options.get("workers"),
-                           progress=progress, command=command, **self.label)
+        seed = options.get("seed", 0)
         select = next((s for s in self.after_label if isinstance(s, Select)), None)
+        run = run_labeling(self.pool, out=out, seed=seed, workers=options.get("workers"), progress=progress,
+                           command=command, report=report and select is None, **self.label)
         if select is None:
             return run
         filters = [f"({s.where})" for s in self.after_label if isinstance(s, Filter)]
-        return reselect(out, progress=progress, command=command, selector=select.selector, score=select.score,
+        return reselect(out, progress=progress, command=command, report=report, seed=seed,
+                        selector=select.selector, score=select.score,
                         budget=select.budget, temperature=select.temperature, threshold=select.threshold,
                         min_tokens=select.min_tokens, token_column=select.token_column, where=" and ".join(filters)
                         or None, embeddings=select.embeddings, labels=select.labels, selector_params=select.params,

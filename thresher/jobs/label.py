@@ -70,8 +70,9 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     applied = apply_lfs(pool, lf_set, errors, workers=workers, scores=scores, progress=progress)
     dev_applied, y_dev = None, None
     if dev is not None:
+        # Dev ids may repeat, and a dev set need not carry the pool's side-car score columns.
         dev_applied = apply_lfs(dev, lf_set, ErrorLog(dev.on_error), workers=workers, scores=scores,
-                                extra_columns=(label_field,))
+                                extra_columns=(label_field,), check_columns=False, unique_ids=False)
         y_dev = dev_labels(dev_applied.extra[label_field], dev_applied.ids, lf_set.classes, label_field)
     timings["apply"] = round(time.perf_counter() - t0, 4)
 
@@ -91,12 +92,12 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     if end_config is not None:
         t0 = time.perf_counter()
         texts = _texts(pool)
-        report, end_proba, end_dev = train_end_model(end_config, texts, proba, L.n_votes(), dev, y_dev)
+        end_report, end_proba, end_dev = train_end_model(end_config, texts, proba, L.n_votes(), dev, y_dev)
         end_pred = end_proba.argmax(axis=1)
         end_columns = {"end_label": pa.array(end_pred, pa.int32()),
                        "end_label_name": pa.array([lf_set.classes[i] for i in end_pred], pa.large_string()),
                        "end_confidence": pa.array(end_proba.max(axis=1), pa.float64())}
-        metrics["end_model"] = report
+        metrics["end_model"] = end_report
         if end_dev is not None:
             metrics.setdefault("dev", {})["end_model"] = end_dev
         timings["end_model"] = round(time.perf_counter() - t0, 4)
@@ -120,12 +121,14 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
               "by_class": {c: int((pred == i).sum()) for i, c in enumerate(lf_set.classes)}}
     counts["all_accounted_for"] = labelled + counts["abstained"] + counts["failed"] == counts["input_records"]
     timings["total"] = round(time.perf_counter() - t_start, 4)
+    config = {"model": model_name, "model_params": label_model.get_params(), "class_balance": _jsonable(balance),
+              "seed": seed, "label_field": label_field if dev is not None else None,
+              "end_model": asdict(end_config) if end_config else None,
+              "scores_from": str(scores_from) if scores_from else None}
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "label",
-        "config": {"model": model_name, "model_params": label_model.get_params(), "class_balance": _jsonable(balance),
-                   "seed": seed, "label_field": label_field if dev is not None else None,
-                   "end_model": asdict(end_config) if end_config else None,
-                   "scores_from": str(scores_from) if scores_from else None},
+        "config": config,
+        "label_config": config,  # kept when a recipe's select step replaces "config" with the selection's
         "classes": lf_set.classes, "lfs": lf_set.describe(),
         "inputs": {"pool": dataset_info(pool), **({"dev": dataset_info(dev)} if dev is not None else {})},
         "versions": versions(), "engine": applied.engine, "counts": counts,
@@ -147,7 +150,13 @@ def dev_labels(values: pa.Array, ids: pa.Array, classes: Sequence[str], field: s
     """Dev labels as class indices: class names, or whole numbers in range; anything else names the record."""
     index = {c: i for i, c in enumerate(classes)}
     out = np.empty(len(values), dtype=np.int64)
+    if len(values) and values.null_count == len(values):
+        raise ConfigError(f"dev has no field {field!r} (no dev record has a value in it); give the field holding "
+                          "the true labels with --label-field")
     for row, v in enumerate(values.to_pylist()):
+        if v is None:
+            raise ConfigError(f"dev record {ids[row].as_py()!r} has no value in field {field!r}; every dev record "
+                              "needs a true label")
         if v in index:
             out[row] = index[v]
         elif v is not None and re.fullmatch(r"\d+", v) and int(v) < len(classes):
@@ -258,7 +267,8 @@ def format_label_summary(run: Run) -> str:
     """Counts, class balance and its source, the LF table, and dev metrics of the label and end models."""
     c, m = run.counts, run.manifest
     classes = m["classes"]
-    lines = [f"model {m['config']['model']} | {len(classes)} classes | {len(m['lfs']['lfs'])} LFs",
+    config = m.get("label_config") or m["config"]  # a recipe's select step replaces "config"
+    lines = [f"model {config['model']} | {len(classes)} classes | {len(m['lfs']['lfs'])} LFs",
              f"records: {c['input_records']:,} read, {c['labelled']:,} labelled, {c['abstained']:,} abstained "
              f"(no LF voted), {c['failed']:,} failed",
              "by class: " + ", ".join(f"{k} {v:,}" for k, v in c["by_class"].items())]
