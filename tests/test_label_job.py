@@ -183,6 +183,11 @@ def test_recipe_label_then_filter_and_select_on_the_label_columns(bbc_split, tmp
     bad.write_text(f"pool: {pool}\nsteps:\n  - label: {EXAMPLES / 'bbc_news.yaml'}\n  - score: gopher\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:3: after a label step come only filter steps"):
         Recipe.load(bad)
+    # filters act only through a select: filters with no select after them would be silently ignored
+    bad.write_text(f"pool: {pool}\nsteps:\n  - label: {EXAMPLES / 'bbc_news.yaml'}\n"
+                   "  - filter: \"label_name == 'tech'\"\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:3: after a label step come only filter steps"):
+        Recipe.load(bad)
     bad.write_text(f"pool: {pool}\nsteps:\n  - label: {EXAMPLES / 'bbc_news.yaml'}\n    modle: metal\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:3: unknown key\(s\) modle in label step"):
         Recipe.load(bad)

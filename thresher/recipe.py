@@ -86,8 +86,9 @@ class Recipe:
             self.label = self._label_step(steps[0])
             self.after_label = [self._stage(step, i + 1) for i, step in enumerate(steps[1:])]
             kinds = [type(s) for s in self.after_label]
+            # filters only act through the select that follows them, so filters without a select are refused
             if any(k not in (Filter, Select) for k in kinds) or kinds.count(Select) > 1 or (
-                    Select in kinds and kinds[-1] is not Select):
+                    kinds and kinds[-1] is not Select):
                 raise ConfigError(f"{self._where(steps[0])}: after a label step come only filter steps and one "
                                   "final select step (they read the label columns)")
             self.pipeline = None
