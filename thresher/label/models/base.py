@@ -59,6 +59,24 @@ def validate_prior(prior, n_classes: int) -> np.ndarray:
     return p / p.sum()
 
 
+def is_count(value: object, minimum: int = 1) -> bool:
+    """A whole number (not a bool) of at least ``minimum``."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= minimum
+
+
+def check_em_params(model: LabelModel) -> None:
+    """The checks every EM-fitted model shares: iterations, tolerance, correlated-LF threshold, warm-start size."""
+    if not is_count(model.max_iter):
+        raise ConfigError(f"max_iter must be an integer >= 1, got {model.max_iter!r}")
+    if not model.tol > 0:
+        raise ConfigError(f"tol must be > 0, got {model.tol}")
+    if not 0 < model.correlation_threshold <= 1.01:
+        raise ConfigError(f"correlation_threshold must be in (0, 1] (or >1 to disable), "
+                          f"got {model.correlation_threshold}")
+    if not model.warm_start_records >= 100:
+        raise ConfigError(f"warm_start_records must be >= 100, got {model.warm_start_records}")
+
+
 class LabelModel:
     """Base class: ``fit`` on a label matrix, then ``predict_proba`` / ``predict`` with explicit abstain and tie policy.
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from thresher.errors import ConfigError
 from thresher.label.matrix import LabelMatrix
-from thresher.label.models.base import LabelModel, onehot, softmax_rows
+from thresher.label.models.base import LabelModel, check_em_params, onehot, softmax_rows
 from thresher.label.models.correlated import correlated_groups, evidence_weights
 from thresher.label.models.majority import vote_scores
 
@@ -45,17 +45,9 @@ class DawidSkene(LabelModel):
     def _validate_params(self):
         if self.confusion not in CONFUSIONS:
             raise ConfigError(f"confusion must be one of {', '.join(CONFUSIONS)}, got {self.confusion!r}")
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ConfigError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not self.tol > 0:
-            raise ConfigError(f"tol must be > 0, got {self.tol}")
+        check_em_params(self)
         if not self.smoothing >= 0:
             raise ConfigError(f"smoothing must be >= 0, got {self.smoothing}")
-        if not 0 < self.correlation_threshold <= 1.01:
-            raise ConfigError(f"correlation_threshold must be in (0, 1] (or >1 to disable), "
-                              f"got {self.correlation_threshold}")
-        if not self.warm_start_records >= 100:
-            raise ConfigError(f"warm_start_records must be >= 100, got {self.warm_start_records}")
 
     def _mode(self, L: LabelMatrix) -> str:
         if self.confusion != "auto":

@@ -47,7 +47,7 @@ import scipy.sparse as sp
 
 from thresher.errors import ConfigError
 from thresher.label.matrix import LabelMatrix
-from thresher.label.models.base import LabelModel, onehot, softmax_rows
+from thresher.label.models.base import LabelModel, check_em_params, onehot, softmax_rows
 from thresher.label.models.correlated import correlated_groups, evidence_weights
 from thresher.label.models.majority import vote_scores
 
@@ -70,21 +70,13 @@ class ClassConditionalModel(LabelModel):
         self.dense_table_cells = dense_table_cells
 
     def _validate_params(self):
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ConfigError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not self.tol > 0:
-            raise ConfigError(f"tol must be > 0, got {self.tol}")
+        check_em_params(self)
         if not self.prior_strength >= 0:
             raise ConfigError(f"prior_strength must be >= 0, got {self.prior_strength}")
         if not self.balance_strength >= 0:
             raise ConfigError(f"balance_strength must be >= 0, got {self.balance_strength}")
         if not 0 <= self.min_class_prior < 1:
             raise ConfigError(f"min_class_prior must be in [0, 1), got {self.min_class_prior}")
-        if not 0 < self.correlation_threshold <= 1.01:
-            raise ConfigError(f"correlation_threshold must be in (0, 1] (or >1 to disable), "
-                              f"got {self.correlation_threshold}")
-        if not self.warm_start_records >= 100:
-            raise ConfigError(f"warm_start_records must be >= 100, got {self.warm_start_records}")
 
     # ---------------------------------------------------------------- fit
     def _fit(self, L, prior, rng, dev=None):

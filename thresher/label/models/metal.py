@@ -16,7 +16,7 @@ from scipy.optimize import minimize
 
 from thresher.errors import ConfigError
 from thresher.label.matrix import LabelMatrix
-from thresher.label.models.base import LabelModel, onehot, softmax_rows
+from thresher.label.models.base import LabelModel, is_count, onehot, softmax_rows
 from thresher.label.models.correlated import correlated_groups, evidence_weights
 
 
@@ -51,7 +51,7 @@ class MetalModel(LabelModel):
             raise ConfigError(f"prec_init must be in (0, 1), got {self.prec_init}")
         if not self.l2 >= 0:
             raise ConfigError(f"l2 must be >= 0, got {self.l2}")
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
+        if not is_count(self.max_iter):
             raise ConfigError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
 
     def _fit(self, L, prior, rng, dev=None):

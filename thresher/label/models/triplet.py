@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from thresher.errors import ConfigError
-from thresher.label.models.base import LabelModel, softmax_rows
+from thresher.label.models.base import LabelModel, is_count, softmax_rows
 from thresher.label.models.correlated import correlated_groups, covote_counts, evidence_weights
 from thresher.label.models.majority import vote_scores
 
@@ -31,7 +31,7 @@ class TripletModel(LabelModel):
         self.correlation_threshold = correlation_threshold
 
     def _validate_params(self):
-        if not (isinstance(self.n_triplets, int | np.integer) and self.n_triplets >= 1):
+        if not is_count(self.n_triplets):
             raise ConfigError(f"n_triplets must be an integer >= 1, got {self.n_triplets!r}")
         if not self.min_overlap >= 1:
             raise ConfigError(f"min_overlap must be >= 1, got {self.min_overlap}")
