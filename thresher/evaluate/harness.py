@@ -31,7 +31,9 @@ from thresher.evaluate import metrics as M
 from thresher.evaluate.methods import Method, budget_records, draw, parse_methods
 from thresher.evaluate.proxies import CommandProxy, ProxyFn, check_values, higher_is_better
 from thresher.evaluate.resampling import MetricDraws, Resampler, compare
+from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import write_json, write_parquet
+from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_info, versions
@@ -160,10 +162,6 @@ def _column(table: pa.Table, name: str | None) -> np.ndarray | None:
     return np.asarray(col.cast(pa.string()).fill_null("").to_pylist(), dtype=object)
 
 
-def _word_counts(text: pa.Array) -> np.ndarray:
-    return np.asarray(pc.list_value_length(pc.utf8_split_whitespace(text)).fill_null(0), dtype=np.int64)
-
-
 def _families(config: EvaluateConfig, has_labels: bool, heldout_classes: int) -> list[str]:
     wanted = config.metrics or list(M.FAMILIES)
     explicit = config.metrics is not None
@@ -228,11 +226,7 @@ def _scores(pool: Dataset, target: Dataset | None, methods: list[Method], table:
         if name not in scores.column_names:
             raise ConfigError(f"method {m.label!r}: no column {name!r} in the scores "
                               f"({', '.join(c for c in scores.column_names if c != 'id')})")
-        col = scores[name]
-        if pa.types.is_boolean(col.type):
-            col = col.cast(pa.int8())
-        values = np.asarray(col.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
-        out_scores[m.label] = values[position]
+        out_scores[m.label] = as_float(scores[name])[position]
     return out_scores
 
 
@@ -313,7 +307,7 @@ def _prepare(pool: Dataset, heldout: Dataset, config: EvaluateConfig, out: Path,
     pool_counts, pool_tokens = _features(table["text"])
     held_counts, _ = _features(held_table["text"])
     clock.lap("featurize", t0)
-    data = M.EvalData(pool_text=table["text"], pool_counts=pool_counts, n_words=_word_counts(table["text"]),
+    data = M.EvalData(pool_text=table["text"], pool_counts=pool_counts, n_words=whitespace_token_counts(table["text"]),
                       heldout_text=held_table["text"], heldout_counts=held_counts, groups=groups, labels=labels,
                       positive=positive, heldout_labels=held_labels, lm_order=config.lm_order, pool_tokens=pool_tokens)
     if "lm" in families:

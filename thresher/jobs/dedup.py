@@ -141,12 +141,12 @@ NORMALIZE = {
 
 def scores_by_id(pool: Dataset, run_dir: str | os.PathLike, column: str) -> np.ndarray:
     """A score column of another run, aligned to ``pool``'s reading order (NaN where a record has no score)."""
-    from thresher.jobs.select import _as_float
+    from thresher.io.columns import as_float
     from thresher.scorers.registry import primary_column
 
     table = Run(run_dir).scores()
     column = primary_column(column, table.column_names)
-    lookup = dict(zip(table["id"].to_pylist(), _as_float(table[column])))
+    lookup = dict(zip(table["id"].to_pylist(), as_float(table[column])))
     ids = [i for b in pool.iter_batches(ErrorLog("skip")) for i in b.column("id").to_pylist()]
     return np.array([lookup.get(i, np.nan) for i in ids], dtype=np.float64)
 

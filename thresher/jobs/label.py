@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from thresher.errors import ConfigError
+from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
@@ -238,7 +238,7 @@ def _scores_table(ids: pa.Array, pred: np.ndarray, proba: np.ndarray, n_votes: n
     for j, col in enumerate(prob_columns(classes)):
         cols[col] = pa.array(proba[:, j], pa.float64())
     cols["n_votes"] = pa.array(n_votes, pa.int32())
-    cols["n_words"] = pc.list_value_length(pc.utf8_split_whitespace(texts)).cast(pa.int64())
+    cols["n_words"] = pa.array(whitespace_token_counts(texts))  # as the pipeline counts them (token budgets)
     cols.update(end_columns)
     return pa.table(cols)
 

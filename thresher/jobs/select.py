@@ -25,6 +25,7 @@ from thresher.evaluate.distribution import composition, kl_divergence, kl_reduct
 from thresher.features.hashed_ngrams import HashedNgramConfig
 from thresher.features.store import FeatureStore
 from thresher.io.atomic import write_json, write_parquet
+from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
@@ -278,7 +279,7 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     lengths = scores["n_tokens"].to_numpy() if "n_tokens" in scores.column_names else n_words
     if config.token_column not in scores.column_names:
         raise ConfigError(f"no token column {config.token_column!r} in the scores (the tokens scorer adds n_tiktoken)")
-    budget_tokens = _as_float(scores[config.token_column])  # what a token budget counts
+    budget_tokens = as_float(scores[config.token_column])  # what a token budget counts
     min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
     # Each record not eligible is counted under the first reason that removed it: pipeline filters, --where, length.
     filtered: dict[str, int] = {}
@@ -318,7 +319,7 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
             raise ConfigError(f"--score {column!r} holds {kind} values, not numbers; rank by a numeric column "
                               "(filter on text columns with --where)")
-        score_values = _as_float(scores[column])[elig_idx]
+        score_values = as_float(scores[column])[elig_idx]
 
     with timer.stage("select"):
         if diverse:
@@ -406,13 +407,6 @@ def _labels_for(scores: pa.Table, column: str, rows: np.ndarray) -> np.ndarray:
         raise ConfigError(f"no label column {column!r} in the scores; available: {', '.join(scores.column_names)}")
     values = scores[column].take(pa.array(rows)).to_pylist()
     return np.array(["(none)" if v is None else str(v) for v in values], dtype=object)
-
-
-def _as_float(column: pa.ChunkedArray) -> np.ndarray:
-    """A score column as float64 with NaN for nulls (booleans become 0/1)."""
-    if pa.types.is_boolean(column.type):
-        column = column.cast(pa.int8())
-    return np.asarray(column.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
 
 
 def resolve_min_tokens(setting: int | str, target_tokens_path: Path) -> int:

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from thresher.io.columns import as_float
+
 #: Columns that are ids, labels or cluster numbers, not scores: never plotted.
 NOT_SCORES = {"id", "group", "filtered_by", "dup_cluster", "dup_exact_cluster", "dup_near_cluster", "dup_keep"}
 #: Record lengths: plotted after the real scores, never the default ranking for examples.
@@ -78,7 +80,7 @@ def load_scores(run_dir: Path, manifest: dict, max_histograms: int = MAX_HISTOGR
     wanted = ["id", *plotted] + [c for c in ("filtered_by", "dup_keep", "dup_reason") if c in schema.names]
     table = pq.read_table(path, columns=wanted)
     ids = table["id"].combine_chunks()
-    columns = {c: _as_float(table[c]) for c in plotted}
+    columns = {c: as_float(table[c]) for c in plotted}
     n = table.num_rows
     filtered = (np.asarray(table["filtered_by"].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
                 if "filtered_by" in table.column_names else np.zeros(n, dtype=bool))
@@ -93,10 +95,6 @@ def load_scores(run_dir: Path, manifest: dict, max_histograms: int = MAX_HISTOGR
     extra = {"dup_reason": table["dup_reason"].combine_chunks()} if "dup_reason" in table.column_names else {}
     return ScoreData(ids=ids, columns=columns, not_plotted=ordered[max_histograms:], selected=selected,
                      filtered=filtered, ranking=ranking, extra=extra)
-
-
-def _as_float(column: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(column.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
 
 
 @dataclass
