@@ -571,8 +571,7 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
             clock.lap("proxy_lm", t0)
         if "classify" in families:
             t0 = time.perf_counter()
-            vals = [once("classify", r, lambda r=r, s=s: M.classify_values(data, r, classes, s))
-                    for r, s in zip(per_seed_rows, seeds)]
+            vals = [once("classify", r, lambda r=r: M.classify_values(data, r, classes)) for r in per_seed_rows]
             got["proxy_accuracy"] = M.item_metric(vals, weights, M.accuracy_statistic(k), True)
             got["proxy_macro_f1"] = M.item_metric(vals, weights, M.macro_f1_statistic(k), True)
             clock.lap("proxy_classify", t0)

@@ -135,14 +135,14 @@ def lm_values(data: EvalData, rows: np.ndarray) -> np.ndarray:
     return np.stack([-np.asarray(logp, dtype=np.float64), np.asarray(n_tokens, dtype=np.float64)], axis=1)
 
 
-def classify_values(data: EvalData, rows: np.ndarray, classes: list[str], seed: int) -> np.ndarray:
+def classify_values(data: EvalData, rows: np.ndarray, classes: list[str]) -> np.ndarray:
     """Per held-out item, one-hot of (true class, predicted class) from a softmax classifier on embeddings."""
-    from thresher.evaluate.proxies import fit_softmax
+    from thresher.evaluate.proxies import fit_classifier
 
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index.get(v, -1) for v in data.labels[rows]])
     keep = y >= 0
-    model = fit_softmax(data.pool_emb[rows][keep].astype(np.float64), y[keep], len(classes), seed=seed)
+    model = fit_classifier(data.pool_emb[rows][keep].astype(np.float64), y[keep], len(classes))
     pred = model.predict(data.heldout_emb.astype(np.float64))
     true = np.array([index.get(v, -1) for v in data.heldout_labels])
     k = len(classes)

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_parquet
+from thresher.softmax import fit_softmax, softmax
 
 ProxyValue = float | list[float] | np.ndarray
 ProxyFn = Callable[[pa.Table, pa.Table, int], Mapping[str, ProxyValue]]
@@ -34,49 +35,26 @@ _LOWER_IS_BETTER = ("loss", "perplexity", "error")
 
 @dataclass
 class SoftmaxClassifier:
-    """Multinomial logistic regression weights (features + bias) fitted by L-BFGS with an L2 penalty."""
+    """Softmax regression weights and intercepts (see :mod:`thresher.softmax`)."""
 
-    coef: np.ndarray  # (d + 1) x k
+    coef: np.ndarray  # d x k
+    intercept: np.ndarray  # k
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        z = np.hstack([x, np.ones((len(x), 1))]) @ self.coef
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(x @ self.coef + self.intercept)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.argmax(self.predict_proba(x), axis=1)
 
 
-def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3, seed: int = 0,
-                max_iter: int = 200) -> SoftmaxClassifier:
-    """Fit softmax regression on dense features; a class missing from ``y`` simply gets a low bias.
-
-    Deterministic (L-BFGS from zeros); ``seed`` is accepted for the proxy interface and unused.
-    """
-    from scipy.optimize import minimize
-
+def fit_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3,
+                   max_iter: int = 200) -> SoftmaxClassifier:
+    """Softmax regression on hard labels ``y``; a class missing from ``y`` simply gets a low intercept."""
     if len(y) == 0:
         raise ConfigError("the classification proxy got a selection with no labelled records")
-    n, d = x.shape
-    xb = np.hstack([x, np.ones((n, 1))])
-    onehot = np.zeros((n, n_classes))
-    onehot[np.arange(n), y] = 1.0
-    reg = np.ones((d + 1, 1))
-    reg[-1] = 0.0  # no penalty on the bias
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        wm = w.reshape(d + 1, n_classes)
-        z = xb @ wm
-        z -= z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        value = -np.sum(onehot * logp) / n + 0.5 * l2 * np.sum(reg * wm * wm)
-        grad = xb.T @ (np.exp(logp) - onehot) / n + l2 * reg * wm
-        return float(value), grad.ravel()
-
-    res = minimize(loss, np.zeros((d + 1) * n_classes), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter})
-    return SoftmaxClassifier(res.x.reshape(d + 1, n_classes))
+    onehot = np.zeros((len(y), n_classes))
+    onehot[np.arange(len(y)), y] = 1.0
+    return SoftmaxClassifier(*fit_softmax(x, onehot, l2, max_iter))
 
 
 def higher_is_better(name: str, declared: Mapping[str, bool] | None = None) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from thresher.errors import ConfigError
+from thresher.softmax import fit_softmax, softmax
 
 FEATURES = ("hashed", "static")
 
@@ -70,44 +71,15 @@ class EndModel:
         if len(texts) < 2:
             raise ConfigError("end model: need at least 2 labelled records to train")
         x = self.features(texts)
-        self.coef_, self.intercept_ = _fit_softmax(x, probs, self.config.l2, self.config.max_iter)
+        self.coef_, self.intercept_ = fit_softmax(x, probs, self.config.l2, self.config.max_iter)
         self.report_ = {"trained_on": len(texts), "config": asdict(self.config)}
         return self
 
     def predict_proba(self, texts: pa.Array | Sequence[str]) -> np.ndarray:
         if self.coef_ is None:
             raise ConfigError("EndModel.predict_proba called before fit")
-        return _softmax(self.features(texts) @ self.coef_ + self.intercept_)
+        return softmax(self.features(texts) @ self.coef_ + self.intercept_)
 
     def predict(self, texts: pa.Array | Sequence[str]) -> np.ndarray:
         """The most probable class per text (the end model never abstains)."""
         return self.predict_proba(texts).argmax(axis=1)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _fit_softmax(x, q: np.ndarray, l2: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
-    """Minimise mean cross-entropy(q, softmax(xW + b)) + l2/2 |W|^2 with L-BFGS from zero (deterministic)."""
-    from scipy.optimize import minimize
-
-    n, d = x.shape
-    k = q.shape[1]
-    xt = x.T.tocsr() if hasattr(x, "tocsr") else x.T
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = theta[:d * k].reshape(d, k), theta[d * k:]
-        z = x @ w + b
-        z = z - z.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(z).sum(axis=1, keepdims=True))
-        logp = z - log_norm
-        value = -(q * logp).sum() / n + 0.5 * l2 * (w * w).sum()
-        g = (np.exp(logp) - q) / n
-        return value, np.concatenate([(xt @ g + l2 * w).ravel(), g.sum(axis=0)])
-
-    result = minimize(loss, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
-                      options={"maxiter": max_iter, "maxcor": 10})
-    return result.x[:d * k].reshape(d, k), result.x[d * k:]

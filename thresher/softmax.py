@@ -1,0 +1,39 @@
+"""Softmax (multinomial logistic) regression, shared by the weak-supervision end model and the evaluation proxy.
+
+One fit: mean cross-entropy against soft targets (hard labels are one-hot rows) plus an L2 penalty on the weights,
+not the intercepts, minimised by L-BFGS from zero, so the same inputs always give the same model. Features may be
+dense or scipy-sparse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_softmax(x, q: np.ndarray, l2: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weights d x k, intercepts k) minimising mean cross-entropy(q, softmax(xW + b)) + l2/2 |W|^2."""
+    from scipy.optimize import minimize
+
+    n, d = x.shape
+    k = q.shape[1]
+    xt = x.T.tocsr() if hasattr(x, "tocsr") else x.T
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:d * k].reshape(d, k), theta[d * k:]
+        z = x @ w + b
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        value = -(q * logp).sum() / n + 0.5 * l2 * (w * w).sum()
+        g = (np.exp(logp) - q) / n
+        return value, np.concatenate([(xt @ g + l2 * w).ravel(), g.sum(axis=0)])
+
+    result = minimize(loss, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                      options={"maxiter": max_iter, "maxcor": 10})
+    return result.x[:d * k].reshape(d, k), result.x[d * k:]
