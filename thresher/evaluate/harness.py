@@ -329,8 +329,9 @@ def _length_floor(config: EvaluateConfig, target: Dataset | None) -> int:
         return int(config.min_tokens)
     if target is None:
         return 0
-    target_text = _read_all(target, [], ErrorLog(target.on_error))["text"]
-    return int(np.percentile(_features(target_text)[1], 5) // 2)
+    from thresher.jobs.select import auto_min_tokens
+
+    return auto_min_tokens(_features(_read_all(target, [], ErrorLog(target.on_error))["text"])[1])
 
 
 def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,

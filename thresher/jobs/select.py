@@ -420,7 +420,12 @@ def resolve_min_tokens(setting: int | str, target_tokens_path: Path) -> int:
         return int(setting)
     if not target_tokens_path.exists():
         return 0
-    return int(np.percentile(np.load(target_tokens_path), 5) // 2)
+    return auto_min_tokens(np.load(target_tokens_path))
+
+
+def auto_min_tokens(target_tokens: np.ndarray) -> int:
+    """``--min-tokens auto`` from the target's tokens per record: half their 5th percentile."""
+    return int(np.percentile(target_tokens, 5) // 2)
 
 
 __all__ = ["SelectConfig", "run_selection", "reselect"]
