@@ -186,8 +186,9 @@ def _embeddings(pool: Dataset, table: pa.Table, heldout_text: pa.Array, out: Pat
     from thresher.embeddings.backends import normalise_rows
     from thresher.jobs.embed import run_embedding
 
+    # an internal step: the evaluation's own report is the one to read
     run = run_embedding(pool, out / "embed", backend=backend, workers=workers, progress=progress,
-                        cache_dir=cache_dir)
+                        cache_dir=cache_dir, report=False)
     ids, matrix = run.embeddings()
     position = pc.index_in(table["id"], value_set=pa.array(ids)).to_numpy(zero_copy_only=False)
     pool_emb = normalise_rows(np.asarray(matrix, dtype=np.float32))[position]
@@ -212,7 +213,7 @@ def _scores(pool: Dataset, target: Dataset | None, methods: list[Method], table:
         raise ConfigError(f"scorer parameters given for scorer(s) not evaluated: {', '.join(unknown)}")
     pipeline = Pipeline([Score(s, dict(config.scorer_params.get(s, {}))) for s in scorers])
     run = pipeline.run(pool, out / "scoring", target, seed=config.seed, pool_sample=config.pool_sample,
-                       group_field=config.group_field, workers=workers, progress=progress)
+                       group_field=config.group_field, workers=workers, progress=progress, report=False)
     scores = run.scores()
     found = pc.index_in(table["id"], value_set=scores["id"])
     if found.null_count:
