@@ -11,19 +11,12 @@ different class. Empirical accuracy is on the dev records the LF covers. Pair co
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from thresher.label.matrix import LabelMatrix
+from thresher.label.models.base import onehot
 
 #: Pairs at or above this correlation are flagged as highly correlated.
 CORRELATION_THRESHOLD = 0.9
-
-
-def _one_hot(L: LabelMatrix) -> sp.csr_matrix:
-    """n × (m·k) indicator matrix: column j·k + c is "LF j voted class c"."""
-    rows, lfs, classes = L.coo()
-    k = L.n_classes
-    return sp.csr_matrix((np.ones(len(rows)), (rows, lfs * k + classes)), shape=(L.n_records, L.n_lfs * k))
 
 
 def lf_summary(L: LabelMatrix, y_dev: np.ndarray | None = None, L_dev: LabelMatrix | None = None) -> list[dict]:
@@ -66,7 +59,7 @@ def lf_correlations(L: LabelMatrix, threshold: float = CORRELATION_THRESHOLD) ->
     n, m, k = L.n_records, L.n_lfs, L.n_classes
     if n == 0 or m < 2:
         return []
-    B = _one_hot(L)
+    B = onehot(L)
     gram = (B.T @ B).toarray()
     s = np.diag(gram).copy()
     var = s * (n - s)
