@@ -45,6 +45,14 @@ def _terminate(signum, frame) -> None:
     raise _Terminated
 
 
+def _describe_os_error(e: OSError) -> str:
+    """An OSError as one line: what failed, on which file, and what it means for the run."""
+    what = e.strerror or str(e)
+    where = f": {e.filename}" if e.filename else ""
+    return (f"{what}{where} ({type(e).__name__}, errno {e.errno}); the run did not finish and its directory "
+            "has no new manifest.json")
+
+
 def _handle_errors(fn: Callable) -> Callable:
     """Turn user errors into one line on stderr and exit code 2, without a traceback."""
 
@@ -55,6 +63,9 @@ def _handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except ThresherError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:  # disk full, read-only or vanished folders: one line, and no manifest was written
+            click.echo(f"error: {_describe_os_error(e)}", err=True)
             sys.exit(2)
         except _Terminated:
             click.echo("error: terminated (SIGTERM) before the run finished; the run directory is not marked "

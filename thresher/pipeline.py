@@ -31,6 +31,7 @@ from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.sampling import sample_texts
 from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 from thresher.scorers.registry import References, get_spec
 from thresher.selectors.where import WhereExpression
@@ -167,6 +168,7 @@ class Pipeline:
     def describe(self) -> list[dict]:
         return [{"stage": type(s).__name__.lower(), **asdict(s)} for s in self.stages]
 
+    @claims_run_dir("out")
     def run(self, pool: Dataset, out: str | os.PathLike, target: Dataset | None = None, *, seed: int = 0,
             pool_sample: int = 10_000, group_field: str | None = "domain", workers: int | None = None,
             progress: bool = True, command: list[str] | None = None, recipe: dict | None = None,

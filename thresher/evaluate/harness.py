@@ -37,6 +37,7 @@ from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.selectors import Budget
 
 RESULT_COLUMNS = ["target", "method", "budget", "budget_records", "metric", "higher_is_better", "estimate", "lo",
@@ -335,6 +336,7 @@ def _length_floor(config: EvaluateConfig, target: Dataset | None) -> int:
     return auto_min_tokens(_features(_read_all(target, [], ErrorLog(target.on_error))["text"])[1])
 
 
+@claims_run_dir("out")
 def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,
                    config: EvaluateConfig | None = None, proxy: ProxyFn | None = None, workers: int | None = None,
                    progress: bool = True, command: list[str] | None = None, report: bool = True) -> Evaluation:
@@ -395,6 +397,7 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
                                                   "notes": notes})
 
 
+@claims_run_dir("out")
 def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,
                  config: EvaluateConfig | None = None, proxy: ProxyFn | None = None, workers: int | None = None,
                  progress: bool = True, report: bool = True) -> Evaluation:

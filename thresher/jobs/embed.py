@@ -21,9 +21,11 @@ from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 
 
+@claims_run_dir("out")
 def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static", dtype: str = "float16",
                   workers: int | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
                   command: list[str] | None = None, report: bool = True, **backend_params: object) -> Run:

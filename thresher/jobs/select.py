@@ -30,6 +30,7 @@ from thresher.io.dataset import Dataset
 from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
 from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.scorers.registry import primary_column
@@ -119,6 +120,7 @@ class _Timer:
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 4)
 
 
+@claims_run_dir("out")
 def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike, config: SelectConfig | None = None,
                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
                   command: list[str] | None = None, report: bool = True) -> Run:
@@ -179,6 +181,7 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
                                  target_counts if target is not None else None, engine, report)
 
 
+@claims_run_dir("out", "run_dir")
 def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, progress: bool = True,
              command: list[str] | None = None, report: bool = True, **overrides: object) -> Run:
     """Select again from a run's scores with other budget/seed/selector/...; no re-featurizing or re-scoring."""
