@@ -106,6 +106,25 @@ def _reading_options(fn: Callable) -> Callable:
     return fn
 
 
+def _engine_options(fn: Callable) -> Callable:
+    """``--engine local|ray`` and ``--ray-address``: where the job's map stages run (same results either way)."""
+    from thresher.engine import ENGINES
+
+    @functools.wraps(fn)
+    def wrapper(*args, engine_name: str = "local", ray_address: str | None = None, **kwargs):
+        from thresher.engine import engine
+
+        with engine(engine_name, ray_address):
+            return fn(*args, **kwargs)
+
+    wrapper = click.option("--ray-address", default=None, metavar="ADDRESS",
+                           help="Ray cluster to use: auto (a running cluster), ray://host:10001, or host:port. "
+                                "[default: start a local one]")(wrapper)
+    return click.option("--engine", "engine_name", type=click.Choice(ENGINES), default="local", show_default=True,
+                        help="Run the map stages in local worker processes or as Ray tasks (pip install "
+                             "'thresher[ray]'); outputs are identical.")(wrapper)
+
+
 def _report_option(fn: Callable) -> Callable:
     """``--report/--no-report``: every job that writes a run directory also writes its report.html."""
     return click.option("--report/--no-report", "report", default=True, show_default=True,
@@ -210,6 +229,7 @@ def _min_tokens(value: str) -> int | str:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
 @_report_option
 @_handle_errors
+@_engine_options
 def select(pool, target, out, from_run, method, selector, embeddings, labels, selector_params, budget, seed,
            temperature, threshold, score_column, where, token_column, min_tokens,
            output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
@@ -284,6 +304,7 @@ Examples:
 @_reading_options
 @_report_option
 @_handle_errors
+@_engine_options
 def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_field, group_field, on_error,
           batch_size, workers, quiet, as_json, report) -> None:
     """Score every record; write side-car score columns by id (no selection).
@@ -344,6 +365,7 @@ Examples:
 @_reading_options
 @_report_option
 @_handle_errors
+@_engine_options
 def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, batch_size, workers, quiet,
           as_json, report) -> None:
     """Embed every record (cached on disk, resumable) for similarity scores and diversity selection."""
@@ -400,6 +422,7 @@ Examples:
 @_reading_options
 @_report_option
 @_handle_errors
+@_engine_options
 def dedup(pool, out, method, embeddings, similarity, clusters, normalize, threshold, ngram, num_perm, bands, rows,
           verify, keep, score_from, score_column, seed, output_format, text_field, id_field, on_error, batch_size,
           workers, quiet, as_json, report) -> None:
@@ -479,6 +502,7 @@ Examples:
 @_report_option
 @_reading_options
 @_handle_errors
+@_engine_options
 def evaluate(pool, target, heldout, methods, budgets, seeds, seed, metrics, label_column, positive, group_field,
              min_tokens, level, margin, n_boot, embedding_backend, lm_order, params, pool_sample, target_name,
              proxy_command, proxy_timeout, out, report, text_field, id_field, on_error, batch_size, workers, quiet,
@@ -548,6 +572,7 @@ Example recipe (rules -> language filter -> classifier -> score-as-logits sampli
 @click.option("--json", "as_json", is_flag=True)
 @_report_option
 @_handle_errors
+@_engine_options
 def run(recipe, out, workers, quiet, as_json, report) -> None:
     """Run a YAML recipe: score, filter and select stages in order, into one run directory."""
     from thresher.recipe import Recipe
@@ -619,6 +644,7 @@ or .py (functions decorated with @thresher.lf returning a class name/index or No
 @_report_option
 @_reading_options
 @_handle_errors
+@_engine_options
 def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_model, scores_from, seed, report,
           text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
     """Weak supervision: apply labelling functions, fit a label model, write labels as side-car scores.
@@ -652,6 +678,7 @@ def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_mo
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=None, help="Processes. [default: all cores]")
 @_handle_errors
+@_engine_options
 def demo(out, target, budget, seed, workers) -> None:
     """Select from the bundled multi-domain sample toward a bundled target, and compare with random.
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from thresher._version import __version__
-from thresher.engine.local import LocalEngine
+from thresher.engine import make_engine
 from thresher.errors import ConfigError
 from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import atomic_path, write_json
@@ -325,7 +325,7 @@ class Pipeline:
         languages: Counter = Counter()
         has_groups = False
         bar = tqdm(unit="rec", desc="score", disable=not progress or None, leave=False)
-        with LocalEngine(workers) as engine, atomic_path(path) as tmp:
+        with make_engine(workers) as engine, atomic_path(path) as tmp:
             for k, cols in enumerate(engine.map(apply_stages, items())):
                 table = pa.table({"id": ids[k], **cols})
                 if group_field:

@@ -15,7 +15,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from thresher.embeddings import EmbeddingStore, embed_shard, make_backend
-from thresher.engine.local import LocalEngine
+from thresher.engine import make_engine
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
@@ -46,7 +46,7 @@ def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static"
 
     n_rows, dim = 0, None
     bar = tqdm(unit="rec", desc=f"embed ({model.name})", disable=not progress or None, leave=False)
-    with LocalEngine(workers) as engine:
+    with make_engine(workers) as engine:
         for matrix in engine.map(embed_shard, items()):
             n_rows += len(matrix)
             dim = matrix.shape[1]

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from thresher._version import __version__
-from thresher.engine.local import LocalEngine
+from thresher.engine import Engine, make_engine
 from thresher.errors import ConfigError
 from thresher.evaluate.distribution import composition, kl_divergence, kl_reduction
 from thresher.features.hashed_ngrams import HashedNgramConfig
@@ -134,7 +134,7 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timer = _Timer()
-    with LocalEngine(config.workers) as engine:
+    with make_engine(config.workers) as engine:
         store = store_for(pool, config.features, Path(cache_dir) if cache_dir else out / "cache", config.group_field)
 
         target_info = None
@@ -229,7 +229,7 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
         store = None  # the cache was deleted: selection works, the KL metrics are skipped
     target_path = src.path / "fit" / "target_counts.npy"
     target_counts = np.load(target_path) if target_path.exists() else None
-    with LocalEngine(config.workers) as engine:
+    with make_engine(config.workers) as engine:
         return _select_and_write(out, pool, src.scores(), store,
                                  np.asarray(store.meta()["shard_sizes"]) if store else None,
                                  config, manifest, _Timer(), target_counts, engine, report)
@@ -248,7 +248,7 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
     manifest = dict(run.manifest)
     timer = _Timer()
     store, shard_sizes, target_counts = None, None, None
-    with LocalEngine(workers) as engine:
+    with make_engine(workers) as engine:
         if target is not None:
             # The evidence: KL toward the target of the selection vs a random sample, on hashed n-grams.
             with timer.stage("featurize_for_metrics"):
@@ -275,7 +275,7 @@ def _save_distributions(out: Path, pool_counts: np.ndarray, target_counts: np.nd
 
 def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: FeatureStore | None,
                       shard_sizes: np.ndarray | None, config: SelectConfig, manifest: dict, timer: _Timer,
-                      target_counts: np.ndarray | None, engine: LocalEngine, report: bool = True) -> Run:
+                      target_counts: np.ndarray | None, engine: Engine, report: bool = True) -> Run:
     """Selection, metrics and outputs: shared by a full run, a re-selection and a pipeline's select stage."""
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()
