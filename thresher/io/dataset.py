@@ -122,8 +122,12 @@ class Dataset:
                 table = chunk.table.filter(pa.array(keep)) if not keep.all() else chunk.table
                 ids = _checked_ids(check, src, chunk, keep, ids.filter(pa.array(keep)) if not keep.all() else ids)
                 if self.duplicate_ids == "rename" and self.id_field in table.column_names:
-                    # written records carry the ids they were selected by (renamed ones included), always as strings
-                    table = table.set_column(table.column_names.index(self.id_field), self.id_field, ids)
+                    # written records carry the ids they were selected by (renamed ones included): string ids keep
+                    # their type (so unique-id pools are written byte for byte as without renaming); others become
+                    # strings in every chunk, so all parts share one schema
+                    k = table.column_names.index(self.id_field)
+                    kind = table.schema.field(k).type
+                    table = table.set_column(k, self.id_field, ids.cast(kind) if pa.types.is_string(kind) else ids)
                 yield ids, table
         self._id_check_done(check)
 

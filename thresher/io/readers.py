@@ -121,7 +121,8 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
         errors.report(src.path, "empty_file", "file has no records", records=0)
         return
     cols = _present(pf.schema_arrow.names, columns)
-    yield from _row_chunks(pf.iter_batches(batch_size=batch_size, columns=cols), None, batch_size)
+    yield from _guarded_row_chunks(src, errors, pf.iter_batches(batch_size=batch_size, columns=cols), None,
+                                   batch_size)
 
 
 def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
@@ -141,7 +142,7 @@ def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, error
             return
         batches = (fr.get_batch(i) for i in range(fr.num_record_batches))
         schema = fr.schema
-    rows = yield from _row_chunks(batches, _present(schema.names, columns), batch_size)
+    rows = yield from _guarded_row_chunks(src, errors, batches, _present(schema.names, columns), batch_size)
     if rows == 0:
         errors.report(src.path, "empty_file", "file has no records", records=0)
 
@@ -229,6 +230,23 @@ def _row_chunks(batches: Iterable[pa.RecordBatch], columns: list[str] | None,
             yield Chunk(pa.Table.from_batches([part]), np.arange(start, start + part.num_rows, dtype=np.int64), "row")
             start += part.num_rows
     return start
+
+
+def _guarded_row_chunks(src: InputFile, errors: ErrorLog, batches: Iterable[pa.RecordBatch],
+                        columns: list[str] | None, batch_size: int) -> Generator[Chunk, None, int]:
+    """:func:`_row_chunks` of a binary table file whose data may be damaged: a bad page ends the file, reported."""
+    rows = [0]
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            rows[0] += batch.num_rows
+            yield batch
+
+    try:
+        return (yield from _row_chunks(counted(), columns, batch_size))
+    except (pa.ArrowException, OSError) as e:  # ArrowInvalid, ArrowIOError, a bad decompression of a page, ...
+        _report_unreadable(src, errors, e, f"row {rows[0]}", None)
+        return rows[0]
 
 
 def _present(names: list[str], columns: list[str] | None) -> list[str] | None:
