@@ -103,7 +103,23 @@ def _reading_options(fn: Callable) -> Callable:
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return _duplicate_ids_option(fn)
+
+
+def _duplicate_ids_option(fn: Callable) -> Callable:
+    """``--duplicate-ids``: what every Dataset the command opens does with a repeated record id."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, duplicate_ids: str, **kwargs):
+        from thresher.io.dataset import duplicate_ids_default
+
+        with duplicate_ids_default(duplicate_ids):
+            return fn(*args, **kwargs)
+
+    return click.option("--duplicate-ids", type=click.Choice(["error", "rename"]), default="error",
+                        show_default=True,
+                        help="A record id seen before: stop with an error naming both places, or keep the record "
+                             "as ID#2 (ID#3, ...: the first suffix no earlier record uses).")(wrapper)
 
 
 def _engine_options(fn: Callable) -> Callable:
@@ -227,6 +243,7 @@ def _min_tokens(value: str) -> int | str:
               help="Where to cache features. [default: OUT/cache]")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
+@_duplicate_ids_option
 @_report_option
 @_handle_errors
 @_engine_options
@@ -313,7 +330,7 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
     learned scorers are fitted on --target and a seeded pool sample first, and saved under OUT/fit/.
     """
     from thresher.io.dataset import Dataset
-    from thresher.jobs.score import format_rule_summary, run_scoring
+    from thresher.jobs.score import run_scoring
     from thresher.pipeline import Score
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
@@ -326,7 +343,7 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics}, default=str))
     elif not quiet:
-        click.echo(format_rule_summary(run))
+        click.echo(run.summary())
         if report and (run.path / "report.html").is_file():
             click.echo(f"report: {run.path / 'report.html'}")
 
@@ -382,6 +399,10 @@ def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, 
     elif not quiet:
         click.echo(f"embedded {run.counts['embedded']:,} records with {info['backend']} ({info['dim']} dims, "
                    f"{info['dtype']}) in {run.manifest['timings']['embed']:.1f}s\ncache: {info['store']}")
+        from thresher.run import input_notes
+
+        for note in input_notes(run.manifest):
+            click.echo(note)
 
 
 @main.command(epilog="""

@@ -523,7 +523,8 @@ def _has_column(ds: Dataset, name: str | None) -> bool:
 def _reopen(info: dict) -> Dataset:
     """The Dataset a manifest's input entry describes; absolute paths when the manifest has them."""
     return Dataset(info.get("resolved_paths") or info["paths"], text_field=info["text_field"],
-                   id_field=info["id_field"], on_error=info["on_error"], batch_size=info["batch_size"])
+                   id_field=info["id_field"], on_error=info["on_error"], batch_size=info["batch_size"],
+                   duplicate_ids=info.get("duplicate_ids", "error"))
 
 
 def _name_of(ds: Dataset) -> str:

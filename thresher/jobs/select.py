@@ -215,7 +215,8 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     manifest["timings"] = {}
     inputs = src.manifest["inputs"]["pool"]
     pool = Dataset([f["path"] for f in inputs["files"]], text_field=inputs["text_field"],
-                   id_field=inputs["id_field"], on_error=inputs["on_error"], batch_size=inputs["batch_size"])
+                   id_field=inputs["id_field"], on_error=inputs["on_error"], batch_size=inputs["batch_size"],
+                   duplicate_ids=inputs.get("duplicate_ids", "error"))
     if config.output_format != "ids":
         # The selected records are read again from the pool: it must be the data that was scored.
         changed = [now["path"] for now, then in zip(pool.describe(), inputs["files"])
