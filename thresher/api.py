@@ -97,14 +97,17 @@ def evaluate(pool: PathsOrDataset, *, out: str | os.PathLike, heldout: PathsOrDa
 
 def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[str] | None = None,
           model: str | None = None, model_params: dict | None = None, dev: PathsOrDataset | None = None,
-          label_field: str = "label", class_balance: str | list[float] = "estimate", end_model: str | None = None,
+          label_field: str = "label", dev_where: str | None = None, class_balance: str | list[float] = "estimate",
+          end_model: str | None = None,
           scores_from: str | os.PathLike | None = None, seed: int = 0, workers: int | None = None,
           progress: bool = False, report: bool = True) -> Run:
     """Weak supervision (``thresher label``): apply LFs (a .py/.yaml file, or a list of ``@th.lf`` functions with
-    ``classes``), fit a label model, write ``label``/``label_confidence``/``prob_<class>`` side-car scores."""
+    ``classes``), fit a label model, write ``label``/``label_confidence``/``prob_<class>`` side-car scores.
+    ``dev_where="split == 'dev'"`` takes the dev records from a file that also holds others (the bundled sets)."""
     from thresher.jobs.label import run_labeling
 
     return run_labeling(_dataset(pool), lfs, out, classes=classes, model=model, model_params=model_params,
                         dev=_dataset(dev) if dev is not None else None, label_field=label_field,
-                        class_balance=class_balance, end_model=end_model, scores_from=scores_from, seed=seed,
+                        dev_where=dev_where, class_balance=class_balance, end_model=end_model,
+                        scores_from=scores_from, seed=seed,
                         workers=workers, progress=progress, report=report)

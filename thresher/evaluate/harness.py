@@ -85,9 +85,13 @@ class EvaluateConfig:
         for b in self.budgets:
             Budget.parse(b)
         parse_methods(self.methods)
+        if self.metrics:  # a metric's output name (kl_to_heldout) selects its family (kl), as the README says
+            family_of = {name: family for family, names in M.FAMILIES.items() for name in names}
+            self.metrics = list(dict.fromkeys(family_of.get(m, m) for m in self.metrics))
         unknown = sorted(set(self.metrics or ()) - set(M.FAMILIES))
         if unknown:
-            raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(M.FAMILIES)}")
+            raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(M.FAMILIES)} "
+                              f"(or the names they are reported as: {', '.join(M.METRICS)})")
         if not 0 < self.level < 1:
             raise ConfigError(f"level must be in (0, 1), got {self.level}")
         if self.margin < 0:
