@@ -541,6 +541,12 @@ def run(recipe, out, workers, quiet, as_json, report) -> None:
 
     result = Recipe.load(recipe).run(out=out, workers=workers, progress=not quiet and not as_json,
                                      command=["thresher", *sys.argv[1:]], report=report)
+    if not quiet and not as_json and result.manifest.get("job") != "label":
+        from thresher.jobs.score import stage_lines
+
+        lines = stage_lines(result)  # what each score and filter stage did, as thresher score prints it
+        if lines:
+            click.echo("\n".join(["stages:", *(f"  {line}" for line in lines), ""]))
     _print_result(result, as_json, quiet, report)
 
 

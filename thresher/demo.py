@@ -22,7 +22,7 @@ def run_demo(out: Path | None = None, target: str = "news", budget: str = "5%", 
     pool = Dataset([str(sample_path("pool.parquet"))])
     target_ds = Dataset([str(sample_path(f"target_{target}.jsonl"))])
     run = run_selection(pool, target_ds, out, SelectConfig(budget=budget, seed=seed, workers=workers),
-                        progress=False, command=["thresher", "demo"])
+                        progress=True, command=["thresher", "demo"])
     comp = {row["group"]: row for row in run.metrics.get("composition", [])}
     hit = comp.get(target, {})
     lines = [

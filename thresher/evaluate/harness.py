@@ -37,6 +37,7 @@ from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_info, versions
+from thresher.progress import Progress
 from thresher.selectors import Budget
 
 RESULT_COLUMNS = ["target", "method", "budget", "budget_records", "metric", "higher_is_better", "estimate", "lo",
@@ -538,7 +539,6 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
              seeds: list[int], config: EvaluateConfig, proxy: Callable | None, clock: _Clock,
              progress: bool) -> tuple[list[dict], list[dict], dict]:
     """Every metric of every selection, then each method against random: the rows of results.csv."""
-    from tqdm.auto import tqdm
 
     data, families, classes = prep.data, prep.families, prep.classes
     table, held_table = prep.table, prep.held_table
@@ -556,7 +556,7 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
 
     results: dict[tuple[str, str], dict[str, MetricDraws]] = {}
     declared: dict[str, bool] = {}
-    bar = tqdm(total=len(selections), desc="evaluate", unit="sel", disable=not progress or None, leave=False)
+    bar = Progress("evaluate", total=len(selections), unit="selections", enabled=progress)
     for stream, ((label, budget), per_seed_rows) in enumerate(selections.items()):
         got: dict[str, MetricDraws] = {}
         if kl is not None:

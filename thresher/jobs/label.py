@@ -41,7 +41,7 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
                  dev: Dataset | None = None, label_field: str = "label", dev_where: str | None = None,
                  class_balance: str | Sequence[float] = "estimate", end_model: str | None = None,
                  end_model_params: dict | None = None, scores_from: str | os.PathLike | None = None, seed: int = 0,
-                 workers: int | None = None, progress: bool = False, command: list[str] | None = None,
+                 workers: int | None = None, progress: bool = True, command: list[str] | None = None,
                  report: bool = True) -> Run:
     """Label every record of ``pool`` with the LFs in ``lfs`` (a .py/.yaml file, an :class:`LFSet`, or a list of
     LFs with ``classes``) and label model ``model``; see the module docstring for what is written.
