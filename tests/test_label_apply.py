@@ -42,8 +42,24 @@ def test_python_lf_file_runs_in_worker_processes():
     assert one.matrix == two.matrix and one.matrix.nnz > 50
 
 
-def test_unpicklable_lfs_run_in_process_with_a_note():
+def test_lambdas_and_closures_run_in_worker_processes():
     lfs = LFSet(["fresh", "rotten"], [th.lf(lambda t: "fresh" if "great" in t.lower() else None, name="great")])
+    applied = apply_lfs(th.read(RT), lfs, workers=2)
+    assert applied.engine["workers"] == 2 and "note" not in applied.engine
+    texts = pq.read_table(RT)["text"].to_pylist()
+    assert applied.matrix.to_dense()[:, 0].tolist() == [0 if "great" in t.lower() else -1 for t in texts]
+
+
+def test_unpicklable_lfs_run_in_process_with_a_note():
+    import threading
+
+    lock = threading.Lock()  # an LF holding a lock cannot be pickled at all
+
+    def great(text):
+        with lock:
+            return "fresh" if "great" in text.lower() else None
+
+    lfs = LFSet(["fresh", "rotten"], [th.lf(great)])
     applied = apply_lfs(th.read(RT), lfs, workers=2)
     assert applied.engine["workers"] == 1 and "cannot be sent" in applied.engine["note"]
     texts = pq.read_table(RT)["text"].to_pylist()

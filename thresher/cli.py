@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,16 +36,32 @@ Examples:
 """
 
 
+class _Terminated(BaseException):
+    """SIGTERM (sent by ``timeout``, Slurm, Kubernetes) raised where the main process is, so that worker pools
+    shut down and temporary files are removed on the way out, as for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated
+
+
 def _handle_errors(fn: Callable) -> Callable:
     """Turn user errors into one line on stderr and exit code 2, without a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return fn(*args, **kwargs)
         except ThresherError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except _Terminated:
+            click.echo("error: terminated (SIGTERM) before the run finished; the run directory is not marked "
+                       "complete, and the same command resumes from the cached shards", err=True)
+            sys.exit(128 + signal.SIGTERM)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -102,16 +119,15 @@ def _print_report_path(path: Path, report: bool) -> None:
 
 def _key_values(items: tuple[str, ...]) -> dict:
     """KEY=VALUE options as a dict, values parsed as YAML scalars (32, 0.5, true, equal)."""
-    import yaml
-
     from thresher.errors import ConfigError
+    from thresher.yaml_loading import parse_value
 
     out = {}
     for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise ConfigError(f"expected KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(value)
+        out[key] = parse_value(value, key)
     return out
 
 
@@ -293,9 +309,8 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
 
 def _scorer_params(params: tuple[str, ...], name: str, names: list[str]) -> dict:
     """The ``--param scorer.key=value`` entries for one scorer, values parsed as YAML scalars (1e-3, true, x)."""
-    import yaml
-
     from thresher.errors import ConfigError
+    from thresher.yaml_loading import parse_value
 
     out = {}
     for p in params:
@@ -306,7 +321,7 @@ def _scorer_params(params: tuple[str, ...], name: str, names: list[str]) -> dict
         if scorer not in names:
             raise ConfigError(f"--param {p!r} names scorer {scorer!r}, which is not in --scorers")
         if scorer == name:
-            out[param] = yaml.safe_load(value)
+            out[param] = parse_value(value, f"--param {key}")
     return out
 
 

@@ -38,27 +38,17 @@ import dataclasses
 import os
 from pathlib import Path
 
-import yaml
-
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
+from thresher.yaml_loading import LineDict, load_yaml
 
 _TOP_KEYS = {"pool", "target", "out", "seed", "workers", "pool_sample", "group_field", "steps"}
 _DATASET_KEYS = {"path", "text_field", "id_field", "on_error", "batch_size"}
 _SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
 _LABEL_KEYS = {"label", "model", "params", "dev", "dev_where", "label_field", "class_balance", "end_model",
                "scores_from"}
-
-
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line of every mapping (as the key ``__line__``)."""
-
-    def construct_mapping(self, node, deep=False):
-        mapping = super().construct_mapping(node, deep=deep)
-        mapping["__line__"] = node.start_mark.line + 1
-        return mapping
 
 
 class Recipe:
@@ -78,6 +68,7 @@ class Recipe:
         self.target = self._dataset(data["target"], "target", data.get("__line__")) if data.get("target") else None
         self.out = self._path(data["out"]) if data.get("out") else None
         self.options = {k: data[k] for k in ("seed", "workers", "pool_sample", "group_field") if k in data}
+        self._check_options(data)
         steps = data["steps"]
         if not isinstance(steps, list) or not steps:
             raise ConfigError(f"{self._where(data)}: 'steps' must be a non-empty list")
@@ -105,12 +96,7 @@ class Recipe:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"recipe {path} does not exist")
-        try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
         return cls(data, source=str(path), base=path.parent)
 
     def run(self, out: str | os.PathLike | None = None, workers: int | None = None, progress: bool = True,
@@ -224,8 +210,26 @@ class Recipe:
             raise ConfigError(f"{self._where(mapping)}: unknown key(s) {', '.join(unknown)} in {what}; "
                               f"allowed: {', '.join(sorted(allowed))}")
 
-    def _where(self, mapping: dict) -> str:
-        line = mapping.get("__line__") if isinstance(mapping, dict) else None
+    def _check_options(self, data: dict) -> None:
+        """Top-level options are checked now, with their line, not found wrong half-way through a run."""
+        counts = {"seed": 0, "workers": 1, "pool_sample": 2}
+        for key, low in counts.items():
+            value = data.get(key)
+            if value is None and key == "workers":
+                continue
+            if key in data and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ConfigError(f"{self._where(data, key)}: '{key}' must be a whole number >= {low}, got {value!r}")
+        group = data.get("group_field")
+        if "group_field" in data and group is not None and not isinstance(group, str):
+            raise ConfigError(f"{self._where(data, 'group_field')}: 'group_field' must be a column name, got {group!r}")
+        if data.get("out") is not None and not isinstance(data["out"], str):
+            raise ConfigError(f"{self._where(data, 'out')}: 'out' must be a path, got {data['out']!r}")
+
+    def _where(self, mapping: dict, key: str | None = None) -> str:
+        if isinstance(mapping, LineDict) and key is not None:
+            line = mapping.line_of(key)
+        else:
+            line = mapping.get("__line__") if isinstance(mapping, dict) else None
         return f"{self.source}:{line}" if line else self.source
 
 

@@ -20,6 +20,7 @@ import xxhash
 
 from thresher.embeddings.backends import EmbeddingBackend
 from thresher.errors import ConfigError
+from thresher.features.shards import CorruptShardError, load_shard, warn_recomputed
 from thresher.io.atomic import atomic_path, write_json
 from thresher.progress import Progress
 
@@ -69,7 +70,11 @@ class EmbeddingStore:
         """Shard ``index`` is stored (with ``n_rows`` rows, if given)."""
         if not self.shard_path(index).is_file():
             return False
-        return n_rows is None or self.read(index).shape[0] == n_rows
+        try:
+            return n_rows is None or self.read(index).shape[0] == n_rows
+        except CorruptShardError as e:  # removed: the caller encodes it again
+            warn_recomputed([e.path])
+            return False
 
     def write(self, index: int, matrix: np.ndarray) -> np.ndarray:
         """Store one shard atomically; return it as float32, as :meth:`read` will give it back."""
@@ -80,8 +85,9 @@ class EmbeddingStore:
         return stored.astype(np.float32)
 
     def read(self, index: int, mmap: bool = True) -> np.ndarray:
-        """Shard ``index`` in its stored dtype (memory-mapped unless ``mmap=False``)."""
-        return np.load(self.shard_path(index), mmap_mode="r" if mmap else None)
+        """Shard ``index`` in its stored dtype (memory-mapped unless ``mmap=False``); a damaged shard is removed and
+        raises :class:`CorruptShardError`."""
+        return load_shard(self.shard_path(index), lambda p: np.load(p, mmap_mode="r" if mmap else None))
 
     def mark_complete(self, meta: dict) -> None:
         write_json(meta, self.root / "_COMPLETE")

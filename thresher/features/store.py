@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer, NgramFeatures
 from thresher.features.lengths import whitespace_token_counts
+from thresher.features.shards import CorruptShardError, load_shard
 from thresher.io.atomic import atomic_path
 
 
@@ -26,6 +28,7 @@ class ShardSummary:
     n_tokens: np.ndarray
     n_words: np.ndarray
     counts: np.ndarray
+    recomputed: bool = False  # the stored shard was damaged and has been written again
 
 
 class FeatureStore:
@@ -51,16 +54,36 @@ class FeatureStore:
             np.savez(tmp, **arrays)
         return ShardSummary(features.n_tokens, n_words, counts)
 
-    def _load(self, index: int) -> np.lib.npyio.NpzFile:
-        return np.load(self.shard_path(index))
-
     def summary(self, index: int) -> ShardSummary:
-        with self._load(index) as z:
-            return ShardSummary(z["n_tokens"], z["n_words"], z["counts"])
+        """Sizes and counts of a stored shard (:class:`CorruptShardError` if it cannot be read back)."""
+
+        def load(path: Path) -> ShardSummary:
+            with np.load(path) as z:
+                return ShardSummary(z["n_tokens"], z["n_words"], z["counts"])
+
+        return load_shard(self.shard_path(index), load)
 
     def read(self, index: int) -> NgramFeatures:
-        with self._load(index) as z:
-            return NgramFeatures(z["n_tokens"], [z[f"b{j}"] for j in range(self.config.ngrams)])
+        """The features of a stored shard (:class:`CorruptShardError` if it cannot be read back)."""
+
+        def load(path: Path) -> NgramFeatures:
+            with np.load(path) as z:
+                return NgramFeatures(z["n_tokens"], [z[f"b{j}"] for j in range(self.config.ngrams)])
+
+        return load_shard(self.shard_path(index), load)
+
+    def damaged_shards(self, n_shards: int) -> list[int]:
+        """Shards of a complete store that are missing or whose archive cannot be opened (a cheap check of the
+        zip directory, which a truncated file loses; altered bytes are caught by CRC when read)."""
+        bad = []
+        for index in range(n_shards):
+            try:
+                with zipfile.ZipFile(self.shard_path(index)) as z:
+                    if "counts.npy" not in z.namelist():
+                        bad.append(index)
+            except (OSError, zipfile.BadZipFile):
+                bad.append(index)
+        return bad
 
     def mark_complete(self, meta: dict) -> None:
         (self.root / "_COMPLETE").write_text(json.dumps(meta, indent=1, sort_keys=True))
@@ -79,3 +102,20 @@ def featurize_shard(config: HashedNgramConfig, root: str, index: int, text: pa.A
     features = HashedNgramFeaturizer(config).transform(text)
     n_words = features.n_tokens if config.tokenizer == "whitespace" else whitespace_token_counts(text)
     return FeatureStore(root, config).write(index, features, n_words)
+
+
+def featurize_or_load(config: HashedNgramConfig, root: str, index: int, text: pa.Array) -> ShardSummary:
+    """Worker task: reuse a shard a crashed run already wrote, or featurize it (again, if it was damaged or is
+    of another size)."""
+    store = FeatureStore(root, config)
+    if not store.has(index):
+        return featurize_shard(config, root, index, text)
+    try:
+        summary = store.summary(index)
+        if len(summary.n_tokens) == len(text):
+            return summary
+    except CorruptShardError:
+        pass
+    summary = featurize_shard(config, root, index, text)
+    summary.recomputed = True
+    return summary

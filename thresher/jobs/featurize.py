@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
-from thresher.features.store import FeatureStore, ShardSummary, featurize_shard
+from thresher.features.shards import discard, warn_recomputed
+from thresher.features.store import FeatureStore, featurize_or_load
 from thresher.io.atomic import write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
@@ -44,14 +45,6 @@ def store_for(dataset: Dataset, config: HashedNgramConfig, cache_dir: Path, grou
     return FeatureStore(Path(cache_dir) / f"ngrams-{digest}", config)
 
 
-def featurize_or_load(config: HashedNgramConfig, root: str, index: int, text: pa.Array) -> ShardSummary:
-    """Worker task: reuse a shard a crashed run already wrote, or featurize it."""
-    store = FeatureStore(root, config)
-    if store.has(index):
-        return store.summary(index)
-    return featurize_shard(config, root, index, text)
-
-
 def score_shard(scorer, store: FeatureStore, index: int) -> dict[str, np.ndarray]:
     """Worker task: score columns of one stored shard with a fitted scorer."""
     return scorer.score(store.read(index))
@@ -60,8 +53,13 @@ def score_shard(scorer, store: FeatureStore, index: int) -> dict[str, np.ndarray
 def featurize_pool(dataset: Dataset, store: FeatureStore, engine: LocalEngine, group_field: str | None,
                    progress: bool = True) -> PoolIndex:
     """Featurize every record of ``dataset`` into ``store`` (or load a complete store) and return its index."""
+    damaged = []
     if store.is_complete():
-        return _load_index(store)
+        damaged = store.damaged_shards(store.meta()["n_shards"])
+        if not damaged:
+            return _load_index(store)
+        for i in damaged:
+            discard(store.shard_path(i))
     errors = ErrorLog(dataset.on_error)
     ids: list[pa.Array] = []
     groups: list[pa.Array] = []
@@ -77,13 +75,17 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: LocalEngine, g
     counts = np.zeros(store.config.num_buckets, dtype=np.int64)
     n_tokens, n_words, sizes = [], [], []
     bar = Progress("featurize", total=known_rows(dataset), enabled=progress)
-    for summary in engine.map(featurize_or_load, items()):
+    recomputed = [store.shard_path(i) for i in damaged]
+    for i, summary in enumerate(engine.map(featurize_or_load, items())):
+        if summary.recomputed and i not in damaged:
+            recomputed.append(store.shard_path(i))
         counts += summary.counts
         n_tokens.append(summary.n_tokens)
         n_words.append(summary.n_words)
         sizes.append(len(summary.n_tokens))
         bar.update(len(summary.n_tokens))
     bar.close()
+    warn_recomputed(recomputed)
     if not ids:
         raise ConfigError(f"the pool has no usable records ({', '.join(dataset.paths)})")
     index = PoolIndex(

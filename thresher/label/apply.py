@@ -8,10 +8,10 @@ reported per LF.
 
 from __future__ import annotations
 
-import pickle
 from collections import Counter
 from dataclasses import dataclass, field
 
+import cloudpickle
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,9 +66,9 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
     wanted = tuple(dict.fromkeys([*extra_columns, *(c for c in lf_set.columns if c not in from_scores)]))
     engine_note = None
     if (workers or 0) != 1:
-        try:
-            pickle.dumps(lf_set)
-        except Exception as e:  # noqa: BLE001 -- lambdas, closures: run them in this process instead
+        try:  # as the engine sends them: what a script defines in __main__ goes by value
+            cloudpickle.dumps(lf_set)
+        except Exception as e:  # noqa: BLE001 -- unpicklable state (open files, locks): run in this process instead
             workers, engine_note = 1, f"LFs cannot be sent to worker processes ({type(e).__name__}); ran in-process"
 
     def items():

@@ -522,16 +522,9 @@ _LF_KEYS = {"name", "label", "keywords", "regex", "case_sensitive", "whole_word"
 
 def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
     """``classes: [..]`` and ``lfs: [{name, label, keywords | regex | column+threshold+op, ...}]``."""
-    import yaml
+    from thresher.yaml_loading import load_yaml
 
-    from thresher.recipe import _LineLoader
-
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
-                          f"({getattr(e, 'problem', e)})") from None
+    data = load_yaml(text, str(path))
     if not isinstance(data, dict) or "classes" not in data or "lfs" not in data:
         raise ConfigError(f"{path}: an LF file is a mapping with 'classes' (a list of names) and 'lfs' (a list)")
     if set(data) - {"classes", "lfs", "__line__"}:
