@@ -524,7 +524,7 @@ def list_scorers() -> None:
         needs = f" needs: {', '.join(spec.needs)}." if spec.needs else ""
         extra = f" extra: thresher[{spec.extra}]." if spec.extra else ""
         click.echo(f"{spec.name:<11} {spec.description}. main column: {spec.primary}.{needs}{extra}")
-        click.echo(f"{'':<11} parameters: {', '.join(spec.parameters()) or '-'}")
+        click.echo(f"{'':<11} parameters: {', '.join(spec.defaults()) or '-'}")
 
 
 @main.command(epilog="""

@@ -232,6 +232,21 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
                                  config, manifest, _Timer(), target_counts, engine, report)
 
 
+def _with_filter_hint(filtered: dict[str, int], min_tokens: int, fn, *args):
+    """``fn(*args)``; a budget larger than the eligible records also says how many filters removed, and how to
+    let more through."""
+    try:
+        return fn(*args)
+    except ConfigError as e:
+        if "eligible" not in str(e) or not any(filtered.values()):
+            raise
+        removed = ", ".join(f"{k} {v:,}" for k, v in filtered.items() if v)
+        fixes = [f"--min-tokens below {min_tokens} (0 keeps every length)" if filtered.get("too_short") else None,
+                 "a looser --where" if filtered.get("where") else None]
+        hint = f"; or let more records through: {' or '.join(f for f in fixes if f)}" if any(fixes) else ""
+        raise ConfigError(f"{e}; filtered out: {removed}{hint}") from None
+
+
 def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage, seed: int,
                          group_field: str | None, workers: int | None, progress: bool = True,
                          report: bool = True) -> Run:
@@ -328,7 +343,8 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
                 embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
                 labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
         else:
-            order = selector.select(score_values, budget, budget_tokens[elig_idx], config.seed)
+            order = _with_filter_hint(filtered, min_tokens, selector.select, score_values, budget,
+                                      budget_tokens[elig_idx], config.seed)
         chosen = elig_idx[order]
         # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
         # Under a token budget, only records whose tokens are counted can be priced.
