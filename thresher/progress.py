@@ -26,13 +26,15 @@ def _interval() -> float:
 
 
 def _interactive(stream: TextIO) -> bool:
-    """A terminal, or a Jupyter kernel (whose stderr renders a tqdm bar in place)."""
+    """A terminal, or the stderr of a Jupyter kernel (which renders a tqdm bar in place)."""
     try:
         if stream.isatty():
             return True
     except (AttributeError, ValueError):
         return False
-    return "ipykernel" in sys.modules
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return stream is sys.stderr and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def known_rows(dataset) -> int | None:
