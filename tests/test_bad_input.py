@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -118,3 +119,105 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, good_lines, news_target):
     assert ok.returncode == 0, ok.stderr
     summary = json.loads(ok.stdout)
     assert summary["counts"]["failed"] == 1 and summary["counts"]["selected"] == 3
+
+
+# --- issue 11: one decompression layer, precise messages, unsupported files counted ---------------------------------
+
+def _codec(suffix: str):
+    import bz2
+    import lzma
+
+    import zstandard
+
+    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
+            "zst": zstandard.ZstdCompressor().compress}[suffix]
+
+
+@pytest.fixture()
+def two_frames(sample_pool) -> tuple[bytes, bytes]:
+    """200 real records as JSONL, split in two halves of 100 lines (each half becomes one compressed frame)."""
+    lines = [json.dumps(r).encode() + b"\n" for r in pq.read_table(sample_pool).slice(0, 200).to_pylist()]
+    return b"".join(lines[:100]), b"".join(lines[100:])
+
+
+@pytest.mark.parametrize("suffix", ["zst", "gz", "bz2", "xz"])
+def test_multi_frame_file_is_read_to_the_end(tmp_path, two_frames, suffix):
+    compress = _codec(suffix)
+    path = tmp_path / f"pool.jsonl.{suffix}"
+    path.write_bytes(compress(two_frames[0]) + compress(two_frames[1]))
+    rows, errors = _drain(path)
+    assert rows == 200 and errors.n_failed == 0
+
+
+@pytest.mark.parametrize("suffix", ["zst", "gz", "bz2", "xz"])
+@pytest.mark.parametrize("cut", ["second_frame", "mid_line"])
+def test_truncated_archive_is_reported_for_every_codec(tmp_path, two_frames, suffix, cut):
+    """Issue 11 #2: a .zst of two frames with the second cut off read 100 of 200 records and said nothing."""
+    compress = _codec(suffix)
+    first, second = compress(two_frames[0]), compress(two_frames[1])
+    # cut inside the second frame: just after its header, or near its end (inside the last block or the trailer)
+    keep = 12 if cut == "second_frame" else len(second) - 6
+    path = tmp_path / f"pool.jsonl.{suffix}"
+    path.write_bytes(first + second[:keep])
+    with pytest.raises(InputError) as info:
+        _drain(path)
+    assert info.value.reason == "truncated_or_corrupt_file"  # never bad_json for a line cut by the truncation
+    assert "truncated" in str(info.value) and str(path) in str(info.value)
+    rows, errors = _drain(path, "skip")
+    assert errors.counts == {"truncated_or_corrupt_file": 1}
+    assert rows == 100 if cut == "second_frame" else 100 <= rows <= 200  # whole lines only
+    assert f"cannot read past line {rows}" in errors.examples[0]["detail"]
+
+
+@pytest.mark.parametrize("suffix", ["zst", "gz", "bz2", "xz"])
+def test_plain_text_with_a_compressed_suffix_is_a_clean_error(tmp_path, good_lines, suffix, news_target):
+    """Issue 11 #3: a .zst that is really plain text gave a ZstdError traceback and exit 1, even with skip."""
+    path = tmp_path / f"pool.jsonl.{suffix}"
+    path.write_text("\n".join(good_lines) + "\n")
+    with pytest.raises(InputError, match="not a .* file"):
+        _drain(path)
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(good_lines) + "\n")
+    rows, errors = _drain([path, good], "skip")
+    assert rows == len(good_lines) and errors.counts == {"truncated_or_corrupt_file": 1}
+    for extra in ([], ["--on-error", "skip"]):
+        proc = subprocess.run([sys.executable, "-m", "thresher.cli", "select", "--pool", str(path), "--target",
+                               str(news_target), "--out", str(tmp_path / "run"), "--budget", "3", "--no-report",
+                               "--workers", "1", *extra], capture_output=True, text=True)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.count("\n") == 1 and str(path) in proc.stderr
+
+
+def test_json_error_at_the_end_of_a_line_names_its_real_column(tmp_path, good_lines):
+    path = tmp_path / "pool.jsonl"
+    bad = '{"id": "x", "text": "fine",'
+    path.write_text("\n".join([good_lines[0], bad, *good_lines[1:]]) + "\n")
+    with pytest.raises(InputError, match=f"at column {len(bad) + 1}\\)") as info:
+        _drain(path)
+    assert info.value.line == 2
+
+
+def test_null_text_is_reported_as_null_not_missing(tmp_path, good_lines, sample_records):
+    path = tmp_path / "pool.jsonl"
+    path.write_text("\n".join([good_lines[0], '{"id": "x", "text": null}', *good_lines[1:]]) + "\n")
+    with pytest.raises(InputError, match=f"{path}:2: field 'text' is null"):
+        _drain(path)
+    table = pa.Table.from_pylist([{**r, "text": None if i == 3 else r["text"]} for i, r in enumerate(sample_records)])
+    pq.write_table(table, tmp_path / "pool.parquet")
+    with pytest.raises(InputError, match=r"field 'text' is null \(row 3\)"):
+        _drain(tmp_path / "pool.parquet")
+
+
+def test_unsupported_files_in_a_folder_are_listed_and_mentioned(tmp_path, good_lines, news_target):
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("\n".join(good_lines) + "\n")
+    (folder / "notes.docx").write_text("not read")
+    (folder / "img.png").write_bytes(b"\x89PNG")
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "select", "--pool", str(folder), "--target",
+                           str(news_target), "--out", str(tmp_path / "run"), "--budget", "3", "--no-report",
+                           "--workers", "1", "--min-tokens", "0"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 file(s) in the input folders were not read (unsupported type)" in proc.stdout
+    info = json.loads((tmp_path / "run" / "manifest.json").read_text())["inputs"]["pool"]["unsupported_files"]
+    assert info == {"count": 2, "paths": [str(folder / "img.png"), str(folder / "notes.docx")]}

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import thresher as th
 from thresher.cli import main
 from thresher.demo import sample_path
-from thresher.errors import ConfigError
+from thresher.errors import ConfigError, InputError
 from thresher.label import LabelMatrix
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "label"
@@ -262,5 +262,7 @@ def test_lf_errors_score_columns_dev_fields_and_duplicate_ids_fail_clearly(bbc_s
     dup = tmp_path / "dup.parquet"
     p = pq.read_table(pool)
     pq.write_table(pa.concat_tables([p, p.slice(0, 1)]), dup)
-    with pytest.raises(ConfigError, match=rf"record id\(s\) occur more than once \('{p['id'][0]}'\)"):
+    # the dataset layer's id check (thresher.io.ids) stops it first, naming both rows
+    with pytest.raises(InputError, match=rf"duplicate id '{p['id'][0]}': .*dup.parquet row {p.num_rows} repeats "
+                                         rf"the id of .*dup.parquet row 0"):
         th.label(dup, EXAMPLES / "bbc_news.yaml", out=tmp_path / "x", workers=1)

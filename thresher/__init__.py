@@ -21,13 +21,15 @@ import types
 
 from thresher._version import __version__
 from thresher.api import deduplicate, embed, evaluate, score, select
+from thresher.engine import engine
 from thresher.errors import ConfigError, InputError, ThresherError
 from thresher.io.dataset import Dataset, read
 from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
 __all__ = ["__version__", "read", "select", "score", "embed", "deduplicate", "evaluate", "label", "lf", "Pipeline",
-           "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError", "ConfigError", "InputError"]
+           "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError", "ConfigError", "InputError",
+           "engine"]
 
 
 class _CallableModule(types.ModuleType):

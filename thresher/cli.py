@@ -45,6 +45,14 @@ def _terminate(signum, frame) -> None:
     raise _Terminated
 
 
+def _describe_os_error(e: OSError) -> str:
+    """An OSError as one line: what failed, on which file, and what it means for the run."""
+    what = e.strerror or str(e)
+    where = f": {e.filename}" if e.filename else ""
+    return (f"{what}{where} ({type(e).__name__}, errno {e.errno}); the run did not finish and its directory "
+            "has no new manifest.json")
+
+
 def _handle_errors(fn: Callable) -> Callable:
     """Turn user errors into one line on stderr and exit code 2, without a traceback."""
 
@@ -55,6 +63,9 @@ def _handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except ThresherError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:  # disk full, read-only or vanished folders: one line, and no manifest was written
+            click.echo(f"error: {_describe_os_error(e)}", err=True)
             sys.exit(2)
         except _Terminated:
             click.echo("error: terminated (SIGTERM) before the run finished; the run directory is not marked "
@@ -92,7 +103,42 @@ def _reading_options(fn: Callable) -> Callable:
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return _duplicate_ids_option(fn)
+
+
+def _duplicate_ids_option(fn: Callable) -> Callable:
+    """``--duplicate-ids``: what every Dataset the command opens does with a repeated record id."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, duplicate_ids: str, **kwargs):
+        from thresher.io.dataset import duplicate_ids_default
+
+        with duplicate_ids_default(duplicate_ids):
+            return fn(*args, **kwargs)
+
+    return click.option("--duplicate-ids", type=click.Choice(["error", "rename"]), default="error",
+                        show_default=True,
+                        help="A record id seen before: stop with an error naming both places, or keep the record "
+                             "as ID#2 (ID#3, ...: the first suffix no earlier record uses).")(wrapper)
+
+
+def _engine_options(fn: Callable) -> Callable:
+    """``--engine local|ray`` and ``--ray-address``: where the job's map stages run (same results either way)."""
+    from thresher.engine import ENGINES
+
+    @functools.wraps(fn)
+    def wrapper(*args, engine_name: str = "local", ray_address: str | None = None, **kwargs):
+        from thresher.engine import engine
+
+        with engine(engine_name, ray_address):
+            return fn(*args, **kwargs)
+
+    wrapper = click.option("--ray-address", default=None, metavar="ADDRESS",
+                           help="Ray cluster to use: auto (a running cluster), ray://host:10001, or host:port. "
+                                "[default: start a local one]")(wrapper)
+    return click.option("--engine", "engine_name", type=click.Choice(ENGINES), default="local", show_default=True,
+                        help="Run the map stages in local worker processes or as Ray tasks (pip install "
+                             "'thresher[ray]'); outputs are identical.")(wrapper)
 
 
 def _report_option(fn: Callable) -> Callable:
@@ -204,8 +250,10 @@ def _min_tokens(value: str) -> int | str:
               help="Where to cache features. [default: OUT/cache]")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
+@_duplicate_ids_option
 @_report_option
 @_handle_errors
+@_engine_options
 def select(pool, target, out, from_run, method, selector, embeddings, labels, selector_params, budget, seed,
            temperature, threshold, score_column, where, token_column, min_tokens,
            output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
@@ -282,6 +330,7 @@ Examples:
 @_reading_options
 @_report_option
 @_handle_errors
+@_engine_options
 def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_field, group_field, on_error,
           batch_size, workers, quiet, as_json, report) -> None:
     """Score every record; write side-car score columns by id (no selection).
@@ -290,7 +339,7 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
     learned scorers are fitted on --target and a seeded pool sample first, and saved under OUT/fit/.
     """
     from thresher.io.dataset import Dataset
-    from thresher.jobs.score import format_rule_summary, run_scoring
+    from thresher.jobs.score import run_scoring
     from thresher.pipeline import Score
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
@@ -303,7 +352,7 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics}, default=str))
     elif not quiet:
-        click.echo(format_rule_summary(run))
+        click.echo(run.summary())
         _print_report_path(run.path, report)
 
 
@@ -341,6 +390,7 @@ Examples:
 @_reading_options
 @_report_option
 @_handle_errors
+@_engine_options
 def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, batch_size, workers, quiet,
           as_json, report) -> None:
     """Embed every record (cached on disk, resumable) for similarity scores and diversity selection."""
@@ -357,6 +407,10 @@ def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, 
     elif not quiet:
         click.echo(f"embedded {run.counts['embedded']:,} records with {info['backend']} ({info['dim']} dims, "
                    f"{info['dtype']}) in {run.manifest['timings']['embed']:.1f}s\ncache: {info['store']}")
+        from thresher.run import input_notes
+
+        for note in input_notes(run.manifest):
+            click.echo(note)
         click.echo(f"run directory: {run.path}")
         _print_report_path(run.path, report)
 
@@ -399,6 +453,7 @@ Examples:
 @_reading_options
 @_report_option
 @_handle_errors
+@_engine_options
 def dedup(pool, out, method, embeddings, similarity, clusters, normalize, threshold, ngram, num_perm, bands, rows,
           verify, keep, score_from, score_column, seed, output_format, text_field, id_field, on_error, batch_size,
           workers, quiet, as_json, report) -> None:
@@ -480,6 +535,7 @@ Examples:
 @_report_option
 @_reading_options
 @_handle_errors
+@_engine_options
 def evaluate(pool, target, heldout, methods, budgets, seeds, seed, metrics, label_column, positive, group_field,
              min_tokens, level, margin, n_boot, embedding_backend, lm_order, params, pool_sample, target_name,
              proxy_command, proxy_timeout, out, report, text_field, id_field, on_error, batch_size, workers, quiet,
@@ -550,6 +606,7 @@ Example recipe (rules -> language filter -> classifier -> score-as-logits sampli
 @click.option("--json", "as_json", is_flag=True)
 @_report_option
 @_handle_errors
+@_engine_options
 def run(recipe, out, workers, quiet, as_json, report) -> None:
     """Run a YAML recipe: score, filter and select stages in order, into one run directory."""
     from thresher.recipe import Recipe
@@ -630,6 +687,7 @@ or .py (functions decorated with @thresher.lf returning a class name/index or No
 @_report_option
 @_reading_options
 @_handle_errors
+@_engine_options
 def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_balance, end_model, scores_from, seed,
           report, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
     """Weak supervision: apply labelling functions, fit a label model, write labels as side-car scores.
@@ -666,6 +724,7 @@ def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_bala
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=None, help="Processes. [default: all cores]")
 @_handle_errors
+@_engine_options
 def demo(out, target, budget, seed, workers) -> None:
     """Select from the bundled multi-domain sample toward a bundled target, and compare with random.
 

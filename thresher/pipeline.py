@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher._version import __version__
-from thresher.engine.local import LocalEngine
+from thresher.engine import make_engine
 from thresher.errors import ConfigError
 from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import atomic_path, write_json
@@ -30,6 +30,7 @@ from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.sampling import sample_texts
 from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress, known_rows
 from thresher.run import Run
 from thresher.scorers.registry import References, get_spec
@@ -167,6 +168,7 @@ class Pipeline:
     def describe(self) -> list[dict]:
         return [{"stage": type(s).__name__.lower(), **asdict(s)} for s in self.stages]
 
+    @claims_run_dir("out")
     def run(self, pool: Dataset, out: str | os.PathLike, target: Dataset | None = None, *, seed: int = 0,
             pool_sample: int = 10_000, group_field: str | None = "domain", workers: int | None = None,
             progress: bool = True, command: list[str] | None = None, recipe: dict | None = None,
@@ -323,7 +325,7 @@ class Pipeline:
         languages: Counter = Counter()
         has_groups = False
         bar = Progress("score", total=known_rows(pool), enabled=progress)
-        with LocalEngine(workers) as engine, atomic_path(path) as tmp:
+        with make_engine(workers) as engine, atomic_path(path) as tmp:
             for k, cols in enumerate(engine.map(apply_stages, items())):
                 table = pa.table({"id": ids[k], **cols})
                 if group_field:

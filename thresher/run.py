@@ -88,7 +88,10 @@ class Run:
         return write_report(self.path, out)
 
     def summary(self) -> str:
-        """A short human-readable table of counts, metrics and composition."""
+        """A short human-readable table of counts, metrics and composition, then notes on how the inputs were read."""
+        return "\n".join([self._summary_table(), *input_notes(self.manifest)])
+
+    def _summary_table(self) -> str:
         if self.manifest.get("job") == "dedup":
             from thresher.jobs.dedup import format_dedup_summary
 
@@ -110,3 +113,21 @@ class Run:
         if self.manifest.get("job") == "label":
             return f"Run({str(self.path)!r}, labelled={c.get('labelled')}, abstained={c.get('abstained')})"
         return f"Run({str(self.path)!r}, selected={c.get('selected')}, scored={c.get('scored')})"
+
+
+def input_notes(manifest: dict) -> list[str]:
+    """One line per input that had files skipped for their type, or ids renamed (from the manifest's inputs)."""
+    notes = []
+    for role, info in (manifest.get("inputs") or {}).items():
+        if not isinstance(info, dict):
+            continue
+        skipped = (info.get("unsupported_files") or {}).get("count") or 0
+        if skipped:
+            paths = info["unsupported_files"]["paths"]
+            notes.append(f"note: {role}: {skipped:,} file(s) in the input folders were not read (unsupported type), "
+                         f"e.g. {', '.join(paths[:3])}; all are listed in manifest.json")
+        renamed = (info.get("renamed_ids") or {}).get("count") or 0
+        if renamed:
+            notes.append(f"note: {role}: {renamed:,} record(s) had an id used before and were renamed ID#k "
+                         "(--duplicate-ids rename); examples in manifest.json")
+    return notes

@@ -37,6 +37,7 @@ from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress
 from thresher.selectors import Budget
 
@@ -340,6 +341,7 @@ def _length_floor(config: EvaluateConfig, target: Dataset | None) -> int:
     return auto_min_tokens(_features(_read_all(target, [], ErrorLog(target.on_error))["text"])[1])
 
 
+@claims_run_dir("out")
 def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,
                    config: EvaluateConfig | None = None, proxy: ProxyFn | None = None, workers: int | None = None,
                    progress: bool = True, command: list[str] | None = None, report: bool = True) -> Evaluation:
@@ -400,6 +402,7 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
                                                   "notes": notes})
 
 
+@claims_run_dir("out")
 def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, target: Dataset | None = None,
                  config: EvaluateConfig | None = None, proxy: ProxyFn | None = None, workers: int | None = None,
                  progress: bool = True, report: bool = True) -> Evaluation:
@@ -525,7 +528,8 @@ def _has_column(ds: Dataset, name: str | None) -> bool:
 def _reopen(info: dict) -> Dataset:
     """The Dataset a manifest's input entry describes; absolute paths when the manifest has them."""
     return Dataset(info.get("resolved_paths") or info["paths"], text_field=info["text_field"],
-                   id_field=info["id_field"], on_error=info["on_error"], batch_size=info["batch_size"])
+                   id_field=info["id_field"], on_error=info["on_error"], batch_size=info["batch_size"],
+                   duplicate_ids=info.get("duplicate_ids", "error"))
 
 
 def _name_of(ds: Dataset) -> str:

@@ -1,11 +1,14 @@
 """A :class:`Dataset` is a lazy, re-readable view of input files as a stream of validated Arrow record batches.
 
 Every batch has the columns ``id`` and ``text`` (large strings) plus any requested extra columns. Records without a
-usable text are reported to the error policy; records without an id get a stable one from file name and position.
+usable text are reported to the error policy; records without an id get a stable one from file name and position;
+ids must be unique (checked as the records stream by, see :mod:`thresher.io.ids`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,10 +19,23 @@ import pyarrow.compute as pc
 
 from thresher.errors import ConfigError, InputError
 from thresher.io.errors import ErrorLog, OnError
+from thresher.io.ids import IdCheck, check_policy
 from thresher.io.readers import READERS, Chunk
-from thresher.io.sources import InputFile, expand_paths
+from thresher.io.sources import InputFile, expand_paths_reporting
 
 DEFAULT_BATCH_SIZE = 4096
+#: The duplicate-id policy of Datasets that do not name one (the CLI's --duplicate-ids sets it for one command).
+_DUPLICATE_IDS_DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("duplicate_ids", default="error")
+
+
+@contextlib.contextmanager
+def duplicate_ids_default(policy: str) -> Iterator[None]:
+    """Within the block, Datasets created without ``duplicate_ids`` use ``policy`` (what one CLI command asked)."""
+    token = _DUPLICATE_IDS_DEFAULT.set(check_policy(policy))
+    try:
+        yield
+    finally:
+        _DUPLICATE_IDS_DEFAULT.reset(token)
 
 
 @dataclass
@@ -33,6 +49,8 @@ class Dataset:
     id_field: the field holding a unique id; when the files lack it, ids are ``<file>:<line or row>``.
     on_error: ``"raise"`` stops at the first malformed record; ``"skip"`` skips and counts it.
     batch_size: records per Arrow batch; bounds memory.
+    duplicate_ids: ``"error"`` (default) stops at the first repeated id, naming both places; ``"rename"`` keeps every
+        record and renames the 2nd, 3rd, ... record with id X to ``X#2``, ``X#3``, ... (see :mod:`thresher.io.ids`).
     """
 
     paths: list[str]
@@ -40,8 +58,14 @@ class Dataset:
     id_field: str = "id"
     on_error: OnError = "raise"
     batch_size: int = DEFAULT_BATCH_SIZE
+    duplicate_ids: str | None = None
     files: list[InputFile] = field(init=False)
+    #: Files inside the given folders that were not read because their type is not supported.
+    unsupported_files: list[str] = field(init=False)
     _description: list[dict] | None = field(init=False, default=None, repr=False)
+    #: After a complete read: how many ids were renamed (None before); a clean "error" pass is not checked again.
+    renamed_ids: int | None = field(init=False, default=None, repr=False)
+    rename_examples: list[dict] = field(init=False, default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.paths, (str, os.PathLike)):
@@ -52,7 +76,8 @@ class Dataset:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         ErrorLog(self.on_error)  # validates on_error
-        self.files = expand_paths(self.paths)
+        self.duplicate_ids = check_policy(self.duplicate_ids or _DUPLICATE_IDS_DEFAULT.get())
+        self.files, self.unsupported_files = expand_paths_reporting(self.paths)
 
     def describe(self) -> list[dict]:
         """Per-file path, format, size and fingerprint, for manifests and cache keys.
@@ -70,9 +95,10 @@ class Dataset:
         wanted = list(dict.fromkeys([self.id_field, self.text_field, *extra]))
         pending: list[pa.Table] = []
         n_pending = 0
+        check = self._id_check()
         for src in self.files:
             for chunk in READERS[src.format](src, wanted, self.batch_size, errors, self.text_field):
-                table = self._normalise(src, chunk, errors, extra)
+                table = self._normalise(src, chunk, errors, extra, check)
                 if table.num_rows == 0:
                     continue
                 pending.append(table)
@@ -80,15 +106,50 @@ class Dataset:
                 if n_pending >= self.batch_size:
                     yield from _rebatch(pending, self.batch_size, final=False)
                     n_pending = sum(t.num_rows for t in pending)
+        self._id_check_done(check)
         yield from _rebatch(pending, self.batch_size, final=True)
 
     def iter_tables(self, errors: ErrorLog) -> Iterator[tuple[pa.Array, pa.Table]]:
-        """(ids, full records) per chunk, every original field kept: what output writers need."""
+        """(ids, full records) per chunk, every original field kept: what output writers need.
+
+        Under ``duplicate_ids="rename"`` the id field holds the (string) ids the records were read with, renamed
+        ones included, so written records match ``ids.txt`` and the scores.
+        """
+        check = self._id_check()
         for src in self.files:
             for chunk in READERS[src.format](src, None, self.batch_size, errors, self.text_field):
                 ids, keep = self._ids_and_valid(src, chunk, ErrorLog("skip"))
                 table = chunk.table.filter(pa.array(keep)) if not keep.all() else chunk.table
-                yield ids.filter(pa.array(keep)) if not keep.all() else ids, table
+                ids = _checked_ids(check, src, chunk, keep, ids.filter(pa.array(keep)) if not keep.all() else ids)
+                if self.duplicate_ids == "rename" and self.id_field in table.column_names:
+                    # written records carry the ids they were selected by (renamed ones included): string ids keep
+                    # their type (so unique-id pools are written byte for byte as without renaming); others become
+                    # strings in every chunk, so all parts share one schema
+                    k = table.column_names.index(self.id_field)
+                    kind = table.schema.field(k).type
+                    table = table.set_column(k, self.id_field, ids.cast(kind) if pa.types.is_string(kind) else ids)
+                yield ids, table
+        self._id_check_done(check)
+
+    def _id_check(self) -> IdCheck | None:
+        """A fresh duplicate-id check for one read pass; None once a complete pass found every id unique."""
+        return None if self.renamed_ids == 0 else IdCheck(self.duplicate_ids, self._locate_id)
+
+    def _id_check_done(self, check: IdCheck | None) -> None:
+        """Remember a complete pass's outcome (for the manifest, and to skip checking ids already known unique)."""
+        if check is not None:
+            self.renamed_ids, self.rename_examples = check.renamed, check.examples
+
+    def _locate_id(self, record_id: str) -> str:
+        """Where the first usable record with this id is (a second read, only when a repeated id was seen)."""
+        for src in self.files:
+            for chunk in READERS[src.format](src, [self.id_field, self.text_field], self.batch_size,
+                                             ErrorLog("skip"), self.text_field):
+                ids, keep = self._ids_and_valid(src, chunk, ErrorLog("skip"))
+                hits = np.flatnonzero(keep & pc.equal(ids, record_id).fill_null(False).to_numpy(zero_copy_only=False))
+                if len(hits):
+                    return _place(src, chunk, int(hits[0]))
+        raise AssertionError(f"id {record_id!r} was read but cannot be found again")  # the files changed under us
 
     def _ids_and_valid(self, src: InputFile, chunk: Chunk, errors: ErrorLog) -> tuple[pa.Array, np.ndarray]:
         """The record ids of a chunk and a mask of records with a usable text (reporting the others)."""
@@ -114,24 +175,44 @@ class Dataset:
         empty = ~missing & (pc.utf8_length(pc.utf8_trim_whitespace(text.fill_null(""))).to_numpy(
             zero_copy_only=False) == 0)
         null_id = ids.is_null().to_numpy(zero_copy_only=False)
-        _report_rows(errors, src, chunk, missing, "missing_text", f"record has no field {self.text_field!r}")
+        # JSONL readers report null texts themselves, so a null left in a line format is an absent field
+        _report_rows(errors, src, chunk, missing, "missing_text", f"record has no field {self.text_field!r}"
+                     if chunk.loc_kind == "line" else f"field {self.text_field!r} is null")
         _report_rows(errors, src, chunk, empty, "empty_text", "record has an empty text")
         _report_rows(errors, src, chunk, null_id & ~missing & ~empty, "missing_id",
                      f"record has no value in id field {self.id_field!r}")
         return ids, ~(missing | empty | null_id)
 
-    def _normalise(self, src: InputFile, chunk: Chunk, errors: ErrorLog, extra: list[str]) -> pa.Table:
+    def _normalise(self, src: InputFile, chunk: Chunk, errors: ErrorLog, extra: list[str],
+                   check: IdCheck | None) -> pa.Table:
         ids, keep = self._ids_and_valid(src, chunk, errors)
         if not keep.any():  # nothing usable (and the text column may not even be a string): nothing to cast
             return pa.table({"id": pa.array([], pa.large_string())})
         table = chunk.table
         if not keep.all():
             table, ids = table.filter(pa.array(keep)), ids.filter(pa.array(keep))
+        ids = _checked_ids(check, src, chunk, keep, ids)
         cols = {"id": ids, "text": pc.cast(table[self.text_field], pa.large_string())}
         for c in extra:
             cols[c] = (pc.cast(table[c], pa.large_string()) if c in table.column_names
                        else pa.nulls(table.num_rows, pa.large_string()))
         return pa.table(cols)
+
+
+def _place(src: InputFile, chunk: Chunk, i: int) -> str:
+    """Where row ``i`` of a chunk is, for messages: ``file:line``, ``file row N``, or a .txt file's path."""
+    if src.format == "txt":
+        return src.path
+    loc = int(chunk.locs[i])
+    return f"{src.path}:{loc}" if chunk.loc_kind == "line" else f"{src.path} row {loc}"
+
+
+def _checked_ids(check: IdCheck | None, src: InputFile, chunk: Chunk, keep: np.ndarray, ids: pa.Array) -> pa.Array:
+    """The kept records' ids through the pass's duplicate-id check (which may raise, or rename repeats)."""
+    if check is None:
+        return ids
+    rows = np.flatnonzero(keep)
+    return check.apply(ids, lambda i: _place(src, chunk, int(rows[i])))
 
 
 def _derived_ids(src: InputFile, chunk: Chunk) -> pa.Array:
@@ -171,10 +252,11 @@ def _rebatch(pending: list[pa.Table], size: int, final: bool) -> Iterator[pa.Rec
 
 
 def read(paths: str | os.PathLike | Iterable[str | os.PathLike], *, text_field: str = "text", id_field: str = "id",
-         on_error: OnError = "raise", batch_size: int = DEFAULT_BATCH_SIZE) -> Dataset:
+         on_error: OnError = "raise", batch_size: int = DEFAULT_BATCH_SIZE,
+         duplicate_ids: str | None = None) -> Dataset:
     """Open input files for streaming (see :class:`Dataset`); nothing is read until iterated."""
     return Dataset(paths if not isinstance(paths, (str, os.PathLike)) else [paths], text_field=text_field,
-                   id_field=id_field, on_error=on_error, batch_size=batch_size)
+                   id_field=id_field, on_error=on_error, batch_size=batch_size, duplicate_ids=duplicate_ids)
 
 
 __all__ = ["Dataset", "read", "InputError"]

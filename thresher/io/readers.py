@@ -7,12 +7,7 @@ the :class:`~thresher.io.errors.ErrorLog`, which raises or counts them.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
 import json
-import lzma
-import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from thresher.errors import InputError
+from thresher.io.compression import CorruptStream, codec_of, open_binary
 from thresher.io.errors import ErrorLog
 from thresher.io.sources import InputFile
 
@@ -36,23 +31,6 @@ class Chunk:
 
 
 Reader = Callable[[InputFile, "list[str] | None", int, ErrorLog, str], Iterator[Chunk]]
-
-
-def _open_binary(path: str) -> io.BufferedIOBase:
-    """Open a possibly compressed file for binary reading, by its suffix."""
-    low = path.lower()
-    if low.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if low.endswith(".bz2"):
-        return bz2.open(path, "rb")
-    if low.endswith(".xz"):
-        return lzma.open(path, "rb")
-    if low.endswith(".zst"):
-        import zstandard
-
-        raw = open(path, "rb")  # noqa: SIM115 - closed with the stream reader
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-    return open(path, "rb")  # noqa: SIM115
 
 
 def _column(values: list) -> pa.Array:
@@ -82,7 +60,7 @@ def read_jsonl(src: InputFile, columns: list[str] | None, batch_size: int, error
     locs: list[int] = []
     lineno = 0
     n_seen = 0
-    with _open_binary(src.path) as f:
+    with open_binary(src.path) as f:
         try:
             for lineno, raw in enumerate(f, 1):
                 if not raw.strip():
@@ -94,7 +72,7 @@ def read_jsonl(src: InputFile, columns: list[str] | None, batch_size: int, error
                     errors.report(src.path, "bad_utf8", f"invalid UTF-8 at byte {e.start} of the line", lineno)
                     continue
                 try:
-                    rec = json.loads(line)
+                    rec = json.loads(line.rstrip("\r\n"))  # so an error at the end of a line names its real column
                 except json.JSONDecodeError as e:
                     errors.report(src.path, "bad_json", f"malformed JSON ({e.msg} at column {e.colno})", lineno)
                     continue
@@ -103,6 +81,9 @@ def read_jsonl(src: InputFile, columns: list[str] | None, batch_size: int, error
                                   lineno)
                     continue
                 text = rec.get(text_field)
+                if text is None and text_field in rec:
+                    errors.report(src.path, "missing_text", f"field {text_field!r} is null", lineno)
+                    continue
                 if text is not None and not isinstance(text, str):
                     errors.report(src.path, "bad_text_type",
                                   f"field {text_field!r} is a {type(text).__name__}, not a string", lineno)
@@ -112,16 +93,19 @@ def read_jsonl(src: InputFile, columns: list[str] | None, batch_size: int, error
                 if len(records) >= batch_size:
                     yield _records_to_chunk(records, locs, columns)
                     records, locs = [], []
-        except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as e:
-            if isinstance(e, InputError):
-                raise
+        except (CorruptStream, OSError) as e:
             # A truncated or corrupt archive: what was read so far is kept; the rest of the file is unknown.
-            errors.report(src.path, "truncated_or_corrupt_file",
-                          f"cannot read past line {lineno} ({type(e).__name__}: {e})", lineno + 1, records=1)
+            _report_unreadable(src, errors, e, f"line {lineno}", lineno + 1)
     if records:
         yield _records_to_chunk(records, locs, columns)
     if n_seen == 0:
         errors.report(src.path, "empty_file", "file has no records", records=0)
+
+
+def _report_unreadable(src: InputFile, errors: ErrorLog, e: Exception, last_good: str, line: int | None) -> None:
+    """A file that cannot be read to its end: one lost record (at least) counted, the last good place named."""
+    detail = str(e) if isinstance(e, CorruptStream) else f"{type(e).__name__}: {e}"
+    errors.report(src.path, "truncated_or_corrupt_file", f"cannot read past {last_good} ({detail})", line, records=1)
 
 
 def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
@@ -137,7 +121,8 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
         errors.report(src.path, "empty_file", "file has no records", records=0)
         return
     cols = _present(pf.schema_arrow.names, columns)
-    yield from _row_chunks(pf.iter_batches(batch_size=batch_size, columns=cols), None, batch_size)
+    yield from _guarded_row_chunks(src, errors, pf.iter_batches(batch_size=batch_size, columns=cols), None,
+                                   batch_size)
 
 
 def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
@@ -157,45 +142,52 @@ def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, error
             return
         batches = (fr.get_batch(i) for i in range(fr.num_record_batches))
         schema = fr.schema
-    rows = yield from _row_chunks(batches, _present(schema.names, columns), batch_size)
+    rows = yield from _guarded_row_chunks(src, errors, batches, _present(schema.names, columns), batch_size)
     if rows == 0:
         errors.report(src.path, "empty_file", "file has no records", records=0)
 
 
 def read_csv(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
               text_field: str = "text") -> Iterator[Chunk]:
-    """CSV or TSV (by suffix) with a header row; quoted fields may span lines."""
+    """CSV or TSV (by suffix) with a header row; quoted fields may span lines; compressed ones via open_binary."""
     problems: list[pacsv.InvalidRow] = []
+    rows_read = [0]
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         problems.append(row)
         return "skip" if errors.on_error == "skip" else "error"
 
-    delimiter = "\t" if src.format == "tsv" else ","
-    try:
-        reader = pacsv.open_csv(
-            pa.input_stream(src.path, compression="detect"),
-            read_options=pacsv.ReadOptions(block_size=1 << 22),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
-                                             invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=False,
-                                                 column_types={c: pa.string() for c in (columns or [])}),
-        )
-    except pa.ArrowInvalid as e:
-        if "Empty CSV file" in str(e):
-            errors.report(src.path, "empty_file", "file has no records", records=0)
-            return
-        raise InputError(src.path, "bad_csv", str(e)) from e
     def checked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             _flush_csv_problems(src, problems, errors)
+            rows_read[0] += batch.num_rows
             yield batch
 
+    delimiter = "\t" if src.format == "tsv" else ","
+    stream = open_binary(src.path) if codec_of(src.path) else pa.input_stream(src.path)
     try:
-        start = yield from _row_chunks(checked(reader), _present(reader.schema.names, columns), batch_size)
+        with stream:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=1 << 22),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                                 invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=False,
+                                                     column_types={c: pa.string() for c in (columns or [])}),
+            )
+            start = yield from _row_chunks(checked(reader), _present(reader.schema.names, columns), batch_size)
+    except (CorruptStream, OSError) as e:
+        _flush_csv_problems(src, problems, errors)
+        _report_unreadable(src, errors, e, f"row {rows_read[0]}", None)
+        return
     except pa.ArrowInvalid as e:
         _flush_csv_problems(src, problems, errors)
-        raise InputError(src.path, "bad_csv", str(e)) from e
+        if "Empty CSV file" in str(e):
+            errors.report(src.path, "empty_file", "file has no records", records=0)
+            return
+        # Arrow stops at the first block it cannot parse or convert: the rest of the file is lost (counted as one).
+        errors.report(src.path, "bad_csv", f"cannot read past row {rows_read[0]} ({e})", records=1)
+        return
     _flush_csv_problems(src, problems, errors)
     if start == 0 and not errors.counts:
         errors.report(src.path, "empty_file", "file has no records", records=0)
@@ -211,8 +203,12 @@ def _flush_csv_problems(src: InputFile, problems: list, errors: ErrorLog) -> Non
 def read_txt(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
               text_field: str = "text") -> Iterator[Chunk]:
     """A plain-text file is one record: its whole content; its id is derived from the file name."""
-    with _open_binary(src.path) as f:
-        data = f.read()
+    try:
+        with open_binary(src.path) as f:
+            data = f.read()
+    except (CorruptStream, OSError) as e:
+        _report_unreadable(src, errors, e, "its start", None)
+        return
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -234,6 +230,23 @@ def _row_chunks(batches: Iterable[pa.RecordBatch], columns: list[str] | None,
             yield Chunk(pa.Table.from_batches([part]), np.arange(start, start + part.num_rows, dtype=np.int64), "row")
             start += part.num_rows
     return start
+
+
+def _guarded_row_chunks(src: InputFile, errors: ErrorLog, batches: Iterable[pa.RecordBatch],
+                        columns: list[str] | None, batch_size: int) -> Generator[Chunk, None, int]:
+    """:func:`_row_chunks` of a binary table file whose data may be damaged: a bad page ends the file, reported."""
+    rows = [0]
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            rows[0] += batch.num_rows
+            yield batch
+
+    try:
+        return (yield from _row_chunks(counted(), columns, batch_size))
+    except (pa.ArrowException, OSError) as e:  # ArrowInvalid, ArrowIOError, a bad decompression of a page, ...
+        _report_unreadable(src, errors, e, f"row {rows[0]}", None)
+        return rows[0]
 
 
 def _present(names: list[str], columns: list[str] | None) -> list[str] | None:

@@ -73,7 +73,17 @@ def _hf_arrow_files(directory: Path) -> list[Path] | None:
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[InputFile]:
     """Expand files, globs and directories into a sorted, de-duplicated list of :class:`InputFile`."""
+    return expand_paths_reporting(paths)[0]
+
+
+def expand_paths_reporting(paths: Iterable[str | os.PathLike]) -> tuple[list[InputFile], list[str]]:
+    """:func:`expand_paths`, plus the files inside given folders that were left out for an unsupported type.
+
+    A file named explicitly (or by a glob) with an unsupported type is an error; in a folder it is skipped, and
+    the caller reports it (the manifest lists such files, the CLI says how many there were).
+    """
     found: list[Path] = []
+    skipped: list[str] = []
     for raw in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
         raw = os.fspath(raw)
         matches = sorted(glob.glob(raw, recursive=True)) if glob.has_magic(raw) else [raw]
@@ -83,8 +93,12 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[InputFile]:
             p = Path(m)
             if p.is_dir():
                 hf = _hf_arrow_files(p)
-                found.extend(hf if hf is not None else sorted(
-                    q for q in p.rglob("*") if q.is_file() and detect_format(str(q)) is not None))
+                if hf is not None:
+                    found.extend(hf)
+                    continue
+                inside = sorted(q for q in p.rglob("*") if q.is_file())
+                found.extend(q for q in inside if detect_format(str(q)) is not None)
+                skipped.extend(str(q) for q in inside if detect_format(str(q)) is None)
             elif p.exists():
                 found.append(p)
             else:
@@ -97,7 +111,8 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[InputFile]:
             seen.add(key)
             files.append(p)
     if not files:
-        raise ConfigError(f"no readable input files in {paths}")
+        more = f" ({len(skipped)} files of unsupported types, e.g. {skipped[0]})" if skipped else ""
+        raise ConfigError(f"no readable input files in {paths}{more}")
     names = _short_names(files)
     out = []
     for p, name in zip(files, names):
@@ -106,7 +121,7 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[InputFile]:
             raise ConfigError(f"{p}: unsupported file type (supported: {', '.join(sorted(FORMAT_BY_SUFFIX))},"
                               f" optionally compressed with {', '.join(COMPRESSIONS)})")
         out.append(InputFile(str(p), fmt, name))
-    return out
+    return out, sorted(set(skipped))
 
 
 def _short_names(files: list[Path]) -> list[str]:

@@ -25,11 +25,13 @@ from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 
 METHODS = ("exact", "minhash", "both", "semantic")
 
 
+@claims_run_dir("out")
 def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact: ExactConfig | None = None,
               minhash: MinHashConfig | None = None, scores: np.ndarray | None = None,
               output_format: str = "parquet", command: list[str] | None = None,

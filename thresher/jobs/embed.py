@@ -14,16 +14,18 @@ from pathlib import Path
 import pyarrow as pa
 
 from thresher.embeddings import EmbeddingStore, embed_shard, make_backend
-from thresher.engine.local import LocalEngine
+from thresher.engine import make_engine
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress, known_rows
 from thresher.run import Run
 
 
+@claims_run_dir("out")
 def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static", dtype: str = "float16",
                   workers: int | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
                   command: list[str] | None = None, report: bool = True, **backend_params: object) -> Run:
@@ -44,7 +46,7 @@ def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static"
 
     n_rows, dim = 0, None
     bar = Progress(f"embed ({model.name})", total=known_rows(pool), enabled=progress)
-    with LocalEngine(workers) as engine:
+    with make_engine(workers) as engine:
         for matrix in engine.map(embed_shard, items()):
             n_rows += len(matrix)
             dim = matrix.shape[1]

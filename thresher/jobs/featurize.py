@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from thresher.engine.local import LocalEngine
+from thresher.engine import Engine, make_engine
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
 from thresher.features.shards import discard, warn_recomputed
@@ -50,7 +50,7 @@ def score_shard(scorer, store: FeatureStore, index: int) -> dict[str, np.ndarray
     return scorer.score(store.read(index))
 
 
-def featurize_pool(dataset: Dataset, store: FeatureStore, engine: LocalEngine, group_field: str | None,
+def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_field: str | None,
                    progress: bool = True) -> PoolIndex:
     """Featurize every record of ``dataset`` into ``store`` (or load a complete store) and return its index."""
     damaged = []
@@ -148,12 +148,12 @@ def shard_counts(store: FeatureStore, index: int, masks: list[np.ndarray]) -> li
 
 
 def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, masks: list[np.ndarray],
-                  engine: LocalEngine | None = None) -> list[np.ndarray]:
+                  engine: Engine | None = None) -> list[np.ndarray]:
     """Summed bucket counts over the records selected by each boolean mask, in one pass over the store."""
     bounds = np.concatenate([[0], np.cumsum(shard_sizes)])
     items = ((store, i, [m[bounds[i]: bounds[i + 1]] for m in masks]) for i in range(len(shard_sizes)))
     totals = [np.zeros(store.config.num_buckets, dtype=np.int64) for _ in masks]
-    for parts in (engine or LocalEngine(1)).map(shard_counts, items):
+    for parts in (engine or make_engine(1)).map(shard_counts, items):
         for total, part in zip(totals, parts):
             total += part
     return totals

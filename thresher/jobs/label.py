@@ -30,12 +30,14 @@ from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.label.lfs import ABSTAIN, LFSet, as_lf_set
 from thresher.run import Run
 
 CLASS_BALANCE_CHOICES = ("estimate", "uniform", "dev")
 
 
+@claims_run_dir("out")
 def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: str | os.PathLike, *,
                  classes: Sequence[str] | None = None, model: str | None = None, model_params: dict | None = None,
                  dev: Dataset | None = None, label_field: str = "label", dev_where: str | None = None,

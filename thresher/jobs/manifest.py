@@ -16,7 +16,9 @@ def dataset_info(ds: Dataset) -> dict:
     """Paths, per-file sizes and fingerprints, and the reading options: enough to read the same records again."""
     return {"paths": ds.paths, "resolved_paths": [_resolved(p) for p in ds.paths], "files": ds.describe(),
             "text_field": ds.text_field, "id_field": ds.id_field, "on_error": ds.on_error,
-            "batch_size": ds.batch_size}
+            "batch_size": ds.batch_size, "duplicate_ids": ds.duplicate_ids,
+            "renamed_ids": {"count": ds.renamed_ids, "examples": ds.rename_examples},
+            "unsupported_files": {"count": len(ds.unsupported_files), "paths": ds.unsupported_files[:50]}}
 
 
 def _resolved(path: str) -> str:
@@ -31,6 +33,8 @@ def dataset_fingerprint(ds: Dataset, **extra: object) -> str:
     key = {"files": [(f["path"], f["bytes"], f["fingerprint"]) for f in ds.describe()],
            "text_field": ds.text_field, "id_field": ds.id_field, "on_error": ds.on_error,
            "batch_size": ds.batch_size, **extra}
+    if ds.duplicate_ids != "error":  # renamed ids are other records' keys; unique-id pools keep their old key
+        key["duplicate_ids"] = ds.duplicate_ids
     return xxhash.xxh3_64_hexdigest(json.dumps(key, sort_keys=True).encode())
 
 

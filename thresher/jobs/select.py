@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from thresher._version import __version__
-from thresher.engine.local import LocalEngine
+from thresher.engine import Engine, make_engine
 from thresher.errors import ConfigError
 from thresher.evaluate.distribution import composition, kl_divergence, kl_reduction
 from thresher.features.hashed_ngrams import HashedNgramConfig
@@ -30,6 +30,7 @@ from thresher.io.dataset import Dataset
 from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
 from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.scorers.registry import primary_column
@@ -119,6 +120,7 @@ class _Timer:
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 4)
 
 
+@claims_run_dir("out")
 def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike, config: SelectConfig | None = None,
                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
                   command: list[str] | None = None, report: bool = True) -> Run:
@@ -132,7 +134,7 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timer = _Timer()
-    with LocalEngine(config.workers) as engine:
+    with make_engine(config.workers) as engine:
         store = store_for(pool, config.features, Path(cache_dir) if cache_dir else out / "cache", config.group_field)
 
         target_info = None
@@ -179,6 +181,7 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
                                  target_counts if target is not None else None, engine, report)
 
 
+@claims_run_dir("out", "run_dir")
 def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, progress: bool = True,
              command: list[str] | None = None, report: bool = True, **overrides: object) -> Run:
     """Select again from a run's scores with other budget/seed/selector/...; no re-featurizing or re-scoring."""
@@ -212,7 +215,8 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     manifest["timings"] = {}
     inputs = src.manifest["inputs"]["pool"]
     pool = Dataset([f["path"] for f in inputs["files"]], text_field=inputs["text_field"],
-                   id_field=inputs["id_field"], on_error=inputs["on_error"], batch_size=inputs["batch_size"])
+                   id_field=inputs["id_field"], on_error=inputs["on_error"], batch_size=inputs["batch_size"],
+                   duplicate_ids=inputs.get("duplicate_ids", "error"))
     if config.output_format != "ids":
         # The selected records are read again from the pool: it must be the data that was scored.
         changed = [now["path"] for now, then in zip(pool.describe(), inputs["files"])
@@ -226,7 +230,7 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
         store = None  # the cache was deleted: selection works, the KL metrics are skipped
     target_path = src.path / "fit" / "target_counts.npy"
     target_counts = np.load(target_path) if target_path.exists() else None
-    with LocalEngine(config.workers) as engine:
+    with make_engine(config.workers) as engine:
         return _select_and_write(out, pool, src.scores(), store,
                                  np.asarray(store.meta()["shard_sizes"]) if store else None,
                                  config, manifest, _Timer(), target_counts, engine, report)
@@ -289,7 +293,7 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
     manifest = dict(run.manifest)
     timer = _Timer()
     store, shard_sizes, target_counts = None, None, None
-    with LocalEngine(workers) as engine:
+    with make_engine(workers) as engine:
         if target is not None:
             # The evidence: KL toward the target of the selection vs a random sample, on hashed n-grams.
             with timer.stage("featurize_for_metrics"):
@@ -316,7 +320,7 @@ def _save_distributions(out: Path, pool_counts: np.ndarray, target_counts: np.nd
 
 def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: FeatureStore | None,
                       shard_sizes: np.ndarray | None, config: SelectConfig, manifest: dict, timer: _Timer,
-                      target_counts: np.ndarray | None, engine: LocalEngine, report: bool = True) -> Run:
+                      target_counts: np.ndarray | None, engine: Engine, report: bool = True) -> Run:
     """Selection, metrics and outputs: shared by a full run, a re-selection and a pipeline's select stage."""
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from thresher.engine.local import LocalEngine
+from thresher.engine import LocalEngine, make_engine
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
@@ -82,7 +82,7 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
     seen: set[str] = set()  # LF columns with a value in at least one record
     failures: Counter = Counter()
     examples: dict[str, list[str]] = {}
-    with LocalEngine(workers) as engine:
+    with (LocalEngine(1) if engine_note else make_engine(workers)) as engine:  # unpicklable: this process
         batches = items()
         if progress:
             from tqdm import tqdm

@@ -166,7 +166,8 @@ def lookup_texts(manifest: dict, ids: list[str]) -> dict[str, str]:
     wanted = pa.array(sorted(set(ids)), pa.large_string())
     found: dict[str, str] = {}
     pool = Dataset([f["path"] for f in info["files"]], text_field=info["text_field"], id_field=info["id_field"],
-                   on_error="skip", batch_size=info.get("batch_size") or 4096)
+                   on_error="skip", batch_size=info.get("batch_size") or 4096,
+                   duplicate_ids=info.get("duplicate_ids", "error"))
     for batch in pool.iter_batches(ErrorLog("skip")):
         hit = pc.is_in(batch.column("id").cast(pa.large_string()), value_set=wanted)
         if pc.any(hit).as_py():

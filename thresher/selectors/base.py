@@ -6,6 +6,7 @@ Sorting is stable with ties broken by record position, and randomness comes only
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,4 +108,11 @@ def make_selector(name: str, **params: float | None) -> Selector:
         raise ConfigError(f"selector {name!r} does not take {', '.join(unknown)}")
     if name == "threshold" and "threshold" not in given:
         raise ConfigError("selector 'threshold' needs a threshold value (--threshold)")
+    for key, value in given.items():
+        try:
+            finite = math.isfinite(float(value))
+        except (TypeError, ValueError):
+            raise ConfigError(f"--{key} must be a number, got {value!r}") from None
+        if not finite:
+            raise ConfigError(f"--{key} must be a finite number, got {value!r}")
     return cls(**given)

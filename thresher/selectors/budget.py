@@ -83,7 +83,11 @@ class Budget:
             raise ConfigError(f"budget {self} exceeds the {total:,} tokens of the eligible records; give at most "
                               f"{total:,} tokens (or a record count, or a fraction such as 5%)")
         cum = np.cumsum(n_tokens[order])
-        return order[: int(np.searchsorted(cum, self.value, side="right"))]
+        taken = order[: int(np.searchsorted(cum, self.value, side="right"))]
+        if not len(taken) and len(order) and not cap:
+            raise ConfigError(f"budget {self} is smaller than the first record to select ({int(cum[0]):,} tokens); "
+                              "give a budget of at least one record")
+        return taken
 
     def __str__(self) -> str:
         if self.kind == "fraction":

@@ -1,0 +1,112 @@
+"""The Ray engine on a real two-node Ray cluster started on this machine: every job that maps over batches gives
+byte-identical outputs to the local engine, and a task whose worker dies is retried without changing anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray  # the test extra installs ray
+from ray.cluster_utils import Cluster
+
+import thresher as th
+from thresher.demo import sample_path
+from thresher.errors import ConfigError
+
+TARGET = str(sample_path("target_news.jsonl"))
+BBC = str(sample_path("labeled/bbc_news.parquet"))
+LFS = str(Path(__file__).resolve().parents[1] / "examples" / "label" / "bbc_news.yaml")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node and a worker node, one CPU each: tasks really run in other processes on other raylets."""
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    ray.shutdown()  # the in-process tests connected this driver to it
+    c.shutdown()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _both(tmp_path: Path, cluster, *args: str) -> tuple[Path, Path]:
+    """Run one CLI job locally and on the cluster, into two run directories."""
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    _cli(*args, "--out", str(local), "--workers", "2", "--no-report")
+    _cli(*args, "--out", str(on_ray), "--workers", "2", "--no-report", "--engine", "ray", "--ray-address",
+         cluster.address)
+    manifest = json.loads((on_ray / "manifest.json").read_text())
+    assert manifest["engine"]["engine"] == "ray"
+    return local, on_ray
+
+
+def _same(a: Path, b: Path, *names: str) -> None:
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_select_is_identical_on_ray(tmp_path, cluster, small_pool):
+    local, on_ray = _both(tmp_path, cluster, "select", "--pool", str(small_pool), "--target", TARGET, "--budget",
+                          "5%", "--batch-size", "200")
+    _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet", "selected/part-00000.parquet")
+
+
+def test_scoring_pipeline_is_identical_on_ray(tmp_path, cluster, small_pool):
+    local, on_ray = _both(tmp_path, cluster, "score", "--pool", str(small_pool), "--target", TARGET, "--scorers",
+                          "gopher,dsir,tokens", "--batch-size", "300")
+    _same(local, on_ray, "scores/scores.parquet")
+
+
+def test_labelling_is_identical_on_ray(tmp_path, cluster):
+    local, on_ray = _both(tmp_path, cluster, "label", "--pool", BBC, "--lfs", LFS, "--batch-size", "64")
+    _same(local, on_ray, "scores/scores.parquet", "labels/matrix.npz")
+
+
+def test_embeddings_are_identical_on_ray(tmp_path, cluster, small_pool):
+    local, on_ray = _both(tmp_path, cluster, "embed", "--pool", str(small_pool), "--batch-size", "500")
+    a, b = th.Run(local).embeddings(), th.Run(on_ray).embeddings()
+    assert a[0] == b[0] and (a[1] == b[1]).all()
+
+
+def test_a_task_whose_worker_dies_is_retried_and_the_result_is_unchanged(tmp_path, cluster):
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+
+    def square_once_dying(i: int) -> int:  # the first attempt at item 3 kills its worker process outright
+        marker = marker_dir / str(i)
+        if i == 3 and not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return i * i
+
+    with th.engine("ray", address=cluster.address):
+        from thresher.engine import make_engine
+
+        with make_engine(2) as engine:
+            assert list(engine.map(square_once_dying, ((i,) for i in range(8)))) == [i * i for i in range(8)]
+    assert (marker_dir / "3").exists()  # it did die once
+
+
+def test_python_jobs_run_on_the_engine_in_a_with_block(tmp_path, cluster, small_pool):
+    with th.engine("ray", address=cluster.address):
+        run = th.select(small_pool, target=TARGET, budget=50, out=tmp_path / "r", workers=2, report=False)
+    assert run.manifest["engine"]["engine"] == "ray" and len(run.selected_ids()) == 50
+    local = th.select(small_pool, target=TARGET, budget=50, out=tmp_path / "l", workers=2, report=False)
+    assert local.manifest["engine"]["engine"] == "local" and local.selected_ids() == run.selected_ids()
+
+
+def test_engine_choices_are_checked():
+    with pytest.raises(ConfigError, match="unknown engine"), th.engine("spark"):
+        pass
+    with pytest.raises(ConfigError, match="needs --engine ray"), th.engine("local", address="auto"):
+        pass
