@@ -98,7 +98,7 @@ def test_empty_target_and_oversized_budget_are_clear_errors(tmp_path, small_pool
     with pytest.raises(ConfigError, match="target has no usable records"):
         th.select(small_pool, target=th.read(tmp_path / "t.jsonl", on_error="skip"), out=tmp_path / "r1")
     n = pq.ParquetFile(small_pool).metadata.num_rows
-    with pytest.raises(ConfigError, match=f"only {n} are eligible"):
+    with pytest.raises(ConfigError, match=f"only {n:,} are eligible; give a budget of at most {n:,}"):
         th.select(small_pool, target=news_target, budget=n + 1, out=tmp_path / "r2", min_tokens=0)
     with pytest.raises(ConfigError, match="exceeds"):
         th.select(small_pool, target=news_target, budget="1B tokens", out=tmp_path / "r3")

@@ -25,7 +25,7 @@ def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: s
            format: str = "parquet", group_field: str | None = "domain", workers: int | None = None,
            num_buckets: int = 10_000, ngrams: int = 2, tokenizer: str = "wordpunct",
            length_norm: str = "none", smoothing: float = 1.0, shrink: float = 20.0,
-           cache_dir: str | os.PathLike | None = None, progress: bool = False, report: bool = True) -> Run:
+           cache_dir: str | os.PathLike | None = None, progress: bool = True, report: bool = True) -> Run:
     """Select records of ``pool`` that resemble ``target`` under ``budget``; returns the :class:`Run`.
 
     ``budget``: a count (5000), a fraction ("5%", 0.05) or tokens ("2M tokens", whitespace tokens).
@@ -44,7 +44,7 @@ def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: s
 
 
 def score(pool: PathsOrDataset, scorers: list, *, out: str | os.PathLike, target: PathsOrDataset | None = None,
-          seed: int = 0, pool_sample: int = 10_000, workers: int | None = None, progress: bool = False,
+          seed: int = 0, pool_sample: int = 10_000, workers: int | None = None, progress: bool = True,
           report: bool = True) -> Run:
     """Side-car scores for every record (``thresher score``): ``scorers`` are names or ``Score`` stages."""
     from thresher.jobs.score import run_scoring
@@ -54,7 +54,7 @@ def score(pool: PathsOrDataset, scorers: list, *, out: str | os.PathLike, target
 
 
 def embed(pool: PathsOrDataset, *, out: str | os.PathLike, backend: str = "static", dtype: str = "float16",
-          workers: int | None = None, progress: bool = False, report: bool = True) -> Run:
+          workers: int | None = None, progress: bool = True, report: bool = True) -> Run:
     """Cached embeddings of every record (``thresher embed``); ``Run.embeddings()`` reads them."""
     from thresher.jobs.embed import run_embedding
 
@@ -80,7 +80,7 @@ def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "
 def evaluate(pool: PathsOrDataset, *, out: str | os.PathLike, heldout: PathsOrDataset | None = None,
              target: PathsOrDataset | None = None, methods: str | list[str] = "dsir,random,stratified",
              budgets: str | list[str] = ("1%", "5%", "20%"), seeds: int = 5, proxy=None,
-             workers: int | None = None, progress: bool = False, report: bool = True, **options):
+             workers: int | None = None, progress: bool = True, report: bool = True, **options):
     """Compare selection methods with random at equal budgets (``thresher evaluate``); returns an Evaluation.
 
     ``options`` are :class:`thresher.evaluate.harness.EvaluateConfig` fields (label_column, metrics, level, ...).
@@ -97,14 +97,17 @@ def evaluate(pool: PathsOrDataset, *, out: str | os.PathLike, heldout: PathsOrDa
 
 def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[str] | None = None,
           model: str | None = None, model_params: dict | None = None, dev: PathsOrDataset | None = None,
-          label_field: str = "label", class_balance: str | list[float] = "estimate", end_model: str | None = None,
+          label_field: str = "label", dev_where: str | None = None, class_balance: str | list[float] = "estimate",
+          end_model: str | None = None,
           scores_from: str | os.PathLike | None = None, seed: int = 0, workers: int | None = None,
-          progress: bool = False, report: bool = True) -> Run:
+          progress: bool = True, report: bool = True) -> Run:
     """Weak supervision (``thresher label``): apply LFs (a .py/.yaml file, or a list of ``@th.lf`` functions with
-    ``classes``), fit a label model, write ``label``/``label_confidence``/``prob_<class>`` side-car scores."""
+    ``classes``), fit a label model, write ``label``/``label_confidence``/``prob_<class>`` side-car scores.
+    ``dev_where="split == 'dev'"`` takes the dev records from a file that also holds others (the bundled sets)."""
     from thresher.jobs.label import run_labeling
 
     return run_labeling(_dataset(pool), lfs, out, classes=classes, model=model, model_params=model_params,
                         dev=_dataset(dev) if dev is not None else None, label_field=label_field,
-                        class_balance=class_balance, end_model=end_model, scores_from=scores_from, seed=seed,
+                        dev_where=dev_where, class_balance=class_balance, end_model=end_model,
+                        scores_from=scores_from, seed=seed,
                         workers=workers, progress=progress, report=report)

@@ -154,8 +154,13 @@ def _print_result(run, as_json: bool, quiet: bool, report: bool = False) -> None
     elif not quiet:
         click.echo(run.summary())
         click.echo(f"\nrun directory: {run.path}")
-        if report and (run.path / "report.html").is_file():
-            click.echo(f"report: {run.path / 'report.html'}")
+        _print_report_path(run.path, report)
+
+
+def _print_report_path(path: Path, report: bool) -> None:
+    """Every job that writes a report says where it is (a report that failed only warned, so check it exists)."""
+    if report and (Path(path) / "report.html").is_file():
+        click.echo(f"report: {Path(path) / 'report.html'}")
 
 
 def _key_values(items: tuple[str, ...]) -> dict:
@@ -190,12 +195,14 @@ def _min_tokens(value: str) -> int | str:
 @click.option("--target", "target", multiple=True, metavar="PATH", help="A sample of the text you want more of.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--from-run", type=click.Path(exists=True, file_okay=False),
-              help="Re-select from this run's scores (no re-featurizing); --out defaults to this run.")
+              help="Re-select from this run's scores (no re-featurizing); without --out the new selection replaces "
+                   "this run's own.")
 @click.option("--method", type=click.Choice(["dsir", "random"]), default=None, show_default="dsir",
               help="How to score pool records.")
 @click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold", "kcenter", "facility",
                                                "clusters", "quotas", "quadmix"]), default=None,
-              help="How to select from scores. [default: gumbel for dsir, random for random, topk for --from-run]. "
+              help="How to select from scores. [default: gumbel for dsir, random for random; with --from-run, the "
+                   "run's own selector for a select or run directory, topk for a score or label run]. "
                    "kcenter, facility, clusters need --embeddings; quotas, quadmix need --labels.")
 @click.option("--embeddings", default=None, type=click.Path(exists=True, file_okay=False),
               help="An embed run (thresher embed) of the same pool, for kcenter, facility and clusters.")
@@ -261,6 +268,8 @@ def select(pool, target, out, from_run, method, selector, embeddings, labels, se
                               "--target or --method with it")
         from thresher.jobs.select import reselect
 
+        if out is None and not quiet:
+            click.echo(f"no --out: the new selection replaces the one in {from_run}", err=True)
         run = reselect(from_run, out=out, progress=not quiet, command=command, selector=selector,
                        budget=budget, seed=seed, temperature=temperature, threshold=threshold,
                        min_tokens=_min_tokens(min_tokens) if min_tokens is not None else None,
@@ -344,8 +353,7 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics}, default=str))
     elif not quiet:
         click.echo(run.summary())
-        if report and (run.path / "report.html").is_file():
-            click.echo(f"report: {run.path / 'report.html'}")
+        _print_report_path(run.path, report)
 
 
 def _scorer_params(params: tuple[str, ...], name: str, names: list[str]) -> dict:
@@ -403,6 +411,8 @@ def embed(pool, backend, dtype, out, cache_dir, text_field, id_field, on_error, 
 
         for note in input_notes(run.manifest):
             click.echo(note)
+        click.echo(f"run directory: {run.path}")
+        _print_report_path(run.path, report)
 
 
 @main.command(epilog="""
@@ -496,8 +506,10 @@ Examples:
 @click.option("--budgets", default="1%,5%,20%", show_default=True, help="Comma-separated budgets.")
 @click.option("--seeds", type=int, default=5, show_default=True, help="Seeds per method and budget.")
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed (also fitting and bootstrap).")
-@click.option("--metrics", default=None, help="Comma-separated from kl, precision, coverage, lm, classify. "
-                                              "[default: all the inputs allow]")
+@click.option("--metrics", default=None,
+              help="Comma-separated from kl (reported as kl_to_heldout), precision, coverage (coverage_distance), "
+                   "lm (heldout_perplexity), classify (proxy_accuracy, proxy_macro_f1); either name works. "
+                   "[default: all the inputs allow]")
 @click.option("--label-column", default=None, metavar="COLUMN",
               help="Labels used only for evaluation: precision, and the classification proxy.")
 @click.option("--positive", default=None, metavar="LABEL",
@@ -556,6 +568,7 @@ def evaluate(pool, target, heldout, methods, budgets, seeds, seed, metrics, labe
     elif not quiet:
         click.echo(result.summary())
         click.echo(f"\nresults: {result.path / 'results.csv'}")
+        _print_report_path(result.path, report)
 
 
 @main.command(name="scorers")
@@ -567,7 +580,7 @@ def list_scorers() -> None:
         needs = f" needs: {', '.join(spec.needs)}." if spec.needs else ""
         extra = f" extra: thresher[{spec.extra}]." if spec.extra else ""
         click.echo(f"{spec.name:<11} {spec.description}. main column: {spec.primary}.{needs}{extra}")
-        click.echo(f"{'':<11} parameters: {', '.join(spec.parameters()) or '-'}")
+        click.echo(f"{'':<11} parameters: {', '.join(spec.defaults()) or '-'}")
 
 
 @main.command(epilog="""
@@ -600,6 +613,12 @@ def run(recipe, out, workers, quiet, as_json, report) -> None:
 
     result = Recipe.load(recipe).run(out=out, workers=workers, progress=not quiet and not as_json,
                                      command=["thresher", *sys.argv[1:]], report=report)
+    if not quiet and not as_json and result.manifest.get("job") != "label":
+        from thresher.jobs.score import stage_lines
+
+        lines = stage_lines(result)  # what each score and filter stage did, as thresher score prints it
+        if lines:
+            click.echo("\n".join(["stages:", *(f"  {line}" for line in lines), ""]))
     _print_result(result, as_json, quiet, report)
 
 
@@ -654,6 +673,9 @@ or .py (functions decorated with @thresher.lf returning a class name/index or No
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A label-model parameter (repeat).")
 @click.option("--dev", "dev", multiple=True, metavar="PATH",
               help="Records with true labels: LF accuracies, dev metrics, class balance from dev.")
+@click.option("--dev-where", default=None, metavar="EXPR",
+              help="Use only the dev records where EXPR holds (fields read as strings), e.g. \"split == 'dev'\" "
+                   "for the bundled labelled sets, whose split column marks the dev rows.")
 @click.option("--label-field", default="label", show_default=True, help="Dev field with the true class.")
 @click.option("--class-balance", default="estimate", show_default=True,
               help="estimate (from the votes), uniform, dev, or proportions such as 0.7,0.3.")
@@ -666,8 +688,8 @@ or .py (functions decorated with @thresher.lf returning a class name/index or No
 @_reading_options
 @_handle_errors
 @_engine_options
-def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_model, scores_from, seed, report,
-          text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_balance, end_model, scores_from, seed,
+          report, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
     """Weak supervision: apply labelling functions, fit a label model, write labels as side-car scores.
 
     Writes label, label_name, label_confidence and prob_<class> per record (scores/scores.parquet), the sparse
@@ -679,7 +701,8 @@ def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_mo
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
     run = run_labeling(Dataset(list(pool), **opts), lfs, out, model=model, model_params=_key_values(params),
                        dev=Dataset(list(dev), **opts) if dev else None, label_field=label_field,
-                       class_balance=class_balance, end_model=end_model, scores_from=scores_from, seed=seed,
+                       dev_where=dev_where, class_balance=class_balance, end_model=end_model, scores_from=scores_from,
+                       seed=seed,
                        workers=workers, progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]],
                        report=report)
     if as_json:
@@ -688,6 +711,8 @@ def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_mo
                               default=str))
     elif not quiet:
         click.echo(run.summary())
+        click.echo(f"\nrun directory: {run.path}")
+        _print_report_path(run.path, report)
 
 
 @main.command()

@@ -22,12 +22,13 @@ def run_demo(out: Path | None = None, target: str = "news", budget: str = "5%", 
     pool = Dataset([str(sample_path("pool.parquet"))])
     target_ds = Dataset([str(sample_path(f"target_{target}.jsonl"))])
     run = run_selection(pool, target_ds, out, SelectConfig(budget=budget, seed=seed, workers=workers),
-                        progress=False, command=["thresher", "demo"])
+                        progress=True, command=["thresher", "demo"])
     comp = {row["group"]: row for row in run.metrics.get("composition", [])}
     hit = comp.get(target, {})
     lines = [
-        f"thresher demo: select {budget} of the bundled {run.counts['scored']:,}-record sample toward the "
-        f"'{target}' target ({run.counts['target']['records']} records), DSIR importance resampling, seed {seed}",
+        f"thresher demo: select {budget} of the bundled pool of {run.counts['scored']:,} records (DSIR importance "
+        f"resampling, seed {seed}) toward the '{target}' target, a separate sample of "
+        f"{run.counts['target']['records']} {target} records that are not in the pool",
         "",
         run.summary(),
         "",

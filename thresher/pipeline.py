@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from thresher._version import __version__
 from thresher.engine import make_engine
@@ -32,6 +31,7 @@ from thresher.io.errors import ErrorLog
 from thresher.io.sampling import sample_texts
 from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
+from thresher.progress import Progress, known_rows
 from thresher.run import Run
 from thresher.scorers.registry import References, get_spec
 from thresher.selectors.where import WhereExpression
@@ -324,7 +324,7 @@ class Pipeline:
         rule_passed: Counter = Counter()
         languages: Counter = Counter()
         has_groups = False
-        bar = tqdm(unit="rec", desc="score", disable=not progress or None, leave=False)
+        bar = Progress("score", total=known_rows(pool), enabled=progress)
         with make_engine(workers) as engine, atomic_path(path) as tmp:
             for k, cols in enumerate(engine.map(apply_stages, items())):
                 table = pa.table({"id": ids[k], **cols})

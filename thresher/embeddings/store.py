@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import xxhash
-from tqdm.auto import tqdm
 
 from thresher.embeddings.backends import EmbeddingBackend
 from thresher.errors import ConfigError
 from thresher.features.shards import CorruptShardError, load_shard, warn_recomputed
 from thresher.io.atomic import atomic_path, write_json
+from thresher.progress import Progress
 
 DTYPES = ("float16", "float32")
 
@@ -137,7 +137,7 @@ def embed_texts(backend: EmbeddingBackend, batches: Iterable[pa.Array | pa.Chunk
         raise ConfigError(f"{store.root}: this embedding cache belongs to another model than backend {backend.name!r}")
     n_shards = n_rows = 0
     dim: int | None = None
-    with tqdm(total=total, unit="rec", desc=f"embed ({backend.name})", disable=not progress) as bar:
+    with Progress(f"embed ({backend.name})", total=total, enabled=progress) as bar:
         for index, batch in enumerate(batches):
             matrix = embed_shard(backend, store, index, batch)
             n_shards, n_rows, dim = n_shards + 1, n_rows + len(matrix), matrix.shape[1]

@@ -38,6 +38,7 @@ from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
+from thresher.progress import Progress
 from thresher.selectors import Budget
 
 RESULT_COLUMNS = ["target", "method", "budget", "budget_records", "metric", "higher_is_better", "estimate", "lo",
@@ -86,9 +87,13 @@ class EvaluateConfig:
         for b in self.budgets:
             Budget.parse(b)
         parse_methods(self.methods)
+        if self.metrics:  # a metric's output name (kl_to_heldout) selects its family (kl), as the README says
+            family_of = {name: family for family, names in M.FAMILIES.items() for name in names}
+            self.metrics = list(dict.fromkeys(family_of.get(m, m) for m in self.metrics))
         unknown = sorted(set(self.metrics or ()) - set(M.FAMILIES))
         if unknown:
-            raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(M.FAMILIES)}")
+            raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(M.FAMILIES)} "
+                              f"(or the names they are reported as: {', '.join(M.METRICS)})")
         if not 0 < self.level < 1:
             raise ConfigError(f"level must be in (0, 1), got {self.level}")
         if self.margin < 0:
@@ -538,7 +543,6 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
              seeds: list[int], config: EvaluateConfig, proxy: Callable | None, clock: _Clock,
              progress: bool) -> tuple[list[dict], list[dict], dict]:
     """Every metric of every selection, then each method against random: the rows of results.csv."""
-    from tqdm.auto import tqdm
 
     data, families, classes = prep.data, prep.families, prep.classes
     table, held_table = prep.table, prep.held_table
@@ -556,7 +560,7 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
 
     results: dict[tuple[str, str], dict[str, MetricDraws]] = {}
     declared: dict[str, bool] = {}
-    bar = tqdm(total=len(selections), desc="evaluate", unit="sel", disable=not progress or None, leave=False)
+    bar = Progress("evaluate", total=len(selections), unit="selections", enabled=progress)
     for stream, ((label, budget), per_seed_rows) in enumerate(selections.items()):
         got: dict[str, MetricDraws] = {}
         if kl is not None:

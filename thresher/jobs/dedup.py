@@ -142,7 +142,13 @@ NORMALIZE = {
 
 
 def scores_by_id(pool: Dataset, run_dir: str | os.PathLike, column: str) -> np.ndarray:
-    """A score column of another run, aligned to ``pool``'s reading order (NaN where a record has no score)."""
+    """A score column of another run, aligned to ``pool``'s reading order (NaN where a record has no score).
+
+    A run that scored none of the pool's ids is an error (``keep highest`` would silently be ``keep first``); one
+    that misses some is a warning with the count, since those records rank lowest.
+    """
+    import sys
+
     from thresher.io.columns import as_float
     from thresher.scorers.registry import primary_column
 
@@ -150,6 +156,13 @@ def scores_by_id(pool: Dataset, run_dir: str | os.PathLike, column: str) -> np.n
     column = primary_column(column, table.column_names)
     lookup = dict(zip(table["id"].to_pylist(), as_float(table[column])))
     ids = [i for b in pool.iter_batches(ErrorLog("skip")) for i in b.column("id").to_pylist()]
+    missing = sum(1 for i in ids if i not in lookup)
+    if ids and missing == len(ids):
+        raise ConfigError(f"none of the pool's {len(ids):,} record ids is in {run_dir} (a run over another pool?), so "
+                          f"--keep highest could not rank by {column}; score this pool (thresher score) first")
+    if missing:
+        sys.stderr.write(f"thresher: warning: {missing:,} of the pool's {len(ids):,} records have no {column} in "
+                         f"{run_dir} (a run over another pool?); they rank lowest when choosing which copy stays\n")
     return np.array([lookup.get(i, np.nan) for i in ids], dtype=np.float64)
 
 

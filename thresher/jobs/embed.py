@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from thresher.embeddings import EmbeddingStore, embed_shard, make_backend
 from thresher.engine import make_engine
@@ -22,6 +21,7 @@ from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
+from thresher.progress import Progress, known_rows
 from thresher.run import Run
 
 
@@ -45,7 +45,7 @@ def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static"
             yield model, store, i, batch.column("text")
 
     n_rows, dim = 0, None
-    bar = tqdm(unit="rec", desc=f"embed ({model.name})", disable=not progress or None, leave=False)
+    bar = Progress(f"embed ({model.name})", total=known_rows(pool), enabled=progress)
     with make_engine(workers) as engine:
         for matrix in engine.map(embed_shard, items()):
             n_rows += len(matrix)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from thresher.engine import Engine, make_engine
 from thresher.errors import ConfigError
@@ -20,6 +19,7 @@ from thresher.io.atomic import write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.manifest import dataset_fingerprint
+from thresher.progress import Progress, known_rows
 
 
 @dataclass
@@ -74,8 +74,7 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
 
     counts = np.zeros(store.config.num_buckets, dtype=np.int64)
     n_tokens, n_words, sizes = [], [], []
-    bar = tqdm(total=_known_rows(dataset), unit="rec", desc="featurize", disable=not progress or None,
-               leave=False)
+    bar = Progress("featurize", total=known_rows(dataset), enabled=progress)
     recomputed = [store.shard_path(i) for i in damaged]
     for i, summary in enumerate(engine.map(featurize_or_load, items())):
         if summary.recomputed and i not in damaged:
@@ -116,13 +115,6 @@ def featurize_in_memory(dataset: Dataset, config: HashedNgramConfig) -> tuple[np
 def _groups(chunks: list[pa.Array]) -> pa.Array | None:
     arr = pa.concat_arrays(chunks)
     return None if arr.null_count == len(arr) else arr
-
-
-def _known_rows(dataset: Dataset) -> int | None:
-    """Total rows when cheaply known (Parquet metadata), for the progress bar."""
-    if all(f.format == "parquet" for f in dataset.files):
-        return sum(pq.ParquetFile(f.path).metadata.num_rows for f in dataset.files)
-    return None
 
 
 def _save_index(store: FeatureStore, index: PoolIndex) -> None:

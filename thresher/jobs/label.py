@@ -40,16 +40,18 @@ CLASS_BALANCE_CHOICES = ("estimate", "uniform", "dev")
 @claims_run_dir("out")
 def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: str | os.PathLike, *,
                  classes: Sequence[str] | None = None, model: str | None = None, model_params: dict | None = None,
-                 dev: Dataset | None = None, label_field: str = "label",
+                 dev: Dataset | None = None, label_field: str = "label", dev_where: str | None = None,
                  class_balance: str | Sequence[float] = "estimate", end_model: str | None = None,
                  end_model_params: dict | None = None, scores_from: str | os.PathLike | None = None, seed: int = 0,
-                 workers: int | None = None, progress: bool = False, command: list[str] | None = None,
+                 workers: int | None = None, progress: bool = True, command: list[str] | None = None,
                  report: bool = True) -> Run:
     """Label every record of ``pool`` with the LFs in ``lfs`` (a .py/.yaml file, an :class:`LFSet`, or a list of
     LFs with ``classes``) and label model ``model``; see the module docstring for what is written.
 
     ``dev``: records with true labels in ``label_field`` (class names or indices), for LF accuracies, dev metrics
-    and ``class_balance="dev"``. ``end_model``: ``hashed`` or ``static`` to train a classifier on the labels.
+    and ``class_balance="dev"``; ``dev_where`` keeps only the dev records where it holds, e.g.
+    ``"split == 'dev'"`` on a file whose ``split`` column marks the dev rows (columns are read as strings).
+    ``end_model``: ``hashed`` or ``static`` to train a classifier on the labels.
     ``scores_from``: a run whose side-car columns score LFs may read.
     """
     from thresher.label.analysis import analyse, format_analysis
@@ -63,6 +65,8 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     label_model = make_label_model(model_name, **(model_params or {}))
     end_config = _end_config(end_model, end_model_params)
     balance = _class_balance(class_balance, len(lf_set.classes), dev is not None)
+    if dev_where and dev is None:
+        raise ConfigError("dev_where (--dev-where) filters a dev set: give one with --dev")
     scores = Run(scores_from).scores() if scores_from else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,8 +77,13 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     dev_applied, y_dev = None, None
     if dev is not None:
         # Dev ids may repeat, and a dev set need not carry the pool's side-car score columns.
+        where = _dev_filter(dev_where)
         dev_applied = apply_lfs(dev, lf_set, ErrorLog(dev.on_error), workers=workers, scores=scores,
-                                extra_columns=(label_field,), check_columns=False, unique_ids=False)
+                                extra_columns=(label_field, *where.columns) if where else (label_field,),
+                                check_columns=False, unique_ids=False)
+        dev_rows = None
+        if where is not None:
+            dev_applied, dev_rows = _dev_subset(dev_applied, where)
         y_dev = dev_labels(dev_applied.extra[label_field], dev_applied.ids, lf_set.classes, label_field)
     timings["apply"] = round(time.perf_counter() - t0, 4)
 
@@ -94,7 +103,11 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     if end_config is not None:
         t0 = time.perf_counter()
         texts = _texts(pool)
-        end_report, end_proba, end_dev = train_end_model(end_config, texts, proba, L.n_votes(), dev, y_dev)
+        dev_texts = None
+        if dev is not None:
+            dev_texts = _texts(dev)
+            dev_texts = dev_texts.take(pa.array(dev_rows)) if dev_rows is not None else dev_texts
+        end_report, end_proba, end_dev = train_end_model(end_config, texts, proba, L.n_votes(), dev_texts, y_dev)
         end_pred = end_proba.argmax(axis=1)
         end_columns = {"end_label": pa.array(end_pred, pa.int32()),
                        "end_label_name": pa.array([lf_set.classes[i] for i in end_pred], pa.large_string()),
@@ -125,6 +138,8 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     timings["total"] = round(time.perf_counter() - t_start, 4)
     config = {"model": model_name, "model_params": label_model.get_params(), "class_balance": _jsonable(balance),
               "seed": seed, "label_field": label_field if dev is not None else None,
+              "dev_where": dev_where if dev is not None else None,
+              "dev_records": len(y_dev) if y_dev is not None else None,
               "end_model": asdict(end_config) if end_config else None,
               "scores_from": str(scores_from) if scores_from else None}
     manifest = {
@@ -195,7 +210,7 @@ def _end_config(kind: str | None, params: dict | None):
         raise ConfigError(f"end model: {e}") from None
 
 
-def train_end_model(config, texts: pa.Array, proba: np.ndarray, n_votes: np.ndarray, dev: Dataset | None,
+def train_end_model(config, texts: pa.Array, proba: np.ndarray, n_votes: np.ndarray, dev_texts: pa.Array | None,
                     y_dev: np.ndarray | None) -> tuple[dict, np.ndarray, dict | None]:
     """Fit the end model on covered records' probabilistic labels; its probabilities for every record and its
     dev metrics (next to the label model's) when a dev set is given."""
@@ -208,9 +223,36 @@ def train_end_model(config, texts: pa.Array, proba: np.ndarray, n_votes: np.ndar
     model = EndModel(config).fit(texts.filter(pa.array(train)), proba[train])
     all_proba = model.predict_proba(texts)
     dev_report = None
-    if dev is not None:
-        dev_report = label_metrics(y_dev, model.predict(_texts(dev)), proba.shape[1])
+    if dev_texts is not None:
+        dev_report = label_metrics(y_dev, model.predict(dev_texts), proba.shape[1])
     return model.report_, all_proba, dev_report
+
+
+def _dev_filter(dev_where: str | None):
+    """The parsed ``dev_where`` expression, or None."""
+    if not dev_where:
+        return None
+    from thresher.selectors.where import WhereExpression
+
+    return WhereExpression(dev_where)
+
+
+def _dev_subset(applied, where) -> tuple[object, np.ndarray]:
+    """The dev records where ``where`` holds (its columns read as strings): their votes, ids and extra columns,
+    and their row numbers in reading order; none left is an error naming the expression."""
+    from dataclasses import replace
+
+    table = pa.table({"id": applied.ids, **applied.extra})
+    try:
+        rows = np.flatnonzero(where.mask(table))
+    except ConfigError as e:
+        raise ConfigError(f"dev_where: {e}") from None
+    if not len(rows):
+        raise ConfigError(f"dev_where {where.text!r} keeps none of the {len(table):,} dev records (its columns are "
+                          "compared as strings, e.g. \"split == 'dev'\")")
+    idx = pa.array(rows)
+    return replace(applied, ids=applied.ids.take(idx), matrix=applied.matrix.rows(rows),
+                   extra={k: v.take(idx) for k, v in applied.extra.items()}), rows
 
 
 def _texts(ds: Dataset) -> pa.Array:

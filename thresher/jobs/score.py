@@ -31,7 +31,16 @@ def run_scoring(pool: Dataset, scorers: list[str] | list[Score], out: str | os.P
 def format_rule_summary(run: Run) -> str:
     """Pass rates and the most common failing rules per family, languages, and fitted scorers' held-out scores."""
     n = run.counts["scored"]
-    lines = [f"records: {run.counts['input_records']:,} read, {n:,} scored, {run.counts['failed']:,} failed"]
+    lines = [f"records: {run.counts['input_records']:,} read, {n:,} scored, {run.counts['failed']:,} failed",
+             *stage_lines(run), f"scores: {run.path / 'scores' / 'scores.parquet'}"]
+    return "\n".join(lines)
+
+
+def stage_lines(run: Run) -> list[str]:
+    """One line per stage result: records each filter dropped, rule pass rates, languages, held-out scores of
+    fitted scorers (what ``thresher score`` and ``thresher run`` print)."""
+    n = run.counts.get("scored", 0)
+    lines = []
     for label, dropped in run.counts.get("filtered", {}).items():
         lines.append(f"{label}: dropped {dropped:,}")
     for family, s in run.metrics.get("rules", {}).items():
@@ -49,5 +58,4 @@ def format_rule_summary(run: Run) -> str:
                 label = f"{name} (fold {i})" if folds else name
                 lines.append(f"{label:<8} held-out accuracy {held['accuracy']:.3f}, AUC {held['auc']:.3f} "
                              f"({held['records']} records)")
-    lines.append(f"scores: {run.path / 'scores' / 'scores.parquet'}")
-    return "\n".join(lines)
+    return lines

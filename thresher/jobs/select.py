@@ -236,6 +236,50 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
                                  config, manifest, _Timer(), target_counts, engine, report)
 
 
+def eligibility(scores: pa.Table, where: str | None, min_tokens: int, budget: str | None,
+                token_column: str = "n_words") -> tuple[np.ndarray, dict[str, int]]:
+    """Which records a selection may choose, and how many each filter removed; a record is counted under the first
+    reason that removed it: pipeline filters, ``where``, the length floor, then (token budgets) a missing token
+    count. The report uses it too, so its "not selected" are the eligible records that were not chosen."""
+    n = scores.num_rows
+    lengths = scores["n_tokens" if "n_tokens" in scores.column_names else "n_words"].to_numpy()
+    filtered: dict[str, int] = {}
+    eligible = np.ones(n, dtype=bool)
+    if "filtered_by" in scores.column_names:
+        by = scores["filtered_by"]
+        eligible = ~np.asarray(by.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        filtered.update({str(k): int(v) for k, v in
+                         zip(*np.unique(np.asarray(by.drop_null().to_pylist(), dtype=object), return_counts=True))})
+    if where is not None:
+        passed = WhereExpression(where).mask(scores)
+        filtered["where"] = int((eligible & ~passed).sum())
+        eligible &= passed
+    long_enough = lengths >= min_tokens
+    if min_tokens:
+        filtered["too_short"] = int((eligible & ~long_enough).sum())
+    eligible &= long_enough
+    counted = np.isfinite(as_float(scores[token_column]))
+    if budget is not None and Budget.parse(budget).kind == "tokens" and not counted[eligible].all():
+        filtered["no_token_count"] = int((eligible & ~counted).sum())  # a token budget cannot price them
+        eligible &= counted
+    return eligible, filtered
+
+
+def _with_filter_hint(filtered: dict[str, int], min_tokens: int, fn, *args):
+    """``fn(*args)``; a budget larger than the eligible records also says how many filters removed, and how to
+    let more through."""
+    try:
+        return fn(*args)
+    except ConfigError as e:
+        if "eligible" not in str(e) or not any(filtered.values()):
+            raise
+        removed = ", ".join(f"{k} {v:,}" for k, v in filtered.items() if v)
+        fixes = [f"--min-tokens below {min_tokens} (0 keeps every length)" if filtered.get("too_short") else None,
+                 "a looser --where" if filtered.get("where") else None]
+        hint = f"; or let more records through: {' or '.join(f for f in fixes if f)}" if any(fixes) else ""
+        raise ConfigError(f"{e}; filtered out: {removed}{hint}") from None
+
+
 def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage, seed: int,
                          group_field: str | None, workers: int | None, progress: bool = True,
                          report: bool = True) -> Run:
@@ -280,31 +324,12 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     """Selection, metrics and outputs: shared by a full run, a re-selection and a pipeline's select stage."""
     n = scores.num_rows
     n_words = scores["n_words"].to_numpy()
-    lengths = scores["n_tokens"].to_numpy() if "n_tokens" in scores.column_names else n_words
     if config.token_column not in scores.column_names:
         raise ConfigError(f"no token column {config.token_column!r} in the scores (the tokens scorer adds n_tiktoken)")
     budget_tokens = as_float(scores[config.token_column])  # what a token budget counts
-    min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
-    # Each record not eligible is counted under the first reason that removed it: pipeline filters, --where, length.
-    filtered: dict[str, int] = {}
-    eligible = np.ones(n, dtype=bool)
-    if "filtered_by" in scores.column_names:
-        by = scores["filtered_by"]
-        eligible = ~np.asarray(by.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        filtered.update({str(k): int(v) for k, v in
-                         zip(*np.unique(np.asarray(by.drop_null().to_pylist(), dtype=object), return_counts=True))})
-    if config.where is not None:
-        passed = WhereExpression(config.where).mask(scores)
-        filtered["where"] = int((eligible & ~passed).sum())
-        eligible &= passed
-    long_enough = lengths >= min_tokens
-    if min_tokens:
-        filtered["too_short"] = int((eligible & ~long_enough).sum())
-    eligible &= long_enough
     counted = np.isfinite(budget_tokens)
-    if config.budget is not None and Budget.parse(config.budget).kind == "tokens" and not counted[eligible].all():
-        filtered["no_token_count"] = int((eligible & ~counted).sum())  # a token budget cannot price them
-        eligible &= counted
+    min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
+    eligible, filtered = eligibility(scores, config.where, min_tokens, config.budget, config.token_column)
     elig_idx = np.flatnonzero(eligible)
     if len(elig_idx) == 0:
         raise ConfigError(f"no record passes the filters (--where, --min-tokens {min_tokens}): {filtered}")
@@ -332,7 +357,8 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
                 embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
                 labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
         else:
-            order = selector.select(score_values, budget, budget_tokens[elig_idx], config.seed)
+            order = _with_filter_hint(filtered, min_tokens, selector.select, score_values, budget,
+                                      budget_tokens[elig_idx], config.seed)
         chosen = elig_idx[order]
         # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
         # Under a token budget, only records whose tokens are counted can be priced.

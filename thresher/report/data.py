@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from thresher.io.columns import as_float
 
 #: Columns that are ids, labels or cluster numbers, not scores: never plotted.
-NOT_SCORES = {"id", "group", "filtered_by", "dup_cluster", "dup_exact_cluster", "dup_near_cluster", "dup_keep"}
+NOT_SCORES = {"id", "group", "filtered_by", "dup_cluster", "dup_exact_cluster", "dup_near_cluster", "dup_keep",
+              "label", "end_label"}  # class indices: the labelling section counts them by class name
 #: Record lengths: plotted after the real scores, never the default ranking for examples.
 LENGTHS = ("n_words", "n_tokens", "n_ngrams", "n_tiktoken", "lm_tokens")
 MAX_HISTOGRAMS = 12
@@ -26,6 +27,26 @@ RESULT_COLUMNS = ("target", "method", "budget", "budget_records", "metric", "hig
                   "level", "interval")
 
 
+def _not_eligible(path: Path, schema: pa.Schema, manifest: dict, filtered: np.ndarray) -> np.ndarray:
+    """Records the selection could not choose (its --where, length floor, pipeline filters), by the select job's own
+    rule; when the columns it needs are gone, only the pipeline filters (``filtered``)."""
+    from thresher.errors import ThresherError
+    from thresher.jobs.select import eligibility
+    from thresher.selectors.where import WhereExpression
+
+    sel, config = manifest.get("selection") or {}, manifest.get("config") or {}
+    where, token_column = sel.get("where"), config.get("token_column") or "n_words"
+    try:
+        needed = {"n_tokens" if "n_tokens" in schema.names else "n_words", token_column,
+                  *(["filtered_by"] if "filtered_by" in schema.names else []),
+                  *(WhereExpression(where).columns if where else [])}
+        table = pq.read_table(path, columns=sorted(needed))
+        eligible, _ = eligibility(table, where, int(sel.get("min_tokens") or 0), config.get("budget"), token_column)
+    except (ThresherError, KeyError, pa.ArrowException):
+        return filtered
+    return ~eligible
+
+
 @dataclass
 class ScoreData:
     """The plotted score columns of a run, with who was selected (or kept) and who was filtered."""
@@ -34,7 +55,7 @@ class ScoreData:
     columns: dict[str, np.ndarray]  # float64 with NaN for nulls, in plotting order
     not_plotted: list[str]
     selected: np.ndarray | None  # bool per record; None when the run selected nothing (score runs)
-    filtered: np.ndarray  # bool per record: dropped by a pipeline filter / dedup before selection
+    filtered: np.ndarray  # bool per record: dropped before selection (pipeline filter, dedup, --where, too short)
     ranking: str | None  # the column examples are split into deciles by
     extra: dict[str, pa.Array] = field(default_factory=dict)  # dup_reason etc.
 
@@ -92,6 +113,7 @@ def load_scores(run_dir: Path, manifest: dict, max_histograms: int = MAX_HISTOGR
                           pa.large_string())
         selected = np.asarray(pc.is_in(ids.cast(pa.large_string()), value_set=chosen).to_numpy(
             zero_copy_only=False), dtype=bool)
+        filtered = _not_eligible(path, schema, manifest, filtered)
     extra = {"dup_reason": table["dup_reason"].combine_chunks()} if "dup_reason" in table.column_names else {}
     return ScoreData(ids=ids, columns=columns, not_plotted=ordered[max_histograms:], selected=selected,
                      filtered=filtered, ranking=ranking, extra=extra)

@@ -217,7 +217,8 @@ def _counts(manifest: dict) -> str:
         return ""
     rows: list[list[str]] = []
     labels = [("input_records", "read"), ("scored", "scored"), ("embedded", "embedded"), ("selected", "selected"
-              if manifest.get("job") != "dedup" else "kept"), ("not_selected", "not selected"), ("kept", "kept")]
+              if manifest.get("job") != "dedup" else "kept"), ("not_selected", "not selected"), ("kept", "kept"),
+              ("labelled", "labelled"), ("abstained", "abstained (no LF voted)")]
     for key, label in labels:
         if isinstance(c.get(key), int) and not (manifest.get("job") == "dedup" and key == "not_selected"):
             rows.append([escape(label), _num(c[key])])
@@ -291,7 +292,7 @@ def _histograms(scores: data.ScoreData | None, manifest: dict) -> str:
             continue
         cut, cut_label = None, ""
         if scores.selected is not None and job != "dedup":
-            chosen, other = values[scores.selected & finite], values[~scores.selected & finite]
+            chosen, other = values[scores.selected & finite], values[~scores.selected & ~scores.filtered & finite]
             labels = ("selected", "not selected")
             if column == sel.get("score") and sel.get("selector") in ("topk", "threshold") and len(chosen):
                 cut, cut_label = float(chosen.min()), "cut: lowest selected"
@@ -307,7 +308,10 @@ def _histograms(scores: data.ScoreData | None, manifest: dict) -> str:
         return ""
     note = ""
     if scores.selected is not None and job != "dedup":
-        note = ('<p class="note">Selected records (blue) against the rest (grey), each as a share of its own set. '
+        n_filtered = int((scores.filtered & ~scores.selected).sum())
+        note = ('<p class="note">Selected records (blue) against the eligible records not selected (grey), each as a '
+                "share of its own set"
+                + (f"; the {_num(n_filtered)} filtered records are in neither. " if n_filtered else ". ")
                 + ("The dashed line is the lowest selected score, the cut of a top-k or threshold selection."
                    if sel.get("selector") in ("topk", "threshold") else
                    f"Selector {escape(str(sel.get('selector')))} samples or diversifies, so there is no single cut "

@@ -12,7 +12,7 @@ import copy
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 import pyarrow as pa
 
@@ -61,6 +61,19 @@ class ScorerSpec:
         sig = inspect.signature(_load(self.target).__init__)
         return [f"**{p.name}" if p.kind is p.VAR_KEYWORD else p.name for p in sig.parameters.values()
                 if p.name != "self"]
+
+    def defaults(self) -> list[str]:
+        """``name=default`` per parameter (a bare name when it has no default), as ``thresher scorers`` lists them."""
+        if self.config:
+            out = []
+            for f in fields(_load(self.config)):
+                default = f.default if f.default is not MISSING else (
+                    f.default_factory() if f.default_factory is not MISSING else MISSING)
+                out.append(f.name if default is MISSING else f"{f.name}={default}")
+            return out
+        sig = inspect.signature(_load(self.target).__init__)
+        return [f"**{p.name}" if p.kind is p.VAR_KEYWORD else p.name if p.default is p.empty
+                else f"{p.name}={p.default}" for p in sig.parameters.values() if p.name != "self"]
 
     def build(self, params: dict | None = None) -> object:
         """An unfitted scorer with ``params``; unknown or invalid parameters are a clear ConfigError."""

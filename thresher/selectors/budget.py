@@ -69,7 +69,8 @@ class Budget:
             return None
         k = int(self.value) if self.kind == "count" else int(round(self.value * n_eligible))
         if k > n_eligible and not cap:
-            raise ConfigError(f"budget {self} asks for {k} records but only {n_eligible} are eligible")
+            raise ConfigError(f"budget {self} asks for {k:,} records but only {n_eligible:,} are eligible; give a "
+                              f"budget of at most {n_eligible:,} records (or a fraction such as 5%)")
         return max(k, 1)
 
     def take(self, order: np.ndarray, n_eligible: int, n_tokens: np.ndarray, cap: bool = False) -> np.ndarray:
@@ -79,7 +80,8 @@ class Budget:
             return order[:k]
         total = int(n_tokens.sum())
         if self.value > total and not cap:
-            raise ConfigError(f"budget {self} exceeds the {total:,} tokens of the eligible records")
+            raise ConfigError(f"budget {self} exceeds the {total:,} tokens of the eligible records; give at most "
+                              f"{total:,} tokens (or a record count, or a fraction such as 5%)")
         cum = np.cumsum(n_tokens[order])
         taken = order[: int(np.searchsorted(cum, self.value, side="right"))]
         if not len(taken) and len(order) and not cap:
