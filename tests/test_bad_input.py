@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import thresher as th
+from thresher.demo import sample_path
 from thresher.errors import ConfigError, InputError
 from thresher.io.dataset import read
 from thresher.io.errors import ErrorLog
@@ -221,3 +222,29 @@ def test_unsupported_files_in_a_folder_are_listed_and_mentioned(tmp_path, good_l
     assert "2 file(s) in the input folders were not read (unsupported type)" in proc.stdout
     info = json.loads((tmp_path / "run" / "manifest.json").read_text())["inputs"]["pool"]["unsupported_files"]
     assert info == {"count": 2, "paths": [str(folder / "img.png"), str(folder / "notes.docx")]}
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_a_text_field_no_record_has_is_a_config_error_listing_the_real_fields(tmp_path, sample_records, on_error):
+    jsonl = tmp_path / "pool.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in sample_records[:20]))
+    parquet = tmp_path / "pool.parquet"
+    pq.write_table(pq.read_table(sample_path("pool.parquet")).slice(0, 20), parquet)
+    for path in (jsonl, parquet):
+        with pytest.raises(ConfigError) as info:
+            _drain(path, on_error, text_field="body")
+        message = str(info.value)
+        assert "no field 'body'" in message and "id, text, domain" in message and "--on-error skip" not in message
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "select", "--pool", str(parquet), "--target",
+                           str(jsonl), "--budget", "5", "--text-field", "body", "--on-error", on_error, "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "their fields are id, text, domain" in proc.stderr
+
+
+def test_a_text_field_that_is_null_in_some_records_is_still_per_record(tmp_path, sample_records):
+    records = [dict(r) for r in sample_records[:20]]
+    records[3]["text"] = None
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows, errors = _drain(path, "skip")
+    assert rows == 19 and errors.counts == {"missing_text": 1}

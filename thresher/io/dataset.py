@@ -97,7 +97,9 @@ class Dataset:
         n_pending = 0
         check = self._id_check()
         for src in self.files:
-            for chunk in READERS[src.format](src, wanted, self.batch_size, errors, self.text_field):
+            for k, chunk in enumerate(READERS[src.format](src, wanted, self.batch_size, errors, self.text_field)):
+                if k == 0:
+                    self._check_text_field(src, chunk)
                 table = self._normalise(src, chunk, errors, extra, check)
                 if table.num_rows == 0:
                     continue
@@ -150,6 +152,19 @@ class Dataset:
                 if len(hits):
                     return _place(src, chunk, int(hits[0]))
         raise AssertionError(f"id {record_id!r} was read but cannot be found again")  # the files changed under us
+
+    def _check_text_field(self, src: InputFile, chunk: Chunk) -> None:
+        """A text field that a file's records do not have at all is a wrong ``--text-field``, not a set of bad
+        records (skipping them would drop everything): say so, listing the fields the records do have."""
+        table = chunk.table
+        if self.text_field in table.column_names and table[self.text_field].null_count < table.num_rows:
+            return
+        first = next(READERS[src.format](src, None, 64, ErrorLog("skip"), self.text_field), None)
+        fields = first.table.column_names if first is not None else []
+        if not fields or self.text_field in fields:
+            return  # the field is there, only empty or null: those records are reported one by one
+        raise ConfigError(f"{src.path}: the records have no field {self.text_field!r}; their fields are "
+                          f"{', '.join(fields)} (choose the text with --text-field)")
 
     def _ids_and_valid(self, src: InputFile, chunk: Chunk, errors: ErrorLog) -> tuple[pa.Array, np.ndarray]:
         """The record ids of a chunk and a mask of records with a usable text (reporting the others)."""
