@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.errors import ConfigError, ThresherError
+from thresher.label import patterns as _patterns
 
 ABSTAIN = -1  # the same value as thresher.label.matrix.ABSTAIN (kept here so LF files import nothing heavy)
 
@@ -162,24 +163,12 @@ def lf(fn: Callable | None = None, *, name: str | None = None, batched: bool = F
 # ------------------------------------------------------------------------------------------------ keyword and regex
 
 
-_RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
-
-#: Word characters are letters, digits (any script) and ``_``: Python's Unicode ``\w``. RE2's ``\w`` and ``\b`` are
-#: ASCII-only, so keyword boundaries use these classes instead (they agree on every character assigned in
-#: Python's Unicode database).
-_NON_WORD = {"re2": r"[^\pL\pN_]", "python": r"\W"}
-#: Every character Python's ``str.isspace`` accepts (Python ``\s``), as literals both engines read alike.
-_SPACE = "[" + "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "]+"
 #: Constructs whose meaning differs between RE2 (ASCII) and Python ``re`` (Unicode): ``\b \w \d \s`` (and
 #: negations), and ``$`` (Python also matches before a final newline).
 _ENGINE_SENSITIVE = re.compile(r"\\[bBwWdDsS]|\$")
 #: Rows where those constructs may disagree: any character outside plain ASCII (or ``\v``, ``\x1c``-``\x1f``,
 #: which Python counts as spaces), or a final newline. RE2 syntax.
 _UNSAFE_ROW = r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]|\n\z"
-
-
-def _is_word_char(c: str) -> bool:
-    return c.isalnum() or c == "_"
 
 
 def keyword_pattern(keywords: Sequence[str], whole_word: bool = True, engine: str = "re2") -> str:
@@ -189,31 +178,24 @@ def keyword_pattern(keywords: Sequence[str], whole_word: bool = True, engine: st
     follow one, and one that ends with a word character must not precede one; punctuation at a keyword's edge
     needs no boundary, so ``C++``, ``C#``, ``.NET`` and ``U.S.`` match. The boundaries consume the neighbouring
     character (RE2 has no look-arounds), which is fine for a yes/no match. ``engine`` (``re2`` or ``python``) only
-    changes how "not a word character" is spelled; both patterns match the same texts.
+    changes the spelling; both patterns match the same texts.
     """
-    non_word = _NON_WORD[engine]
-    parts = []
-    for k in keywords:
-        words = k.split()
-        if not words:
-            continue
-        body = _SPACE.join(_RE2_SPECIAL.sub(r"\\\1", w) for w in words)
-        if whole_word:
-            if _is_word_char(words[0][0]):
-                body = f"(?:^|{non_word}){body}"
-            if _is_word_char(words[-1][-1]):
-                body = f"{body}(?:$|{non_word})"
-        parts.append(f"(?:{body})")
-    return "|".join(parts)
+    if engine == "python":
+        return _patterns.keyword_pattern_python(keywords, whole_word)
+    return _patterns.keyword_pattern_re2(keywords, whole_word)
 
 
 class RegexLF(LabelingFunction):
     r"""Vote ``label`` when any of ``patterns`` matches the text (searched anywhere), else abstain.
 
-    Patterns are matched by RE2 on the whole batch at once; a pattern RE2 cannot run (look-arounds,
-    back-references) is matched with Python's ``re`` record by record instead. The two engines give the same
-    result: where a pattern uses ``\b``, ``\w``, ``\d``, ``\s`` or ``$`` (ASCII in RE2, Unicode in Python), records
-    with non-ASCII text are matched with Python's ``re``, so word boundaries work in any script.
+    Patterns mean what they mean in Python's ``re`` (``\b``, ``\w``, ``\d``, ``\s`` are Unicode-aware, ``$`` also
+    matches before a final newline) and run on RE2, in linear time, on the whole batch at once: they are rewritten
+    with explicit Unicode classes (:mod:`thresher.label.patterns`), so word boundaries work in any script. A
+    pattern that cannot be rewritten so (a ``\b`` next to something that may or may not be a word character) runs
+    on RE2 for plain-ASCII records, where both engines agree, and with Python ``re`` on the others; one RE2 cannot
+    run at all (look-arounds, back-references) runs with Python ``re`` on every record. Python ``re`` can take
+    exponential time on some patterns, so those two kinds are bounded by the per-batch LF time limit
+    (``lf_timeout``), as Python LFs are.
     """
 
     kind = "regex"
@@ -225,21 +207,36 @@ class RegexLF(LabelingFunction):
         if not self.patterns or not all(isinstance(p, str) and p for p in self.patterns):
             raise ConfigError(f"LF {name!r}: give at least one non-empty pattern")
         self.pattern = "|".join(f"(?:{p})" for p in self.patterns)
-        self._compile(self.pattern, self._python_pattern())
-        self._sensitive = self._engine_sensitive()
+        self._compile()
 
     def _python_pattern(self) -> str:
         return self.pattern
 
-    def _engine_sensitive(self) -> bool:
-        return bool(_ENGINE_SENSITIVE.search(self.pattern))
+    def _re2(self) -> tuple[str | None, str]:
+        """The RE2 pattern and how records are matched: ``re2``, ``re2+python`` (Python for non-ASCII records) or
+        ``python``."""
+        try:
+            translated = _patterns.to_re2(self.pattern)
+            if _re2_accepts(translated):
+                return translated, "re2"
+        except _patterns.Untranslatable:
+            pass
+        if _re2_accepts(self.pattern):
+            return self.pattern, "re2+python" if _ENGINE_SENSITIVE.search(self.pattern) else "re2"
+        return None, "python"
 
-    def _compile(self, re2_pattern: str, python_pattern: str) -> None:
+    def _compile(self) -> None:
+        python_pattern = self._python_pattern()
         try:
             self._python = re.compile(python_pattern, 0 if self.case_sensitive else re.IGNORECASE)
         except re.error as e:
             raise ConfigError(f"LF {self.name!r}: invalid regular expression {python_pattern!r}: {e}") from None
-        self.vectorised = _re2_accepts(re2_pattern)
+        self.re2_pattern, self.engine = self._re2()
+
+    @property
+    def vectorised(self) -> bool:
+        """Whether RE2 matches the whole batch at once (Python ``re`` at most for non-ASCII records)."""
+        return self.engine != "python"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r} -> {self.label!r})"
@@ -249,13 +246,13 @@ class RegexLF(LabelingFunction):
         return Votes(np.where(self.matches(batch["text"]), label, ABSTAIN).astype(np.int32))
 
     def matches(self, text: pa.Array | pa.ChunkedArray, engine: str | None = None) -> np.ndarray:
-        """Whether each text matches: by RE2 (plus Python for the records where they could differ) or, with
-        ``engine="python"``, by Python ``re`` alone."""
-        if engine == "python" or not self.vectorised:
+        """Whether each text matches: as :attr:`engine` says or, with ``engine="python"``, by Python ``re`` alone
+        (the reference the RE2 spelling is tested against)."""
+        if engine == "python" or self.engine == "python":
             return np.fromiter((bool(self._python.search(t)) for t in text.to_pylist()), bool, len(text))
-        hit = np.array(pc.match_substring_regex(text, self.pattern, ignore_case=not self.case_sensitive)
+        hit = np.array(pc.match_substring_regex(text, self.re2_pattern, ignore_case=not self.case_sensitive)
                        .to_numpy(zero_copy_only=False), dtype=bool)
-        if self._sensitive:
+        if self.engine == "re2+python":
             unsafe = np.asarray(pc.match_substring_regex(text, _UNSAFE_ROW).to_numpy(zero_copy_only=False), bool)
             if unsafe.any():
                 rows = np.flatnonzero(unsafe)
@@ -265,7 +262,7 @@ class RegexLF(LabelingFunction):
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "label": self.label, "pattern": self.pattern,
-                "case_sensitive": self.case_sensitive, "vectorised": self.vectorised}
+                "case_sensitive": self.case_sensitive, "vectorised": self.vectorised, "engine": self.engine}
 
 
 class KeywordLF(RegexLF):
@@ -284,11 +281,10 @@ class KeywordLF(RegexLF):
         super().__init__(name, label, keyword_pattern(keywords, self.whole_word), case_sensitive)
 
     def _python_pattern(self) -> str:
-        # The same pattern with Python's spelling of "not a word character".
         return keyword_pattern(self.keywords, self.whole_word, engine="python")
 
-    def _engine_sensitive(self) -> bool:
-        return False  # built from literals, explicit classes, ^ and (after a non-word alternative) $
+    def _re2(self) -> tuple[str | None, str]:
+        return self.pattern, "re2"  # built from literals and explicit Unicode classes: RE2 and Python agree
 
     def describe(self) -> dict:
         return {**super().describe(), "keywords": self.keywords, "whole_word": self.whole_word}
