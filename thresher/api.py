@@ -99,7 +99,7 @@ def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[st
           model: str | None = None, model_params: dict | None = None, dev: PathsOrDataset | None = None,
           label_field: str = "label", class_balance: str | list[float] = "estimate", end_model: str | None = None,
           scores_from: str | os.PathLike | None = None, seed: int = 0, workers: int | None = None,
-          progress: bool = False, report: bool = True) -> Run:
+          progress: bool = False, report: bool = True, lf_timeout: float | None = None) -> Run:
     """Weak supervision (``thresher label``): apply LFs (a .py/.yaml file, or a list of ``@th.lf`` functions with
     ``classes``), fit a label model, write ``label``/``label_confidence``/``prob_<class>`` side-car scores."""
     from thresher.jobs.label import run_labeling
@@ -107,4 +107,4 @@ def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[st
     return run_labeling(_dataset(pool), lfs, out, classes=classes, model=model, model_params=model_params,
                         dev=_dataset(dev) if dev is not None else None, label_field=label_field,
                         class_balance=class_balance, end_model=end_model, scores_from=scores_from, seed=seed,
-                        workers=workers, progress=progress, report=report)
+                        workers=workers, progress=progress, report=report, lf_timeout=lf_timeout)

@@ -590,11 +590,14 @@ or .py (functions decorated with @thresher.lf returning a class name/index or No
 @click.option("--scores-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="A run whose score columns score LFs (column + threshold) may read.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lf-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="Time each LF may take on one batch; a slower LF fails (with --on-error skip: counted abstains). "
+                   "0 = no limit.")
 @_report_option
 @_reading_options
 @_handle_errors
-def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_model, scores_from, seed, report,
-          text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_model, scores_from, seed, lf_timeout,
+          report, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
     """Weak supervision: apply labelling functions, fit a label model, write labels as side-car scores.
 
     Writes label, label_name, label_confidence and prob_<class> per record (scores/scores.parquet), the sparse
@@ -608,7 +611,7 @@ def label(pool, lfs, out, model, params, dev, label_field, class_balance, end_mo
                        dev=Dataset(list(dev), **opts) if dev else None, label_field=label_field,
                        class_balance=class_balance, end_model=end_model, scores_from=scores_from, seed=seed,
                        workers=workers, progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]],
-                       report=report)
+                       report=report, lf_timeout=lf_timeout)
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics,
                                "class_balance": run.manifest["class_balance"], "timings": run.manifest["timings"]},

@@ -19,9 +19,13 @@ import importlib.util
 import operator
 import os
 import re
+import signal
 import sys
+import threading
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,32 +108,106 @@ class CallableLF(LabelingFunction):
         names = self.label_names or classes
         index = {c: i for i, c in enumerate(names)}
         out = Votes(np.full(len(texts), ABSTAIN, dtype=np.int32))
-        if self.batched:
-            try:
-                values = list(self.fn(texts))
-                if len(values) != len(texts):
-                    raise ValueError(f"returned {len(values)} votes for {len(texts)} texts")
-            except Exception:  # noqa: BLE001 -- find the failing records one by one
-                values = None
-            if values is not None:
-                for row, value in enumerate(values):
-                    self._store(out, row, lambda v=value: v, ids, index, len(classes), on_error)
-                return out
-        call = (lambda t: self.fn([t])[0]) if self.batched else self.fn
-        for row, text in enumerate(texts):
-            self._store(out, row, lambda t=text: call(t), ids, index, len(classes), on_error)
+        row = 0
+        try:
+            if self.batched:
+                try:
+                    values = list(self.fn(texts))
+                except _USER_ERRORS:  # find the failing records one by one
+                    values = None
+                if values is not None and len(values) != len(texts):
+                    detail = (f"returned {len(values)} votes for a batch of {len(texts)} records (ids {ids[0]!r} to "
+                              f"{ids[-1]!r}); a batched LF returns one vote per text, in order")
+                    self._fail(out, range(len(texts)), ids, detail, on_error)
+                    return out
+                if values is not None:
+                    for row, value in enumerate(values):
+                        self._store(out, row, lambda v=value: v, ids, index, len(classes), on_error)
+                    return out
+            call = self._call_one if self.batched else self.fn
+            for row, text in enumerate(texts):
+                self._store(out, row, lambda t=text: call(t), ids, index, len(classes), on_error)
+        except LFTimeout as e:  # the batch's time ran out on this record: it and the rest of the batch fail
+            self._fail(out, range(row, len(texts)), ids, e.detail(len(texts), ids[0]), on_error)
         return out
+
+    def _call_one(self, text: str):
+        """A batched LF called on one text (to find which record fails), checking it returns one vote."""
+        values = list(self.fn([text]))
+        if len(values) != 1:
+            raise ValueError(f"returned {len(values)} votes for a batch of 1 record; a batched LF returns one vote "
+                             "per text")
+        return values[0]
 
     def _store(self, out: Votes, row: int, compute: Callable, ids: list, index: dict, k: int, on_error: str) -> None:
         """Run one record's vote, convert it to a class index, and handle a failure by the error policy."""
         try:
             out.votes[row] = _as_class(compute(), index, k)
-        except Exception as e:  # noqa: BLE001 -- user code: any exception is this LF's failure on this record
-            detail = f"{type(e).__name__}: {e}"
+        except _USER_ERRORS as e:  # user code: any exception (even sys.exit) is this LF's failure on this record
             if on_error == "raise":
-                raise LFError(self.name, ids[row], detail) from e
+                raise LFError(self.name, ids[row], _describe_error(e)) from e
             out.failed_rows.append(row)
-            out.failures.append(f"{ids[row]}: {detail}")
+            out.failures.append(f"{ids[row]}: {_describe_error(e)}")
+
+    def _fail(self, out: Votes, rows: range, ids: list, detail: str, on_error: str) -> None:
+        """Fail ``rows`` (abstains, counted) or, with ``on_error="raise"``, stop naming the first of them."""
+        if on_error == "raise":
+            raise LFError(self.name, ids[rows[0]], detail)
+        out.votes[list(rows)] = ABSTAIN
+        out.failed_rows.extend(rows)
+        out.failures.extend(f"{ids[r]}: {detail}" for r in rows)
+
+
+class LFTimeout(BaseException):
+    """An LF ran out of its time on a batch. A ``BaseException``, so the LF's own ``except Exception`` cannot
+    swallow it."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+    def detail(self, n_records: int, first_id: str) -> str:
+        """Why the records failed, and what to do about it."""
+        return (f"timed out: no result within {self.seconds:g} s for its batch of {n_records:,} records (starting at "
+                f"record {first_id!r}); raise the limit with --lf-timeout (lf_timeout=), or make the LF faster")
+
+
+#: What a failure of user code can raise: everything but Ctrl-C (and our own time limit). ``SystemExit`` from an LF
+#: calling ``sys.exit`` is the LF's failure, not the end of the run.
+_USER_ERRORS = (Exception, SystemExit, GeneratorExit)
+
+
+def _describe_error(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"called sys.exit({e.code!r}); an LF returns a class or None, it does not end the run"
+    return f"{type(e).__name__}: {e}"
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`LFTimeout` in the code run inside if it takes longer than ``seconds`` (``None``/0: no limit).
+
+    Uses ``SIGALRM``, which interrupts Python code, ``time.sleep`` and Python ``re`` alike; it works in a process's
+    main thread (the CLI, scripts, notebooks and worker processes), elsewhere the code runs without a limit.
+    """
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise LFTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    start = time.monotonic()
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_delay:  # someone else's timer was running: give it back what is left of it
+            left = max(outer_delay - (time.monotonic() - start), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
 def _as_class(value: object, index: dict, k: int) -> int:
@@ -499,10 +577,10 @@ def _load_python(path: Path, digest: str) -> LFSet:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         raise ConfigError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    except Exception as e:  # noqa: BLE001 -- user code at import time
+    except _USER_ERRORS as e:  # user code at import time (sys.exit too)
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
         line = f":{frames[-1].lineno}" if frames else ""
-        raise ConfigError(f"{path}{line}: importing the LF file failed: {type(e).__name__}: {e}") from None
+        raise ConfigError(f"{path}{line}: importing the LF file failed: {_describe_error(e)}") from None
     classes = getattr(module, "CLASSES", None) or getattr(module, "LABELS", None)
     if not classes or not isinstance(classes, (list, tuple)):
         raise ConfigError(f"{path}: define the class names at module level, e.g. CLASSES = ['negative', 'positive']")
