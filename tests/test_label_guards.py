@@ -98,7 +98,8 @@ def test_sys_exit_in_an_lf_is_a_named_failure_not_the_end_of_the_run(tmp_path, w
 
 def test_the_cli_reports_an_lf_calling_sys_exit_and_exits_2_or_counts_it_with_skip(tmp_path):
     path = _write(tmp_path, "@th.lf\ndef quits(text):\n    if 'film' in text:\n        sys.exit(3)\n"
-                            "    return None\n\n@th.lf\ndef sport(text):\n    return 'sport' if 'match' in text else None\n")
+                            "    return None\n\n"
+                            "@th.lf\ndef sport(text):\n    return 'sport' if 'match' in text else None\n")
     cmd = [sys.executable, "-m", "thresher.cli", "label", "--pool", str(BBC), "--lfs", str(path), "--quiet",
            "--no-report", "--workers", "2"]
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
@@ -129,11 +130,8 @@ def test_a_batched_lf_returning_the_wrong_number_of_votes_is_named_with_expected
 
 
 def test_a_batched_lf_failing_on_one_record_is_still_narrowed_and_its_single_calls_are_checked():
-    calls = []
-
     @th.lf(batched=True)
     def picky(texts):
-        calls.append(len(texts))
         if any("film" in t for t in texts):
             raise RuntimeError("cannot read films")
         return [] if len(texts) == 1 and "match" in texts[0] else ["sport"] * len(texts)

@@ -252,10 +252,11 @@ def test_yaml_booleans_are_strict(tmp_path):
         KeywordLF("k", "a", ["x"], case_sensitive="false")
 
 
-REGEXES = [r"\bfür\b", r"\bcaf\w\b", r"(\w+\s?){1,3}$", r"\d items", r"\D+\d", r"a\sb", r"\S+\s\S+", r"^über", r"(?m:^the)",
-           r"alles$", r"(?m:y$)", r"\W+", r"[\w.]+@", r"[^\W\d]+", r"\bneither\b.*\bnor\b", r"\bmatch\b", r"\bx\b",
-           r"(?i:MATCH)é", r"(?-i:C)\+\+", r"\b\d{1,2}-\d{1,2}\b (win|victory)", r"[$£€]\s?\d+(\.\d+)?\s?(bn|m)\b",
-           r"\b(fine|great) (film|work)s?\b", r"(?s:x.the)", r"x.the", r"\Bat", r"US\b\.", r"\.\bNET"]
+REGEXES = [r"\bfür\b", r"\bcaf\w\b", r"(\w+\s?){1,3}$", r"\d items", r"\D+\d", r"a\sb", r"\S+\s\S+", r"^über",
+           r"(?m:^the)", r"alles$", r"(?m:y$)", r"\W+", r"[\w.]+@", r"[^\W\d]+", r"\bneither\b.*\bnor\b",
+           r"\bmatch\b", r"\bx\b", r"(?i:MATCH)é", r"(?-i:C)\+\+", r"\b\d{1,2}-\d{1,2}\b (win|victory)",
+           r"[$£€]\s?\d+(\.\d+)?\s?(bn|m)\b", r"\b(fine|great) (film|work)s?\b", r"(?s:x.the)", r"x.the", r"\Bat",
+           r"US\b\.", r"\.\bNET"]
 
 
 def test_regexes_keep_python_meaning_on_re2_on_tricky_and_real_text(bbc):
@@ -301,3 +302,29 @@ def test_digit_and_space_classes_of_both_engines_agree_on_every_assigned_charact
     chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) not in ("Cn", "Cs")]
     re2 = pa.compute.match_substring_regex(pa.array(chars, pa.large_string()), f"^[{re2_class or SPACE_IN}]$")
     assert re2.to_pylist() == [bool(re.fullmatch(python_class, c)) for c in chars]
+
+
+def test_random_regexes_mean_the_same_on_re2_as_in_python_re():
+    # Random patterns of the constructs whose meaning differs between the engines, on random strings of letters
+    # that fold oddly (ß, Σ/σ/ς, the Kelvin sign), combining marks, Arabic-Indic digits and Unicode spaces.
+    import random
+
+    rng = random.Random(20240601)
+    atoms = [r"\b", r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", "a", "é", "ß", "-", " ", ".", "$", "^", r"[\w-]",
+             r"[^\s]", "x", "(a|é)", "[aé]", "Σ", "k"]
+    chars = list("aAéÉßxk\u212a-. \n\u0663" + "3Σσς_\u00a0\u0301") + ["ab", "é!"]
+    text = pa.array(["".join(rng.choice(chars) for _ in range(rng.randint(0, 8))) for _ in range(1000)],
+                    pa.large_string())
+    checked = 0
+    for _ in range(300):
+        pattern = "".join(rng.choice(atoms) + rng.choice(["", "", "+", "*", "?", "{1,2}"])
+                          for _ in range(rng.randint(1, 4)))
+        try:
+            re.compile(pattern)
+        except re.error:
+            continue
+        for case_sensitive in (False, True):
+            lf = RegexLF("r", "sport", pattern, case_sensitive=case_sensitive)
+            np.testing.assert_array_equal(lf.matches(text), lf.matches(text, engine="python"), err_msg=pattern)
+            checked += lf.engine == "re2"
+    assert checked > 400
