@@ -171,3 +171,21 @@ def test_duplicate_pool_ids_are_an_error(tmp_path):
     with pytest.raises(ConfigError, match=rf"2 record id\(s\) occur more than once \('{ids[3]}', '{ids[4]}'\)"):
         apply_lfs(th.read(path), lfs, workers=1)
     assert apply_lfs(th.read(path), lfs, workers=1, unique_ids=False).matrix.n_records == 52
+
+
+def test_keyword_lfs_matched_in_groups_vote_as_each_lf_alone():
+    # apply_batch matches keyword LFs through one union pass per group, then each LF on the records its group hit.
+    from thresher.label.apply import apply_batch
+    from thresher.label.lfs import RegexLF
+
+    for path in (EXAMPLES / "bbc_news.yaml", EXAMPLES / "rotten_tomatoes.py"):
+        lfs = load_lfs(path)
+        extra = [KeywordLF("case_The", lfs.classes[0], ["The", "It"], case_sensitive=True),
+                 KeywordLF("parts", lfs.classes[1], ["film", "ing"], whole_word=False),
+                 KeywordLF("case_US", lfs.classes[1], ["US", "UK"], case_sensitive=True)]
+        lf_set = LFSet(lfs.classes, [*lfs.lfs, *extra])
+        table = pq.read_table(BBC if "bbc" in path.name else RT).select(["id", "text"])
+        grouped = apply_batch(lf_set, table, "raise")[0].toarray() - 1
+        alone = np.stack([f.apply(table, lf_set.classes).votes for f in lf_set.lfs], axis=1)
+        np.testing.assert_array_equal(grouped, alone)
+        assert sum(isinstance(f, RegexLF) for f in lf_set.lfs) > 8 and (grouped >= 0).sum() > 100

@@ -22,7 +22,7 @@ from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.label.lfs import ABSTAIN, LFError, LFSet, LFTimeout, Votes, time_limit
+from thresher.label.lfs import ABSTAIN, LFError, LFSet, LFTimeout, RegexLF, Votes, match_re2_lfs, time_limit
 from thresher.label.matrix import LabelMatrix
 
 #: Seconds each LF may take on one batch before it fails (``--lf-timeout``): generous for a model-based LF on a
@@ -52,10 +52,15 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str,
     finished (an error naming it, or with ``on_error="skip"`` abstains that are counted)."""
     columns, failures = [], {}
     ids = batch["id"]
+    on_re2 = [f for f in lf_set.lfs if isinstance(f, RegexLF) and f.engine == "re2"]  # linear time: no limit needed
+    hits = dict(zip((f.name for f in on_re2), match_re2_lfs(on_re2, batch["text"])))
     for f in lf_set.lfs:
         try:
-            with time_limit(lf_timeout):
-                result = f.apply(batch, lf_set.classes, on_error)
+            if f.name in hits:
+                result = f.votes(hits[f.name], lf_set.classes)
+            else:
+                with time_limit(lf_timeout):
+                    result = f.apply(batch, lf_set.classes, on_error)
         except LFTimeout as e:  # a vectorised LF (Python re on some records) ran out of time on the whole batch
             detail = e.detail(batch.num_rows, ids[0].as_py())
             if on_error == "raise":

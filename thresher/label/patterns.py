@@ -66,8 +66,13 @@ def keyword_alternatives(keywords: Sequence[str], whole_word: bool) -> list[tupl
 
 def keyword_pattern_re2(keywords: Sequence[str], whole_word: bool = True) -> str:
     """One RE2 alternation matching any keyword, with the boundary classes factored out per kind of edge."""
+    return factored_alternation(keyword_alternatives(keywords, whole_word))
+
+
+def factored_alternation(alternatives: Sequence[tuple[str, bool, bool]]) -> str:
+    """RE2 alternation of (body, boundary before, boundary after) with one boundary class per kind of edge."""
     groups: dict[tuple[bool, bool], list[str]] = {}
-    for body, before, after in keyword_alternatives(keywords, whole_word):
+    for body, before, after in alternatives:
         groups.setdefault((before, after), []).append(body)
     parts = []
     for (before, after), bodies in groups.items():
