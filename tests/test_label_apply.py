@@ -12,7 +12,7 @@ import pytest
 
 import thresher as th
 from thresher.demo import sample_path
-from thresher.errors import ConfigError
+from thresher.errors import ConfigError, ThresherError
 from thresher.io.errors import ErrorLog
 from thresher.label.analysis import analyse, format_analysis, lf_correlations
 from thresher.label.apply import apply_lfs
@@ -179,11 +179,31 @@ def test_a_score_lf_whose_column_exists_nowhere_is_an_error_naming_the_lf():
 
 
 def test_duplicate_pool_ids_are_an_error(tmp_path):
+    # the dataset layer's id check (every job has it) stops the labelling at the first repeat, naming both rows
     table = pq.read_table(RT).slice(0, 50)
     path = tmp_path / "dup.parquet"
     pq.write_table(pa.concat_tables([table, table.slice(3, 2)]), path)
     lfs = LFSet(["fresh", "rotten"], [KeywordLF("dull", "rotten", ["dull"])])
     ids = table["id"].to_pylist()
-    with pytest.raises(ConfigError, match=rf"2 record id\(s\) occur more than once \('{ids[3]}', '{ids[4]}'\)"):
+    with pytest.raises(ThresherError, match=rf"duplicate id '{ids[3]}'.*row 50.*row 3"):
         apply_lfs(th.read(path), lfs, workers=1)
-    assert apply_lfs(th.read(path), lfs, workers=1, unique_ids=False).matrix.n_records == 52
+    renamed = apply_lfs(th.read(path, duplicate_ids="rename"), lfs, workers=1)
+    assert renamed.matrix.n_records == 52 and renamed.ids.to_pylist()[50] == f"{ids[3]}#2"
+
+
+def test_keyword_lfs_matched_in_groups_vote_as_each_lf_alone():
+    # apply_batch matches keyword LFs through one union pass per group, then each LF on the records its group hit.
+    from thresher.label.apply import apply_batch
+    from thresher.label.lfs import RegexLF
+
+    for path in (EXAMPLES / "bbc_news.yaml", EXAMPLES / "rotten_tomatoes.py"):
+        lfs = load_lfs(path)
+        extra = [KeywordLF("case_The", lfs.classes[0], ["The", "It"], case_sensitive=True),
+                 KeywordLF("parts", lfs.classes[1], ["film", "ing"], whole_word=False),
+                 KeywordLF("case_US", lfs.classes[1], ["US", "UK"], case_sensitive=True)]
+        lf_set = LFSet(lfs.classes, [*lfs.lfs, *extra])
+        table = pq.read_table(BBC if "bbc" in path.name else RT).select(["id", "text"])
+        grouped = apply_batch(lf_set, table, "raise")[0].toarray() - 1
+        alone = np.stack([f.apply(table, lf_set.classes).votes for f in lf_set.lfs], axis=1)
+        np.testing.assert_array_equal(grouped, alone)
+        assert sum(isinstance(f, RegexLF) for f in lf_set.lfs) > 8 and (grouped >= 0).sum() > 100

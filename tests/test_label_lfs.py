@@ -250,3 +250,81 @@ def test_yaml_booleans_are_strict(tmp_path):
     assert lf.case_sensitive is False and lf.whole_word is False
     with pytest.raises(ConfigError, match="case_sensitive must be true or false"):
         KeywordLF("k", "a", ["x"], case_sensitive="false")
+
+
+REGEXES = [r"\bfür\b", r"\bcaf\w\b", r"(\w+\s?){1,3}$", r"\d items", r"\D+\d", r"a\sb", r"\S+\s\S+", r"^über",
+           r"(?m:^the)", r"alles$", r"(?m:y$)", r"\W+", r"[\w.]+@", r"[^\W\d]+", r"\bneither\b.*\bnor\b",
+           r"\bmatch\b", r"\bx\b", r"(?i:MATCH)é", r"(?-i:C)\+\+", r"\b\d{1,2}-\d{1,2}\b (win|victory)",
+           r"[$£€]\s?\d+(\.\d+)?\s?(bn|m)\b", r"\b(fine|great) (film|work)s?\b", r"(?s:x.the)", r"x.the", r"\Bat",
+           r"US\b\.", r"\.\bNET"]
+
+
+def test_regexes_keep_python_meaning_on_re2_on_tricky_and_real_text(bbc):
+    # Python re is the reference; RE2 runs the rewritten pattern (no Python re) wherever it can be rewritten.
+    text = pa.concat_arrays([pa.array(TRICKY + ["٣ items", "3 items", "a\x1cb", "end$\n", "the\ny\n", "x\nthe"],
+                                      pa.large_string()), bbc["text"].combine_chunks().cast(pa.large_string())])
+    engines = {}
+    for pattern in REGEXES:
+        for case_sensitive in (False, True):
+            lf = RegexLF("r", "sport", pattern, case_sensitive=case_sensitive)
+            engines[pattern] = lf.engine
+            np.testing.assert_array_equal(lf.matches(text), lf.matches(text, engine="python"), err_msg=pattern)
+    untranslated = {p for p, e in engines.items() if e != "re2"}
+    # Only a \b between two things that may or may not be word characters, \B and a negated class holding a
+    # negated category keep Python re (for non-ASCII records only).
+    assert untranslated == {r"\bneither\b.*\bnor\b", r"[^\W\d]+", r"\Bat"}
+    assert all(engines[p] == "re2+python" for p in untranslated)
+
+
+def test_every_regex_and_keyword_lf_of_the_yaml_examples_runs_on_re2_alone():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "label"
+    for name in ("bbc_news.yaml", "brown_genre.yaml"):
+        assert {f.engine for f in load_lfs(root / name).lfs} == {"re2"}, name
+
+
+def test_look_arounds_and_back_references_are_the_only_patterns_left_to_python_re():
+    assert RegexLF("r", "sport", r"(?<=\$)\d+").engine == "python"
+    assert RegexLF("r", "sport", r"(\w)\1").engine == "python"
+    catastrophic = RegexLF("r", "sport", r"(\w+\s?)*$")  # exponential in Python re on long texts: see test_label_guards
+    assert catastrophic.engine == "re2"
+    short = pa.array(TRICKY, pa.large_string())
+    np.testing.assert_array_equal(catastrophic.matches(short), catastrophic.matches(short, engine="python"))
+
+
+@pytest.mark.parametrize("python_class, re2_class", [(r"\d", r"\p{Nd}"), (r"\s", None)])
+def test_digit_and_space_classes_of_both_engines_agree_on_every_assigned_character(python_class, re2_class):
+    import unicodedata
+
+    from thresher.label.patterns import SPACE_IN
+
+    chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) not in ("Cn", "Cs")]
+    re2 = pa.compute.match_substring_regex(pa.array(chars, pa.large_string()), f"^[{re2_class or SPACE_IN}]$")
+    assert re2.to_pylist() == [bool(re.fullmatch(python_class, c)) for c in chars]
+
+
+def test_random_regexes_mean_the_same_on_re2_as_in_python_re():
+    # Random patterns of the constructs whose meaning differs between the engines, on random strings of letters
+    # that fold oddly (ß, Σ/σ/ς, the Kelvin sign), combining marks, Arabic-Indic digits and Unicode spaces.
+    import random
+
+    rng = random.Random(20240601)
+    atoms = [r"\b", r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", "a", "é", "ß", "-", " ", ".", "$", "^", r"[\w-]",
+             r"[^\s]", "x", "(a|é)", "[aé]", "Σ", "k"]
+    chars = list("aAéÉßxk\u212a-. \n\u0663" + "3Σσς_\u00a0\u0301") + ["ab", "é!"]
+    text = pa.array(["".join(rng.choice(chars) for _ in range(rng.randint(0, 8))) for _ in range(1000)],
+                    pa.large_string())
+    checked = 0
+    for _ in range(300):
+        pattern = "".join(rng.choice(atoms) + rng.choice(["", "", "+", "*", "?", "{1,2}"])
+                          for _ in range(rng.randint(1, 4)))
+        try:
+            re.compile(pattern)
+        except re.error:
+            continue
+        for case_sensitive in (False, True):
+            lf = RegexLF("r", "sport", pattern, case_sensitive=case_sensitive)
+            np.testing.assert_array_equal(lf.matches(text), lf.matches(text, engine="python"), err_msg=pattern)
+            checked += lf.engine == "re2"
+    assert checked > 400

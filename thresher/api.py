@@ -100,7 +100,7 @@ def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[st
           label_field: str = "label", dev_where: str | None = None, class_balance: str | list[float] = "estimate",
           end_model: str | None = None,
           scores_from: str | os.PathLike | None = None, seed: int = 0, workers: int | None = None,
-          progress: bool = True, report: bool = True) -> Run:
+          progress: bool = True, report: bool = True, lf_timeout: float | None = None) -> Run:
     """Weak supervision (``thresher label``): apply LFs (a .py/.yaml file, or a list of ``@th.lf`` functions with
     ``classes``), fit a label model, write ``label``/``label_confidence``/``prob_<class>`` side-car scores.
     ``dev_where="split == 'dev'"`` takes the dev records from a file that also holds others (the bundled sets)."""
@@ -110,4 +110,4 @@ def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[st
                         dev=_dataset(dev) if dev is not None else None, label_field=label_field,
                         dev_where=dev_where, class_balance=class_balance, end_model=end_model,
                         scores_from=scores_from, seed=seed,
-                        workers=workers, progress=progress, report=report)
+                        workers=workers, progress=progress, report=report, lf_timeout=lf_timeout)

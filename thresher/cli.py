@@ -684,12 +684,15 @@ or .py (functions decorated with @thresher.lf returning a class name/index or No
 @click.option("--scores-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="A run whose score columns score LFs (column + threshold) may read.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lf-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="Time each LF may take on one batch; a slower LF fails (with --on-error skip: counted abstains). "
+                   "0 = no limit.")
 @_report_option
 @_reading_options
 @_handle_errors
 @_engine_options
 def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_balance, end_model, scores_from, seed,
-          report, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+          lf_timeout, report, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
     """Weak supervision: apply labelling functions, fit a label model, write labels as side-car scores.
 
     Writes label, label_name, label_confidence and prob_<class> per record (scores/scores.parquet), the sparse
@@ -702,9 +705,8 @@ def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_bala
     run = run_labeling(Dataset(list(pool), **opts), lfs, out, model=model, model_params=_key_values(params),
                        dev=Dataset(list(dev), **opts) if dev else None, label_field=label_field,
                        dev_where=dev_where, class_balance=class_balance, end_model=end_model, scores_from=scores_from,
-                       seed=seed,
-                       workers=workers, progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]],
-                       report=report)
+                       seed=seed, workers=workers, progress=not quiet and not as_json,
+                       command=["thresher", *sys.argv[1:]], report=report, lf_timeout=lf_timeout)
     if as_json:
         click.echo(json.dumps({"run": str(run.path), "counts": run.counts, "metrics": run.metrics,
                                "class_balance": run.manifest["class_balance"], "timings": run.manifest["timings"]},

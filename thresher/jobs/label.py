@@ -44,7 +44,7 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
                  class_balance: str | Sequence[float] = "estimate", end_model: str | None = None,
                  end_model_params: dict | None = None, scores_from: str | os.PathLike | None = None, seed: int = 0,
                  workers: int | None = None, progress: bool = True, command: list[str] | None = None,
-                 report: bool = True) -> Run:
+                 report: bool = True, lf_timeout: float | None = None) -> Run:
     """Label every record of ``pool`` with the LFs in ``lfs`` (a .py/.yaml file, an :class:`LFSet`, or a list of
     LFs with ``classes``) and label model ``model``; see the module docstring for what is written.
 
@@ -52,10 +52,11 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     and ``class_balance="dev"``; ``dev_where`` keeps only the dev records where it holds, e.g.
     ``"split == 'dev'"`` on a file whose ``split`` column marks the dev rows (columns are read as strings).
     ``end_model``: ``hashed`` or ``static`` to train a classifier on the labels.
-    ``scores_from``: a run whose side-car columns score LFs may read.
+    ``scores_from``: a run whose side-car columns score LFs may read. ``lf_timeout``: seconds each LF may take per
+    batch (default ``thresher.label.apply.DEFAULT_LF_TIMEOUT``, 0 = no limit).
     """
     from thresher.label.analysis import analyse, format_analysis
-    from thresher.label.apply import apply_lfs
+    from thresher.label.apply import DEFAULT_LF_TIMEOUT, apply_lfs
     from thresher.label.models import DEFAULT_LABEL_MODEL, make_label_model
 
     t_start = time.perf_counter()
@@ -73,14 +74,16 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
 
     t0 = time.perf_counter()
     errors = ErrorLog(pool.on_error)
-    applied = apply_lfs(pool, lf_set, errors, workers=workers, scores=scores, progress=progress)
+    lf_timeout = DEFAULT_LF_TIMEOUT if lf_timeout is None else lf_timeout
+    applied = apply_lfs(pool, lf_set, errors, workers=workers, scores=scores, progress=progress, lf_timeout=lf_timeout)
     dev_applied, y_dev = None, None
     if dev is not None:
         # Dev ids may repeat, and a dev set need not carry the pool's side-car score columns.
         where = _dev_filter(dev_where)
         dev_applied = apply_lfs(dev, lf_set, ErrorLog(dev.on_error), workers=workers, scores=scores,
                                 extra_columns=(label_field, *where.columns) if where else (label_field,),
-                                check_columns=False, unique_ids=False)
+                                check_columns=False,
+                                lf_timeout=lf_timeout)
         dev_rows = None
         if where is not None:
             dev_applied, dev_rows = _dev_subset(dev_applied, where)

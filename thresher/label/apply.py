@@ -3,7 +3,8 @@
 Batches go to the local engine's workers and come back in input order, and each record's vote depends only on
 that record, so the matrix is identical at any worker count or batch size. An LF that raises stops the run with
 an error naming the LF and the record id; with ``on_error="skip"`` the failure counts as an abstain and is
-reported per LF.
+reported per LF. An LF that takes longer than ``lf_timeout`` seconds on a batch, calls ``sys.exit`` or returns the
+wrong number of votes fails the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from thresher.engine import LocalEngine, make_engine
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.label.lfs import LFSet
+from thresher.label.lfs import ABSTAIN, LFError, LFSet, LFTimeout, RegexLF, Votes, match_re2_lfs, time_limit
 from thresher.label.matrix import LabelMatrix
+from thresher.progress import Progress, known_rows
 
+#: Seconds each LF may take on one batch before it fails (``--lf-timeout``): generous for a model-based LF on a
+#: batch of 1,000 records, short enough that an LF stuck in a loop or a sleep stops the run with its name.
+DEFAULT_LF_TIMEOUT = 60.0
 #: Failed (LF, record) examples kept verbatim per LF; the rest are only counted.
 MAX_FAILURE_EXAMPLES = 5
 
@@ -40,11 +45,32 @@ class Applied:
     engine: dict = field(default_factory=dict)
 
 
-def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str) -> tuple[sp.csr_matrix, dict[str, list[str]]]:
-    """Votes of one batch as CSR (stored value = class + 1) and each LF's failures (``id: why``)."""
+def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str,
+                lf_timeout: float | None = None) -> tuple[sp.csr_matrix, dict[str, list[str]]]:
+    """Votes of one batch as CSR (stored value = class + 1) and each LF's failures (``id: why``).
+
+    Each LF gets ``lf_timeout`` seconds for the batch; one that takes longer fails on the records it had not
+    finished (an error naming it, or with ``on_error="skip"`` abstains that are counted)."""
     columns, failures = [], {}
+    ids = batch["id"]
+    on_re2 = [f for f in lf_set.lfs if isinstance(f, RegexLF) and f.engine == "re2"]  # linear time: no limit needed
+    hits = dict(zip((f.name for f in on_re2), match_re2_lfs(on_re2, batch["text"])))
     for f in lf_set.lfs:
-        result = f.apply(batch, lf_set.classes, on_error)
+        try:
+            if f.name in hits:
+                result = f.votes(hits[f.name], lf_set.classes)
+            else:
+                with time_limit(lf_timeout):
+                    result = f.apply(batch, lf_set.classes, on_error)
+        except LFTimeout as e:  # a vectorised LF (Python re on some records) ran out of time on the whole batch
+            detail = e.detail(batch.num_rows, ids[0].as_py())
+            if on_error == "raise":
+                raise LFError(f.name, ids[0].as_py(), detail) from None
+            result = Votes(np.full(batch.num_rows, ABSTAIN, dtype=np.int32), list(range(batch.num_rows)),
+                           [f"{i}: {detail}" for i in ids.to_pylist()])
+        if len(result.votes) != batch.num_rows:
+            raise LFError(f.name, ids[0].as_py(), f"gave {len(result.votes)} votes for a batch of {batch.num_rows} "
+                                                  "records")
         columns.append(result.votes)
         if result.failures:
             failures[f.name] = result.failures
@@ -53,13 +79,17 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str) -> tuple[sp.csr_m
 
 def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *, workers: int | None = None,
               extra_columns: tuple[str, ...] = (), scores: pa.Table | None = None, on_error: str | None = None,
-              progress: bool = False, check_columns: bool = True, unique_ids: bool = True) -> Applied:
+              progress: bool = False, check_columns: bool = True,
+              lf_timeout: float | None = DEFAULT_LF_TIMEOUT) -> Applied:
     """Run every LF over ``dataset``. ``scores`` (a table with ``id``) supplies columns score LFs read that the
     records lack; ``extra_columns`` are collected from the records and returned (e.g. dev labels).
 
     ``check_columns``: a column a score LF reads that no record has a value in (in the records or in ``scores``)
-    is an error naming the LF, not an LF that silently abstains everywhere. ``unique_ids``: duplicate record ids
-    are an error (labels are joined to records by id)."""
+    is an error naming the LF, not an LF that silently abstains everywhere. (Record ids are unique: the dataset
+    layer checks them as it reads.) ``lf_timeout``: seconds each LF may take per batch (``None``
+    or 0: no limit); a slower LF fails like an LF that raised."""
+    if lf_timeout is not None and not (isinstance(lf_timeout, (int, float)) and lf_timeout >= 0):
+        raise ConfigError(f"lf_timeout must be a number of seconds >= 0 (0 = no limit), got {lf_timeout!r}")
     errors = errors or ErrorLog(dataset.on_error)
     on_error = on_error or dataset.on_error
     from_scores = [c for c in lf_set.columns if scores is not None and c in scores.column_names]
@@ -76,25 +106,23 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
             table = pa.Table.from_batches([batch])
             if from_scores:
                 table = _join_scores(table, scores, from_scores)
-            yield lf_set, table, on_error
+            yield lf_set, table, on_error, lf_timeout
 
     ids, parts, extra = [], [], {c: [] for c in extra_columns}
     seen: set[str] = set()  # LF columns with a value in at least one record
     failures: Counter = Counter()
     examples: dict[str, list[str]] = {}
+    bar = Progress("label", total=known_rows(dataset), enabled=progress)
     with (LocalEngine(1) if engine_note else make_engine(workers)) as engine:  # unpicklable: this process
-        batches = items()
-        if progress:
-            from tqdm import tqdm
-
-            batches = tqdm(batches, desc="labelling", unit=" batches")
-        for votes, failed in engine.map(apply_batch, _tee_items(batches, ids, extra, lf_set.columns, seen)):
+        for votes, failed in engine.map(apply_batch, _tee_items(items(), ids, extra, lf_set.columns, seen)):
             parts.append(votes)
+            bar.update(votes.shape[0])
             for name, rows in failed.items():
                 failures[name] += len(rows)
                 kept = examples.setdefault(name, [])
                 kept.extend(rows[:MAX_FAILURE_EXAMPLES - len(kept)])
         info = engine.describe()
+    bar.close()
     if not parts:
         raise ConfigError(f"no usable records in {', '.join(dataset.paths)}")
     if engine_note:
@@ -102,8 +130,6 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
     if check_columns:
         _check_columns(lf_set, seen, from_scores, scores is not None)
     all_ids = pa.concat_arrays(ids)
-    if unique_ids:
-        _check_unique(all_ids, dataset)
     votes = sp.vstack(parts, format="csr")
     return Applied(ids=all_ids, matrix=LabelMatrix(votes, len(lf_set.classes), lf_set.names),
                    extra={c: pa.concat_arrays(v) for c, v in extra.items()},
@@ -136,17 +162,6 @@ def _check_columns(lf_set: LFSet, seen: set[str], from_scores: list[str], has_sc
             where = "the pool or the --scores-from run" if has_scores else \
                 "the pool (a side-car score needs --scores-from RUN)"
             raise ConfigError(f"LF {f.name!r}: column {c!r} is not in {where}")
-
-
-def _check_unique(ids: pa.Array, dataset: Dataset) -> None:
-    """Labels are written and later selected by id, so every record id must be unique (as thresher evaluate)."""
-    counts = pc.value_counts(ids)
-    dupes = counts.filter(pc.greater(counts.field("counts"), 1))
-    if len(dupes):
-        shown = ", ".join(repr(v) for v in dupes.field("values")[:5].to_pylist())
-        raise ConfigError(f"{', '.join(dataset.paths)}: {len(dupes):,} record id(s) occur more than once ({shown}"
-                          f"{', ...' if len(dupes) > 5 else ''}); labels are matched to records by id, so ids must "
-                          "be unique")
 
 
 def _join_scores(table: pa.Table, scores: pa.Table, columns: list[str]) -> pa.Table:

@@ -19,9 +19,13 @@ import importlib.util
 import operator
 import os
 import re
+import signal
 import sys
+import threading
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.errors import ConfigError, ThresherError
+from thresher.label import patterns as _patterns
 
 ABSTAIN = -1  # the same value as thresher.label.matrix.ABSTAIN (kept here so LF files import nothing heavy)
 
@@ -103,32 +108,106 @@ class CallableLF(LabelingFunction):
         names = self.label_names or classes
         index = {c: i for i, c in enumerate(names)}
         out = Votes(np.full(len(texts), ABSTAIN, dtype=np.int32))
-        if self.batched:
-            try:
-                values = list(self.fn(texts))
-                if len(values) != len(texts):
-                    raise ValueError(f"returned {len(values)} votes for {len(texts)} texts")
-            except Exception:  # noqa: BLE001 -- find the failing records one by one
-                values = None
-            if values is not None:
-                for row, value in enumerate(values):
-                    self._store(out, row, lambda v=value: v, ids, index, len(classes), on_error)
-                return out
-        call = (lambda t: self.fn([t])[0]) if self.batched else self.fn
-        for row, text in enumerate(texts):
-            self._store(out, row, lambda t=text: call(t), ids, index, len(classes), on_error)
+        row = 0
+        try:
+            if self.batched:
+                try:
+                    values = list(self.fn(texts))
+                except _USER_ERRORS:  # find the failing records one by one
+                    values = None
+                if values is not None and len(values) != len(texts):
+                    detail = (f"returned {len(values)} votes for a batch of {len(texts)} records (ids {ids[0]!r} to "
+                              f"{ids[-1]!r}); a batched LF returns one vote per text, in order")
+                    self._fail(out, range(len(texts)), ids, detail, on_error)
+                    return out
+                if values is not None:
+                    for row, value in enumerate(values):
+                        self._store(out, row, lambda v=value: v, ids, index, len(classes), on_error)
+                    return out
+            call = self._call_one if self.batched else self.fn
+            for row, text in enumerate(texts):
+                self._store(out, row, lambda t=text: call(t), ids, index, len(classes), on_error)
+        except LFTimeout as e:  # the batch's time ran out on this record: it and the rest of the batch fail
+            self._fail(out, range(row, len(texts)), ids, e.detail(len(texts), ids[0]), on_error)
         return out
+
+    def _call_one(self, text: str):
+        """A batched LF called on one text (to find which record fails), checking it returns one vote."""
+        values = list(self.fn([text]))
+        if len(values) != 1:
+            raise ValueError(f"returned {len(values)} votes for a batch of 1 record; a batched LF returns one vote "
+                             "per text")
+        return values[0]
 
     def _store(self, out: Votes, row: int, compute: Callable, ids: list, index: dict, k: int, on_error: str) -> None:
         """Run one record's vote, convert it to a class index, and handle a failure by the error policy."""
         try:
             out.votes[row] = _as_class(compute(), index, k)
-        except Exception as e:  # noqa: BLE001 -- user code: any exception is this LF's failure on this record
-            detail = f"{type(e).__name__}: {e}"
+        except _USER_ERRORS as e:  # user code: any exception (even sys.exit) is this LF's failure on this record
             if on_error == "raise":
-                raise LFError(self.name, ids[row], detail) from e
+                raise LFError(self.name, ids[row], _describe_error(e)) from e
             out.failed_rows.append(row)
-            out.failures.append(f"{ids[row]}: {detail}")
+            out.failures.append(f"{ids[row]}: {_describe_error(e)}")
+
+    def _fail(self, out: Votes, rows: range, ids: list, detail: str, on_error: str) -> None:
+        """Fail ``rows`` (abstains, counted) or, with ``on_error="raise"``, stop naming the first of them."""
+        if on_error == "raise":
+            raise LFError(self.name, ids[rows[0]], detail)
+        out.votes[list(rows)] = ABSTAIN
+        out.failed_rows.extend(rows)
+        out.failures.extend(f"{ids[r]}: {detail}" for r in rows)
+
+
+class LFTimeout(BaseException):
+    """An LF ran out of its time on a batch. A ``BaseException``, so the LF's own ``except Exception`` cannot
+    swallow it."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+    def detail(self, n_records: int, first_id: str) -> str:
+        """Why the records failed, and what to do about it."""
+        return (f"timed out: no result within {self.seconds:g} s for its batch of {n_records:,} records (starting at "
+                f"record {first_id!r}); raise the limit with --lf-timeout (lf_timeout=), or make the LF faster")
+
+
+#: What a failure of user code can raise: everything but Ctrl-C (and our own time limit). ``SystemExit`` from an LF
+#: calling ``sys.exit`` is the LF's failure, not the end of the run.
+_USER_ERRORS = (Exception, SystemExit, GeneratorExit)
+
+
+def _describe_error(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"called sys.exit({e.code!r}); an LF returns a class or None, it does not end the run"
+    return f"{type(e).__name__}: {e}"
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`LFTimeout` in the code run inside if it takes longer than ``seconds`` (``None``/0: no limit).
+
+    Uses ``SIGALRM``, which interrupts Python code, ``time.sleep`` and Python ``re`` alike; it works in a process's
+    main thread (the CLI, scripts, notebooks and worker processes), elsewhere the code runs without a limit.
+    """
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise LFTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    start = time.monotonic()
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_delay:  # someone else's timer was running: give it back what is left of it
+            left = max(outer_delay - (time.monotonic() - start), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
 def _as_class(value: object, index: dict, k: int) -> int:
@@ -162,24 +241,12 @@ def lf(fn: Callable | None = None, *, name: str | None = None, batched: bool = F
 # ------------------------------------------------------------------------------------------------ keyword and regex
 
 
-_RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
-
-#: Word characters are letters, digits (any script) and ``_``: Python's Unicode ``\w``. RE2's ``\w`` and ``\b`` are
-#: ASCII-only, so keyword boundaries use these classes instead (they agree on every character assigned in
-#: Python's Unicode database).
-_NON_WORD = {"re2": r"[^\pL\pN_]", "python": r"\W"}
-#: Every character Python's ``str.isspace`` accepts (Python ``\s``), as literals both engines read alike.
-_SPACE = "[" + "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "]+"
 #: Constructs whose meaning differs between RE2 (ASCII) and Python ``re`` (Unicode): ``\b \w \d \s`` (and
 #: negations), and ``$`` (Python also matches before a final newline).
 _ENGINE_SENSITIVE = re.compile(r"\\[bBwWdDsS]|\$")
 #: Rows where those constructs may disagree: any character outside plain ASCII (or ``\v``, ``\x1c``-``\x1f``,
 #: which Python counts as spaces), or a final newline. RE2 syntax.
 _UNSAFE_ROW = r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]|\n\z"
-
-
-def _is_word_char(c: str) -> bool:
-    return c.isalnum() or c == "_"
 
 
 def keyword_pattern(keywords: Sequence[str], whole_word: bool = True, engine: str = "re2") -> str:
@@ -189,31 +256,24 @@ def keyword_pattern(keywords: Sequence[str], whole_word: bool = True, engine: st
     follow one, and one that ends with a word character must not precede one; punctuation at a keyword's edge
     needs no boundary, so ``C++``, ``C#``, ``.NET`` and ``U.S.`` match. The boundaries consume the neighbouring
     character (RE2 has no look-arounds), which is fine for a yes/no match. ``engine`` (``re2`` or ``python``) only
-    changes how "not a word character" is spelled; both patterns match the same texts.
+    changes the spelling; both patterns match the same texts.
     """
-    non_word = _NON_WORD[engine]
-    parts = []
-    for k in keywords:
-        words = k.split()
-        if not words:
-            continue
-        body = _SPACE.join(_RE2_SPECIAL.sub(r"\\\1", w) for w in words)
-        if whole_word:
-            if _is_word_char(words[0][0]):
-                body = f"(?:^|{non_word}){body}"
-            if _is_word_char(words[-1][-1]):
-                body = f"{body}(?:$|{non_word})"
-        parts.append(f"(?:{body})")
-    return "|".join(parts)
+    if engine == "python":
+        return _patterns.keyword_pattern_python(keywords, whole_word)
+    return _patterns.keyword_pattern_re2(keywords, whole_word)
 
 
 class RegexLF(LabelingFunction):
     r"""Vote ``label`` when any of ``patterns`` matches the text (searched anywhere), else abstain.
 
-    Patterns are matched by RE2 on the whole batch at once; a pattern RE2 cannot run (look-arounds,
-    back-references) is matched with Python's ``re`` record by record instead. The two engines give the same
-    result: where a pattern uses ``\b``, ``\w``, ``\d``, ``\s`` or ``$`` (ASCII in RE2, Unicode in Python), records
-    with non-ASCII text are matched with Python's ``re``, so word boundaries work in any script.
+    Patterns mean what they mean in Python's ``re`` (``\b``, ``\w``, ``\d``, ``\s`` are Unicode-aware, ``$`` also
+    matches before a final newline) and run on RE2, in linear time, on the whole batch at once: they are rewritten
+    with explicit Unicode classes (:mod:`thresher.label.patterns`), so word boundaries work in any script. A
+    pattern that cannot be rewritten so (a ``\b`` next to something that may or may not be a word character) runs
+    on RE2 for plain-ASCII records, where both engines agree, and with Python ``re`` on the others; one RE2 cannot
+    run at all (look-arounds, back-references) runs with Python ``re`` on every record. Python ``re`` can take
+    exponential time on some patterns, so those two kinds are bounded by the per-batch LF time limit
+    (``lf_timeout``), as Python LFs are.
     """
 
     kind = "regex"
@@ -225,37 +285,55 @@ class RegexLF(LabelingFunction):
         if not self.patterns or not all(isinstance(p, str) and p for p in self.patterns):
             raise ConfigError(f"LF {name!r}: give at least one non-empty pattern")
         self.pattern = "|".join(f"(?:{p})" for p in self.patterns)
-        self._compile(self.pattern, self._python_pattern())
-        self._sensitive = self._engine_sensitive()
+        self._compile()
 
     def _python_pattern(self) -> str:
         return self.pattern
 
-    def _engine_sensitive(self) -> bool:
-        return bool(_ENGINE_SENSITIVE.search(self.pattern))
+    def _re2(self) -> tuple[str | None, str]:
+        """The RE2 pattern and how records are matched: ``re2``, ``re2+python`` (Python for non-ASCII records) or
+        ``python``."""
+        try:
+            translated = _patterns.to_re2(self.pattern)
+            if _re2_accepts(translated):
+                return translated, "re2"
+        except _patterns.Untranslatable:
+            pass
+        if _re2_accepts(self.pattern):
+            return self.pattern, "re2+python" if _ENGINE_SENSITIVE.search(self.pattern) else "re2"
+        return None, "python"
 
-    def _compile(self, re2_pattern: str, python_pattern: str) -> None:
+    def _compile(self) -> None:
+        python_pattern = self._python_pattern()
         try:
             self._python = re.compile(python_pattern, 0 if self.case_sensitive else re.IGNORECASE)
         except re.error as e:
             raise ConfigError(f"LF {self.name!r}: invalid regular expression {python_pattern!r}: {e}") from None
-        self.vectorised = _re2_accepts(re2_pattern)
+        self.re2_pattern, self.engine = self._re2()
+
+    @property
+    def vectorised(self) -> bool:
+        """Whether RE2 matches the whole batch at once (Python ``re`` at most for non-ASCII records)."""
+        return self.engine != "python"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r} -> {self.label!r})"
 
     def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
-        label = _label_index(self.label, classes, self.name)
-        return Votes(np.where(self.matches(batch["text"]), label, ABSTAIN).astype(np.int32))
+        return self.votes(self.matches(batch["text"]), classes)
+
+    def votes(self, hit: np.ndarray, classes: Sequence[str]) -> Votes:
+        """Votes from whether each record matched: the label where it did, abstain elsewhere."""
+        return Votes(np.where(hit, _label_index(self.label, classes, self.name), ABSTAIN).astype(np.int32))
 
     def matches(self, text: pa.Array | pa.ChunkedArray, engine: str | None = None) -> np.ndarray:
-        """Whether each text matches: by RE2 (plus Python for the records where they could differ) or, with
-        ``engine="python"``, by Python ``re`` alone."""
-        if engine == "python" or not self.vectorised:
+        """Whether each text matches: as :attr:`engine` says or, with ``engine="python"``, by Python ``re`` alone
+        (the reference the RE2 spelling is tested against)."""
+        if engine == "python" or self.engine == "python":
             return np.fromiter((bool(self._python.search(t)) for t in text.to_pylist()), bool, len(text))
-        hit = np.array(pc.match_substring_regex(text, self.pattern, ignore_case=not self.case_sensitive)
+        hit = np.array(pc.match_substring_regex(text, self.re2_pattern, ignore_case=not self.case_sensitive)
                        .to_numpy(zero_copy_only=False), dtype=bool)
-        if self._sensitive:
+        if self.engine == "re2+python":
             unsafe = np.asarray(pc.match_substring_regex(text, _UNSAFE_ROW).to_numpy(zero_copy_only=False), bool)
             if unsafe.any():
                 rows = np.flatnonzero(unsafe)
@@ -265,7 +343,7 @@ class RegexLF(LabelingFunction):
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "label": self.label, "pattern": self.pattern,
-                "case_sensitive": self.case_sensitive, "vectorised": self.vectorised}
+                "case_sensitive": self.case_sensitive, "vectorised": self.vectorised, "engine": self.engine}
 
 
 class KeywordLF(RegexLF):
@@ -284,14 +362,47 @@ class KeywordLF(RegexLF):
         super().__init__(name, label, keyword_pattern(keywords, self.whole_word), case_sensitive)
 
     def _python_pattern(self) -> str:
-        # The same pattern with Python's spelling of "not a word character".
         return keyword_pattern(self.keywords, self.whole_word, engine="python")
 
-    def _engine_sensitive(self) -> bool:
-        return False  # built from literals, explicit classes, ^ and (after a non-word alternative) $
+    def _re2(self) -> tuple[str | None, str]:
+        return self.pattern, "re2"  # built from literals and explicit Unicode classes: RE2 and Python agree
 
     def describe(self) -> dict:
         return {**super().describe(), "keywords": self.keywords, "whole_word": self.whole_word}
+
+
+#: LFs matched together in one RE2 pass (their union) before each is matched on the records that pass.
+PREFILTER_GROUP = 4
+
+
+def match_re2_lfs(lfs: Sequence[RegexLF], text: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
+    """Whether each text matches each LF (all with ``engine == "re2"``), as ``[lf.matches(text) for lf in lfs]``
+    but with fewer passes over the text: keyword LFs go in groups of up to :data:`PREFILTER_GROUP` (same case
+    sensitivity), whose keywords share one alternation that costs about one LF's pass; each LF of a group then runs
+    only on the records the group matched (a minority, for topic LFs). Regex LFs run alone: a union of arbitrary
+    patterns can outgrow RE2's DFA and fall back to its much slower NFA."""
+    out: dict[int, np.ndarray] = {}
+    keyword = [i for i, f in enumerate(lfs) if isinstance(f, KeywordLF)]
+    for i, f in enumerate(lfs):
+        if not isinstance(f, KeywordLF):
+            out[i] = f.matches(text)
+    for case_sensitive in (False, True):
+        same = [i for i in keyword if lfs[i].case_sensitive == case_sensitive]
+        for start in range(0, len(same), PREFILTER_GROUP):
+            group = same[start:start + PREFILTER_GROUP]
+            if len(group) == 1:
+                out[group[0]] = lfs[group[0]].matches(text)
+                continue
+            union = _patterns.factored_alternation([a for i in group for a in _patterns.keyword_alternatives(
+                lfs[i].keywords, lfs[i].whole_word)])
+            rows = np.flatnonzero(np.asarray(pc.match_substring_regex(text, union, ignore_case=not case_sensitive)
+                                             .to_numpy(zero_copy_only=False), bool))
+            subset = text if len(rows) == len(text) else pc.take(text, pa.array(rows))
+            for i in group:
+                out[i] = np.zeros(len(text), bool)
+                if len(rows):
+                    out[i][rows] = lfs[i].matches(subset)
+    return [out[i] for i in range(len(lfs))]
 
 
 def _check_bool(lf_name: str, key: str, value: object) -> bool:
@@ -503,10 +614,10 @@ def _load_python(path: Path, digest: str) -> LFSet:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         raise ConfigError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    except Exception as e:  # noqa: BLE001 -- user code at import time
+    except _USER_ERRORS as e:  # user code at import time (sys.exit too)
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
         line = f":{frames[-1].lineno}" if frames else ""
-        raise ConfigError(f"{path}{line}: importing the LF file failed: {type(e).__name__}: {e}") from None
+        raise ConfigError(f"{path}{line}: importing the LF file failed: {_describe_error(e)}") from None
     classes = getattr(module, "CLASSES", None) or getattr(module, "LABELS", None)
     if not classes or not isinstance(classes, (list, tuple)):
         raise ConfigError(f"{path}: define the class names at module level, e.g. CLASSES = ['negative', 'positive']")
