@@ -39,14 +39,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def _both(tmp_path: Path, cluster, *args: str) -> tuple[Path, Path]:
-    """Run one CLI job locally and on the cluster, into two run directories."""
+def _both(tmp_path: Path, cluster, *args: str, mapped: str | None = "manifest.json") -> tuple[Path, Path]:
+    """Run one CLI job locally and on the cluster, into two run directories; ``mapped``: the manifest of the part
+    that ran on the engine (``None`` for dedup, whose grouping runs in the main process either way)."""
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     _cli(*args, "--out", str(local), "--workers", "2", "--no-report")
     _cli(*args, "--out", str(on_ray), "--workers", "2", "--no-report", "--engine", "ray", "--ray-address",
          cluster.address)
-    manifest = json.loads((on_ray / "manifest.json").read_text())
-    assert manifest["engine"]["engine"] == "ray"
+    if mapped:
+        assert json.loads((on_ray / mapped).read_text())["engine"]["engine"] == "ray"
+        assert json.loads((local / mapped).read_text())["engine"]["engine"] == "local"
     return local, on_ray
 
 
@@ -110,3 +112,28 @@ def test_engine_choices_are_checked():
         pass
     with pytest.raises(ConfigError, match="needs --engine ray"), th.engine("local", address="auto"):
         pass
+
+
+def test_recipe_is_identical_on_ray(tmp_path, cluster, small_pool):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"pool: {{path: {small_pool}, batch_size: 300}}\ntarget: {TARGET}\nseed: 3\nsteps:\n"
+                      "  - score: gopher\n  - filter: gopher_pass\n  - score: dsir\n"
+                      "  - select: topk\n    score: dsir\n    budget: 40\n")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    _cli("run", str(recipe), "--out", str(local), "--workers", "2", "--no-report")
+    _cli("run", str(recipe), "--out", str(on_ray), "--workers", "2", "--no-report", "--engine", "ray",
+         "--ray-address", cluster.address)
+    _same(local, on_ray, "scores/scores.parquet", "selected/ids.txt")
+
+
+def test_evaluation_is_identical_on_ray(tmp_path, cluster, small_pool):
+    local, on_ray = _both(tmp_path, cluster, "evaluate", "--pool", str(small_pool), "--target", TARGET,
+                          "--methods", "dsir,random", "--budgets", "5%", "--seeds", "2", "--metrics", "kl",
+                          "--label-column", "domain", "--positive", "news", "--batch-size", "300",
+                          mapped="scoring/manifest.json")
+    _same(local, on_ray, "results.csv", "selections.parquet")
+
+
+def test_dedup_is_identical_on_ray(tmp_path, cluster, small_pool):
+    local, on_ray = _both(tmp_path, cluster, "dedup", "--pool", str(small_pool), "--batch-size", "300", mapped=None)
+    _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
