@@ -137,3 +137,25 @@ def test_evaluation_is_identical_on_ray(tmp_path, cluster, small_pool):
 def test_dedup_is_identical_on_ray(tmp_path, cluster, small_pool):
     local, on_ray = _both(tmp_path, cluster, "dedup", "--pool", str(small_pool), "--batch-size", "300", mapped=None)
     _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
+
+
+def test_a_killed_driver_resumes_on_the_cluster_with_identical_outputs(tmp_path, cluster, small_pool):
+    import signal
+    import time
+
+    args = ["select", "--pool", str(small_pool), "--target", TARGET, "--budget", "5%", "--batch-size", "50",
+            "--workers", "2", "--no-report", "--quiet"]
+    ray_args = ["--engine", "ray", "--ray-address", cluster.address]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "thresher.cli", *args, *ray_args, "--out", str(out)],
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(out.glob("cache/ngrams-*/shard-*.npz"))) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    done = len(list(out.glob("cache/ngrams-*/shard-*.npz")))
+    assert done >= 3 and not (out / "manifest.json").exists()  # killed after some of its 30 shards, unfinished
+    _cli(*args, *ray_args, "--out", str(out))
+    _cli(*args, "--out", str(tmp_path / "local"))
+    _same(out, tmp_path / "local", "selected/ids.txt", "scores/scores.parquet")
