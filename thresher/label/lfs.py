@@ -310,6 +310,16 @@ class RegexLF(LabelingFunction):
         except re.error as e:
             raise ConfigError(f"LF {self.name!r}: invalid regular expression {python_pattern!r}: {e}") from None
         self.re2_pattern, self.engine = self._re2()
+        self.view_pattern = self._view_pattern() if self.engine == "re2" else None
+
+    def _view_pattern(self) -> str | None:
+        """The RE2 pattern for the :func:`ascii_view` of the texts (cheap to compile), or ``None`` if the pattern
+        has no such spelling (then the texts themselves are matched with :attr:`re2_pattern`)."""
+        try:
+            translated = _patterns.to_re2(self.pattern, view=True)
+        except _patterns.Untranslatable:
+            return None
+        return translated if _re2_accepts(translated) else None
 
     @property
     def vectorised(self) -> bool:
@@ -326,12 +336,19 @@ class RegexLF(LabelingFunction):
         """Votes from whether each record matched: the label where it did, abstain elsewhere."""
         return Votes(np.where(hit, _label_index(self.label, classes, self.name), ABSTAIN).astype(np.int32))
 
-    def matches(self, text: pa.Array | pa.ChunkedArray, engine: str | None = None) -> np.ndarray:
-        """Whether each text matches: as :attr:`engine` says or, with ``engine="python"``, by Python ``re`` alone
-        (the reference the RE2 spelling is tested against)."""
+    def matches(self, text: pa.Array | pa.ChunkedArray, engine: str | None = None,
+                view: pa.Array | None = None) -> np.ndarray:
+        """Whether each text matches: as :attr:`engine` says (on the :func:`ascii_view` of the texts where the
+        pattern has a :attr:`view_pattern`; ``view``: that view, if already made) or, with ``engine="python"``, by
+        Python ``re`` alone, or with ``engine="unicode"`` by RE2 on the texts themselves (the references the view
+        and RE2 spellings are tested against)."""
         if engine == "python" or self.engine == "python":
             return np.fromiter((bool(self._python.search(t)) for t in text.to_pylist()), bool, len(text))
-        hit = np.array(pc.match_substring_regex(text, self.re2_pattern, ignore_case=not self.case_sensitive)
+        if self.view_pattern is not None and engine != "unicode":
+            text, pattern = (ascii_view(text) if view is None else view), self.view_pattern
+        else:
+            pattern = self.re2_pattern
+        hit = np.array(pc.match_substring_regex(text, pattern, ignore_case=not self.case_sensitive)
                        .to_numpy(zero_copy_only=False), dtype=bool)
         if self.engine == "re2+python":
             unsafe = np.asarray(pc.match_substring_regex(text, _UNSAFE_ROW).to_numpy(zero_copy_only=False), bool)
@@ -367,42 +384,117 @@ class KeywordLF(RegexLF):
     def _re2(self) -> tuple[str | None, str]:
         return self.pattern, "re2"  # built from literals and explicit Unicode classes: RE2 and Python agree
 
+    def _view_pattern(self) -> str | None:
+        if not _patterns.keywords_fit_ascii_view(self.keywords, self.case_sensitive):
+            return None
+        return _patterns.factored_alternation(_patterns.keyword_alternatives(self.keywords, self.whole_word),
+                                              _patterns.ASCII_NON_WORD)
+
     def describe(self) -> dict:
         return {**super().describe(), "keywords": self.keywords, "whole_word": self.whole_word}
 
 
 #: LFs matched together in one RE2 pass (their union) before each is matched on the records that pass.
 PREFILTER_GROUP = 4
+#: Mean UTF-8 bytes per record below which all keyword LFs share one union pass: short texts (reviews, titles)
+#: match few keywords each, and there the cost per RE2 call and record, not per byte, dominates.
+SHORT_TEXT_BYTES = 1000
+
+
+class _ViewTable(dict):
+    """``str.translate`` table of :func:`ascii_view`, filled in as characters are met (Python's own ``\\w`` and
+    ``\\s``: exactly what Python ``re`` sees)."""
+
+    def __missing__(self, code: int) -> int:
+        ch = chr(code)
+        self[code] = code if code < 0x80 or _patterns.is_word_char(ch) else \
+            ord(_patterns.VIEW_SPACE if ch.isspace() else _patterns.VIEW_OTHER)
+        return self[code]
+
+
+_VIEW_TABLE = _ViewTable()
+
+
+#: Bytes of non-ASCII records up to which :func:`ascii_view` rewrites them with ``str.translate`` (about 30 ns a
+#: character, nothing to compile); above, two RE2 replaces (2 ms to compile their Unicode classes, then fast).
+VIEW_TRANSLATE_BYTES = 64_000
+_VIEW_SPACES = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x80, 0x3001) if chr(c).isspace()) + "]"
+_VIEW_NON_WORD = r"[^\x00-\x7f\pL\pN_]"
+
+
+def ascii_view(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The texts with every non-ASCII non-word character written as one ASCII non-word character: a space
+    (Python's ``str.isspace``) as ``\\x1f``, any other as ``\\x00``; ASCII and word characters stay.
+
+    A whole-word keyword match then needs only the ASCII class :data:`~thresher.label.patterns.ASCII_NON_WORD` at
+    its edges, which RE2 compiles in microseconds, where the Unicode ``[^\\pL\\pN_]`` takes half a millisecond
+    per call (pyarrow compiles each call's pattern anew). Only records with non-ASCII text are rewritten, in linear
+    time either way (:data:`VIEW_TRANSLATE_BYTES`)."""
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    other = pc.invert(pc.fill_null(pc.string_is_ascii(text), True))
+    if not pc.any(other).as_py():
+        return text
+    rows = pc.take(text, pc.indices_nonzero(other))
+    if pc.sum(pc.binary_length(rows)).as_py() <= VIEW_TRANSLATE_BYTES:
+        rows = pa.array([t.translate(_VIEW_TABLE) for t in rows.to_pylist()], text.type)
+    else:
+        rows = pc.replace_substring_regex(rows, _VIEW_SPACES, _patterns.VIEW_SPACE)
+        rows = pc.replace_substring_regex(rows, _VIEW_NON_WORD, _patterns.VIEW_OTHER)
+    return pc.replace_with_mask(text, other, rows)
 
 
 def match_re2_lfs(lfs: Sequence[RegexLF], text: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
     """Whether each text matches each LF (all with ``engine == "re2"``), as ``[lf.matches(text) for lf in lfs]``
-    but with fewer passes over the text: keyword LFs go in groups of up to :data:`PREFILTER_GROUP` (same case
-    sensitivity), whose keywords share one alternation that costs about one LF's pass; each LF of a group then runs
-    only on the records the group matched (a minority, for topic LFs). Regex LFs run alone: a union of arbitrary
-    patterns can outgrow RE2's DFA and fall back to its much slower NFA."""
+    but with fewer and cheaper RE2 calls.
+
+    LFs with a :attr:`~RegexLF.view_pattern` share one :func:`ascii_view` of the texts. Keyword LFs go in groups
+    of :data:`PREFILTER_GROUP` (all at once for short texts, :data:`SHORT_TEXT_BYTES`) of the same case
+    sensitivity and spelling (view or not), whose keywords share one alternation that costs about one LF's pass;
+    each LF of a group then runs only on the records the group matched. Regex LFs run alone: a union of arbitrary
+    patterns can outgrow RE2's DFA and fall back to its slower NFA."""
+    view = ascii_view(text) if any(f.view_pattern is not None for f in lfs) else None
     out: dict[int, np.ndarray] = {}
-    keyword = [i for i, f in enumerate(lfs) if isinstance(f, KeywordLF)]
     for i, f in enumerate(lfs):
         if not isinstance(f, KeywordLF):
-            out[i] = f.matches(text)
-    for case_sensitive in (False, True):
-        same = [i for i in keyword if lfs[i].case_sensitive == case_sensitive]
-        for start in range(0, len(same), PREFILTER_GROUP):
-            group = same[start:start + PREFILTER_GROUP]
-            if len(group) == 1:
-                out[group[0]] = lfs[group[0]].matches(text)
-                continue
-            union = _patterns.factored_alternation([a for i in group for a in _patterns.keyword_alternatives(
-                lfs[i].keywords, lfs[i].whole_word)])
-            rows = np.flatnonzero(np.asarray(pc.match_substring_regex(text, union, ignore_case=not case_sensitive)
-                                             .to_numpy(zero_copy_only=False), bool))
-            subset = text if len(rows) == len(text) else pc.take(text, pa.array(rows))
-            for i in group:
-                out[i] = np.zeros(len(text), bool)
-                if len(rows):
-                    out[i][rows] = lfs[i].matches(subset)
+            out[i] = f.matches(text, view=view)
+    keyword = [i for i, f in enumerate(lfs) if isinstance(f, KeywordLF)]
+    short = len(text) and pc.sum(pc.binary_length(text)).as_py() < SHORT_TEXT_BYTES * len(text)
+    size = max(len(keyword), 1) if short else PREFILTER_GROUP
+    for on_view in (True, False):
+        for case_sensitive in (False, True):
+            same = [i for i in keyword if lfs[i].case_sensitive == case_sensitive
+                    and (lfs[i].view_pattern is not None) == on_view]
+            for start in range(0, len(same), size):
+                group = same[start:start + size]
+                out.update(zip(group, _match_keyword_group([lfs[i] for i in group], view if on_view else text,
+                                                           on_view)))
     return [out[i] for i in range(len(lfs))]
+
+
+def _match_keyword_group(group: Sequence[KeywordLF], text: pa.Array | pa.ChunkedArray,
+                         on_view: bool) -> list[np.ndarray]:
+    """Each keyword LF's matches (``text``: the view, ``on_view``): their union first, then each LF on the
+    records the union matched."""
+    def match(pattern: str, text) -> np.ndarray:
+        return np.asarray(pc.match_substring_regex(text, pattern, ignore_case=not group[0].case_sensitive)
+                          .to_numpy(zero_copy_only=False), bool)
+
+    def pattern(f: KeywordLF) -> str:
+        return f.view_pattern if on_view else f.re2_pattern
+
+    if len(group) == 1:
+        return [match(pattern(group[0]), text)]
+    union = _patterns.factored_alternation([a for f in group for a in _patterns.keyword_alternatives(
+        f.keywords, f.whole_word)], _patterns.ASCII_NON_WORD if on_view else _patterns.NON_WORD)
+    rows = np.flatnonzero(match(union, text))
+    subset = text if len(rows) == len(text) else pc.take(text, pa.array(rows))
+    out = []
+    for f in group:
+        hit = np.zeros(len(text), bool)
+        if len(rows):
+            hit[rows] = match(pattern(f), subset)
+        out.append(hit)
+    return out
 
 
 def _check_bool(lf_name: str, key: str, value: object) -> bool:
