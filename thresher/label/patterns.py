@@ -35,7 +35,8 @@ SPACE_IN = "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace())
 #: The same characters as literals, which RE2 and Python read alike (keyword patterns serve both engines).
 SPACE_LITERAL_IN = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 #: The ASCII characters that are not word characters, as a class: in an ASCII view of a text
-#: (``thresher.label.lfs.ascii_view``) every non-word character is one of these, so this cheap class stands for :data:`NON_WORD` there.
+#: (``thresher.label.lfs.ascii_view``) every non-word character is one of these, so this cheap class stands for
+#: :data:`NON_WORD` there.
 ASCII_NON_WORD = r"[\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
 #: What the ASCII view writes for a non-ASCII space and for any other non-ASCII non-word character: ASCII
 #: non-word characters that a space class (respectively nothing but themselves) matches.
