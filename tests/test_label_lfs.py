@@ -90,6 +90,27 @@ def test_decorated_lfs_return_names_indices_or_none_and_errors_name_the_lf_and_r
     assert skipped.failures[0].startswith(rainy)
 
 
+def test_a_python_lf_is_called_once_per_record_whatever_it_returns():
+    # Plain values (names, None, ints) take a tight loop; the first other value or error hands over to the careful
+    # per-record path, which must use the value already computed, not call the LF again.
+    calls = []
+    values = ["sport", None, 1, np.int64(3), "tech", True, ValueError("bad"), -1, 2.0, "politics"]
+
+    def fn(text):
+        calls.append(text)
+        value = values[int(text)]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    batch = pa.table({"id": [f"r{i}" for i in range(len(values))], "text": [str(i) for i in range(len(values))]})
+    out = CallableLF(fn, name="mixed").apply(batch, CLASSES, on_error="skip")
+    assert calls == [str(i) for i in range(len(values))]
+    assert out.votes.tolist() == [3, -1, 1, 3, 4, -1, -1, -1, -1, 2]
+    assert out.failed_rows == [5, 6, 8]
+    assert [f.split(":")[0] for f in out.failures] == ["r5", "r6", "r8"]
+
+
 def test_batched_callable_gets_lists_and_a_failing_batch_is_narrowed_to_the_bad_record():
     calls = []
 

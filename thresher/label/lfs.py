@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ class CallableLF(LabelingFunction):
         names = self.label_names or classes
         index = {c: i for i, c in enumerate(names)}
         out = Votes(np.full(len(texts), ABSTAIN, dtype=np.int32))
-        row = 0
+        row, fast = 0, []
         try:
             if self.batched:
                 try:
@@ -125,11 +126,35 @@ class CallableLF(LabelingFunction):
                         self._store(out, row, lambda v=value: v, ids, index, len(classes), on_error)
                     return out
             call = self._call_one if self.batched else self.fn
-            for row, text in enumerate(texts):
-                self._store(out, row, lambda t=text: call(t), ids, index, len(classes), on_error)
+            pending = None
+            if not self.batched:
+                pending = self._plain_votes(texts, index, len(classes), fast)
+                out.votes[:len(fast)] = fast
+            for row in range(len(fast), len(texts)):
+                compute = pending if pending and row == len(fast) else lambda t=texts[row]: call(t)
+                self._store(out, row, compute, ids, index, len(classes), on_error)
         except LFTimeout as e:  # the batch's time ran out on this record: it and the rest of the batch fail
+            row = max(row, len(fast))
+            out.votes[:len(fast)] = fast
             self._fail(out, range(row, len(texts)), ids, e.detail(len(texts), ids[0]), on_error)
         return out
+
+    def _plain_votes(self, texts: list, index: dict, k: int, out: list) -> Callable | None:
+        """Append the votes of the leading records whose value is plainly valid (a class name, ``None`` or an
+        in-range ``int``) in one tight loop, and stop at the first record that raises or returns anything else:
+        return what gives that record's value again (or raises its error) for the careful per-record path."""
+        lookup = {**index, None: ABSTAIN, **{i: i for i in range(ABSTAIN, k)}}
+        plain = (str, int, type(None))
+        fn, append = self.fn, out.append
+        for text in texts:
+            try:
+                value = fn(text)
+            except _USER_ERRORS as e:
+                return partial(_raise, e)
+            if type(value) not in plain or value not in lookup:
+                return partial(_identity, value)
+            append(lookup[value])
+        return None
 
     def _call_one(self, text: str):
         """A batched LF called on one text (to find which record fails), checking it returns one vote."""
@@ -175,6 +200,14 @@ class LFTimeout(BaseException):
 #: What a failure of user code can raise: everything but Ctrl-C (and our own time limit). ``SystemExit`` from an LF
 #: calling ``sys.exit`` is the LF's failure, not the end of the run.
 _USER_ERRORS = (Exception, SystemExit, GeneratorExit)
+
+
+def _raise(error: BaseException):
+    raise error
+
+
+def _identity(value):
+    return value
 
 
 def _describe_error(e: BaseException) -> str:
