@@ -241,6 +241,27 @@ def test_the_ascii_view_rewrites_only_non_ascii_non_word_characters():
     assert ascii_view(ascii_only) is ascii_only  # nothing to rewrite: no copy
 
 
+def test_rows_that_need_python_re_or_the_view_are_found_from_the_bytes_as_re2_would():
+    # The NumPy byte scan replaces an RE2 pass per batch; it must flag the same records as the RE2 definition,
+    # on string and large_string arrays, slices (non-zero offset), chunked arrays and nulls.
+    import random
+
+    from thresher.label.lfs import _non_ascii_byte, _unsafe_byte, rows_with_bytes
+
+    rng = random.Random(7)
+    chars = ["a", " ", "\n", "\x0b", "\x1c", "\x1f", "é", "\u2014", "\x00", "z"]
+    values = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 5))) for _ in range(2000)] + [None, "", "x\n"]
+    for kind in (pa.string(), pa.large_string()):
+        array = pa.array(values, kind)
+        for part in (array, array.slice(7, 1500), pa.chunked_array([array.slice(0, 5), array.slice(5)])):
+            whole = part.combine_chunks() if isinstance(part, pa.ChunkedArray) else part
+            unsafe = pa.compute.match_substring_regex(whole, r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]|\n\z")
+            assert rows_with_bytes(part, _unsafe_byte, final_newline=True).tolist() == \
+                pa.compute.fill_null(unsafe, False).to_pylist()
+            non_ascii = pa.compute.invert(pa.compute.fill_null(pa.compute.string_is_ascii(whole), True))
+            assert rows_with_bytes(part, _non_ascii_byte).tolist() == non_ascii.to_pylist()
+
+
 def test_grouped_matching_equals_each_lf_alone_on_short_and_long_texts(bbc):
     # The apply path matches keyword LFs in groups (all at once on short texts), on the ASCII view where the
     # keywords allow it and on the texts themselves where they do not (a non-word non-ASCII character).
