@@ -103,9 +103,11 @@ class CallableLF(LabelingFunction):
     def __repr__(self) -> str:
         return f"CallableLF({self.name!r}, batched={self.batched})"
 
-    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
-        texts = batch["text"].to_pylist()
-        ids = batch["id"].to_pylist()
+    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise",
+              texts: list[str] | None = None) -> Votes:
+        """One vote per record (``texts``: the batch's texts as a list, if the caller has them already)."""
+        texts = batch["text"].to_pylist() if texts is None else texts
+        ids = _LazyIds(batch["id"])
         names = self.label_names or classes
         index = {c: i for i, c in enumerate(names)}
         out = Votes(np.full(len(texts), ABSTAIN, dtype=np.int32))
@@ -181,6 +183,18 @@ class CallableLF(LabelingFunction):
         out.votes[list(rows)] = ABSTAIN
         out.failed_rows.extend(rows)
         out.failures.extend(f"{ids[r]}: {detail}" for r in rows)
+
+
+class _LazyIds:
+    """A batch's record ids, turned into Python strings only when a failure names one."""
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array):
+        self.column, self.values = column, None
+
+    def __getitem__(self, row: int) -> str:
+        if self.values is None:
+            self.values = self.column.to_pylist()
+        return self.values[row]
 
 
 class LFTimeout(BaseException):
