@@ -359,6 +359,8 @@ def test_regexes_keep_python_meaning_on_re2_on_tricky_and_real_text(bbc):
     # negated category keep Python re (for non-ASCII records only).
     assert untranslated == {r"\bneither\b.*\bnor\b", r"[^\W\d]+", r"\Bat"}
     assert all(engines[p] == "re2+python" for p in untranslated)
+    # Those check Python re only on the records an RE2 prefilter (the undecidable \b left out) matches.
+    assert all(RegexLF("r", "sport", p).loose_pattern is not None for p in (r"\bneither\b.*\bnor\b", r"\Bat"))
 
 
 def test_every_regex_and_keyword_lf_of_the_yaml_examples_runs_on_re2_alone():

@@ -386,6 +386,17 @@ class RegexLF(LabelingFunction):
             raise ConfigError(f"LF {self.name!r}: invalid regular expression {python_pattern!r}: {e}") from None
         self.re2_pattern, self.engine = self._re2()
         self.view_pattern = self._view_pattern() if self.engine == "re2" else None
+        self.loose_pattern = self._loose_pattern() if self.engine == "re2+python" else None
+
+    def _loose_pattern(self) -> str | None:
+        """For a pattern left to Python ``re`` on non-ASCII records: an RE2 prefilter on their :func:`ascii_view`
+        that matches wherever the pattern does (its undecidable ``\\b`` left out), so Python only checks the
+        records it matches; ``None`` if there is none."""
+        try:
+            translated = _patterns.to_re2(self.pattern, view=True, loose=True)
+        except _patterns.Untranslatable:
+            return None
+        return translated if _re2_accepts(translated) else None
 
     def _view_pattern(self) -> str | None:
         """The RE2 pattern for the :func:`ascii_view` of the texts (cheap to compile), or ``None`` if the pattern
@@ -426,9 +437,14 @@ class RegexLF(LabelingFunction):
         hit = np.array(pc.match_substring_regex(text, pattern, ignore_case=not self.case_sensitive)
                        .to_numpy(zero_copy_only=False), dtype=bool)
         if self.engine == "re2+python":
-            unsafe = rows_with_bytes(text, _unsafe_byte, final_newline=True)
-            if unsafe.any():
-                rows = np.flatnonzero(unsafe)
+            rows = np.flatnonzero(rows_with_bytes(text, _unsafe_byte, final_newline=True))
+            if len(rows) and self.loose_pattern is not None:  # Python re only where the prefilter matches
+                hit[rows] = False
+                view = ascii_view(text) if view is None else view
+                loose = pc.match_substring_regex(pc.take(view, pa.array(rows)), self.loose_pattern,
+                                                 ignore_case=not self.case_sensitive)
+                rows = rows[np.asarray(loose.to_numpy(zero_copy_only=False), bool)]
+            if len(rows):
                 texts = pc.take(text, pa.array(rows)).to_pylist()
                 hit[rows] = [bool(self._python.search(t)) for t in texts]
         return hit
@@ -506,6 +522,20 @@ def ascii_view(text: pa.Array | pa.ChunkedArray) -> pa.Array:
     per call (pyarrow compiles each call's pattern anew). Only records with non-ASCII text are rewritten, in linear
     time either way (:data:`VIEW_TRANSLATE_BYTES`)."""
     text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    key = (text.type, text.offset, len(text), *(b.address if b is not None else 0 for b in text.buffers()))
+    last = _LAST_VIEW.get("key")
+    if last is not None and last == key:  # the same batch again (each LF of a batch asks): made already
+        return _LAST_VIEW["view"]
+    view = _make_ascii_view(text)
+    # The source stays referenced with its key, so its buffers' addresses cannot be reused by another batch.
+    _LAST_VIEW.update(key=key, source=text, view=view)
+    return view
+
+
+_LAST_VIEW: dict = {}
+
+
+def _make_ascii_view(text: pa.Array) -> pa.Array:
     other = rows_with_bytes(text, _non_ascii_byte)
     if not other.any():
         return text

@@ -128,21 +128,23 @@ VIEW_WORD_IN = r"a-zA-Z0-9_\x{80}-\x{10ffff}"
 VIEW_SPACE_IN = r"\t\n\x0b\x0c\r\x1c-\x1f "
 
 
-def to_re2(pattern: str, view: bool = False) -> str:
+def to_re2(pattern: str, view: bool = False, loose: bool = False) -> str:
     r"""``pattern`` (Python syntax) spelled for RE2 so that it matches the same texts; raises :class:`Untranslatable`.
 
     Case-insensitivity is left to the caller (RE2's ``ignore_case``), except inline ``(?i)`` flags, which are kept.
     ``view``: spelled instead for the ASCII view of the texts, with small ASCII classes
     for ``\b \w \W \s \S`` that RE2 compiles in microseconds (the Unicode ones take a millisecond per call);
     untranslatable if the pattern holds a character the view rewrites or could confuse (a non-word non-ASCII
-    character, or ``\x00``/``\x1f``, or a character whose case variants include one).
+    character, or ``\x00``/``\x1f``, or a character whose case variants include one). ``loose`` (spelled for the
+    view): assertions with no exact spelling (a ``\b`` that depends on the text, ``\B``, ``$`` with more pattern
+    after it) are left out, so the pattern matches wherever the exact one would and maybe more: a prefilter.
     """
     try:
         parsed = _sre_parse.parse(pattern, 0)
     except re.error as e:
         raise Untranslatable(f"invalid pattern: {e}") from None
     flags = parsed.state.flags
-    body = _emit_seq(list(parsed), flags, frozenset({_OUT}), frozenset({_OUT}), view)
+    body = _emit_seq(list(parsed), flags, frozenset({_OUT}), frozenset({_OUT}), "loose" if loose else view)
     return ("(?i)" if flags & re.IGNORECASE else "") + body
 
 
@@ -275,7 +277,16 @@ def _emit(item, flags: int, left: frozenset, right: frozenset, view: bool) -> st
     raise Untranslatable(_describe(op))
 
 
-def _emit_at(at, flags: int, left: frozenset, right: frozenset, view: bool) -> str:
+def _emit_at(at, flags: int, left: frozenset, right: frozenset, view: bool | str) -> str:
+    try:
+        return _emit_exact_at(at, flags, left, right, view)
+    except Untranslatable:
+        if view == "loose":  # leaving an assertion out only widens what matches
+            return ""
+        raise
+
+
+def _emit_exact_at(at, flags: int, left: frozenset, right: frozenset, view: bool | str) -> str:
     if at is _C.AT_BEGINNING:
         return r"(?m:^)" if flags & re.MULTILINE else r"\A"
     if at is _C.AT_BEGINNING_STRING:
