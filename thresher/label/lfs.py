@@ -301,11 +301,19 @@ def _non_ascii_byte(data: np.ndarray) -> np.ndarray:
     return data >= 0x80
 
 
+def _one_array(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array; a one-chunk column's chunk itself (same buffers: no copy, and the same batch is
+    recognised again by :func:`ascii_view`)."""
+    if isinstance(text, pa.ChunkedArray):
+        return text.chunk(0) if text.num_chunks == 1 else text.combine_chunks()
+    return text
+
+
 def rows_with_bytes(text: pa.Array | pa.ChunkedArray, marks: Callable[[np.ndarray], np.ndarray],
                     final_newline: bool = False) -> np.ndarray:
     """Which texts hold a UTF-8 byte that ``marks`` (of the bytes, elementwise) marks, or (``final_newline``) end
     with ``\\n``: a few NumPy passes over the batch's bytes instead of an RE2 call per record."""
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    text = _one_array(text)
     n = len(text)
     if n == 0:
         return np.zeros(0, bool)
@@ -521,7 +529,7 @@ def ascii_view(text: pa.Array | pa.ChunkedArray) -> pa.Array:
     its edges, which RE2 compiles in microseconds, where the Unicode ``[^\\pL\\pN_]`` takes half a millisecond
     per call (pyarrow compiles each call's pattern anew). Only records with non-ASCII text are rewritten, in linear
     time either way (:data:`VIEW_TRANSLATE_BYTES`)."""
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    text = _one_array(text)
     key = (text.type, text.offset, len(text), *(b.address if b is not None else 0 for b in text.buffers()))
     last = _LAST_VIEW.get("key")
     if last is not None and last == key:  # the same batch again (each LF of a batch asks): made already
