@@ -128,12 +128,13 @@ class CallableLF(LabelingFunction):
                         self._store(out, row, lambda v=value: v, ids, index, len(classes), on_error)
                     return out
             call = self._call_one if self.batched else self.fn
-            pending = None
+            done: list = []  # what the first records after the plain ones gave (or raised), in order
             if not self.batched:
-                pending = self._plain_votes(texts, index, len(classes), fast)
+                done = self._plain_votes(texts, index, len(classes), fast)
                 out.votes[:len(fast)] = fast
             for row in range(len(fast), len(texts)):
-                compute = pending if pending and row == len(fast) else lambda t=texts[row]: call(t)
+                known = row - len(fast)
+                compute = done[known] if known < len(done) else lambda t=texts[row]: call(t)
                 self._store(out, row, compute, ids, index, len(classes), on_error)
         except LFTimeout as e:  # the batch's time ran out on this record: it and the rest of the batch fail
             row = max(row, len(fast))
@@ -141,22 +142,23 @@ class CallableLF(LabelingFunction):
             self._fail(out, range(row, len(texts)), ids, e.detail(len(texts), ids[0]), on_error)
         return out
 
-    def _plain_votes(self, texts: list, index: dict, k: int, out: list) -> Callable | None:
-        """Append the votes of the leading records whose value is plainly valid (a class name, ``None`` or an
-        in-range ``int``) in one tight loop, and stop at the first record that raises or returns anything else:
-        return what gives that record's value again (or raises its error) for the careful per-record path."""
+    def _plain_votes(self, texts: list, index: dict, k: int, out: list) -> list[Callable]:
+        """Call the LF on the records in one C-level loop (``map``) until one raises, and append the votes of the
+        leading records whose value is plainly valid (a class name, ``None`` or an in-range ``int``) to ``out``.
+        Return what gives each later record's value (or raises its error) that was computed, for the careful
+        per-record path: each record's LF is called once."""
         lookup = {**index, None: ABSTAIN, **{i: i for i in range(ABSTAIN, k)}}
-        plain = (str, int, type(None))
-        fn, append = self.fn, out.append
-        for text in texts:
-            try:
-                value = fn(text)
-            except _USER_ERRORS as e:
-                return partial(_raise, e)
-            if type(value) not in plain or value not in lookup:
-                return partial(_identity, value)
-            append(lookup[value])
-        return None
+        values: list = []
+        error: BaseException | None = None
+        try:
+            values.extend(map(self.fn, texts))
+        except _USER_ERRORS as e:
+            error = e
+        except LFTimeout:  # the records done keep their votes; the caller fails the rest
+            out.extend(_plain_prefix(values, lookup))
+            raise
+        out.extend(_plain_prefix(values, lookup))
+        return [partial(_identity, v) for v in values[len(out):]] + ([partial(_raise, error)] if error else [])
 
     def _call_one(self, text: str):
         """A batched LF called on one text (to find which record fails), checking it returns one vote."""
@@ -214,6 +216,23 @@ class LFTimeout(BaseException):
 #: What a failure of user code can raise: everything but Ctrl-C (and our own time limit). ``SystemExit`` from an LF
 #: calling ``sys.exit`` is the LF's failure, not the end of the run.
 _USER_ERRORS = (Exception, SystemExit, GeneratorExit)
+
+
+_PLAIN_TYPES = {str, int, type(None)}
+
+
+def _plain_prefix(values: list, lookup: dict) -> list[int]:
+    """The class indices of the leading ``values`` that are plainly valid (``lookup``: class names, ``None`` and
+    in-range ints), converted at C speed; anything else (a bool, a float, a NumPy int) ends the prefix."""
+    if set(map(type, values)) <= _PLAIN_TYPES:
+        votes = list(map(lookup.get, values))
+        return votes[:votes.index(None)] if None in votes else votes
+    votes = []
+    for value in values:
+        if type(value) not in _PLAIN_TYPES or value not in lookup:
+            break
+        votes.append(lookup[value])
+    return votes
 
 
 def _raise(error: BaseException):
