@@ -310,9 +310,9 @@ def lf(fn: Callable | None = None, *, name: str | None = None, batched: bool = F
 #: Constructs whose meaning differs between RE2 (ASCII) and Python ``re`` (Unicode): ``\b \w \d \s`` (and
 #: negations), and ``$`` (Python also matches before a final newline).
 _ENGINE_SENSITIVE = re.compile(r"\\[bBwWdDsS]|\$")
-#: Rows where those constructs may disagree: any character outside plain ASCII (or ``\v``, ``\x1c``-``\x1f``,
-#: which Python counts as spaces), or a final newline (:func:`rows_with_bytes`).
 def _unsafe_byte(data: np.ndarray) -> np.ndarray:
+    """Bytes of records where those constructs may disagree: any character outside plain ASCII (or ``\\v``,
+    ``\\x1c``-``\\x1f``, which Python counts as spaces); with a final newline (:func:`rows_with_bytes`)."""
     return (data >= 0x80) | (data == 0x0b) | ((data >= 0x1c) & (data <= 0x1f))
 
 
@@ -550,16 +550,17 @@ def ascii_view(text: pa.Array | pa.ChunkedArray) -> pa.Array:
     time either way (:data:`VIEW_TRANSLATE_BYTES`)."""
     text = _one_array(text)
     key = (text.type, text.offset, len(text), *(b.address if b is not None else 0 for b in text.buffers()))
-    last = _LAST_VIEW.get("key")
-    if last is not None and last == key:  # the same batch again (each LF of a batch asks): made already
-        return _LAST_VIEW["view"]
+    last = _LAST_VIEW[0]  # one read: another thread may replace the entry, never change it
+    if last is not None and last[0] == key:  # the same batch again (each LF of a batch asks): made already
+        return last[2]
     view = _make_ascii_view(text)
     # The source stays referenced with its key, so its buffers' addresses cannot be reused by another batch.
-    _LAST_VIEW.update(key=key, source=text, view=view)
+    _LAST_VIEW[0] = (key, text, view)
     return view
 
 
-_LAST_VIEW: dict = {}
+#: The last batch's view: (key, source texts, view).
+_LAST_VIEW: list = [None]
 
 
 def _make_ascii_view(text: pa.Array) -> pa.Array:
