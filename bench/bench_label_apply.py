@@ -2,7 +2,8 @@
 
     python bench/bench_label_apply.py [--data ../shared/data/labeled] [--peer-mb 0.5] [--repeats 3]
 
-For each LF set in examples/label/ on its dataset: thresher's in-process apply (``apply_lfs``, one worker: MB of
+For each LF set in examples/label/ on its dataset (and rotten_tomatoes' keyword and regex LFs alone, without its
+two Python LFs): thresher's in-process apply (``apply_lfs``, one worker: MB of
 UTF-8 text per CPU second = MB/s per core; best of ``--repeats``), the CLI end to end (``thresher label ... --workers
 1 --no-report`` as a subprocess, start to exit: imports, reading, apply, label model, writing), and the peer:
 snorkel's ``PandasLFApplier`` with one snorkel LF per thresher LF that does what snorkel LFs do, a Python ``re``
@@ -34,9 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 import thresher as th  # noqa: E402
 from thresher.label.apply import apply_lfs  # noqa: E402
-from thresher.label.lfs import CallableLF, RegexLF, ScoreLF, load_lfs  # noqa: E402
+from thresher.label.lfs import CallableLF, LFSet, RegexLF, ScoreLF, load_lfs  # noqa: E402
 
-TASKS = {"bbc_news": "bbc_news.yaml", "brown_genre": "brown_genre.yaml", "rotten_tomatoes": "rotten_tomatoes.py"}
+TASKS = {"bbc_news": "bbc_news.yaml", "brown_genre": "brown_genre.yaml", "rotten_tomatoes": "rotten_tomatoes.py",
+         "rotten_tomatoes/keyword+regex": "rotten_tomatoes.py"}
+#: A task named ``dataset/keyword+regex`` runs only the keyword and regex LFs of its file (no CLI run: the CLI
+#: takes a whole LF file).
+ONLY_RE = "/keyword+regex"
 
 
 def text_mb(table: pa.Table) -> float:
@@ -113,12 +118,15 @@ def main() -> None:
 
     rows = []
     for task in args.tasks.split(","):
-        path, lf_file = Path(args.data) / f"{task}.parquet", ROOT / "examples" / "label" / TASKS[task]
+        path = Path(args.data) / f"{task.removesuffix(ONLY_RE)}.parquet"
+        lf_file = ROOT / "examples" / "label" / TASKS[task]
         table = pq.read_table(path)
         lfs = load_lfs(lf_file)
+        if task.endswith(ONLY_RE):
+            lfs = LFSet(lfs.classes, [f for f in lfs.lfs if isinstance(f, RegexLF)])
         mb = text_mb(table)
         cpu, wall, dense = time_thresher(path, lfs, args.repeats)
-        cli = time_cli(path, lf_file)
+        cli = None if task.endswith(ONLY_RE) else time_cli(path, lf_file)
         sizes = np.cumsum(pc.binary_length(table["text"]).to_numpy(zero_copy_only=False))
         head = table.slice(0, int(np.searchsorted(sizes, args.peer_mb * 1e6)) + 1)
         peer_cpu, peer_L = time_snorkel(head, lfs, args.repeats)
@@ -127,7 +135,7 @@ def main() -> None:
         ours_head_cpu = min(time_thresher_table(head, lfs) for _ in range(args.repeats))
         row = {"task": task, "records": table.num_rows, "text_mb": round(mb, 3), "lfs": len(lfs),
                "apply_cpu_s": round(cpu, 4), "apply_wall_s": round(wall, 4), "apply_mb_s_per_core": round(mb / cpu, 1),
-               "cli_wall_s": round(cli, 2), "cli_mb_s": round(mb / cli, 2),
+               "cli_wall_s": cli and round(cli, 2), "cli_mb_s": cli and round(mb / cli, 2),
                "peer_records": head.num_rows, "peer_mb": round(head_mb, 3),
                "snorkel_cpu_s": round(peer_cpu, 3), "snorkel_mb_s_per_core": round(head_mb / peer_cpu, 2),
                "thresher_same_records_cpu_s": round(ours_head_cpu, 4),
@@ -139,7 +147,7 @@ def main() -> None:
              "core | thresher / snorkel speed | same votes |", "|---|---:|---:|---:|---:|---:|---:|---:|:---:|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['records']:,} | {r['text_mb']} | {r['lfs']} | {r['apply_mb_s_per_core']} "
-                     f"| {r['cli_wall_s']} | {r['snorkel_mb_s_per_core']} ({r['peer_records']} records) | "
+                     f"| {r['cli_wall_s'] or '-'} | {r['snorkel_mb_s_per_core']} ({r['peer_records']} records) | "
                      f"{r['ratio_vs_snorkel']}x | {'yes' if r['same_votes_as_snorkel'] else 'NO'} |")
     meta = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "load_avg": os.getloadavg(), "argv": sys.argv[1:]}

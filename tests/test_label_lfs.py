@@ -90,6 +90,27 @@ def test_decorated_lfs_return_names_indices_or_none_and_errors_name_the_lf_and_r
     assert skipped.failures[0].startswith(rainy)
 
 
+def test_a_python_lf_is_called_once_per_record_whatever_it_returns():
+    # Plain values (names, None, ints) take a tight loop; the first other value or error hands over to the careful
+    # per-record path, which must use the value already computed, not call the LF again.
+    calls = []
+    values = ["sport", None, 1, np.int64(3), "tech", True, ValueError("bad"), -1, 2.0, "politics"]
+
+    def fn(text):
+        calls.append(text)
+        value = values[int(text)]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    batch = pa.table({"id": [f"r{i}" for i in range(len(values))], "text": [str(i) for i in range(len(values))]})
+    out = CallableLF(fn, name="mixed").apply(batch, CLASSES, on_error="skip")
+    assert calls == [str(i) for i in range(len(values))]
+    assert out.votes.tolist() == [3, -1, 1, 3, 4, -1, -1, -1, -1, 2]
+    assert out.failed_rows == [5, 6, 8]
+    assert [f.split(":")[0] for f in out.failures] == ["r5", "r6", "r8"]
+
+
 def test_batched_callable_gets_lists_and_a_failing_batch_is_narrowed_to_the_bad_record():
     calls = []
 
@@ -190,9 +211,73 @@ KEYWORDS = [["über", "für", "straße"], ["café", "naïve"], ["C++", "C#", ".N
 def test_keyword_lfs_give_the_same_matches_in_re2_and_python_re(keywords, case_sensitive):
     # Regression: RE2's \b is ASCII-only (über, café never matched) and \b never follows C++ or C#.
     lf = KeywordLF("k", "sport", keywords, case_sensitive=case_sensitive)
-    assert lf.vectorised
-    text = pa.array(TRICKY, pa.large_string())
+    assert lf.vectorised and lf.view_pattern is not None  # matched on the ASCII view of the texts
+    text = pa.array(TRICKY + VIEW_TRICKY, pa.large_string())
     np.testing.assert_array_equal(lf.matches(text), lf.matches(text, engine="python"))
+    np.testing.assert_array_equal(lf.matches(text, engine="unicode")[:len(TRICKY)],
+                                  lf.matches(text, engine="python")[:len(TRICKY)])
+
+
+#: Texts where the ASCII view writes characters: non-ASCII punctuation and spaces next to keywords, and U+0345
+#: (a combining mark, not a word character, whose case variants are letters: RE2's case-folded Unicode class
+#: took it for a word character).
+VIEW_TRICKY = ["match—the y", "x—the y", "the—y", "C++—", "“über”", "über’s",
+               "×über×", "x the y", "naïve ", "ͅmatch", "matchͅ", "ͅüber",
+               " C# ", "　東京、", "москва…", "U.S.–", "x —the y"]
+
+
+def test_the_ascii_view_rewrites_only_non_ascii_non_word_characters():
+    from thresher.label import lfs as lfs_module
+    from thresher.label.lfs import ascii_view
+
+    text = pa.array(["a b—c é_ü ٣ͅ　", "plain ascii\x1f", "東京", ""], pa.large_string())
+    assert ascii_view(text).to_pylist() == ["a\x1fb\x00c é_ü ٣\x00\x1f", "plain ascii\x1f", "東京", ""]
+    # Large batches are rewritten by RE2 instead of str.translate: the same texts.
+    many = pa.array(VIEW_TRICKY * 500 + ["a b—c é_ü ٣ͅ　"], pa.large_string())
+    assert pa.compute.sum(pa.compute.binary_length(many)).as_py() > lfs_module.VIEW_TRANSLATE_BYTES
+    assert ascii_view(many).to_pylist() == [t.translate(lfs_module._VIEW_TABLE) for t in many.to_pylist()]
+    assert ascii_view(many)[-1].as_py() == "a\x1fb\x00c é_ü ٣\x00\x1f"
+    ascii_only = pa.array(["plain", "text"], pa.large_string())
+    assert ascii_view(ascii_only) is ascii_only  # nothing to rewrite: no copy
+
+
+def test_rows_that_need_python_re_or_the_view_are_found_from_the_bytes_as_re2_would():
+    # The NumPy byte scan replaces an RE2 pass per batch; it must flag the same records as the RE2 definition,
+    # on string and large_string arrays, slices (non-zero offset), chunked arrays and nulls.
+    import random
+
+    from thresher.label.lfs import _non_ascii_byte, _unsafe_byte, rows_with_bytes
+
+    rng = random.Random(7)
+    chars = ["a", " ", "\n", "\x0b", "\x1c", "\x1f", "é", "\u2014", "\x00", "z"]
+    values = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 5))) for _ in range(2000)] + [None, "", "x\n"]
+    for kind in (pa.string(), pa.large_string()):
+        array = pa.array(values, kind)
+        for part in (array, array.slice(7, 1500), pa.chunked_array([array.slice(0, 5), array.slice(5)])):
+            whole = part.combine_chunks() if isinstance(part, pa.ChunkedArray) else part
+            unsafe = pa.compute.match_substring_regex(whole, r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]|\n\z")
+            assert rows_with_bytes(part, _unsafe_byte, final_newline=True).tolist() == \
+                pa.compute.fill_null(unsafe, False).to_pylist()
+            non_ascii = pa.compute.invert(pa.compute.fill_null(pa.compute.string_is_ascii(whole), True))
+            assert rows_with_bytes(part, _non_ascii_byte).tolist() == non_ascii.to_pylist()
+
+
+def test_grouped_matching_equals_each_lf_alone_on_short_and_long_texts(bbc):
+    # The apply path matches keyword LFs in groups (all at once on short texts), on the ASCII view where the
+    # keywords allow it and on the texts themselves where they do not (a non-word non-ASCII character).
+    from thresher.label.lfs import match_re2_lfs
+
+    lfs = [KeywordLF(f"k{i}{c}", "sport", k, case_sensitive=c) for i, k in enumerate(KEYWORDS) for c in (False, True)]
+    lfs += [KeywordLF("dash", "sport", ["x—the", "£5"]), KeywordLF("iota", "sport", ["ιx"], whole_word=False),
+            RegexLF("r1", "sport", r"\b(fine|great) (film|work)s?\b"), RegexLF("r2", "sport", r"\bcaf\w\b")]
+    assert {f.name for f in lfs if f.view_pattern is None} == {"dash", "iota"}
+    short = pa.array(TRICKY + VIEW_TRICKY + ["x—the", "£5", "ιx", "ͅx", "fine works"], pa.large_string())
+    long = pa.concat_arrays([short, bbc["text"].combine_chunks().cast(pa.large_string())])
+    for text in (short, long):
+        got = match_re2_lfs(lfs, text)
+        for f, hit in zip(lfs, got):
+            np.testing.assert_array_equal(hit, f.matches(text, engine="python"), err_msg=f.name)
+    assert sum(h.sum() for h in match_re2_lfs(lfs, short)) > 40
 
 
 def test_keywords_match_whole_words_in_any_script_and_with_punctuation_at_the_edges():
@@ -274,6 +359,8 @@ def test_regexes_keep_python_meaning_on_re2_on_tricky_and_real_text(bbc):
     # negated category keep Python re (for non-ASCII records only).
     assert untranslated == {r"\bneither\b.*\bnor\b", r"[^\W\d]+", r"\Bat"}
     assert all(engines[p] == "re2+python" for p in untranslated)
+    # Those check Python re only on the records an RE2 prefilter (the undecidable \b left out) matches.
+    assert all(RegexLF("r", "sport", p).loose_pattern is not None for p in (r"\bneither\b.*\bnor\b", r"\Bat"))
 
 
 def test_every_regex_and_keyword_lf_of_the_yaml_examples_runs_on_re2_alone():
@@ -312,10 +399,10 @@ def test_random_regexes_mean_the_same_on_re2_as_in_python_re():
     rng = random.Random(20240601)
     atoms = [r"\b", r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", "a", "é", "ß", "-", " ", ".", "$", "^", r"[\w-]",
              r"[^\s]", "x", "(a|é)", "[aé]", "Σ", "k"]
-    chars = list("aAéÉßxk\u212a-. \n\u0663" + "3Σσς_\u00a0\u0301") + ["ab", "é!"]
+    chars = list("aAéÉßxk\u212a-. \n\u0663" + "3Σσς_\u00a0\u0301\u2014\u0345") + ["ab", "é!"]
     text = pa.array(["".join(rng.choice(chars) for _ in range(rng.randint(0, 8))) for _ in range(1000)],
                     pa.large_string())
-    checked = 0
+    checked = on_view = 0
     for _ in range(300):
         pattern = "".join(rng.choice(atoms) + rng.choice(["", "", "+", "*", "?", "{1,2}"])
                           for _ in range(rng.randint(1, 4)))
@@ -327,4 +414,5 @@ def test_random_regexes_mean_the_same_on_re2_as_in_python_re():
             lf = RegexLF("r", "sport", pattern, case_sensitive=case_sensitive)
             np.testing.assert_array_equal(lf.matches(text), lf.matches(text, engine="python"), err_msg=pattern)
             checked += lf.engine == "re2"
-    assert checked > 400
+            on_view += lf.view_pattern is not None
+    assert checked > 400 and on_view > 400

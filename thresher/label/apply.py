@@ -22,7 +22,7 @@ from thresher.engine import LocalEngine, make_engine
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.label.lfs import ABSTAIN, LFError, LFSet, LFTimeout, RegexLF, Votes, match_re2_lfs, time_limit
+from thresher.label.lfs import ABSTAIN, CallableLF, LFError, LFSet, LFTimeout, RegexLF, Votes, match_re2_lfs, time_limit
 from thresher.label.matrix import LabelMatrix
 from thresher.progress import Progress, known_rows
 
@@ -55,10 +55,15 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str,
     ids = batch["id"]
     on_re2 = [f for f in lf_set.lfs if isinstance(f, RegexLF) and f.engine == "re2"]  # linear time: no limit needed
     hits = dict(zip((f.name for f in on_re2), match_re2_lfs(on_re2, batch["text"])))
+    texts = None  # the texts as Python strings, made once for all Python LFs
     for f in lf_set.lfs:
         try:
             if f.name in hits:
                 result = f.votes(hits[f.name], lf_set.classes)
+            elif isinstance(f, CallableLF):
+                texts = batch["text"].to_pylist() if texts is None else texts
+                with time_limit(lf_timeout):
+                    result = f.apply(batch, lf_set.classes, on_error, texts=texts)
             else:
                 with time_limit(lf_timeout):
                     result = f.apply(batch, lf_set.classes, on_error)

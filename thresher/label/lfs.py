@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +103,15 @@ class CallableLF(LabelingFunction):
     def __repr__(self) -> str:
         return f"CallableLF({self.name!r}, batched={self.batched})"
 
-    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
-        texts = batch["text"].to_pylist()
-        ids = batch["id"].to_pylist()
+    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise",
+              texts: list[str] | None = None) -> Votes:
+        """One vote per record (``texts``: the batch's texts as a list, if the caller has them already)."""
+        texts = batch["text"].to_pylist() if texts is None else texts
+        ids = _LazyIds(batch["id"])
         names = self.label_names or classes
         index = {c: i for i, c in enumerate(names)}
         out = Votes(np.full(len(texts), ABSTAIN, dtype=np.int32))
-        row = 0
+        row, fast = 0, []
         try:
             if self.batched:
                 try:
@@ -125,11 +128,37 @@ class CallableLF(LabelingFunction):
                         self._store(out, row, lambda v=value: v, ids, index, len(classes), on_error)
                     return out
             call = self._call_one if self.batched else self.fn
-            for row, text in enumerate(texts):
-                self._store(out, row, lambda t=text: call(t), ids, index, len(classes), on_error)
+            done: list = []  # what the first records after the plain ones gave (or raised), in order
+            if not self.batched:
+                done = self._plain_votes(texts, index, len(classes), fast)
+                out.votes[:len(fast)] = fast
+            for row in range(len(fast), len(texts)):
+                known = row - len(fast)
+                compute = done[known] if known < len(done) else lambda t=texts[row]: call(t)
+                self._store(out, row, compute, ids, index, len(classes), on_error)
         except LFTimeout as e:  # the batch's time ran out on this record: it and the rest of the batch fail
+            row = max(row, len(fast))
+            out.votes[:len(fast)] = fast
             self._fail(out, range(row, len(texts)), ids, e.detail(len(texts), ids[0]), on_error)
         return out
+
+    def _plain_votes(self, texts: list, index: dict, k: int, out: list) -> list[Callable]:
+        """Call the LF on the records in one C-level loop (``map``) until one raises, and append the votes of the
+        leading records whose value is plainly valid (a class name, ``None`` or an in-range ``int``) to ``out``.
+        Return what gives each later record's value (or raises its error) that was computed, for the careful
+        per-record path: each record's LF is called once."""
+        lookup = {**index, None: ABSTAIN, **{i: i for i in range(ABSTAIN, k)}}
+        values: list = []
+        error: BaseException | None = None
+        try:
+            values.extend(map(self.fn, texts))
+        except _USER_ERRORS as e:
+            error = e
+        except LFTimeout:  # the records done keep their votes; the caller fails the rest
+            out.extend(_plain_prefix(values, lookup))
+            raise
+        out.extend(_plain_prefix(values, lookup))
+        return [partial(_identity, v) for v in values[len(out):]] + ([partial(_raise, error)] if error else [])
 
     def _call_one(self, text: str):
         """A batched LF called on one text (to find which record fails), checking it returns one vote."""
@@ -158,6 +187,18 @@ class CallableLF(LabelingFunction):
         out.failures.extend(f"{ids[r]}: {detail}" for r in rows)
 
 
+class _LazyIds:
+    """A batch's record ids, turned into Python strings only when a failure names one."""
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array):
+        self.column, self.values = column, None
+
+    def __getitem__(self, row: int) -> str:
+        if self.values is None:
+            self.values = self.column.to_pylist()
+        return self.values[row]
+
+
 class LFTimeout(BaseException):
     """An LF ran out of its time on a batch. A ``BaseException``, so the LF's own ``except Exception`` cannot
     swallow it."""
@@ -175,6 +216,31 @@ class LFTimeout(BaseException):
 #: What a failure of user code can raise: everything but Ctrl-C (and our own time limit). ``SystemExit`` from an LF
 #: calling ``sys.exit`` is the LF's failure, not the end of the run.
 _USER_ERRORS = (Exception, SystemExit, GeneratorExit)
+
+
+_PLAIN_TYPES = {str, int, type(None)}
+
+
+def _plain_prefix(values: list, lookup: dict) -> list[int]:
+    """The class indices of the leading ``values`` that are plainly valid (``lookup``: class names, ``None`` and
+    in-range ints), converted at C speed; anything else (a bool, a float, a NumPy int) ends the prefix."""
+    if set(map(type, values)) <= _PLAIN_TYPES:
+        votes = list(map(lookup.get, values))
+        return votes[:votes.index(None)] if None in votes else votes
+    votes = []
+    for value in values:
+        if type(value) not in _PLAIN_TYPES or value not in lookup:
+            break
+        votes.append(lookup[value])
+    return votes
+
+
+def _raise(error: BaseException):
+    raise error
+
+
+def _identity(value):
+    return value
 
 
 def _describe_error(e: BaseException) -> str:
@@ -244,9 +310,45 @@ def lf(fn: Callable | None = None, *, name: str | None = None, batched: bool = F
 #: Constructs whose meaning differs between RE2 (ASCII) and Python ``re`` (Unicode): ``\b \w \d \s`` (and
 #: negations), and ``$`` (Python also matches before a final newline).
 _ENGINE_SENSITIVE = re.compile(r"\\[bBwWdDsS]|\$")
-#: Rows where those constructs may disagree: any character outside plain ASCII (or ``\v``, ``\x1c``-``\x1f``,
-#: which Python counts as spaces), or a final newline. RE2 syntax.
-_UNSAFE_ROW = r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]|\n\z"
+def _unsafe_byte(data: np.ndarray) -> np.ndarray:
+    """Bytes of records where those constructs may disagree: any character outside plain ASCII (or ``\\v``,
+    ``\\x1c``-``\\x1f``, which Python counts as spaces); with a final newline (:func:`rows_with_bytes`)."""
+    return (data >= 0x80) | (data == 0x0b) | ((data >= 0x1c) & (data <= 0x1f))
+
+
+def _non_ascii_byte(data: np.ndarray) -> np.ndarray:
+    return data >= 0x80
+
+
+def _one_array(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array; a one-chunk column's chunk itself (same buffers: no copy, and the same batch is
+    recognised again by :func:`ascii_view`)."""
+    if isinstance(text, pa.ChunkedArray):
+        return text.chunk(0) if text.num_chunks == 1 else text.combine_chunks()
+    return text
+
+
+def rows_with_bytes(text: pa.Array | pa.ChunkedArray, marks: Callable[[np.ndarray], np.ndarray],
+                    final_newline: bool = False) -> np.ndarray:
+    """Which texts hold a UTF-8 byte that ``marks`` (of the bytes, elementwise) marks, or (``final_newline``) end
+    with ``\\n``: a few NumPy passes over the batch's bytes instead of an RE2 call per record."""
+    text = _one_array(text)
+    n = len(text)
+    if n == 0:
+        return np.zeros(0, bool)
+    _, offsets_buf, data_buf = text.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64 if pa.types.is_large_string(text.type) else np.int32)
+    offsets = offsets[text.offset:text.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    positions = np.flatnonzero(marks(data[offsets[0]:offsets[-1]])) + offsets[0]
+    out = np.zeros(n, bool)
+    out[np.searchsorted(offsets, positions, side="right") - 1] = True
+    if final_newline:
+        ends = offsets[1:][offsets[1:] > offsets[:-1]]
+        out[offsets[1:] > offsets[:-1]] |= data[ends - 1] == 0x0a
+    if text.null_count:
+        out &= np.asarray(text.is_valid().to_numpy(zero_copy_only=False), bool)
+    return out
 
 
 def keyword_pattern(keywords: Sequence[str], whole_word: bool = True, engine: str = "re2") -> str:
@@ -310,6 +412,27 @@ class RegexLF(LabelingFunction):
         except re.error as e:
             raise ConfigError(f"LF {self.name!r}: invalid regular expression {python_pattern!r}: {e}") from None
         self.re2_pattern, self.engine = self._re2()
+        self.view_pattern = self._view_pattern() if self.engine == "re2" else None
+        self.loose_pattern = self._loose_pattern() if self.engine == "re2+python" else None
+
+    def _loose_pattern(self) -> str | None:
+        """For a pattern left to Python ``re`` on non-ASCII records: an RE2 prefilter on their :func:`ascii_view`
+        that matches wherever the pattern does (its undecidable ``\\b`` left out), so Python only checks the
+        records it matches; ``None`` if there is none."""
+        try:
+            translated = _patterns.to_re2(self.pattern, view=True, loose=True)
+        except _patterns.Untranslatable:
+            return None
+        return translated if _re2_accepts(translated) else None
+
+    def _view_pattern(self) -> str | None:
+        """The RE2 pattern for the :func:`ascii_view` of the texts (cheap to compile), or ``None`` if the pattern
+        has no such spelling (then the texts themselves are matched with :attr:`re2_pattern`)."""
+        try:
+            translated = _patterns.to_re2(self.pattern, view=True)
+        except _patterns.Untranslatable:
+            return None
+        return translated if _re2_accepts(translated) else None
 
     @property
     def vectorised(self) -> bool:
@@ -326,17 +449,29 @@ class RegexLF(LabelingFunction):
         """Votes from whether each record matched: the label where it did, abstain elsewhere."""
         return Votes(np.where(hit, _label_index(self.label, classes, self.name), ABSTAIN).astype(np.int32))
 
-    def matches(self, text: pa.Array | pa.ChunkedArray, engine: str | None = None) -> np.ndarray:
-        """Whether each text matches: as :attr:`engine` says or, with ``engine="python"``, by Python ``re`` alone
-        (the reference the RE2 spelling is tested against)."""
+    def matches(self, text: pa.Array | pa.ChunkedArray, engine: str | None = None,
+                view: pa.Array | None = None) -> np.ndarray:
+        """Whether each text matches: as :attr:`engine` says (on the :func:`ascii_view` of the texts where the
+        pattern has a :attr:`view_pattern`; ``view``: that view, if already made) or, with ``engine="python"``, by
+        Python ``re`` alone, or with ``engine="unicode"`` by RE2 on the texts themselves (the references the view
+        and RE2 spellings are tested against)."""
         if engine == "python" or self.engine == "python":
             return np.fromiter((bool(self._python.search(t)) for t in text.to_pylist()), bool, len(text))
-        hit = np.array(pc.match_substring_regex(text, self.re2_pattern, ignore_case=not self.case_sensitive)
+        if self.view_pattern is not None and engine != "unicode":
+            text, pattern = (ascii_view(text) if view is None else view), self.view_pattern
+        else:
+            pattern = self.re2_pattern
+        hit = np.array(pc.match_substring_regex(text, pattern, ignore_case=not self.case_sensitive)
                        .to_numpy(zero_copy_only=False), dtype=bool)
         if self.engine == "re2+python":
-            unsafe = np.asarray(pc.match_substring_regex(text, _UNSAFE_ROW).to_numpy(zero_copy_only=False), bool)
-            if unsafe.any():
-                rows = np.flatnonzero(unsafe)
+            rows = np.flatnonzero(rows_with_bytes(text, _unsafe_byte, final_newline=True))
+            if len(rows) and self.loose_pattern is not None:  # Python re only where the prefilter matches
+                hit[rows] = False
+                view = ascii_view(text) if view is None else view
+                loose = pc.match_substring_regex(pc.take(view, pa.array(rows)), self.loose_pattern,
+                                                 ignore_case=not self.case_sensitive)
+                rows = rows[np.asarray(loose.to_numpy(zero_copy_only=False), bool)]
+            if len(rows):
                 texts = pc.take(text, pa.array(rows)).to_pylist()
                 hit[rows] = [bool(self._python.search(t)) for t in texts]
         return hit
@@ -367,42 +502,132 @@ class KeywordLF(RegexLF):
     def _re2(self) -> tuple[str | None, str]:
         return self.pattern, "re2"  # built from literals and explicit Unicode classes: RE2 and Python agree
 
+    def _view_pattern(self) -> str | None:
+        if not _patterns.keywords_fit_ascii_view(self.keywords, self.case_sensitive):
+            return None
+        return _patterns.factored_alternation(_patterns.keyword_alternatives(self.keywords, self.whole_word),
+                                              _patterns.ASCII_NON_WORD)
+
     def describe(self) -> dict:
         return {**super().describe(), "keywords": self.keywords, "whole_word": self.whole_word}
 
 
 #: LFs matched together in one RE2 pass (their union) before each is matched on the records that pass.
 PREFILTER_GROUP = 4
+#: Mean UTF-8 bytes per record below which all keyword LFs share one union pass: short texts (reviews, titles)
+#: match few keywords each, and there the cost per RE2 call and record, not per byte, dominates.
+SHORT_TEXT_BYTES = 1000
+
+
+class _ViewTable(dict):
+    """``str.translate`` table of :func:`ascii_view`, filled in as characters are met (Python's own ``\\w`` and
+    ``\\s``: exactly what Python ``re`` sees)."""
+
+    def __missing__(self, code: int) -> int:
+        ch = chr(code)
+        self[code] = code if code < 0x80 or _patterns.is_word_char(ch) else \
+            ord(_patterns.VIEW_SPACE if ch.isspace() else _patterns.VIEW_OTHER)
+        return self[code]
+
+
+_VIEW_TABLE = _ViewTable()
+
+
+#: Bytes of non-ASCII records up to which :func:`ascii_view` rewrites them with ``str.translate`` (about 30 ns a
+#: character, nothing to compile); above, two RE2 replaces (2 ms to compile their Unicode classes, then fast).
+VIEW_TRANSLATE_BYTES = 64_000
+_VIEW_SPACES = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x80, 0x3001) if chr(c).isspace()) + "]"
+_VIEW_NON_WORD = r"[^\x00-\x7f\pL\pN_]"
+
+
+def ascii_view(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The texts with every non-ASCII non-word character written as one ASCII non-word character: a space
+    (Python's ``str.isspace``) as ``\\x1f``, any other as ``\\x00``; ASCII and word characters stay.
+
+    A whole-word keyword match then needs only the ASCII class :data:`~thresher.label.patterns.ASCII_NON_WORD` at
+    its edges, which RE2 compiles in microseconds, where the Unicode ``[^\\pL\\pN_]`` takes half a millisecond
+    per call (pyarrow compiles each call's pattern anew). Only records with non-ASCII text are rewritten, in linear
+    time either way (:data:`VIEW_TRANSLATE_BYTES`)."""
+    text = _one_array(text)
+    key = (text.type, text.offset, len(text), *(b.address if b is not None else 0 for b in text.buffers()))
+    last = _LAST_VIEW[0]  # one read: another thread may replace the entry, never change it
+    if last is not None and last[0] == key:  # the same batch again (each LF of a batch asks): made already
+        return last[2]
+    view = _make_ascii_view(text)
+    # The source stays referenced with its key, so its buffers' addresses cannot be reused by another batch.
+    _LAST_VIEW[0] = (key, text, view)
+    return view
+
+
+#: The last batch's view: (key, source texts, view).
+_LAST_VIEW: list = [None]
+
+
+def _make_ascii_view(text: pa.Array) -> pa.Array:
+    other = rows_with_bytes(text, _non_ascii_byte)
+    if not other.any():
+        return text
+    rows = pc.take(text, pa.array(np.flatnonzero(other)))
+    if pc.sum(pc.binary_length(rows)).as_py() <= VIEW_TRANSLATE_BYTES:
+        rows = pa.array([t.translate(_VIEW_TABLE) for t in rows.to_pylist()], text.type)
+    else:
+        rows = pc.replace_substring_regex(rows, _VIEW_SPACES, _patterns.VIEW_SPACE)
+        rows = pc.replace_substring_regex(rows, _VIEW_NON_WORD, _patterns.VIEW_OTHER)
+    return pc.replace_with_mask(text, pa.array(other), rows)
 
 
 def match_re2_lfs(lfs: Sequence[RegexLF], text: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
     """Whether each text matches each LF (all with ``engine == "re2"``), as ``[lf.matches(text) for lf in lfs]``
-    but with fewer passes over the text: keyword LFs go in groups of up to :data:`PREFILTER_GROUP` (same case
-    sensitivity), whose keywords share one alternation that costs about one LF's pass; each LF of a group then runs
-    only on the records the group matched (a minority, for topic LFs). Regex LFs run alone: a union of arbitrary
-    patterns can outgrow RE2's DFA and fall back to its much slower NFA."""
+    but with fewer and cheaper RE2 calls.
+
+    LFs with a :attr:`~RegexLF.view_pattern` share one :func:`ascii_view` of the texts. Keyword LFs go in groups
+    of :data:`PREFILTER_GROUP` (all at once for short texts, :data:`SHORT_TEXT_BYTES`) of the same case
+    sensitivity and spelling (view or not), whose keywords share one alternation that costs about one LF's pass;
+    each LF of a group then runs only on the records the group matched. Regex LFs run alone: a union of arbitrary
+    patterns can outgrow RE2's DFA and fall back to its slower NFA."""
+    view = ascii_view(text) if any(f.view_pattern is not None for f in lfs) else None
     out: dict[int, np.ndarray] = {}
-    keyword = [i for i, f in enumerate(lfs) if isinstance(f, KeywordLF)]
     for i, f in enumerate(lfs):
         if not isinstance(f, KeywordLF):
-            out[i] = f.matches(text)
-    for case_sensitive in (False, True):
-        same = [i for i in keyword if lfs[i].case_sensitive == case_sensitive]
-        for start in range(0, len(same), PREFILTER_GROUP):
-            group = same[start:start + PREFILTER_GROUP]
-            if len(group) == 1:
-                out[group[0]] = lfs[group[0]].matches(text)
-                continue
-            union = _patterns.factored_alternation([a for i in group for a in _patterns.keyword_alternatives(
-                lfs[i].keywords, lfs[i].whole_word)])
-            rows = np.flatnonzero(np.asarray(pc.match_substring_regex(text, union, ignore_case=not case_sensitive)
-                                             .to_numpy(zero_copy_only=False), bool))
-            subset = text if len(rows) == len(text) else pc.take(text, pa.array(rows))
-            for i in group:
-                out[i] = np.zeros(len(text), bool)
-                if len(rows):
-                    out[i][rows] = lfs[i].matches(subset)
+            out[i] = f.matches(text, view=view)
+    keyword = [i for i, f in enumerate(lfs) if isinstance(f, KeywordLF)]
+    short = len(text) and pc.sum(pc.binary_length(text)).as_py() < SHORT_TEXT_BYTES * len(text)
+    size = max(len(keyword), 1) if short else PREFILTER_GROUP
+    for on_view in (True, False):
+        for case_sensitive in (False, True):
+            same = [i for i in keyword if lfs[i].case_sensitive == case_sensitive
+                    and (lfs[i].view_pattern is not None) == on_view]
+            for start in range(0, len(same), size):
+                group = same[start:start + size]
+                out.update(zip(group, _match_keyword_group([lfs[i] for i in group], view if on_view else text,
+                                                           on_view)))
     return [out[i] for i in range(len(lfs))]
+
+
+def _match_keyword_group(group: Sequence[KeywordLF], text: pa.Array | pa.ChunkedArray,
+                         on_view: bool) -> list[np.ndarray]:
+    """Each keyword LF's matches (``text``: the view, ``on_view``): their union first, then each LF on the
+    records the union matched."""
+    def match(pattern: str, text) -> np.ndarray:
+        return np.asarray(pc.match_substring_regex(text, pattern, ignore_case=not group[0].case_sensitive)
+                          .to_numpy(zero_copy_only=False), bool)
+
+    def pattern(f: KeywordLF) -> str:
+        return f.view_pattern if on_view else f.re2_pattern
+
+    if len(group) == 1:
+        return [match(pattern(group[0]), text)]
+    union = _patterns.factored_alternation([a for f in group for a in _patterns.keyword_alternatives(
+        f.keywords, f.whole_word)], _patterns.ASCII_NON_WORD if on_view else _patterns.NON_WORD)
+    rows = np.flatnonzero(match(union, text))
+    subset = text if len(rows) == len(text) else pc.take(text, pa.array(rows))
+    out = []
+    for f in group:
+        hit = np.zeros(len(text), bool)
+        if len(rows):
+            hit[rows] = match(pattern(f), subset)
+        out.append(hit)
+    return out
 
 
 def _check_bool(lf_name: str, key: str, value: object) -> bool:
