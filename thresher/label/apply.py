@@ -22,7 +22,18 @@ from thresher.engine import LocalEngine, make_engine
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.label.lfs import ABSTAIN, CallableLF, LFError, LFSet, LFTimeout, RegexLF, Votes, match_re2_lfs, time_limit
+from thresher.label.lfs import (
+    ABSTAIN,
+    CallableLF,
+    LFError,
+    LFSet,
+    LFTimeout,
+    RegexLF,
+    Votes,
+    ascii_view,
+    match_re2_lfs,
+    time_limit,
+)
 from thresher.label.matrix import LabelMatrix
 from thresher.progress import Progress, known_rows
 
@@ -53,13 +64,20 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str,
     finished (an error naming it, or with ``on_error="skip"`` abstains that are counted)."""
     columns, failures = [], {}
     ids = batch["id"]
-    on_re2 = [f for f in lf_set.lfs if isinstance(f, RegexLF) and f.engine == "re2"]  # linear time: no limit needed
-    hits = dict(zip((f.name for f in on_re2), match_re2_lfs(on_re2, batch["text"])))
+    text = batch["text"]
+    regex = [f for f in lf_set.lfs if isinstance(f, RegexLF)]
+    # made once per batch for every LF that matches on it (each pattern's ASCII-class spelling needs it)
+    view = ascii_view(text) if any(f.view_pattern is not None for f in regex) else None
+    on_re2 = [f for f in regex if f.engine == "re2"]  # linear time: no limit needed
+    hits = dict(zip((f.name for f in on_re2), match_re2_lfs(on_re2, text, view=view)))
     texts = None  # the texts as Python strings, made once for all Python LFs
     for f in lf_set.lfs:
         try:
             if f.name in hits:
                 result = f.votes(hits[f.name], lf_set.classes)
+            elif isinstance(f, RegexLF):
+                with time_limit(lf_timeout):
+                    result = f.votes(f.matches(text, view=view), lf_set.classes)
             elif isinstance(f, CallableLF):
                 texts = batch["text"].to_pylist() if texts is None else texts
                 with time_limit(lf_timeout):

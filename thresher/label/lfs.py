@@ -548,19 +548,7 @@ def ascii_view(text: pa.Array | pa.ChunkedArray) -> pa.Array:
     its edges, which RE2 compiles in microseconds, where the Unicode ``[^\\pL\\pN_]`` takes half a millisecond
     per call (pyarrow compiles each call's pattern anew). Only records with non-ASCII text are rewritten, in linear
     time either way (:data:`VIEW_TRANSLATE_BYTES`)."""
-    text = _one_array(text)
-    key = (text.type, text.offset, len(text), *(b.address if b is not None else 0 for b in text.buffers()))
-    last = _LAST_VIEW[0]  # one read: another thread may replace the entry, never change it
-    if last is not None and last[0] == key:  # the same batch again (each LF of a batch asks): made already
-        return last[2]
-    view = _make_ascii_view(text)
-    # The source stays referenced with its key, so its buffers' addresses cannot be reused by another batch.
-    _LAST_VIEW[0] = (key, text, view)
-    return view
-
-
-#: The last batch's view: (key, source texts, view).
-_LAST_VIEW: list = [None]
+    return _make_ascii_view(_one_array(text))
 
 
 def _make_ascii_view(text: pa.Array) -> pa.Array:
@@ -576,7 +564,8 @@ def _make_ascii_view(text: pa.Array) -> pa.Array:
     return pc.replace_with_mask(text, pa.array(other), rows)
 
 
-def match_re2_lfs(lfs: Sequence[RegexLF], text: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
+def match_re2_lfs(lfs: Sequence[RegexLF], text: pa.Array | pa.ChunkedArray,
+                  view: pa.Array | None = None) -> list[np.ndarray]:
     """Whether each text matches each LF (all with ``engine == "re2"``), as ``[lf.matches(text) for lf in lfs]``
     but with fewer and cheaper RE2 calls.
 
@@ -585,7 +574,8 @@ def match_re2_lfs(lfs: Sequence[RegexLF], text: pa.Array | pa.ChunkedArray) -> l
     sensitivity and spelling (view or not), whose keywords share one alternation that costs about one LF's pass;
     each LF of a group then runs only on the records the group matched. Regex LFs run alone: a union of arbitrary
     patterns can outgrow RE2's DFA and fall back to its slower NFA."""
-    view = ascii_view(text) if any(f.view_pattern is not None for f in lfs) else None
+    if view is None and any(f.view_pattern is not None for f in lfs):
+        view = ascii_view(text)
     out: dict[int, np.ndarray] = {}
     for i, f in enumerate(lfs):
         if not isinstance(f, KeywordLF):
