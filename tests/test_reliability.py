@@ -225,7 +225,7 @@ def test_yaml_loader_keeps_ordinary_aliases_and_refuses_self_reference():
 # ---------------------------------------------------------------- recipe options checked up front
 
 @pytest.mark.parametrize("option, value", [("seed", '"abc"'), ("seed", "1.5"), ("seed", "-1"), ("seed", "true"),
-                                           ("workers", "abc"), ("workers", "0"), ("pool_sample", "abc"),
+                                           ("workers", "abc"), ("workers", "-1"), ("pool_sample", "abc"),
                                            ("group_field", "[1, 2]")])
 def test_recipe_top_level_options_are_checked_with_their_line(tmp_path, small_pool, option, value):
     recipe = _recipe(tmp_path, f"pool: {small_pool}\nout: {tmp_path / 'out'}\n{option}: {value}\n"
@@ -285,7 +285,7 @@ def test_truncated_feature_shard_is_recomputed_and_said(tmp_path, small_pool):
     shard.write_bytes(shard.read_bytes()[:500])
     again = _select(small_pool, out, workers=2)
     assert again.returncode == 0, again.stderr
-    assert "damaged cache shard" in again.stderr and "shard-000002.npz" in again.stderr
+    assert "damaged cache file" in again.stderr and "shard-000002.npz" in again.stderr
     assert (out / "selected" / "ids.txt").read_bytes() == first
 
 
@@ -338,3 +338,95 @@ def test_parameters_that_would_select_nothing_are_refused(tmp_path, scored_run, 
     proc = _cli("select", "--from-run", str(scored_run), "--out", str(tmp_path / "o"), *args)
     assert words in _one_line_error(proc)
     assert json.loads((scored_run / "manifest.json").read_text())  # the source run is untouched
+
+
+# ---------------------------------------------------------------- found by the review of the fixes above
+
+def test_altered_feature_index_files_are_recomputed(tmp_path, small_pool):
+    out = tmp_path / "run"
+    assert _select(small_pool, out).returncode == 0
+    first = (out / "selected" / "ids.txt").read_bytes()
+    for name in ("counts.npy", "index.parquet"):
+        path = next((out / "cache").glob(f"ngrams-*/{name}"))
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # silently wrong scores before: the counts fit DSIR's pool distribution
+        path.write_bytes(bytes(data))
+        again = _select(small_pool, out)
+        assert again.returncode == 0 and name in again.stderr and "damaged cache file" in again.stderr
+        assert (out / "selected" / "ids.txt").read_bytes() == first
+
+
+def test_altered_embedding_shard_is_named_and_recomputed(tmp_path, small_pool):
+    from thresher.features.shards import CorruptShardError
+    from thresher.jobs.embed import run_embedding
+
+    cache = tmp_path / "cache"
+    first = run_embedding(th.read(small_pool, batch_size=500), tmp_path / "a", workers=1, cache_dir=cache,
+                          progress=False, report=False)
+    expected = first.embeddings()[1]
+    shard = next(cache.glob("emb-*/shard-000001.npy"))
+    data = bytearray(shard.read_bytes())
+    data[5000] ^= 0xFF  # one float changed: an .npy has no checksum of its own
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CorruptShardError, match="shard-000001.npy is damaged"):
+        first.embeddings()
+    again = run_embedding(th.read(small_pool, batch_size=500), tmp_path / "b", workers=1, cache_dir=cache,
+                          progress=False, report=False)
+    assert np.array_equal(again.embeddings()[1], expected)
+
+
+def test_lfs_that_never_vote_are_one_line(tmp_path):
+    lfs = tmp_path / "none.yaml"
+    lfs.write_text("classes: [a, b]\nlfs:\n  - {name: x, label: a, keywords: [zzzzqqq]}\n"
+                   "  - {name: y, label: b, keywords: [qqqqzzz]}\n")
+    for model in ("class_conditional", "dawid_skene", "metal"):
+        proc = _cli("label", "--pool", str(sample_path("labeled/bbc_news.parquet")), "--lfs", str(lfs), "--model",
+                    model, "--out", str(tmp_path / model))
+        assert "no LF voted on any of the 250 records" in _one_line_error(proc)
+
+
+def test_an_infinite_lf_timeout_means_no_limit(tmp_path):
+    proc = _cli("label", "--pool", str(sample_path("labeled/bbc_news.parquet")), "--lfs",
+                str(Path(__file__).resolve().parents[1] / "examples" / "label" / "bbc_news.yaml"), "--lf-timeout",
+                "inf", "--out", str(tmp_path / "l"), "--no-report", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["counts"]["labelled"] > 100
+
+
+@pytest.mark.parametrize("budget", ["1e400", "1e308k"])
+def test_infinite_budgets_are_one_line(tmp_path, small_pool, budget):
+    proc = _cli("select", "--pool", str(small_pool), "--target", TARGET, "--budget", budget, "--out",
+                str(tmp_path / "o"))
+    assert "finite" in _one_line_error(proc)
+
+
+def test_an_unreachable_ray_address_is_one_line_at_once(tmp_path, small_pool):
+    for address in ("127.0.0.1:1", "no-such-host.invalid:6379"):
+        proc = _cli("select", "--pool", str(small_pool), "--target", TARGET, "--budget", "10", "--engine", "ray",
+                    "--ray-address", address, "--out", str(tmp_path / "o"), timeout=60)
+        assert "cannot reach the Ray cluster" in _one_line_error(proc)
+
+
+def test_a_run_directory_inside_the_input_folder_is_not_read_as_input(tmp_path, small_pool):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "pool.parquet").write_bytes(small_pool.read_bytes())
+    for _ in range(2):  # the second run would read the first run's manifest and scores as pool records
+        proc = _cli("score", "--pool", str(folder), "--scorers", "gopher", "--out", str(folder / "run"),
+                    "--no-report", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["counts"]["input_records"] == 1500
+
+
+def test_recipe_out_that_is_a_file_names_its_line(tmp_path, small_pool):
+    (tmp_path / "afile").write_text("x")
+    recipe = _recipe(tmp_path, f"pool: {small_pool}\nseed: 1\nout: {tmp_path / 'afile'}\nsteps:\n  - score: gopher\n")
+    assert f"{recipe}:3:" in _one_line_error(_cli("run", str(recipe)))
+
+
+def test_a_closed_stdout_is_not_an_error(tmp_path, small_pool):
+    proc = subprocess.run(f"{sys.executable} -m thresher.cli select --pool {small_pool} --target {TARGET} "
+                          f"--budget 10 --out {tmp_path / 'o'} --no-report | head -1", shell=True,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.startswith("method") and "error" not in proc.stderr
+    assert (tmp_path / "o" / "manifest.json").is_file()

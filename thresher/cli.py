@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -47,10 +48,12 @@ def _terminate(signum, frame) -> None:
 
 def _describe_os_error(e: OSError) -> str:
     """An OSError as one line: what failed, on which file, and what it means for the run."""
-    what = e.strerror or str(e)
-    where = f": {e.filename}" if e.filename else ""
-    return (f"{what}{where} ({type(e).__name__}, errno {e.errno}); the run did not finish and its directory "
-            "has no new manifest.json")
+    if e.errno is None and "written" in str(e):  # numpy's short write: the disk filled up under it
+        what = f"a write was cut short ({e}): is the disk full?"
+    else:
+        what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "") + \
+            (f" ({type(e).__name__}, errno {e.errno})" if e.errno is not None else "")
+    return f"{what}; the run did not finish and its directory has no new manifest.json"
 
 
 def _handle_errors(fn: Callable) -> Callable:
@@ -64,12 +67,15 @@ def _handle_errors(fn: Callable) -> Callable:
         except ThresherError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except BrokenPipeError:  # stdout closed early (| head): the job itself finished
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except OSError as e:  # disk full, read-only or vanished folders: one line, and no manifest was written
             click.echo(f"error: {_describe_os_error(e)}", err=True)
             sys.exit(2)
         except _Terminated:
-            click.echo("error: terminated (SIGTERM) before the run finished; the run directory is not marked "
-                       "complete, and the same command resumes from the cached shards", err=True)
+            click.echo("error: terminated (SIGTERM) before the command finished; a run directory without "
+                       "manifest.json is incomplete, and the same command resumes from the cached shards", err=True)
             sys.exit(128 + signal.SIGTERM)
         finally:
             signal.signal(signal.SIGTERM, previous)

@@ -212,7 +212,7 @@ class Recipe:
 
     def _check_options(self, data: dict) -> None:
         """Top-level options are checked now, with their line, not found wrong half-way through a run."""
-        counts = {"seed": 0, "workers": 1, "pool_sample": 2}
+        counts = {"seed": 0, "workers": 0, "pool_sample": 2}  # workers 0: every core, as --workers 0
         for key, low in counts.items():
             value = data.get(key)
             if value is None and key == "workers":
@@ -224,6 +224,8 @@ class Recipe:
             raise ConfigError(f"{self._where(data, 'group_field')}: 'group_field' must be a column name, got {group!r}")
         if data.get("out") is not None and not isinstance(data["out"], str):
             raise ConfigError(f"{self._where(data, 'out')}: 'out' must be a path, got {data['out']!r}")
+        if isinstance(data.get("out"), str) and self._path(data["out"]).is_file():
+            raise ConfigError(f"{self._where(data, 'out')}: 'out' is a file, not a run directory: {data['out']}")
 
     def _where(self, mapping: dict, key: str | None = None) -> str:
         if isinstance(mapping, LineDict) and key is not None:

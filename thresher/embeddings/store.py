@@ -20,7 +20,7 @@ import xxhash
 
 from thresher.embeddings.backends import EmbeddingBackend
 from thresher.errors import ConfigError
-from thresher.features.shards import CorruptShardError, load_shard, warn_recomputed
+from thresher.features.shards import CorruptShardError, discard, file_checksum, load_shard, warn_recomputed
 from thresher.io.atomic import atomic_path, write_json
 from thresher.progress import Progress
 
@@ -85,11 +85,26 @@ class EmbeddingStore:
         return stored.astype(np.float32)
 
     def read(self, index: int, mmap: bool = True) -> np.ndarray:
-        """Shard ``index`` in its stored dtype (memory-mapped unless ``mmap=False``); a damaged shard is removed and
-        raises :class:`CorruptShardError`."""
-        return load_shard(self.shard_path(index), lambda p: np.load(p, mmap_mode="r" if mmap else None))
+        """Shard ``index`` in its stored dtype (memory-mapped unless ``mmap=False``); a damaged shard (unreadable,
+        or in a complete store, with other bytes than when it was completed) is removed and raises
+        :class:`CorruptShardError`."""
+        path = self.shard_path(index)
+        matrix = load_shard(path, lambda p: np.load(p, mmap_mode="r" if mmap else None))
+        expected = self._checksums()
+        if expected is not None and index < len(expected) and file_checksum(path) != expected[index]:
+            discard(path)
+            raise CorruptShardError(path, "its bytes changed since the cache was completed")
+        return matrix
+
+    def _checksums(self) -> list[str] | None:
+        """The shards' checksums recorded when the store was completed (None while it is not)."""
+        if not self.is_complete():
+            return None
+        return self.meta().get("checksums")
 
     def mark_complete(self, meta: dict) -> None:
+        """Record the store as complete, with each shard's checksum (checked whenever a shard is read again)."""
+        meta = {**meta, "checksums": [file_checksum(self.shard_path(i)) for i in range(meta["n_shards"])]}
         write_json(meta, self.root / "_COMPLETE")
 
     def is_complete(self) -> bool:

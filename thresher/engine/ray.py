@@ -10,6 +10,9 @@ Ray is imported only when this engine is used (``pip install 'thresher[ray]'``).
 
 from __future__ import annotations
 
+import signal
+import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -30,6 +33,19 @@ def _ray():
     return ray
 
 
+def _check_reachable(address: str | None, timeout: float = 10.0) -> None:
+    """A ``host:port`` cluster address that nothing answers on is an error now, not minutes of Ray's retries."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address!r}: expected auto, ray://host:port or host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
 class RayEngine:
     """Map ``fn`` over items as Ray tasks on the cluster at ``address`` (``None``: connect to a running cluster
     if there is one, else start a local one; ``"auto"``: a running cluster, or an error)."""
@@ -45,11 +61,18 @@ class RayEngine:
     def _connect(self):
         ray = _ray()
         if not ray.is_initialized():
+            _check_reachable(self.address)
+            on_term = signal.getsignal(signal.SIGTERM)
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR", configure_logging=False)
             except ConnectionError as e:
                 raise ConfigError(f"cannot connect to the Ray cluster at {self.address or 'auto'}: {e}") from None
+            finally:
+                # Ray's driver installs its own SIGTERM handler (a C++ stack dump, exit 15): keep the caller's, so
+                # the CLI still exits with one line and 143, and tasks in flight are cancelled on the way out.
+                if threading.current_thread() is threading.main_thread() and on_term is not None:
+                    signal.signal(signal.SIGTERM, on_term)
             self._started = True
         return ray
 

@@ -36,7 +36,7 @@ from thresher.io.atomic import write_json, write_parquet
 from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.manifest import dataset_info, reopen_dataset, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress
 from thresher.selectors import Budget
@@ -430,9 +430,9 @@ def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, ta
     if any(f != files[0] for f in files[1:]):
         raise ConfigError("the runs selected from different pools; compare runs of the same pool")
     info = pools[0]
-    pool = _reopen(info)
+    pool = reopen_dataset(info)
     if target is None and runs[0].manifest.get("inputs", {}).get("target"):
-        target = _reopen(runs[0].manifest["inputs"]["target"])
+        target = reopen_dataset(runs[0].manifest["inputs"]["target"])
     target_name = config.target_name or _name_of(heldout if heldout is not None else target or pool)
     if heldout is None:
         if target is None:
@@ -523,13 +523,6 @@ def _has_column(ds: Dataset, name: str | None) -> bool:
     for batch in ds.iter_batches(ErrorLog("skip"), extra_columns=[name]):
         return batch.column(name).null_count < batch.num_rows
     return False
-
-
-def _reopen(info: dict) -> Dataset:
-    """The Dataset a manifest's input entry describes; absolute paths when the manifest has them."""
-    return Dataset(info.get("resolved_paths") or info["paths"], text_field=info["text_field"],
-                   id_field=info["id_field"], on_error=info["on_error"], batch_size=info["batch_size"],
-                   duplicate_ids=info.get("duplicate_ids", "error"))
 
 
 def _name_of(ds: Dataset) -> str:

@@ -45,6 +45,17 @@ def load_shard(path: Path, loader: Callable[[Path], T]) -> T:
         raise CorruptShardError(path, e) from e
 
 
+def file_checksum(path: Path) -> str:
+    """xxh3-64 of a file's bytes: what a store records when it is complete, to tell later that a file changed."""
+    import xxhash
+
+    digest = xxhash.xxh3_64()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def discard(path: Path) -> None:
     """Remove a damaged shard and its store's ``_COMPLETE`` marker."""
     for p in (path, path.parent / "_COMPLETE"):
@@ -55,5 +66,5 @@ def warn_recomputed(paths: list[Path]) -> None:
     """Say, once per stage, which damaged shards were recomputed."""
     if paths:
         shown = ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
-        print(f"warning: {len(paths)} damaged cache shard(s) in {paths[0].parent} were recomputed ({shown})",
+        print(f"warning: {len(paths)} damaged cache file(s) in {paths[0].parent} were recomputed ({shown})",
               file=sys.stderr)

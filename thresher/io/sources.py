@@ -96,7 +96,9 @@ def expand_paths_reporting(paths: Iterable[str | os.PathLike]) -> tuple[list[Inp
                 if hf is not None:
                     found.extend(hf)
                     continue
-                inside = sorted(q for q in p.rglob("*") if q.is_file())
+                # thresher's own run directories (an --out inside the input folder) are outputs, not input
+                runs = [r.parent for r in p.rglob(".thresher.lock")]
+                inside = sorted(q for q in p.rglob("*") if q.is_file() and not any(r in q.parents for r in runs))
                 found.extend(q for q in inside if detect_format(str(q)) is not None)
                 skipped.extend(str(q) for q in inside if detect_format(str(q)) is None)
             elif p.exists():

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from thresher.engine import Engine, make_engine
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
-from thresher.features.shards import discard, warn_recomputed
+from thresher.features.shards import discard, file_checksum, warn_recomputed
 from thresher.features.store import FeatureStore, featurize_or_load
 from thresher.io.atomic import write_parquet
 from thresher.io.dataset import Dataset
@@ -55,9 +55,15 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
     """Featurize every record of ``dataset`` into ``store`` (or load a complete store) and return its index."""
     damaged = []
     if store.is_complete():
-        damaged = store.damaged_shards(store.meta()["n_shards"])
-        if not damaged:
+        meta = store.meta()
+        bad_index = [name for name, digest in meta.get("checksums", {}).items()
+                     if not (store.root / name).is_file() or file_checksum(store.root / name) != digest]
+        damaged = store.damaged_shards(meta["n_shards"])
+        if not damaged and not bad_index:
             return _load_index(store)
+        if bad_index:  # the per-record index is rebuilt from the shards (each checked as it is read)
+            warn_recomputed([store.root / name for name in bad_index])
+            (store.root / "_COMPLETE").unlink(missing_ok=True)
         for i in damaged:
             discard(store.shard_path(i))
     errors = ErrorLog(dataset.on_error)
@@ -117,6 +123,10 @@ def _groups(chunks: list[pa.Array]) -> pa.Array | None:
     return None if arr.null_count == len(arr) else arr
 
 
+#: Files of a complete store besides its shards; their checksums are kept in ``_COMPLETE``.
+INDEX_FILES = ("index.parquet", "counts.npy")
+
+
 def _save_index(store: FeatureStore, index: PoolIndex) -> None:
     cols = {"id": index.ids, "n_tokens": index.n_tokens, "n_words": index.n_words}
     if index.groups is not None:
@@ -125,7 +135,8 @@ def _save_index(store: FeatureStore, index: PoolIndex) -> None:
     write_parquet(pa.table(cols), store.root / "index.parquet")
     np.save(store.root / "counts.npy", index.counts)
     store.mark_complete({"n_shards": len(index.shard_sizes), "shard_sizes": index.shard_sizes.tolist(),
-                         "errors": index.errors, "n_records": index.n_records})
+                         "errors": index.errors, "n_records": index.n_records,
+                         "checksums": {name: file_checksum(store.root / name) for name in INDEX_FILES}})
 
 
 def _load_index(store: FeatureStore) -> PoolIndex:

@@ -21,6 +21,14 @@ def dataset_info(ds: Dataset) -> dict:
             "unsupported_files": {"count": len(ds.unsupported_files), "paths": ds.unsupported_files[:50]}}
 
 
+def reopen_dataset(info: dict, **overrides: object) -> Dataset:
+    """The Dataset a manifest's input entry describes, read the same way; by absolute paths when the manifest has
+    them, so a run can be reopened from any working folder (``overrides``: reading options to change)."""
+    options = {"text_field": info["text_field"], "id_field": info["id_field"], "on_error": info["on_error"],
+               "batch_size": info["batch_size"], "duplicate_ids": info.get("duplicate_ids", "error"), **overrides}
+    return Dataset(info.get("resolved_paths") or info["paths"], **options)
+
+
 def _resolved(path: str) -> str:
     """An absolute path (globs stay globs), so a run can be reopened from any working folder."""
     import os

@@ -29,7 +29,7 @@ from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
-from thresher.jobs.manifest import dataset_info, versions
+from thresher.jobs.manifest import dataset_info, reopen_dataset, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
@@ -214,9 +214,7 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     manifest.update(command=command, created_unix=int(time.time()), reselected_from=str(src.path.resolve()))
     manifest["timings"] = {}
     inputs = src.manifest["inputs"]["pool"]
-    pool = Dataset([f["path"] for f in inputs["files"]], text_field=inputs["text_field"],
-                   id_field=inputs["id_field"], on_error=inputs["on_error"], batch_size=inputs["batch_size"],
-                   duplicate_ids=inputs.get("duplicate_ids", "error"))
+    pool = reopen_dataset(inputs)
     if config.output_format != "ids":
         # The selected records are read again from the pool: it must be the data that was scored.
         changed = [now["path"] for now, then in zip(pool.describe(), inputs["files"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import operator
 import os
 import re
@@ -256,7 +257,8 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     Uses ``SIGALRM``, which interrupts Python code, ``time.sleep`` and Python ``re`` alike; it works in a process's
     main thread (the CLI, scripts, notebooks and worker processes), elsewhere the code runs without a limit.
     """
-    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+    if not seconds or math.isinf(seconds) or not hasattr(signal, "setitimer") or \
+            threading.current_thread() is not threading.main_thread():
         yield
         return
 

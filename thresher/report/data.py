@@ -157,17 +157,15 @@ def _spread(rows: np.ndarray, k: int) -> list[int]:
 
 def lookup_texts(manifest: dict, ids: list[str]) -> dict[str, str]:
     """The texts of ``ids`` from the run's pool, reading until all are found. Empty if the pool is gone."""
-    from thresher.io.dataset import Dataset
     from thresher.io.errors import ErrorLog
+    from thresher.jobs.manifest import reopen_dataset
 
     info = (manifest.get("inputs") or {}).get("pool")
     if not info or not ids:
         return {}
     wanted = pa.array(sorted(set(ids)), pa.large_string())
     found: dict[str, str] = {}
-    pool = Dataset([f["path"] for f in info["files"]], text_field=info["text_field"], id_field=info["id_field"],
-                   on_error="skip", batch_size=info.get("batch_size") or 4096,
-                   duplicate_ids=info.get("duplicate_ids", "error"))
+    pool = reopen_dataset(info, on_error="skip", batch_size=info.get("batch_size") or 4096)
     for batch in pool.iter_batches(ErrorLog("skip")):
         hit = pc.is_in(batch.column("id").cast(pa.large_string()), value_set=wanted)
         if pc.any(hit).as_py():

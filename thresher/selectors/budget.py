@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -52,6 +53,8 @@ class Budget:
 
     @classmethod
     def _checked(cls, kind: str, value: float, spec: object) -> Budget:
+        if not math.isfinite(value):
+            raise ConfigError(f"budget must be a finite number, got {spec!r}")
         if value <= 0:
             raise ConfigError(f"budget must be positive, got {spec!r}")
         if kind == "fraction" and value > 1:

@@ -130,6 +130,10 @@ class LabelModel:
         k = L.n_classes
         if L.n_records == 0:
             raise ConfigError("cannot fit a label model on an empty label matrix")
+        if L.nnz == 0:
+            raise ConfigError(f"no LF voted on any of the {L.n_records:,} records (coverage 0%), so there is nothing "
+                              "to learn a label model from: check the LFs' keywords, patterns and columns against "
+                              "a few records")
         prior, source = self._resolve_class_balance(class_balance, dev, k)
         self.n_classes_ = k
         self.n_lfs_ = L.n_lfs
