@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import thresher as th
 from thresher.dedup.semantic import SemanticConfig
 from thresher.errors import ConfigError
 from thresher.io.dataset import read
@@ -96,3 +97,13 @@ def test_semantic_dedup_on_embeddings(planted, tmp_path):
     assert run.counts["all_accounted_for"] and run.counts["filtered"]["semantic_duplicate"] >= 10
     with pytest.raises(ConfigError, match="needs --embeddings"):
         run_dedup(read(planted), tmp_path / "x", method="semantic")
+
+
+def test_minhash_sketches_on_worker_processes_give_the_same_clusters(tmp_path, small_pool):
+    # the per-batch sketches (shingles, band keys, sets for verification) run on the engine; grouping stays in
+    # the main process, so the decisions cannot depend on the number of workers
+    runs = [th.deduplicate(th.read(small_pool, batch_size=300), out=tmp_path / f"w{w}", method="minhash",
+                           threshold=0.5, workers=w, report=False) for w in (1, 2)]
+    one, two = (pq.read_table(r.path / "scores" / "scores.parquet") for r in runs)
+    assert one.equals(two) and one.num_rows == 1500
+    assert (runs[0].path / "selected" / "ids.txt").read_bytes() == (runs[1].path / "selected" / "ids.txt").read_bytes()

@@ -64,7 +64,7 @@ def embed(pool: PathsOrDataset, *, out: str | os.PathLike, backend: str = "stati
 
 def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "both", threshold: float = 0.7,
           keep: str = "first", embeddings: str | os.PathLike | None = None, format: str = "parquet",
-          report: bool = True) -> Run:
+          workers: int | None = None, report: bool = True) -> Run:
     """Drop exact / near / semantic duplicates (``thresher dedup``); kept records in ``selected/``."""
     from dataclasses import replace
 
@@ -74,7 +74,7 @@ def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "
 
     return run_dedup(_dataset(pool), out, method=method, exact=replace(NORMALIZE["lower"], keep=keep),
                      minhash=MinHashConfig(threshold=threshold, keep=keep), output_format=format,
-                     semantic=SemanticConfig(keep=keep), embeddings=embeddings, report=report)
+                     semantic=SemanticConfig(keep=keep), embeddings=embeddings, report=report, workers=workers)
 
 
 def evaluate(pool: PathsOrDataset, *, out: str | os.PathLike, heldout: PathsOrDataset | None = None,

@@ -481,7 +481,7 @@ def dedup(pool, out, method, embeddings, similarity, clusters, normalize, thresh
     semantic = SemanticConfig(threshold=similarity, n_clusters=clusters, keep=keep, seed=seed)
     run = run_dedup(ds, out, method=method, exact=replace(NORMALIZE[normalize], keep=keep), minhash=minhash,
                     scores=scores, output_format=output_format, command=["thresher", *sys.argv[1:]],
-                    semantic=semantic, embeddings=embeddings, report=report)
+                    semantic=semantic, embeddings=embeddings, report=report, workers=workers)
     _print_result(run, as_json, quiet, report)
 
 

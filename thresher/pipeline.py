@@ -198,7 +198,7 @@ class Pipeline:
         if isinstance(self.stages[0], Dedup):
             from thresher.jobs.dedup import find_duplicates
 
-            table, results, _ = find_duplicates(pool, ErrorLog("skip"), **self.stages[0].configs())
+            table, results, _ = find_duplicates(pool, ErrorLog("skip"), **self.stages[0].configs(), workers=workers)
             dedup = (np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool),
                      table["dup_reason"].combine_chunks())
             dedup_stats = {kind: r.stats for kind, r in results.items()}

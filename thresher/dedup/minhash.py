@@ -45,6 +45,7 @@ from thresher.dedup.clusters import (
     connected_components,
     split_batch,
 )
+from thresher.engine import Engine, LocalEngine
 from thresher.errors import ConfigError, ThresherError
 from thresher.features.hashed_ngrams import _finalise, _ranges
 
@@ -353,12 +354,14 @@ class MinHashDeduplicator:
         self.config = config or MinHashConfig()
         self._a, self._b = permutations(self.config)
 
-    def fit(self, batches: Iterable | Callable[[], Iterable], scores: np.ndarray | None = None) -> DedupResult:
+    def fit(self, batches: Iterable | Callable[[], Iterable], scores: np.ndarray | None = None,
+            engine: Engine | None = None) -> DedupResult:
         """Near-duplicate decisions for every record of ``batches``, in reading order.
 
         ``batches``: Arrow string arrays, lists of str, or record batches / tables with ``text_field`` (and
         ``id_field``, which reasons then name); or a callable returning such an iterable afresh. ``scores`` (one
-        per record) are needed for ``keep="highest"``.
+        per record) are needed for ``keep="highest"``. ``engine``: where the per-batch sketches (shingles, band
+        keys) are computed (default: this process); the grouping runs here, and the result is the same anywhere.
         """
         cfg = self.config
         bands, rows = cfg.bands_rows
@@ -368,16 +371,23 @@ class MinHashDeduplicator:
         one_shot = first_pass is batches
         cache: list[tuple[np.ndarray, np.ndarray]] = []
         key_chunks, has_chunks, lengths, id_chunks, have_ids = [], [], [], [], True
-        for text, ids in self._slices(first_pass):
-            sh, off = shingle_hashes(text, cfg.ngram)
-            key_chunks.append(band_keys(sh, off, self._a, self._b, bands, rows))
-            has_chunks.append(np.diff(off) > 0)
-            lengths.append(pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
-            have_ids = have_ids and ids is not None
-            if have_ids:
-                id_chunks.append(ids)
-            if one_shot and cfg.verify:
-                cache.append(_unique_sets(sh, off))
+        keep_sets = one_shot and cfg.verify
+
+        def items():  # the texts go to the engine; ids stay here, in reading order
+            nonlocal have_ids
+            for text, ids in self._slices(first_pass):
+                have_ids = have_ids and ids is not None
+                if have_ids:
+                    id_chunks.append(ids)
+                yield cfg, self._a, self._b, text, keep_sets
+
+        with (engine or LocalEngine(1)) as runner:
+            for keys_part, has_part, length_part, sets in runner.map(sketch_batch, items()):
+                key_chunks.append(keys_part)
+                has_chunks.append(has_part)
+                lengths.append(length_part)
+                if sets is not None:
+                    cache.append(sets)
         n = sum(len(x) for x in lengths)
         keys = np.concatenate(key_chunks) if key_chunks else np.zeros((0, bands), np.uint64)
         has = np.concatenate(has_chunks) if has_chunks else np.zeros(0, bool)
@@ -432,10 +442,21 @@ class MinHashDeduplicator:
         return _csr(values, counts)
 
 
+def sketch_batch(config: MinHashConfig, a: np.ndarray, b: np.ndarray, text: pa.Array,
+                 keep_sets: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Engine task: one slice's LSH band keys, which records have words, their lengths, and (for verification
+    without a second pass) their shingle sets."""
+    bands, rows = config.bands_rows
+    sh, off = shingle_hashes(text, config.ngram)
+    lengths = pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64)
+    return (band_keys(sh, off, a, b, bands, rows), np.diff(off) > 0, lengths,
+            _unique_sets(sh, off) if keep_sets else None)
+
+
 def near_duplicates(batches: Iterable | Callable[[], Iterable], config: MinHashConfig | None = None,
-                    scores: np.ndarray | None = None) -> DedupResult:
+                    scores: np.ndarray | None = None, engine: Engine | None = None) -> DedupResult:
     """Near-duplicate decisions for every record of ``batches`` (see :meth:`MinHashDeduplicator.fit`)."""
-    return MinHashDeduplicator(config).fit(batches, scores)
+    return MinHashDeduplicator(config).fit(batches, scores, engine)
 
 
 def _gather_cached(cache: list[tuple[np.ndarray, np.ndarray]], needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from thresher.dedup import ExactConfig, MinHashConfig, exact_duplicates, near_duplicates
 from thresher.dedup.clusters import DedupResult
 from thresher.dedup.semantic import SemanticConfig, semantic_duplicates
+from thresher.engine import make_engine
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
@@ -36,7 +37,7 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
               minhash: MinHashConfig | None = None, scores: np.ndarray | None = None,
               output_format: str = "parquet", command: list[str] | None = None,
               semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None,
-              report: bool = True) -> Run:
+              report: bool = True, workers: int | None = None) -> Run:
     """Deduplicate ``pool``; ``both`` runs exact then near-duplicate detection, and exact reasons win;
     ``semantic`` (SemDeDup) needs ``embeddings``, an embed run of the same pool.
 
@@ -49,7 +50,8 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     errors = ErrorLog(pool.on_error)
-    table, results, timings = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores)
+    table, results, timings = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores,
+                                              workers)
     keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
     (out / "scores").mkdir(exist_ok=True)
     write_parquet(table, out / "scores" / "scores.parquet")
@@ -81,7 +83,8 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
 
 def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactConfig, minhash: MinHashConfig,
                     semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None,
-                    scores: np.ndarray | None = None) -> tuple[pa.Table, dict[str, DedupResult], dict]:
+                    scores: np.ndarray | None = None,
+                    workers: int | None = None) -> tuple[pa.Table, dict[str, DedupResult], dict]:
     """The per-record decisions (``id, dup_cluster, dup_keep, dup_reason``, reading order) of ``method``, the
     results per method and their timings. Bad records are reported to ``errors`` once."""
     if method not in METHODS:
@@ -119,8 +122,11 @@ def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactCo
     for kind in ("exact", "minhash"):
         if method in (kind, "both"):
             t0 = time.perf_counter()
-            results[kind] = (exact_duplicates(batches, exact, scores) if kind == "exact"
-                             else near_duplicates(batches, minhash, scores))
+            if kind == "exact":
+                results[kind] = exact_duplicates(batches, exact, scores)
+            else:
+                with make_engine(workers) as engine:  # sketches on the engine, grouping here
+                    results[kind] = near_duplicates(batches, minhash, scores, engine=engine)
             timings[kind] = round(time.perf_counter() - t0, 4)
     first = next(iter(results.values()))
     if first.n_records == 0:
