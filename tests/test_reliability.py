@@ -430,3 +430,29 @@ def test_a_closed_stdout_is_not_an_error(tmp_path, small_pool):
                           capture_output=True, text=True, timeout=300)
     assert proc.stdout.startswith("method") and "error" not in proc.stderr
     assert (tmp_path / "o" / "manifest.json").is_file()
+
+
+def test_a_job_that_fails_before_writing_leaves_no_folder(tmp_path):
+    lfs = tmp_path / "none.yaml"
+    lfs.write_text("classes: [a, b]\nlfs:\n  - {name: x, label: a, keywords: [zzzzqqq]}\n")
+    out = tmp_path / "new" / "run"
+    _one_line_error(_cli("label", "--pool", str(sample_path("labeled/bbc_news.parquet")), "--lfs", str(lfs),
+                         "--out", str(out), "--no-report"))
+    assert not out.exists()  # it made the folder for its lock, and takes it away again
+    out.mkdir(parents=True)
+    _one_line_error(_cli("label", "--pool", str(sample_path("labeled/bbc_news.parquet")), "--lfs", str(lfs),
+                         "--out", str(out), "--no-report"))
+    assert out.is_dir()  # a folder the user made is never removed
+
+
+def test_recipes_can_rename_duplicate_ids(tmp_path, small_pool):
+    table = pq.read_table(small_pool).slice(0, 300)
+    doubled = tmp_path / "doubled.parquet"
+    pq.write_table(pa.concat_tables([table, table.slice(0, 10)]), doubled)
+    body = f"out: {tmp_path / 'out'}\nsteps:\n  - score: gopher\n"
+    refused = _recipe(tmp_path, f"pool: {doubled}\n{body}")
+    assert "duplicate id" in _one_line_error(_cli("run", str(refused)))
+    renamed = _recipe(tmp_path, f"pool: {{path: {doubled}, duplicate_ids: rename}}\n{body}")
+    assert _cli("run", str(renamed), "--no-report").returncode == 0
+    ids = pq.read_table(tmp_path / "out" / "scores" / "scores.parquet")["id"].to_pylist()
+    assert len(ids) == 310 == len(set(ids)) and f"{table['id'][0].as_py()}#2" in ids

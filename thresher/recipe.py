@@ -45,7 +45,7 @@ from thresher.run import Run
 from thresher.yaml_loading import LineDict, load_yaml
 
 _TOP_KEYS = {"pool", "target", "out", "seed", "workers", "pool_sample", "group_field", "steps"}
-_DATASET_KEYS = {"path", "text_field", "id_field", "on_error", "batch_size"}
+_DATASET_KEYS = {"path", "text_field", "id_field", "on_error", "batch_size", "duplicate_ids"}
 _SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
 _LABEL_KEYS = {"label", "model", "params", "dev", "dev_where", "label_field", "class_balance", "end_model",
                "scores_from"}

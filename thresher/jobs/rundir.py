@@ -44,22 +44,35 @@ def prepare_dir(out: str | os.PathLike) -> Path:
 @contextmanager
 def claim(out: str | os.PathLike) -> Iterator[Path]:
     """Create and lock run directory ``out`` for the duration of the block (re-entrant within this process)."""
+    created = not Path(out).exists()
     path = prepare_dir(out)
     key = path.resolve()
     with _guard:
         if key in _held:
             _held[key][1] += 1
-            fd = None
         else:
-            fd = _lock(path)
-            _held[key] = [fd, 1]
+            _held[key] = [_lock(path), 1]
+    failed = True
     try:
         yield path
+        failed = False
     finally:
         with _guard:
             _held[key][1] -= 1
             if _held[key][1] == 0:
                 os.close(_held.pop(key)[0])  # closing the descriptor releases the flock
+                if failed and created:
+                    _remove_if_only_lock(path)
+
+
+def _remove_if_only_lock(path: Path) -> None:
+    """A job that failed before writing anything leaves no folder behind (only if it made the folder itself)."""
+    try:
+        if [p.name for p in path.iterdir()] == [LOCK_NAME]:
+            (path / LOCK_NAME).unlink()
+            path.rmdir()
+    except OSError:
+        pass  # another job took it over meanwhile: leave it
 
 
 def _lock(path: Path) -> int:
