@@ -99,10 +99,11 @@ def test_semantic_dedup_on_embeddings(planted, tmp_path):
         run_dedup(read(planted), tmp_path / "x", method="semantic")
 
 
-def test_minhash_sketches_on_worker_processes_give_the_same_clusters(tmp_path, small_pool):
-    # the per-batch sketches (shingles, band keys, sets for verification) run on the engine; grouping stays in
-    # the main process, so the decisions cannot depend on the number of workers
-    runs = [th.deduplicate(th.read(small_pool, batch_size=300), out=tmp_path / f"w{w}", method="minhash",
+@pytest.mark.parametrize("method", ["minhash", "exact", "both"])
+def test_hashes_and_sketches_on_worker_processes_give_the_same_clusters(tmp_path, small_pool, method):
+    # the per-batch hashes and sketches (shingles, band keys, sets for verification) run on the engine; grouping
+    # stays in the main process, so the decisions cannot depend on the number of workers
+    runs = [th.deduplicate(th.read(small_pool, batch_size=300), out=tmp_path / f"w{w}", method=method,
                            threshold=0.5, workers=w, report=False) for w in (1, 2)]
     one, two = (pq.read_table(r.path / "scores" / "scores.parquet") for r in runs)
     assert one.equals(two) and one.num_rows == 1500

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, split_batch
+from thresher.engine import Engine, LocalEngine
 from thresher.errors import ConfigError
 
 #: Punctuation and symbols: anything that is not a letter, number, underscore or whitespace (RE2 syntax).
@@ -67,24 +68,36 @@ def text_hashes(text: pa.Array, config: ExactConfig) -> np.ndarray:
     return np.frombuffer(digest, dtype=np.uint64).reshape(-1, 2)
 
 
+def hash_batch(config: ExactConfig, text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Engine task: the normalised-text hashes and the lengths of one batch."""
+    return text_hashes(text, config), pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def exact_duplicates(batches: Iterable | Callable[[], Iterable], config: ExactConfig | None = None,
-                     scores: np.ndarray | None = None) -> DedupResult:
+                     scores: np.ndarray | None = None, engine: Engine | None = None) -> DedupResult:
     """Exact duplicates among all records of ``batches`` (text arrays, lists of str, or tables with a text column).
 
     One pass; memory is 16 bytes per record plus ids. ``scores`` (one per record, reading order) are needed for
-    ``keep="highest"``.
+    ``keep="highest"``. ``engine``: where the per-batch hashes are computed (default: this process).
     """
     config = config or ExactConfig()
     if callable(batches):  # the same inputs as near_duplicates accepts; one pass is enough here
         batches = batches()
     hashes, lengths, id_chunks, have_ids = [], [], [], True
-    for batch in as_batches(batches):
-        text, ids = split_batch(batch, config.text_field, config.id_field)
-        hashes.append(text_hashes(text, config))
-        lengths.append(pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
-        have_ids = have_ids and ids is not None
-        if have_ids:
-            id_chunks.append(ids)
+
+    def items():  # the texts go to the engine; ids stay here, in reading order
+        nonlocal have_ids
+        for batch in as_batches(batches):
+            text, ids = split_batch(batch, config.text_field, config.id_field)
+            have_ids = have_ids and ids is not None
+            if have_ids:
+                id_chunks.append(ids)
+            yield config, text
+
+    runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
+    for h, length in runner.map(hash_batch, items()):
+        hashes.append(h)
+        lengths.append(length)
     n = sum(len(h) for h in hashes)
     labels = np.zeros(0, np.int64)
     if n:

@@ -381,13 +381,13 @@ class MinHashDeduplicator:
                     id_chunks.append(ids)
                 yield cfg, self._a, self._b, text, keep_sets
 
-        with (engine or LocalEngine(1)) as runner:
-            for keys_part, has_part, length_part, sets in runner.map(sketch_batch, items()):
-                key_chunks.append(keys_part)
-                has_chunks.append(has_part)
-                lengths.append(length_part)
-                if sets is not None:
-                    cache.append(sets)
+        runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
+        for keys_part, has_part, length_part, sets in runner.map(sketch_batch, items()):
+            key_chunks.append(keys_part)
+            has_chunks.append(has_part)
+            lengths.append(length_part)
+            if sets is not None:
+                cache.append(sets)
         n = sum(len(x) for x in lengths)
         keys = np.concatenate(key_chunks) if key_chunks else np.zeros((0, bands), np.uint64)
         has = np.concatenate(has_chunks) if has_chunks else np.zeros(0, bool)

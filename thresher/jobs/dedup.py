@@ -119,15 +119,14 @@ def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactCo
         results["semantic"] = semantic_duplicates(matrix[rows], semantic, ids=record_ids,
                                                   lengths=np.concatenate(lengths), scores=scores)
         timings["semantic"] = round(time.perf_counter() - t0, 4)
-    for kind in ("exact", "minhash"):
-        if method in (kind, "both"):
-            t0 = time.perf_counter()
-            if kind == "exact":
-                results[kind] = exact_duplicates(batches, exact, scores)
-            else:
-                with make_engine(workers) as engine:  # sketches on the engine, grouping here
-                    results[kind] = near_duplicates(batches, minhash, scores, engine=engine)
-            timings[kind] = round(time.perf_counter() - t0, 4)
+    kinds = [kind for kind in ("exact", "minhash") if method in (kind, "both")]
+    if kinds:
+        with make_engine(workers) as engine:  # hashes and sketches on the engine, grouping here
+            for kind in kinds:
+                t0 = time.perf_counter()
+                find = exact_duplicates if kind == "exact" else near_duplicates
+                results[kind] = find(batches, exact if kind == "exact" else minhash, scores, engine=engine)
+                timings[kind] = round(time.perf_counter() - t0, 4)
     first = next(iter(results.values()))
     if first.n_records == 0:
         raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
