@@ -68,13 +68,19 @@ class EmbeddingStore:
 
     def has(self, index: int, n_rows: int | None = None) -> bool:
         """Shard ``index`` is stored (with ``n_rows`` rows, if given)."""
+        return self.reusable(index, n_rows) is not None
+
+    def reusable(self, index: int, n_rows: int | None = None) -> np.ndarray | None:
+        """Shard ``index`` as stored, if it is there, intact and (if given) has ``n_rows`` rows; else None (a damaged
+        one is removed, with a warning, for the caller to encode again)."""
         if not self.shard_path(index).is_file():
-            return False
+            return None
         try:
-            return n_rows is None or self.read(index).shape[0] == n_rows
-        except CorruptShardError as e:  # removed: the caller encodes it again
+            matrix = self.read(index)
+        except CorruptShardError as e:
             warn_recomputed([e.path])
-            return False
+            return None
+        return matrix if n_rows is None or matrix.shape[0] == n_rows else None
 
     def write(self, index: int, matrix: np.ndarray) -> np.ndarray:
         """Store one shard atomically; return it as float32, as :meth:`read` will give it back."""
@@ -134,8 +140,9 @@ def embed_shard(backend: EmbeddingBackend, store: EmbeddingStore | None, index: 
     texts = as_texts(text)
     if store is None:
         return backend.encode(texts)
-    if store.has(index, len(texts)):
-        return np.asarray(store.read(index), dtype=np.float32)
+    stored = store.reusable(index, len(texts))  # read (and checked) once
+    if stored is not None:
+        return np.asarray(stored, dtype=np.float32)
     return store.write(index, backend.encode(texts))
 
 

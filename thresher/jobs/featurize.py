@@ -61,11 +61,10 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
         damaged = store.damaged_shards(meta["n_shards"])
         if not damaged and not bad_index:
             return _load_index(store)
-        if bad_index:  # the per-record index is rebuilt from the shards (each checked as it is read)
-            warn_recomputed([store.root / name for name in bad_index])
-            (store.root / "_COMPLETE").unlink(missing_ok=True)
-        for i in damaged:
-            discard(store.shard_path(i))
+        # the per-record index is rebuilt from the shards (each checked as it is read); damaged shards are redone
+        warn_recomputed([store.root / name for name in bad_index])
+        for path in [*(store.root / name for name in bad_index), *map(store.shard_path, damaged)]:
+            discard(path)
     errors = ErrorLog(dataset.on_error)
     ids: list[pa.Array] = []
     groups: list[pa.Array] = []
@@ -83,7 +82,7 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
     bar = Progress("featurize", total=known_rows(dataset), enabled=progress)
     recomputed = [store.shard_path(i) for i in damaged]
     for i, summary in enumerate(engine.map(featurize_or_load, items())):
-        if summary.recomputed and i not in damaged:
+        if summary.recomputed:  # damaged after the store was last completed (discarded ones come back as new)
             recomputed.append(store.shard_path(i))
         counts += summary.counts
         n_tokens.append(summary.n_tokens)
