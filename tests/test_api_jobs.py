@@ -10,7 +10,7 @@ import thresher as th
 def test_score_then_reselect_then_dedup(tmp_path, small_pool, news_target):
     scored = th.score(small_pool, ["gopher", "classifier"], target=news_target, out=tmp_path / "s",
                       pool_sample=400, workers=1)
-    top = scored.reselect(out=tmp_path / "top", where="gopher_pass", score="classifier", selector="topk", budget=25)
+    top = th.reselect(scored, out=tmp_path / "top", where="gopher_pass", score="classifier", selector="topk", budget=25)
     passed = dict(zip(scored.scores()["id"].to_pylist(), scored.scores()["gopher_pass"].to_pylist()))
     assert len(top.selected_ids()) == 25 and all(passed[i] for i in top.selected_ids())
     kept = th.deduplicate(small_pool, out=tmp_path / "d")

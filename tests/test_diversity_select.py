@@ -9,10 +9,11 @@ from collections import Counter
 
 import pytest
 
+import thresher as th
 from thresher.errors import ConfigError
 from thresher.io.dataset import read
 from thresher.jobs.embed import run_embedding
-from thresher.jobs.score import run_scoring
+from thresher.pipeline import run_scoring
 from thresher.recipe import Recipe
 
 
@@ -32,10 +33,10 @@ def _domains(run) -> Counter:
 
 def test_kcenter_and_facility_spread_over_more_domains_than_topk(scored, tmp_path):
     root, run = scored
-    top = run.reselect(out=tmp_path / "top", selector="topk", score="dsir", budget=40)
+    top = th.reselect(run, out=tmp_path / "top", selector="topk", score="dsir", budget=40)
     spread = {}
     for name in ("kcenter", "facility", "clusters"):
-        sel = run.reselect(out=tmp_path / name, selector=name, embeddings=str(root / "emb"), budget=40,
+        sel = th.reselect(run, out=tmp_path / name, selector=name, embeddings=str(root / "emb"), budget=40,
                            selector_params={"n_clusters": 8} if name == "clusters" else {})
         assert len(sel.selected_ids()) == 40 and len(set(sel.selected_ids())) == 40
         spread[name] = len(_domains(sel))
@@ -44,7 +45,7 @@ def test_kcenter_and_facility_spread_over_more_domains_than_topk(scored, tmp_pat
 
 def test_quotas_are_exact_per_group(scored, tmp_path):
     _, run = scored
-    sel = run.reselect(out=tmp_path / "q", selector="quotas", labels="group", score="dsir", budget=90,
+    sel = th.reselect(run, out=tmp_path / "q", selector="quotas", labels="group", score="dsir", budget=90,
                        selector_params={"allocation": "equal", "within": "topk"})
     counts = _domains(sel)
     assert sum(counts.values()) == 90 and max(counts.values()) - min(counts.values()) <= 1, counts
@@ -60,9 +61,9 @@ def test_cli_and_errors(scored, tmp_path):
     out = json.loads(proc.stdout)
     assert 0 < out["metrics"]["selected_tokens"] <= 2000 and out["counts"]["all_accounted_for"]
     with pytest.raises(ConfigError, match="needs embeddings"):
-        run.reselect(out=tmp_path / "x", selector="kcenter", budget=10)
+        th.reselect(run, out=tmp_path / "x", selector="kcenter", budget=10)
     with pytest.raises(ConfigError, match="does not take colour"):
-        run.reselect(out=tmp_path / "y", selector="facility", embeddings=str(root / "emb"), budget=10,
+        th.reselect(run, out=tmp_path / "y", selector="facility", embeddings=str(root / "emb"), budget=10,
                      selector_params={"colour": 1})
 
 

@@ -282,8 +282,8 @@ def test_clear_errors(tmp_path, sample_pool, small_pool, news_target):
 
 def test_run_compare(tmp_path, sample_pool, news_target):
     a = th.select(sample_pool, target=news_target, out=tmp_path / "gumbel", budget="5%")
-    b = a.reselect(out=tmp_path / "uniform", selector="random")
-    ev = a.compare(b, out=tmp_path / "cmp", label_column="domain", positive="news", seeds=3,
+    b = th.reselect(a, out=tmp_path / "uniform", selector="random")
+    ev = th.compare(a, b, out=tmp_path / "cmp", label_column="domain", positive="news", seeds=3,
                    metrics=["kl", "precision"], n_boot=300)
     rows = {(r["method"], r["metric"]): r for r in ev.rows}
     assert rows["gumbel", "precision"]["verdict"] == "better"
@@ -411,5 +411,5 @@ def test_compare_runs_however_the_pool_path_was_spelled(tmp_path, small_pool, ne
     b = th.select(str(tmp_path / "pool.parquet"), target=news_target, out=tmp_path / "b", budget="5%",
                   selector="topk")
     monkeypatch.chdir("/")
-    ev = a.compare(b, out=tmp_path / "cmp", metrics=["kl"], seeds=2, n_boot=200, report=False)
+    ev = th.compare(a, b, out=tmp_path / "cmp", metrics=["kl"], seeds=2, n_boot=200, report=False)
     assert {r["method"] for r in ev.rows} >= {"a", "b", "random"}

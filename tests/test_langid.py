@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher.io.dataset import read
-from thresher.jobs.score import run_scoring
+from thresher.pipeline import run_scoring
 from thresher.scorers.langid import LangIdScorer
 
 

@@ -38,7 +38,7 @@ def test_report_histograms_count_only_eligible_records_as_not_selected(selection
 
 def test_a_budget_too_large_says_what_fits_and_what_was_filtered(selection):
     with pytest.raises(ConfigError) as e:
-        selection.reselect(budget="6000", out=selection.path.parent / "big")
+        th.reselect(selection, budget="6000", out=selection.path.parent / "big")
     eligible = selection.counts["selected"] + selection.counts["not_selected"]
     msg = str(e.value)
     assert f"give a budget of at most {eligible:,} records" in msg

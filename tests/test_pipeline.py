@@ -12,10 +12,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+import thresher as th
 from thresher.errors import ConfigError
 from thresher.io.dataset import read
-from thresher.jobs.score import run_scoring
-from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
+from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select, run_scoring
 from thresher.recipe import Recipe
 
 QUALITY = [Score("gopher"), Score("langid"), Filter("gopher_pass and lang == 'en'"),
@@ -158,7 +158,7 @@ def test_recipe_errors_name_the_line(tmp_path, small_pool, steps, message):
 
 def test_token_budget_counts_the_chosen_token_column(tmp_path, small_pool):
     scored = run_scoring(read(small_pool), ["tokens", "gopher"], tmp_path / "scored", workers=1, progress=False)
-    run = scored.reselect(out=tmp_path / "sel", score="gopher_mean_word_length", selector="topk",
+    run = th.reselect(scored, out=tmp_path / "sel", score="gopher_mean_word_length", selector="topk",
                           budget="20000 tokens", token_column="n_tiktoken")
     scores = scored.scores()
     tokens = dict(zip(scores["id"].to_pylist(), scores["n_tiktoken"].to_pylist()))
@@ -171,7 +171,7 @@ def test_token_budget_counts_the_chosen_token_column(tmp_path, small_pool):
     assert run.metrics["selected_tokens"] == sum(tokens[i] for i in chosen)
     assert sum(words[i] for i in chosen) != run.metrics["selected_tokens"]  # words are not what was budgeted
     with pytest.raises(ConfigError, match="no token column 'n_bpe'"):
-        scored.reselect(out=tmp_path / "bad", score="gopher_mean_word_length", budget="1000 tokens",
+        th.reselect(scored, out=tmp_path / "bad", score="gopher_mean_word_length", budget="1000 tokens",
                         token_column="n_bpe")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from thresher.errors import ConfigError
 from thresher.io.dataset import read
-from thresher.jobs.score import run_scoring
+from thresher.pipeline import run_scoring
 from thresher.scorers.gopher import GopherScorer
 
 

@@ -70,7 +70,7 @@ def test_reselect_reuses_scores_without_featurizing(tmp_path, small_pool, news_t
     first = th.select(small_pool, target=news_target, budget=30, seed=0, out=tmp_path / "a", workers=1)
     store = first.manifest["feature_store"]
     shard_times = sorted(p.stat().st_mtime_ns for p in __import__("pathlib").Path(store).glob("shard-*.npz"))
-    again = first.reselect(out=tmp_path / "b", budget="60", seed=5, selector="topk", output_format="jsonl.gz")
+    again = th.reselect(first, out=tmp_path / "b", budget="60", seed=5, selector="topk", output_format="jsonl.gz")
     assert "featurize_pool" not in again.manifest["timings"] and "score" not in again.manifest["timings"]
     assert shard_times == sorted(p.stat().st_mtime_ns for p in __import__("pathlib").Path(store).glob("shard-*.npz"))
     assert again.scores().equals(first.scores())
@@ -81,7 +81,7 @@ def test_reselect_reuses_scores_without_featurizing(tmp_path, small_pool, news_t
     with gzip.open(tmp_path / "b" / "selected" / "records.jsonl.gz", "rt") as f:
         assert [json.loads(line)["id"] for line in f] == sorted(again.selected_ids(), key=fresh_order(fresh))
     with pytest.raises(ConfigError, match="change the scores"):
-        first.reselect(out=tmp_path / "d", method="random")
+        th.reselect(first, out=tmp_path / "d", method="random")
 
 
 def fresh_order(run):
@@ -167,12 +167,12 @@ def test_reselect_refuses_a_changed_pool_and_survives_a_deleted_cache(tmp_path, 
     pq.write_table(pa.Table.from_pylist(sample_records), pool)
     run = th.select(pool, target=news_target, budget=5, out=tmp_path / "run", workers=1, min_tokens=0)
     shutil.rmtree(run.manifest["feature_store"])
-    again = run.reselect(out=tmp_path / "again", budget=7)
+    again = th.reselect(run, out=tmp_path / "again", budget=7)
     assert len(again.selected_ids()) == 7 and "kl_reduction" not in again.metrics
     pq.write_table(pa.Table.from_pylist(sample_records[:-1]), pool)
     with pytest.raises(ConfigError, match="pool changed"):
-        run.reselect(out=tmp_path / "third", budget=7)
-    assert len(run.reselect(out=tmp_path / "ids", budget=7, output_format="ids").selected_ids()) == 7
+        th.reselect(run, out=tmp_path / "third", budget=7)
+    assert len(th.reselect(run, out=tmp_path / "ids", budget=7, output_format="ids").selected_ids()) == 7
 
 
 def test_a_dead_worker_is_a_clear_error():

@@ -1,4 +1,4 @@
-"""The Python API, mirroring ``thresher select``."""
+"""The Python API, mirroring the CLI verbs: each function runs one job and returns the :class:`Run` it wrote."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def score(pool: PathsOrDataset, scorers: list, *, out: str | os.PathLike, target
           seed: int = 0, pool_sample: int = 10_000, workers: int | None = None, progress: bool = True,
           report: bool = True) -> Run:
     """Side-car scores for every record (``thresher score``): ``scorers`` are names or ``Score`` stages."""
-    from thresher.jobs.score import run_scoring
+    from thresher.pipeline import run_scoring
 
     return run_scoring(_dataset(pool), scorers, out, target=_dataset(target) if target is not None else None,
                        workers=workers, progress=progress, seed=seed, pool_sample=pool_sample, report=report)
@@ -111,3 +111,26 @@ def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[st
                         dev_where=dev_where, class_balance=class_balance, end_model=end_model,
                         scores_from=scores_from, seed=seed,
                         workers=workers, progress=progress, report=report, lf_timeout=lf_timeout)
+
+
+def reselect(run: Run | str | os.PathLike, out: str | os.PathLike | None = None, **changes: object) -> Run:
+    """Select again from a run's scores (``thresher select --from-run``) with other budget, seed, selector,
+    temperature, threshold, min_tokens, score, where, token_column, embeddings, labels, selector_params or
+    output_format; writes to ``out``, or in place. Nothing is featurized or scored again."""
+    from thresher.jobs.select import reselect as reselect_run
+
+    return reselect_run(run.path if isinstance(run, Run) else run, out=out, **changes)
+
+
+def compare(run: Run | str | os.PathLike, *others: Run | str | os.PathLike, out: str | os.PathLike,
+            heldout: PathsOrDataset | None = None, seeds: int = 5, report: bool = True, **options: object):
+    """A selection (and ``others`` of the same pool) against random and stratified selections of the same size,
+    measured on ``heldout`` (default: half of the run's target); returns the Evaluation written to ``out``.
+
+    ``options`` are :class:`thresher.evaluate.harness.EvaluateConfig` fields (label_column, metrics, level...).
+    """
+    from thresher.evaluate.harness import EvaluateConfig, compare_runs
+
+    config = EvaluateConfig(methods=["random", "stratified"], seeds=seeds, **options)
+    heldout_data = _dataset(heldout) if heldout is not None else None
+    return compare_runs([run, *others], heldout_data, out, config=config, report=report)

@@ -345,8 +345,7 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
     learned scorers are fitted on --target and a seeded pool sample first, and saved under OUT/fit/.
     """
     from thresher.io.dataset import Dataset
-    from thresher.jobs.score import run_scoring
-    from thresher.pipeline import Score
+    from thresher.pipeline import Score, run_scoring
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
     stages = [Score(name, _scorer_params(params, name, names)) for name in names]
@@ -620,9 +619,9 @@ def run(recipe, out, workers, quiet, as_json, report) -> None:
     result = Recipe.load(recipe).run(out=out, workers=workers, progress=not quiet and not as_json,
                                      command=["thresher", *sys.argv[1:]], report=report)
     if not quiet and not as_json and result.manifest.get("job") != "label":
-        from thresher.jobs.score import stage_lines
+        from thresher.report.summary import stage_lines
 
-        lines = stage_lines(result)  # what each score and filter stage did, as thresher score prints it
+        lines = stage_lines(result.manifest)  # what each score and filter stage did, as thresher score prints it
         if lines:
             click.echo("\n".join(["stages:", *(f"  {line}" for line in lines), ""]))
     _print_result(result, as_json, quiet, report)

@@ -28,12 +28,14 @@ from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import atomic_path, write_json
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
+from thresher.io.provenance import dataset_fingerprint, dataset_info, versions
 from thresher.io.sampling import sample_texts
-from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
+from thresher.jobs.dedup import METHODS, NORMALIZE, find_duplicates
 from thresher.jobs.rundir import claims_run_dir
+from thresher.jobs.select import select_from_pipeline
 from thresher.progress import Progress, known_rows
 from thresher.run import Run
-from thresher.scorers.registry import References, get_spec
+from thresher.scorers.registry import SCORERS, References, get_spec
 from thresher.selectors.where import WhereExpression
 
 _PROBE = "The quick brown fox jumps over the lazy dog. It was not amused, and said so at length."
@@ -111,7 +113,6 @@ class Dedup:
 
         from thresher.dedup import MinHashConfig
         from thresher.dedup.semantic import SemanticConfig
-        from thresher.jobs.dedup import METHODS, NORMALIZE
 
         if self.method not in METHODS:
             raise ConfigError(f"unknown dedup method {self.method!r}; choose from {', '.join(METHODS)}")
@@ -196,8 +197,6 @@ class Pipeline:
         dedup, dedup_stats = None, None
         t0 = time.perf_counter()
         if isinstance(self.stages[0], Dedup):
-            from thresher.jobs.dedup import find_duplicates
-
             table, results, _ = find_duplicates(pool, ErrorLog("skip"), **self.stages[0].configs(), workers=workers)
             dedup = (np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool),
                      table["dup_reason"].combine_chunks())
@@ -262,8 +261,6 @@ class Pipeline:
 
             report_after_job(out, report)
             return Run(out)
-        from thresher.jobs.select import select_from_pipeline
-
         return select_from_pipeline(out, pool, target, self.select, seed=seed, group_field=group_field,
                                     workers=workers, progress=progress, report=report)
 
@@ -419,3 +416,19 @@ def _read_texts(dataset: Dataset) -> pa.Array:
     if not parts:
         raise ConfigError(f"the target has no usable records ({', '.join(dataset.paths)})")
     return pa.concat_arrays(parts)
+
+
+def run_scoring(pool: Dataset, scorers: list[str] | list[Score], out: str | os.PathLike,
+                target: Dataset | None = None, workers: int | None = None, progress: bool = True,
+                command: list[str] | None = None, seed: int = 0, pool_sample: int = 10_000,
+                group_field: str | None = "domain", report: bool = True) -> Run:
+    """The score job (``thresher score``): a pipeline of score stages only, over every record of ``pool``.
+
+    ``scorers`` are names or :class:`Score` stages with parameters. Nothing is selected; ``scores/scores.parquet``
+    keeps every signal by id, so thresholds and selections change later without recomputing.
+    """
+    if not scorers:
+        raise ConfigError(f"no scorer given; choose from {', '.join(SCORERS)}")
+    stages = [s if isinstance(s, Score) else Score(s) for s in scorers]
+    return Pipeline(stages).run(pool, out, target, seed=seed, pool_sample=pool_sample, group_field=group_field,
+                                workers=workers, progress=progress, command=command, report=report)

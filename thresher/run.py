@@ -1,4 +1,8 @@
-"""A :class:`Run` is a run directory opened for reading: manifest, side-car scores, selected ids and records."""
+"""A :class:`Run` is a run directory opened for reading: manifest, side-car scores, selected ids and records.
+
+It only reads (and renders its report): the jobs that write runs build on it, never the other way round, so new
+selections from a run's scores are ``th.reselect(run, ...)`` and comparisons ``th.compare(run, ...)``.
+"""
 
 from __future__ import annotations
 
@@ -60,27 +64,6 @@ class Run:
         ids = pq.read_table(self.path / "embeddings" / "ids.parquet")["id"].to_pylist()
         return ids, EmbeddingStore.open(info["store"]).matrix()
 
-    def reselect(self, out: str | os.PathLike | None = None, **changes: object) -> Run:
-        """Select again from these scores (budget, seed, selector, temperature, threshold, min_tokens, score,
-        where, token_column, embeddings, labels, selector_params, output_format); writes to ``out`` or in place."""
-        from thresher.jobs.select import reselect
-
-        return reselect(self.path, out=out, **changes)
-
-    def compare(self, *others: Run | str | os.PathLike, heldout: str | os.PathLike | None = None,
-                out: str | os.PathLike, seeds: int = 5, report: bool = True, **options: object):
-        """This selection (and ``others`` of the same pool) against random and stratified selections of the same
-        size, measured on ``heldout`` (default: half of the run's target); returns an Evaluation written to ``out``.
-
-        ``options`` are :class:`thresher.evaluate.harness.EvaluateConfig` fields (label_column, metrics, level...).
-        """
-        from thresher.evaluate.harness import EvaluateConfig, compare_runs
-        from thresher.io.dataset import read
-
-        config = EvaluateConfig(methods=["random", "stratified"], seeds=seeds, **options)
-        return compare_runs([self, *others], read(heldout) if heldout is not None else None, out, config=config,
-                            report=report)
-
     def report(self, out: str | os.PathLike | None = None) -> Path:
         """Write ``report.html`` (or ``out``): summary, score histograms, composition, examples; returns its path."""
         from thresher.report.html import write_report
@@ -89,24 +72,15 @@ class Run:
 
     def summary(self) -> str:
         """A short human-readable table of counts, metrics and composition, then notes on how the inputs were read."""
-        return "\n".join([self._summary_table(), *input_notes(self.manifest)])
+        from thresher.report.summary import summarize
 
-    def _summary_table(self) -> str:
-        if self.manifest.get("job") == "dedup":
-            from thresher.jobs.dedup import format_dedup_summary
+        return "\n".join([summarize(self.manifest, self.path), *input_notes(self.manifest)])
 
-            return format_dedup_summary(self)
-        if self.manifest.get("job") == "label" and "selection" not in self.manifest:
-            from thresher.jobs.label import format_label_summary
-
-            return format_label_summary(self)
-        if self.manifest.get("job") == "score":
-            from thresher.jobs.score import format_rule_summary
-
-            return format_rule_summary(self)
-        from thresher.report.summary import format_summary
-
-        return format_summary(self.manifest)
+    def __getattr__(self, name: str) -> object:
+        if name in ("reselect", "compare"):  # they were methods before Run became a pure reader
+            raise AttributeError(f"Run is a reader of a run directory; use th.{name}(run, ...) instead of "
+                                 f"run.{name}(...)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         c = self.counts

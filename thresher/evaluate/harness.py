@@ -36,9 +36,10 @@ from thresher.io.atomic import write_json, write_parquet
 from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.jobs.manifest import dataset_info, reopen_dataset, versions
+from thresher.io.provenance import dataset_info, reopen_dataset, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress
+from thresher.run import Run
 from thresher.selectors import Budget
 
 RESULT_COLUMNS = ["target", "method", "budget", "budget_records", "metric", "higher_is_better", "estimate", "lo",
@@ -336,7 +337,7 @@ def _length_floor(config: EvaluateConfig, target: Dataset | None) -> int:
         return int(config.min_tokens)
     if target is None:
         return 0
-    from thresher.jobs.select import auto_min_tokens
+    from thresher.selectors.eligibility import auto_min_tokens
 
     return auto_min_tokens(_features(_read_all(target, [], ErrorLog(target.on_error))["text"])[1])
 
@@ -412,8 +413,6 @@ def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, ta
     selected from the same pool (checked by its fingerprinted files). Without ``heldout``, the first run's target is
     split as in :func:`run_evaluation`.
     """
-    from thresher.run import Run
-
     runs = [r if isinstance(r, Run) else Run(r) for r in runs]
     if not runs:
         raise ConfigError("give at least one run to compare")

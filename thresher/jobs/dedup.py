@@ -24,8 +24,8 @@ from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
+from thresher.io.provenance import dataset_info, versions
 from thresher.io.writers import FORMATS, write_selection
-from thresher.jobs.manifest import dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 
@@ -186,15 +186,3 @@ def _combine(results: dict[str, DedupResult]) -> pa.Table:
                      "dup_exact_cluster": ex["dup_cluster"], "dup_near_cluster": near["dup_cluster"]})
 
 
-def format_dedup_summary(run: Run) -> str:
-    """Kept and dropped counts by reason, and the LSH statistics."""
-    c = run.counts
-    lines = [f"records: {c['input_records']:,} read, {c['selected']:,} kept, "
-             + ", ".join(f"{v:,} {k.replace('_', ' ')}s dropped" for k, v in c["filtered"].items())
-             + f", {c['failed']:,} failed"]
-    near = run.metrics.get("minhash")
-    if near:
-        lines.append("minhash: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in near.items()
-                                             if isinstance(v, int) and not isinstance(v, bool)))
-    lines.append(f"kept ids: {run.path / 'selected' / 'ids.txt'}; clusters: {run.path / 'scores' / 'scores.parquet'}")
-    return "\n".join(lines)

@@ -19,7 +19,7 @@ from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.jobs.manifest import dataset_fingerprint, dataset_info, versions
+from thresher.io.provenance import dataset_fingerprint, dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress, known_rows
 from thresher.run import Run

@@ -18,7 +18,7 @@ from thresher.features.store import FeatureStore, featurize_or_load
 from thresher.io.atomic import write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.jobs.manifest import dataset_fingerprint
+from thresher.io.provenance import dataset_fingerprint
 from thresher.progress import Progress, known_rows
 
 

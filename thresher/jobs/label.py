@@ -29,7 +29,7 @@ from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.jobs.manifest import dataset_info, versions
+from thresher.io.provenance import dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.label.lfs import ABSTAIN, LFSet, as_lf_set
 from thresher.run import Run
@@ -310,31 +310,3 @@ def _jsonable(value):
     return value.tolist() if isinstance(value, np.ndarray) else value
 
 
-def format_label_summary(run: Run) -> str:
-    """Counts, class balance and its source, the LF table, and dev metrics of the label and end models."""
-    c, m = run.counts, run.manifest
-    classes = m["classes"]
-    config = m.get("label_config") or m["config"]  # a recipe's select step replaces "config"
-    lines = [f"model {config['model']} | {len(classes)} classes | {len(m['lfs']['lfs'])} LFs",
-             f"records: {c['input_records']:,} read, {c['labelled']:,} labelled, {c['abstained']:,} abstained "
-             f"(no LF voted), {c['failed']:,} failed",
-             "by class: " + ", ".join(f"{k} {v:,}" for k, v in c["by_class"].items())]
-    errors = {k: v for k, v in c.get("lf_errors", {}).items() if v}
-    if errors:
-        lines.append("LF errors (counted as abstains): " + ", ".join(f"{k} {v:,}" for k, v in errors.items()))
-    balance = m["class_balance"]
-    lines.append(f"class balance ({balance['source']}): "
-                 + ", ".join(f"{k} {v:.3f}" for k, v in zip(classes, balance["values"])))
-    lines += ["", m["analysis_table"]]
-    dev = run.metrics.get("dev")
-    if dev:
-        lines.append("\ndev metrics (all dev records; abstains count as wrong):")
-        for name, r in dev.items():
-            lines.append(f"  {name:<22} accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}"
-                         + (f"  coverage {r['coverage']:.1%}" if "coverage" in r else ""))
-    end = run.metrics.get("end_model")
-    if end:
-        lines.append(f"end model: {end['config']['features']} features, trained on {end['trained_on']:,} covered "
-                     "records (columns end_label, end_confidence)")
-    lines.append(f"labels: {run.path / 'scores' / 'scores.parquet'}")
-    return "\n".join(lines)

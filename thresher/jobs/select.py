@@ -27,9 +27,9 @@ from thresher.features.store import FeatureStore
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
+from thresher.io.provenance import dataset_info, reopen_dataset, versions
 from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
-from thresher.jobs.manifest import dataset_info, reopen_dataset, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
@@ -42,6 +42,7 @@ from thresher.selectors.diversity import (
     normalize_rows,
     run_diversity_selector,
 )
+from thresher.selectors.eligibility import eligibility, resolve_min_tokens
 from thresher.selectors.where import WhereExpression
 
 #: dsir: score toward a target here. random: no scores. scores: rank by a column of an existing run's scores
@@ -234,35 +235,6 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
                                  config, manifest, _Timer(), target_counts, engine, report)
 
 
-def eligibility(scores: pa.Table, where: str | None, min_tokens: int, budget: str | None,
-                token_column: str = "n_words") -> tuple[np.ndarray, dict[str, int]]:
-    """Which records a selection may choose, and how many each filter removed; a record is counted under the first
-    reason that removed it: pipeline filters, ``where``, the length floor, then (token budgets) a missing token
-    count. The report uses it too, so its "not selected" are the eligible records that were not chosen."""
-    n = scores.num_rows
-    lengths = scores["n_tokens" if "n_tokens" in scores.column_names else "n_words"].to_numpy()
-    filtered: dict[str, int] = {}
-    eligible = np.ones(n, dtype=bool)
-    if "filtered_by" in scores.column_names:
-        by = scores["filtered_by"]
-        eligible = ~np.asarray(by.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        filtered.update({str(k): int(v) for k, v in
-                         zip(*np.unique(np.asarray(by.drop_null().to_pylist(), dtype=object), return_counts=True))})
-    if where is not None:
-        passed = WhereExpression(where).mask(scores)
-        filtered["where"] = int((eligible & ~passed).sum())
-        eligible &= passed
-    long_enough = lengths >= min_tokens
-    if min_tokens:
-        filtered["too_short"] = int((eligible & ~long_enough).sum())
-    eligible &= long_enough
-    counted = np.isfinite(as_float(scores[token_column]))
-    if budget is not None and Budget.parse(budget).kind == "tokens" and not counted[eligible].all():
-        filtered["no_token_count"] = int((eligible & ~counted).sum())  # a token budget cannot price them
-        eligible &= counted
-    return eligible, filtered
-
-
 def _with_filter_hint(filtered: dict[str, int], min_tokens: int, fn, *args):
     """``fn(*args)``; a budget larger than the eligible records also says how many filters removed, and how to
     let more through."""
@@ -435,25 +407,6 @@ def _labels_for(scores: pa.Table, column: str, rows: np.ndarray) -> np.ndarray:
         raise ConfigError(f"no label column {column!r} in the scores; available: {', '.join(scores.column_names)}")
     values = scores[column].take(pa.array(rows)).to_pylist()
     return np.array(["(none)" if v is None else str(v) for v in values], dtype=object)
-
-
-def resolve_min_tokens(setting: int | str, target_tokens_path: Path) -> int:
-    """The minimum record length in tokens. ``auto``: half the 5th percentile of the target's record lengths.
-
-    DSIR filters records under a fixed 100 tokens. That keeps hash-collision noise of very short records out of
-    long-text targets, but makes short-text targets (tweets, titles) impossible. ``auto`` derives the bar from
-    the target: records much shorter than nearly all target records are not what the user asked for.
-    """
-    if setting != "auto":
-        return int(setting)
-    if not target_tokens_path.exists():
-        return 0
-    return auto_min_tokens(np.load(target_tokens_path))
-
-
-def auto_min_tokens(target_tokens: np.ndarray) -> int:
-    """``--min-tokens auto`` from the target's tokens per record: half their 5th percentile."""
-    return int(np.percentile(target_tokens, 5) // 2)
 
 
 __all__ = ["SelectConfig", "run_selection", "reselect"]

@@ -31,7 +31,7 @@ def _not_eligible(path: Path, schema: pa.Schema, manifest: dict, filtered: np.nd
     """Records the selection could not choose (its --where, length floor, pipeline filters), by the select job's own
     rule; when the columns it needs are gone, only the pipeline filters (``filtered``)."""
     from thresher.errors import ThresherError
-    from thresher.jobs.select import eligibility
+    from thresher.selectors.eligibility import eligibility
     from thresher.selectors.where import WhereExpression
 
     sel, config = manifest.get("selection") or {}, manifest.get("config") or {}
@@ -158,7 +158,7 @@ def _spread(rows: np.ndarray, k: int) -> list[int]:
 def lookup_texts(manifest: dict, ids: list[str]) -> dict[str, str]:
     """The texts of ``ids`` from the run's pool, reading until all are found. Empty if the pool is gone."""
     from thresher.io.errors import ErrorLog
-    from thresher.jobs.manifest import reopen_dataset
+    from thresher.io.provenance import reopen_dataset
 
     info = (manifest.get("inputs") or {}).get("pool")
     if not info or not ids:

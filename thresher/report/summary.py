@@ -1,6 +1,23 @@
-"""Plain-text summary of a run: record accounting, distribution metrics and composition vs a random sample."""
+"""Plain-text summaries of runs, keyed by the job that wrote them: what every command prints at its end.
+
+They read only a run's manifest (and its folder for paths), so opening a run never imports the job that wrote it.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+
+def summarize(manifest: dict, path: Path) -> str:
+    """The summary table of the run in ``path`` whose manifest is ``manifest``, chosen by its job."""
+    job = manifest.get("job")
+    if job == "dedup":
+        return format_dedup_summary(manifest, path)
+    if job == "label" and "selection" not in manifest:
+        return format_label_summary(manifest, path)
+    if job == "score":
+        return format_rule_summary(manifest, path)
+    return format_summary(manifest)
 
 
 def format_summary(manifest: dict, max_groups: int = 12) -> str:
@@ -32,3 +49,81 @@ def format_summary(manifest: dict, max_groups: int = 12) -> str:
         if len(comp) > max_groups:
             lines.append(f"... {len(comp) - max_groups} more groups")
     return "\n".join(lines)
+
+
+def format_dedup_summary(manifest: dict, path: Path) -> str:
+    """Kept and dropped counts by reason, and the LSH statistics."""
+    c = manifest["counts"]
+    lines = [f"records: {c['input_records']:,} read, {c['selected']:,} kept, "
+             + ", ".join(f"{v:,} {k.replace('_', ' ')}s dropped" for k, v in c["filtered"].items())
+             + f", {c['failed']:,} failed"]
+    near = manifest.get("metrics", {}).get("minhash")
+    if near:
+        lines.append("minhash: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in near.items()
+                                             if isinstance(v, int) and not isinstance(v, bool)))
+    lines.append(f"kept ids: {path / 'selected' / 'ids.txt'}; clusters: {path / 'scores' / 'scores.parquet'}")
+    return "\n".join(lines)
+
+
+def format_label_summary(manifest: dict, path: Path) -> str:
+    """Counts, class balance and its source, the LF table, and dev metrics of the label and end models."""
+    c, m = manifest["counts"], manifest
+    classes = m["classes"]
+    config = m.get("label_config") or m["config"]  # a recipe's select step replaces "config"
+    lines = [f"model {config['model']} | {len(classes)} classes | {len(m['lfs']['lfs'])} LFs",
+             f"records: {c['input_records']:,} read, {c['labelled']:,} labelled, {c['abstained']:,} abstained "
+             f"(no LF voted), {c['failed']:,} failed",
+             "by class: " + ", ".join(f"{k} {v:,}" for k, v in c["by_class"].items())]
+    errors = {k: v for k, v in c.get("lf_errors", {}).items() if v}
+    if errors:
+        lines.append("LF errors (counted as abstains): " + ", ".join(f"{k} {v:,}" for k, v in errors.items()))
+    balance = m["class_balance"]
+    lines.append(f"class balance ({balance['source']}): "
+                 + ", ".join(f"{k} {v:.3f}" for k, v in zip(classes, balance["values"])))
+    lines += ["", m["analysis_table"]]
+    dev = manifest.get("metrics", {}).get("dev")
+    if dev:
+        lines.append("\ndev metrics (all dev records; abstains count as wrong):")
+        for name, r in dev.items():
+            lines.append(f"  {name:<22} accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}"
+                         + (f"  coverage {r['coverage']:.1%}" if "coverage" in r else ""))
+    end = manifest.get("metrics", {}).get("end_model")
+    if end:
+        lines.append(f"end model: {end['config']['features']} features, trained on {end['trained_on']:,} covered "
+                     "records (columns end_label, end_confidence)")
+    lines.append(f"labels: {path / 'scores' / 'scores.parquet'}")
+    return "\n".join(lines)
+
+
+def format_rule_summary(manifest: dict, path: Path) -> str:
+    """Pass rates and the most common failing rules per family, languages, and fitted scorers' held-out scores."""
+    c = manifest["counts"]
+    lines = [f"records: {c['input_records']:,} read, {c['scored']:,} scored, {c['failed']:,} failed",
+             *stage_lines(manifest), f"scores: {path / 'scores' / 'scores.parquet'}"]
+    return "\n".join(lines)
+
+
+def stage_lines(manifest: dict) -> list[str]:
+    """One line per stage result: records each filter dropped, rule pass rates, languages, held-out scores of
+    fitted scorers (what ``thresher score`` and ``thresher run`` print)."""
+    n = manifest["counts"].get("scored", 0)
+    metrics = manifest.get("metrics", {})
+    lines = []
+    for label, dropped in manifest["counts"].get("filtered", {}).items():
+        lines.append(f"{label}: dropped {dropped:,}")
+    for family, s in metrics.get("rules", {}).items():
+        if "languages" in s:
+            top = ", ".join(f"{lang} {c / max(n, 1):.1%}" for lang, c in list(s["languages"].items())[:6])
+            lines.append(f"{'langid':<8} {top}")
+            continue
+        top = ", ".join(f"{r} {c:,}" for r, c in list(s["failed_by_rule"].items())[:4])
+        lines.append(f"{family:<8} pass {s['passed'] / max(n, 1):6.1%}   fails: {top or '-'}")
+    for name, report in metrics.get("fit", {}).items():
+        folds = [report[k] for k in sorted(report) if k.startswith("fold_")] if isinstance(report, dict) else []
+        for i, r in enumerate(folds or [report]):
+            held = r.get("heldout") if isinstance(r, dict) else None
+            if held:
+                label = f"{name} (fold {i})" if folds else name
+                lines.append(f"{label:<8} held-out accuracy {held['accuracy']:.3f}, AUC {held['auc']:.3f} "
+                             f"({held['records']} records)")
+    return lines
