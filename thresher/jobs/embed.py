@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from thresher.embeddings import EmbeddingStore, embed_shard, make_backend
 from thresher.engine import make_engine
+from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
@@ -24,6 +25,42 @@ from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress, known_rows
 from thresher.run import Run
 
+
+def _embed(v: Values) -> dict:
+    errors = ErrorLog(v.pool.on_error)
+    ids: list[pa.Array] = []
+
+    def items():
+        for i, batch in enumerate(v.pool.iter_batches(errors)):
+            ids.append(batch.column("id"))
+            yield v.model, v.store, i, batch.column("text")
+
+    n_rows, dim = 0, None
+    bar = Progress(f"embed ({v.model.name})", total=known_rows(v.pool), enabled=v.progress)
+    for matrix in v.engine.map(embed_shard, items()):
+        n_rows += len(matrix)
+        dim = matrix.shape[1]
+        bar.update(len(matrix))
+    bar.close()
+    if not ids:
+        raise ConfigError(f"the pool has no usable records ({', '.join(v.pool.paths)})")
+    return {"ids": ids, "errors": errors, "n_rows": n_rows, "dim": dim}
+
+
+def _index(v: Values) -> dict:
+    v.store.mark_complete({"n_shards": len(v.ids), "n_rows": v.n_rows, "dim": v.dim, "dtype": v.dtype,
+                           "backend": v.model.name, "backend_fingerprint": v.store.backend_fingerprint,
+                           "data_fingerprint": v.store.data_fingerprint})
+    (v.out / "embeddings").mkdir(exist_ok=True)
+    write_parquet(pa.table({"id": pa.concat_arrays(v.ids)}), v.out / "embeddings" / "ids.parquet")
+    return {}
+
+
+EMBED = Stage("embed", MAP, "the embedding of every record batch, cached per shard with a checksum", _embed,
+              ("pool", "model", "store", "engine", "progress"), ("ids", "errors", "n_rows", "dim"))
+INDEX = Stage("index", GLOBAL, "the store marked complete and the ids in embedding order (embeddings/ids.parquet)",
+              _index, ("store", "ids", "n_rows", "dim", "dtype", "model", "out"), ())
+EMBED_PLAN = Plan("embed", ("pool", "model", "store", "dtype", "engine", "progress", "out"), (EMBED, INDEX))
 
 @claims_run_dir("out")
 def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static", dtype: str = "float16",
@@ -35,30 +72,11 @@ def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static"
     out.mkdir(parents=True, exist_ok=True)
     model = make_backend(backend, **backend_params)
     store = EmbeddingStore(Path(cache_dir) if cache_dir else out / "cache", model, dataset_fingerprint(pool), dtype)
-    errors = ErrorLog(pool.on_error)
-    ids: list[pa.Array] = []
-    t0 = time.perf_counter()
-
-    def items():
-        for i, batch in enumerate(pool.iter_batches(errors)):
-            ids.append(batch.column("id"))
-            yield model, store, i, batch.column("text")
-
-    n_rows, dim = 0, None
-    bar = Progress(f"embed ({model.name})", total=known_rows(pool), enabled=progress)
     with make_engine(workers) as engine:
-        for matrix in engine.map(embed_shard, items()):
-            n_rows += len(matrix)
-            dim = matrix.shape[1]
-            bar.update(len(matrix))
+        v = EMBED_PLAN.run(pool=pool, model=model, store=store, dtype=dtype, engine=engine, progress=progress,
+                           out=out)
         engine_info = engine.describe()
-    bar.close()
-    if not ids:
-        raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
-    store.mark_complete({"n_shards": len(ids), "n_rows": n_rows, "dim": dim, "dtype": dtype, "backend": model.name,
-                         "backend_fingerprint": store.backend_fingerprint, "data_fingerprint": store.data_fingerprint})
-    (out / "embeddings").mkdir(exist_ok=True)
-    write_parquet(pa.table({"id": pa.concat_arrays(ids)}), out / "embeddings" / "ids.parquet")
+    errors, n_rows, dim = v.errors, v.n_rows, v.dim
     failed = errors.to_dict()
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "embed",
@@ -67,7 +85,7 @@ def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static"
                       "dtype": dtype, "store": str(store.root.resolve()), "params": backend_params},
         "counts": {"input_records": n_rows + failed["total"], "embedded": n_rows, "failed": failed["total"],
                    "pool_failed": failed},
-        "timings": {"embed": round(time.perf_counter() - t0, 4)},
+        "timings": stage_seconds(v.stages), "stages": v.stages,
         "outputs": {"ids": "embeddings/ids.parquet", "records": []},
     }
     write_json(manifest, out / "manifest.json")

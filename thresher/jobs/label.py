@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import write_json, write_parquet
@@ -56,7 +57,7 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     batch (default ``thresher.label.apply.DEFAULT_LF_TIMEOUT``, 0 = no limit).
     """
     from thresher.label.analysis import analyse, format_analysis
-    from thresher.label.apply import DEFAULT_LF_TIMEOUT, apply_lfs
+    from thresher.label.apply import DEFAULT_LF_TIMEOUT
     from thresher.label.models import DEFAULT_LABEL_MODEL, make_label_model
 
     t_start = time.perf_counter()
@@ -72,57 +73,17 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    t0 = time.perf_counter()
-    errors = ErrorLog(pool.on_error)
-    lf_timeout = DEFAULT_LF_TIMEOUT if lf_timeout is None else lf_timeout
-    applied = apply_lfs(pool, lf_set, errors, workers=workers, scores=scores, progress=progress, lf_timeout=lf_timeout)
-    dev_applied, y_dev = None, None
-    if dev is not None:
-        # Dev ids may repeat, and a dev set need not carry the pool's side-car score columns.
-        where = _dev_filter(dev_where)
-        dev_applied = apply_lfs(dev, lf_set, ErrorLog(dev.on_error), workers=workers, scores=scores,
-                                extra_columns=(label_field, *where.columns) if where else (label_field,),
-                                check_columns=False,
-                                lf_timeout=lf_timeout)
-        dev_rows = None
-        if where is not None:
-            dev_applied, dev_rows = _dev_subset(dev_applied, where)
-        y_dev = dev_labels(dev_applied.extra[label_field], dev_applied.ids, lf_set.classes, label_field)
-    timings["apply"] = round(time.perf_counter() - t0, 4)
-
-    t0 = time.perf_counter()
-    L = applied.matrix
-    dev_pair = (dev_applied.matrix, y_dev) if dev_applied is not None else None
-    label_model.fit(L, class_balance=balance, dev=dev_pair, seed=seed)
-    proba = label_model.predict_proba(L)
-    pred = label_model.predict(L, abstain="abstain", seed=seed)
-    timings["label_model"] = round(time.perf_counter() - t0, 4)
-
-    metrics: dict = {}
-    if dev_pair is not None:
-        metrics["dev"] = dev_metrics(label_model, model_name, *dev_pair, seed=seed)
-    texts = None
-    end_columns = {}
-    if end_config is not None:
-        t0 = time.perf_counter()
-        texts = _texts(pool)
-        dev_texts = None
-        if dev is not None:
-            dev_texts = _texts(dev)
-            dev_texts = dev_texts.take(pa.array(dev_rows)) if dev_rows is not None else dev_texts
-        end_report, end_proba, end_dev = train_end_model(end_config, texts, proba, L.n_votes(), dev_texts, y_dev)
-        end_pred = end_proba.argmax(axis=1)
-        end_columns = {"end_label": pa.array(end_pred, pa.int32()),
-                       "end_label_name": pa.array([lf_set.classes[i] for i in end_pred], pa.large_string()),
-                       "end_confidence": pa.array(end_proba.max(axis=1), pa.float64())}
-        metrics["end_model"] = end_report
-        if end_dev is not None:
-            metrics.setdefault("dev", {})["end_model"] = end_dev
-        timings["end_model"] = round(time.perf_counter() - t0, 4)
-
+    v = LABEL_PLAN.run(pool=pool, lf_set=lf_set, dev=dev, dev_where=dev_where, label_field=label_field,
+                       scores=scores, workers=workers, progress=progress,
+                       lf_timeout=DEFAULT_LF_TIMEOUT if lf_timeout is None else lf_timeout,
+                       label_model=label_model, model_name=model_name, balance=balance, seed=seed,
+                       end_config=end_config)
+    applied, dev_applied, y_dev, errors, texts = v.applied, v.dev_applied, v.y_dev, v.errors, v.texts
+    L, pred, proba, metrics = applied.matrix, v.pred, v.proba, {**v.dev_metrics, **v.end_metrics}
+    timings = stage_seconds(v.stages)
     analysis = analyse(L, y_dev, dev_applied.matrix if dev_applied is not None else None,
                        getattr(label_model, "lf_accuracies_", None))
-    table = _scores_table(applied.ids, pred, proba, L.n_votes(), lf_set.classes, pool, texts, end_columns)
+    table = _scores_table(applied.ids, pred, proba, L.n_votes(), lf_set.classes, pool, texts, v.end_columns)
     (out / "scores").mkdir(exist_ok=True)
     (out / "labels").mkdir(exist_ok=True)
     write_parquet(table, out / "scores" / "scores.parquet")
@@ -156,6 +117,7 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
                           "source": label_model.class_balance_source_},
         "analysis": analysis, "analysis_table": format_analysis(analysis, lf_set.classes),
         "lf_error_examples": applied.failure_examples, "metrics": metrics, "timings": timings,
+        "stages": v.stages,
         "label_metrics": metrics,  # kept when a recipe's select step replaces "metrics" with the selection's
         "outputs": {"scores": "scores/scores.parquet", "matrix": "labels/matrix.npz", "lfs": "labels/lfs.json"},
     }
@@ -165,6 +127,70 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     report_after_job(out, report)
     return Run(out)
 
+
+
+def _apply(v: Values) -> dict:
+    from thresher.label.apply import apply_lfs
+
+    errors = ErrorLog(v.pool.on_error)
+    applied = apply_lfs(v.pool, v.lf_set, errors, workers=v.workers, scores=v.scores, progress=v.progress,
+                        lf_timeout=v.lf_timeout)
+    dev_applied, y_dev, dev_rows = None, None, None
+    if v.dev is not None:
+        # Dev ids may repeat, and a dev set need not carry the pool's side-car score columns.
+        where = _dev_filter(v.dev_where)
+        dev_applied = apply_lfs(v.dev, v.lf_set, ErrorLog(v.dev.on_error), workers=v.workers, scores=v.scores,
+                                extra_columns=(v.label_field, *where.columns) if where else (v.label_field,),
+                                check_columns=False, lf_timeout=v.lf_timeout)
+        if where is not None:
+            dev_applied, dev_rows = _dev_subset(dev_applied, where)
+        y_dev = dev_labels(dev_applied.extra[v.label_field], dev_applied.ids, v.lf_set.classes, v.label_field)
+    return {"applied": applied, "errors": errors, "dev_applied": dev_applied, "y_dev": y_dev, "dev_rows": dev_rows}
+
+
+def _fit_label_model(v: Values) -> dict:
+    L, model = v.applied.matrix, v.label_model
+    dev_pair = (v.dev_applied.matrix, v.y_dev) if v.dev_applied is not None else None
+    model.fit(L, class_balance=v.balance, dev=dev_pair, seed=v.seed)
+    dev = {"dev": dev_metrics(model, v.model_name, *dev_pair, seed=v.seed)} if dev_pair is not None else {}
+    return {"proba": model.predict_proba(L), "pred": model.predict(L, abstain="abstain", seed=v.seed),
+            "dev_metrics": dev}
+
+
+def _end_model(v: Values) -> dict:
+    if v.end_config is None:
+        return {"texts": None, "end_columns": {}, "end_metrics": {}}
+    texts = _texts(v.pool)
+    dev_texts = None
+    if v.dev is not None:
+        dev_texts = _texts(v.dev)
+        dev_texts = dev_texts.take(pa.array(v.dev_rows)) if v.dev_rows is not None else dev_texts
+    report, proba, dev_report = train_end_model(v.end_config, texts, v.proba, v.applied.matrix.n_votes(), dev_texts,
+                                                v.y_dev)
+    pred = proba.argmax(axis=1)
+    columns = {"end_label": pa.array(pred, pa.int32()),
+               "end_label_name": pa.array([v.lf_set.classes[i] for i in pred], pa.large_string()),
+               "end_confidence": pa.array(proba.max(axis=1), pa.float64())}
+    metrics = {"end_model": report}
+    if dev_report is not None:
+        metrics["dev"] = {**v.dev_metrics.get("dev", {}), "end_model": dev_report}
+    return {"texts": texts, "end_columns": columns, "end_metrics": metrics}
+
+
+APPLY = Stage("apply", MAP, "every LF over every record batch (and the dev set): the sparse label matrix", _apply,
+              ("pool", "lf_set", "dev", "dev_where", "label_field", "scores", "workers", "progress", "lf_timeout"),
+              ("applied", "errors", "dev_applied", "y_dev", "dev_rows"))
+FIT_LABEL_MODEL = Stage("label_model", GLOBAL, "the label model fitted on the whole label matrix, then a label and "
+                        "class probabilities per record", _fit_label_model,
+                        ("applied", "dev_applied", "y_dev", "label_model", "model_name", "balance", "seed"),
+                        ("proba", "pred", "dev_metrics"))
+END_MODEL = Stage("end_model", GLOBAL, "optional: a classifier trained on the texts and the label model's "
+                  "probabilities (--end-model)", _end_model,
+                  ("end_config", "pool", "dev", "dev_rows", "applied", "proba", "y_dev", "lf_set", "dev_metrics"),
+                  ("texts", "end_columns", "end_metrics"))
+LABEL_PLAN = Plan("label", ("pool", "lf_set", "dev", "dev_where", "label_field", "scores", "workers", "progress",
+                            "lf_timeout", "label_model", "model_name", "balance", "seed", "end_config"),
+                  (APPLY, FIT_LABEL_MODEL, END_MODEL))
 
 def dev_labels(values: pa.Array, ids: pa.Array, classes: Sequence[str], field: str) -> np.ndarray:
     """Dev labels as class indices: class names, or whole numbers in range; anything else names the record."""

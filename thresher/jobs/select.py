@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from thresher._version import __version__
-from thresher.engine import Engine, make_engine
+from thresher.engine import make_engine
+from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.evaluate.distribution import composition, kl_divergence, kl_reduction
 from thresher.features.hashed_ngrams import HashedNgramConfig
@@ -31,6 +30,7 @@ from thresher.io.provenance import dataset_info, reopen_dataset, versions
 from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
 from thresher.jobs.rundir import claims_run_dir
+from thresher.report.html import report_after_job
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.scorers.registry import primary_column
@@ -110,15 +110,73 @@ class SelectConfig:
         return cls(**d)
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
+@dataclass
+class Selection:
+    """What the select stage decided: chosen and baseline rows (positions in the scores table, best first), and
+    which records were eligible and why the others were not."""
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        yield
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 4)
+    chosen: np.ndarray
+    baseline: np.ndarray
+    eligible: np.ndarray
+    filtered: dict[str, int]
+    min_tokens: int
+    budget: Budget | None
+    score_column: str | None
+
+
+def _featurize_target(v: Values) -> dict:
+    if v.target is None:
+        return {"target_counts": None, "target_tokens": None, "target_info": None}
+    counts, tokens, errors = featurize_in_memory(v.target, v.config.features)
+    fit_dir = v.out / "fit"
+    fit_dir.mkdir(exist_ok=True)
+    np.save(fit_dir / "target_counts.npy", counts)  # re-selections measure KL and lengths with these
+    np.save(fit_dir / "target_tokens.npy", tokens)
+    return {"target_counts": counts, "target_tokens": tokens,
+            "target_info": {"records": int(len(tokens)), "failed": errors}}
+
+
+def _featurize_pool(v: Values) -> dict:
+    index = featurize_pool(v.pool, v.store, v.engine, v.config.group_field, v.progress)
+    (v.out / "fit").mkdir(exist_ok=True)
+    np.save(v.out / "fit" / "pool_counts.npy", index.counts)
+    return {"index": index, "shard_sizes": index.shard_sizes}
+
+
+def _fit(v: Values) -> dict:
+    if v.config.method != "dsir":
+        return {"scorer": None}
+    target_ngrams = sum(np.maximum(v.target_tokens - j, 0) for j in range(v.config.features.ngrams))
+    return {"scorer": ImportanceScorer(v.config.importance).fit(v.target_counts, v.index.counts, target_ngrams)}
+
+
+def _score(v: Values) -> dict:
+    index, features = v.index, v.config.features
+    columns: dict[str, np.ndarray | pa.Array] = {"id": index.ids}
+    if v.scorer is not None:
+        parts = list(v.engine.map(score_shard, ((v.scorer, v.store, i) for i in range(len(index.shard_sizes)))))
+        columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    columns["n_tokens"] = index.n_tokens
+    columns["n_words"] = index.n_words
+    columns["n_ngrams"] = sum(np.maximum(index.n_tokens - j, 0) for j in range(features.ngrams))
+    if index.groups is not None:
+        columns["group"] = index.groups
+    scores = pa.table(columns)
+    (v.out / "scores").mkdir(exist_ok=True)
+    write_parquet(scores, v.out / "scores" / "scores.parquet")
+    return {"scores": scores}
+
+
+FEATURIZE_TARGET = Stage("featurize_target", MAP, "hashed n-gram counts of the target (in the driver: targets are "
+                         "small)", _featurize_target, ("target", "config", "out"),
+                         ("target_counts", "target_tokens", "target_info"))
+FEATURIZE_POOL = Stage("featurize_pool", MAP, "hashed n-gram features of every pool shard, cached per shard with "
+                       "completion markers", _featurize_pool, ("pool", "store", "engine", "config", "progress", "out"),
+                       ("index", "shard_sizes"))
+FIT = Stage("fit", GLOBAL, "DSIR importance weights from the target's and the pool's summed n-gram counts", _fit,
+            ("config", "target_counts", "target_tokens", "index"), ("scorer",))
+SCORE = Stage("score", MAP, "log importance weight of every record, per feature shard; side-car scores.parquet",
+              _score, ("scorer", "store", "index", "engine", "config", "out"), ("scores",))
 
 
 @claims_run_dir("out")
@@ -134,39 +192,10 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
         raise ConfigError("method 'dsir' needs a target: give --target PATH (a sample of the text you want)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    timer = _Timer()
+    store = store_for(pool, config.features, Path(cache_dir) if cache_dir else out / "cache", config.group_field)
     with make_engine(config.workers) as engine:
-        store = store_for(pool, config.features, Path(cache_dir) if cache_dir else out / "cache", config.group_field)
-
-        target_info = None
-        if target is not None:
-            with timer.stage("featurize_target"):
-                target_counts, target_tokens, target_errors = featurize_in_memory(target, config.features)
-            target_info = {"records": int(len(target_tokens)), "failed": target_errors}
-        with timer.stage("featurize_pool"):
-            index = featurize_pool(pool, store, engine, config.group_field, progress)
-
-        columns: dict[str, np.ndarray | pa.Array] = {"id": index.ids}
-        if config.method == "dsir":
-            with timer.stage("fit"):
-                target_ngrams = sum(np.maximum(target_tokens - j, 0) for j in range(config.features.ngrams))
-                scorer = ImportanceScorer(config.importance).fit(target_counts, index.counts, target_ngrams)
-            with timer.stage("score"):
-                parts = list(engine.map(score_shard, ((scorer, store, i) for i in range(len(index.shard_sizes)))))
-                columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
-        columns["n_tokens"] = index.n_tokens
-        columns["n_words"] = index.n_words
-        columns["n_ngrams"] = sum(np.maximum(index.n_tokens - j, 0) for j in range(config.features.ngrams))
-        if index.groups is not None:
-            columns["group"] = index.groups
-        scores = pa.table(columns)
-
-        _save_distributions(out, index.counts, target_counts if target is not None else None,
-                            target_tokens if target is not None else None)
-        scores_dir = out / "scores"
-        scores_dir.mkdir(exist_ok=True)
-        write_parquet(scores, scores_dir / "scores.parquet")
-
+        v = SELECT_PLAN.run(pool=pool, target=target, out=out, config=config, store=store, engine=engine,
+                            progress=progress)
         manifest = {
             "thresher_version": __version__,
             "created_unix": int(time.time()),
@@ -175,11 +204,9 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
             "feature_store": str(store.root.resolve()),
             "engine": engine.describe(),
             "versions": versions(),
-            "counts": {"pool_failed": index.errors, "target": target_info},
-            "timings": {},
+            "counts": {"pool_failed": v.index.errors, "target": v.target_info},
         }
-        return _select_and_write(out, pool, scores, store, index.shard_sizes, config, manifest, timer,
-                                 target_counts if target is not None else None, engine, report)
+        return _finish(v, manifest, report)
 
 
 @claims_run_dir("out", "run_dir")
@@ -212,8 +239,8 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
             if (src.path / sub).is_dir():
                 shutil.copytree(src.path / sub, out / sub, dirs_exist_ok=True)
     manifest = {k: v for k, v in src.manifest.items() if k not in ("selection", "outputs")}
-    manifest.update(command=command, created_unix=int(time.time()), reselected_from=str(src.path.resolve()))
-    manifest["timings"] = {}
+    manifest.update(command=command, created_unix=int(time.time()), reselected_from=str(src.path.resolve()),
+                    timings={}, stages=[])
     inputs = src.manifest["inputs"]["pool"]
     pool = reopen_dataset(inputs)
     if config.output_format != "ids":
@@ -230,9 +257,10 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     target_path = src.path / "fit" / "target_counts.npy"
     target_counts = np.load(target_path) if target_path.exists() else None
     with make_engine(config.workers) as engine:
-        return _select_and_write(out, pool, src.scores(), store,
-                                 np.asarray(store.meta()["shard_sizes"]) if store else None,
-                                 config, manifest, _Timer(), target_counts, engine, report)
+        v = RESELECT_PLAN.run(pool=pool, scores=src.scores(), store=store, target_counts=target_counts,
+                              shard_sizes=np.asarray(store.meta()["shard_sizes"]) if store else None,
+                              config=config, out=out, engine=engine)
+        return _finish(v, manifest, report)
 
 
 def _with_filter_hint(filtered: dict[str, int], min_tokens: int, fn, *args):
@@ -261,43 +289,24 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
                           selector_params=stage.params, workers=workers)
     run = Run(out)
     manifest = dict(run.manifest)
-    timer = _Timer()
-    store, shard_sizes, target_counts = None, None, None
     with make_engine(workers) as engine:
-        if target is not None:
-            # The evidence: KL toward the target of the selection vs a random sample, on hashed n-grams.
-            with timer.stage("featurize_for_metrics"):
-                store = store_for(pool, config.features, out / "cache", None)
-                index = featurize_pool(pool, store, engine, None, progress)
-                target_counts, target_tokens, _ = featurize_in_memory(target, config.features)
-                _save_distributions(out, index.counts, target_counts, target_tokens)
-            shard_sizes = index.shard_sizes
+        if target is None:
+            v = RESELECT_PLAN.run(pool=pool, scores=run.scores(), store=None, shard_sizes=None, target_counts=None,
+                                  config=config, out=out, engine=engine)
+        else:  # the evidence: KL toward the target of the selection vs a random sample, on hashed n-grams
+            store = store_for(pool, config.features, out / "cache", group_field)
             manifest["feature_store"] = str(store.root.resolve())
-        return _select_and_write(out, pool, run.scores(), store, shard_sizes, config, manifest, timer,
-                                 target_counts, engine, report)
+            v = PIPELINE_SELECT_PLAN.run(pool=pool, target=target, scores=run.scores(), store=store, config=config,
+                                         out=out, engine=engine, progress=progress)
+        return _finish(v, manifest, report)
 
 
-def _save_distributions(out: Path, pool_counts: np.ndarray, target_counts: np.ndarray | None,
-                        target_tokens: np.ndarray | None) -> None:
-    """Bucket counts of pool and target (and target lengths) that re-selections measure KL and lengths with."""
-    fit_dir = out / "fit"
-    fit_dir.mkdir(exist_ok=True)
-    np.save(fit_dir / "pool_counts.npy", pool_counts)
-    if target_counts is not None:
-        np.save(fit_dir / "target_counts.npy", target_counts)
-        np.save(fit_dir / "target_tokens.npy", target_tokens)
-
-
-def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: FeatureStore | None,
-                      shard_sizes: np.ndarray | None, config: SelectConfig, manifest: dict, timer: _Timer,
-                      target_counts: np.ndarray | None, engine: Engine, report: bool = True) -> Run:
-    """Selection, metrics and outputs: shared by a full run, a re-selection and a pipeline's select stage."""
+def _select(v: Values) -> dict:
+    scores, config, out = v.scores, v.config, v.out
     n = scores.num_rows
-    n_words = scores["n_words"].to_numpy()
     if config.token_column not in scores.column_names:
         raise ConfigError(f"no token column {config.token_column!r} in the scores (the tokens scorer adds n_tiktoken)")
     budget_tokens = as_float(scores[config.token_column])  # what a token budget counts
-    counted = np.isfinite(budget_tokens)
     min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
     eligible, filtered = eligibility(scores, config.where, min_tokens, config.budget, config.token_column)
     elig_idx = np.flatnonzero(eligible)
@@ -311,7 +320,7 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
     diverse = config.selector in DIVERSITY_SELECTORS
     selector = make_diversity_selector(config.selector, seed=config.seed, **config.selector_params) if diverse \
         else make_selector(config.selector, temperature=config.temperature, threshold=config.threshold)
-    score_values = None
+    score_values, column = None, None
     if (diverse and config.score) or (not diverse and selector.needs_scores):
         column = primary_column(config.score or "dsir", scores.column_names)
         kind = scores.schema.field(column).type
@@ -319,74 +328,100 @@ def _select_and_write(out: Path, pool: Dataset, scores: pa.Table, store: Feature
             raise ConfigError(f"--score {column!r} holds {kind} values, not numbers; rank by a numeric column "
                               "(filter on text columns with --where)")
         score_values = as_float(scores[column])[elig_idx]
+    if diverse:
+        order = run_diversity_selector(
+            selector, budget, scores=score_values, n_tokens=budget_tokens[elig_idx],
+            embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
+            labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
+    else:
+        order = _with_filter_hint(filtered, min_tokens, selector.select, score_values, budget,
+                                  budget_tokens[elig_idx], config.seed)
+    chosen = elig_idx[order]
+    # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
+    # Under a token budget, only records whose tokens are counted can be priced.
+    by_tokens = budget is not None and budget.kind == "tokens"
+    pool_rows = np.flatnonzero(np.isfinite(budget_tokens)) if by_tokens else np.arange(n)
+    baseline = pool_rows[Random().select(None, budget if by_tokens else Budget("count", len(chosen)),
+                                         budget_tokens[pool_rows], config.seed)] if len(chosen) else chosen[:0]
+    return {"selection": Selection(chosen, baseline, eligible, filtered, min_tokens, budget, column)}
 
-    with timer.stage("select"):
-        if diverse:
-            order = run_diversity_selector(
-                selector, budget, scores=score_values, n_tokens=budget_tokens[elig_idx],
-                embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
-                labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
-        else:
-            order = _with_filter_hint(filtered, min_tokens, selector.select, score_values, budget,
-                                      budget_tokens[elig_idx], config.seed)
-        chosen = elig_idx[order]
-        # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
-        # Under a token budget, only records whose tokens are counted can be priced.
-        pool_rows = np.flatnonzero(counted) if budget is not None and budget.kind == "tokens" else np.arange(n)
-        baseline = pool_rows[Random().select(None, Budget("count", len(chosen)) if budget is None or
-                                             budget.kind != "tokens" else budget, budget_tokens[pool_rows],
-                                             config.seed)] if len(chosen) else chosen[:0]
-    selected_mask = np.zeros(n, dtype=bool)
-    selected_mask[chosen] = True
-    random_mask = np.zeros(n, dtype=bool)
-    random_mask[baseline] = True
 
+def _measure(v: Values) -> dict:
+    scores, sel, n = v.scores, v.selection, v.scores.num_rows
+    tokens = as_float(scores[v.config.token_column])
+    metrics: dict = {"selected_records": int(len(sel.chosen)),
+                     "selected_words": int(scores["n_words"].to_numpy()[sel.chosen].sum()),
+                     "selected_tokens": int(np.nansum(tokens[sel.chosen])), "token_column": v.config.token_column,
+                     "random_records": int(len(sel.baseline))}
+    if v.target_counts is not None and v.store is not None and len(sel.chosen):
+        masks = [np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)]
+        masks[0][sel.chosen] = True
+        masks[1][sel.baseline] = True
+        sel_counts, rand_counts = masked_counts(v.store, v.shard_sizes, masks, v.engine)
+        metrics.update(kl_reduction(v.target_counts, sel_counts, rand_counts))
+        metrics["kl_target_pool"] = kl_divergence(v.target_counts, np.load(v.out / "fit" / "pool_counts.npy"))
+    if "group" in scores.column_names:
+        groups = np.asarray(scores["group"].fill_null("(none)").to_numpy(zero_copy_only=False), dtype=object)
+        metrics["composition"] = composition(groups, sel.chosen, sel.baseline)
+    return {"metrics": metrics}
+
+
+def _write(v: Values) -> dict:
+    ids = v.scores["id"].take(pa.array(v.selection.chosen))
+    return {"written": write_selection(v.pool, ids, v.out, v.config.output_format)}
+
+
+SELECT = Stage("select", GLOBAL, "eligibility (filters, --where, length floor), then the selector under the budget "
+               "over every eligible record, and a random baseline of the same size", _select,
+               ("scores", "config", "out"), ("selection",))
+MEASURE = Stage("measure", MAP, "KL toward the target of selection vs baseline (masked n-gram counts per feature "
+                "shard) and composition by group", _measure,
+                ("scores", "selection", "store", "shard_sizes", "target_counts", "engine", "config", "out"),
+                ("metrics",))
+WRITE = Stage("write", MAP, "the selected records, streamed from the pool into selected/", _write,
+              ("pool", "scores", "selection", "config", "out"), ("written",))
+
+SELECT_PLAN = Plan("select", ("pool", "target", "out", "config", "store", "engine", "progress"),
+                   (FEATURIZE_TARGET, FEATURIZE_POOL, FIT, SCORE, SELECT, MEASURE, WRITE))
+RESELECT_PLAN = Plan("reselect", ("pool", "scores", "store", "shard_sizes", "target_counts", "config", "out",
+                                  "engine"), (SELECT, MEASURE, WRITE))
+PIPELINE_SELECT_PLAN = Plan("pipeline select", ("pool", "target", "scores", "store", "config", "out", "engine",
+                                                "progress"),
+                            (FEATURIZE_TARGET, FEATURIZE_POOL, SELECT, MEASURE, WRITE))
+
+
+def _finish(v: Values, manifest: dict, report: bool) -> Run:
+    """Counts, selection and outputs into the manifest (scoring-time metrics and stages kept), then the report."""
+    config, sel, n = v.config, v.selection, v.scores.num_rows
     # Scoring-time metrics (rule pass rates, fitted scorers' held-out reports) stay; selection metrics are new.
-    metrics: dict = {k: v for k, v in manifest.get("metrics", {}).items() if k in ("rules", "fit", "dedup")}
-    metrics |= {"selected_records": int(len(chosen)), "selected_words": int(n_words[chosen].sum()),
-                "selected_tokens": int(np.nansum(budget_tokens[chosen])), "token_column": config.token_column,
-                     "random_records": int(len(baseline))}
-    with timer.stage("metrics"):
-        if target_counts is not None and store is not None and len(chosen):
-            sel_counts, rand_counts = masked_counts(store, shard_sizes, [selected_mask, random_mask], engine)
-            metrics.update(kl_reduction(target_counts, sel_counts, rand_counts))
-            metrics["kl_target_pool"] = kl_divergence(target_counts, np.load(out / "fit" / "pool_counts.npy"))
-        if "group" in scores.column_names:
-            groups = np.asarray(scores["group"].fill_null("(none)").to_numpy(zero_copy_only=False), dtype=object)
-            metrics["composition"] = composition(groups, chosen, baseline)
-
-    with timer.stage("write"):
-        written = write_selection(pool, scores["id"].take(pa.array(chosen)), out, config.output_format)
-
+    metrics = {k: val for k, val in manifest.get("metrics", {}).items() if k in ("rules", "fit", "dedup")}
     failed = manifest["counts"]["pool_failed"]["total"]
     counts = {
-        **{k: v for k, v in manifest["counts"].items() if k != "kept"},  # "kept" was the scoring pass's count
+        **{k: val for k, val in manifest["counts"].items() if k != "kept"},  # "kept" was the scoring pass's count
         "input_records": int(n + failed),
         "scored": int(n),
-        "selected": int(len(chosen)),
-        "not_selected": int(eligible.sum() - len(chosen)),
-        "filtered": filtered,
+        "selected": int(len(sel.chosen)),
+        "not_selected": int(sel.eligible.sum() - len(sel.chosen)),
+        "filtered": sel.filtered,
         "failed": int(failed),
     }
     accounted = counts["selected"] + counts["not_selected"] + sum(counts["filtered"].values()) + counts["failed"]
     counts["all_accounted_for"] = accounted == counts["input_records"]
     manifest.update(
-        config=config.to_dict(), seed=config.seed, counts=counts, metrics=metrics,
-        selection={"selector": config.selector, "score": column if score_values is not None else None,
-                   "where": config.where, "budget": config.budget, "records_budget": str(budget) if budget
-                   else None, "min_tokens": min_tokens,
-                   "order": "selected/ids.txt lists ids best (or first drawn) first"},
+        config=config.to_dict(), seed=config.seed, counts=counts, metrics=metrics | v.metrics,
+        selection={"selector": config.selector, "score": sel.score_column, "where": config.where,
+                   "budget": config.budget, "records_budget": str(sel.budget) if sel.budget else None,
+                   "min_tokens": sel.min_tokens, "order": "selected/ids.txt lists ids best (or first drawn) first"},
         outputs={"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
-                 "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
+                 "records": [f"selected/{f}" for f in v.written["files"]], "records_written": v.written["rows"]},
     )
     if manifest.get("job") == "score":
         manifest["job"] = "select"  # a selection made from a score-only run is now a selection run
-    manifest["timings"] = {**manifest.get("timings", {}), **timer.seconds}
-    write_json(manifest, out / "manifest.json")
-    from thresher.report.html import report_after_job
-
-    report_after_job(out, report)  # after the manifest, which it reads; a failure only warns
-    return Run(out)
+    manifest["stages"] = [*manifest.get("stages", []), *v.stages]
+    manifest["timings"] = {**manifest.get("timings", {}), **stage_seconds(v.stages)}
+    write_json(manifest, v.out / "manifest.json")
+    report_after_job(v.out, report)  # after the manifest, which it reads; a failure only warns
+    return Run(v.out)
 
 
 def _embeddings_for(run_dir: str, ids: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
@@ -409,4 +444,4 @@ def _labels_for(scores: pa.Table, column: str, rows: np.ndarray) -> np.ndarray:
     return np.array(["(none)" if v is None else str(v) for v in values], dtype=object)
 
 
-__all__ = ["SelectConfig", "run_selection", "reselect"]
+__all__ = ["SELECT_PLAN", "SelectConfig", "run_selection", "reselect"]
