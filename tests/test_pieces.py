@@ -44,9 +44,7 @@ def _mixed(root: Path) -> list[tuple[str, str]]:
         if i % 10 == 9:
             lines.append("")  # blank lines are skipped but still count as lines
     (root / "a.jsonl").write_text("\n".join(lines) + "\n")
-    line = 0
-    for raw in lines:
-        line += 1
+    for line, raw in enumerate(lines, 1):
         if raw:
             expected.append((f"a.jsonl:{line}", json.loads(raw)["text"]))
     gz = _texts(20, 100)
@@ -171,7 +169,8 @@ def test_featurizing_by_pieces_gives_the_sequential_ids_and_errors(tmp_path, wor
     names = sorted(p.name for p in store.root.glob("shard-*.npz"))
     assert len(names) == len(index.shard_sizes) and names[0] == "shard-000000-0000.npz"
     # shard files and the per-record features are fixed by the input, not the worker count
-    other, other_index = _store(tmp_path / "again", read(tmp_path / "dirty", batch_size=4, on_error="skip"), 3 - workers)
+    again = read(tmp_path / "dirty", batch_size=4, on_error="skip")
+    other, other_index = _store(tmp_path / "again", again, 3 - workers)
     assert names == sorted(p.name for p in other.root.glob("shard-*.npz"))
     assert (index.shard_sizes == other_index.shard_sizes).all()
     for i in range(len(index.shard_sizes)):
