@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import ray  # the test extra installs ray
 from ray.cluster_utils import Cluster
@@ -159,3 +160,14 @@ def test_a_killed_driver_resumes_on_the_cluster_with_identical_outputs(tmp_path,
     _cli(*args, *ray_args, "--out", str(out))
     _cli(*args, "--out", str(tmp_path / "local"))
     _same(out, tmp_path / "local", "selected/ids.txt", "scores/scores.parquet")
+
+
+def test_select_reading_parquet_pieces_in_tasks_is_identical_on_ray(tmp_path, cluster):
+    """Ray tasks read their own row groups of a multi-row-group Parquet file (several pieces): the local bytes."""
+    pool = tmp_path / "pool.parquet"
+    pq.write_table(pq.read_table(sample_path("pool.parquet")).slice(0, 1500), pool, row_group_size=100)
+    local, on_ray = _both(tmp_path, cluster, "select", "--pool", str(pool), "--target", TARGET, "--budget", "5%",
+                          "--batch-size", "25")
+    _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet", "selected/part-00000.parquet")
+    shards = [sorted(p.name for p in next((run / "cache").iterdir()).glob("shard-*.npz")) for run in (local, on_ray)]
+    assert shards[0] == shards[1] and "shard-000003-0000.npz" in shards[0]  # four pieces of 400 rows

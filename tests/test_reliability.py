@@ -281,11 +281,11 @@ def test_truncated_feature_shard_is_recomputed_and_said(tmp_path, small_pool):
     out = tmp_path / "run"
     assert _select(small_pool, out).returncode == 0
     first = (out / "selected" / "ids.txt").read_bytes()
-    shard = next((out / "cache").glob("ngrams-*/shard-000002.npz"))
+    shard = next((out / "cache").glob("ngrams-*/shard-000000-0002.npz"))
     shard.write_bytes(shard.read_bytes()[:500])
     again = _select(small_pool, out, workers=2)
     assert again.returncode == 0, again.stderr
-    assert "damaged cache file" in again.stderr and "shard-000002.npz" in again.stderr
+    assert "damaged cache file" in again.stderr and "shard-000000-0002.npz" in again.stderr
     assert (out / "selected" / "ids.txt").read_bytes() == first
 
 
@@ -293,13 +293,13 @@ def test_altered_feature_shard_is_named_removed_and_recomputed_on_rerun(tmp_path
     out = tmp_path / "run"
     assert _select(small_pool, out).returncode == 0
     first = (out / "selected" / "ids.txt").read_bytes()
-    shard = next((out / "cache").glob("ngrams-*/shard-000001.npz"))
+    shard = next((out / "cache").glob("ngrams-*/shard-000000-0001.npz"))
     data = bytearray(shard.read_bytes())
     data[200:260] = bytes(b ^ 0xFF for b in data[200:260])  # inside the first array: caught by its CRC
     shard.write_bytes(bytes(data))
     again = _select(small_pool, out, workers=2)
     line = _one_line_error(again)
-    assert "shard-000001.npz is damaged" in line and "run the same command again" in line
+    assert "shard-000000-0001.npz is damaged" in line and "run the same command again" in line
     assert not shard.exists()
     third = _select(small_pool, out, workers=2)
     assert third.returncode == 0, third.stderr

@@ -31,20 +31,48 @@ class ShardSummary:
     recomputed: bool = False  # the stored shard was damaged and has been written again
 
 
-class FeatureStore:
-    """A folder of feature shards ``shard-000000.npz`` for one (config, inputs) fingerprint."""
+def shard_name(piece: int, part: int) -> str:
+    """File name of batch ``part`` of input piece ``piece``: fixed by the input and batch size, whatever ran it."""
+    return f"shard-{piece:06d}-{part:04d}.npz"
 
-    def __init__(self, root: str | os.PathLike, config: HashedNgramConfig):
+
+class FeatureStore:
+    """A folder of feature shards ``shard-<piece>-<part>.npz`` for one (config, inputs) fingerprint.
+
+    Shards are numbered in reading order; which file holds shard ``i`` follows from how many batches each input
+    piece had (``piece_parts``, recorded in the completion marker). A store without that record is of the older
+    layout, one ``shard-<i>.npz`` per batch.
+    """
+
+    def __init__(self, root: str | os.PathLike, config: HashedNgramConfig, piece_parts: list[int] | None = None):
         self.root = Path(root)
         self.config = config
+        self.piece_parts = piece_parts
+        self._ends: np.ndarray | None = None
 
-    def shard_path(self, index: int) -> Path:
-        return self.root / f"shard-{index:06d}.npz"
+    def set_piece_parts(self, piece_parts: list[int]) -> None:
+        """Shards in reading order are the parts of each piece in turn (``piece_parts[p]`` of piece ``p``)."""
+        self.piece_parts, self._ends = list(piece_parts), None
 
-    def has(self, index: int) -> bool:
+    def shard_path(self, index: int | str) -> Path:
+        """The file of shard ``index`` (its number in reading order), or of the shard named ``index``."""
+        if isinstance(index, str):
+            return self.root / index
+        if self.piece_parts is None and self.is_complete():
+            self.piece_parts = self.meta().get("piece_parts")
+        if self.piece_parts is None:
+            return self.root / f"shard-{index:06d}.npz"
+        if self._ends is None:
+            self._ends = np.cumsum(self.piece_parts)
+        piece = int(np.searchsorted(self._ends, index, side="right"))
+        if piece >= len(self._ends):
+            raise IndexError(f"shard {index} of a store of {int(self._ends[-1]) if len(self._ends) else 0}")
+        return self.root / shard_name(piece, index - int(self._ends[piece] - self.piece_parts[piece]))
+
+    def has(self, index: int | str) -> bool:
         return self.shard_path(index).is_file()
 
-    def write(self, index: int, features: NgramFeatures, n_words: np.ndarray) -> ShardSummary:
+    def write(self, index: int | str, features: NgramFeatures, n_words: np.ndarray) -> ShardSummary:
         """Write one shard atomically and return its summary."""
         self.root.mkdir(parents=True, exist_ok=True)
         counts = features.counts(self.config.num_buckets)
@@ -54,7 +82,7 @@ class FeatureStore:
             np.savez(tmp, **arrays)
         return ShardSummary(features.n_tokens, n_words, counts)
 
-    def summary(self, index: int) -> ShardSummary:
+    def summary(self, index: int | str) -> ShardSummary:
         """Sizes and counts of a stored shard (:class:`CorruptShardError` if it cannot be read back)."""
 
         def load(path: Path) -> ShardSummary:
@@ -63,7 +91,7 @@ class FeatureStore:
 
         return load_shard(self.shard_path(index), load)
 
-    def read(self, index: int) -> NgramFeatures:
+    def read(self, index: int | str) -> NgramFeatures:
         """The features of a stored shard (:class:`CorruptShardError` if it cannot be read back)."""
 
         def load(path: Path) -> NgramFeatures:
@@ -96,26 +124,25 @@ class FeatureStore:
         return json.loads((self.root / "_COMPLETE").read_text())
 
 
-
-def featurize_shard(config: HashedNgramConfig, root: str, index: int, text: pa.Array) -> ShardSummary:
-    """Worker task: featurize one batch of texts and store it as shard ``index``."""
+def featurize_shard(config: HashedNgramConfig, root: str, name: str, text: pa.Array) -> ShardSummary:
+    """Featurize one batch of texts and store it as the shard file ``name``."""
     features = HashedNgramFeaturizer(config).transform(text)
     n_words = features.n_tokens if config.tokenizer == "whitespace" else whitespace_token_counts(text)
-    return FeatureStore(root, config).write(index, features, n_words)
+    return FeatureStore(root, config).write(name, features, n_words)
 
 
-def featurize_or_load(config: HashedNgramConfig, root: str, index: int, text: pa.Array) -> ShardSummary:
-    """Worker task: reuse a shard a crashed run already wrote, or featurize it (again, if it was damaged or is
+def featurize_or_load(config: HashedNgramConfig, root: str, name: str, text: pa.Array) -> ShardSummary:
+    """Reuse the shard file ``name`` a crashed run already wrote, or featurize it (again, if it was damaged or is
     of another size)."""
     store = FeatureStore(root, config)
-    if not store.has(index):
-        return featurize_shard(config, root, index, text)
+    if not store.has(name):
+        return featurize_shard(config, root, name, text)
     try:
-        summary = store.summary(index)
+        summary = store.summary(name)
         if len(summary.n_tokens) == len(text):
             return summary
     except CorruptShardError:
         pass
-    summary = featurize_shard(config, root, index, text)
+    summary = featurize_shard(config, root, name, text)
     summary.recomputed = True
     return summary

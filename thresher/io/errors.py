@@ -40,6 +40,12 @@ class ErrorLog:
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append({"path": path, "line": line, "reason": reason, "detail": detail})
 
+    def merge(self, other: ErrorLog) -> None:
+        """Add what ``other`` (the log of a later part of the same read) counted, as if it had been counted here."""
+        self.counts.update(other.counts)
+        self.file_problems.update(other.file_problems)
+        self.examples.extend(other.examples[: max(0, MAX_EXAMPLES - len(self.examples))])
+
     @property
     def n_failed(self) -> int:
         return sum(self.counts.values())

@@ -109,8 +109,10 @@ def _report_unreadable(src: InputFile, errors: ErrorLog, e: Exception, last_good
 
 
 def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
-              text_field: str = "text") -> Iterator[Chunk]:
-    """Parquet, streamed by row group and batch."""
+                 text_field: str = "text", row_groups: tuple[int, int] | None = None,
+                 first_row: int = 0) -> Iterator[Chunk]:
+    """Parquet, streamed by row group and batch; ``row_groups`` (first, stop) reads only those, whose first row is
+    row ``first_row`` of the file (a piece of a big file, see :mod:`thresher.io.pieces`)."""
     try:
         # Buffered page reads instead of pre-buffering whole column chunks: less memory, and faster here.
         pf = pq.ParquetFile(src.path, pre_buffer=False, buffer_size=1 << 20)
@@ -121,8 +123,9 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
         errors.report(src.path, "empty_file", "file has no records", records=0)
         return
     cols = _present(pf.schema_arrow.names, columns)
-    yield from _guarded_row_chunks(src, errors, pf.iter_batches(batch_size=batch_size, columns=cols), None,
-                                   batch_size)
+    groups = None if row_groups is None else range(*row_groups)
+    yield from _guarded_row_chunks(src, errors, pf.iter_batches(batch_size=batch_size, row_groups=groups,
+                                                                columns=cols), None, batch_size, first_row)
 
 
 def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
@@ -152,6 +155,7 @@ def read_csv(src: InputFile, columns: list[str] | None, batch_size: int, errors:
     """CSV or TSV (by suffix) with a header row; quoted fields may span lines; compressed ones via open_binary."""
     problems: list[pacsv.InvalidRow] = []
     rows_read = [0]
+    failed_before = errors.n_failed  # "empty" means no rows and no bad ones in this file
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         problems.append(row)
@@ -189,7 +193,7 @@ def read_csv(src: InputFile, columns: list[str] | None, batch_size: int, errors:
         errors.report(src.path, "bad_csv", f"cannot read past row {rows_read[0]} ({e})", records=1)
         return
     _flush_csv_problems(src, problems, errors)
-    if start == 0 and not errors.counts:
+    if start == 0 and errors.n_failed == failed_before:
         errors.report(src.path, "empty_file", "file has no records", records=0)
 
 
@@ -219,9 +223,9 @@ def read_txt(src: InputFile, columns: list[str] | None, batch_size: int, errors:
 
 
 def _row_chunks(batches: Iterable[pa.RecordBatch], columns: list[str] | None,
-                batch_size: int) -> Generator[Chunk, None, int]:
-    """Record batches cut to ``batch_size`` rows, with 0-based row numbers; returns the number of rows."""
-    start = 0
+                batch_size: int, start: int = 0) -> Generator[Chunk, None, int]:
+    """Record batches cut to ``batch_size`` rows, with 0-based row numbers from ``start``; returns the row number
+    after the last row."""
     for big in batches:
         if columns is not None:
             big = big.select(columns)
@@ -233,9 +237,10 @@ def _row_chunks(batches: Iterable[pa.RecordBatch], columns: list[str] | None,
 
 
 def _guarded_row_chunks(src: InputFile, errors: ErrorLog, batches: Iterable[pa.RecordBatch],
-                        columns: list[str] | None, batch_size: int) -> Generator[Chunk, None, int]:
-    """:func:`_row_chunks` of a binary table file whose data may be damaged: a bad page ends the file, reported."""
-    rows = [0]
+                        columns: list[str] | None, batch_size: int, start: int = 0) -> Generator[Chunk, None, int]:
+    """:func:`_row_chunks` of a binary table file whose data may be damaged: a bad page ends the file (or the
+    piece of it being read), reported."""
+    rows = [start]
 
     def counted() -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -243,7 +248,7 @@ def _guarded_row_chunks(src: InputFile, errors: ErrorLog, batches: Iterable[pa.R
             yield batch
 
     try:
-        return (yield from _row_chunks(counted(), columns, batch_size))
+        return (yield from _row_chunks(counted(), columns, batch_size, start))
     except (pa.ArrowException, OSError) as e:  # ArrowInvalid, ArrowIOError, a bad decompression of a page, ...
         _report_unreadable(src, errors, e, f"row {rows[0]}", None)
         return rows[0]

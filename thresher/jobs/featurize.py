@@ -14,10 +14,11 @@ from thresher.engine import Engine, make_engine
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
 from thresher.features.shards import discard, file_checksum, warn_recomputed
-from thresher.features.store import FeatureStore, featurize_or_load
+from thresher.features.store import FeatureStore, featurize_or_load, shard_name
 from thresher.io.atomic import write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
+from thresher.io.pieces import Piece, PieceReader, PieceResult
 from thresher.io.provenance import dataset_fingerprint
 from thresher.progress import Progress, known_rows
 
@@ -39,9 +40,13 @@ class PoolIndex:
         return len(self.ids)
 
 
+#: The feature store's file layout, part of its cache key: shards are the batches of each input piece.
+STORE_LAYOUT = "pieces-1"
+
+
 def store_for(dataset: Dataset, config: HashedNgramConfig, cache_dir: Path, group_field: str | None) -> FeatureStore:
     """The feature store keyed by everything that changes the features or which records are read."""
-    digest = dataset_fingerprint(dataset, features=config.fingerprint(), group_field=group_field)
+    digest = dataset_fingerprint(dataset, features=config.fingerprint(), group_field=group_field, layout=STORE_LAYOUT)
     return FeatureStore(Path(cache_dir) / f"ngrams-{digest}", config)
 
 
@@ -50,9 +55,47 @@ def score_shard(scorer, store: FeatureStore, index: int) -> dict[str, np.ndarray
     return scorer.score(store.read(index))
 
 
+@dataclass
+class PieceFeatures:
+    """What featurizing one input piece sends back: its read (ids, places, errors) and its shards' summaries."""
+
+    read: PieceResult
+    groups: list[pa.Array]
+    n_tokens: list[np.ndarray]
+    n_words: list[np.ndarray]
+    counts: np.ndarray
+    recomputed: list[str]
+
+    @property
+    def n_parts(self) -> int:
+        return len(self.n_tokens)
+
+
+def featurize_piece(config: HashedNgramConfig, root: str, piece: Piece, group_field: str | None) -> PieceFeatures:
+    """Worker task: read one input piece itself and store each of its batches as a feature shard (reusing shards
+    a crashed run wrote); the ids and errors go back to the main process, which checks them in reading order."""
+    reader = PieceReader(piece)
+    out = PieceFeatures(reader.result(), [], [], [], np.zeros(config.num_buckets, dtype=np.int64), [])
+    for part, batch in enumerate(reader.batches()):
+        name = shard_name(piece.index, part)
+        summary = featurize_or_load(config, root, name, batch.column("text"))
+        if summary.recomputed:  # damaged after the store was last completed (discarded ones come back as new)
+            out.recomputed.append(name)
+        if group_field:
+            out.groups.append(batch.column(group_field))
+        out.counts += summary.counts
+        out.n_tokens.append(summary.n_tokens)
+        out.n_words.append(summary.n_words)
+    return out
+
+
 def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_field: str | None,
                    progress: bool = True) -> PoolIndex:
-    """Featurize every record of ``dataset`` into ``store`` (or load a complete store) and return its index."""
+    """Featurize every record of ``dataset`` into ``store`` (or load a complete store) and return its index.
+
+    Each engine task reads its own piece of the input (the main process sends only where it is) and returns
+    its ids; the main process checks them for repeats and merges the error logs in reading order.
+    """
     damaged = []
     if store.is_complete():
         meta = store.meta()
@@ -65,39 +108,38 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
         warn_recomputed([store.root / name for name in bad_index])
         for path in [*(store.root / name for name in bad_index), *map(store.shard_path, damaged)]:
             discard(path)
+    recomputed = [store.shard_path(i) for i in damaged]
     errors = ErrorLog(dataset.on_error)
+    merge = dataset.merge(errors)
+    pieces = dataset.pieces([group_field] if group_field else [])
     ids: list[pa.Array] = []
     groups: list[pa.Array] = []
-    extra = [group_field] if group_field else []
-
-    def items():
-        for i, batch in enumerate(dataset.iter_batches(errors, extra)):
-            ids.append(batch.column("id"))
-            if group_field:
-                groups.append(batch.column(group_field))
-            yield store.config, str(store.root), i, batch.column("text")
-
     counts = np.zeros(store.config.num_buckets, dtype=np.int64)
-    n_tokens, n_words, sizes = [], [], []
+    n_tokens: list[np.ndarray] = []
+    n_words: list[np.ndarray] = []
+    parts: list[int] = []
     bar = Progress("featurize", total=known_rows(dataset), enabled=progress)
-    recomputed = [store.shard_path(i) for i in damaged]
-    for i, summary in enumerate(engine.map(featurize_or_load, items())):
-        if summary.recomputed:  # damaged after the store was last completed (discarded ones come back as new)
-            recomputed.append(store.shard_path(i))
-        counts += summary.counts
-        n_tokens.append(summary.n_tokens)
-        n_words.append(summary.n_words)
-        sizes.append(len(summary.n_tokens))
-        bar.update(len(summary.n_tokens))
+    items = ((store.config, str(store.root), piece, group_field) for piece in pieces)
+    for piece, done in zip(pieces, engine.map(featurize_piece, items)):
+        ids.append(merge.add(piece, done.read))  # raises a bad record or repeated id where a sequential read would
+        recomputed += [store.shard_path(name) for name in done.recomputed]
+        groups += done.groups
+        counts += done.counts
+        n_tokens += done.n_tokens
+        n_words += done.n_words
+        parts.append(done.n_parts)
+        bar.update(done.read.n_records)
     bar.close()
+    dataset.merged(merge)
     warn_recomputed(recomputed)
-    if not ids:
+    if not n_tokens:
         raise ConfigError(f"the pool has no usable records ({', '.join(dataset.paths)})")
+    store.set_piece_parts(parts)
     index = PoolIndex(
         ids=pa.concat_arrays(ids),
         groups=_groups(groups) if group_field else None,
         n_tokens=np.concatenate(n_tokens), n_words=np.concatenate(n_words), counts=counts,
-        shard_sizes=np.asarray(sizes, dtype=np.int64), errors=errors.to_dict())
+        shard_sizes=np.asarray([len(t) for t in n_tokens], dtype=np.int64), errors=errors.to_dict())
     _save_index(store, index)
     return index
 
@@ -134,12 +176,15 @@ def _save_index(store: FeatureStore, index: PoolIndex) -> None:
     write_parquet(pa.table(cols), store.root / "index.parquet")
     np.save(store.root / "counts.npy", index.counts)
     store.mark_complete({"n_shards": len(index.shard_sizes), "shard_sizes": index.shard_sizes.tolist(),
+                         "piece_parts": store.piece_parts,
                          "errors": index.errors, "n_records": index.n_records,
                          "checksums": {name: file_checksum(store.root / name) for name in INDEX_FILES}})
 
 
 def _load_index(store: FeatureStore) -> PoolIndex:
     meta = store.meta()
+    if meta.get("piece_parts") is not None:
+        store.set_piece_parts(meta["piece_parts"])
     t = pq.read_table(store.root / "index.parquet")
     return PoolIndex(
         ids=t["id"].combine_chunks(), groups=t["group"].combine_chunks() if "group" in t.column_names else None,
@@ -169,5 +214,5 @@ def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, masks: list[np.n
     return totals
 
 
-__all__ = ["PoolIndex", "featurize_pool", "featurize_in_memory", "masked_counts", "score_shard", "shard_counts",
-           "store_for"]
+__all__ = ["PoolIndex", "featurize_piece", "featurize_pool", "featurize_in_memory", "masked_counts", "score_shard",
+           "shard_counts", "store_for"]

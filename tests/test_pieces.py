@@ -1,0 +1,292 @@
+"""Workers read their own pieces of the input (a file, or runs of a Parquet file's row groups): every record once, in
+reading order, with the ids, the error counts and examples, the first error and the duplicate-id check of a
+sequential read (``Dataset.iter_batches``); featurizing by pieces gives the scores of a sequential read."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from thresher.demo import sample_path
+from thresher.engine import LocalEngine
+from thresher.errors import InputError
+from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
+from thresher.io.dataset import read
+from thresher.io.errors import ErrorLog
+from thresher.io.ids import DuplicateIdError
+from thresher.io.pieces import PieceMerge, PieceReader
+from thresher.jobs.featurize import featurize_pool, store_for
+from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
+
+TARGET = str(sample_path("target_news.jsonl"))
+
+
+def _texts(n: int, start: int = 0) -> list[str]:
+    return [f"record {i} talks about topic {i % 7} and then word{i % 11} again" for i in range(start, start + n)]
+
+
+def _mixed(root: Path) -> list[tuple[str, str]]:
+    """A folder of JSONL, gzipped JSONL, multi-row-group Parquet, CSV and .txt; the (id, text) of every record in
+    reading order, worked out from how the files were written."""
+    root.mkdir()
+    expected = []
+    lines = []
+    for i, t in enumerate(_texts(30)):
+        lines.append(json.dumps({"text": t}))
+        if i % 10 == 9:
+            lines.append("")  # blank lines are skipped but still count as lines
+    (root / "a.jsonl").write_text("\n".join(lines) + "\n")
+    for line, raw in enumerate(lines, 1):
+        if raw:
+            expected.append((f"a.jsonl:{line}", json.loads(raw)["text"]))
+    gz = _texts(20, 100)
+    with gzip.open(root / "b.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps({"id": f"b{i}", "text": t}) + "\n" for i, t in enumerate(gz))
+    expected += [(f"b{i}", t) for i, t in enumerate(gz)]
+    pt = _texts(200, 1000)
+    pq.write_table(pa.table({"text": pt}), root / "c.parquet", row_group_size=15)
+    expected += [(f"c.parquet:{i}", t) for i, t in enumerate(pt)]
+    ct = _texts(25, 5000)
+    pa.csv.write_csv(pa.table({"id": [f"d{i}" for i in range(25)], "text": ct}), root / "d.csv")
+    expected += [(f"d{i}", t) for i, t in enumerate(ct)]
+    (root / "e.txt").write_text("a whole file is one record")
+    expected.append(("e.txt", "a whole file is one record"))
+    return expected
+
+
+def _read_by_pieces(ds, extra=()) -> tuple[list[pa.RecordBatch], ErrorLog, pa.Array]:
+    """What the workers and the main process do, in this process: each piece read alone, then merged in order."""
+    errors = ErrorLog(ds.on_error)
+    merge = ds.merge(errors)
+    batches, ids = [], []
+    for piece in ds.pieces(extra):
+        reader = PieceReader(piece)
+        batches += list(reader.batches())
+        ids.append(merge.add(piece, reader.result()))
+    ds.merged(merge)
+    return batches, errors, pa.concat_arrays(ids)
+
+
+def _sequential(ds, extra=()) -> tuple[list[pa.RecordBatch], ErrorLog]:
+    errors = ErrorLog(ds.on_error)
+    return list(ds.iter_batches(errors, extra)), errors
+
+
+def _column(batches, name) -> list:
+    return [v for b in batches for v in b.column(name).to_pylist()]
+
+
+def test_pieces_cover_every_record_once_in_reading_order(tmp_path):
+    expected = _mixed(tmp_path / "mixed")
+    ds = read(tmp_path / "mixed", batch_size=4)
+    pieces = ds.pieces()
+    assert [p.file.name for p in pieces].count("c.parquet") == 3  # 14 row groups of 15 rows, cut after >= 64 rows
+    assert [p.row_groups for p in pieces if p.file.name == "c.parquet"] == [(0, 5), (5, 10), (10, 14)]
+    batches, errors, ids = _read_by_pieces(ds)
+    assert list(zip(_column(batches, "id"), _column(batches, "text"))) == expected
+    assert ids.to_pylist() == [i for i, _ in expected]
+    assert max(b.num_rows for b in batches) == 4 and errors.n_failed == 0
+    seq, _ = _sequential(read(tmp_path / "mixed", batch_size=4))
+    assert list(zip(_column(seq, "id"), _column(seq, "text"))) == expected
+
+
+def test_a_piece_is_small_and_is_the_same_whatever_the_batch_size_of_other_files(tmp_path):
+    _mixed(tmp_path / "mixed")
+    import pickle
+
+    pieces = read(tmp_path / "mixed", batch_size=4).pieces(["domain"])
+    assert all(len(pickle.dumps(p)) < 1000 for p in pieces)  # a place in a file, not its records
+    assert pieces[0].options.extra == ("domain",)
+    assert [p.index for p in pieces] == list(range(len(pieces)))
+
+
+def _dirty(root: Path) -> None:
+    """Bad JSON, empty texts and a short CSV row spread over several files and several pieces of one file."""
+    root.mkdir()
+    lines = [json.dumps({"text": t}) for t in _texts(12)]
+    lines[2] = '{"text": "unterminated'
+    lines[4] = json.dumps({"text": "   "})
+    lines[7] = "[1, 2]"
+    (root / "a.jsonl").write_text("\n".join(lines) + "\n")
+    texts = _texts(120, 300)
+    for i in (2, 40, 41, 100):
+        texts[i] = ""
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(120)], "text": texts}), root / "b.parquet",
+                   row_group_size=10)
+    (root / "c.csv").write_text('id,text\nc1,"one fine text"\nc2\nc3,"another fine text"\n')
+
+
+def test_skipped_records_are_counted_and_named_as_by_a_sequential_read(tmp_path):
+    _dirty(tmp_path / "dirty")
+    ds = read(tmp_path / "dirty", batch_size=4, on_error="skip")
+    assert len([p for p in ds.pieces() if p.file.name == "b.parquet"]) == 2
+    batches, errors, ids = _read_by_pieces(ds)
+    seq, seq_errors = _sequential(read(tmp_path / "dirty", batch_size=4, on_error="skip"))
+    assert errors.to_dict() == seq_errors.to_dict()
+    assert errors.counts == {"bad_json": 1, "empty_text": 5, "not_an_object": 1, "bad_csv_row": 1}
+    assert {(e["path"].rsplit("/", 1)[1], e["reason"]) for e in errors.examples} >= {("a.jsonl", "bad_json"),
+                                                                                   ("c.csv", "bad_csv_row")}
+    assert ids.to_pylist() == _column(seq, "id") == _column(batches, "id")
+    assert "p40" not in ids.to_pylist() and "p39" in ids.to_pylist()
+
+
+def test_skipped_records_match_the_unchanged_sequential_reader_on_single_piece_files(tmp_path):
+    """Against a sequential read written out independently: JSONL and CSV files are one piece each, so the error
+    log (counts and examples) must be what reading them one line after another reports."""
+    _dirty(tmp_path / "dirty")
+    (tmp_path / "dirty" / "b.parquet").unlink()
+    ds = read(tmp_path / "dirty", on_error="skip")
+    _, errors, _ = _read_by_pieces(ds)
+    reasons = [(e["path"].rsplit("/", 1)[1], e["line"], e["reason"]) for e in errors.examples]
+    # the reader's problems come as it reads a chunk, empty texts once the chunk is checked
+    assert reasons == [("a.jsonl", 3, "bad_json"), ("a.jsonl", 8, "not_an_object"), ("a.jsonl", 5, "empty_text"),
+                       ("c.csv", None, "bad_csv_row")]
+
+
+def _store(tmp_path: Path, ds, workers: int):
+    config = HashedNgramConfig(num_buckets=1 << 12)
+    store = store_for(ds, config, tmp_path / f"cache-{workers}", None)
+    with LocalEngine(workers) as engine:
+        return store, featurize_pool(ds, store, engine, None, progress=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_featurizing_by_pieces_gives_the_sequential_ids_and_errors(tmp_path, workers):
+    _dirty(tmp_path / "dirty")
+    ds = read(tmp_path / "dirty", batch_size=4, on_error="skip")
+    store, index = _store(tmp_path, ds, workers)
+    seq, seq_errors = _sequential(read(tmp_path / "dirty", batch_size=4, on_error="skip"))
+    assert index.ids.to_pylist() == _column(seq, "id")
+    assert index.errors == seq_errors.to_dict()
+    names = sorted(p.name for p in store.root.glob("shard-*.npz"))
+    assert len(names) == len(index.shard_sizes) and names[0] == "shard-000000-0000.npz"
+    # shard files and the per-record features are fixed by the input, not the worker count
+    again = read(tmp_path / "dirty", batch_size=4, on_error="skip")
+    other, other_index = _store(tmp_path / "again", again, 3 - workers)
+    assert names == sorted(p.name for p in other.root.glob("shard-*.npz"))
+    assert (index.shard_sizes == other_index.shard_sizes).all()
+    for i in range(len(index.shard_sizes)):
+        a, b = store.read(i), other.read(i)
+        assert (a.n_tokens == b.n_tokens).all() and all((x == y).all() for x, y in zip(a.buckets, b.buckets))
+
+
+def _raises(fn) -> str:
+    with pytest.raises(InputError) as e:
+        fn()
+    return str(e.value)
+
+
+def test_the_first_error_raised_is_the_one_a_sequential_read_meets_first(tmp_path):
+    """The Parquet file's bad record is in its second piece, which a worker may finish before the first; the
+    later file's bad line is met even later: the error raised is the Parquet one, as in a sequential read."""
+    root = tmp_path / "raise"
+    root.mkdir()
+    texts = _texts(120)
+    texts[105] = ""
+    pq.write_table(pa.table({"text": texts}), root / "a.parquet", row_group_size=10)
+    (root / "b.jsonl").write_text('{"text": "fine"}\nnot json\n')
+    sequential = _raises(lambda: _sequential(read(root, batch_size=4)))
+    assert "a.parquet" in sequential and "row 105" in sequential
+    assert _raises(lambda: _read_by_pieces(read(root, batch_size=4))) == sequential
+    assert _raises(lambda: _store(tmp_path, read(root, batch_size=4), 2)) == sequential
+
+
+def test_a_repeated_id_in_another_piece_is_found_naming_both_places(tmp_path):
+    path = tmp_path / "ids.parquet"
+    ids = [f"r{i}" for i in range(200)]
+    ids[150] = "r3"
+    pq.write_table(pa.table({"id": ids, "text": _texts(200)}), path, row_group_size=15)
+    ds = read(path, batch_size=4)
+    assert len(ds.pieces()) == 3
+    with pytest.raises(DuplicateIdError) as seq:
+        _sequential(read(path, batch_size=4))
+    with pytest.raises(DuplicateIdError) as by_pieces:
+        _store(tmp_path, read(path, batch_size=4), 2)
+    assert str(by_pieces.value) == str(seq.value)
+    assert f"{path} row 150 repeats the id of {path} row 3" in str(seq.value)
+
+
+def test_renamed_ids_are_those_of_a_sequential_read(tmp_path):
+    path = tmp_path / "ids.parquet"
+    ids = [f"r{i}" for i in range(200)]
+    ids[150] = ids[170] = "r3"
+    ids[180] = "r3#2"  # an id that looks like a renamed one: renaming skips it
+    pq.write_table(pa.table({"id": ids, "text": _texts(200)}), path, row_group_size=15)
+    ds = read(path, batch_size=4, duplicate_ids="rename")
+    _, index = _store(tmp_path, ds, 2)
+    seq_ds = read(path, batch_size=4, duplicate_ids="rename")
+    seq, _ = _sequential(seq_ds)
+    assert index.ids.to_pylist() == _column(seq, "id")
+    assert [index.ids[i].as_py() for i in (150, 170, 180)] == ["r3#2", "r3#3", "r3#2#2"]
+    assert ds.renamed_ids == seq_ds.renamed_ids == 3
+    assert ds.rename_examples == seq_ds.rename_examples
+
+
+def test_a_merge_refuses_pieces_out_of_order(tmp_path):
+    _mixed(tmp_path / "mixed")
+    ds = read(tmp_path / "mixed", batch_size=4)
+    pieces = ds.pieces()
+    reader = PieceReader(pieces[1])
+    list(reader.batches())
+    with pytest.raises(AssertionError):
+        PieceMerge(ErrorLog(), None).add(pieces[1], reader.result())
+
+
+def _cli(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _reference_scores(pool: Path, batch_size: int, ngrams: int = 2) -> pa.Table:
+    """DSIR scores from a sequential read in this process (no engine, no feature store): what select must give."""
+    config = HashedNgramConfig(ngrams=ngrams)
+    featurizer = HashedNgramFeaturizer(config)
+    target = [featurizer.transform(b.column("text")) for b in read(TARGET).iter_batches(ErrorLog())]
+    target_counts = sum(f.counts(config.num_buckets) for f in target)
+    target_tokens = np.concatenate([f.n_tokens for f in target])
+    batches = list(read(pool, batch_size=batch_size, on_error="skip").iter_batches(ErrorLog("skip")))
+    features = [featurizer.transform(b.column("text")) for b in batches]
+    pool_counts = sum(f.counts(config.num_buckets) for f in features)
+    target_ngrams = sum(np.maximum(target_tokens - j, 0) for j in range(ngrams))
+    scorer = ImportanceScorer(ImportanceConfig()).fit(target_counts, pool_counts, target_ngrams)
+    parts = [scorer.score(f) for f in features]
+    columns = {"id": _column(batches, "id")}
+    columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    return pa.table(columns)
+
+
+def test_select_by_pieces_scores_as_a_sequential_read_at_any_worker_count(tmp_path):
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    pq.write_table(pq.read_table(sample_path("pool.parquet")).slice(0, 2000), pool / "a.parquet", row_group_size=100)
+    lines = [json.dumps({"id": f"j{i}", "text": t}) for i, t in enumerate(_texts(40))]
+    lines[5], lines[17] = "{broken", json.dumps({"id": "j17", "text": ""})
+    (pool / "b.jsonl").write_text("\n".join(lines) + "\n")
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        _cli("select", "--pool", str(pool), "--target", TARGET, "--budget", "10%", "--batch-size", "64",
+             "--on-error", "skip", "--workers", str(workers), "--out", str(out), "--no-report", "--quiet")
+        runs[workers] = out
+        cache = next((out / "cache").iterdir())
+        assert len(list(cache.glob("shard-000001-*.npz"))) > 0  # the Parquet file was read as several pieces
+    for name in ("scores/scores.parquet", "selected/ids.txt", "selected/part-00000.parquet"):
+        assert (runs[1] / name).read_bytes() == (runs[2] / name).read_bytes(), name
+    names = [sorted(p.name for p in next((runs[w] / "cache").iterdir()).iterdir()) for w in (1, 2)]
+    assert names[0] == names[1]
+    scores = pq.read_table(runs[1] / "scores" / "scores.parquet")
+    reference = _reference_scores(pool, 64)
+    assert scores["id"].to_pylist() == reference["id"].to_pylist()
+    for column in reference.column_names[1:]:
+        assert scores[column].to_pylist() == reference[column].to_pylist(), column
+    failed = json.loads((runs[2] / "manifest.json").read_text())["counts"]["pool_failed"]
+    assert failed["by_reason"] == {"bad_json": 1, "empty_text": 1}
+    assert [(e["line"], e["reason"]) for e in failed["examples"]] == [(6, "bad_json"), (18, "empty_text")]
