@@ -22,7 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher._version import __version__
-from thresher.engine import make_engine
+from thresher.engine import Engine, make_engine
+from thresher.engine.plan import GLOBAL, MAP, Plan, Values, stage_seconds
+from thresher.engine.plan import Stage as PlanStage  # a step of the job's plan; Stage here is a pipeline's own step
 from thresher.errors import ConfigError
 from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import atomic_path, write_json
@@ -185,31 +187,10 @@ class Pipeline:
             manifest["command"] = command
             write_json(manifest, out / "manifest.json")
             return self._select(out, pool, target, seed, group_field, workers, progress, report)
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        refs = References(target=_read_texts(target) if target is not None else None)
-        needs_sample = any(isinstance(s, Score) and "pool_sample" in get_spec(s.scorer).needs for s in self.stages)
-        if needs_sample:
-            if pool_sample < 2:
-                raise ConfigError(f"pool_sample must be >= 2, got {pool_sample}")
-            refs.pool_sample = sample_texts(pool, pool_sample, seed)["text"].combine_chunks()
-        timings["sample"] = round(time.perf_counter() - t0, 4)
-        dedup, dedup_stats = None, None
-        t0 = time.perf_counter()
-        if isinstance(self.stages[0], Dedup):
-            table, results, _ = find_duplicates(pool, ErrorLog("skip"), **self.stages[0].configs(), workers=workers)
-            dedup = (np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool),
-                     table["dup_reason"].combine_chunks())
-            dedup_stats = {kind: r.stats for kind, r in results.items()}
-            timings["dedup"] = round(time.perf_counter() - t0, 4)
-        t0 = time.perf_counter()
-        fitted, fit_reports = self._fit(refs, out)
-        timings["fit"] = round(time.perf_counter() - t0, 4)
-
-        t1 = time.perf_counter()
-        stats = self._score_pool(pool, fitted, out / "scores" / "scores.parquet", group_field, workers, progress,
-                                 dedup)
-        timings["score"] = round(time.perf_counter() - t1, 4)
+        with make_engine(workers) as engine:
+            v = SCORE_PLAN.run(pipeline=self, pool=pool, target=target, out=out, seed=seed, pool_sample=pool_sample,
+                               group_field=group_field, engine=engine, progress=progress)
+        stats, refs = v.stats, v.refs
         failed = stats.pop("failed")
         n = stats.pop("records")
         manifest = {
@@ -222,9 +203,9 @@ class Pipeline:
                        "pool_failed": failed,
                        "target": {"records": len(refs.target)} if refs.target is not None else None,
                        "filtered": stats["filtered"], "kept": n - sum(stats["filtered"].values())},
-            "metrics": {"rules": stats["rules"], "fit": fit_reports,
-                        **({"dedup": dedup_stats} if dedup_stats else {})},
-            "timings": timings,
+            "metrics": {"rules": stats["rules"], "fit": v.fit_reports,
+                        **({"dedup": v.dedup_stats} if v.dedup_stats else {})},
+            "timings": stage_seconds(v.stages), "stages": v.stages,
             "outputs": {"scores": "scores/scores.parquet", "records": []},
         }
         write_json(manifest, out / "manifest.json")
@@ -297,7 +278,7 @@ class Pipeline:
         return pa.schema(fields + ([pa.field("group", pa.string())] if group_field else []))
 
     def _score_pool(self, pool: Dataset, fitted: list[_Fitted], path: Path, group_field: str | None,
-                    workers: int | None, progress: bool, dedup: tuple[np.ndarray, pa.Array] | None = None) -> dict:
+                    engine: Engine, progress: bool, dedup: tuple[np.ndarray, pa.Array] | None = None) -> dict:
         errors = ErrorLog(pool.on_error)
         offset = [0]
         ids: list[pa.Array] = []
@@ -322,7 +303,7 @@ class Pipeline:
         languages: Counter = Counter()
         has_groups = False
         bar = Progress("score", total=known_rows(pool), enabled=progress)
-        with make_engine(workers) as engine, atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:
             for k, cols in enumerate(engine.map(apply_stages, items())):
                 table = pa.table({"id": ids[k], **cols})
                 if group_field:
@@ -416,6 +397,48 @@ def _read_texts(dataset: Dataset) -> pa.Array:
     if not parts:
         raise ConfigError(f"the target has no usable records ({', '.join(dataset.paths)})")
     return pa.concat_arrays(parts)
+
+
+
+def _sample(v: Values) -> dict:
+    refs = References(target=_read_texts(v.target) if v.target is not None else None)
+    if any(isinstance(s, Score) and "pool_sample" in get_spec(s.scorer).needs for s in v.pipeline.stages):
+        if v.pool_sample < 2:
+            raise ConfigError(f"pool_sample must be >= 2, got {v.pool_sample}")
+        refs.pool_sample = sample_texts(v.pool, v.pool_sample, v.seed)["text"].combine_chunks()
+    return {"refs": refs}
+
+
+def _dedup(v: Values) -> dict:
+    first = v.pipeline.stages[0]
+    if not isinstance(first, Dedup):
+        return {"dedup": None, "dedup_stats": None}
+    table, results, _ = find_duplicates(v.pool, ErrorLog("skip"), **first.configs(), workers=v.engine.workers)
+    keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
+    return {"dedup": (keep, table["dup_reason"].combine_chunks()),
+            "dedup_stats": {kind: r.stats for kind, r in results.items()}}
+
+
+def _fit_scorers(v: Values) -> dict:
+    fitted, reports = v.pipeline._fit(v.refs, v.out)
+    return {"fitted": fitted, "fit_reports": reports}
+
+
+def _score(v: Values) -> dict:
+    return {"stats": v.pipeline._score_pool(v.pool, v.fitted, v.out / "scores" / "scores.parquet", v.group_field,
+                                            v.engine, v.progress, v.dedup)}
+
+
+SAMPLE = PlanStage("sample", GLOBAL, "the target's texts and a seeded random sample of the pool, for scorers that "
+                   "learn", _sample, ("pipeline", "pool", "target", "pool_sample", "seed"), ("refs",))
+DEDUP = PlanStage("dedup", GLOBAL, "optional first stage: exact / MinHash duplicate clusters over the whole pool",
+                  _dedup, ("pipeline", "pool", "engine"), ("dedup", "dedup_stats"))
+FIT_SCORERS = PlanStage("fit", GLOBAL, "every scorer that learns, fitted in stage order on the references",
+                        _fit_scorers, ("pipeline", "refs", "out"), ("fitted", "fit_reports"))
+SCORE = PlanStage("score", MAP, "score and filter stages over every record batch; side-car scores.parquet", _score,
+                  ("pipeline", "pool", "fitted", "out", "group_field", "engine", "progress", "dedup"), ("stats",))
+SCORE_PLAN = Plan("score", ("pipeline", "pool", "target", "out", "seed", "pool_sample", "group_field", "engine",
+                            "progress"), (SAMPLE, DEDUP, FIT_SCORERS, SCORE))
 
 
 def run_scoring(pool: Dataset, scorers: list[str] | list[Score], out: str | os.PathLike,

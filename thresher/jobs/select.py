@@ -417,7 +417,8 @@ def _finish(v: Values, manifest: dict, report: bool) -> Run:
     )
     if manifest.get("job") == "score":
         manifest["job"] = "select"  # a selection made from a score-only run is now a selection run
-    manifest["stages"] = [*manifest.get("stages", []), *v.stages]
+    ran = {s["name"] for s in v.stages}  # a pipeline run whose scores were reused ran its select stages again
+    manifest["stages"] = [*(s for s in manifest.get("stages", []) if s["name"] not in ran), *v.stages]
     manifest["timings"] = {**manifest.get("timings", {}), **stage_seconds(v.stages)}
     write_json(manifest, v.out / "manifest.json")
     report_after_job(v.out, report)  # after the manifest, which it reads; a failure only warns
