@@ -75,19 +75,15 @@ def combine(summaries: Sequence[ShardSummary]) -> ShardSummary:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the driver tells every shard: the budget (a fraction resolved to a count of the whole pool) and, for
-    quotas, the group names and each group's quota."""
+    """What the driver tells every shard: the budget, the records it allows (a fraction resolved against the whole
+    pool; None for tokens or no budget), the pool-wide counts, and for quotas the group names and quotas."""
 
     budget: Budget | None
+    k: int | None
     n: int
     tokens: float
     names: tuple[str, ...] = ()
     quotas: np.ndarray | None = None
-
-    @property
-    def cap(self) -> int | None:
-        """The most records a shard need send for a record budget (None: not a record budget)."""
-        return None if self.budget is None or self.budget.kind == "tokens" else int(self.budget.value)
 
 
 def plan_selection(selector: Selector | Quotas, budget: Budget | str | int | float | None,
@@ -99,17 +95,15 @@ def plan_selection(selector: Selector | Quotas, budget: Budget | str | int | flo
         k = record_count(budget, total.n)
         names = tuple(total.groups)
         sizes = np.array([total.groups[g] for g in names], dtype=np.int64)
-        return Plan(Budget("count", float(k)), total.n, total.tokens, names,
-                    selector.group_quotas(list(names), sizes, k))
+        return Plan(Budget.parse(budget), k, total.n, total.tokens, names, selector.group_quotas(list(names), sizes, k))
     if budget is None:
-        return Plan(None, total.n, total.tokens)
+        return Plan(None, None, total.n, total.tokens)
     budget = Budget.parse(budget)
     cap = selector.budget_is_cap
     k = budget.records(total.n, cap)  # raises as Budget.take would
-    if k is not None:
-        return Plan(Budget("count", float(k)), total.n, total.tokens)
-    budget.check_tokens(total.tokens, cap)
-    return Plan(budget, total.n, total.tokens)
+    if k is None:
+        budget.check_tokens(total.tokens, cap)
+    return Plan(budget, k, total.n, total.tokens)
 
 
 @dataclass(frozen=True)
@@ -176,7 +170,7 @@ def candidates(selector: Selector | Quotas, plan: Plan, scores: np.ndarray | Non
     elif plan.budget.kind == "tokens":
         pick = idx[_within_tokens(keys[idx], n_tokens[idx], plan.budget.value)]
     else:
-        pick = idx[_best(keys[idx], min(plan.cap, len(idx)))]
+        pick = idx[_best(keys[idx], min(plan.k, len(idx)))]
     return Candidates(keys[pick], positions[pick], n_tokens[pick])
 
 
@@ -215,7 +209,7 @@ def merge(selector: Selector | Quotas, plan: Plan, parts: Sequence[Candidates]) 
     order = np.lexsort((positions, -keys))
     if plan.budget is None:
         return positions[order]
-    # plan.budget is a count (a fraction already resolved against the pool) or tokens, checked against the pool
+    # the pool-wide counts stand in for the records that were not sent (a fraction is of the whole pool)
     taken = plan.budget.take(order, plan.n, tokens, cap=selector.budget_is_cap, total_tokens=plan.tokens)
     return positions[taken]
 
