@@ -4,24 +4,41 @@ right distribution."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from thresher.errors import ConfigError
-from thresher.selectors import Budget, make_selector
-from thresher.selectors import noise
+from thresher.selectors import Budget, make_selector, noise
 from thresher.selectors.quotas import Quotas
-from thresher.selectors.sharded import candidates, combine, merge, plan_selection, select_sharded, summarize
+from thresher.selectors.sharded import (
+    candidates,
+    combine,
+    cutoff,
+    merge,
+    plan_selection,
+    select_sharded,
+    summarize,
+)
 
 
-def _outcome(fn):
-    """The result of ``fn()`` or the message of the ConfigError it raises (so errors can be compared too)."""
+def _outcome(fn, *args):
+    """The result of ``fn(*args)`` or the message of the ConfigError it raises (so errors can be compared too)."""
     try:
-        return ("ok", fn())
+        return ("ok", fn(*args))
     except ConfigError as e:
         return ("error", str(e))
+
+
+def _global(selector, scores, budget, tokens, seed, positions):
+    """The global selection as pool positions."""
+    return positions[selector.select(scores, budget, tokens, seed, positions)]
+
+
+def _global_quotas(quotas, labels, budget, scores, positions):
+    return positions[quotas.select(labels, budget, scores, positions)]
 
 
 def _same(a, b) -> bool:
@@ -84,11 +101,11 @@ def test_sharded_equals_global_for_every_basic_selector(name):
             budget = Budget("count", 3.0)
         seed = int(rng.integers(0, 2**63))
         s = None if name == "random" else scores
-        want = _outcome(lambda: positions[selector.select(s, budget, tokens, seed, positions)])
+        want = _outcome(_global, selector, s, budget, tokens, seed, positions)
         splits = [_split(rng, n) for _ in range(2)]
         for split in splits:
             shards = [(None if s is None else s[a:b], positions[a:b], tokens[a:b]) for a, b in split]
-            got = _outcome(lambda: select_sharded(selector, budget, shards, seed))
+            got = _outcome(select_sharded, selector, budget, shards, seed)
             assert _same(want, got), (case, name, n, budget, split, want, got)
         kinds[want[0]] += 1
     assert kinds["ok"] > 50  # both the selections and the error cases were exercised (a threshold's budget is a cap)
@@ -111,10 +128,10 @@ def test_sharded_quotas_equal_global(within):
                    seed=int(rng.integers(0, 1000)))
         budget = _budget(rng, n, tokens, with_tokens=False)
         s = None if within == "random" else scores
-        want = _outcome(lambda: positions[q.select(labels, budget, s, positions)])
+        want = _outcome(_global_quotas, q, labels, budget, s, positions)
         for split in (_split(rng, n), _split(rng, n)):
             shards = [(None if s is None else s[a:b], positions[a:b], tokens[a:b], labels[a:b]) for a, b in split]
-            got = _outcome(lambda: select_sharded(q, budget, shards))
+            got = _outcome(select_sharded, q, budget, shards)
             assert _same(want, got), (case, within, allocation, weights, budget, split, want, got)
         kinds[want[0]] += 1
     assert kinds["ok"] > 50
@@ -165,22 +182,30 @@ def test_determinism_across_shard_splits_and_noise_is_keyed_by_position():
                               noise.uniform(5, positions, noise.STREAM_GUMBEL))
 
 
-def test_merge_holds_only_candidates():
+def test_merge_holds_only_candidates_near_the_budget():
     rng = np.random.default_rng(11)
-    n, n_shards, k = 20_000, 20, 50
+    n, n_shards = 40_000, 20
     scores = rng.normal(size=n)
     tokens = rng.integers(10, 20, n)
     positions = np.arange(n)
-    bounds = np.linspace(0, n, n_shards + 1).astype(int)
-    for selector, budget, bound in [(make_selector("gumbel"), Budget("count", float(k)), n_shards * k),
-                                    (make_selector("topk"), Budget("tokens", 700.0), n_shards * (700 // 10 + 1))]:
-        total = combine([summarize(tokens[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+    edges = np.linspace(0, n, n_shards + 1).astype(int)
+    bounds = list(zip(edges[:-1], edges[1:]))
+    # k = 10% is more than a shard holds: without the cutoff every shard would send everything
+    for selector, budget in [(make_selector("gumbel"), Budget("count", 4000.0)),
+                             (make_selector("topk"), Budget("tokens", 30_000.0))]:
+        total = combine([summarize(tokens[a:b]) for a, b in bounds])
         plan = plan_selection(selector, budget, total)
-        parts = [candidates(selector, plan, scores[a:b], positions[a:b], tokens[a:b], 1)
-                 for a, b in zip(bounds[:-1], bounds[1:])]
-        assert sum(len(p.positions) for p in parts) <= bound
-        np.testing.assert_array_equal(merge(selector, plan, parts),
-                                      selector.select(scores, budget, tokens, 1, positions))
+        parts = [candidates(selector, plan, scores[a:b], positions[a:b], tokens[a:b], 1) for a, b in bounds]
+        sketches = [p.sketch() for p in parts]
+        tau = cutoff(plan, sketches)
+        sent = [p.above(tau) for p in parts]
+        want = selector.select(scores, budget, tokens, 1, positions)
+        np.testing.assert_array_equal(merge(selector, plan, sent), want)
+        slack = sum(math.isqrt(len(p.keys)) for p in parts)
+        points = sum(len(p.keys) // max(1, math.isqrt(len(p.keys))) for p in parts)  # about sqrt(c) a shard
+        assert sum(len(sk.keys) for sk in sketches) <= points
+        assert len(want) <= sum(len(p.positions) for p in sent) <= len(want) + 1 + 2 * slack
+        assert sum(len(p.positions) for p in parts) > 4 * sum(len(p.positions) for p in sent)
 
 
 def test_splitmix64_known_answer():
@@ -188,7 +213,7 @@ def test_splitmix64_known_answer():
     z = (np.arange(3, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1234567)
     assert noise._finalize(z).tolist() == [6457827717110365317, 3203168211198807973, 9817491932198370423]
     u = noise.uniform(0, np.arange(200_000))
-    assert 0 < u.min() and u.max() < 1
+    assert u.min() > 0 and u.max() < 1
     assert stats.kstest(u, "uniform").pvalue > 1e-3
     assert np.isfinite(noise.gumbel(0, np.arange(200_000))).all()
 

@@ -13,26 +13,37 @@ one shard is that shard's own ranking, and a shard can tell which of its records
 
 :func:`merge` sorts the candidates by (key desc, position) and applies :meth:`Budget.take` with the pool-wide counts,
 which gives the same records in the same order, and the same errors, as ``selector.select`` over the concatenated
-shards (positions increasing in reading order). :class:`~thresher.selectors.quotas.Quotas` decomposes too: its
+shards (positions increasing in reading order).
+
+A shard's list can still be large (k = 5% of a pool of 100 shards is more than a shard holds), so before sending it a
+shard sends a :class:`Sketch` of it (every s-th key, s = sqrt of its length, with the counts and tokens down to it),
+:func:`cutoff` finds the highest key whose prefix surely holds the selection, and shards send only the candidates at
+or above it. :class:`~thresher.selectors.quotas.Quotas` decomposes too: its
 allocation depends only on group sizes, which a first cheap pass counts per shard; then each shard sends its top
 ``quota[g]`` records of every group g and the merge runs the same stratified interleave.
 
-Memory: the driver holds only candidates, never all scores: at most ``shards x k`` records for a record budget (or
-quotas), ``shards x (m + 1)`` for a token budget, where m is the most records any prefix within T can hold, each
-record 24 bytes (key, position, tokens). A threshold without a budget sends every record that passes (that is the
-output itself). Exactness of a token budget's "exceeds the total" check assumes integer token counts (float sums of
-integers below 2**53 are exact in any order).
+Memory: the driver holds only sketches and candidates, never all scores. With a record budget of k over S shards of
+candidate lists of length c_s (c_s <= k), the sketches hold sum(sqrt(c_s)) points and the candidates after the cutoff
+about ``k + sum(sqrt(c_s)) + max(sqrt(c_s))`` records, plus any records tied with the cutoff key; a token budget
+likewise, with k the records of the selected prefix plus one; 24 bytes a record (key, position, tokens). Without
+the cutoff it would be at most ``S x k`` (or ``S x (m + 1)``, m the most records any prefix within T holds). Quotas
+send every shard's top ``quota[g]`` per group (at most ``S x k`` records; no cutoff yet). A threshold without a
+budget sends every record that passes (that is the output itself). Exactness of a token budget's "exceeds the
+total" check and of its cutoff assumes integer token counts (float sums of integers below 2**53 are exact in any
+order).
 
 Protocol::
 
     total = combine([summarize(n_tokens_s, labels_s) for each shard s])            # pass 1: counts only
     plan = plan_selection(selector, budget, total)                                  # driver: errors, quotas
     parts = [candidates(selector, plan, scores_s, positions_s, n_tokens_s, seed, labels_s) for each shard s]
-    chosen_positions = merge(selector, plan, parts)                                 # driver: exact selection
+    tau = cutoff(plan, [part.sketch() for part in parts])                          # driver: a few keys per shard
+    chosen_positions = merge(selector, plan, [part.above(tau) for part in parts])  # driver: exact selection
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -118,6 +129,55 @@ class Candidates:
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.keys, self.positions, self.tokens, self.codes) if a is not None)
+
+    def sketch(self) -> Sketch:
+        """Every s-th candidate's key, with how many candidates and tokens reach down to it (s = sqrt of count)."""
+        stride = max(1, math.isqrt(len(self.keys)))
+        at = np.arange(stride - 1, len(self.keys), stride)
+        return Sketch(self.keys[at], at + 1, np.cumsum(self.tokens)[at] if len(at) else np.zeros(0))
+
+    def above(self, cutoff: float) -> Candidates:
+        """The candidates whose key is at least ``cutoff`` (a prefix: they are best first)."""
+        if cutoff == -np.inf:
+            return self
+        keep = int(np.searchsorted(-self.keys, -cutoff, side="right"))
+        return Candidates(self.keys[:keep], self.positions[:keep], self.tokens[:keep],
+                          None if self.codes is None else self.codes[:keep])
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """A few points of one shard's candidate list: at least ``counts[i]`` candidates, holding at least
+    ``tokens[i]`` tokens, have a key of at least ``keys[i]``."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+    tokens: np.ndarray
+
+
+def cutoff(plan: Plan, sketches: Sequence[Sketch]) -> float:
+    """The highest key such that the records at or above it surely hold the whole selection (-inf: keep all).
+
+    The records with a key at or above any value form a prefix of the global order; the sketches give a lower bound
+    on how many records (and tokens) that prefix holds, and once it holds ``k`` records, or more than the token
+    budget (so the record where the budget stops is inside too), nothing below the cutoff can be selected.
+    """
+    if plan.budget is None or plan.quotas is not None or not sketches:
+        return -np.inf
+    keys = np.concatenate([sk.keys for sk in sketches])
+    if not len(keys):
+        return -np.inf
+    shard = np.concatenate([np.full(len(sk.keys), i) for i, sk in enumerate(sketches)])
+    # each point raises its shard's lower bound from the shard's previous point to its own
+    gain = np.concatenate([np.diff(sk.counts, prepend=0) for sk in sketches])
+    gain_tokens = np.concatenate([np.diff(sk.tokens, prepend=0) for sk in sketches])
+    order = np.lexsort((np.arange(len(keys)), shard, -keys))  # high to low; a shard's points stay in their order
+    if plan.k is not None:
+        reached = np.cumsum(gain[order]) >= plan.k
+    else:
+        reached = np.cumsum(gain_tokens[order]) > plan.budget.value
+    first = int(np.argmax(reached))
+    return float(keys[order[first]]) if reached[first] else -np.inf
 
 
 def _best(keys: np.ndarray, k: int) -> np.ndarray:
@@ -222,4 +282,5 @@ def select_sharded(selector: Selector | Quotas, budget: Budget | str | int | flo
     total = combine([summarize(s[2], lab) for s, lab in zip(shards, labels_of)])
     plan = plan_selection(selector, budget, total)
     parts = [candidates(selector, plan, s[0], s[1], s[2], seed, lab) for s, lab in zip(shards, labels_of)]
-    return merge(selector, plan, parts)
+    tau = cutoff(plan, [p.sketch() for p in parts])
+    return merge(selector, plan, [p.above(tau) for p in parts])
