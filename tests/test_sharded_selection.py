@@ -266,3 +266,16 @@ def test_random_is_uniform_over_records_and_orders():
     assert stats.chisquare(ordered[~np.eye(6, dtype=bool)]).pvalue > 1e-3  # every ordered pair equally likely
     # a scheme that favours low positions would fail the same test
     assert stats.chisquare(counts + np.array([300, 0, 0, 0, 0, 0])).pvalue < 1e-3
+
+
+def test_zero_token_records_after_a_full_budget_are_still_taken():
+    # the budget is met exactly at a sketch point (rank 4 of 16); the two 0-token records after it still fit, so the
+    # cutoff must keep going until the tokens exceed the budget
+    scores = -np.arange(16, dtype=np.float64)
+    tokens = np.array([1, 1, 1, 1, 0, 0] + [1] * 10)
+    positions = np.arange(16)
+    topk = make_selector("topk")
+    want = topk.select(scores, Budget("tokens", 4.0), tokens, 0, positions)
+    np.testing.assert_array_equal(want, [0, 1, 2, 3, 4, 5])
+    shards = [(scores, positions, tokens), (scores[:0], positions[:0], tokens[:0])]
+    np.testing.assert_array_equal(select_sharded(topk, Budget("tokens", 4.0), shards), want)
