@@ -119,7 +119,8 @@ def plan_selection(selector: Selector | Quotas, budget: Budget | str | int | flo
 
 @dataclass(frozen=True)
 class Candidates:
-    """One shard's candidates, best first: sort keys (NaN as -inf), global positions, tokens (and group codes)."""
+    """One shard's candidates: sort keys (NaN as -inf), global positions, tokens, best first; for quotas also group
+    codes, in position order."""
 
     keys: np.ndarray
     positions: np.ndarray
