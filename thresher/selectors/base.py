@@ -1,7 +1,11 @@
-"""The four basic selectors. Each defines a priority order over records; the budget then takes a prefix of it.
+"""The four basic selectors. Each gives every record a sort key; the priority order is the keys high to low (NaN
+last, ties by record position), and the budget then takes a prefix of it.
 
-Sorting is stable with ties broken by record position, and randomness comes only from ``numpy.random.default_rng
-(seed)`` drawn once per record in record order, so a selection never depends on batch size or worker count.
+Randomness is position-keyed (:mod:`thresher.selectors.noise`): a record's noise is a pure function of the seed and
+its position in the pool's reading order, so a selection never depends on batch size, worker count or how the pool
+is split into shards, and :mod:`thresher.selectors.sharded` can select from per-shard candidates exactly. (Before,
+noise came from ``numpy.random.default_rng(seed)`` drawn in record order: the same seed now draws other records,
+with the same distribution.)
 """
 
 from __future__ import annotations
@@ -12,33 +16,63 @@ from dataclasses import dataclass
 import numpy as np
 
 from thresher.errors import ConfigError
+from thresher.selectors import noise
 from thresher.selectors.budget import Budget
+
+
+def sort_keys(keys: np.ndarray) -> np.ndarray:
+    """``keys`` as float64 with NaN replaced by -inf: the value the priority order sorts on (NaN ties with -inf)."""
+    keys = np.asarray(keys, dtype=np.float64)
+    return np.where(np.isnan(keys), -np.inf, keys)
 
 
 def _descending(keys: np.ndarray) -> np.ndarray:
     """Indices sorting ``keys`` high to low (NaN last), ties by position."""
-    keys = np.where(np.isnan(keys), -np.inf, keys)
-    return np.argsort(-keys, kind="stable")
+    return np.argsort(-sort_keys(keys), kind="stable")
 
 
 @dataclass(frozen=True)
 class Selector:
-    """Base: ``order`` ranks the records; ``select`` applies the budget to that ranking."""
+    """Base: ``keys`` gives every record a sort key (and ``passes`` which records may be chosen at all); ``order``
+    ranks the records by key, high to low; ``select`` applies the budget to that ranking."""
 
     needs_scores = True
     #: True when the budget is only an upper bound (threshold): asking for more than there is is not an error.
     budget_is_cap = False
 
-    def order(self, scores: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:
+    def keys(self, scores: np.ndarray | None, positions: np.ndarray, seed: int) -> np.ndarray:
+        """The sort key of every record (higher is chosen first); ``positions`` key the random noise."""
         raise NotImplementedError
 
-    def select(self, scores: np.ndarray | None, budget: Budget | None, n_tokens: np.ndarray,
-               seed: int) -> np.ndarray:
-        """Indices of the selected records, in priority order (best or first drawn first)."""
+    def passes(self, scores: np.ndarray | None) -> np.ndarray | None:
+        """Which records may be chosen at all (None: every record)."""
+        return None
+
+    def check(self, scores: np.ndarray | None) -> None:
+        """Fail clearly when the selector needs scores and has none."""
         if self.needs_scores and scores is None:
             raise ConfigError(f"selector {self.name!r} needs scores: use a scoring method such as dsir")
+
+    def order(self, scores: np.ndarray | None, positions: np.ndarray, seed: int) -> np.ndarray:
+        """Indices of the records that pass, by key high to low (NaN last), ties by index."""
+        order = _descending(self.keys(scores, positions, seed))
+        ok = self.passes(scores)
+        return order if ok is None else order[ok[order]]
+
+    def select(self, scores: np.ndarray | None, budget: Budget | None, n_tokens: np.ndarray,
+               seed: int, positions: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the selected records, in priority order (best or first drawn first).
+
+        ``positions`` are the records' global positions in the pool's reading order (increasing; default
+        ``arange(n)``): random noise is keyed by them, so selecting among the eligible records of a pool draws the
+        same noise for a record whatever is filtered out before it.
+        """
+        self.check(scores)
         n = len(n_tokens)
-        order = self.order(scores, n, np.random.default_rng(seed))
+        positions = np.arange(n) if positions is None else np.asarray(positions)
+        if len(positions) != n:
+            raise ConfigError(f"got {len(positions)} record positions for {n} records")
+        order = self.order(scores, positions, seed)
         return order if budget is None else budget.take(order, n, n_tokens, cap=self.budget_is_cap)
 
     @property
@@ -52,16 +86,16 @@ class Random(Selector):
 
     needs_scores = False
 
-    def order(self, scores, n, rng):
-        return rng.permutation(n)
+    def keys(self, scores, positions, seed):
+        return noise.uniform(seed, positions, noise.STREAM_RANDOM)
 
 
 @dataclass(frozen=True)
 class TopK(Selector):
     """The highest scores; deterministic."""
 
-    def order(self, scores, n, rng):
-        return _descending(scores)
+    def keys(self, scores, positions, seed):
+        return np.asarray(scores, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -78,8 +112,8 @@ class Gumbel(Selector):
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
 
-    def order(self, scores, n, rng):
-        return _descending(scores / self.temperature + rng.gumbel(size=n))
+    def keys(self, scores, positions, seed):
+        return np.asarray(scores, dtype=np.float64) / self.temperature + noise.gumbel(seed, positions)
 
 
 @dataclass(frozen=True)
@@ -89,9 +123,11 @@ class Threshold(Selector):
     threshold: float = 0.0
     budget_is_cap = True
 
-    def order(self, scores, n, rng):
-        order = _descending(scores)
-        return order[scores[order] >= self.threshold]
+    def keys(self, scores, positions, seed):
+        return np.asarray(scores, dtype=np.float64)
+
+    def passes(self, scores):
+        return np.asarray(scores, dtype=np.float64) >= self.threshold
 
 
 SELECTORS: dict[str, type[Selector]] = {"random": Random, "topk": TopK, "gumbel": Gumbel, "threshold": Threshold}

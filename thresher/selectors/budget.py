@@ -76,15 +76,24 @@ class Budget:
                               f"budget of at most {n_eligible:,} records (or a fraction such as 5%)")
         return max(k, 1)
 
-    def take(self, order: np.ndarray, n_eligible: int, n_tokens: np.ndarray, cap: bool = False) -> np.ndarray:
-        """The longest prefix of ``order`` (record indices, best first) that fits in the budget."""
-        k = self.records(n_eligible, cap)
-        if k is not None:
-            return order[:k]
-        total = int(n_tokens.sum())
+    def check_tokens(self, total_tokens: float, cap: bool = False) -> None:
+        """Fail when a token budget asks for more than the eligible records' ``total_tokens`` (unless ``cap``)."""
+        total = int(total_tokens)
         if self.value > total and not cap:
             raise ConfigError(f"budget {self} exceeds the {total:,} tokens of the eligible records; give at most "
                               f"{total:,} tokens (or a record count, or a fraction such as 5%)")
+
+    def take(self, order: np.ndarray, n_eligible: int, n_tokens: np.ndarray, cap: bool = False,
+             total_tokens: int | None = None) -> np.ndarray:
+        """The longest prefix of ``order`` (record indices, best first) that fits in the budget.
+
+        ``total_tokens`` is the token count of all eligible records when ``n_tokens`` holds only some of them (a
+        merge of per-shard candidates); by default it is ``n_tokens.sum()``.
+        """
+        k = self.records(n_eligible, cap)
+        if k is not None:
+            return order[:k]
+        self.check_tokens(n_tokens.sum() if total_tokens is None else total_tokens, cap)
         cum = np.cumsum(n_tokens[order])
         taken = order[: int(np.searchsorted(cum, self.value, side="right"))]
         if not len(taken) and len(order) and not cap:

@@ -13,7 +13,8 @@ Where each lives:
 Every one has ``select(...)`` returning record indices in priority order (best or first drawn first), exactly
 ``budget`` of them, where ``budget`` is a record count, a fraction or a :class:`Budget` (token budgets are not
 supported: ask for an upper-bound count and cut the order with ``Budget.take``). Randomness comes only from
-``numpy.random.default_rng(seed)``. This module holds the input checks they share, a registry by name
+``numpy.random.default_rng(seed)``, or, for quotas, from position-keyed noise (:mod:`thresher.selectors.noise`).
+This module holds the input checks they share, a registry by name
 (:data:`DIVERSITY_SELECTORS`, :func:`make_diversity_selector`) and one entry point for the pipeline,
 :func:`run_diversity_selector`, which also accepts token budgets.
 """

@@ -2,8 +2,9 @@
 
 :func:`apportion` splits a record count between groups exactly (largest remainder, no group above its size, the
 excess of a full group redistributed); :class:`Quotas` then fills each group's quota by score, at random or by
-Gumbel sampling. :class:`QualityDiversity` instead gives every record a sampling probability from its quality rank
-within its group and the group's weight, and samples without replacement.
+Gumbel sampling (noise keyed by record position, :mod:`thresher.selectors.noise`, so shards can draw it).
+:class:`QualityDiversity` instead gives every record a sampling probability from its quality rank within its group
+and the group's weight, and samples without replacement.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from thresher.errors import ConfigError
+from thresher.selectors import noise
 from thresher.selectors.budget import Budget
 from thresher.selectors.diversity import as_scores, group_codes, record_count
 
@@ -141,25 +143,37 @@ class Quotas:
         return dict(zip(names, quotas.tolist()))
 
     def _quotas(self, names: list[str], codes: np.ndarray, k: int) -> np.ndarray:
-        sizes = np.bincount(codes, minlength=len(names))
+        return self.group_quotas(names, np.bincount(codes, minlength=len(names)), k)
+
+    def group_quotas(self, names: list[str], sizes: np.ndarray, k: int) -> np.ndarray:
+        """Each group's count for a budget of ``k``: a function of the group sizes only (so shards can count)."""
         weights = _group_values(self.weights, names, 0.0, "weights") if self.allocation == "weights" else None
         return allocate(sizes, k, self.allocation, weights)
 
+    def keys(self, scores: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
+        """The within-group sort key of every record (higher first); random noise is keyed by record position."""
+        if self.within == "topk":
+            return np.asarray(scores, dtype=np.float64)
+        if self.within == "random":
+            return noise.uniform(self.seed, positions, noise.STREAM_QUOTA_RANDOM)
+        return np.asarray(scores, dtype=np.float64) / self.temperature + \
+            noise.gumbel(self.seed, positions, noise.STREAM_QUOTA_GUMBEL)
+
     def select(self, labels: np.ndarray | list, budget: int | str | Budget,
-               scores: np.ndarray | None = None) -> np.ndarray:
-        """Indices of the selected records, groups interleaved in proportion to their quotas."""
+               scores: np.ndarray | None = None, positions: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the selected records, groups interleaved in proportion to their quotas.
+
+        ``positions``: the records' global positions in the pool (increasing; default ``arange(n)``), which key the
+        random and Gumbel noise (see :mod:`thresher.selectors.noise`).
+        """
         names, codes = group_codes(labels)
         n = len(codes)
         k = record_count(budget, n)
         scores = as_scores(scores, n, self.within != "random", f"within-group rule {self.within!r}")
-        rng = np.random.default_rng(self.seed)
-        if self.within == "topk":
-            keys = scores
-        elif self.within == "random":
-            keys = rng.random(n)
-        else:
-            keys = scores / self.temperature + rng.gumbel(size=n)
-        return stratified_order(codes, self._quotas(names, codes, k), keys)
+        positions = np.arange(n) if positions is None else np.asarray(positions)
+        if len(positions) != n:
+            raise ConfigError(f"got {len(positions)} record positions for {n} records")
+        return stratified_order(codes, self._quotas(names, codes, k), self.keys(scores, positions))
 
 
 def quality_percentiles(scores: np.ndarray, codes: np.ndarray, score_weights: np.ndarray | None = None) -> np.ndarray:
