@@ -334,15 +334,18 @@ def _select(v: Values) -> dict:
             embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
             labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
     else:
+        # noise is keyed by pool position, so a record's draw does not depend on what the filters removed, and
+        # the selection equals the sharded one (thresher.selectors.sharded)
         order = _with_filter_hint(filtered, min_tokens, selector.select, score_values, budget,
-                                  budget_tokens[elig_idx], config.seed)
+                                  budget_tokens[elig_idx], config.seed, elig_idx)
     chosen = elig_idx[order]
     # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
     # Under a token budget, only records whose tokens are counted can be priced.
     by_tokens = budget is not None and budget.kind == "tokens"
     pool_rows = np.flatnonzero(np.isfinite(budget_tokens)) if by_tokens else np.arange(n)
-    baseline = pool_rows[Random().select(None, budget if by_tokens else Budget("count", len(chosen)),
-                                         budget_tokens[pool_rows], config.seed)] if len(chosen) else chosen[:0]
+    baseline_budget = budget if by_tokens else Budget("count", len(chosen))
+    baseline = pool_rows[Random().select(None, baseline_budget, budget_tokens[pool_rows], config.seed, pool_rows)] \
+        if len(chosen) else chosen[:0]
     return {"selection": Selection(chosen, baseline, eligible, filtered, min_tokens, budget, column)}
 
 
