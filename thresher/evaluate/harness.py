@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.evaluate import metrics as M
 from thresher.evaluate.methods import Method, budget_records, draw, parse_methods
@@ -371,14 +372,28 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
             and not _has_column(pool, config.group_field):
         methods = [m for m in methods if m.selector != "stratified"]  # only the default asked for it
         notes.append(f"stratified baseline left out: the pool has no {config.group_field!r} column")
-    prep = _prepare(pool, heldout, config, out, workers, progress, clock,
-                    needs_groups=any(m.selector == "stratified" for m in methods))
-    t0 = time.perf_counter()
-    scores = _scores(pool, target, methods, prep.table, out, config, workers, progress)
-    clock.lap("score", t0)
+    v = EVALUATE_PLAN.run(pool=pool, heldout=heldout, target=target, config=config, methods=methods, out=out,
+                          workers=workers, progress=progress, clock=clock, proxy=proxy,
+                          needs_groups=any(m.selector == "stratified" for m in methods))
+    inputs = {"pool": dataset_info(pool), "heldout": dataset_info(heldout),
+              "target": dataset_info(target) if target is not None else None}
+    return _finish(out, v, target_name, inputs, command, report,
+                   {"min_tokens": v.floor, "eligible_for_scoring_methods": int(v.eligible.sum()),
+                    "scoring": "scoring" if v.scores else None, "notes": notes})
 
-    t0 = time.perf_counter()
-    floor = _length_floor(config, target)
+
+def _prepare_stage(v: Values) -> dict:
+    return {"prep": _prepare(v.pool, v.heldout, v.config, v.out, v.workers, v.progress, v.clock, v.needs_groups)}
+
+
+def _score_stage(v: Values) -> dict:
+    return {"scores": _scores(v.pool, v.target, v.methods, v.prep.table, v.out, v.config, v.workers, v.progress)}
+
+
+def _draw_stage(v: Values) -> dict:
+    """Every method's selection at every budget and seed; baselines included."""
+    prep, config = v.prep, v.config
+    floor = _length_floor(config, v.target)
     eligible = prep.data.pool_tokens >= floor
     seeds = [config.seed + s for s in range(config.seeds)]
     selections: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -387,20 +402,39 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
     for label in config.budgets:
         budget = Budget.parse(label)
         k = budget_records(budget, prep.table.num_rows, n_words)
-        for m in methods:
+        for m in v.methods:
             selections[m.label, label] = [
-                draw(m, scores.get(m.label), eligible, budget, k, n_words, prep.data.groups, s) for s in seeds]
+                draw(m, v.scores.get(m.label), eligible, budget, k, n_words, prep.data.groups, s) for s in seeds]
         budget_sizes[label] = k  # None for token budgets: the records differ per method
-    clock.lap("select", t0)
-    proxy_fn: Callable | None = proxy
-    if config.proxy_command:
-        proxy_fn = CommandProxy(config.proxy_command, out / "proxy", config.proxy_timeout)
-    inputs = {"pool": dataset_info(pool), "heldout": dataset_info(heldout),
-              "target": dataset_info(target) if target is not None else None}
-    return _finish(out, prep, [m.label for m in methods], budget_sizes, selections, seeds, config, proxy_fn, clock,
-                   target_name, inputs, command, report, {"min_tokens": floor, "eligible_for_scoring_methods":
-                                                  int(eligible.sum()), "scoring": "scoring" if scores else None,
-                                                  "notes": notes})
+    return {"selections": selections, "budget_sizes": budget_sizes, "seeds": seeds, "floor": floor,
+            "eligible": eligible, "labels": [m.label for m in v.methods]}
+
+
+def _measure_stage(v: Values) -> dict:
+    proxy = v.proxy
+    if v.config.proxy_command:
+        proxy = CommandProxy(v.config.proxy_command, v.out / "proxy", v.config.proxy_timeout)
+    rows, per_seed, described = _measure(v.prep, v.labels, v.budget_sizes, v.selections, v.seeds, v.config, proxy,
+                                         v.clock, progress=False)
+    return {"rows": rows, "per_seed": per_seed, "described": described}
+
+
+PREPARE = Stage("prepare", GLOBAL, "pool and held-out sample read whole, featurized (and embedded when a metric "
+                "needs it)", _prepare_stage,
+                ("pool", "heldout", "config", "out", "workers", "progress", "clock", "needs_groups"), ("prep",))
+SCORE = Stage("score", MAP, "each scoring method's scores over the pool (as thresher select / score compute them)",
+              _score_stage, ("pool", "target", "methods", "prep", "out", "config", "workers", "progress"),
+              ("scores",))
+DRAW = Stage("draw", GLOBAL, "every method's selection at every budget and seed, random and stratified included",
+             _draw_stage, ("prep", "config", "target", "methods", "scores"),
+             ("selections", "budget_sizes", "seeds", "floor", "eligible", "labels"))
+MEASURE = Stage("measure", GLOBAL, "every metric (and proxy model) on every selection, intervals and verdicts vs "
+                "random", _measure_stage,
+                ("prep", "labels", "budget_sizes", "selections", "seeds", "config", "proxy", "clock", "out"),
+                ("rows", "per_seed", "described"))
+EVALUATE_PLAN = Plan("evaluate", ("pool", "heldout", "target", "config", "methods", "out", "workers", "progress",
+                                  "clock", "proxy", "needs_groups"), (PREPARE, SCORE, DRAW, MEASURE))
+
 
 
 @claims_run_dir("out")
@@ -437,17 +471,24 @@ def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, ta
         if target is None:
             raise ConfigError("give a held-out sample of the target (heldout=...)")
         target, heldout = split_target(target, out / "split", seed=config.seed, keep=(config.label_column,))
-    clock = _Clock()
     wants_strata = "stratified" in config.methods and _has_column(pool, config.group_field)
-    prep = _prepare(pool, heldout, config, out, workers, progress, clock, needs_groups=wants_strata)
-    index = {v: i for i, v in enumerate(prep.table["id"].to_pylist())}
+    v = COMPARE_PLAN.run(pool=pool, heldout=heldout, config=config, out=out, workers=workers, progress=progress,
+                         clock=_Clock(), proxy=proxy, needs_groups=wants_strata, runs=runs)
+    inputs = {"pool": info, "heldout": dataset_info(heldout), "runs": [str(r.path) for r in runs]}
+    return _finish(out, v, target_name, inputs, None, report, {})
+
+
+def _fixed_stage(v: Values) -> dict:
+    """The runs' own selections (one "seed" each) and random / stratified draws of the same sizes."""
+    prep, config = v.prep, v.config
+    index = {i: k for k, i in enumerate(prep.table["id"].to_pylist())}
     seeds = [config.seed + s for s in range(config.seeds)]
     selections: dict[tuple[str, str], list[np.ndarray]] = {}
     budget_sizes: dict[str, int] = {}
     labels = []
     baselines = [Method.parse(m) for m in ("random", "stratified") if m == "random" or
-                 (m in config.methods and wants_strata)]
-    for r in runs:
+                 (m in config.methods and v.needs_groups)]
+    for r in v.runs:
         ids = r.selected_ids()
         missing = [i for i in ids if i not in index]
         if missing:
@@ -464,17 +505,22 @@ def compare_runs(runs: list, heldout: Dataset | None, out: str | os.PathLike, ta
         for b in baselines:
             selections[b.label, budget] = [draw(b, None, np.ones(prep.table.num_rows, bool), Budget("count", k), k,
                                                 prep.data.n_words, prep.data.groups, s) for s in seeds]
-    inputs = {"pool": info, "heldout": dataset_info(heldout), "runs": [str(r.path) for r in runs]}
-    return _finish(out, prep, labels + [b.label for b in baselines], budget_sizes, selections, seeds, config, proxy,
-                   clock, target_name, inputs, None, report, {})
+    return {"selections": selections, "budget_sizes": budget_sizes, "seeds": seeds,
+            "labels": labels + [b.label for b in baselines]}
 
 
-def _finish(out: Path, prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], selections: dict,
-            seeds: list[int], config: EvaluateConfig, proxy: Callable | None, clock: _Clock, target_name: str,
-            inputs: dict, command: list[str] | None, report: bool, extra: dict) -> Evaluation:
-    """Measure every selection, compare with random, and write the evaluation directory."""
-    rows, per_seed, described = _measure(prep, labels, budget_sizes, selections, seeds, config, proxy, clock,
-                                         progress=False)
+FIXED = Stage("draw", GLOBAL, "the runs' selections as they are, and random / stratified draws of the same sizes",
+              _fixed_stage, ("prep", "config", "runs", "needs_groups"),
+              ("selections", "budget_sizes", "seeds", "labels"))
+COMPARE_PLAN = Plan("compare", ("pool", "heldout", "config", "out", "workers", "progress", "clock", "proxy",
+                                "needs_groups", "runs"), (PREPARE, FIXED, MEASURE))
+
+
+def _finish(out: Path, v: Values, target_name: str, inputs: dict, command: list[str] | None, report: bool,
+            extra: dict) -> Evaluation:
+    """Write the evaluation directory from what the plan's stages measured."""
+    prep, config, selections, seeds = v.prep, v.config, v.selections, v.seeds
+    rows, per_seed, described = v.rows, v.per_seed, v.described
     for r in rows + per_seed:
         r["target"] = target_name
     rows = [{c: r.get(c) for c in RESULT_COLUMNS} for r in rows]
@@ -496,7 +542,8 @@ def _finish(out: Path, prep: _Prepared, labels: list[str], budget_sizes: dict[st
                    "selections": sum(len(v) for v in selections.values()), "selected_rows": n_selected,
                    "all_accounted_for": None},
         "metrics": {"families": prep.families, "verdicts": _verdict_counts(rows)},
-        "timings": clock.timings,
+        "timings": {**stage_seconds(v.stages), **v.clock.timings},  # stages, then parts of them (metric_kl, ...)
+        "stages": v.stages,
         "outputs": {"results": "results.csv", "per_seed": "per_seed.csv", "selections": "selections.parquet",
                     "evaluation": "evaluation.json"},
     }
