@@ -11,8 +11,8 @@ import pytest
 import thresher as th
 from thresher.demo import sample_path
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage
-from thresher.evaluate.harness import COMPARE_PLAN, EVALUATE_PLAN
 from thresher.errors import ThresherError
+from thresher.evaluate.harness import COMPARE_PLAN, EVALUATE_PLAN
 from thresher.jobs.embed import EMBED_PLAN
 from thresher.jobs.label import LABEL_PLAN
 from thresher.jobs.select import PIPELINE_SELECT_PLAN, RESELECT_PLAN, SELECT_PLAN
