@@ -13,22 +13,25 @@ value):
    arithmetic, where a Mersenne-prime modulus needs uint64 and several times the work). For each permutation, one
    multiply-add over a cache-sized chunk of shingles and one ``np.minimum.reduceat`` over record boundaries.
    Only the ``bands * rows`` permutations LSH uses are computed, and signatures are never stored: each band's
-   ``rows`` minima are folded into a 64-bit bucket key straight away, so memory is ``8 * bands`` bytes per
-   record (plus ids and lengths).
+   ``rows`` minima are folded into a 64-bit bucket key straight away, so a slice's keys take ``8 * bands`` bytes per
+   record.
 3. **Candidates.** Per band, records are sorted by bucket key (stable, so reading order within a bucket); records
    sharing a key are candidate pairs. A bucket of more than ``max_bucket_size`` records links each member to the
    bucket's first and previous member only (linear, not quadratic, in its size).
 4. **Verification** (default on): the exact Jaccard similarity of the two records' shingle sets, for every
-   candidate pair; pairs below ``verify_threshold`` are dropped. Shingle sets are recomputed, for the records in
-   candidate pairs only, in a second pass over the input when it can be iterated again (a list, a callable
-   returning batches, any object whose ``__iter__`` starts afresh); a one-shot iterator is cached instead.
+   distinct candidate pair; pairs below ``verify_threshold`` are dropped.
 5. **Clusters.** Connected components of the verified pairs; one record kept per cluster by ``keep``.
+
+Steps 1-2 run per slice on the engine, which spills band keys and shingle sets to disk; steps 3-4 run per
+partition of the band keys on the engine; step 5 merges per-partition spanning forests in this process (see
+:mod:`thresher.dedup.shuffle`). The input is read once.
 
 Identical inputs, configuration and seed give identical output whatever the batch size.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,13 +40,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from thresher.dedup.clusters import (
-    KEEP_POLICIES,
-    DedupResult,
-    as_batches,
-    build_result,
-    connected_components,
-    split_batch,
+from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, compact, split_batch
+from thresher.dedup.shuffle import (
+    choose_partitions,
+    forest_labels,
+    partition_pairs,
+    spill_area,
+    spill_sketch,
+    verify_pairs,
 )
 from thresher.engine import Engine, LocalEngine
 from thresher.errors import ConfigError, ThresherError
@@ -355,67 +359,70 @@ class MinHashDeduplicator:
         self._a, self._b = permutations(self.config)
 
     def fit(self, batches: Iterable | Callable[[], Iterable], scores: np.ndarray | None = None,
-            engine: Engine | None = None) -> DedupResult:
+            engine: Engine | None = None, partitions: int | None = None,
+            spill_dir: str | os.PathLike | None = None) -> DedupResult:
         """Near-duplicate decisions for every record of ``batches``, in reading order.
 
         ``batches``: Arrow string arrays, lists of str, or record batches / tables with ``text_field`` (and
-        ``id_field``, which reasons then name); or a callable returning such an iterable afresh. ``scores`` (one
-        per record) are needed for ``keep="highest"``. ``engine``: where the per-batch sketches (shingles, band
-        keys) are computed (default: this process); the grouping runs here, and the result is the same anywhere.
+        ``id_field``, which reasons then name); or a callable returning such an iterable (read once). ``scores``
+        (one per record) are needed for ``keep="highest"``. ``engine``: where sketches, candidate pairs and their
+        verification run, as a shuffle through spill files (see :mod:`thresher.dedup.shuffle`; default: this
+        process); here only ids, lengths and the verified pairs' spanning forests are held. ``partitions``: reduce
+        partitions (default: from the record count); ``spill_dir``: where the shuffle's files go (default: the
+        system's temporary directory; with Ray on several machines, a directory every node shares). The result is
+        the same for any engine, worker count, batch size and ``partitions``.
         """
         cfg = self.config
         bands, rows = cfg.bands_rows
-        source = batches if callable(batches) else None
-        batches = as_batches(batches) if source is None else None
-        first_pass = iter(source() if source is not None else batches)
-        one_shot = first_pass is batches
-        cache: list[tuple[np.ndarray, np.ndarray]] = []
-        key_chunks, has_chunks, lengths, id_chunks, have_ids = [], [], [], [], True
-        keep_sets = one_shot and cfg.verify
-
-        def items():  # the texts go to the engine; ids stay here, in reading order
-            nonlocal have_ids
-            for text, ids in self._slices(first_pass):
-                have_ids = have_ids and ids is not None
-                if have_ids:
-                    id_chunks.append(ids)
-                yield cfg, self._a, self._b, text, keep_sets
-
+        stream = iter(batches() if callable(batches) else as_batches(batches))
+        id_chunks, have_ids, slice_starts = [], True, []
+        want_lengths = cfg.keep == "longest"
         runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
-        for keys_part, has_part, length_part, sets in runner.map(sketch_batch, items()):
-            key_chunks.append(keys_part)
-            has_chunks.append(has_part)
-            lengths.append(length_part)
-            if sets is not None:
-                cache.append(sets)
-        n = sum(len(x) for x in lengths)
-        keys = np.concatenate(key_chunks) if key_chunks else np.zeros((0, bands), np.uint64)
-        has = np.concatenate(has_chunks) if has_chunks else np.zeros(0, bool)
-        records = np.flatnonzero(has)
-        pair_codes = [np.zeros(0, np.int64)]
-        for band in range(bands):
-            i, j = bucket_pairs(keys[records, band], records, cfg.max_bucket_size)
-            pair_codes.append(i * max(n, 1) + j)
-        del keys
-        codes = np.unique(np.concatenate(pair_codes))
-        left, right = codes // max(n, 1), codes % max(n, 1)
-        stats = {"bands": bands, "rows": rows, "records_without_words": int(n - len(records)),
-                 "candidate_pairs": len(codes), "verified": cfg.verify, "rejected_pairs": 0}
-        if cfg.verify and len(codes):
-            needed = np.unique(np.concatenate([left, right]))
-            if one_shot:
-                values, ptr = _gather_cached(cache, needed)
-            else:
-                values, ptr = self._gather(source() if source is not None else batches, needed, n)
-            sim = set_jaccard(np.searchsorted(needed, left), np.searchsorted(needed, right), values, ptr)
-            ok = sim >= cfg.cutoff
-            left, right = left[ok], right[ok]
-            stats["rejected_pairs"] = int((~ok).sum())
-        stats["duplicate_pairs"] = len(left)
-        labels = connected_components(n, left, right)
+        with spill_area(spill_dir) as spill:
+            def items():  # the texts go to the engine; ids stay here, in reading order
+                nonlocal have_ids
+                seen = 0
+                for text, ids in self._slices(stream):
+                    have_ids = have_ids and ids is not None
+                    if have_ids:
+                        id_chunks.append(ids)
+                    slice_starts.append(seen)
+                    yield cfg, self._a, self._b, text, len(slice_starts) - 1, seen, str(spill), want_lengths
+                    seen += len(text)
+
+            n, without_words, lengths, spilled = 0, 0, [], 0
+            for count, empty, length, written in runner.map(spill_sketch, items()):
+                n, without_words, spilled = n + count, without_words + empty, spilled + written
+                if length is not None:
+                    lengths.append(length)
+            if n >= 1 << 48:
+                raise ThresherError(f"{n:,} records: near-duplicate detection handles up to 2**48")
+            np.save(spill / "slices.npy", np.array(slice_starts, dtype=np.int64))
+            parts = choose_partitions((n - without_words) * bands, runner.workers, partitions)
+            n_slices = len(slice_starts)
+            pairs_written = 0
+            for _, written in runner.map(partition_pairs, ((str(spill), n_slices, p, parts, cfg.max_bucket_size)
+                                                             for p in range(parts))):
+                pairs_written += written
+            children, roots, candidates, rejected = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0, 0
+            for child, root, cand, rej in runner.map(verify_pairs, ((str(spill), q, parts, cfg.verify, cfg.cutoff)
+                                                                    for q in range(parts))):
+                children.append(child)
+                roots.append(root)
+                candidates += cand
+                rejected += rej
+        children, roots = np.concatenate(children), np.concatenate(roots)
+        stats = {"bands": bands, "rows": rows, "records_without_words": without_words,
+                 "candidate_pairs": candidates, "verified": cfg.verify, "rejected_pairs": rejected,
+                 "duplicate_pairs": candidates - rejected}
+        labels = forest_labels(n, children, roots)
         ids_all = pa.concat_arrays(id_chunks) if have_ids and id_chunks else None
-        return build_result(labels, "near", cfg.keep, np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
-                            scores, ids_all, stats)
+        result = build_result(labels, "near", cfg.keep, np.concatenate(lengths) if lengths else None, scores,
+                              ids_all, stats)
+        result.shuffle = {"partitions": parts, "slices": n_slices, "bytes_spilled": spilled + pairs_written,
+                          "key_and_set_bytes": spilled, "pair_bytes": pairs_written,
+                          "forest_edges": len(children)}
+        return result
 
     def _slices(self, batches: Iterable) -> Iterator[tuple[pa.Array, pa.Array | None]]:
         """(texts, ids) of every batch, cut into slices of at most ``_SLICE_RECORDS`` records: the work arrays are
@@ -423,58 +430,12 @@ class MinHashDeduplicator:
         for batch in batches:
             text, ids = split_batch(batch, self.config.text_field, self.config.id_field)
             for start in range(0, len(text), _SLICE_RECORDS):
-                yield text.slice(start, _SLICE_RECORDS), None if ids is None else ids.slice(start, _SLICE_RECORDS)
-
-    def _gather(self, batches: Iterable, needed: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Second pass: the shingle sets of the ``needed`` records (sorted indices) as (values, offsets)."""
-        values, counts, seen = [], [], 0
-        for text, _ in self._slices(batches):
-            lo, hi = np.searchsorted(needed, [seen, seen + len(text)])
-            seen += len(text)
-            if hi > lo:
-                sh, off = shingle_hashes(text.take(pa.array(needed[lo:hi] - (seen - len(text)))), self.config.ngram)
-                v, p = _unique_sets(sh, off)
-                values.append(v)
-                counts.append(np.diff(p))
-        if seen != n:
-            raise ThresherError(f"the second pass over the batches read {seen:,} records, the first {n:,}: pass "
-                                "batches that read the same records again (or a one-shot iterator)")
-        return _csr(values, counts)
-
-
-def sketch_batch(config: MinHashConfig, a: np.ndarray, b: np.ndarray, text: pa.Array,
-                 keep_sets: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """Engine task: one slice's LSH band keys, which records have words, their lengths, and (for verification
-    without a second pass) their shingle sets."""
-    bands, rows = config.bands_rows
-    sh, off = shingle_hashes(text, config.ngram)
-    lengths = pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64)
-    return (band_keys(sh, off, a, b, bands, rows), np.diff(off) > 0, lengths,
-            _unique_sets(sh, off) if keep_sets else None)
+                yield (compact(text.slice(start, _SLICE_RECORDS)),
+                       None if ids is None else ids.slice(start, _SLICE_RECORDS))
 
 
 def near_duplicates(batches: Iterable | Callable[[], Iterable], config: MinHashConfig | None = None,
-                    scores: np.ndarray | None = None, engine: Engine | None = None) -> DedupResult:
+                    scores: np.ndarray | None = None, engine: Engine | None = None, partitions: int | None = None,
+                    spill_dir: str | os.PathLike | None = None) -> DedupResult:
     """Near-duplicate decisions for every record of ``batches`` (see :meth:`MinHashDeduplicator.fit`)."""
-    return MinHashDeduplicator(config).fit(batches, scores, engine)
-
-
-def _gather_cached(cache: list[tuple[np.ndarray, np.ndarray]], needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The shingle sets of the ``needed`` records from the one-shot cache (per-batch sets) as (values, offsets)."""
-    values, counts, seen = [], [], 0
-    for v, p in cache:
-        n_batch = len(p) - 1
-        lo, hi = np.searchsorted(needed, [seen, seen + n_batch])
-        local = needed[lo:hi] - seen
-        seen += n_batch
-        if len(local):
-            size = p[local + 1] - p[local]
-            values.append(v[_ranges(p[local], size)])
-            counts.append(size)
-    return _csr(values, counts)
-
-
-def _csr(values: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    v = np.concatenate(values) if values else np.zeros(0, np.uint32)
-    c = np.concatenate(counts) if counts else np.zeros(0, np.int64)
-    return v, np.concatenate([[0], np.cumsum(c)]).astype(np.int64)
+    return MinHashDeduplicator(config).fit(batches, scores, engine, partitions, spill_dir)
