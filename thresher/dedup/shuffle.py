@@ -169,7 +169,10 @@ def partition_pairs(spill: str, n_slices: int, part: int, n_parts: int, max_buck
         chunks.append(_read(path, np.uint64, 2 * int(end - start), 8 * (VIRTUAL_PARTITIONS + 1) + 16 * int(start)))
     entries = np.concatenate(chunks).reshape(-1, 2) if chunks else np.zeros((0, 2), np.uint64)
     key, band, rec = entries[:, 0], entries[:, 1] >> np.uint64(_REC_BITS), (entries[:, 1] & _REC_MASK).astype(np.int64)
-    order = np.lexsort((rec, key, band))  # by bucket, reading order within it
+    # By bucket, reading order within it: entries arrive in reading order within each bucket (slices in order,
+    # each sorted stably by virtual partition from record order), so two stable sorts suffice (band: radix).
+    order = np.argsort(key, kind="stable")
+    order = order[np.argsort(band[order].astype(np.uint16), kind="stable")]
     key, band, rec = key[order], band[order], rec[order]
     new = np.ones(len(key), dtype=bool)
     new[1:] = (key[1:] != key[:-1]) | (band[1:] != band[:-1])
