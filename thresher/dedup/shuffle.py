@@ -53,8 +53,10 @@ from thresher.io.atomic import atomic_path
 #: holds one offset per virtual partition (32 KB).
 VIRTUAL_PARTITIONS = 4096
 _VBITS = np.uint64(64 - 12)
-#: Band keys a reduce partition should hold by default (16 bytes each on disk, some 60 bytes while paired).
-KEYS_PER_PARTITION = 1 << 22
+#: Band keys a reduce partition should hold by default: 16 bytes each on disk, ~200 bytes while sorted and paired,
+#: so a pairing task peaks near 200 MB, as a sketching one does. Beyond ``VIRTUAL_PARTITIONS`` partitions
+#: (~300 million records at 14 bands) partitions grow instead.
+KEYS_PER_PARTITION = 1 << 20
 #: Record indices take the low 48 bits of a spilled entry, the band the high 16.
 _REC_BITS = 48
 _REC_MASK = np.uint64((1 << _REC_BITS) - 1)
