@@ -25,6 +25,11 @@ number of records with a verified duplicate times the owners they touch) with on
 labels are the smallest index of each component, the same as over all pairs at once. Nothing depends on the
 slicing, on ``P`` or on which engine ran the tasks.
 
+Files: one key file (and one set file) per slice, not one per (slice, partition), so their number does not grow
+with ``P``; each reduce task makes three small reads per slice file, ``3 * slices * P`` in all (at 10^9 records,
+244k slices: merging slice files per worker, or larger map tasks, would be the next step). On disk: 16 bytes per
+band key plus ~4 bytes per shingle (about 0.85x the text with 14 bands here), all of it until the end of the call.
+
 Spill files are written atomically (a temporary name, then a rename), so a task that is retried after its worker
 died rewrites the same bytes; they live in a fresh directory per call (a re-run never reads a crashed run's files)
 that is removed at the end. With Ray on several machines the spill directory must be on a shared file system.
