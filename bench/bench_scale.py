@@ -7,7 +7,10 @@ records the peak RSS of the largest single process and of the whole process tree
 worker memory flat; what grows with the pool is the main process's per-record tables (ids, lengths, scores,
 signatures), and this benchmark measures by how much.
 
-    python bench/bench_scale.py [--sizes 100000,400000,1000000] [--workers 2]
+    python bench/bench_scale.py [--sizes 100000,400000,1000000] [--workers 2] [--jobs select,dedup]
+
+For dedup it also reports the bytes MinHash's shuffle spilled (band keys, shingle sets, candidate pairs; from the
+run manifest), which sit on disk until the job ends.
 """
 
 from __future__ import annotations
@@ -112,7 +115,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,400000,1000000")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--jobs", default="select,dedup", help="which jobs to run (comma-separated)")
     a = ap.parse_args()
+    jobs = a.jobs.split(",")
     work = Path(tempfile.mkdtemp(prefix="thresher-bench-scale-"))
     target = DATA / "targets" / "news.target.parquet"
     rows = []
@@ -122,33 +127,43 @@ def main() -> None:
             t0 = time.perf_counter()
             text_bytes = make_pool(pool, n)
             gen_s = time.perf_counter() - t0
-            sel = run(["select", "--pool", str(pool), "--target", str(target), "--budget", "5%", "--workers",
-                       str(a.workers), "--out", str(work / f"sel-{n}"), "--no-report", "--quiet"])
-            sel["disk_mb"] = round(du(work / f"sel-{n}") / 2**20)
-            ded = run(["dedup", "--pool", str(pool), "--workers", str(a.workers), "--out", str(work / f"dedup-{n}"),
-                       "--format", "ids", "--no-report", "--quiet"])
-            ded["disk_mb"] = round(du(work / f"dedup-{n}") / 2**20)
+            done = []
+            if "select" in jobs:
+                sel = run(["select", "--pool", str(pool), "--target", str(target), "--budget", "5%", "--workers",
+                           str(a.workers), "--out", str(work / f"sel-{n}"), "--no-report", "--quiet"])
+                sel["disk_mb"] = round(du(work / f"sel-{n}") / 2**20)
+                done.append(("select", sel))
+            if "dedup" in jobs:
+                out = work / f"dedup-{n}"
+                ded = run(["dedup", "--pool", str(pool), "--workers", str(a.workers), "--out", str(out),
+                           "--format", "ids", "--no-report", "--quiet"])
+                ded["disk_mb"] = round(du(out) / 2**20)
+                # MinHash's shuffle: band keys + shingle sets + candidate pairs written to (and removed from) disk
+                shuffle = json.loads((out / "manifest.json").read_text()).get("shuffle", {})
+                ded["shuffled_mb"] = round(shuffle.get("minhash", {}).get("bytes_spilled", 0) / 2**20)
+                done.append(("dedup", ded))
             mb = text_bytes / 1e6
-            for job, r in (("select", sel), ("dedup", ded)):
-                rows.append({"records": n, "text_mb": round(mb), "job": job, **r,
+            for job, r in done:
+                rows.append({"records": n, "text_mb": round(mb), "job": job, "shuffled_mb": 0, **r,
                              "mb_per_s": round(mb / r["wall_s"], 1),
                              "main_bytes_per_record": round(r["peak_main_mb"] * 2**20 / n)})
-            print(json.dumps(rows[-2]), json.dumps(rows[-1]), f"(pool generated in {gen_s:.0f} s)", flush=True)
+                print(json.dumps(rows[-1]), flush=True)
+            print(f"(pool generated in {gen_s:.0f} s)", flush=True)
             shutil.rmtree(pool)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     header = ["records", "text MB", "job", "CLI wall s", "MB/s", "peak RSS main MB", "peak RSS largest worker MB",
-              "peak RSS tree MB", "disk MB", "main RSS bytes/record"]
+              "peak RSS tree MB", "disk MB", "shuffled MB", "main RSS bytes/record"]
     keys = ["records", "text_mb", "job", "wall_s", "mb_per_s", "peak_main_mb", "peak_worker_mb", "peak_tree_mb",
-            "disk_mb", "main_bytes_per_record"]
+            "disk_mb", "shuffled_mb", "main_bytes_per_record"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]) for k in keys) + " |"
               for r in rows]
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scale.md").write_text(f"`python bench/bench_scale.py --sizes {a.sizes} --workers {a.workers}`\n\n"
-                                      f"{table}\n")
+    command = f"python bench/bench_scale.py --sizes {a.sizes} --workers {a.workers} --jobs {a.jobs}"
+    (RESULTS / "scale.md").write_text(f"`{command}`\n\n{table}\n")
     (RESULTS / "scale.json").write_text(json.dumps(rows, indent=1))
 
 

@@ -171,3 +171,49 @@ def test_select_reading_parquet_pieces_in_tasks_is_identical_on_ray(tmp_path, cl
     _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet", "selected/part-00000.parquet")
     shards = [sorted(p.name for p in next((run / "cache").iterdir()).glob("shard-*.npz")) for run in (local, on_ray)]
     assert shards[0] == shards[1] and "shard-000003-0000.npz" in shards[0]  # four pieces of 400 rows
+
+
+class _KillsOnce:
+    """An engine that runs another's tasks, except that the first attempt at one item of each named task function
+    kills its worker process right after the task's work (its spill files written): the retry must redo it
+    idempotently. A marker file per function tells a retry from the first attempt."""
+
+    def __init__(self, engine, names: tuple[str, ...], marker_dir: Path, item: int = 1):
+        self.engine, self.names, self.marker_dir, self.item = engine, names, marker_dir, item
+        self.workers = engine.workers
+
+    def map(self, fn, items):
+        if fn.__name__ not in self.names:
+            return self.engine.map(fn, items)
+        marker, item = self.marker_dir / fn.__name__, self.item
+
+        def dies_once(k, *args):
+            out = fn(*args)
+            if k == item and not marker.exists():
+                marker.touch()
+                os._exit(1)
+            return out
+
+        return self.engine.map(dies_once, ((k, *args) for k, args in enumerate(items)))
+
+
+def test_a_worker_killed_during_the_dedup_shuffle_changes_nothing(tmp_path, cluster):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from thresher.dedup import MinHashConfig, near_duplicates
+    from thresher.engine import LocalEngine, make_engine
+
+    table = pq.read_table(sample_path("pool.parquet"), columns=["id", "text"]).slice(0, 3000)
+    table = pa.concat_tables([table, table.slice(0, 300)])  # 300 copies: real clusters
+    config = MinHashConfig(threshold=0.7, keep="longest")
+    with LocalEngine(2) as engine:
+        local = near_duplicates(table.to_batches(max_chunksize=1000), config, engine=engine, partitions=3)
+    stages = ("spill_sketch", "partition_pairs", "verify_pairs")
+    with th.engine("ray", address=cluster.address), make_engine(2) as engine:
+        on_ray = near_duplicates(table.to_batches(max_chunksize=1000), config, partitions=3, spill_dir=tmp_path,
+                                 engine=_KillsOnce(engine, stages, tmp_path))
+    assert all((tmp_path / name).exists() for name in stages)  # each stage lost a worker once
+    assert local.stats["dropped"] >= 300
+    assert on_ray.to_table().equals(local.to_table()) and on_ray.stats == local.stats
+

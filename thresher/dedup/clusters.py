@@ -80,6 +80,8 @@ class DedupResult:
     kind: ``exact`` or ``near``; names the reason.
     ids: record ids (reasons name the kept record by id when known, else by index).
     stats: counts (records, candidate and verified pairs, clusters, dropped, ...).
+    shuffle: how the work was spread (partitions, bytes spilled, ...); unlike ``stats`` it depends on the
+        slicing and partitioning, never on the decisions.
     """
 
     cluster: np.ndarray
@@ -88,6 +90,7 @@ class DedupResult:
     kind: str
     ids: pa.Array | None = None
     stats: dict = field(default_factory=dict)
+    shuffle: dict = field(default_factory=dict)
 
     @property
     def n_records(self) -> int:
@@ -162,6 +165,12 @@ def split_batch(batch: Batch, text_field: str, id_field: str) -> tuple[pa.Array,
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         raise ConfigError(f"texts must be strings, got {text.type}")
     return text.cast(pa.large_string()).fill_null(""), ids
+
+
+def compact(a: pa.Array) -> pa.Array:
+    """A copy of ``a`` that owns just its own bytes: pickling a slice of an Arrow array (to send it to a worker)
+    would otherwise carry the whole parent buffer, a batch's worth for every slice."""
+    return pa.concat_arrays([a])
 
 
 def _combine(a: pa.Array | pa.ChunkedArray) -> pa.Array:

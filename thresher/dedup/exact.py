@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, split_batch
+from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, compact, split_batch
 from thresher.engine import Engine, LocalEngine
 from thresher.errors import ConfigError
 
@@ -92,7 +92,7 @@ def exact_duplicates(batches: Iterable | Callable[[], Iterable], config: ExactCo
             have_ids = have_ids and ids is not None
             if have_ids:
                 id_chunks.append(ids)
-            yield config, text
+            yield config, compact(text)
 
     runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
     for h, length in runner.map(hash_batch, items()):

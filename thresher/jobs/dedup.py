@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from thresher.dedup import ExactConfig, MinHashConfig, exact_duplicates, near_duplicates
 from thresher.dedup.clusters import DedupResult
 from thresher.dedup.semantic import SemanticConfig, semantic_duplicates
+from thresher.dedup.shuffle import remove_stale_spills
 from thresher.engine import make_engine
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
@@ -49,9 +50,10 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     minhash = minhash or MinHashConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_spills(out)  # this job holds the run folder's lock: spills found here are from crashed runs
     errors = ErrorLog(pool.on_error)
     table, results, timings = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores,
-                                              workers)
+                                              workers, spill_dir=out)
     keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
     (out / "scores").mkdir(exist_ok=True)
     write_parquet(table, out / "scores" / "scores.parquet")
@@ -71,6 +73,7 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
                    "semantic": asdict(semantic or SemanticConfig()), "embeddings": str(embeddings or "") or None},
         "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "counts": counts,
         "metrics": {kind: r.stats for kind, r in results.items()}, "timings": timings,
+        "shuffle": {kind: r.shuffle for kind, r in results.items() if r.shuffle},
         "outputs": {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
                     "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
     }
@@ -83,10 +86,12 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
 
 def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactConfig, minhash: MinHashConfig,
                     semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None,
-                    scores: np.ndarray | None = None,
-                    workers: int | None = None) -> tuple[pa.Table, dict[str, DedupResult], dict]:
+                    scores: np.ndarray | None = None, workers: int | None = None,
+                    spill_dir: str | os.PathLike | None = None) -> tuple[pa.Table, dict[str, DedupResult], dict]:
     """The per-record decisions (``id, dup_cluster, dup_keep, dup_reason``, reading order) of ``method``, the
-    results per method and their timings. Bad records are reported to ``errors`` once."""
+    results per method and their timings. Bad records are reported to ``errors`` once. MinHash's shuffle spills
+    to a fresh folder under ``spill_dir`` (the run folder for a dedup run, which Ray's nodes must share; default
+    the system's temporary directory), removed at the end."""
     if method not in METHODS:
         raise ConfigError(f"unknown dedup method {method!r}; choose from {', '.join(METHODS)}")
     passes = [0]
@@ -121,11 +126,13 @@ def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactCo
         timings["semantic"] = round(time.perf_counter() - t0, 4)
     kinds = [kind for kind in ("exact", "minhash") if method in (kind, "both")]
     if kinds:
-        with make_engine(workers) as engine:  # hashes and sketches on the engine, grouping here
+        with make_engine(workers) as engine:  # hashes, sketches, LSH buckets and verification on the engine
             for kind in kinds:
                 t0 = time.perf_counter()
-                find = exact_duplicates if kind == "exact" else near_duplicates
-                results[kind] = find(batches, exact if kind == "exact" else minhash, scores, engine=engine)
+                if kind == "exact":
+                    results[kind] = exact_duplicates(batches, exact, scores, engine=engine)
+                else:
+                    results[kind] = near_duplicates(batches, minhash, scores, engine=engine, spill_dir=spill_dir)
                 timings[kind] = round(time.perf_counter() - t0, 4)
     first = next(iter(results.values()))
     if first.n_records == 0:

@@ -1,0 +1,183 @@
+"""MinHash dedup as a shuffle through spill files gives exactly the decisions and counts of a straightforward
+in-memory reference, for any number of partitions, workers and batch size, and the main process never holds the
+band keys."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from thresher.dedup import MinHashConfig, near_duplicates
+from thresher.dedup.clusters import as_batches, build_result, connected_components, split_batch
+from thresher.dedup.lsh import _unique_sets, band_keys, bucket_pairs, set_jaccard, shingle_hashes
+from thresher.dedup.minhash import permutations
+from thresher.dedup.shuffle import SPILL_PREFIX, forest_labels, spanning_forest
+from thresher.demo import sample_path
+from thresher.engine import LocalEngine
+
+
+def reference(batches, config: MinHashConfig, scores=None):
+    """The whole algorithm in memory, in this process: every record's band keys, per-band buckets over all
+    records, distinct pairs, verification, connected components (what dedup did before the shuffle)."""
+    bands, rows = config.bands_rows
+    a, b = permutations(config)
+    keys, sets, lengths, ids = [], [], [], []
+    for batch in as_batches(batches):
+        text, id_part = split_batch(batch, config.text_field, config.id_field)
+        sh, off = shingle_hashes(text, config.ngram)
+        keys.append(np.where((np.diff(off) > 0)[:, None], band_keys(sh, off, a, b, bands, rows), 0))
+        sets.append((_unique_sets(sh, off), np.diff(off) > 0))
+        lengths.append(pa.compute.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
+        ids.append(id_part)
+    n = sum(len(x) for x in lengths)
+    keys = np.concatenate(keys)
+    has = np.concatenate([h for _, h in sets])
+    values = np.concatenate([v for (v, _), _ in sets])
+    sizes = np.concatenate([np.diff(p) for (_, p), _ in sets])
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    records = np.flatnonzero(has)
+    codes = np.unique(np.concatenate([np.zeros(0, np.int64)] + [
+        i * n + j for i, j in (bucket_pairs(keys[records, band], records, config.max_bucket_size)
+                               for band in range(bands))]))
+    left, right = codes // max(n, 1), codes % max(n, 1)
+    stats = {"bands": bands, "rows": rows, "records_without_words": int(n - len(records)),
+             "candidate_pairs": len(codes), "verified": config.verify, "rejected_pairs": 0}
+    if config.verify and len(codes):
+        ok = set_jaccard(left, right, values, ptr) >= config.cutoff
+        left, right = left[ok], right[ok]
+        stats["rejected_pairs"] = int((~ok).sum())
+    stats["duplicate_pairs"] = len(left)
+    id_all = pa.concat_arrays(ids) if ids and all(x is not None for x in ids) else None
+    return build_result(connected_components(n, left, right), "near", config.keep, np.concatenate(lengths),
+                        scores, id_all, stats)
+
+
+def assert_same(got, ref):
+    assert got.to_table().equals(ref.to_table())
+    assert got.stats == ref.stats
+
+
+@pytest.fixture(scope="module")
+def sample() -> pa.Table:
+    """The bundled pool (7,450 records) with 300 of its records appended again with light edits, 60 of them
+    twice."""
+    pool = pq.read_table(sample_path("pool.parquet"), columns=["id", "text"])
+    rng = np.random.default_rng(1)
+    pick = rng.choice(pool.num_rows, 300, replace=False)
+    texts = pool["text"].to_pylist()
+    edited = []
+    for k, p in enumerate(np.concatenate([pick, pick[:60]])):
+        words = texts[p].split(" ")
+        if k % 2:
+            words = [w for w in words if rng.random() > 0.05]  # drop 5% of the words
+        edited.append(" ".join(words) if k % 3 else "Share this page\n" + " ".join(words))
+    extra = pa.table({"id": [f"copy-{k}" for k in range(len(edited))], "text": edited})
+    return pa.concat_tables([pool, extra.cast(pool.schema)])
+
+
+@pytest.mark.parametrize("config", [MinHashConfig(threshold=0.7), MinHashConfig(threshold=0.5, keep="longest"),
+                                    MinHashConfig(threshold=0.8, verify=False, max_bucket_size=3)])
+def test_sample_matches_the_reference_for_any_partitioning(sample, config):
+    ref = reference(sample.to_batches(max_chunksize=5000), config)
+    stats = ref.stats  # real work: clusters of more than two, rejected candidates
+    assert stats["dropped"] > 150 and stats["records_in_clusters"] > 2 * stats["clusters"]
+    assert stats["rejected_pairs"] > 0 or not config.verify
+    for parts in (1, 3, 7):
+        got = near_duplicates(sample.to_batches(max_chunksize=5000), config, partitions=parts)
+        assert_same(got, ref)
+        assert got.shuffle["partitions"] == parts
+
+
+def test_workers_and_batch_sizes_do_not_change_anything(sample):
+    config = MinHashConfig(threshold=0.6, keep="longest")
+    ref = reference(sample.to_batches(max_chunksize=5000), config)
+    with LocalEngine(2) as engine:
+        for size, parts in ((333, 3), (5000, 7), (100_000, None)):
+            got = near_duplicates(sample.to_batches(max_chunksize=size), config, engine=engine, partitions=parts)
+            assert_same(got, ref)
+    assert got.shuffle["partitions"] == 2  # the default: one partition per worker at this size
+
+
+def test_pairs_formed_in_several_bands_are_counted_once():
+    """Identical copies collide in every band, so each pair is formed in up to ``bands`` partitions; big buckets
+    (more than max_bucket_size members) link chains; records without words never pair."""
+    texts = (["one text repeated word for word in many places across the web today"] * 9
+             + ["another text that is repeated many times with different words in it"] * 3
+             + ["", "!!!"] + [f"unique record number {i} with its own words {i * 7} and more" for i in range(20)])
+    config = MinHashConfig(threshold=0.7, max_bucket_size=4, keep="longest")
+    ref = reference([texts], config)
+    assert ref.stats["candidate_pairs"] == 1 + 2 * 7 + 3  # chain of 9 (first + previous), all pairs of 3
+    for parts in (1, 3, 7):
+        assert_same(near_duplicates([texts[:5], texts[5:]], config, partitions=parts), ref)
+
+
+def test_spill_files_are_removed_and_a_stale_spill_is_ignored(tmp_path, sample):
+    config = MinHashConfig(threshold=0.7)
+    stale = tmp_path / f"{SPILL_PREFIX}crashed"
+    stale.mkdir()
+    (stale / "keys-00000000.bin").write_bytes(b"left by a run that crashed")
+    got = near_duplicates(sample.to_batches(max_chunksize=4000), config, partitions=3, spill_dir=tmp_path)
+    assert_same(got, reference(sample.to_batches(max_chunksize=4000), config))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [stale.name]  # ours is gone, the stale one untouched
+    assert got.shuffle["bytes_spilled"] > 8 * 14 * sample.num_rows  # keys (at least) really went to disk
+
+
+def test_spanning_forest_and_labels_match_connected_components():
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 500, 400), rng.integers(0, 500, 400)
+    child, root = spanning_forest(a, b)
+    assert len(child) == len(np.unique(child)) and (root < child).all()
+    np.testing.assert_array_equal(forest_labels(600, child, root), connected_components(600, a, b))
+    half = np.arange(200)
+    merged = forest_labels(600, *map(np.concatenate, zip(spanning_forest(a[half], b[half]),
+                                                          spanning_forest(a[200:], b[200:]))))
+    np.testing.assert_array_equal(merged, connected_components(600, a, b))
+
+
+def test_the_main_process_never_holds_the_band_keys():
+    """With 64 bands the keys of all records take 512 bytes per record; with the work in two worker processes, the
+    main process's numpy peak stays far below that (ids and per-record decisions only)."""
+    rng = np.random.default_rng(0)
+    vocab = np.array([f"w{i}" for i in range(5000)])
+    n = 20_000
+    texts = [" ".join(vocab[rng.integers(0, 5000, 30)]) for _ in range(n - 200)]
+    texts += texts[:200]  # 200 exact copies: real clusters
+    table = pa.table({"id": [f"r{i}" for i in range(n)], "text": texts})
+    config = MinHashConfig(threshold=0.7, bands=64, rows=2)
+    key_bytes = n * 64 * 8
+    with LocalEngine(2) as engine:
+        near_duplicates(table.slice(0, 100), config, engine=engine)  # start the workers outside the measurement
+        tracemalloc.start()
+        try:
+            got = near_duplicates(table.to_batches(max_chunksize=2000), config, engine=engine)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert got.stats["dropped"] == 200
+    assert peak < key_bytes / 4, f"peak {peak / n:.0f} bytes per record"
+    tracemalloc.start()  # the same measurement sees the keys when they are in this process
+    try:
+        reference(table.to_batches(max_chunksize=2000), config)
+        _, ref_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ref_peak > key_bytes
+
+
+def test_a_dedup_run_spills_in_its_folder_and_clears_what_a_crashed_run_left(tmp_path, small_pool):
+    import thresher as th
+
+    out = tmp_path / "run"
+    stale = out / f"{SPILL_PREFIX}crashed"
+    stale.mkdir(parents=True)
+    (stale / "keys-00000000.bin").write_bytes(b"left by a run that crashed")
+    run = th.deduplicate(str(small_pool), out=out, method="minhash", workers=2, report=False)
+    assert not list(out.glob(f"{SPILL_PREFIX}*"))
+    assert run.manifest["shuffle"]["minhash"]["bytes_spilled"] > 0
+    pool = pq.read_table(small_pool)
+    ref = reference(pool, MinHashConfig())
+    assert pq.read_table(out / "scores" / "scores.parquet").equals(ref.to_table())
