@@ -13,6 +13,7 @@ from thresher.demo import sample_path
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage
 from thresher.errors import ThresherError
 from thresher.evaluate.harness import COMPARE_PLAN, EVALUATE_PLAN
+from thresher.jobs.dedup import FIND_PLAN
 from thresher.jobs.embed import EMBED_PLAN
 from thresher.jobs.label import LABEL_PLAN
 from thresher.jobs.select import PIPELINE_SELECT_PLAN, RESELECT_PLAN, SELECT_PLAN
@@ -21,7 +22,7 @@ from thresher.pipeline import SCORE_PLAN
 README = Path(__file__).resolve().parents[1] / "README.md"
 PLANS = {"select": SELECT_PLAN, "select --from-run": RESELECT_PLAN, "score": SCORE_PLAN, "label": LABEL_PLAN,
          "embed": EMBED_PLAN, "run (select step)": PIPELINE_SELECT_PLAN, "evaluate": EVALUATE_PLAN,
-         "th.compare": COMPARE_PLAN}
+         "th.compare": COMPARE_PLAN, "dedup": FIND_PLAN}
 
 
 def _stage(name, needs=(), gives=(), fn=None, kind=MAP):

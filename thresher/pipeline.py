@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher._version import __version__
+from thresher.dedup.shuffle import remove_stale_spills
 from thresher.engine import Engine, make_engine
 from thresher.engine.plan import GLOBAL, MAP, Plan, Values, stage_seconds
 from thresher.engine.plan import Stage as PlanStage  # a step of the job's plan; Stage here is a pipeline's own step
@@ -413,7 +414,10 @@ def _dedup(v: Values) -> dict:
     first = v.pipeline.stages[0]
     if not isinstance(first, Dedup):
         return {"dedup": None, "dedup_stats": None}
-    table, results, _ = find_duplicates(v.pool, ErrorLog("skip"), **first.configs(), workers=v.engine.workers)
+    # the run folder (shared by a Ray cluster's nodes, and locked by this run) holds MinHash's spill; any found there
+    # already are from crashed runs
+    remove_stale_spills(v.out)
+    table, results, _ = find_duplicates(v.pool, ErrorLog("skip"), **first.configs(), spill_dir=v.out, engine=v.engine)
     keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
     return {"dedup": (keep, table["dup_reason"].combine_chunks()),
             "dedup_stats": {kind: r.stats for kind, r in results.items()}}
@@ -432,7 +436,7 @@ def _score(v: Values) -> dict:
 SAMPLE = PlanStage("sample", GLOBAL, "the target's texts and a seeded random sample of the pool, for scorers that "
                    "learn", _sample, ("pipeline", "pool", "target", "pool_sample", "seed"), ("refs",))
 DEDUP = PlanStage("dedup", GLOBAL, "optional first stage: exact / MinHash duplicate clusters over the whole pool",
-                  _dedup, ("pipeline", "pool", "engine"), ("dedup", "dedup_stats"))
+                  _dedup, ("pipeline", "pool", "engine", "out"), ("dedup", "dedup_stats"))
 FIT_SCORERS = PlanStage("fit", GLOBAL, "every scorer that learns, fitted in stage order on the references",
                         _fit_scorers, ("pipeline", "refs", "out"), ("fitted", "fit_reports"))
 SCORE = PlanStage("score", MAP, "score and filter stages over every record batch; side-car scores.parquet", _score,

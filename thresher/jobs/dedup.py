@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from thresher.dedup import ExactConfig, MinHashConfig, exact_duplicates, near_du
 from thresher.dedup.clusters import DedupResult
 from thresher.dedup.semantic import SemanticConfig, semantic_duplicates
 from thresher.dedup.shuffle import remove_stale_spills
-from thresher.engine import make_engine
+from thresher.engine import Engine, make_engine
+from thresher.engine.plan import GLOBAL, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
@@ -52,7 +54,7 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_spills(out)  # this job holds the run folder's lock: spills found here are from crashed runs
     errors = ErrorLog(pool.on_error)
-    table, results, timings = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores,
+    table, results, stages = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores,
                                               workers, spill_dir=out)
     keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
     (out / "scores").mkdir(exist_ok=True)
@@ -72,7 +74,8 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
         "config": {"exact": asdict(exact), "minhash": {**asdict(minhash), "bands_rows": minhash.bands_rows},
                    "semantic": asdict(semantic or SemanticConfig()), "embeddings": str(embeddings or "") or None},
         "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "counts": counts,
-        "metrics": {kind: r.stats for kind, r in results.items()}, "timings": timings,
+        "metrics": {kind: r.stats for kind, r in results.items()}, "timings": stage_seconds(stages),
+        "stages": stages,
         "shuffle": {kind: r.shuffle for kind, r in results.items() if r.shuffle},
         "outputs": {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
                     "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
@@ -87,57 +90,84 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
 def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactConfig, minhash: MinHashConfig,
                     semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None,
                     scores: np.ndarray | None = None, workers: int | None = None,
-                    spill_dir: str | os.PathLike | None = None) -> tuple[pa.Table, dict[str, DedupResult], dict]:
+                    spill_dir: str | os.PathLike | None = None,
+                    engine: Engine | None = None) -> tuple[pa.Table, dict[str, DedupResult], list[dict]]:
     """The per-record decisions (``id, dup_cluster, dup_keep, dup_reason``, reading order) of ``method``, the
-    results per method and their timings. Bad records are reported to ``errors`` once. MinHash's shuffle spills
+    results per method and the stages that ran. Bad records are reported to ``errors`` once. MinHash's shuffle spills
     to a fresh folder under ``spill_dir`` (the run folder for a dedup run, which Ray's nodes must share; default
-    the system's temporary directory), removed at the end."""
+    the system's temporary directory), removed at the end. ``engine``: the caller's (else one of ``workers``)."""
     if method not in METHODS:
         raise ConfigError(f"unknown dedup method {method!r}; choose from {', '.join(METHODS)}")
+    if method == "semantic" and embeddings is None:
+        raise ConfigError("semantic dedup needs --embeddings, an embed run of this pool (thresher embed)")
     passes = [0]
 
     def batches():
-        # The first pass reports bad records under the user's policy; later passes (verification) stay silent.
+        # The first pass reports bad records under the user's policy; later passes stay silent.
         log = errors if passes[0] == 0 else ErrorLog("skip")
         passes[0] += 1
         return (pa.Table.from_batches([b]) for b in pool.iter_batches(log))
 
-    timings: dict[str, float] = {}
-    results: dict[str, DedupResult] = {}
-    if method == "semantic":
-        if embeddings is None:
-            raise ConfigError("semantic dedup needs --embeddings, an embed run of this pool (thresher embed)")
-        t0 = time.perf_counter()
-        ids, lengths = [], []
-        for batch in batches():  # only ids and lengths are kept: the texts were embedded already
-            ids.append(batch["id"].combine_chunks().cast(pa.large_string()))
-            lengths.append(pc.utf8_length(batch["text"]).to_numpy().astype(np.int64))
-        if not ids:
-            raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
-        record_ids = pa.concat_arrays(ids)
-        emb_ids, matrix = Run(embeddings).embeddings()
-        position = {i: k for k, i in enumerate(emb_ids)}
-        missing = [i for i in record_ids.to_pylist() if i not in position]
-        if missing:
-            raise ConfigError(f"{len(missing):,} records have no embedding in {embeddings} (e.g. {missing[0]!r})")
-        rows = [position[i] for i in record_ids.to_pylist()]
-        results["semantic"] = semantic_duplicates(matrix[rows], semantic, ids=record_ids,
-                                                  lengths=np.concatenate(lengths), scores=scores)
-        timings["semantic"] = round(time.perf_counter() - t0, 4)
-    kinds = [kind for kind in ("exact", "minhash") if method in (kind, "both")]
-    if kinds:
-        with make_engine(workers) as engine:  # hashes, sketches, LSH buckets and verification on the engine
-            for kind in kinds:
-                t0 = time.perf_counter()
-                if kind == "exact":
-                    results[kind] = exact_duplicates(batches, exact, scores, engine=engine)
-                else:
-                    results[kind] = near_duplicates(batches, minhash, scores, engine=engine, spill_dir=spill_dir)
-                timings[kind] = round(time.perf_counter() - t0, 4)
-    first = next(iter(results.values()))
-    if first.n_records == 0:
-        raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
-    return _combine(results), results, timings
+    # hashes, sketches, LSH buckets and verification on the engine (a caller's engine stays open for its next stage)
+    with nullcontext(engine) if engine is not None else make_engine(workers) as engine:
+        v = FIND_PLAN.run(batches=batches, method=method, exact=exact, minhash=minhash, semantic=semantic,
+                          embeddings=embeddings, scores=scores, engine=engine, spill_dir=spill_dir, pool=pool)
+    return v.table, v.results, v.stages
+
+
+def _semantic(v: Values) -> dict:
+    if v.method != "semantic":
+        return {"semantic_result": None}
+    ids, lengths = [], []
+    for batch in v.batches():  # only ids and lengths are kept: the texts were embedded already
+        ids.append(batch["id"].combine_chunks().cast(pa.large_string()))
+        lengths.append(pc.utf8_length(batch["text"]).to_numpy().astype(np.int64))
+    if not ids:
+        raise ConfigError(f"the pool has no usable records ({', '.join(v.pool.paths)})")
+    record_ids = pa.concat_arrays(ids)
+    emb_ids, matrix = Run(v.embeddings).embeddings()
+    position = {i: k for k, i in enumerate(emb_ids)}
+    missing = [i for i in record_ids.to_pylist() if i not in position]
+    if missing:
+        raise ConfigError(f"{len(missing):,} records have no embedding in {v.embeddings} (e.g. {missing[0]!r})")
+    rows = [position[i] for i in record_ids.to_pylist()]
+    return {"semantic_result": semantic_duplicates(matrix[rows], v.semantic, ids=record_ids,
+                                                   lengths=np.concatenate(lengths), scores=v.scores)}
+
+
+def _exact(v: Values) -> dict:
+    if v.method not in ("exact", "both"):
+        return {"exact_result": None}
+    return {"exact_result": exact_duplicates(v.batches, v.exact, v.scores, engine=v.engine)}
+
+
+def _near(v: Values) -> dict:
+    if v.method not in ("minhash", "both"):
+        return {"minhash_result": None}
+    return {"minhash_result": near_duplicates(v.batches, v.minhash, v.scores, engine=v.engine,
+                                              spill_dir=v.spill_dir)}
+
+
+def _decide(v: Values) -> dict:
+    results = {kind: r for kind, r in (("semantic", v.semantic_result), ("exact", v.exact_result),
+                                        ("minhash", v.minhash_result)) if r is not None}
+    if next(iter(results.values())).n_records == 0:
+        raise ConfigError(f"the pool has no usable records ({', '.join(v.pool.paths)})")
+    return {"table": _combine(results), "results": results}
+
+
+SEMANTIC = Stage("semantic", GLOBAL, "SemDeDup over an embed run's vectors: clusters, then near neighbours within "
+                 "each", _semantic, ("method", "batches", "pool", "embeddings", "semantic", "scores"),
+                 ("semantic_result",))
+EXACT = Stage("exact", GLOBAL, "normalised-text hashes per batch on the engine, grouped by hash", _exact,
+              ("method", "batches", "exact", "scores", "engine"), ("exact_result",))
+NEAR = Stage("minhash", GLOBAL, "MinHash sketches per slice on the engine, spilled by band key; pairs and Jaccard "
+             "verification per partition on the engine; spanning forests merged here", _near,
+             ("method", "batches", "minhash", "scores", "engine", "spill_dir"), ("minhash_result",))
+DECIDE = Stage("decide", GLOBAL, "one kept record per cluster; an exact reason wins over a near one", _decide,
+               ("semantic_result", "exact_result", "minhash_result", "pool"), ("table", "results"))
+FIND_PLAN = Plan("dedup", ("batches", "method", "exact", "minhash", "semantic", "embeddings", "scores", "engine",
+                           "spill_dir", "pool"), (SEMANTIC, EXACT, NEAR, DECIDE))
 
 
 #: Which methods can give each kind of reason.
