@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,25 +39,33 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def make_pool(path: Path, n: int, seed: int = 0, part: int = 100_000) -> int:
-    """Write ``n`` perturbed pool-en records to ``path`` (a folder of Parquet files); return the bytes of text."""
+    """Write ``n`` perturbed pool-en records to ``path`` (a folder of Parquet files); return the bytes of text.
+
+    Each record is a random pool-en text with a seeded 0-10% of its words dropped (a record that would lose every
+    word keeps them all); vectorised in Arrow, so 10 million records take minutes, not hours.
+    """
     base = pq.read_table(DATA / "pool-en" / "pool.parquet", columns=["text", "domain"])
-    texts = base["text"].to_pylist()
-    domains = base["domain"].to_pylist()
+    words = pc.split_pattern(base["text"].combine_chunks(), " ")
+    domains = base["domain"].combine_chunks()
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True)
     total = 0
     for start in range(0, n, part):
         m = min(part, n - start)
-        pick = rng.integers(0, len(texts), m)
-        drop = rng.uniform(0.0, 0.1, m)
-        out = []
-        for i, p in enumerate(pick):
-            words = texts[p].split(" ")
-            keep = rng.random(len(words)) >= drop[i]
-            out.append(" ".join(w for w, k in zip(words, keep) if k) or texts[p])
-        total += sum(len(t.encode()) for t in out)
-        table = pa.table({"id": [f"r{start + i:010d}" for i in range(m)], "text": out,
-                          "domain": [domains[p] for p in pick]})
+        pick = pa.array(rng.integers(0, len(words), m))
+        picked = words.take(pick)
+        flat = picked.flatten()
+        sizes = np.diff(picked.offsets.to_numpy())
+        record = np.repeat(np.arange(m), sizes)
+        keep = rng.random(len(flat)) >= rng.uniform(0.0, 0.1, m)[record]
+        kept = np.bincount(record[keep], minlength=m)
+        keep |= (kept == 0)[record]  # nothing left: the record keeps its words
+        counts = np.bincount(record[keep], minlength=m)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+        text = pc.binary_join(pa.ListArray.from_arrays(offsets, flat.filter(pa.array(keep))), pa.scalar(" ", flat.type))
+        total += pc.sum(pc.binary_length(text)).as_py()
+        table = pa.table({"id": [f"r{start + i:010d}" for i in range(m)], "text": text,
+                          "domain": domains.take(pick)})
         pq.write_table(table, path / f"part-{start // part:05d}.parquet", row_group_size=10_000)
     return total
 
@@ -132,6 +141,7 @@ def main() -> None:
                 sel = run(["select", "--pool", str(pool), "--target", str(target), "--budget", "5%", "--workers",
                            str(a.workers), "--out", str(work / f"sel-{n}"), "--no-report", "--quiet"])
                 sel["disk_mb"] = round(du(work / f"sel-{n}") / 2**20)
+                shutil.rmtree(work / f"sel-{n}")  # its feature cache (~0.9x the text) is not needed any more
                 done.append(("select", sel))
             if "dedup" in jobs:
                 out = work / f"dedup-{n}"
