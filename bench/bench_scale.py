@@ -45,7 +45,8 @@ def make_pool(path: Path, n: int, seed: int = 0, part: int = 100_000) -> int:
     word keeps them all); vectorised in Arrow, so 10 million records take minutes, not hours.
     """
     base = pq.read_table(DATA / "pool-en" / "pool.parquet", columns=["text", "domain"])
-    words = pc.split_pattern(base["text"].combine_chunks(), " ")
+    texts = base["text"].combine_chunks()
+    words = pc.split_pattern(texts, " ")
     domains = base["domain"].combine_chunks()
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True)
@@ -63,6 +64,8 @@ def make_pool(path: Path, n: int, seed: int = 0, part: int = 100_000) -> int:
         counts = np.bincount(record[keep], minlength=m)
         offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
         text = pc.binary_join(pa.ListArray.from_arrays(offsets, flat.filter(pa.array(keep))), pa.scalar(" ", flat.type))
+        blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)  # only spaces left: keep the original
+        text = pc.if_else(blank, texts.take(pick), text)
         total += pc.sum(pc.binary_length(text)).as_py()
         table = pa.table({"id": [f"r{start + i:010d}" for i in range(m)], "text": text,
                           "domain": domains.take(pick)})
