@@ -42,7 +42,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def _both(tmp_path: Path, cluster, *args: str, mapped: str | None = "manifest.json") -> tuple[Path, Path]:
     """Run one CLI job locally and on the cluster, into two run directories; ``mapped``: the manifest of the part
-    that ran on the engine (``None`` for dedup, whose grouping runs in the main process either way)."""
+    that ran on the engine."""
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     _cli(*args, "--out", str(local), "--workers", "2", "--no-report")
     _cli(*args, "--out", str(on_ray), "--workers", "2", "--no-report", "--engine", "ray", "--ray-address",
@@ -136,7 +136,7 @@ def test_evaluation_is_identical_on_ray(tmp_path, cluster, small_pool):
 
 
 def test_dedup_is_identical_on_ray(tmp_path, cluster, small_pool):
-    local, on_ray = _both(tmp_path, cluster, "dedup", "--pool", str(small_pool), "--batch-size", "300", mapped=None)
+    local, on_ray = _both(tmp_path, cluster, "dedup", "--pool", str(small_pool), "--batch-size", "300")
     _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
 
 

@@ -54,8 +54,10 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_spills(out)  # this job holds the run folder's lock: spills found here are from crashed runs
     errors = ErrorLog(pool.on_error)
-    table, results, stages = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores,
-                                              workers, spill_dir=out)
+    with make_engine(workers) as engine:
+        table, results, stages = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores,
+                                                 spill_dir=out, engine=engine)
+        engine_info = engine.describe()
     keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
     (out / "scores").mkdir(exist_ok=True)
     write_parquet(table, out / "scores" / "scores.parquet")
@@ -73,7 +75,7 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
         "command": command, "created_unix": int(time.time()), "job": "dedup", "method": method,
         "config": {"exact": asdict(exact), "minhash": {**asdict(minhash), "bands_rows": minhash.bands_rows},
                    "semantic": asdict(semantic or SemanticConfig()), "embeddings": str(embeddings or "") or None},
-        "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "counts": counts,
+        "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "engine": engine_info, "counts": counts,
         "metrics": {kind: r.stats for kind, r in results.items()}, "timings": stage_seconds(stages),
         "stages": stages,
         "shuffle": {kind: r.shuffle for kind, r in results.items() if r.shuffle},
