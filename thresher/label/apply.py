@@ -10,6 +10,7 @@ fails the same way.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from thresher.engine import LocalEngine, make_engine
+from thresher.engine import Engine, LocalEngine, make_engine
 from thresher.engine.pieces import map_pieces, run_piece
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
@@ -105,14 +106,15 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str,
 def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *, workers: int | None = None,
               extra_columns: tuple[str, ...] = (), scores: pa.Table | None = None, on_error: str | None = None,
               progress: bool = False, check_columns: bool = True,
-              lf_timeout: float | None = DEFAULT_LF_TIMEOUT) -> Applied:
+              lf_timeout: float | None = DEFAULT_LF_TIMEOUT, engine: Engine | None = None) -> Applied:
     """Run every LF over ``dataset``. ``scores`` (a table with ``id``) supplies columns score LFs read that the
     records lack; ``extra_columns`` are collected from the records and returned (e.g. dev labels).
 
     ``check_columns``: a column a score LF reads that no record has a value in (in the records or in ``scores``)
     is an error naming the LF, not an LF that silently abstains everywhere. (Record ids are unique: the dataset
     layer checks them as it reads.) ``lf_timeout``: seconds each LF may take per batch (``None``
-    or 0: no limit); a slower LF fails like an LF that raised."""
+    or 0: no limit); a slower LF fails like an LF that raised. ``engine``: run on this engine (else one of
+    ``workers`` is made and closed)."""
     if lf_timeout is not None and not (isinstance(lf_timeout, (int, float)) and lf_timeout >= 0):
         raise ConfigError(f"lf_timeout must be a number of seconds >= 0 (0 = no limit), got {lf_timeout!r}")
     errors = errors or ErrorLog(dataset.on_error)
@@ -133,7 +135,8 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
     bar = Progress("label", total=known_rows(dataset), enabled=progress)
     side = scores.select(["id", *from_scores]) if from_scores else None  # only the columns LFs read
     args = (lf_set, on_error, lf_timeout, tuple(extra_columns), side, dataset.batch_size, None)
-    with (LocalEngine(1) if engine_note else make_engine(workers)) as engine:  # unpicklable: this process
+    own = LocalEngine(1) if engine_note else make_engine(workers) if engine is None else None  # unpicklable: here
+    with own or contextlib.nullcontext(engine) as engine:
         for piece_ids, done in map_pieces(dataset, engine, label_part, args, errors, wanted, bar):
             if side is not None and not _same_ids(piece_ids, done):
                 # renamed repeats (duplicate_ids="rename") look their scores up by their new ids: the piece again,
