@@ -27,7 +27,7 @@ def test_embeds_every_record_in_order_and_reuses_the_cache(tmp_path, small_pool)
     direct = make_backend("static").encode(texts).astype(np.float16).astype(np.float32)
     assert np.allclose(matrix[:5], direct, atol=1e-3)
     # a second run (two workers) reads the same shards: identical matrix, no re-encoding needed
-    shard = next(cache.glob("emb-*/shard-000000.npy"))
+    shard = next(cache.glob("emb-*/shard-000000-0000.npy"))
     mtime = shard.stat().st_mtime_ns
     two = run_embedding(read(small_pool, batch_size=400), tmp_path / "two", workers=2, cache_dir=cache,
                         progress=False)
@@ -40,7 +40,7 @@ def test_resumes_after_a_crash(tmp_path, small_pool):
                           progress=False)
     root = next(cache.glob("emb-*"))
     (root / "_COMPLETE").unlink()
-    (root / "shard-000002.npy").unlink()  # as if the run died before the last shard
+    (root / "shard-000000-0002.npy").unlink()  # as if the run died before the last shard
     again = run_embedding(read(small_pool, batch_size=500), tmp_path / "b", workers=1, cache_dir=cache,
                           progress=False)
     assert np.array_equal(again.embeddings()[1], first.embeddings()[1])

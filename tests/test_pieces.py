@@ -1,6 +1,7 @@
 """Workers read their own pieces of the input (a file, or runs of a Parquet file's row groups): every record once, in
 reading order, with the ids, the error counts and examples, the first error and the duplicate-id check of a
-sequential read (``Dataset.iter_batches``); featurizing by pieces gives the scores of a sequential read."""
+sequential read (``Dataset.iter_batches``); featurizing, the score pass, LF application and embeddings by pieces give
+what a sequential read gives, at any worker count, and no work item sent to a worker holds a record's text."""
 
 from __future__ import annotations
 
@@ -290,3 +291,233 @@ def test_select_by_pieces_scores_as_a_sequential_read_at_any_worker_count(tmp_pa
     failed = json.loads((runs[2] / "manifest.json").read_text())["counts"]["pool_failed"]
     assert failed["by_reason"] == {"bad_json": 1, "empty_text": 1}
     assert [(e["line"], e["reason"]) for e in failed["examples"]] == [(6, "bad_json"), (18, "empty_text")]
+
+
+# ------------------------------------------------ map stages by pieces: score pass, LF application, embeddings
+
+MARKER = "zqxjmarker"  # in every text of the stage pool: no message from the main process to a worker may hold it
+
+
+def _stage_pool(root: Path) -> Path:
+    """A multi-row-group Parquet file (several pieces at batch size 16, with empty texts and a domain column) and a
+    JSONL file with bad lines; every text carries MARKER."""
+    root.mkdir()
+    table = pq.read_table(sample_path("pool.parquet"), columns=["id", "text", "domain"]).slice(0, 600)
+    texts = [f"{t} {MARKER}" for t in table["text"].to_pylist()]
+    texts[70] = texts[420] = ""
+    texts[310], texts[550] = texts[10], texts[20]  # exact duplicates, in the second piece, of records in the first
+    pq.write_table(table.set_column(1, "text", pa.array(texts)), root / "a.parquet", row_group_size=50)
+    lines = [json.dumps({"id": f"j{i}", "text": f"{t} {MARKER} said the government", "domain": "web"})
+             for i, t in enumerate(_texts(60))]
+    lines[3], lines[33] = "{broken", json.dumps({"id": "j33", "text": " "})
+    (root / "b.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+class _SequentialReadRefused(type(read(TARGET))):
+    """A Dataset whose sequential read fails: a job that uses it reads its records by pieces only."""
+
+    def iter_batches(self, errors, extra_columns=()):
+        raise AssertionError("the main process read the records itself")
+
+
+class _Recording(LocalEngine):
+    """The local engine, keeping every work item as it is sent (pickled by value, as the engine may send it)."""
+
+    def __init__(self, workers: int):
+        super().__init__(workers)
+        self.sent: list[bytes] = []
+
+    def map(self, fn, items):
+        import cloudpickle
+
+        def kept(items):
+            for item in items:
+                self.sent.append(cloudpickle.dumps((fn, item)))
+                yield item
+
+        return super().map(fn, kept(items))
+
+
+def _pool(root: Path, on_error: str = "skip", cls=None, **kw):
+    ds = read(root, batch_size=16, on_error=on_error, **kw)
+    if cls is not None:
+        ds.__class__ = cls
+    return ds
+
+
+def _no_text_sent(engine: _Recording) -> None:
+    assert engine.sent and not any(MARKER.encode() in item for item in engine.sent)
+    assert max(len(item) for item in engine.sent) < 200_000  # the pool's text is ~1 MB
+
+
+def _score(root: Path, workers: int, stages, cls=None, on_error="skip"):
+    from thresher.pipeline import SCORE_PLAN, Pipeline
+
+    out = root.parent / f"score-{workers}-{cls is not None}-{on_error}"
+    (out / "scores").mkdir(parents=True)
+    with _Recording(workers) as engine:
+        v = SCORE_PLAN.run(pipeline=Pipeline(stages), pool=_pool(root, on_error, cls), target=None, out=out, seed=0,
+                           pool_sample=100, group_field="domain", engine=engine, progress=False)
+    return out / "scores" / "scores.parquet", v, engine
+
+
+def _score_reference(root: Path, stages, dedup=None) -> pa.Table:
+    """The score pass as a sequential read in this process: apply_stages on each batch of iter_batches."""
+    from thresher.pipeline import Pipeline, apply_stages
+    from thresher.scorers.registry import References
+
+    fitted, _ = Pipeline(stages)._fit(References(), root)
+    tables, start = [], 0
+    for batch in _pool(root).iter_batches(ErrorLog("skip"), ["domain"]):
+        n = batch.num_rows
+        cols = apply_stages(fitted, batch.column("text"), None if dedup is None else
+                            (dedup[0][start: start + n], dedup[1].slice(start, n)))
+        start += n
+        tables.append(pa.table({"id": batch.column("id"), **cols, "group": batch.column("domain")}))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _same_columns(table: pa.Table, reference: pa.Table) -> None:
+    assert table.num_rows == reference.num_rows
+    for name in reference.column_names:
+        assert table[name].to_pylist() == reference[name].to_pylist(), name
+
+
+@pytest.mark.parametrize("with_dedup", [False, True])
+def test_the_score_pass_by_pieces_is_the_sequential_one_at_any_worker_count(tmp_path, with_dedup):
+    from thresher.pipeline import Dedup, Filter, Score
+
+    root = _stage_pool(tmp_path / "pool")
+    stages = [Score("gopher"), Filter("gopher_pass"), Score("tokens")]
+    if with_dedup:
+        stages = [Dedup(method="exact"), *stages]
+    assert len(_pool(root).pieces()) == 3  # two pieces of the Parquet file, one of the JSONL file
+    paths = {}
+    for workers in (1, 2):
+        paths[workers], v, engine = _score(root, workers, stages, _SequentialReadRefused if not with_dedup else None)
+        if not with_dedup:  # (the dedup stage before the pass reads the pool on its own)
+            _no_text_sent(engine)
+    assert paths[1].read_bytes() == paths[2].read_bytes()
+    dedup = v.dedup
+    if with_dedup:
+        assert (~dedup[0]).sum() >= 2  # the duplicates are dropped by the dedup stage
+    reference = _score_reference(root, stages, dedup)
+    table = pq.read_table(paths[2])
+    _same_columns(table, reference)
+    # row groups are a sequential read's batches, not the pieces' (the last batch of a piece is short)
+    assert [table.num_rows for table in pq.ParquetFile(paths[2]).iter_batches(batch_size=10**6)] == [table.num_rows]
+    meta = pq.read_metadata(paths[2])
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)][:-1] == [16] * (meta.num_row_groups - 1)
+    sequential_errors = ErrorLog("skip")
+    list(_pool(root).iter_batches(sequential_errors))
+    assert v.stats["failed"] == sequential_errors.to_dict()
+
+
+def test_a_bad_record_stops_every_map_stage_where_a_sequential_read_stops(tmp_path):
+    from thresher.jobs.embed import run_embedding
+    from thresher.label.apply import apply_lfs
+    from thresher.label.lfs import KeywordLF, LFSet
+    from thresher.pipeline import Score
+
+    root = _stage_pool(tmp_path / "pool")
+    sequential = _raises(lambda: list(_pool(root, "raise").iter_batches(ErrorLog("raise"))))
+    assert "a.parquet: record has an empty text (row 70)" in sequential
+    lfs = LFSet(["x", "y"], [KeywordLF("gov", "x", ["government"])])
+    for w in (1, 2):
+        assert _raises(lambda w=w: _score(root, w, [Score("tokens")], on_error="raise")) == sequential
+        assert _raises(lambda w=w: apply_lfs(_pool(root, "raise"), lfs, workers=w)) == sequential
+        assert _raises(lambda w=w: run_embedding(_pool(root, "raise"), tmp_path / f"e{w}", workers=w,
+                                                 progress=False, report=False)) == sequential
+
+
+def _label_reference(root: Path, lf_set, scores: pa.Table, **kw):
+    """Votes, ids and failures of apply_batch on each batch of a sequential read, in this process."""
+    import scipy.sparse as sp
+
+    from thresher.label.apply import _join_scores, apply_batch
+
+    votes, ids, failures = [], [], {}
+    for batch in _pool(root, **kw).iter_batches(ErrorLog("skip"), ["domain"]):
+        table = _join_scores(pa.Table.from_batches([batch]), scores, ["score"])
+        v, failed = apply_batch(lf_set, table, "skip")
+        votes.append(v)
+        ids += batch.column("id").to_pylist()
+        for name, rows in failed.items():
+            failures[name] = failures.get(name, 0) + len(rows)
+    return sp.vstack(votes, format="csr"), ids, failures
+
+
+def _flaky(text: str) -> str | None:
+    """An LF that fails on some records (counted under skip), votes on others."""
+    if "topic 3" in text:
+        raise ValueError("no topic 3")
+    return "x" if "government" in text else None
+
+
+def _label_case(root: Path, **kw):
+    from thresher.label.lfs import CallableLF, KeywordLF, LFSet, ScoreLF
+
+    ids = [i for b in _pool(root, **kw).iter_batches(ErrorLog("skip")) for i in b.column("id").to_pylist()]
+    scores = pa.table({"id": ids, "score": [float(k % 10) for k in range(len(ids))]})
+    lfs = LFSet(["x", "y"], [KeywordLF("gov", "x", ["government"]), ScoreLF("high", "score", 7, "y"),
+                             CallableLF(_flaky, name="flaky")])
+    return lfs, scores
+
+
+@pytest.mark.parametrize("duplicate_ids", ["error", "rename"])
+def test_lf_application_by_pieces_is_the_sequential_one_at_any_worker_count(tmp_path, duplicate_ids):
+    from thresher.label.apply import apply_lfs
+
+    root = _stage_pool(tmp_path / "pool")
+    if duplicate_ids == "rename":  # a repeated id in the second piece: its score is the renamed id's
+        t = pq.read_table(root / "a.parquet")
+        ids = t["id"].to_pylist()
+        ids[400] = ids[5]
+        pq.write_table(t.set_column(0, "id", pa.array(ids)), root / "a.parquet", row_group_size=50)
+    lfs, scores = _label_case(root, duplicate_ids=duplicate_ids)
+    if duplicate_ids == "rename":
+        assert f"{ids[5]}#2" in scores["id"].to_pylist()
+    reference = _label_reference(root, lfs, scores, duplicate_ids=duplicate_ids)
+    assert reference[2]["flaky"] > 0 and reference[0].nnz > 0
+    runs = []
+    for workers in (1, 2):
+        with _Recording(workers) as engine:
+            pool = _pool(root, cls=_SequentialReadRefused, duplicate_ids=duplicate_ids)
+            applied = apply_lfs(pool, lfs, ErrorLog("skip"), scores=scores, extra_columns=("domain",),
+                                on_error="skip", engine=engine)
+        if workers == 2:
+            assert not any(MARKER.encode() in item for item in engine.sent)
+        runs.append(applied)
+        assert applied.ids.to_pylist() == reference[1]
+        assert (applied.matrix.votes != reference[0]).nnz == 0
+        assert applied.lf_failures == {"gov": 0, "high": 0, **reference[2]}
+        assert applied.extra["domain"].to_pylist() == [
+            v for b in _pool(root, duplicate_ids=duplicate_ids).iter_batches(ErrorLog("skip"), ["domain"])
+            for v in b.column("domain").to_pylist()]
+    assert runs[0].failure_examples == runs[1].failure_examples
+
+
+def test_embeddings_by_pieces_are_the_sequential_ones_at_any_worker_count(tmp_path):
+    from thresher.embeddings import EmbeddingStore, make_backend
+    from thresher.jobs.embed import EMBED_PLAN, run_embedding
+
+    root = _stage_pool(tmp_path / "pool")
+    model = make_backend("static")
+    texts = [b.column("text") for b in _pool(root).iter_batches(ErrorLog("skip"))]
+    reference = np.concatenate([model.encode(t.to_pylist()).astype(np.float16).astype(np.float32) for t in texts])
+    matrices = []
+    for workers in (1, 2):
+        store = EmbeddingStore(tmp_path / f"cache{workers}", model, "d")
+        (tmp_path / f"e{workers}").mkdir()
+        with _Recording(workers) as engine:
+            v = EMBED_PLAN.run(pool=_pool(root, cls=_SequentialReadRefused), model=model, store=store,
+                               dtype="float16", engine=engine, progress=False, out=tmp_path / f"e{workers}")
+        _no_text_sent(engine)
+        # one shard per batch of each piece, named by piece and part, in reading order
+        assert v.shards == sorted(v.shards) and v.shards[0] == "shard-000000-0000.npy"
+        assert {name[:12] for name in v.shards} == {f"shard-{p:06d}" for p in range(3)}
+        matrices.append(store.matrix())
+        run = run_embedding(_pool(root), tmp_path / f"run{workers}", workers=workers, progress=False, report=False)
+        assert np.array_equal(run.embeddings()[1], reference)
+    assert np.array_equal(matrices[0], reference) and np.array_equal(matrices[1], reference)

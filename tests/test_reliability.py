@@ -312,12 +312,12 @@ def test_truncated_embedding_shard_is_recomputed(tmp_path, small_pool, capfd):
     cache = tmp_path / "cache"
     first = run_embedding(th.read(small_pool, batch_size=500), tmp_path / "a", workers=1, cache_dir=cache,
                           progress=False, report=False)
-    shard = next(cache.glob("emb-*/shard-000001.npy"))
+    shard = next(cache.glob("emb-*/shard-000000-0001.npy"))
     shard.write_bytes(shard.read_bytes()[:300])
     again = run_embedding(th.read(small_pool, batch_size=500), tmp_path / "b", workers=1, cache_dir=cache,
                           progress=False, report=False)
     assert np.array_equal(again.embeddings()[1], first.embeddings()[1])
-    assert "shard-000001.npy" in capfd.readouterr().err
+    assert "shard-000000-0001.npy" in capfd.readouterr().err
 
 
 # ---------------------------------------------------------------- parameters that would select nothing
@@ -364,11 +364,11 @@ def test_altered_embedding_shard_is_named_and_recomputed(tmp_path, small_pool):
     first = run_embedding(th.read(small_pool, batch_size=500), tmp_path / "a", workers=1, cache_dir=cache,
                           progress=False, report=False)
     expected = first.embeddings()[1]
-    shard = next(cache.glob("emb-*/shard-000001.npy"))
+    shard = next(cache.glob("emb-*/shard-000000-0001.npy"))
     data = bytearray(shard.read_bytes())
     data[5000] ^= 0xFF  # one float changed: an .npy has no checksum of its own
     shard.write_bytes(bytes(data))
-    with pytest.raises(CorruptShardError, match="shard-000001.npy is damaged"):
+    with pytest.raises(CorruptShardError, match="shard-000000-0001.npy is damaged"):
         first.embeddings()
     again = run_embedding(th.read(small_pool, batch_size=500), tmp_path / "b", workers=1, cache_dir=cache,
                           progress=False, report=False)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from thresher._version import __version__
 from thresher.dedup.shuffle import remove_stale_spills
 from thresher.engine import Engine, make_engine
+from thresher.engine.pieces import map_pieces
 from thresher.engine.plan import GLOBAL, MAP, Plan, Values, stage_seconds
 from thresher.engine.plan import Stage as PlanStage  # a step of the job's plan; Stage here is a pipeline's own step
 from thresher.errors import ConfigError
@@ -31,6 +32,7 @@ from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import atomic_path, write_json
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
+from thresher.io.pieces import Batcher
 from thresher.io.provenance import dataset_fingerprint, dataset_info, versions
 from thresher.io.sampling import sample_texts
 from thresher.jobs.dedup import METHODS, NORMALIZE, find_duplicates
@@ -280,23 +282,16 @@ class Pipeline:
 
     def _score_pool(self, pool: Dataset, fitted: list[_Fitted], path: Path, group_field: str | None,
                     engine: Engine, progress: bool, dedup: tuple[np.ndarray, pa.Array] | None = None) -> dict:
+        """Score and filter every record where the engine runs (each task reads its own piece of the pool) and
+        write the side-car table in reading order, in row groups of the batch size as a sequential read makes."""
         errors = ErrorLog(pool.on_error)
-        offset = [0]
-        ids: list[pa.Array] = []
-        groups: list[pa.Array] = []
         extra = [group_field] if group_field else []
-
-        def items():
-            for batch in pool.iter_batches(errors, extra):
-                ids.append(batch.column("id"))
-                if group_field:
-                    groups.append(batch.column(group_field))
-                start, offset[0] = offset[0], offset[0] + batch.num_rows
-                yield fitted, batch.column("text"), None if dedup is None else (
-                    dedup[0][start: offset[0]], dedup[1].slice(start, batch.num_rows))
-
+        args = (fitted, group_field, pool.batch_size, None)
+        if dedup is not None:
+            args = _dedup_args(pool, engine, fitted, group_field, dedup)
         schema = self._schema(fitted, group_field, dedup is not None)
         writer: pq.ParquetWriter | None = None
+        out = Batcher(pool.batch_size)  # the table's row groups are a sequential read's batches, whatever the pieces
         n = 0
         filtered: Counter = Counter()
         rule_reasons: dict[str, Counter] = {}
@@ -304,31 +299,39 @@ class Pipeline:
         languages: Counter = Counter()
         has_groups = False
         bar = Progress("score", total=known_rows(pool), enabled=progress)
-        with atomic_path(path) as tmp:
-            for k, cols in enumerate(engine.map(apply_stages, items())):
-                table = pa.table({"id": ids[k], **cols})
-                if group_field:
-                    table = table.append_column("group", groups[k].cast(pa.string()))
-                    has_groups |= groups[k].null_count < len(groups[k])
-                    groups[k] = None
-                ids[k] = None
-                for f in schema:  # columns of scorers that saw no record of this batch (all filtered)
-                    if f.name not in table.column_names:
-                        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+
+        def write(tables) -> None:
+            nonlocal writer
+            for batch in tables:
                 writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
-                writer.write_table(table.select(schema.names).cast(schema))
-                filtered.update(x for x in cols["filtered_by"].to_pylist() if x is not None)
-                for name, values in cols.items():
-                    family = name[: -len("_reason")]
-                    if name.endswith("_reason") and f"{family}_pass" in cols:
-                        reasons = (r for r in values.to_pylist() if r is not None)
-                        rule_reasons.setdefault(family, Counter()).update(reasons)
-                        passed = pa.compute.sum(cols[f"{family}_pass"].cast(pa.int64())).as_py()
-                        rule_passed[family] += int(passed or 0)
-                if "lang" in cols:
-                    languages.update(x for x in cols["lang"].to_pylist() if x is not None)
-                n += table.num_rows
-                bar.update(table.num_rows)
+                writer.write_batch(batch)
+
+        with atomic_path(path) as tmp:
+            for ids, parts in map_pieces(pool, engine, score_part, args, errors, extra, bar):
+                start = 0
+                for cols, group in parts:
+                    rows = len(cols["filtered_by"])
+                    table = pa.table({"id": ids.slice(start, rows), **cols})
+                    start += rows
+                    if group_field:
+                        table = table.append_column("group", group.cast(pa.string()))
+                        has_groups |= group.null_count < len(group)
+                    for f in schema:  # columns of scorers that saw no record of this batch (all filtered)
+                        if f.name not in table.column_names:
+                            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+                    write(out.add(table.select(schema.names).cast(schema)))
+                    filtered.update(x for x in cols["filtered_by"].to_pylist() if x is not None)
+                    for name, values in cols.items():
+                        family = name[: -len("_reason")]
+                        if name.endswith("_reason") and f"{family}_pass" in cols:
+                            reasons = (r for r in values.to_pylist() if r is not None)
+                            rule_reasons.setdefault(family, Counter()).update(reasons)
+                            passed = pa.compute.sum(cols[f"{family}_pass"].cast(pa.int64())).as_py()
+                            rule_passed[family] += int(passed or 0)
+                    if "lang" in cols:
+                        languages.update(x for x in cols["lang"].to_pylist() if x is not None)
+                    n += table.num_rows
+            write(out.flush())
             bar.close()
             if writer is None:
                 raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
@@ -342,6 +345,42 @@ class Pipeline:
             rules["langid"] = {"languages": dict(languages.most_common())}
         return {"records": n, "failed": errors.to_dict(), "filtered": dict(filtered), "rules": rules,
                 "engine": engine_info}
+
+
+def score_part(batch: pa.RecordBatch, where: tuple[int, int], fitted: list[_Fitted], group_field: str | None,
+               batch_size: int, dedup: tuple[np.ndarray, pa.Array] | None) -> tuple[dict[str, pa.Array], pa.Array]:
+    """Worker task: every stage on one batch of a piece (``dedup``: the piece's decisions, of which this batch's
+    start at its part number times the batch size); the columns, and the group column if asked for."""
+    if dedup is not None:
+        start = where[1] * batch_size
+        dedup = (dedup[0][start: start + batch.num_rows], dedup[1].slice(start, batch.num_rows))
+    return apply_stages(fitted, batch.column("text"), dedup), batch.column(group_field) if group_field else None
+
+
+def _piece_rows(batch: pa.RecordBatch, where: tuple[int, int]) -> int:
+    """Worker task: a batch's record count (the first pass of a score pass after dedup)."""
+    return batch.num_rows
+
+
+def _dedup_args(pool: Dataset, engine: Engine, fitted: list[_Fitted], group_field: str | None,
+                dedup: tuple[np.ndarray, pa.Array]):
+    """The score task's arguments for each piece, with the piece's slice of the dedup decisions.
+
+    The decisions are indexed by reading position, and where a piece starts is known only once the pieces before
+    it are counted: a first pass over the pieces counts their usable records (reading ids and texts, shipping
+    nothing but counts), so each task then gets only its own slice, whatever the pool's size."""
+    starts = [0]
+    for _, rows in map_pieces(pool, engine, _piece_rows, (), ErrorLog(pool.on_error), combine=sum):
+        starts.append(starts[-1] + rows)
+    if starts[-1] != len(dedup[0]):
+        raise AssertionError(f"the pool has {starts[-1]} usable records, the dedup stage decided on {len(dedup[0])}")
+
+    def args(piece) -> tuple:
+        a, b = starts[piece.index], starts[piece.index + 1]
+        piece_dedup = (dedup[0][a:b].copy(), pa.concat_arrays([dedup[1].slice(a, b - a)]))  # not the whole buffers
+        return fitted, group_field, pool.batch_size, piece_dedup
+
+    return args
 
 
 def apply_stages(fitted: list[_Fitted], text: pa.Array | pa.ChunkedArray,

@@ -33,9 +33,15 @@ def as_texts(text: pa.Array | pa.ChunkedArray | list[str | None]) -> list[str]:
     return [t or "" for t in values]
 
 
+def piece_shard_name(piece: int, part: int) -> str:
+    """File name of the embeddings of batch ``part`` of input piece ``piece`` (fixed by the input and batch size)."""
+    return f"shard-{piece:06d}-{part:04d}.npy"
+
+
 class EmbeddingStore:
-    """A folder ``<cache_dir>/emb-<key>/`` of shards ``shard-000000.npy``, one per batch, for one (back-end
-    fingerprint, dtype, data fingerprint).
+    """A folder ``<cache_dir>/emb-<key>/`` of shards, one per batch, for one (back-end fingerprint, dtype, data
+    fingerprint): ``shard-000000.npy`` for the ``i``-th batch, or a shard named by its input piece and part
+    (:func:`piece_shard_name`), whose order the completion marker lists (``shards``).
 
     ``data_fingerprint`` is the caller's: it must change whenever the texts or their split into batches do (e.g.
     file fingerprints, text field and batch size). A shard whose row count does not match its batch is recomputed.
@@ -63,14 +69,15 @@ class EmbeddingStore:
         store.root = root
         return store
 
-    def shard_path(self, index: int) -> Path:
-        return self.root / f"shard-{index:06d}.npy"
+    def shard_path(self, index: int | str) -> Path:
+        """The file of the ``index``-th shard, or of the shard named ``index``."""
+        return self.root / (index if isinstance(index, str) else f"shard-{index:06d}.npy")
 
-    def has(self, index: int, n_rows: int | None = None) -> bool:
+    def has(self, index: int | str, n_rows: int | None = None) -> bool:
         """Shard ``index`` is stored (with ``n_rows`` rows, if given)."""
         return self.reusable(index, n_rows) is not None
 
-    def reusable(self, index: int, n_rows: int | None = None) -> np.ndarray | None:
+    def reusable(self, index: int | str, n_rows: int | None = None) -> np.ndarray | None:
         """Shard ``index`` as stored, if it is there, intact and (if given) has ``n_rows`` rows; else None (a damaged
         one is removed, with a warning, for the caller to encode again)."""
         if not self.shard_path(index).is_file():
@@ -82,7 +89,7 @@ class EmbeddingStore:
             return None
         return matrix if n_rows is None or matrix.shape[0] == n_rows else None
 
-    def write(self, index: int, matrix: np.ndarray) -> np.ndarray:
+    def write(self, index: int | str, matrix: np.ndarray) -> np.ndarray:
         """Store one shard atomically; return it as float32, as :meth:`read` will give it back."""
         self.root.mkdir(parents=True, exist_ok=True)
         stored = np.ascontiguousarray(matrix, dtype=self.dtype)
@@ -90,27 +97,34 @@ class EmbeddingStore:
             np.save(tmp, stored)
         return stored.astype(np.float32)
 
-    def read(self, index: int, mmap: bool = True) -> np.ndarray:
+    def read(self, index: int | str, mmap: bool = True) -> np.ndarray:
         """Shard ``index`` in its stored dtype (memory-mapped unless ``mmap=False``); a damaged shard (unreadable,
         or in a complete store, with other bytes than when it was completed) is removed and raises
         :class:`CorruptShardError`."""
         path = self.shard_path(index)
         matrix = load_shard(path, lambda p: np.load(p, mmap_mode="r" if mmap else None))
         expected = self._checksums()
-        if expected is not None and index < len(expected) and file_checksum(path) != expected[index]:
+        if expected is not None and path.name in expected and file_checksum(path) != expected[path.name]:
             discard(path)
             raise CorruptShardError(path, "its bytes changed since the cache was completed")
         return matrix
 
-    def _checksums(self) -> list[str] | None:
-        """The shards' checksums recorded when the store was completed (None while it is not)."""
+    def _checksums(self) -> dict[str, str] | None:
+        """The shards' checksums by file name, recorded when the store was completed (None while it is not)."""
         if not self.is_complete():
             return None
-        return self.meta().get("checksums")
+        meta = self.meta()
+        return dict(zip((self.shard_path(i).name for i in self.shards(meta)), meta.get("checksums", [])))
+
+    @staticmethod
+    def shards(meta: dict) -> list[int | str]:
+        """The shards of a complete store in order: their names, or their numbers."""
+        return meta.get("shards") or list(range(meta["n_shards"]))
 
     def mark_complete(self, meta: dict) -> None:
-        """Record the store as complete, with each shard's checksum (checked whenever a shard is read again)."""
-        meta = {**meta, "checksums": [file_checksum(self.shard_path(i)) for i in range(meta["n_shards"])]}
+        """Record the store as complete, with each shard's checksum (checked whenever a shard is read again);
+        ``meta["shards"]``: the shards' names in order, when they are named."""
+        meta = {**meta, "checksums": [file_checksum(self.shard_path(i)) for i in self.shards(meta)]}
         write_json(meta, self.root / "_COMPLETE")
 
     def is_complete(self) -> bool:
@@ -124,7 +138,7 @@ class EmbeddingStore:
         """Every shard of a complete store in order, as float32 (one shard in memory at a time)."""
         if not self.is_complete():
             raise ConfigError(f"{self.root}: the embedding cache is incomplete; run embed_texts over the data first")
-        for index in range(self.meta()["n_shards"]):
+        for index in self.shards(self.meta()):
             yield np.asarray(self.read(index), dtype=np.float32)
 
     def matrix(self) -> np.ndarray:
@@ -133,7 +147,7 @@ class EmbeddingStore:
         return np.concatenate(shards) if shards else np.zeros((0, self.meta()["dim"]), dtype=np.float32)
 
 
-def embed_shard(backend: EmbeddingBackend, store: EmbeddingStore | None, index: int,
+def embed_shard(backend: EmbeddingBackend, store: EmbeddingStore | None, index: int | str,
                 text: pa.Array | pa.ChunkedArray | list[str]) -> np.ndarray:
     """Worker task: the float32 embeddings of one batch, from the store if a previous run wrote them, else encoded
     (and stored)."""

@@ -1,8 +1,9 @@
 """The embed job: every record's embedding, cached on disk, for similarity scores and diversity selection.
 
-Batches go through the engine (each worker loads the model once); shards are written as they come, so a crashed
-run resumes from the shards it wrote, and a second run over the same data and model reads the cache instead of
-encoding. The run directory records the ids in order and where the matrix lives; :meth:`Run.embeddings` reads it.
+Each engine task reads its own piece of the pool and embeds its batches (each worker loads the model once), one
+cache shard per batch, named by piece and part; shards are written as they come, so a crashed run resumes from the
+shards it wrote, and a second run over the same data and model reads the cache instead of encoding.
+The run directory records the ids in order and where the matrix lives; :meth:`Run.embeddings` reads it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from thresher.embeddings import EmbeddingStore, embed_shard, make_backend
+from thresher.embeddings.store import piece_shard_name
 from thresher.engine import make_engine
+from thresher.engine.pieces import map_pieces
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.io.atomic import write_json, write_parquet
@@ -25,31 +28,38 @@ from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress, known_rows
 from thresher.run import Run
 
+#: The cache's file layout, part of its key: one shard per batch of each input piece, named by piece and part.
+STORE_LAYOUT = "pieces-1"
+
+
+def embed_part(batch: pa.RecordBatch, where: tuple[int, int], model, store: EmbeddingStore) -> tuple[str, int, int]:
+    """Worker task: one batch of an input piece embedded into its shard (or found there); its name and shape."""
+    name = piece_shard_name(*where)
+    matrix = embed_shard(model, store, name, batch.column("text"))
+    return name, matrix.shape[0], matrix.shape[1]
+
 
 def _embed(v: Values) -> dict:
     errors = ErrorLog(v.pool.on_error)
     ids: list[pa.Array] = []
-
-    def items():
-        for i, batch in enumerate(v.pool.iter_batches(errors)):
-            ids.append(batch.column("id"))
-            yield v.model, v.store, i, batch.column("text")
-
+    shards: list[str] = []
     n_rows, dim = 0, None
     bar = Progress(f"embed ({v.model.name})", total=known_rows(v.pool), enabled=v.progress)
-    for matrix in v.engine.map(embed_shard, items()):
-        n_rows += len(matrix)
-        dim = matrix.shape[1]
-        bar.update(len(matrix))
+    for piece_ids, parts in map_pieces(v.pool, v.engine, embed_part, (v.model, v.store), errors, progress_bar=bar):
+        ids.append(piece_ids)
+        for name, rows, cols in parts:
+            shards.append(name)
+            n_rows, dim = n_rows + rows, cols
     bar.close()
-    if not ids:
+    if not shards:
         raise ConfigError(f"the pool has no usable records ({', '.join(v.pool.paths)})")
-    return {"ids": ids, "errors": errors, "n_rows": n_rows, "dim": dim}
+    return {"ids": ids, "shards": shards, "errors": errors, "n_rows": n_rows, "dim": dim}
 
 
 def _index(v: Values) -> dict:
-    v.store.mark_complete({"n_shards": len(v.ids), "n_rows": v.n_rows, "dim": v.dim, "dtype": v.dtype,
-                           "backend": v.model.name, "backend_fingerprint": v.store.backend_fingerprint,
+    v.store.mark_complete({"n_shards": len(v.shards), "shards": v.shards, "n_rows": v.n_rows, "dim": v.dim,
+                           "dtype": v.dtype, "backend": v.model.name,
+                           "backend_fingerprint": v.store.backend_fingerprint,
                            "data_fingerprint": v.store.data_fingerprint})
     (v.out / "embeddings").mkdir(exist_ok=True)
     write_parquet(pa.table({"id": pa.concat_arrays(v.ids)}), v.out / "embeddings" / "ids.parquet")
@@ -57,9 +67,9 @@ def _index(v: Values) -> dict:
 
 
 EMBED = Stage("embed", MAP, "the embedding of every record batch, cached per shard with a checksum", _embed,
-              ("pool", "model", "store", "engine", "progress"), ("ids", "errors", "n_rows", "dim"))
+              ("pool", "model", "store", "engine", "progress"), ("ids", "shards", "errors", "n_rows", "dim"))
 INDEX = Stage("index", GLOBAL, "the store marked complete and the ids in embedding order (embeddings/ids.parquet)",
-              _index, ("store", "ids", "n_rows", "dim", "dtype", "model", "out"), ())
+              _index, ("store", "ids", "shards", "n_rows", "dim", "dtype", "model", "out"), ())
 EMBED_PLAN = Plan("embed", ("pool", "model", "store", "dtype", "engine", "progress", "out"), (EMBED, INDEX))
 
 @claims_run_dir("out")
@@ -71,7 +81,8 @@ def run_embedding(pool: Dataset, out: str | os.PathLike, backend: str = "static"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = make_backend(backend, **backend_params)
-    store = EmbeddingStore(Path(cache_dir) if cache_dir else out / "cache", model, dataset_fingerprint(pool), dtype)
+    store = EmbeddingStore(Path(cache_dir) if cache_dir else out / "cache", model,
+                           dataset_fingerprint(pool, layout=STORE_LAYOUT), dtype)
     with make_engine(workers) as engine:
         v = EMBED_PLAN.run(pool=pool, model=model, store=store, dtype=dtype, engine=engine, progress=progress,
                            out=out)

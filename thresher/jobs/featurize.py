@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher.engine import Engine, make_engine
+from thresher.engine.pieces import map_pieces
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
 from thresher.features.shards import discard, file_checksum, warn_recomputed
@@ -18,7 +19,6 @@ from thresher.features.store import FeatureStore, featurize_or_load, shard_name
 from thresher.io.atomic import write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.io.pieces import Piece, PieceReader, PieceResult
 from thresher.io.provenance import dataset_fingerprint
 from thresher.progress import Progress, known_rows
 
@@ -57,36 +57,39 @@ def score_shard(scorer, store: FeatureStore, index: int) -> dict[str, np.ndarray
 
 @dataclass
 class PieceFeatures:
-    """What featurizing one input piece sends back: its read (ids, places, errors) and its shards' summaries."""
+    """What featurizing one input piece sends back besides its read: its shards' summaries (counts summed)."""
 
-    read: PieceResult
     groups: list[pa.Array]
     n_tokens: list[np.ndarray]
     n_words: list[np.ndarray]
-    counts: np.ndarray
+    counts: np.ndarray | int
     recomputed: list[str]
+
+    @classmethod
+    def of(cls, parts: list[tuple]) -> PieceFeatures:
+        """Worker side: the summaries of a piece's batches (from :func:`featurize_part`), counts summed."""
+        out = cls([], [], [], 0, [])
+        for name, group, summary in parts:
+            if summary.recomputed:  # damaged after the store was last completed (discarded ones come back as new)
+                out.recomputed.append(name)
+            if group is not None:
+                out.groups.append(group)
+            out.counts = out.counts + summary.counts
+            out.n_tokens.append(summary.n_tokens)
+            out.n_words.append(summary.n_words)
+        return out
 
     @property
     def n_parts(self) -> int:
         return len(self.n_tokens)
 
 
-def featurize_piece(config: HashedNgramConfig, root: str, piece: Piece, group_field: str | None) -> PieceFeatures:
-    """Worker task: read one input piece itself and store each of its batches as a feature shard (reusing shards
-    a crashed run wrote); the ids and errors go back to the main process, which checks them in reading order."""
-    reader = PieceReader(piece)
-    out = PieceFeatures(reader.result(), [], [], [], np.zeros(config.num_buckets, dtype=np.int64), [])
-    for part, batch in enumerate(reader.batches()):
-        name = shard_name(piece.index, part)
-        summary = featurize_or_load(config, root, name, batch.column("text"))
-        if summary.recomputed:  # damaged after the store was last completed (discarded ones come back as new)
-            out.recomputed.append(name)
-        if group_field:
-            out.groups.append(batch.column(group_field))
-        out.counts += summary.counts
-        out.n_tokens.append(summary.n_tokens)
-        out.n_words.append(summary.n_words)
-    return out
+def featurize_part(batch: pa.RecordBatch, where: tuple[int, int], config: HashedNgramConfig, root: str,
+                   group_field: str | None) -> tuple:
+    """Worker task: store one batch of an input piece as a feature shard (reusing one a crashed run wrote)."""
+    name = shard_name(*where)
+    return name, batch.column(group_field) if group_field else None, \
+        featurize_or_load(config, root, name, batch.column("text"))
 
 
 def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_field: str | None,
@@ -110,8 +113,6 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
             discard(path)
     recomputed = [store.shard_path(i) for i in damaged]
     errors = ErrorLog(dataset.on_error)
-    merge = dataset.merge(errors)
-    pieces = dataset.pieces([group_field] if group_field else [])
     ids: list[pa.Array] = []
     groups: list[pa.Array] = []
     counts = np.zeros(store.config.num_buckets, dtype=np.int64)
@@ -119,18 +120,17 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
     n_words: list[np.ndarray] = []
     parts: list[int] = []
     bar = Progress("featurize", total=known_rows(dataset), enabled=progress)
-    items = ((store.config, str(store.root), piece, group_field) for piece in pieces)
-    for piece, done in zip(pieces, engine.map(featurize_piece, items)):
-        ids.append(merge.add(piece, done.read))  # raises a bad record or repeated id where a sequential read would
+    args = (store.config, str(store.root), group_field)
+    for piece_ids, done in map_pieces(dataset, engine, featurize_part, args, errors,
+                                      [group_field] if group_field else [], bar, PieceFeatures.of):
+        ids.append(piece_ids)
         recomputed += [store.shard_path(name) for name in done.recomputed]
         groups += done.groups
         counts += done.counts
         n_tokens += done.n_tokens
         n_words += done.n_words
         parts.append(done.n_parts)
-        bar.update(done.read.n_records)
     bar.close()
-    dataset.merged(merge)
     warn_recomputed(recomputed)
     if not n_tokens:
         raise ConfigError(f"the pool has no usable records ({', '.join(dataset.paths)})")
@@ -214,5 +214,5 @@ def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, masks: list[np.n
     return totals
 
 
-__all__ = ["PoolIndex", "featurize_piece", "featurize_pool", "featurize_in_memory", "masked_counts", "score_shard",
+__all__ = ["PoolIndex", "featurize_part", "featurize_pool", "featurize_in_memory", "masked_counts", "score_shard",
            "shard_counts", "store_for"]

@@ -1,14 +1,16 @@
 """Apply an LF set to a dataset: streaming, in parallel, into a sparse :class:`LabelMatrix`.
 
-Batches go to the local engine's workers and come back in input order, and each record's vote depends only on
-that record, so the matrix is identical at any worker count or batch size. An LF that raises stops the run with
-an error naming the LF and the record id; with ``on_error="skip"`` the failure counts as an abstain and is
-reported per LF. An LF that takes longer than ``lf_timeout`` seconds on a batch, calls ``sys.exit`` or returns the
-wrong number of votes fails the same way.
+Each engine task reads its own piece of the dataset (the main process sends only where it is, and merges ids and
+errors in reading order); the votes come back in reading order, and each record's vote depends only on that record,
+so the matrix is identical at any worker count or batch size. An LF that raises stops the run with an error naming
+the LF and the record id; with ``on_error="skip"`` the failure counts as an abstain and is reported per LF. An LF
+that takes longer than ``lf_timeout`` seconds on a batch, calls ``sys.exit`` or returns the wrong number of votes
+fails the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from thresher.engine import LocalEngine, make_engine
+from thresher.engine import Engine, LocalEngine, make_engine
+from thresher.engine.pieces import map_pieces, run_piece
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
@@ -103,14 +106,15 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str,
 def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *, workers: int | None = None,
               extra_columns: tuple[str, ...] = (), scores: pa.Table | None = None, on_error: str | None = None,
               progress: bool = False, check_columns: bool = True,
-              lf_timeout: float | None = DEFAULT_LF_TIMEOUT) -> Applied:
+              lf_timeout: float | None = DEFAULT_LF_TIMEOUT, engine: Engine | None = None) -> Applied:
     """Run every LF over ``dataset``. ``scores`` (a table with ``id``) supplies columns score LFs read that the
     records lack; ``extra_columns`` are collected from the records and returned (e.g. dev labels).
 
     ``check_columns``: a column a score LF reads that no record has a value in (in the records or in ``scores``)
     is an error naming the LF, not an LF that silently abstains everywhere. (Record ids are unique: the dataset
     layer checks them as it reads.) ``lf_timeout``: seconds each LF may take per batch (``None``
-    or 0: no limit); a slower LF fails like an LF that raised."""
+    or 0: no limit); a slower LF fails like an LF that raised. ``engine``: run on this engine (else one of
+    ``workers`` is made and closed)."""
     if lf_timeout is not None and not (isinstance(lf_timeout, (int, float)) and lf_timeout >= 0):
         raise ConfigError(f"lf_timeout must be a number of seconds >= 0 (0 = no limit), got {lf_timeout!r}")
     errors = errors or ErrorLog(dataset.on_error)
@@ -124,26 +128,33 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
         except Exception as e:  # noqa: BLE001 -- unpicklable state (open files, locks): run in this process instead
             workers, engine_note = 1, f"LFs cannot be sent to worker processes ({type(e).__name__}); ran in-process"
 
-    def items():
-        for batch in dataset.iter_batches(errors, extra_columns=wanted):
-            table = pa.Table.from_batches([batch])
-            if from_scores:
-                table = _join_scores(table, scores, from_scores)
-            yield lf_set, table, on_error, lf_timeout
-
     ids, parts, extra = [], [], {c: [] for c in extra_columns}
     seen: set[str] = set()  # LF columns with a value in at least one record
     failures: Counter = Counter()
     examples: dict[str, list[str]] = {}
     bar = Progress("label", total=known_rows(dataset), enabled=progress)
-    with (LocalEngine(1) if engine_note else make_engine(workers)) as engine:  # unpicklable: this process
-        for votes, failed in engine.map(apply_batch, _tee_items(items(), ids, extra, lf_set.columns, seen)):
-            parts.append(votes)
-            bar.update(votes.shape[0])
-            for name, rows in failed.items():
-                failures[name] += len(rows)
-                kept = examples.setdefault(name, [])
-                kept.extend(rows[:MAX_FAILURE_EXAMPLES - len(kept)])
+    side = scores.select(["id", *from_scores]) if from_scores else None  # only the columns LFs read
+    args = (lf_set, on_error, lf_timeout, tuple(extra_columns), side, dataset.batch_size, None)
+    own = LocalEngine(1) if engine_note else make_engine(workers) if engine is None else None  # unpicklable: here
+    with own or contextlib.nullcontext(engine) as engine:
+        for piece_ids, done in map_pieces(dataset, engine, label_part, args, errors, wanted, bar):
+            if side is not None and not _same_ids(piece_ids, done):
+                # renamed repeats (duplicate_ids="rename") look their scores up by their new ids: the piece again,
+                # in this process, with its ids as checked (rare: only pieces holding a repeated id)
+                piece = dataset.pieces(wanted)[len(ids)]
+                done, _, failed = run_piece(label_part, (*args[:-1], piece_ids), piece, None)
+                if failed is not None:
+                    raise failed.restore()
+            ids.append(piece_ids)
+            for votes, failed, columns, has_value, _ in done:
+                parts.append(votes)
+                seen.update(has_value)
+                for c in extra:
+                    extra[c].append(columns[c])
+                for name, rows in failed.items():
+                    failures[name] += len(rows)
+                    kept = examples.setdefault(name, [])
+                    kept.extend(rows[:MAX_FAILURE_EXAMPLES - len(kept)])
         info = engine.describe()
     bar.close()
     if not parts:
@@ -160,17 +171,27 @@ def apply_lfs(dataset: Dataset, lf_set: LFSet, errors: ErrorLog | None = None, *
                    failure_examples=examples, engine=info)
 
 
-def _tee_items(items, ids: list, extra: dict, lf_columns: list[str] = (), seen: set | None = None):
-    """Pass work items through, keeping each batch's ids and extra columns in the main process, and noting which
-    LF columns have a value."""
-    for item in items:
-        table = item[1]
-        ids.append(table["id"].combine_chunks())
-        for c in extra:
-            extra[c].append(table[c].combine_chunks())
-        if seen is not None:
-            seen.update(c for c in lf_columns if c not in seen and table[c].null_count < table.num_rows)
-        yield item
+def label_part(batch: pa.RecordBatch, where: tuple[int, int], lf_set: LFSet, on_error: str,
+               lf_timeout: float | None, extra_columns: tuple[str, ...], scores: pa.Table | None, batch_size: int,
+               piece_ids: pa.Array | None) -> tuple:
+    """Worker task: one batch's votes and LF failures (:func:`apply_batch`), its ``extra_columns``, the LF columns
+    that have a value in it, and its ids. ``scores``: side-car columns joined by id; ``piece_ids``: the piece's ids
+    as checked for repeats, when they differ from the ids read."""
+    table = pa.Table.from_batches([batch])
+    if piece_ids is not None:
+        table = table.set_column(0, "id", piece_ids.slice(where[1] * batch_size, batch.num_rows))
+    if scores is not None:
+        table = _join_scores(table, scores, [c for c in scores.column_names if c != "id"])
+    votes, failed = apply_batch(lf_set, table, on_error, lf_timeout)
+    has_value = {c for c in lf_set.columns if table[c].null_count < table.num_rows}
+    return (votes, failed, {c: table[c].combine_chunks() for c in extra_columns}, has_value,
+            table["id"].combine_chunks() if scores is not None else None)
+
+
+def _same_ids(checked: pa.Array, done: list[tuple]) -> bool:
+    """The piece's ids as checked equal those its batches were read (and their scores looked up) with."""
+    read = [part[-1] for part in done]
+    return not read or pa.concat_arrays(read).equals(checked)
 
 
 def _check_columns(lf_set: LFSet, seen: set[str], from_scores: list[str], has_scores: bool) -> None:
