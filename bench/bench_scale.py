@@ -144,6 +144,7 @@ def main() -> None:
                 sel = run(["select", "--pool", str(pool), "--target", str(target), "--budget", "5%", "--workers",
                            str(a.workers), "--out", str(work / f"sel-{n}"), "--no-report", "--quiet"])
                 sel["disk_mb"] = round(du(work / f"sel-{n}") / 2**20)
+                sel["stages"] = json.loads((work / f"sel-{n}" / "manifest.json").read_text())["timings"]
                 shutil.rmtree(work / f"sel-{n}")  # its feature cache (~0.9x the text) is not needed any more
                 done.append(("select", sel))
             if "dedup" in jobs:
@@ -154,6 +155,7 @@ def main() -> None:
                 # MinHash's shuffle: band keys + shingle sets + candidate pairs written to (and removed from) disk
                 shuffle = json.loads((out / "manifest.json").read_text()).get("shuffle", {})
                 ded["shuffled_mb"] = round(shuffle.get("minhash", {}).get("bytes_spilled", 0) / 2**20)
+                ded["stages"] = json.loads((out / "manifest.json").read_text())["timings"]
                 done.append(("dedup", ded))
             mb = text_bytes / 1e6
             for job, r in done:
@@ -171,6 +173,9 @@ def main() -> None:
             "disk_mb", "shuffled_mb", "main_bytes_per_record"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]) for k in keys) + " |"
+              for r in rows]
+    lines += ["", "Seconds per stage (from each run's manifest):", ""]
+    lines += [f"- {r['records']:,} {r['job']}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
               for r in rows]
     table = "\n".join(lines)
     print(table)
