@@ -40,7 +40,7 @@ DEFAULT_BATCH_SIZE = 4096
 PIECE_BATCHES = 16
 #: ... at least this many bytes of a plain JSONL file: a line-format piece ends at the first batch boundary where
 #: either is reached.
-PIECE_BYTES = 32 << 20
+PIECE_BYTES = 16 << 20
 _SCAN_BLOCK = 8 << 20
 _NOT_BLANK = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() keeps: a line with one is not blank
 
