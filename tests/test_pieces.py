@@ -266,6 +266,19 @@ def _reference_scores(pool: Path, batch_size: int, ngrams: int = 2, whole: bool 
     return pa.table(columns)
 
 
+def _select_at_1_and_2_workers(pool: Path, tmp_path: Path) -> dict[int, Path]:
+    """``thresher select`` on ``pool`` (batch size 64, skipping bad records) at 1 and 2 workers, whose scores and
+    selection must be the same bytes; the two output folders."""
+    runs = {}
+    for workers in (1, 2):
+        runs[workers] = out = tmp_path / f"w{workers}"
+        _cli("select", "--pool", str(pool), "--target", TARGET, "--budget", "10%", "--batch-size", "64",
+             "--on-error", "skip", "--workers", str(workers), "--out", str(out), "--no-report", "--quiet")
+    for name in ("scores/scores.parquet", "selected/ids.txt", "selected/part-00000.parquet"):
+        assert (runs[1] / name).read_bytes() == (runs[2] / name).read_bytes(), name
+    return runs
+
+
 def test_select_by_pieces_scores_as_a_sequential_read_at_any_worker_count(tmp_path):
     pool = tmp_path / "pool"
     pool.mkdir()
@@ -273,16 +286,10 @@ def test_select_by_pieces_scores_as_a_sequential_read_at_any_worker_count(tmp_pa
     lines = [json.dumps({"id": f"j{i}", "text": t}) for i, t in enumerate(_texts(40))]
     lines[5], lines[17] = "{broken", json.dumps({"id": "j17", "text": ""})
     (pool / "b.jsonl").write_text("\n".join(lines) + "\n")
-    runs = {}
-    for workers in (1, 2):
-        out = tmp_path / f"w{workers}"
-        _cli("select", "--pool", str(pool), "--target", TARGET, "--budget", "10%", "--batch-size", "64",
-             "--on-error", "skip", "--workers", str(workers), "--out", str(out), "--no-report", "--quiet")
-        runs[workers] = out
+    runs = _select_at_1_and_2_workers(pool, tmp_path)
+    for out in runs.values():
         cache = next((out / "cache").iterdir())
         assert len(list(cache.glob("shard-000001-*.npz"))) > 0  # the Parquet file was read as several pieces
-    for name in ("scores/scores.parquet", "selected/ids.txt", "selected/part-00000.parquet"):
-        assert (runs[1] / name).read_bytes() == (runs[2] / name).read_bytes(), name
     names = [sorted(p.name for p in next((runs[w] / "cache").iterdir()).iterdir()) for w in (1, 2)]
     assert names[0] == names[1]
     scores = pq.read_table(runs[1] / "scores" / "scores.parquet")
@@ -656,14 +663,7 @@ def test_select_on_one_big_file_uses_its_pieces_and_scores_as_the_whole_file(tmp
         lines = [json.dumps({"text": r["text"]}, ensure_ascii=False) for r in rows]
         lines[100], lines[2000] = "{broken", json.dumps({"text": ""})
         (pool / "one.jsonl").write_text("\n".join(lines))
-    runs = {}
-    for workers in (1, 2):
-        out = tmp_path / f"w{workers}"
-        _cli("select", "--pool", str(pool), "--target", TARGET, "--budget", "10%", "--batch-size", "64",
-             "--on-error", "skip", "--workers", str(workers), "--out", str(out), "--no-report", "--quiet")
-        runs[workers] = out
-    for name in ("scores/scores.parquet", "selected/ids.txt", "selected/part-00000.parquet"):
-        assert (runs[1] / name).read_bytes() == (runs[2] / name).read_bytes(), name
+    runs = _select_at_1_and_2_workers(pool, tmp_path)
     shards = [sorted(p.name for p in next((runs[w] / "cache").iterdir()).glob("shard-*")) for w in (1, 2)]
     assert shards[0] == shards[1]
     assert len({name.split("-")[1] for name in shards[0]}) == len(read(pool, batch_size=64).pieces()) > 2
