@@ -608,10 +608,15 @@ def test_one_big_jsonl_file_is_cut_into_pieces_that_read_as_the_whole_file(tmp_p
         assert got[:3] == whole[:3]
         assert got[3].to_pylist() == ids
     # stopping at the first problem: the same error as the whole file's read
-    monkeypatch.setattr(pieces_module, "PIECE_BYTES", 50_000)
     sequential = _raises(lambda: _sequential(_whole(read(path, batch_size=64))))
     assert "big.jsonl:97" in sequential
     assert _raises(lambda: _read_by_pieces(read(path, batch_size=64))) == sequential
+    # a compressed file cannot be entered in the middle, a CSV field may hold a newline: both are read whole
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "big.jsonl.gz").write_bytes(gzip.compress(path.read_bytes()))
+    pa.csv.write_csv(pa.table({"text": texts}), packed / "big.csv")
+    assert [p.file.name for p in read(packed, batch_size=64).pieces()] == ["big.csv", "big.jsonl.gz"]
 
 
 def test_one_row_group_parquet_file_is_cut_into_pieces_that_read_as_the_whole_file(tmp_path):

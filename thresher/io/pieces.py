@@ -70,20 +70,20 @@ class Piece:
     first_line: int = 1  # JSONL: the file's line number of the piece's first line
 
 
-def file_spans(src: InputFile, rows: int, piece_bytes: int | None = None) -> list[dict]:
+def file_spans(src: InputFile, rows: int) -> list[dict]:
     """Where each piece of one file is (:class:`Piece` fields; ``{}`` is the whole file), from ``rows``, the rows
-    of :data:`PIECE_BATCHES` batches, and ``piece_bytes`` (default :data:`PIECE_BYTES`).
+    of :data:`PIECE_BATCHES` batches (what :class:`~thresher.io.dataset.Dataset` passes), and :data:`PIECE_BYTES`.
 
     Parquet: runs of whole row groups of >= ``rows`` rows; a row group of more rows is cut into about
     ``its rows / rows`` pieces of whole batches (each decodes the rows of its group before its own: a group cut in
     k pieces is decoded (k + 1) / 2 times in all). Plain JSONL: pieces of whole batches of lines ending at the
-    first batch boundary after ``rows`` lines or ``piece_bytes`` bytes. Other files, one-piece files and files
+    first batch boundary after ``rows`` lines or :data:`PIECE_BYTES` bytes. Other files, one-piece files and files
     whose footer cannot be read (the reader reports those) are one piece."""
     batch = max(1, rows // PIECE_BATCHES)
     if src.format == "parquet":
         spans = _parquet_spans(src.path, rows, batch)
     elif src.format == "jsonl" and codec_of(src.path) is None:
-        spans = _line_spans(src.path, rows, batch, PIECE_BYTES if piece_bytes is None else piece_bytes)
+        spans = _line_spans(src.path, rows, batch, PIECE_BYTES)
     else:
         spans = []
     return spans if len(spans) > 1 else [{}]
