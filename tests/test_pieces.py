@@ -246,14 +246,16 @@ def _cli(*args: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def _reference_scores(pool: Path, batch_size: int, ngrams: int = 2) -> pa.Table:
-    """DSIR scores from a sequential read in this process (no engine, no feature store): what select must give."""
+def _reference_scores(pool: Path, batch_size: int, ngrams: int = 2, whole: bool = False) -> pa.Table:
+    """DSIR scores from a sequential read in this process (no engine, no feature store): what select must give
+    (``whole``: each file read whole, as one piece)."""
     config = HashedNgramConfig(ngrams=ngrams)
     featurizer = HashedNgramFeaturizer(config)
     target = [featurizer.transform(b.column("text")) for b in read(TARGET).iter_batches(ErrorLog())]
     target_counts = sum(f.counts(config.num_buckets) for f in target)
     target_tokens = np.concatenate([f.n_tokens for f in target])
-    batches = list(read(pool, batch_size=batch_size, on_error="skip").iter_batches(ErrorLog("skip")))
+    ds = read(pool, batch_size=batch_size, on_error="skip")
+    batches = list((_whole(ds) if whole else ds).iter_batches(ErrorLog("skip")))
     features = [featurizer.transform(b.column("text")) for b in batches]
     pool_counts = sum(f.counts(config.num_buckets) for f in features)
     target_ngrams = sum(np.maximum(target_tokens - j, 0) for j in range(ngrams))
@@ -264,6 +266,19 @@ def _reference_scores(pool: Path, batch_size: int, ngrams: int = 2) -> pa.Table:
     return pa.table(columns)
 
 
+def _select_at_1_and_2_workers(pool: Path, tmp_path: Path) -> dict[int, Path]:
+    """``thresher select`` on ``pool`` (batch size 64, skipping bad records) at 1 and 2 workers, whose scores and
+    selection must be the same bytes; the two output folders."""
+    runs = {}
+    for workers in (1, 2):
+        runs[workers] = out = tmp_path / f"w{workers}"
+        _cli("select", "--pool", str(pool), "--target", TARGET, "--budget", "10%", "--batch-size", "64",
+             "--on-error", "skip", "--workers", str(workers), "--out", str(out), "--no-report", "--quiet")
+    for name in ("scores/scores.parquet", "selected/ids.txt", "selected/part-00000.parquet"):
+        assert (runs[1] / name).read_bytes() == (runs[2] / name).read_bytes(), name
+    return runs
+
+
 def test_select_by_pieces_scores_as_a_sequential_read_at_any_worker_count(tmp_path):
     pool = tmp_path / "pool"
     pool.mkdir()
@@ -271,16 +286,10 @@ def test_select_by_pieces_scores_as_a_sequential_read_at_any_worker_count(tmp_pa
     lines = [json.dumps({"id": f"j{i}", "text": t}) for i, t in enumerate(_texts(40))]
     lines[5], lines[17] = "{broken", json.dumps({"id": "j17", "text": ""})
     (pool / "b.jsonl").write_text("\n".join(lines) + "\n")
-    runs = {}
-    for workers in (1, 2):
-        out = tmp_path / f"w{workers}"
-        _cli("select", "--pool", str(pool), "--target", TARGET, "--budget", "10%", "--batch-size", "64",
-             "--on-error", "skip", "--workers", str(workers), "--out", str(out), "--no-report", "--quiet")
-        runs[workers] = out
+    runs = _select_at_1_and_2_workers(pool, tmp_path)
+    for out in runs.values():
         cache = next((out / "cache").iterdir())
         assert len(list(cache.glob("shard-000001-*.npz"))) > 0  # the Parquet file was read as several pieces
-    for name in ("scores/scores.parquet", "selected/ids.txt", "selected/part-00000.parquet"):
-        assert (runs[1] / name).read_bytes() == (runs[2] / name).read_bytes(), name
     names = [sorted(p.name for p in next((runs[w] / "cache").iterdir()).iterdir()) for w in (1, 2)]
     assert names[0] == names[1]
     scores = pq.read_table(runs[1] / "scores" / "scores.parquet")
@@ -521,3 +530,153 @@ def test_embeddings_by_pieces_are_the_sequential_ones_at_any_worker_count(tmp_pa
         run = run_embedding(_pool(root), tmp_path / f"run{workers}", workers=workers, progress=False, report=False)
         assert np.array_equal(run.embeddings()[1], reference)
     assert np.array_equal(matrices[0], reference) and np.array_equal(matrices[1], reference)
+
+
+# ------------------------------------------------ one big file is cut into pieces, read as the whole file reads it
+
+
+def _whole(ds):
+    """The dataset with each file as one piece: the whole-file read that the cut of a big file must reproduce."""
+    ds._spans = [[{}] for _ in ds.files]
+    return ds
+
+
+WIDE = "é漢字🙂"  # multi-byte UTF-8
+
+
+def _big_jsonl(path: Path, n: int = 20_000) -> None:
+    """One JSONL file of ``n`` lines, no trailing newline: bad JSON, bad UTF-8, non-objects, null, empty and non-string
+    texts, blank lines, multi-byte text around every 64th line (where pieces may start), and explicit ids on a few
+    lines of one stretch (the records around them, without ids, are then reported batch by batch)."""
+    lines = []
+    for i in range(1, n + 1):
+        rec: dict = {"text": f"line {i} {WIDE * (i % 5)} word{i % 13}" + (WIDE * 20 if i % 64 in (0, 1, 63) else "")}
+        if 3000 <= i < 3300 and i % 50 == 0:
+            rec["id"] = f"x{i}"
+        lines.append(json.dumps(rec, ensure_ascii=False).encode())
+        if i % 97 == 0:
+            lines[-1] = b"{not json " + WIDE.encode()
+        elif i % 211 == 0:
+            lines[-1] = b""
+        elif i % 307 == 0:
+            lines[-1] = b'{"text": "bad \xff byte"}'
+        elif i % 401 == 0:
+            lines[-1] = b"[1, 2]"
+        elif i % 503 == 0:
+            lines[-1] = json.dumps({"text": "  "}).encode()
+        elif i % 601 == 0:
+            lines[-1] = json.dumps({"text": None}).encode()
+        elif i % 701 == 0:
+            lines[-1] = json.dumps({"text": 7}).encode()
+        elif i % 809 == 0:
+            lines[-1] = b"   \t"
+    path.write_bytes(b"\n".join(lines))
+
+
+def _reads(ds) -> tuple[list, list, dict, pa.Array]:
+    batches, errors, ids = _read_by_pieces(ds)
+    return _column(batches, "id"), _column(batches, "text"), errors.to_dict(), ids
+
+
+def test_one_big_jsonl_file_is_cut_into_pieces_that_read_as_the_whole_file(tmp_path, monkeypatch):
+    import thresher.io.pieces as pieces_module
+
+    path = tmp_path / "big.jsonl"
+    _big_jsonl(path)
+    whole = _reads(_whole(read(path, batch_size=64, on_error="skip")))
+    ids, texts, errors, _ = whole
+    assert len(ids) == len(set(ids)) > 19_000 and ids[0] == "big.jsonl:1" and ids[-1] == "big.jsonl:20000"
+    assert texts[-1].startswith("line 20000 ")  # the last line has no newline
+    assert {"bad_json", "bad_utf8", "not_an_object", "missing_text", "bad_text_type", "empty_text",
+            "missing_id"} <= set(errors["by_reason"])
+    for piece_bytes in (None, 50_000):  # by lines (16 batches = 1024 lines), then by bytes (about 50 kB)
+        if piece_bytes:
+            monkeypatch.setattr(pieces_module, "PIECE_BYTES", piece_bytes)
+        ds = read(path, batch_size=64, on_error="skip")
+        pieces = ds.pieces()
+        steps = {b.first_line - a.first_line for a, b in zip(pieces, pieces[1:])}
+        assert steps == {1024} if piece_bytes is None else (len(pieces) > 20 and max(steps) < 1024)
+        assert pieces[0].byte_range[0] == 0 and pieces[-1].byte_range[1] == path.stat().st_size
+        data = path.read_bytes()
+        for a, b in zip(pieces, pieces[1:]):
+            start = b.byte_range[0]
+            assert a.byte_range[1] == start and data[start - 1: start] == b"\n"
+            assert b.first_line == data[:start].count(b"\n") + 1 and b.first_line % 64 == 1
+        assert any(data[p.byte_range[0]:].startswith(b'{"text": "line') and WIDE.encode() * 5 in
+                   data[p.byte_range[0] - 200: p.byte_range[0]] for p in pieces[1:])  # wide text just before a cut
+        got = _reads(ds)
+        assert got[:3] == whole[:3]
+        assert got[3].to_pylist() == ids
+    # stopping at the first problem: the same error as the whole file's read
+    sequential = _raises(lambda: _sequential(_whole(read(path, batch_size=64))))
+    assert "big.jsonl:97" in sequential
+    assert _raises(lambda: _read_by_pieces(read(path, batch_size=64))) == sequential
+    # a compressed file cannot be entered in the middle, a CSV field may hold a newline: both are read whole
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "big.jsonl.gz").write_bytes(gzip.compress(path.read_bytes()))
+    pa.csv.write_csv(pa.table({"text": texts}), packed / "big.csv")
+    assert [p.file.name for p in read(packed, batch_size=64).pieces()] == ["big.csv", "big.jsonl.gz"]
+
+
+def test_one_row_group_parquet_file_is_cut_into_pieces_that_read_as_the_whole_file(tmp_path):
+    path = tmp_path / "one.parquet"
+    texts = _texts(5000)
+    for i in (5, 1023, 1024, 1025, 2100, 2101, 4999):
+        texts[i] = "" if i % 2 else None
+    pq.write_table(pa.table({"text": texts, "domain": ["d"] * 5000}), path, row_group_size=10_000)
+    assert pq.read_metadata(path).num_row_groups == 1
+    ds = read(path, batch_size=64, on_error="skip")
+    pieces = ds.pieces(["domain"])
+    assert [p.rows for p in pieces] == [(a, a + 1024) for a in range(0, 4096, 1024)] + [(4096, 5000)]
+    assert [p.first_row for p in pieces] == [0, 1024, 2048, 3072, 4096]
+    whole = _reads(_whole(read(path, batch_size=64, on_error="skip")))
+    got = _reads(ds)
+    assert got[:3] == whole[:3] and got[3].to_pylist() == whole[0]
+    assert whole[0][:6] == [f"one.parquet:{i}" for i in (0, 1, 2, 3, 4, 6)] and len(whole[0]) == 4993
+    assert whole[2]["by_reason"] == {"empty_text": 5, "missing_text": 2}
+    batches, _, _ = _read_by_pieces(read(path, batch_size=64, on_error="skip"), ["domain"])
+    assert _column(batches, "domain") == ["d"] * 4993
+    # a run of small row groups, then a big one cut in two: the pieces follow each other, read as the whole file
+    mixed = tmp_path / "mixed.parquet"
+    with pq.ParquetWriter(mixed, pa.schema([("text", pa.string())])) as w:
+        w.write_table(pa.table({"text": texts[:700]}), row_group_size=100)
+        w.write_table(pa.table({"text": texts[700:]}), row_group_size=10_000)
+    ds = read(mixed, batch_size=64, on_error="skip")
+    # 4300 rows > 1024: five pieces of 14 batches (the run of 700 rows before it is closed short)
+    assert [(p.row_groups, p.rows, p.first_row) for p in ds.pieces()] == [((0, 7), None, 0)] + [
+        ((7, 8), (a, min(a + 896, 4300)), 700 + a) for a in range(0, 4300, 896)]
+    assert _reads(ds)[:3] == _reads(_whole(read(mixed, batch_size=64, on_error="skip")))[:3]
+    # stopping at the first problem, in the second piece of the big group (a later piece has one too)
+    late = _texts(5000)
+    late[2100] = late[4000] = ""
+    pq.write_table(pa.table({"text": late}), mixed, row_group_size=10_000)
+    sequential = _raises(lambda: _sequential(_whole(read(mixed, batch_size=64))))
+    assert "row 2100" in sequential
+    assert _raises(lambda: _read_by_pieces(read(mixed, batch_size=64))) == sequential
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_select_on_one_big_file_uses_its_pieces_and_scores_as_the_whole_file(tmp_path, kind):
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    table = pq.read_table(sample_path("pool.parquet"), columns=["id", "text"])
+    if kind == "parquet":
+        pq.write_table(table, pool / "one.parquet", row_group_size=table.num_rows)
+    else:
+        rows = table.to_pylist()
+        lines = [json.dumps({"text": r["text"]}, ensure_ascii=False) for r in rows]
+        lines[100], lines[2000] = "{broken", json.dumps({"text": ""})
+        (pool / "one.jsonl").write_text("\n".join(lines))
+    runs = _select_at_1_and_2_workers(pool, tmp_path)
+    shards = [sorted(p.name for p in next((runs[w] / "cache").iterdir()).glob("shard-*")) for w in (1, 2)]
+    assert shards[0] == shards[1]
+    assert len({name.split("-")[1] for name in shards[0]}) == len(read(pool, batch_size=64).pieces()) > 2
+    scores = pq.read_table(runs[1] / "scores" / "scores.parquet")
+    reference = _reference_scores(pool, 64, whole=True)
+    assert scores.num_rows == reference.num_rows > 1000
+    for column in reference.column_names:
+        assert scores[column].to_pylist() == reference[column].to_pylist(), column
+    if kind == "jsonl":
+        failed = json.loads((runs[2] / "manifest.json").read_text())["counts"]["pool_failed"]
+        assert [(e["line"], e["reason"]) for e in failed["examples"]] == [(101, "bad_json"), (2001, "empty_text")]

@@ -1,10 +1,13 @@
 """A dataset cut into *pieces* that workers read on their own, and the one validating read of a piece.
 
-A piece is a whole file for line formats and compressed files (JSONL, CSV/TSV, .txt) and Arrow files, and a range of
-whole row groups for a Parquet file, so a big Parquet file splits. The cut depends only on the files and the batch
-size, never on the worker count. Reading a piece (:func:`validated`) checks records, reports bad ones and derives
-missing ids exactly as reading the whole dataset in one process does: :meth:`~thresher.io.dataset.Dataset.iter_batches`
-is this read over every piece in order.
+A piece is a whole file, a run of whole row groups of a Parquet file, a range of rows inside one big row group, or a
+range of lines of a big plain JSONL file, so that one big file, the most common input, still feeds every worker.
+CSV/TSV (a quoted field may hold a newline), .txt (one record per file), Arrow and compressed files (which cannot be
+entered in the middle) are read whole. The cut depends only on the files and the batch size, never on the worker
+count. Pieces start where the whole file's read starts a chunk (a row group's first row plus a multiple of the
+batch size; a line number that is a multiple of the batch size plus one), so reading a piece (:func:`validated`)
+checks records, reports bad ones and derives missing ids exactly as reading the whole dataset in one process does:
+:meth:`~thresher.io.dataset.Dataset.iter_batches` is this read over every piece in order.
 
 What needs every record in reading order stays with the process that merges the pieces' results, in piece order
 (:class:`PieceMerge`): the duplicate-id check (and ``rename``'s new ids), the error log's examples, and under
@@ -15,6 +18,8 @@ sequential read would raise first.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -24,14 +29,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from thresher.errors import ConfigError, ThresherError
+from thresher.io.compression import codec_of
 from thresher.io.errors import ErrorLog, OnError
 from thresher.io.ids import IdCheck
-from thresher.io.readers import READERS, Chunk, read_parquet
+from thresher.io.readers import READERS, Chunk, read_jsonl, read_parquet
 from thresher.io.sources import InputFile
 
 DEFAULT_BATCH_SIZE = 4096
-#: A Parquet file is cut after whole row groups holding at least this many batches' rows.
+#: A piece holds at least this many batches' rows (or lines), or ...
 PIECE_BATCHES = 16
+#: ... at least this many bytes of a plain JSONL file: a line-format piece ends at the first batch boundary where
+#: either is reached.
+PIECE_BYTES = 16 << 20
+_SCAN_BLOCK = 8 << 20
+_NOT_BLANK = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() keeps: a line with one is not blank
 
 
 @dataclass(frozen=True)
@@ -47,41 +58,103 @@ class ReadOptions:
 
 @dataclass(frozen=True)
 class Piece:
-    """Part ``index`` (in reading order) of a dataset: a file, or row groups ``row_groups`` of a Parquet file."""
+    """Part ``index`` (in reading order) of a dataset: a whole file, or the part of one file the fields below say."""
 
     index: int
     file: InputFile
     options: ReadOptions
-    row_groups: tuple[int, int] | None = None  # (first, stop); None: the whole file
-    first_row: int = 0  # the file's row number of the piece's first row (for derived ids and messages)
+    row_groups: tuple[int, int] | None = None  # Parquet: row groups (first, stop)
+    first_row: int = 0  # Parquet: the file's row number of the piece's first row (for derived ids and messages)
+    rows: tuple[int, int] | None = None  # Parquet: only rows (first, stop) of its one row group
+    byte_range: tuple[int, int] | None = None  # plain JSONL: bytes [start, stop), each a line start or the end
+    first_line: int = 1  # JSONL: the file's line number of the piece's first line
 
 
-def file_spans(src: InputFile, rows: int) -> list[tuple[tuple[int, int] | None, int]]:
-    """(row groups, first row) of each piece of one file: runs of whole Parquet row groups of >= ``rows`` rows;
-    ``[(None, 0)]`` (the whole file) for other formats, one-piece files and files whose footer cannot be read
-    (the reader reports those)."""
-    if src.format != "parquet":
-        return [(None, 0)]
+def file_spans(src: InputFile, rows: int) -> list[dict]:
+    """Where each piece of one file is (:class:`Piece` fields; ``{}`` is the whole file), from ``rows``, the rows
+    of :data:`PIECE_BATCHES` batches (what :class:`~thresher.io.dataset.Dataset` passes), and :data:`PIECE_BYTES`.
+
+    Parquet: runs of whole row groups of >= ``rows`` rows; a row group of more rows is cut into about
+    ``its rows / rows`` pieces of whole batches (each decodes the rows of its group before its own: a group cut in
+    k pieces is decoded (k + 1) / 2 times in all). Plain JSONL: pieces of whole batches of lines ending at the
+    first batch boundary after ``rows`` lines or :data:`PIECE_BYTES` bytes. Other files, one-piece files and files
+    whose footer cannot be read (the reader reports those) are one piece."""
+    batch = max(1, rows // PIECE_BATCHES)
+    if src.format == "parquet":
+        spans = _parquet_spans(src.path, rows, batch)
+    elif src.format == "jsonl" and codec_of(src.path) is None:
+        spans = _line_spans(src.path, rows, batch, PIECE_BYTES)
+    else:
+        spans = []
+    return spans if len(spans) > 1 else [{}]
+
+
+def _parquet_spans(path: str, rows: int, batch: int) -> list[dict]:
+    """Pieces of a Parquet file: runs of small row groups, and big row groups cut at batch boundaries."""
     try:
-        meta = pq.read_metadata(src.path)
+        meta = pq.read_metadata(path)
     except (pa.ArrowException, OSError):
-        return [(None, 0)]
-    spans: list[tuple[tuple[int, int] | None, int]] = []
+        return []
+    spans: list[dict] = []
     start = first = n = 0
     for g in range(meta.num_row_groups):
-        n += meta.row_group(g).num_rows
+        size = meta.row_group(g).num_rows
+        if size > rows:  # a big group: close the run before it, then cut it
+            if g > start:
+                spans.append({"row_groups": (start, g), "first_row": first})
+            k = -(-size // rows)
+            step = -(-size // (k * batch)) * batch
+            spans += [{"row_groups": (g, g + 1), "first_row": first + n + a, "rows": (a, min(a + step, size))}
+                      for a in range(0, size, step)]
+            start, first, n = g + 1, first + n + size, 0
+            continue
+        n += size
         if n >= rows or g == meta.num_row_groups - 1:
-            spans.append(((start, g + 1), first))
+            spans.append({"row_groups": (start, g + 1), "first_row": first})
             start, first, n = g + 1, first + n, 0
-    return spans if len(spans) > 1 else [(None, 0)]
+    return spans
 
 
-def cut(files: list[InputFile], spans: list[list], options: ReadOptions) -> list[Piece]:
+def _line_spans(path: str, rows: int, batch: int, piece_bytes: int) -> list[dict]:
+    """Pieces of a plain line file, found in one pass that counts newlines (at the speed of ``bytes.count``, with
+    numpy only near a cut): a piece ends after a line whose number is a multiple of ``batch`` once it holds
+    ``rows`` lines or ``piece_bytes`` bytes. A file of blank lines only is left whole (it reports itself empty)."""
+    try:
+        size = os.path.getsize(path)
+        if size <= piece_bytes and size < rows:  # fewer bytes than either limit: fewer lines too
+            return []
+        spans: list[dict] = []
+        start, start_line = 0, 0  # the current piece's first byte, and the lines before it
+        lines, at = 0, 0  # newlines before the block, and the block's offset
+        blank = True
+        with open(path, "rb") as f:
+            while block := f.read(_SCAN_BLOCK):
+                blank = blank and _NOT_BLANK.search(block) is None
+                count = block.count(b"\n")
+                end_lines = lines + count
+                if end_lines >= start_line + rows or at + len(block) >= start + piece_bytes:
+                    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10) + (at + 1)  # after each newline
+                    numbers = np.arange(lines + 1, end_lines + 1)
+                    for i in np.flatnonzero(numbers % batch == 0):
+                        n, end = int(numbers[i]), int(ends[i])
+                        if (n >= start_line + rows or end >= start + piece_bytes) and end < size:
+                            spans.append({"byte_range": (start, end), "first_line": start_line + 1})
+                            start, start_line = end, n
+                lines, at = end_lines, at + len(block)
+    except OSError:
+        return []  # the reader reports it
+    if blank:
+        return []
+    spans.append({"byte_range": (start, size), "first_line": start_line + 1})
+    return spans
+
+
+def cut(files: list[InputFile], spans: list[list[dict]], options: ReadOptions) -> list[Piece]:
     """The pieces of ``files`` (each file's spans from :func:`file_spans`), numbered in reading order."""
     pieces: list[Piece] = []
     for src, file_spans_ in zip(files, spans):
-        for row_groups, first_row in file_spans_:
-            pieces.append(Piece(len(pieces), src, options, row_groups, first_row))
+        for span in file_spans_:
+            pieces.append(Piece(len(pieces), src, options, **span))
     return pieces
 
 
@@ -89,7 +162,10 @@ def chunks(piece: Piece, columns: list[str] | None, errors: ErrorLog) -> Iterato
     """The raw reader chunks of one piece (``columns``: None for every field)."""
     o, src = piece.options, piece.file
     if piece.row_groups is not None:
-        return read_parquet(src, columns, o.batch_size, errors, o.text_field, piece.row_groups, piece.first_row)
+        return read_parquet(src, columns, o.batch_size, errors, o.text_field, piece.row_groups, piece.first_row,
+                            piece.rows)
+    if piece.byte_range is not None:
+        return read_jsonl(src, columns, o.batch_size, errors, o.text_field, piece.byte_range, piece.first_line)
     return READERS[src.format](src, columns, o.batch_size, errors, o.text_field)
 
 

@@ -54,43 +54,27 @@ def _records_to_chunk(records: list[dict], locs: list[int], columns: list[str] |
 
 
 def read_jsonl(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
-              text_field: str = "text") -> Iterator[Chunk]:
-    """JSON Lines, plain or compressed; blank lines are ignored; every other line must be a JSON object."""
+              text_field: str = "text", byte_range: tuple[int, int] | None = None,
+              first_line: int = 1) -> Iterator[Chunk]:
+    """JSON Lines, plain or compressed; blank lines are ignored; every other line must be a JSON object.
+
+    A chunk holds the records of ``batch_size`` lines, counted from the file's first line, so a piece of the file
+    (``byte_range``: bytes [start, stop) of a plain file, starting at line ``first_line``, a multiple of
+    ``batch_size`` plus one; see :mod:`thresher.io.pieces`) gives the same chunks as the whole file."""
     records: list[dict] = []
     locs: list[int] = []
-    lineno = 0
+    lineno = first_line - 1
     n_seen = 0
     with open_binary(src.path) as f:
         try:
-            for lineno, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                n_seen += 1
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    errors.report(src.path, "bad_utf8", f"invalid UTF-8 at byte {e.start} of the line", lineno)
-                    continue
-                try:
-                    rec = json.loads(line.rstrip("\r\n"))  # so an error at the end of a line names its real column
-                except json.JSONDecodeError as e:
-                    errors.report(src.path, "bad_json", f"malformed JSON ({e.msg} at column {e.colno})", lineno)
-                    continue
-                if not isinstance(rec, dict):
-                    errors.report(src.path, "not_an_object", f"expected a JSON object, got {type(rec).__name__}",
-                                  lineno)
-                    continue
-                text = rec.get(text_field)
-                if text is None and text_field in rec:
-                    errors.report(src.path, "missing_text", f"field {text_field!r} is null", lineno)
-                    continue
-                if text is not None and not isinstance(text, str):
-                    errors.report(src.path, "bad_text_type",
-                                  f"field {text_field!r} is a {type(text).__name__}, not a string", lineno)
-                    continue
-                records.append(rec)
-                locs.append(lineno)
-                if len(records) >= batch_size:
+            for lineno, raw in enumerate(f if byte_range is None else _lines_between(f, *byte_range), first_line):
+                if raw.strip():
+                    n_seen += 1
+                    rec = _json_record(src, raw, lineno, errors, text_field)
+                    if rec is not None:
+                        records.append(rec)
+                        locs.append(lineno)
+                if records and lineno % batch_size == 0:
                     yield _records_to_chunk(records, locs, columns)
                     records, locs = [], []
         except (CorruptStream, OSError) as e:
@@ -98,8 +82,44 @@ def read_jsonl(src: InputFile, columns: list[str] | None, batch_size: int, error
             _report_unreadable(src, errors, e, f"line {lineno}", lineno + 1)
     if records:
         yield _records_to_chunk(records, locs, columns)
-    if n_seen == 0:
+    if n_seen == 0 and byte_range is None:  # a piece is cut only from a file with a non-blank line
         errors.report(src.path, "empty_file", "file has no records", records=0)
+
+
+def _lines_between(f, start: int, stop: int) -> Iterator[bytes]:
+    """The lines of bytes [start, stop) of a plain file; ``start`` and ``stop`` are line starts (or the end)."""
+    f.seek(start)
+    for raw in f:
+        yield raw
+        start += len(raw)
+        if start >= stop:
+            return
+
+
+def _json_record(src: InputFile, raw: bytes, lineno: int, errors: ErrorLog, text_field: str) -> dict | None:
+    """The JSON object on one non-blank line, or None once its problem is reported."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        errors.report(src.path, "bad_utf8", f"invalid UTF-8 at byte {e.start} of the line", lineno)
+        return None
+    try:
+        rec = json.loads(line.rstrip("\r\n"))  # so an error at the end of a line names its real column
+    except json.JSONDecodeError as e:
+        errors.report(src.path, "bad_json", f"malformed JSON ({e.msg} at column {e.colno})", lineno)
+        return None
+    if not isinstance(rec, dict):
+        errors.report(src.path, "not_an_object", f"expected a JSON object, got {type(rec).__name__}", lineno)
+        return None
+    text = rec.get(text_field)
+    if text is None and text_field in rec:
+        errors.report(src.path, "missing_text", f"field {text_field!r} is null", lineno)
+        return None
+    if text is not None and not isinstance(text, str):
+        errors.report(src.path, "bad_text_type", f"field {text_field!r} is a {type(text).__name__}, not a string",
+                      lineno)
+        return None
+    return rec
 
 
 def _report_unreadable(src: InputFile, errors: ErrorLog, e: Exception, last_good: str, line: int | None) -> None:
@@ -110,9 +130,14 @@ def _report_unreadable(src: InputFile, errors: ErrorLog, e: Exception, last_good
 
 def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
                  text_field: str = "text", row_groups: tuple[int, int] | None = None,
-                 first_row: int = 0) -> Iterator[Chunk]:
-    """Parquet, streamed by row group and batch; ``row_groups`` (first, stop) reads only those, whose first row is
-    row ``first_row`` of the file (a piece of a big file, see :mod:`thresher.io.pieces`)."""
+                 first_row: int = 0, rows: tuple[int, int] | None = None) -> Iterator[Chunk]:
+    """Parquet, streamed by row group and batch; a piece of a big file (see :mod:`thresher.io.pieces`) reads only
+    row groups ``row_groups`` (first, stop), whose first row is row ``first_row`` of the file, and of a single row
+    group only its rows ``rows`` (first, stop), ``first_row`` being the file's number of the first of them.
+
+    Chunks start at each row group's first row and every ``batch_size`` rows after it, so that every piece gives
+    the chunks of the whole file. Parquet cannot seek to a row: a piece inside a row group decodes the rows before
+    its own (and stops after its last)."""
     try:
         # Buffered page reads instead of pre-buffering whole column chunks: less memory, and faster here.
         pf = pq.ParquetFile(src.path, pre_buffer=False, buffer_size=1 << 20)
@@ -123,9 +148,23 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
         errors.report(src.path, "empty_file", "file has no records", records=0)
         return
     cols = _present(pf.schema_arrow.names, columns)
-    groups = None if row_groups is None else range(*row_groups)
-    yield from _guarded_row_chunks(src, errors, pf.iter_batches(batch_size=batch_size, row_groups=groups,
-                                                                columns=cols), None, batch_size, first_row)
+    groups = range(pf.num_row_groups) if row_groups is None else range(*row_groups)
+    batches = (b for g in groups for b in pf.iter_batches(batch_size=batch_size, row_groups=[g], columns=cols))
+    if rows is not None:
+        batches = _rows_between(batches, *rows)
+    yield from _guarded_row_chunks(src, errors, batches, None, batch_size, first_row)
+
+
+def _rows_between(batches: Iterable[pa.RecordBatch], start: int, stop: int) -> Iterator[pa.RecordBatch]:
+    """Rows [start, stop) of a stream of batches (the ones before are read and dropped)."""
+    at = 0
+    for batch in batches:
+        lo, hi = max(start - at, 0), min(stop - at, batch.num_rows)
+        at += batch.num_rows
+        if hi > lo:
+            yield batch.slice(lo, hi - lo) if (lo, hi) != (0, batch.num_rows) else batch
+        if at >= stop:
+            return
 
 
 def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,

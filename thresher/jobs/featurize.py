@@ -41,7 +41,7 @@ class PoolIndex:
 
 
 #: The feature store's file layout, part of its cache key: shards are the batches of each input piece.
-STORE_LAYOUT = "pieces-1"
+STORE_LAYOUT = "pieces-2"  # 2: a big JSONL file or Parquet row group is cut into pieces
 
 
 def store_for(dataset: Dataset, config: HashedNgramConfig, cache_dir: Path, group_field: str | None) -> FeatureStore:
