@@ -92,13 +92,16 @@ def test_sample_matches_the_reference_for_any_partitioning(sample, config):
         assert got.shuffle["partitions"] == parts
 
 
-def test_workers_and_batch_sizes_do_not_change_anything(sample):
+def test_workers_batch_sizes_and_groups_do_not_change_anything(sample):
     config = MinHashConfig(threshold=0.6, keep="longest")
     ref = reference(sample.to_batches(max_chunksize=5000), config)
     with LocalEngine(2) as engine:
-        for size, parts in ((333, 3), (5000, 7), (100_000, None)):
-            got = near_duplicates(sample.to_batches(max_chunksize=size), config, engine=engine, partitions=parts)
+        for size, parts, group in ((333, 3, 1000), (5000, 7, 1), (100_000, None, 65_536)):
+            got = near_duplicates(sample.to_batches(max_chunksize=size), config, engine=engine, partitions=parts,
+                                  group_records=group)
             assert_same(got, ref)
+            # a group closes once it holds group_records: one spill file per group
+            assert (got.shuffle["slices"] == 1) == (group >= sample.num_rows)
     assert got.shuffle["partitions"] == 2  # the default: one partition per worker at this size
 
 
@@ -153,7 +156,8 @@ def test_the_main_process_never_holds_the_band_keys():
         near_duplicates(table.slice(0, 100), config, engine=engine)  # start the workers outside the measurement
         tracemalloc.start()
         try:
-            got = near_duplicates(table.to_batches(max_chunksize=2000), config, engine=engine)
+            # groups of 2,048 records: this process holds one group's texts while it is sent, never all of them
+            got = near_duplicates(table.to_batches(max_chunksize=2000), config, engine=engine, group_records=2048)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()

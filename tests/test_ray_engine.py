@@ -212,7 +212,7 @@ def test_a_worker_killed_during_the_dedup_shuffle_changes_nothing(tmp_path, clus
     stages = ("spill_sketch", "partition_pairs", "verify_pairs")
     with th.engine("ray", address=cluster.address), make_engine(2) as engine:
         on_ray = near_duplicates(table.to_batches(max_chunksize=1000), config, partitions=3, spill_dir=tmp_path,
-                                 engine=_KillsOnce(engine, stages, tmp_path))
+                                 engine=_KillsOnce(engine, stages, tmp_path), group_records=1000)  # 4 sketch tasks
     assert all((tmp_path / name).exists() for name in stages)  # each stage lost a worker once
     assert local.stats["dropped"] >= 300
     assert on_ray.to_table().equals(local.to_table()) and on_ray.stats == local.stats

@@ -53,6 +53,9 @@ from thresher.errors import ConfigError, ThresherError
 
 #: Records per unit of work (a larger caller batch is processed in slices of this size).
 _SLICE_RECORDS = 4096
+#: Records per sketch task, and per spill file: the reduce tasks read every file, so fewer, larger files keep their
+#: reads at (records / this) x partitions (one file per 1,024-record slice made 10M records' verification crawl).
+GROUP_RECORDS = 65_536
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class MinHashDeduplicator:
 
     def fit(self, batches: Iterable | Callable[[], Iterable], scores: np.ndarray | None = None,
             engine: Engine | None = None, partitions: int | None = None,
-            spill_dir: str | os.PathLike | None = None) -> DedupResult:
+            spill_dir: str | os.PathLike | None = None, group_records: int = GROUP_RECORDS) -> DedupResult:
         """Near-duplicate decisions for every record of ``batches``, in reading order.
 
         ``batches``: Arrow string arrays, lists of str, or record batches / tables with ``text_field`` (and
@@ -174,8 +177,9 @@ class MinHashDeduplicator:
         verification run, as a shuffle through spill files (see :mod:`thresher.dedup.shuffle`; default: this
         process); here only ids, lengths and the verified pairs' spanning forests are held. ``partitions``: reduce
         partitions (default: from the record count); ``spill_dir``: where the shuffle's files go (default: the
-        system's temporary directory; with Ray on several machines, a directory every node shares). The result is
-        the same for any engine, worker count, batch size and ``partitions``.
+        system's temporary directory; with Ray on several machines, a directory every node shares); ``group_records``:
+        records per sketch task and spill file (this process holds one group's texts while it is sent). The result
+        is the same for any engine, worker count, batch size, ``partitions`` and ``group_records``.
         """
         cfg = self.config
         bands, rows = cfg.bands_rows
@@ -184,16 +188,22 @@ class MinHashDeduplicator:
         want_lengths = cfg.keep == "longest"
         runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
         with spill_area(spill_dir) as spill:
-            def items():  # the texts go to the engine; ids stay here, in reading order
+            def items():  # the texts go to the engine in groups of slices; ids stay here, in reading order
                 nonlocal have_ids
-                seen = 0
+                seen, group, size = 0, [], 0
                 for text, ids in self._slices(stream):
                     have_ids = have_ids and ids is not None
                     if have_ids:
                         id_chunks.append(ids)
+                    group.append(text)
+                    size += len(text)
+                    if size >= group_records:
+                        slice_starts.append(seen)
+                        yield cfg, self._a, self._b, group, len(slice_starts) - 1, seen, str(spill), want_lengths
+                        seen, group, size = seen + size, [], 0
+                if group:
                     slice_starts.append(seen)
-                    yield cfg, self._a, self._b, text, len(slice_starts) - 1, seen, str(spill), want_lengths
-                    seen += len(text)
+                    yield cfg, self._a, self._b, group, len(slice_starts) - 1, seen, str(spill), want_lengths
 
             n, without_words, lengths, spilled = 0, 0, [], 0
             for count, empty, length, written in runner.map(spill_sketch, items()):
@@ -241,6 +251,6 @@ class MinHashDeduplicator:
 
 def near_duplicates(batches: Iterable | Callable[[], Iterable], config: MinHashConfig | None = None,
                     scores: np.ndarray | None = None, engine: Engine | None = None, partitions: int | None = None,
-                    spill_dir: str | os.PathLike | None = None) -> DedupResult:
+                    spill_dir: str | os.PathLike | None = None, group_records: int = GROUP_RECORDS) -> DedupResult:
     """Near-duplicate decisions for every record of ``batches`` (see :meth:`MinHashDeduplicator.fit`)."""
-    return MinHashDeduplicator(config).fit(batches, scores, engine, partitions, spill_dir)
+    return MinHashDeduplicator(config).fit(batches, scores, engine, partitions, spill_dir, group_records)

@@ -138,27 +138,37 @@ def _pairs_path(spill: Path, part: int) -> Path:
     return spill / f"pairs-{part:05d}.bin"
 
 
-def spill_sketch(config, a: np.ndarray, b: np.ndarray, text: pa.Array, slice_no: int, start: int, spill: str,
+def spill_sketch(config, a: np.ndarray, b: np.ndarray, texts: list[pa.Array], group: int, start: int, spill: str,
                  want_lengths: bool) -> tuple[int, int, np.ndarray | None, int]:
-    """Engine task (stage 1): write one slice's band keys (by virtual partition) and, to verify, its shingle sets;
-    return (records, records without words, lengths if wanted, bytes written)."""
+    """Engine task (stage 1): write one group of consecutive slices' band keys (by virtual partition) and, to verify,
+    their shingle sets, into one file each (one file per group keeps the reduce tasks' reads at groups x partitions,
+    not slices x partitions); return (records, records without words, lengths if wanted, bytes written)."""
     bands, rows = config.bands_rows
-    spill_dir = Path(spill)
-    sh, off = shingle_hashes(text, config.ngram)
-    recs = np.flatnonzero(np.diff(off) > 0)
-    keys = band_keys(sh, off, a, b, bands, rows)[recs].ravel()  # record-major: each record's bands in order
-    band = np.tile(np.arange(bands, dtype=np.uint64), len(recs))
-    packed = np.repeat((recs + start).astype(np.uint64), bands) | (band << np.uint64(_REC_BITS))
-    vp = _virtual_partition(keys, band)
+    keys, packed, set_values, set_sizes, lengths = [], [], [], [], []
+    n = 0
+    for text in texts:  # slice by slice: the work arrays stay cache-sized
+        sh, off = shingle_hashes(text, config.ngram)
+        recs = np.flatnonzero(np.diff(off) > 0)
+        keys.append(band_keys(sh, off, a, b, bands, rows)[recs].ravel())  # record-major: each record's bands
+        band = np.tile(np.arange(bands, dtype=np.uint64), len(recs))
+        packed.append(np.repeat((recs + start + n).astype(np.uint64), bands) | (band << np.uint64(_REC_BITS)))
+        if config.verify:
+            values, ptr = _unique_sets(sh, off)
+            set_values.append(values)
+            set_sizes.append(np.diff(ptr))
+        if want_lengths:
+            lengths.append(pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
+        n += len(text)
+    key, pack = np.concatenate(keys), np.concatenate(packed)
+    vp = _virtual_partition(key, pack >> np.uint64(_REC_BITS))
     order = np.argsort(vp, kind="stable")
     index = np.searchsorted(vp[order], np.arange(VIRTUAL_PARTITIONS + 1)).astype(np.int64)
-    written = _write(_keys_path(spill_dir, slice_no), index, np.column_stack([keys[order], packed[order]]))
+    spill_dir = Path(spill)
+    written = _write(_keys_path(spill_dir, group), index, np.column_stack([key[order], pack[order]]))
     if config.verify:
-        values, ptr = _unique_sets(sh, off)
-        written += _write(_sets_path(spill_dir, slice_no), np.array([len(text)], np.int64), ptr.astype(np.int64),
-                          values)
-    lengths = pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64) if want_lengths else None
-    return len(text), int(len(text) - len(recs)), lengths, written
+        ptr = np.concatenate([[0], np.cumsum(np.concatenate(set_sizes))]).astype(np.int64)
+        written += _write(_sets_path(spill_dir, group), np.array([n], np.int64), ptr, np.concatenate(set_values))
+    return n, int(n - len(key) // max(bands, 1)), np.concatenate(lengths) if want_lengths else None, written
 
 
 def partition_pairs(spill: str, n_slices: int, part: int, n_parts: int, max_bucket_size: int) -> tuple[int, int]:
