@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import thresher as th
-from thresher.errors import ConfigError
+from thresher.demo import sample_path
+from thresher.errors import ConfigError, ThresherError
+from thresher.io.errors import ErrorLog
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +185,21 @@ def test_a_dead_worker_is_a_clear_error():
 
     with LocalEngine(2) as engine, pytest.raises(ThresherError, match="a worker process died"):
         list(engine.map(os._exit, [(3,), (3,)]))
+
+
+def test_selected_records_are_picked_by_position_and_checked_against_their_ids(tmp_path):
+    """The write stage takes the selected rows by position (one pass, no per-chunk id lookup) and refuses rows whose
+    ids are not the selected ones."""
+    import pyarrow as pa
+
+    from thresher.io.dataset import read
+    from thresher.io.writers import write_selection
+
+    pool = read(sample_path("pool.parquet"), batch_size=700)
+    ids = pa.concat_arrays([b.column("id") for b in pool.iter_batches(ErrorLog("raise"))])
+    rows = np.array([4999, 3, 1400, 701, 700, 0])
+    written = write_selection(pool, ids.take(pa.array(rows)), tmp_path / "ok", "jsonl", rows)
+    got = [json.loads(line)["id"] for line in (tmp_path / "ok" / "selected" / "records.jsonl").open()]
+    assert written["rows"] == 6 and got == ids.take(pa.array(np.sort(rows))).to_pylist()  # input order
+    with pytest.raises(ThresherError, match="changed between scoring and writing"):
+        write_selection(pool, ids.take(pa.array(rows)), tmp_path / "bad", "parquet", rows + 1)

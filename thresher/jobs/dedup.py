@@ -61,7 +61,8 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
     (out / "scores").mkdir(exist_ok=True)
     write_parquet(table, out / "scores" / "scores.parquet")
-    written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format)
+    written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format,
+                              np.flatnonzero(keep))
     failed = errors.to_dict()
     reasons = table["dup_reason"].drop_null().to_pylist()
     dropped = {f"{kind}_duplicate": sum(r.startswith(kind) for r in reasons)

@@ -371,7 +371,7 @@ def _measure(v: Values) -> dict:
 
 def _write(v: Values) -> dict:
     ids = v.scores["id"].take(pa.array(v.selection.chosen))
-    return {"written": write_selection(v.pool, ids, v.out, v.config.output_format)}
+    return {"written": write_selection(v.pool, ids, v.out, v.config.output_format, v.selection.chosen)}
 
 
 SELECT = Stage("select", GLOBAL, "eligibility (filters, --where, length floor), then the selector under the budget "
