@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from thresher.engine import make_engine
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.features.lengths import whitespace_token_counts
@@ -73,11 +74,12 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    v = LABEL_PLAN.run(pool=pool, lf_set=lf_set, dev=dev, dev_where=dev_where, label_field=label_field,
-                       scores=scores, workers=workers, progress=progress,
-                       lf_timeout=DEFAULT_LF_TIMEOUT if lf_timeout is None else lf_timeout,
-                       label_model=label_model, model_name=model_name, balance=balance, seed=seed,
-                       end_config=end_config)
+    with make_engine(workers) as engine:  # one engine (one set of workers) for the pool and the dev set
+        v = LABEL_PLAN.run(pool=pool, lf_set=lf_set, dev=dev, dev_where=dev_where, label_field=label_field,
+                           scores=scores, workers=workers, engine=engine, progress=progress,
+                           lf_timeout=DEFAULT_LF_TIMEOUT if lf_timeout is None else lf_timeout,
+                           label_model=label_model, model_name=model_name, balance=balance, seed=seed,
+                           end_config=end_config)
     applied, dev_applied, y_dev, errors, texts = v.applied, v.dev_applied, v.y_dev, v.errors, v.texts
     L, pred, proba, metrics = applied.matrix, v.pred, v.proba, {**v.dev_metrics, **v.end_metrics}
     timings = stage_seconds(v.stages)
@@ -134,14 +136,14 @@ def _apply(v: Values) -> dict:
 
     errors = ErrorLog(v.pool.on_error)
     applied = apply_lfs(v.pool, v.lf_set, errors, workers=v.workers, scores=v.scores, progress=v.progress,
-                        lf_timeout=v.lf_timeout)
+                        lf_timeout=v.lf_timeout, engine=v.engine)
     dev_applied, y_dev, dev_rows = None, None, None
     if v.dev is not None:
         # Dev ids may repeat, and a dev set need not carry the pool's side-car score columns.
         where = _dev_filter(v.dev_where)
-        dev_applied = apply_lfs(v.dev, v.lf_set, ErrorLog(v.dev.on_error), workers=v.workers, scores=v.scores,
-                                extra_columns=(v.label_field, *where.columns) if where else (v.label_field,),
-                                check_columns=False, lf_timeout=v.lf_timeout)
+        dev_applied = apply_lfs(v.dev, v.lf_set, ErrorLog(v.dev.on_error), workers=v.workers, engine=v.engine,
+                                scores=v.scores, check_columns=False, lf_timeout=v.lf_timeout,
+                                extra_columns=(v.label_field, *where.columns) if where else (v.label_field,))
         if where is not None:
             dev_applied, dev_rows = _dev_subset(dev_applied, where)
         y_dev = dev_labels(dev_applied.extra[v.label_field], dev_applied.ids, v.lf_set.classes, v.label_field)
@@ -178,7 +180,8 @@ def _end_model(v: Values) -> dict:
 
 
 APPLY = Stage("apply", MAP, "every LF over every record batch (and the dev set): the sparse label matrix", _apply,
-              ("pool", "lf_set", "dev", "dev_where", "label_field", "scores", "workers", "progress", "lf_timeout"),
+              ("pool", "lf_set", "dev", "dev_where", "label_field", "scores", "workers", "engine", "progress",
+               "lf_timeout"),
               ("applied", "errors", "dev_applied", "y_dev", "dev_rows"))
 FIT_LABEL_MODEL = Stage("label_model", GLOBAL, "the label model fitted on the whole label matrix, then a label and "
                         "class probabilities per record", _fit_label_model,
@@ -188,8 +191,8 @@ END_MODEL = Stage("end_model", GLOBAL, "optional: a classifier trained on the te
                   "probabilities (--end-model)", _end_model,
                   ("end_config", "pool", "dev", "dev_rows", "applied", "proba", "y_dev", "lf_set", "dev_metrics"),
                   ("texts", "end_columns", "end_metrics"))
-LABEL_PLAN = Plan("label", ("pool", "lf_set", "dev", "dev_where", "label_field", "scores", "workers", "progress",
-                            "lf_timeout", "label_model", "model_name", "balance", "seed", "end_config"),
+LABEL_PLAN = Plan("label", ("pool", "lf_set", "dev", "dev_where", "label_field", "scores", "workers", "engine",
+                            "progress", "lf_timeout", "label_model", "model_name", "balance", "seed", "end_config"),
                   (APPLY, FIT_LABEL_MODEL, END_MODEL))
 
 def dev_labels(values: pa.Array, ids: pa.Array, classes: Sequence[str], field: str) -> np.ndarray:
