@@ -64,6 +64,32 @@ def test_select_is_identical_on_ray(tmp_path, cluster, small_pool):
     _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet", "selected/part-00000.parquet")
 
 
+def test_selection_over_many_score_parts_runs_as_ray_tasks(tmp_path, cluster, small_pool):
+    """The select stage's tasks (counts, sketches, candidates, baseline, ids) over 15 parts of a real score table,
+    on the cluster and locally: the same chosen and baseline positions and ids."""
+    from thresher.engine import LocalEngine
+    from thresher.engine.ray import RayEngine
+    from thresher.jobs import select_parts as sp
+
+    run = th.select(small_pool, target=TARGET, budget=10, out=tmp_path / "run", workers=1, report=False)
+    path = tmp_path / "scores.parquet"
+    pq.write_table(run.scores(), path, row_group_size=100)
+    parts = sp.score_parts(str(path), 100)
+    rule = sp.checked_rule(pq.read_schema(path), sp.Rule("gumbel", None, None, "dsir", "n_words", None, 20, "3%", 5,
+                                                          False))
+    outcomes = []
+    for engine in (LocalEngine(2), RayEngine(2, cluster.address)):
+        with engine:
+            counts = sp.count_parts(parts, rule, engine)
+            budget = sp.resolve_budget(rule.budget, counts.n)
+            chosen = sp.choose(parts, rule, engine, counts, budget)
+            baseline = sp.draw_baseline(parts, rule, engine, counts, budget, len(chosen))
+            found = sp.resolve(parts, rule, engine, chosen, baseline)
+            outcomes.append((chosen.tolist(), baseline.tolist(), found.ids.to_pylist(), counts.filtered))
+    assert len(parts) == 15 and len(outcomes[0][0]) == 45
+    assert outcomes[0] == outcomes[1]
+
+
 def test_scoring_pipeline_is_identical_on_ray(tmp_path, cluster, small_pool):
     local, on_ray = _both(tmp_path, cluster, "score", "--pool", str(small_pool), "--target", TARGET, "--scorers",
                           "gopher,dsir,tokens", "--batch-size", "300")

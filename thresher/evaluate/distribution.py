@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 
@@ -29,16 +31,15 @@ def kl_reduction(target_counts: np.ndarray, selected_counts: np.ndarray, random_
     return {"kl_target_selected": kl_sel, "kl_target_random": kl_rand, "kl_reduction": kl_rand - kl_sel}
 
 
-def composition(groups: np.ndarray, selected: np.ndarray, random: np.ndarray | None = None) -> list[dict]:
-    """Share of each group in the pool, the selection and (optionally) the random sample; largest pool share first."""
-    labels, pool_counts = np.unique(groups, return_counts=True)
-    sel = dict(zip(*np.unique(groups[selected], return_counts=True)))
-    rnd = dict(zip(*np.unique(groups[random], return_counts=True))) if random is not None else {}
+def composition(pool: Mapping, selected: Mapping, random: Mapping | None, n_pool: int,
+                            n_selected: int, n_random: int) -> list[dict]:
+    """Share of each group (records per group given) in the pool, the selection and (optionally) the random
+    sample; largest pool share first."""
     rows = []
-    for label, n in sorted(zip(labels, pool_counts), key=lambda t: (-t[1], str(t[0]))):
-        row = {"group": None if label is None else str(label), "pool": int(n), "pool_share": n / len(groups),
-               "selected": int(sel.get(label, 0)), "selected_share": sel.get(label, 0) / max(len(selected), 1)}
+    for label, n in sorted(pool.items(), key=lambda t: (-t[1], str(t[0]))):
+        row = {"group": None if label is None else str(label), "pool": int(n), "pool_share": n / n_pool,
+               "selected": int(selected.get(label, 0)), "selected_share": selected.get(label, 0) / max(n_selected, 1)}
         if random is not None:
-            row.update(random=int(rnd.get(label, 0)), random_share=rnd.get(label, 0) / max(len(random), 1))
+            row.update(random=int(random.get(label, 0)), random_share=random.get(label, 0) / max(n_random, 1))
         rows.append(row)
     return rows

@@ -193,21 +193,29 @@ def _load_index(store: FeatureStore) -> PoolIndex:
         errors=meta["errors"])
 
 
-def shard_counts(store: FeatureStore, index: int, masks: list[np.ndarray]) -> list[np.ndarray]:
-    """Worker task: one shard's bucket counts summed over the records of each mask."""
+def shard_counts(store: FeatureStore, index: int, rows: list[np.ndarray]) -> list[np.ndarray]:
+    """Worker task: one shard's bucket counts summed over the records at each array of positions in the shard."""
     n = store.config.num_buckets
-    if not any(m.any() for m in masks):
-        return [np.zeros(n, dtype=np.int64) for _ in masks]
+    if not any(len(r) for r in rows):
+        return [np.zeros(n, dtype=np.int64) for _ in rows]
     features = store.read(index)
+    masks = [np.zeros(features.n_records, dtype=bool) for _ in rows]
+    for mask, r in zip(masks, rows):
+        mask[r] = True
     return [features.counts(n, m) if m.any() else np.zeros(n, dtype=np.int64) for m in masks]
 
 
-def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, masks: list[np.ndarray],
+def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, rows: list[np.ndarray],
                   engine: Engine | None = None) -> list[np.ndarray]:
-    """Summed bucket counts over the records selected by each boolean mask, in one pass over the store."""
+    """Summed bucket counts over the records at each array of sorted pool positions, in one pass over the store
+    (each task gets only its shard's positions: nothing of pool size is built or sent)."""
     bounds = np.concatenate([[0], np.cumsum(shard_sizes)])
-    items = ((store, i, [m[bounds[i]: bounds[i + 1]] for m in masks]) for i in range(len(shard_sizes)))
-    totals = [np.zeros(store.config.num_buckets, dtype=np.int64) for _ in masks]
+
+    def within(i: int) -> list[np.ndarray]:
+        return [r[np.searchsorted(r, bounds[i]): np.searchsorted(r, bounds[i + 1])] - bounds[i] for r in rows]
+
+    items = ((store, i, within(i)) for i in range(len(shard_sizes)))
+    totals = [np.zeros(store.config.num_buckets, dtype=np.int64) for _ in rows]
     for parts in (engine or make_engine(1)).map(shard_counts, items):
         for total, part in zip(totals, parts):
             total += part

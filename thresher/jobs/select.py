@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from thresher._version import __version__
 from thresher.engine import make_engine
@@ -23,19 +24,31 @@ from thresher.errors import ConfigError
 from thresher.evaluate.distribution import composition, kl_divergence, kl_reduction
 from thresher.features.hashed_ngrams import HashedNgramConfig
 from thresher.features.store import FeatureStore
-from thresher.io.atomic import write_json, write_parquet
+from thresher.io.atomic import atomic_path, write_json
 from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
+from thresher.io.pieces import Batcher
 from thresher.io.provenance import dataset_info, reopen_dataset, versions
 from thresher.io.writers import FORMATS, write_selection
 from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
 from thresher.jobs.rundir import claims_run_dir
+from thresher.jobs.select_parts import (
+    PART_ROWS,
+    Chosen,
+    Rule,
+    checked_rule,
+    choose,
+    count_parts,
+    draw_baseline,
+    resolve,
+    resolve_budget,
+    score_parts,
+)
 from thresher.report.html import report_after_job
 from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.scorers.registry import primary_column
 from thresher.selectors import Budget, make_selector
-from thresher.selectors.base import Random
 from thresher.selectors.diversity import (
     DIVERSITY_SELECTORS,
     make_diversity_selector,
@@ -112,12 +125,14 @@ class SelectConfig:
 
 @dataclass
 class Selection:
-    """What the select stage decided: chosen and baseline rows (positions in the scores table, best first), and
-    which records were eligible and why the others were not."""
+    """What the select stage decided: chosen and baseline rows (positions in the scores table, best first), what
+    the measure and write stages need of them, and how many records were eligible and why the others were not."""
 
     chosen: np.ndarray
     baseline: np.ndarray
-    eligible: np.ndarray
+    found: Chosen
+    n: int
+    n_eligible: int
     filtered: dict[str, int]
     min_tokens: int
     budget: Budget | None
@@ -150,21 +165,37 @@ def _fit(v: Values) -> dict:
     return {"scorer": ImportanceScorer(v.config.importance).fit(v.target_counts, v.index.counts, target_ngrams)}
 
 
+#: Rows per row group of the side-car scores: the select stage's tasks read them in parts of whole row groups.
+SCORE_ROW_GROUP = PART_ROWS // 4
+
+
 def _score(v: Values) -> dict:
-    index, features = v.index, v.config.features
-    columns: dict[str, np.ndarray | pa.Array] = {"id": index.ids}
-    if v.scorer is not None:
-        parts = list(v.engine.map(score_shard, ((v.scorer, v.store, i) for i in range(len(index.shard_sizes)))))
-        columns.update({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
-    columns["n_tokens"] = index.n_tokens
-    columns["n_words"] = index.n_words
-    columns["n_ngrams"] = sum(np.maximum(index.n_tokens - j, 0) for j in range(features.ngrams))
-    if index.groups is not None:
-        columns["group"] = index.groups
-    scores = pa.table(columns)
+    """Score every feature shard where the engine runs and stream the side-car table to disk in reading order (the
+    driver holds one shard's scores at a time, never the table)."""
+    index, ngrams = v.index, v.config.features.ngrams
+    bounds = np.concatenate([[0], np.cumsum(index.shard_sizes)])
+    shards = range(len(index.shard_sizes))
+    scored = v.engine.map(score_shard, ((v.scorer, v.store, i) for i in shards)) if v.scorer is not None \
+        else ({} for _ in shards)
     (v.out / "scores").mkdir(exist_ok=True)
-    write_parquet(scores, v.out / "scores" / "scores.parquet")
-    return {"scores": scores}
+    path = v.out / "scores" / "scores.parquet"
+    rows = Batcher(SCORE_ROW_GROUP)  # row groups of a fixed size, whatever the shards' sizes
+    writer = None
+    with atomic_path(path) as tmp:
+        for i, columns in zip(shards, scored):
+            lo, hi = bounds[i], bounds[i + 1]
+            n_tokens = index.n_tokens[lo:hi]
+            table = pa.table({"id": index.ids.slice(lo, hi - lo), **columns, "n_tokens": n_tokens,
+                              "n_words": index.n_words[lo:hi],
+                              "n_ngrams": sum(np.maximum(n_tokens - j, 0) for j in range(ngrams)),
+                              **({"group": index.groups.slice(lo, hi - lo)} if index.groups is not None else {})})
+            writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+            for batch in rows.add(table):
+                writer.write_batch(batch)
+        for batch in rows.flush():
+            writer.write_batch(batch)
+        writer.close()
+    return {"scores_path": path}
 
 
 FEATURIZE_TARGET = Stage("featurize_target", MAP, "hashed n-gram counts of the target (in the driver: targets are "
@@ -176,7 +207,7 @@ FEATURIZE_POOL = Stage("featurize_pool", MAP, "hashed n-gram features of every p
 FIT = Stage("fit", GLOBAL, "DSIR importance weights from the target's and the pool's summed n-gram counts", _fit,
             ("config", "target_counts", "target_tokens", "index"), ("scorer",))
 SCORE = Stage("score", MAP, "log importance weight of every record, per feature shard; side-car scores.parquet",
-              _score, ("scorer", "store", "index", "engine", "config", "out"), ("scores",))
+              _score, ("scorer", "store", "index", "engine", "config", "out"), ("scores_path",))
 
 
 @claims_run_dir("out")
@@ -257,7 +288,8 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     target_path = src.path / "fit" / "target_counts.npy"
     target_counts = np.load(target_path) if target_path.exists() else None
     with make_engine(config.workers) as engine:
-        v = RESELECT_PLAN.run(pool=pool, scores=src.scores(), store=store, target_counts=target_counts,
+        v = RESELECT_PLAN.run(pool=pool, scores_path=out / "scores" / "scores.parquet", store=store,
+                              target_counts=target_counts,
                               shard_sizes=np.asarray(store.meta()["shard_sizes"]) if store else None,
                               config=config, out=out, engine=engine)
         return _finish(v, manifest, report)
@@ -291,111 +323,108 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
     manifest = dict(run.manifest)
     with make_engine(workers) as engine:
         if target is None:
-            v = RESELECT_PLAN.run(pool=pool, scores=run.scores(), store=None, shard_sizes=None, target_counts=None,
-                                  config=config, out=out, engine=engine)
+            v = RESELECT_PLAN.run(pool=pool, scores_path=out / "scores" / "scores.parquet", store=None,
+                                  shard_sizes=None, target_counts=None, config=config, out=out, engine=engine)
         else:  # the evidence: KL toward the target of the selection vs a random sample, on hashed n-grams
             store = store_for(pool, config.features, out / "cache", group_field)
             manifest["feature_store"] = str(store.root.resolve())
-            v = PIPELINE_SELECT_PLAN.run(pool=pool, target=target, scores=run.scores(), store=store, config=config,
-                                         out=out, engine=engine, progress=progress)
+            v = PIPELINE_SELECT_PLAN.run(pool=pool, target=target, scores_path=out / "scores" / "scores.parquet",
+                                         store=store, config=config, out=out, engine=engine, progress=progress)
         return _finish(v, manifest, report)
 
 
 def _select(v: Values) -> dict:
-    scores, config, out = v.scores, v.config, v.out
-    n = scores.num_rows
-    if config.token_column not in scores.column_names:
-        raise ConfigError(f"no token column {config.token_column!r} in the scores (the tokens scorer adds n_tiktoken)")
-    budget_tokens = as_float(scores[config.token_column])  # what a token budget counts
+    config, out, path = v.config, v.out, str(v.scores_path)
+    schema = pq.read_schema(path)
     min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
-    eligible, filtered = eligibility(scores, config.where, min_tokens, config.budget, config.token_column)
-    elig_idx = np.flatnonzero(eligible)
-    if len(elig_idx) == 0:
-        raise ConfigError(f"no record passes the filters (--where, --min-tokens {min_tokens}): {filtered}")
-    budget = Budget.parse(config.budget) if config.budget is not None else None
-    if budget is not None and budget.kind == "fraction":
-        # A fraction is of the scored pool, not of what a length filter leaves: "5%" means the same records count
-        # whatever --min-tokens is.
-        budget = Budget("count", float(max(1, round(budget.value * n))))
     diverse = config.selector in DIVERSITY_SELECTORS
-    selector = make_diversity_selector(config.selector, seed=config.seed, **config.selector_params) if diverse \
-        else make_selector(config.selector, temperature=config.temperature, threshold=config.threshold)
-    score_values, column = None, None
-    if (diverse and config.score) or (not diverse and selector.needs_scores):
-        column = primary_column(config.score or "dsir", scores.column_names)
-        kind = scores.schema.field(column).type
+    column = None
+    needs_scores = bool(config.score) if diverse else \
+        make_selector(config.selector, temperature=config.temperature, threshold=config.threshold).needs_scores
+    if needs_scores:
+        column = primary_column(config.score or "dsir", schema.names)
+        kind = schema.field(column).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
             raise ConfigError(f"--score {column!r} holds {kind} values, not numbers; rank by a numeric column "
                               "(filter on text columns with --where)")
-        score_values = as_float(scores[column])[elig_idx]
+    rule = checked_rule(schema, Rule(config.selector, config.temperature, config.threshold, column,
+                                     config.token_column, config.where, min_tokens, config.budget, config.seed,
+                                     has_group=False))
+    parts = score_parts(path)
+    counts = count_parts(parts, rule, v.engine)
+    budget = resolve_budget(config.budget, counts.n)
+
+    def hint(fn, *args):
+        return _with_filter_hint(counts.filtered, min_tokens, fn, *args)
+
     if diverse:
-        order = run_diversity_selector(
-            selector, budget, scores=score_values, n_tokens=budget_tokens[elig_idx],
-            embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
-            labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
+        chosen = _diverse(pq.read_table(path), config, rule, budget)
     else:
-        # noise is keyed by pool position, so a record's draw does not depend on what the filters removed, and
-        # the selection equals the sharded one (thresher.selectors.sharded)
-        order = _with_filter_hint(filtered, min_tokens, selector.select, score_values, budget,
-                                  budget_tokens[elig_idx], config.seed, elig_idx)
-    chosen = elig_idx[order]
-    # The baseline is what a user gets without thresher: a uniform sample of the whole pool, same size and seed.
-    # Under a token budget, only records whose tokens are counted can be priced.
-    by_tokens = budget is not None and budget.kind == "tokens"
-    pool_rows = np.flatnonzero(np.isfinite(budget_tokens)) if by_tokens else np.arange(n)
-    baseline_budget = budget if by_tokens else Budget("count", len(chosen))
-    baseline = pool_rows[Random().select(None, baseline_budget, budget_tokens[pool_rows], config.seed, pool_rows)] \
-        if len(chosen) else chosen[:0]
-    return {"selection": Selection(chosen, baseline, eligible, filtered, min_tokens, budget, column)}
+        # each part's candidates, merged exactly: noise is keyed by pool position, so a record's draw depends
+        # neither on what the filters removed nor on how the table was cut (thresher.selectors.sharded)
+        chosen = hint(choose, parts, rule, v.engine, counts, budget)
+    baseline = draw_baseline(parts, rule, v.engine, counts, budget, len(chosen))
+    found = resolve(parts, rule, v.engine, chosen, baseline)
+    return {"selection": Selection(chosen, baseline, found, counts.n, counts.eligible.n, counts.filtered, min_tokens,
+                                   budget, column)}
+
+
+def _diverse(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None) -> np.ndarray:
+    """Positions chosen by a set-level selector (k-center, facility location, clusters, quotas, quadmix), which
+    look at every eligible record at once: the whole score table is read here."""
+    eligible, _ = eligibility(scores, config.where, rule.min_tokens, config.budget, config.token_column)
+    elig_idx = np.flatnonzero(eligible)
+    selector = make_diversity_selector(config.selector, seed=config.seed, **config.selector_params)
+    order = run_diversity_selector(
+        selector, budget, scores=as_float(scores[rule.score])[elig_idx] if rule.score else None,
+        n_tokens=as_float(scores[config.token_column])[elig_idx],
+        embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
+        labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
+    return elig_idx[order]
 
 
 def _measure(v: Values) -> dict:
-    scores, sel, n = v.scores, v.selection, v.scores.num_rows
-    tokens = as_float(scores[v.config.token_column])
-    metrics: dict = {"selected_records": int(len(sel.chosen)),
-                     "selected_words": int(scores["n_words"].to_numpy()[sel.chosen].sum()),
-                     "selected_tokens": int(np.nansum(tokens[sel.chosen])), "token_column": v.config.token_column,
+    sel, found = v.selection, v.selection.found
+    metrics: dict = {"selected_records": int(len(sel.chosen)), "selected_words": found.words,
+                     "selected_tokens": int(found.tokens), "token_column": v.config.token_column,
                      "random_records": int(len(sel.baseline))}
     if v.target_counts is not None and v.store is not None and len(sel.chosen):
-        masks = [np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)]
-        masks[0][sel.chosen] = True
-        masks[1][sel.baseline] = True
-        sel_counts, rand_counts = masked_counts(v.store, v.shard_sizes, masks, v.engine)
+        sel_counts, rand_counts = masked_counts(v.store, v.shard_sizes, [np.sort(sel.chosen), np.sort(sel.baseline)],
+                                                v.engine)
         metrics.update(kl_reduction(v.target_counts, sel_counts, rand_counts))
         metrics["kl_target_pool"] = kl_divergence(v.target_counts, np.load(v.out / "fit" / "pool_counts.npy"))
-    if "group" in scores.column_names:
-        groups = np.asarray(scores["group"].fill_null("(none)").to_numpy(zero_copy_only=False), dtype=object)
-        metrics["composition"] = composition(groups, sel.chosen, sel.baseline)
+    if found.groups is not None:
+        metrics["composition"] = composition(*found.groups, sel.n, len(sel.chosen), len(sel.baseline))
     return {"metrics": metrics}
 
 
 def _write(v: Values) -> dict:
-    ids = v.scores["id"].take(pa.array(v.selection.chosen))
-    return {"written": write_selection(v.pool, ids, v.out, v.config.output_format, v.selection.chosen)}
+    sel = v.selection
+    return {"written": write_selection(v.pool, sel.found.ids, v.out, v.config.output_format, sel.chosen)}
 
 
-SELECT = Stage("select", GLOBAL, "eligibility (filters, --where, length floor), then the selector under the budget "
-               "over every eligible record, and a random baseline of the same size", _select,
-               ("scores", "config", "out"), ("selection",))
+SELECT = Stage("select", GLOBAL, "filters and the selector's candidates per part of the side-car scores (tasks), "
+               "merged exactly under the budget; a random baseline of the same size; ids of both", _select,
+               ("scores_path", "config", "engine", "out"), ("selection",))
 MEASURE = Stage("measure", MAP, "KL toward the target of selection vs baseline (masked n-gram counts per feature "
                 "shard) and composition by group", _measure,
-                ("scores", "selection", "store", "shard_sizes", "target_counts", "engine", "config", "out"),
+                ("selection", "store", "shard_sizes", "target_counts", "engine", "config", "out"),
                 ("metrics",))
 WRITE = Stage("write", MAP, "the selected records, streamed from the pool into selected/", _write,
-              ("pool", "scores", "selection", "config", "out"), ("written",))
+              ("pool", "selection", "config", "out"), ("written",))
 
 SELECT_PLAN = Plan("select", ("pool", "target", "out", "config", "store", "engine", "progress"),
                    (FEATURIZE_TARGET, FEATURIZE_POOL, FIT, SCORE, SELECT, MEASURE, WRITE))
-RESELECT_PLAN = Plan("reselect", ("pool", "scores", "store", "shard_sizes", "target_counts", "config", "out",
+RESELECT_PLAN = Plan("reselect", ("pool", "scores_path", "store", "shard_sizes", "target_counts", "config", "out",
                                   "engine"), (SELECT, MEASURE, WRITE))
-PIPELINE_SELECT_PLAN = Plan("pipeline select", ("pool", "target", "scores", "store", "config", "out", "engine",
+PIPELINE_SELECT_PLAN = Plan("pipeline select", ("pool", "target", "scores_path", "store", "config", "out", "engine",
                                                 "progress"),
                             (FEATURIZE_TARGET, FEATURIZE_POOL, SELECT, MEASURE, WRITE))
 
 
 def _finish(v: Values, manifest: dict, report: bool) -> Run:
     """Counts, selection and outputs into the manifest (scoring-time metrics and stages kept), then the report."""
-    config, sel, n = v.config, v.selection, v.scores.num_rows
+    config, sel, n = v.config, v.selection, v.selection.n
     # Scoring-time metrics (rule pass rates, fitted scorers' held-out reports) stay; selection metrics are new.
     metrics = {k: val for k, val in manifest.get("metrics", {}).items() if k in ("rules", "fit", "dedup")}
     failed = manifest["counts"]["pool_failed"]["total"]
@@ -404,7 +433,7 @@ def _finish(v: Values, manifest: dict, report: bool) -> Run:
         "input_records": int(n + failed),
         "scored": int(n),
         "selected": int(len(sel.chosen)),
-        "not_selected": int(sel.eligible.sum() - len(sel.chosen)),
+        "not_selected": int(sel.n_eligible - len(sel.chosen)),
         "filtered": sel.filtered,
         "failed": int(failed),
     }
