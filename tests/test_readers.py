@@ -131,9 +131,11 @@ def test_unsupported_and_missing_paths_are_clear_errors(tmp_path):
         read(str(tmp_path / "*.parquet"))
 
 
-def test_iter_tables_keeps_every_original_field(tmp_path, sample_records):
+def test_full_records_keeps_every_original_field(tmp_path, sample_records):
+    from thresher.io.pieces import full_records
+
     recs = [{**r, "score": i / 3, "tags": ["a", str(i)]} for i, r in enumerate(sample_records[:5])]
     _write_jsonl(tmp_path / "a.jsonl", recs)
-    ids, table = next(read(tmp_path / "a.jsonl").iter_tables(ErrorLog("skip")))
+    ids, table = next(full_records(read(tmp_path / "a.jsonl").pieces()[0]))
     assert table.to_pylist() == recs
     assert ids.to_pylist() == [r["id"] for r in recs]

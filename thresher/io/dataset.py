@@ -24,7 +24,6 @@ from thresher.io.pieces import (
     DEFAULT_BATCH_SIZE,
     PIECE_BATCHES,
     Batcher,
-    Part,
     Piece,
     PieceMerge,
     ReadOptions,
@@ -131,30 +130,6 @@ class Dataset:
     def merged(self, merge: PieceMerge) -> None:
         """Every piece went through ``merge``: remember the duplicate-id outcome, as a complete read does."""
         self._id_check_done(merge.check)
-
-    def iter_tables(self, errors: ErrorLog) -> Iterator[tuple[pa.Array, pa.Table]]:
-        """(ids, full records) per chunk, every original field kept: what output writers need.
-
-        Under ``duplicate_ids="rename"`` the id field holds the (string) ids the records were read with, renamed
-        ones included, so written records match ``ids.txt`` and the scores.
-        """
-        check = self._id_check()
-        for piece in self.pieces():
-            src = piece.file
-            for chunk in chunks(piece, None, errors):
-                ids, keep = ids_and_valid(src, chunk, ErrorLog("skip"), piece.options)
-                table = chunk.table.filter(pa.array(keep)) if not keep.all() else chunk.table
-                ids = ids.filter(pa.array(keep)) if not keep.all() else ids
-                ids = checked_ids(check, Part(src, pa.table({"id": ids}), chunk.locs[keep], chunk.loc_kind))
-                if self.duplicate_ids == "rename" and self.id_field in table.column_names:
-                    # written records carry the ids they were selected by (renamed ones included): string ids keep
-                    # their type (so unique-id pools are written byte for byte as without renaming); others become
-                    # strings in every chunk, so all parts share one schema
-                    k = table.column_names.index(self.id_field)
-                    kind = table.schema.field(k).type
-                    table = table.set_column(k, self.id_field, ids.cast(kind) if pa.types.is_string(kind) else ids)
-                yield ids, table
-        self._id_check_done(check)
 
     def _id_check(self) -> IdCheck | None:
         """A fresh duplicate-id check for one read pass; None once a complete pass found every id unique."""

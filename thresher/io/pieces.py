@@ -204,6 +204,23 @@ def validated(piece: Piece, errors: ErrorLog) -> Iterator[Part]:
         yield Part(piece.file, pa.table(cols), chunk.locs[keep], chunk.loc_kind)
 
 
+def full_records(piece: Piece) -> Iterator[tuple[pa.Array, pa.Table]]:
+    """(ids as read, records with every original field) of one piece's usable records, chunk by chunk: what output
+    writers need. Bad records were accounted for when the pool was first read, so here they are skipped."""
+    for chunk in chunks(piece, None, ErrorLog("skip")):
+        ids, keep = ids_and_valid(piece.file, chunk, ErrorLog("skip"), piece.options)
+        if keep.all():
+            yield ids, chunk.table
+        else:
+            mask = pa.array(keep)
+            yield ids.filter(mask), chunk.table.filter(mask)
+
+
+def count_records(piece: Piece) -> int:
+    """Engine task: how many usable records one piece holds (a record's position is its rank in reading order)."""
+    return sum(part.table.num_rows for part in validated(piece, ErrorLog("skip")))
+
+
 def check_text_field(piece: Piece, chunk: Chunk) -> None:
     """A text field that a file's records do not have at all is a wrong ``--text-field``, not a set of bad
     records (skipping them would drop everything): say so, listing the fields the records do have."""
@@ -404,5 +421,5 @@ class PieceMerge:
         return pa.concat_arrays(out) if out else pa.array([], pa.large_string())
 
 
-__all__ = ["Batcher", "Piece", "PieceMerge", "PieceReader", "PieceResult", "ReadOptions", "cut", "file_spans",
-           "validated"]
+__all__ = ["Batcher", "Piece", "PieceMerge", "PieceReader", "PieceResult", "ReadOptions", "count_records", "cut",
+           "file_spans", "full_records", "validated"]

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from thresher.engine import Engine, make_engine
 from thresher.errors import ConfigError, ThresherError
 from thresher.io.atomic import atomic_path, write_parquet
 from thresher.io.dataset import Dataset
-from thresher.io.errors import ErrorLog
+from thresher.io.pieces import Piece, count_records, full_records
 
 FORMATS = ("parquet", "jsonl", "jsonl.gz", "ids")
 #: Selected rows buffered before a Parquet part is written: bounds memory, keeps parts few.
@@ -28,75 +32,136 @@ def write_ids(ids: Iterable[str], path: Path) -> None:
             f.write(f"{i}\n")
 
 
-def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Path, fmt: str,
-                           positions: np.ndarray) -> dict:
-    """Re-read ``dataset`` and write the selected records (``positions``: their rows in reading order, aligned with
-    ``selected_ids``), in input order.
+#: Pool records one write task reads at most, so a big pool's write spreads over the workers whatever the selection.
+TASK_POOL_ROWS = 1 << 20
 
-    Returns what was written (files, rows). Records that failed to parse were accounted for when the pool was first
-    read, so this pass skips them silently.
+
+@dataclass(frozen=True)
+class WriteTask:
+    """One write task: a run of consecutive pieces, the reading-order position of each one's first record, and the
+    selected records among them (sorted positions and their ids)."""
+
+    pieces: tuple[Piece, ...]
+    starts: tuple[int, ...]
+    positions: np.ndarray
+    ids: pa.Array
+    rename: bool  # duplicate ids were renamed when read: written records carry the renamed ids
+
+
+def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Path, fmt: str,
+                           positions: np.ndarray, engine: Engine | None = None,
+                           piece_rows: np.ndarray | None = None) -> dict:
+    """Write the selected records (``positions``: their rows in reading order, aligned with ``selected_ids``) with
+    every original field, in input order; each engine task reads its own run of the pool's pieces and writes its own
+    file (the main process only names the files, or joins JSONL chunks).
+
+    ``piece_rows``: usable records per piece, when a job already counted them (else a counting pass finds them).
+    Returns what was written (files, rows).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if fmt == "ids":
         return {"files": [], "rows": 0}
-    files: list[str] = []
-    rows = 0
-    if fmt == "parquet":
-        buffer: list[pa.Table] = []
-        n_buffer = 0
-
-        def flush() -> None:
-            nonlocal buffer, n_buffer
-            if not buffer:
-                return
-            name = f"part-{len(files):05d}.parquet"
-            write_parquet(pa.concat_tables(buffer, promote_options="permissive"), out_dir / name)
-            files.append(name)
-            buffer, n_buffer = [], 0
-
-        for part in _selected_tables(dataset, selected_ids, positions):
-            buffer.append(part)
-            n_buffer += part.num_rows
-            rows += part.num_rows
-            if n_buffer >= PART_ROWS:
-                flush()
-        flush()
-        return {"files": files, "rows": rows}
-    name = "records.jsonl" + (".gz" if fmt == "jsonl.gz" else "")
-    with atomic_path(out_dir / name) as tmp, (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6)
-                                               if fmt == "jsonl.gz" else open(tmp, "w", encoding="utf-8")) as f:
-        for part in _selected_tables(dataset, selected_ids, positions):
-            for rec in part.to_pylist():
-                f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-                rows += 1
-    return {"files": [name], "rows": rows}
+    engine = engine or make_engine(1)
+    pieces = dataset.pieces()
+    if piece_rows is None or len(piece_rows) != len(pieces):
+        piece_rows = np.fromiter(engine.map(count_records, ((p,) for p in pieces)), dtype=np.int64, count=len(pieces))
+    tasks = _write_tasks(pieces, np.asarray(piece_rows), selected_ids, positions, dataset.duplicate_ids == "rename")
+    suffix = ".parquet" if fmt == "parquet" else ".jsonl" + (".gz" if fmt == "jsonl.gz" else "")
+    chunks = [out_dir / f".chunk-{k:05d}{suffix}" for k in range(len(tasks))]
+    try:
+        rows = list(engine.map(write_task, ((t, fmt, str(c)) for t, c in zip(tasks, chunks))))
+        if fmt == "parquet":
+            files = [f"part-{k:05d}.parquet" for k in range(len(tasks))]
+            for chunk, name in zip(chunks, files):
+                os.replace(chunk, out_dir / name)
+            return {"files": files, "rows": sum(rows)}
+        name = "records" + suffix
+        with atomic_path(out_dir / name) as tmp, open(tmp, "wb") as f:
+            for chunk in chunks:  # gzip members one after another are one gzip stream
+                with open(chunk, "rb") as part:
+                    shutil.copyfileobj(part, f, 1 << 20)
+        return {"files": [name], "rows": sum(rows)}
+    finally:
+        for chunk in chunks:
+            chunk.unlink(missing_ok=True)
 
 
-def _selected_tables(dataset: Dataset, selected_ids: pa.Array, positions: np.ndarray) -> Iterator[pa.Table]:
-    """The selected records, chunk by chunk in input order, picked by position (a lookup of ids per chunk rebuilt
-    its hash table of every selected id each time: minutes at 10M records); each is checked against its id."""
+def _write_tasks(pieces: list[Piece], piece_rows: np.ndarray, selected_ids: pa.Array, positions: np.ndarray,
+                 rename: bool) -> list[WriteTask]:
+    """Consecutive pieces grouped until a group holds ``PART_ROWS`` selected records or reads ``TASK_POOL_ROWS``
+    records (a layout that depends on the pool, the batch size and the selection only); groups without a selected
+    record are left out."""
     order = np.argsort(np.asarray(positions, dtype=np.int64), kind="stable")
     pos = np.asarray(positions, dtype=np.int64)[order]
     want = _array(selected_ids.take(pa.array(order)).cast(pa.large_string()))
-    offset = 0
-    for ids, table in dataset.iter_tables(ErrorLog("skip")):
-        lo, hi = np.searchsorted(pos, [offset, offset + len(ids)])
-        if hi > lo:
-            local = pa.array(pos[lo:hi] - offset)
-            if not _array(ids.take(local).cast(pa.large_string())).equals(want.slice(lo, hi - lo)):
-                raise ThresherError("the pool's records changed between scoring and writing the selection (other "
-                                    "ids at the selected rows); run the selection again")
-            yield table.take(local)
-        offset += len(ids)
+    starts = np.concatenate([[0], np.cumsum(piece_rows)])
+    if len(pos) and pos[-1] >= starts[-1]:
+        raise ThresherError(f"a selected record is at row {int(pos[-1]):,} but the pool has {int(starts[-1]):,} "
+                            "usable records now; run the selection again")
+    cut = np.searchsorted(pos, starts)  # selected records before each piece
+    tasks, first = [], 0
+    for p in range(len(pieces)):
+        selected, read = cut[p + 1] - cut[first], starts[p + 1] - starts[first]
+        if selected >= PART_ROWS or read >= TASK_POOL_ROWS or p == len(pieces) - 1:
+            if selected:
+                lo, hi = cut[first], cut[p + 1]
+                tasks.append(WriteTask(tuple(pieces[first:p + 1]), tuple(int(x) for x in starts[first:p + 1]),
+                                       pos[lo:hi], want.slice(lo, hi - lo), rename))
+            first = p + 1
+    return tasks
+
+
+def write_task(task: WriteTask, fmt: str, path: str) -> int:
+    """Engine task: read the task's pieces, keep the selected records (each checked against its id) and write them
+    to ``path`` in ``fmt``; return how many."""
+    tables = []
+    for piece, start in zip(task.pieces, task.starts):
+        offset = start
+        for ids, table in full_records(piece):
+            lo, hi = np.searchsorted(task.positions, [offset, offset + len(ids)])
+            if hi > lo:
+                local = pa.array(task.positions[lo:hi] - offset)
+                tables.append(_with_ids(table.take(local), ids.take(local), task.ids.slice(lo, hi - lo), piece,
+                                        task.rename))
+            offset += len(ids)
+    table = pa.concat_tables(tables, promote_options="permissive")
+    if fmt == "parquet":
+        write_parquet(table, path)
+    else:
+        with atomic_path(path) as tmp, (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6)
+                                        if fmt == "jsonl.gz" else open(tmp, "w", encoding="utf-8")) as f:
+            for rec in table.to_pylist():
+                f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+    return table.num_rows
+
+
+def _with_ids(table: pa.Table, read: pa.Array, want: pa.Array, piece: Piece, rename: bool) -> pa.Table:
+    """The picked records, checked against the ids they were selected by; under renamed duplicate ids the id field
+    holds the renamed ids (string ids keep their type, others become strings, so all parts share one schema)."""
+    read = _array(read.cast(pa.large_string()))
+    if not read.equals(want):
+        same = np.asarray(pc.equal(read, want).to_numpy(zero_copy_only=False), dtype=bool)
+        differ = pa.array(~same)
+        if not rename or not all(w.startswith(f"{r}#") for r, w in zip(read.filter(differ).to_pylist(),
+                                                                        want.filter(differ).to_pylist())):
+            raise ThresherError("the pool's records changed between scoring and writing the selection (other ids at "
+                                "the selected rows); run the selection again")
+    id_field = piece.options.id_field
+    if rename and id_field in table.column_names:
+        k = table.column_names.index(id_field)
+        kind = table.schema.field(k).type
+        table = table.set_column(k, id_field, want.cast(kind) if pa.types.is_string(kind) else want)
+    return table
 
 
 def _array(a: pa.Array | pa.ChunkedArray) -> pa.Array:
     return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
 
 
-def write_selection(dataset: Dataset, selected_ids: pa.Array, out: Path, fmt: str, positions: np.ndarray) -> dict:
+def write_selection(dataset: Dataset, selected_ids: pa.Array, out: Path, fmt: str, positions: np.ndarray,
+                    engine: Engine | None = None, piece_rows: np.ndarray | None = None) -> dict:
     """A run's ``selected/`` folder, replaced whole: ``ids.txt`` in priority order, and the records in ``fmt``
     (``positions``: the selected records' rows in reading order, aligned with ``selected_ids``)."""
     sel_dir = Path(out) / "selected"
@@ -104,4 +169,4 @@ def write_selection(dataset: Dataset, selected_ids: pa.Array, out: Path, fmt: st
         shutil.rmtree(sel_dir)
     sel_dir.mkdir(parents=True)
     write_ids(selected_ids.to_pylist(), sel_dir / "ids.txt")
-    return write_selected_records(dataset, selected_ids, sel_dir, fmt, positions)
+    return write_selected_records(dataset, selected_ids, sel_dir, fmt, positions, engine, piece_rows)

@@ -58,11 +58,11 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
         table, results, stages = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores,
                                                  spill_dir=out, engine=engine)
         engine_info = engine.describe()
-    keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
-    (out / "scores").mkdir(exist_ok=True)
-    write_parquet(table, out / "scores" / "scores.parquet")
-    written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format,
-                              np.flatnonzero(keep))
+        keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
+        (out / "scores").mkdir(exist_ok=True)
+        write_parquet(table, out / "scores" / "scores.parquet")
+        written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format,
+                                  np.flatnonzero(keep), engine)
     failed = errors.to_dict()
     reasons = table["dup_reason"].drop_null().to_pylist()
     dropped = {f"{kind}_duplicate": sum(r.startswith(kind) for r in reasons)

@@ -205,6 +205,17 @@ def shard_counts(store: FeatureStore, index: int, rows: list[np.ndarray]) -> lis
     return [features.counts(n, m) if m.any() else np.zeros(n, dtype=np.int64) for m in masks]
 
 
+def piece_rows(store: FeatureStore | None, shard_sizes: np.ndarray | None) -> np.ndarray | None:
+    """Usable records per input piece, from a store's shards (each piece's batches, in order); None if unknown."""
+    if store is None or shard_sizes is None:
+        return None
+    parts = store.piece_parts if store.piece_parts is not None else store.meta().get("piece_parts")
+    if parts is None or sum(parts) != len(shard_sizes):
+        return None
+    ends = np.cumsum(np.concatenate([[0], shard_sizes]))[np.cumsum(parts)]
+    return np.diff(np.concatenate([[0], ends]))
+
+
 def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, rows: list[np.ndarray],
                   engine: Engine | None = None) -> list[np.ndarray]:
     """Summed bucket counts over the records at each array of sorted pool positions, in one pass over the store
@@ -222,5 +233,5 @@ def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, rows: list[np.nd
     return totals
 
 
-__all__ = ["PoolIndex", "featurize_part", "featurize_pool", "featurize_in_memory", "masked_counts", "score_shard",
-           "shard_counts", "store_for"]
+__all__ = ["PoolIndex", "featurize_part", "featurize_pool", "featurize_in_memory", "masked_counts", "piece_rows",
+           "score_shard", "shard_counts", "store_for"]

@@ -30,7 +30,14 @@ from thresher.io.dataset import Dataset
 from thresher.io.pieces import Batcher
 from thresher.io.provenance import dataset_info, reopen_dataset, versions
 from thresher.io.writers import FORMATS, write_selection
-from thresher.jobs.featurize import featurize_in_memory, featurize_pool, masked_counts, score_shard, store_for
+from thresher.jobs.featurize import (
+    featurize_in_memory,
+    featurize_pool,
+    masked_counts,
+    piece_rows,
+    score_shard,
+    store_for,
+)
 from thresher.jobs.rundir import claims_run_dir
 from thresher.jobs.select_parts import (
     PART_ROWS,
@@ -400,7 +407,8 @@ def _measure(v: Values) -> dict:
 
 def _write(v: Values) -> dict:
     sel = v.selection
-    return {"written": write_selection(v.pool, sel.found.ids, v.out, v.config.output_format, sel.chosen)}
+    return {"written": write_selection(v.pool, sel.found.ids, v.out, v.config.output_format, sel.chosen, v.engine,
+                                       piece_rows(v.store, v.shard_sizes))}
 
 
 SELECT = Stage("select", GLOBAL, "filters and the selector's candidates per part of the side-car scores (tasks), "
@@ -410,8 +418,9 @@ MEASURE = Stage("measure", MAP, "KL toward the target of selection vs baseline (
                 "shard) and composition by group", _measure,
                 ("selection", "store", "shard_sizes", "target_counts", "engine", "config", "out"),
                 ("metrics",))
-WRITE = Stage("write", MAP, "the selected records, streamed from the pool into selected/", _write,
-              ("pool", "selection", "config", "out"), ("written",))
+WRITE = Stage("write", MAP, "the selected records: each task reads a run of the pool's pieces and writes its part "
+              "of selected/", _write, ("pool", "selection", "config", "out", "engine", "store", "shard_sizes"),
+              ("written",))
 
 SELECT_PLAN = Plan("select", ("pool", "target", "out", "config", "store", "engine", "progress"),
                    (FEATURIZE_TARGET, FEATURIZE_POOL, FIT, SCORE, SELECT, MEASURE, WRITE))
