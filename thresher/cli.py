@@ -722,6 +722,60 @@ def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_bala
         _print_report_path(run.path, report)
 
 
+@main.command(epilog="""
+\b
+Examples:
+  # RegMix from runs already done (its published format: index + one weight per group; index + one metric each)
+  thresher mix --from-runs train_mixture_1m.csv --metrics train_pile_loss_1m.csv \\
+      --objective metric/the_pile_pile_cc_val_loss --out runs/mix
+\b
+  # RegMix's own regressor, and predictions for other mixtures
+  thresher mix --from-runs mixtures.csv --metrics losses.csv --objective target_loss --regressor lightgbm \\
+      --predict candidates.csv --out runs/mix_lgbm
+""")
+@click.option("--from-runs", "from_runs", required=True, type=click.Path(dir_okay=False), metavar="MIXTURES.csv",
+              help="Mixtures of proxy runs already trained: an index column, then one weight per group.")
+@click.option("--metrics", required=True, type=click.Path(dir_okay=False), metavar="METRICS.csv",
+              help="Their results: an index column, then one column per metric.")
+@click.option("--objective", required=True, metavar="COLUMN", help="The metrics column to minimise.")
+@click.option("--regressor", type=click.Choice(["gp", "lightgbm", "mixing_law"]), default="gp", show_default=True,
+              help="gp: Gaussian process, hyper-parameters by marginal likelihood; lightgbm: RegMix's trees "
+                   "(thresher[mix]); mixing_law: c + k*exp(t.r).")
+@click.option("--predict", type=click.Path(dir_okay=False), default=None, metavar="MIXTURES.csv",
+              help="Other mixtures (same format) whose objective to predict into OUT/predictions.csv.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds for the regressor's diagnostics.")
+@click.option("--samples", "n_samples", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Mixtures sampled in the search (Dirichlet around the runs' mean mixture).")
+@click.option("--top-k", type=click.IntRange(min=1), default=100, show_default=True,
+              help="The best predicted samples averaged into the answer.")
+@click.option("--budget", default=None, help="A token budget (e.g. '50M tokens') for expected tokens per group.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the mixture as JSON.")
+@_handle_errors
+def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, budget, out, quiet,
+        as_json) -> None:
+    """Find domain weights: fit a regressor from mixtures to an objective and search for the best (RegMix).
+
+    Writes OUT/mixture.yaml (weight per group, regressor, objective, seed, cross-validated Spearman and RMSE),
+    OUT/manifest.json and, with --predict, OUT/predictions.csv (index, predicted).
+    """
+    import yaml
+
+    from thresher.mix.job import run_mix_from_runs
+
+    result = run_mix_from_runs(from_runs, metrics, objective, out, regressor=regressor, predict=predict, seed=seed,
+                               folds=folds, n_samples=n_samples, top_k=top_k, budget=budget,
+                               command=["thresher", *sys.argv[1:]])
+    if as_json:
+        click.echo(json.dumps(yaml.safe_load((result.path / "mixture.yaml").read_text(encoding="utf-8"))))
+    elif not quiet:
+        click.echo(result.summary())
+        click.echo(f"\nrun directory: {result.path}")
+
+
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory. [default: a temporary folder]")

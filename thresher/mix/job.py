@@ -1,0 +1,156 @@
+"""The ``thresher mix --from-runs`` job: fit a regressor to proxy runs, search for the best mixture, write it down.
+
+Writes ``OUT/mixture.yaml`` (weight per group, method, regressor and its hyper-parameters, objective, seed, the
+search's settings, k-fold Spearman/RMSE of the regressor), ``OUT/manifest.json`` (version, command, inputs with
+paths and sizes, counts) and, with ``predict``, ``OUT/predictions.csv`` (``index``, ``predicted``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from thresher.errors import ConfigError
+from thresher.io.atomic import atomic_path, write_json
+from thresher.io.provenance import versions
+from thresher.jobs.rundir import claims_run_dir
+from thresher.mix.regression import cross_validate, make_regressor
+from thresher.mix.runs import read_mixtures, read_runs
+from thresher.mix.search import search_mixture
+from thresher.run import Run
+from thresher.selectors.budget import Budget
+
+
+def _file_info(path: str | os.PathLike, rows: int) -> dict:
+    p = Path(path)
+    return {"path": str(path), "resolved_path": str(p.resolve()), "bytes": p.stat().st_size, "rows": rows}
+
+
+def _write_text(text: str, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _token_budget(budget: str | int | float | None) -> float | None:
+    if budget is None:
+        return None
+    parsed = Budget.parse(budget)
+    if parsed.kind != "tokens":
+        raise ConfigError(f"a mixture's budget is a number of tokens (e.g. '50M tokens'), got {budget!r}")
+    return parsed.value
+
+
+@claims_run_dir("out")
+def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, objective: str,
+                      out: str | os.PathLike, *, regressor: str = "gp", predict: str | os.PathLike | None = None,
+                      seed: int = 0, folds: int = 5, n_samples: int = 100_000, top_k: int = 100,
+                      strength: float = 1.0, budget: str | int | float | None = None,
+                      command: list[str] | None = None) -> Run:
+    """Fit ``regressor`` from the mixtures to metric ``objective`` (lower is better), search the simplex around the
+    runs' mean mixture as RegMix does, and write the run directory ``out``; returns its :class:`Run`."""
+    started = time.perf_counter()
+    runs = read_runs(mixtures, metrics)
+    y = runs.objective(objective)
+    to_predict = read_mixtures(predict) if predict is not None else None
+    if to_predict is not None and to_predict.columns != runs.groups:
+        missing = [g for g in runs.groups if g not in to_predict.columns]
+        extra = [g for g in to_predict.columns if g not in runs.groups]
+        if missing or extra:
+            raise ConfigError(f"{to_predict.path}: its groups differ from {runs.mixtures_path}'s: "
+                              + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                                        extra and f"not in the runs {', '.join(extra)}"])))
+        order = [to_predict.columns.index(g) for g in runs.groups]
+        to_predict = type(to_predict)(to_predict.path, to_predict.index, runs.groups, to_predict.values[:, order],
+                                      to_predict.lines)
+    tokens = _token_budget(budget)
+    diagnostics = cross_validate(regressor, runs.weights, y, folds=folds, seed=seed)
+    model = make_regressor(regressor, seed=seed).fit(runs.weights, y)
+    fitted = time.perf_counter()
+    prior = runs.weights.mean(axis=0)
+    found = search_mixture(model, prior, n_samples=n_samples, top_k=top_k, strength=strength, seed=seed)
+    searched = time.perf_counter()
+    best_run = int(np.argmin(y))
+    mixture = {
+        "method": "regmix",
+        "regressor": regressor,
+        "objective": objective,
+        "seed": seed,
+        "weights": {g: round(float(w), 6) for g, w in zip(runs.groups, found.weights)},
+        **({"budget_tokens": int(tokens), "expected_tokens": {g: int(round(w * tokens)) for g, w in
+                                                              zip(runs.groups, found.weights)}} if tokens else {}),
+        "predicted_objective": round(found.predicted, 6),
+        "best_run": {"index": runs.index[best_run], "objective": round(float(y[best_run]), 6),
+                     "predicted": round(float(model.predict(runs.weights[best_run:best_run + 1])[0]), 6)},
+        "cross_validation": {"folds": diagnostics["folds"], "spearman": round(diagnostics["spearman"], 4),
+                             "rmse": round(diagnostics["rmse"], 6),
+                             "fold_spearman_mean": round(diagnostics["fold_spearman_mean"], 4)},
+        "search": {"prior": "mean of the runs' mixtures", "dirichlet_strength": strength, "n_samples": found.n_samples,
+                   "top_k": found.top_k, "top_k_predicted": [round(float(found.top_k_predicted.min()), 6),
+                                                             round(float(found.top_k_predicted.max()), 6)]},
+        "regressor_params": _plain(model.params()),
+    }
+    out = Path(out)
+    _write_text(yaml.safe_dump(mixture, sort_keys=False, allow_unicode=True), out / "mixture.yaml")
+    outputs = {"mixture": "mixture.yaml"}
+    if to_predict is not None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["index", "predicted"])
+        writer.writerows([key, f"{value:.10g}"] for key, value in zip(to_predict.index,
+                                                                      model.predict(to_predict.values)))
+        _write_text(buffer.getvalue(), out / "predictions.csv")
+        outputs["predictions"] = "predictions.csv"
+    inputs = {"mixtures": _file_info(mixtures, len(runs.index)), "metrics": _file_info(metrics, len(runs.index))}
+    if to_predict is not None:
+        inputs["predict"] = _file_info(predict, len(to_predict.index))
+    extra_versions = {}
+    if regressor == "lightgbm":
+        import lightgbm
+
+        extra_versions["lightgbm"] = lightgbm.__version__
+    manifest = {
+        "command": command, "created_unix": int(time.time()), "job": "mix", "method": "regmix",
+        "inputs": inputs, "versions": {**versions(), **extra_versions},
+        "counts": {"runs": len(runs.index), "groups": len(runs.groups), "metrics": len(runs.metric_names),
+                   "predicted": len(to_predict.index) if to_predict is not None else 0},
+        "timings": {"fit_and_cross_validate": round(fitted - started, 3), "search": round(searched - fitted, 3)},
+        "outputs": outputs,
+    }
+    write_json(manifest, out / "manifest.json")
+    return Run(out)
+
+
+def _plain(value: object) -> object:
+    """Numbers and lists as plain Python (YAML without numpy tags), floats rounded for reading."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return round(float(value), 6)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def format_mix_summary(manifest: dict, path: Path) -> str:
+    """The lines ``thresher mix`` prints: the weights (largest first), the diagnostics, where the files are."""
+    mixture = yaml.safe_load((path / "mixture.yaml").read_text(encoding="utf-8"))
+    cv = mixture["cross_validation"]
+    lines = [f"method {mixture['method']} | regressor {mixture['regressor']} | objective {mixture['objective']} | "
+             f"seed {mixture['seed']}",
+             f"runs: {manifest['counts']['runs']:,}, groups: {manifest['counts']['groups']}; "
+             f"{cv['folds']}-fold cross-validation: Spearman {cv['spearman']:.4f}, RMSE {cv['rmse']:.4g}",
+             f"predicted objective of the mixture: {mixture['predicted_objective']:.6g} "
+             f"(best run {mixture['best_run']['index']}: {mixture['best_run']['objective']:.6g})",
+             "weights:"]
+    width = max(len(g) for g in mixture["weights"])
+    for group, weight in sorted(mixture["weights"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {group:<{width}}  {weight:.4f}")
+    return "\n".join(lines)
