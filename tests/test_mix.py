@@ -262,3 +262,34 @@ def test_python_api_with_lightgbm(tmp_path):
     assert (search["n_samples"], search["top_k"], search["dirichlet_strength"]) == (5000, 20, 1.0)
     assert search["top_k_predicted"][0] <= search["top_k_predicted"][1]
     assert run.manifest["versions"]["lightgbm"] and "predictions" not in run.manifest["outputs"]
+
+
+# --- baselines over a pool ------------------------------------------------------------------------------------------
+
+def test_unimax_over_the_bundled_pool_counts_tokens_per_domain_and_caps_epochs(tmp_path, small_pool):
+    result = _mix(["--pool", str(small_pool), "--method", "unimax", "--budget", "300k tokens", "--max-epochs", "2",
+                   "--out", str(tmp_path / "u")])
+    assert result.exit_code == 0, result.output
+    mixture = yaml.safe_load((tmp_path / "u" / "mixture.yaml").read_text())
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(small_pool, columns=["text", "domain"]).to_pydict()
+    truth: dict[str, int] = {}
+    for text, domain in zip(table["text"], table["domain"]):
+        truth[domain] = truth.get(domain, 0) + len(text.split())
+    assert mixture["pool_tokens"] == dict(sorted(truth.items()))
+    assert sum(mixture["weights"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert all(e <= 2.0 for e in mixture["epochs"].values())
+    spent = sum(mixture["expected_tokens"].values())
+    assert spent == pytest.approx(min(300_000, 2 * sum(truth.values())), abs=len(truth))
+    manifest = th.Run(tmp_path / "u").manifest
+    assert manifest["counts"]["input_records"] == manifest["counts"]["counted"] == 1500
+
+
+def test_pool_needs_a_baseline_method_and_temperature_needs_tau(tmp_path, small_pool):
+    assert "--pool needs --method" in _mix(["--pool", str(small_pool), "--out", str(tmp_path / "a")]).output
+    result = _mix(["--pool", str(small_pool), "--method", "temperature", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "needs tau" in result.output
+    result = _mix(["--pool", str(small_pool), "--method", "uniform", "--group-field", "nope",
+                   "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "no record has the field 'nope'" in result.output

@@ -142,15 +142,78 @@ def _plain(value: object) -> object:
 def format_mix_summary(manifest: dict, path: Path) -> str:
     """The lines ``thresher mix`` prints: the weights (largest first), the diagnostics, where the files are."""
     mixture = yaml.safe_load((path / "mixture.yaml").read_text(encoding="utf-8"))
-    cv = mixture["cross_validation"]
-    lines = [f"method {mixture['method']} | regressor {mixture['regressor']} | objective {mixture['objective']} | "
-             f"seed {mixture['seed']}",
-             f"runs: {manifest['counts']['runs']:,}, groups: {manifest['counts']['groups']}; "
-             f"{cv['folds']}-fold cross-validation: Spearman {cv['spearman']:.4f}, RMSE {cv['rmse']:.4g}",
-             f"predicted objective of the mixture: {mixture['predicted_objective']:.6g} "
-             f"(best run {mixture['best_run']['index']}: {mixture['best_run']['objective']:.6g})",
-             "weights:"]
+    if "cross_validation" not in mixture:  # a baseline over a pool
+        c = manifest["counts"]
+        params = ", ".join(f"{k} {mixture[k]}" for k in ("tau", "max_epochs") if k in mixture)
+        lines = [f"method {mixture['method']}{' (' + params + ')' if params else ''} | group field "
+                 f"{mixture['group_field']} | budget {mixture.get('budget_tokens', 'none')} tokens",
+                 f"records: {c['input_records']:,} read, {c['counted']:,} counted, {c['failed']:,} failed; "
+                 f"{c['tokens']:,} whitespace tokens in {c['groups']} groups",
+                 "weights:" + ("  (expected tokens, epochs)" if "expected_tokens" in mixture else "")]
+    else:
+        cv = mixture["cross_validation"]
+        lines = [f"method {mixture['method']} | regressor {mixture['regressor']} | objective {mixture['objective']} "
+                 f"| seed {mixture['seed']}",
+                 f"runs: {manifest['counts']['runs']:,}, groups: {manifest['counts']['groups']}; "
+                 f"{cv['folds']}-fold cross-validation: Spearman {cv['spearman']:.4f}, RMSE {cv['rmse']:.4g}",
+                 f"predicted objective of the mixture: {mixture['predicted_objective']:.6g} "
+                 f"(best run {mixture['best_run']['index']}: {mixture['best_run']['objective']:.6g})",
+                 "weights:"]
     width = max(len(g) for g in mixture["weights"])
     for group, weight in sorted(mixture["weights"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"  {group:<{width}}  {weight:.4f}")
+        drawn = (f"  {mixture['expected_tokens'][group]:>14,}  {mixture['epochs'][group]:.2f}"
+                 if "epochs" in mixture else "")
+        lines.append(f"  {group:<{width}}  {weight:.4f}{drawn}")
     return "\n".join(lines)
+
+
+@claims_run_dir("out")
+def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: str = "domain",
+                     budget: str | int | float | None = None, tau: float | None = None, max_epochs: float = 1.0,
+                     command: list[str] | None = None) -> Run:
+    """Baseline weights (proportional, uniform, temperature, unimax) from the whitespace tokens of each
+    ``group_field`` value in ``pool`` (a :class:`~thresher.io.dataset.Dataset`); writes mixture.yaml and
+    manifest.json into ``out``. Records without the field count under the group ``(missing)``."""
+    from thresher.features.lengths import whitespace_token_counts
+    from thresher.io.errors import ErrorLog
+    from thresher.io.provenance import dataset_info
+    from thresher.mix.baselines import baseline_weights, expected_tokens
+
+    started = time.perf_counter()
+    tokens_budget = _token_budget(budget)
+    errors = ErrorLog(pool.on_error)
+    tokens: dict[str, int] = {}
+    records: dict[str, int] = {}
+    for batch in pool.iter_batches(errors, extra_columns=[group_field]):
+        groups = ["(missing)" if g is None else g for g in batch.column(group_field).to_pylist()]
+        for group, n in zip(groups, whitespace_token_counts(batch.column("text")).tolist()):
+            tokens[group] = tokens.get(group, 0) + n
+            records[group] = records.get(group, 0) + 1
+    if not tokens:
+        raise ConfigError("the pool has no records to count tokens in")
+    if set(tokens) == {"(missing)"}:
+        raise ConfigError(f"no record has the field {group_field!r} (--group-field) to group by")
+    names = sorted(tokens)
+    counts = [tokens[g] for g in names]
+    weights = baseline_weights(method, counts, tau=tau, budget=tokens_budget, max_epochs=max_epochs)
+    mixture = {"method": method, **({"tau": tau} if method == "temperature" else {}),
+               **({"max_epochs": max_epochs} if method == "unimax" else {}),
+               "group_field": group_field, "weights": {g: round(float(w), 6) for g, w in zip(names, weights)},
+               "pool_tokens": dict(zip(names, counts)), "pool_records": {g: records[g] for g in names}}
+    if tokens_budget:
+        drawn = expected_tokens(weights, tokens_budget, counts, max_epochs if method == "unimax" else None)
+        mixture.update({"budget_tokens": int(tokens_budget),
+                        "expected_tokens": {g: int(round(float(t))) for g, t in zip(names, drawn)},
+                        "epochs": {g: round(float(t) / c, 4) if c else 0.0 for g, t, c in zip(names, drawn, counts)}})
+    out = Path(out)
+    _write_text(yaml.safe_dump(mixture, sort_keys=False, allow_unicode=True), out / "mixture.yaml")
+    failed = errors.to_dict()
+    manifest = {"command": command, "created_unix": int(time.time()), "job": "mix", "method": method,
+                "inputs": {"pool": dataset_info(pool)}, "versions": versions(),
+                "counts": {"input_records": sum(records.values()) + failed["total"],
+                           "counted": sum(records.values()), "failed": failed["total"], "pool_failed": failed,
+                           "groups": len(names), "tokens": sum(counts)},
+                "timings": {"count_tokens": round(time.perf_counter() - started, 3)},
+                "outputs": {"mixture": "mixture.yaml"}}
+    write_json(manifest, out / "manifest.json")
+    return Run(out)
