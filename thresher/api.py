@@ -154,8 +154,8 @@ def mixture_weights(method: str, tokens: dict[str, float], *, tau: float | None 
     """Baseline mixture weights from tokens per group: proportional, uniform, temperature (``tau``: p ∝ share^(1/τ))
     or unimax (``budget`` tokens, at most ``max_epochs`` passes over any group); a dict group -> weight."""
     from thresher.mix.baselines import baseline_weights
-    from thresher.mix.job import _token_budget
+    from thresher.mix.job import parse_token_budget
 
     weights = baseline_weights(method, list(tokens.values()), tau=tau, max_epochs=max_epochs,
-                               budget=_token_budget(budget) if isinstance(budget, str) else budget)
+                               budget=parse_token_budget(budget) if isinstance(budget, str) else budget)
     return dict(zip(tokens, weights.tolist()))

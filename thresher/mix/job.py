@@ -1,8 +1,10 @@
-"""The ``thresher mix --from-runs`` job: fit a regressor to proxy runs, search for the best mixture, write it down.
+"""The ``thresher mix`` jobs: RegMix from proxy runs already done, and baseline weights over a pool's groups.
 
-Writes ``OUT/mixture.yaml`` (weight per group, method, regressor and its hyper-parameters, objective, seed, the
-search's settings, k-fold Spearman/RMSE of the regressor), ``OUT/manifest.json`` (version, command, inputs with
-paths and sizes, counts) and, with ``predict``, ``OUT/predictions.csv`` (``index``, ``predicted``).
+``--from-runs`` fits a regressor to the runs, searches for the best mixture and writes ``OUT/mixture.yaml`` (weight
+per group, method, regressor and its hyper-parameters, objective, seed, the search's settings, k-fold Spearman/RMSE
+of the regressor), ``OUT/manifest.json`` (version, command, inputs with paths and sizes, counts) and, with
+``predict``, ``OUT/predictions.csv`` (``index``, ``predicted``). ``--pool`` counts whitespace tokens per group and
+writes a baseline's weights (and expected tokens and epochs per group under a token budget).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def _write_text(text: str, path: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _token_budget(budget: str | int | float | None) -> float | None:
+def parse_token_budget(budget: str | int | float | None) -> float | None:
+    """A budget such as '50M tokens' as a number of tokens (None stays None); counts and fractions are errors."""
     if budget is None:
         return None
     parsed = Budget.parse(budget)
@@ -68,7 +71,7 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
         order = [to_predict.columns.index(g) for g in runs.groups]
         to_predict = type(to_predict)(to_predict.path, to_predict.index, runs.groups, to_predict.values[:, order],
                                       to_predict.lines)
-    tokens = _token_budget(budget)
+    tokens = parse_token_budget(budget)
     diagnostics = cross_validate(regressor, runs.weights, y, folds=folds, seed=seed)
     model = make_regressor(regressor, seed=seed).fit(runs.weights, y)
     fitted = time.perf_counter()
@@ -139,34 +142,6 @@ def _plain(value: object) -> object:
     return value
 
 
-def format_mix_summary(manifest: dict, path: Path) -> str:
-    """The lines ``thresher mix`` prints: the weights (largest first), the diagnostics, where the files are."""
-    mixture = yaml.safe_load((path / "mixture.yaml").read_text(encoding="utf-8"))
-    if "cross_validation" not in mixture:  # a baseline over a pool
-        c = manifest["counts"]
-        params = ", ".join(f"{k} {mixture[k]}" for k in ("tau", "max_epochs") if k in mixture)
-        lines = [f"method {mixture['method']}{' (' + params + ')' if params else ''} | group field "
-                 f"{mixture['group_field']} | budget {mixture.get('budget_tokens', 'none')} tokens",
-                 f"records: {c['input_records']:,} read, {c['counted']:,} counted, {c['failed']:,} failed; "
-                 f"{c['tokens']:,} whitespace tokens in {c['groups']} groups",
-                 "weights:" + ("  (expected tokens, epochs)" if "expected_tokens" in mixture else "")]
-    else:
-        cv = mixture["cross_validation"]
-        lines = [f"method {mixture['method']} | regressor {mixture['regressor']} | objective {mixture['objective']} "
-                 f"| seed {mixture['seed']}",
-                 f"runs: {manifest['counts']['runs']:,}, groups: {manifest['counts']['groups']}; "
-                 f"{cv['folds']}-fold cross-validation: Spearman {cv['spearman']:.4f}, RMSE {cv['rmse']:.4g}",
-                 f"predicted objective of the mixture: {mixture['predicted_objective']:.6g} "
-                 f"(best run {mixture['best_run']['index']}: {mixture['best_run']['objective']:.6g})",
-                 "weights:"]
-    width = max(len(g) for g in mixture["weights"])
-    for group, weight in sorted(mixture["weights"].items(), key=lambda kv: -kv[1]):
-        drawn = (f"  {mixture['expected_tokens'][group]:>14,}  {mixture['epochs'][group]:.2f}"
-                 if "epochs" in mixture else "")
-        lines.append(f"  {group:<{width}}  {weight:.4f}{drawn}")
-    return "\n".join(lines)
-
-
 @claims_run_dir("out")
 def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: str = "domain",
                      budget: str | int | float | None = None, tau: float | None = None, max_epochs: float = 1.0,
@@ -180,7 +155,7 @@ def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: 
     from thresher.mix.baselines import baseline_weights, expected_tokens
 
     started = time.perf_counter()
-    tokens_budget = _token_budget(budget)
+    tokens_budget = parse_token_budget(budget)
     errors = ErrorLog(pool.on_error)
     tokens: dict[str, int] = {}
     records: dict[str, int] = {}

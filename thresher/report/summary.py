@@ -18,7 +18,7 @@ def summarize(manifest: dict, path: Path) -> str:
     if job == "score":
         return format_rule_summary(manifest, path)
     if job == "mix":
-        from thresher.mix.job import format_mix_summary
+        from thresher.mix.summary import format_mix_summary
 
         return format_mix_summary(manifest, path)
     return format_summary(manifest)
