@@ -293,3 +293,19 @@ def test_pool_needs_a_baseline_method_and_temperature_needs_tau(tmp_path, small_
     result = _mix(["--pool", str(small_pool), "--method", "uniform", "--group-field", "nope",
                    "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "no record has the field 'nope'" in result.output
+
+
+def test_the_search_samples_around_the_prior_given(tmp_path):
+    groups = _rows(DATA / "mixture_80.csv")[0]
+    counts = ["1"] + ["0"] * (len(groups) - 2) + ["5000"]  # token counts: nearly everything in the last group
+    prior = _write(tmp_path / "prior.csv", [groups, counts])
+    args = ["--from-runs", str(DATA / "mixture_80.csv"), "--metrics", str(DATA / "pile_loss_80.csv"),
+            "--objective", PILE_CC, "--regressor", "mixing_law", "--samples", "2000", "--top-k", "10"]
+    result = _mix([*args, "--prior", str(prior), "--out", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    mixture = yaml.safe_load((tmp_path / "p" / "mixture.yaml").read_text())
+    assert mixture["search"]["prior"] == str(prior)
+    assert max(mixture["weights"], key=mixture["weights"].get) == groups[-1]  # Pile-CC would win around the mean
+    bad = _write(tmp_path / "bad_prior.csv", [groups[:-1], counts[:-1]])
+    result = _mix([*args, "--prior", str(bad), "--out", str(tmp_path / "q")])
+    assert result.exit_code == 2 and f"{bad}: its groups differ" in result.output and groups[-1] in result.output

@@ -755,6 +755,9 @@ Examples:
               help="Mixtures sampled in the search (Dirichlet around the runs' mean mixture).")
 @click.option("--top-k", type=click.IntRange(min=1), default=100, show_default=True,
               help="The best predicted samples averaged into the answer.")
+@click.option("--prior", type=click.Path(dir_okay=False), default=None, metavar="PRIOR.csv",
+              help="One row in the mixtures format: the natural token share (or count) per group, which the search "
+                   "samples around as RegMix does. [default: the runs' mean mixture]")
 @click.option("--pool", "pool", multiple=True, metavar="PATH",
               help="Instead of --from-runs: files, globs or folders whose tokens per group a baseline --method uses.")
 @click.option("--method", type=click.Choice(["regmix", "proportional", "uniform", "temperature", "unimax"]),
@@ -771,8 +774,8 @@ Examples:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the mixture as JSON.")
 @_handle_errors
-def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, pool, method, group_field,
-        tau, max_epochs, text_field, on_error, budget, out, quiet, as_json) -> None:
+def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
+        group_field, tau, max_epochs, text_field, on_error, budget, out, quiet, as_json) -> None:
     """Find domain weights: RegMix from proxy runs (--from-runs), or a baseline over a pool's groups (--pool).
 
     --from-runs fits a regressor from mixtures to an objective and searches the simplex for the lowest prediction;
@@ -796,7 +799,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
             raise ConfigError("--from-runs needs --metrics METRICS.csv and --objective COLUMN")
         result = run_mix_from_runs(from_runs, metrics, objective, out, regressor=regressor, predict=predict,
                                    seed=seed, folds=folds, n_samples=n_samples, top_k=top_k, budget=budget,
-                                   command=command)
+                                   prior=prior, command=command)
     else:
         if method in (None, "regmix"):
             raise ConfigError("--pool needs --method proportional, uniform, temperature or unimax (RegMix over a "

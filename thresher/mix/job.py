@@ -23,7 +23,7 @@ from thresher.io.atomic import atomic_path, write_json
 from thresher.io.provenance import versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.mix.regression import cross_validate, make_regressor
-from thresher.mix.runs import read_mixtures, read_runs
+from thresher.mix.runs import MixtureTable, read_mixtures, read_runs, read_table
 from thresher.mix.search import search_mixture
 from thresher.run import Run
 from thresher.selectors.budget import Budget
@@ -54,29 +54,28 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
                       out: str | os.PathLike, *, regressor: str = "gp", predict: str | os.PathLike | None = None,
                       seed: int = 0, folds: int = 5, n_samples: int = 100_000, top_k: int = 100,
                       strength: float = 1.0, budget: str | int | float | None = None,
-                      command: list[str] | None = None) -> Run:
-    """Fit ``regressor`` from the mixtures to metric ``objective`` (lower is better), search the simplex around the
-    runs' mean mixture as RegMix does, and write the run directory ``out``; returns its :class:`Run`."""
+                      prior: str | os.PathLike | None = None, command: list[str] | None = None) -> Run:
+    """Fit ``regressor`` from the mixtures to metric ``objective`` (lower is better), search the simplex around
+    ``prior`` (a one-row CSV of token shares or counts per group; default the runs' mean mixture) as RegMix does
+    around the natural token distribution, and write the run directory ``out``; returns its :class:`Run`."""
     started = time.perf_counter()
     runs = read_runs(mixtures, metrics)
     y = runs.objective(objective)
     to_predict = read_mixtures(predict) if predict is not None else None
-    if to_predict is not None and to_predict.columns != runs.groups:
-        missing = [g for g in runs.groups if g not in to_predict.columns]
-        extra = [g for g in to_predict.columns if g not in runs.groups]
-        if missing or extra:
-            raise ConfigError(f"{to_predict.path}: its groups differ from {runs.mixtures_path}'s: "
-                              + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
-                                                        extra and f"not in the runs {', '.join(extra)}"])))
-        order = [to_predict.columns.index(g) for g in runs.groups]
-        to_predict = type(to_predict)(to_predict.path, to_predict.index, runs.groups, to_predict.values[:, order],
-                                      to_predict.lines)
+    if to_predict is not None:
+        to_predict = _same_groups(to_predict, runs.groups, runs.mixtures_path)
+    if prior is not None:
+        table = _same_groups(read_table(prior, "prior"), runs.groups, runs.mixtures_path)
+        if len(table.index) != 1 or np.any(table.values < 0) or table.values.sum() <= 0:
+            raise ConfigError(f"{table.path}: the prior is one row of non-negative token shares or counts per group")
+        prior_weights, prior_name = table.values[0] / table.values.sum(), str(prior)
+    else:
+        prior_weights, prior_name = runs.weights.mean(axis=0), "mean of the runs' mixtures"
     tokens = parse_token_budget(budget)
     diagnostics = cross_validate(regressor, runs.weights, y, folds=folds, seed=seed)
     model = make_regressor(regressor, seed=seed).fit(runs.weights, y)
     fitted = time.perf_counter()
-    prior = runs.weights.mean(axis=0)
-    found = search_mixture(model, prior, n_samples=n_samples, top_k=top_k, strength=strength, seed=seed)
+    found = search_mixture(model, prior_weights, n_samples=n_samples, top_k=top_k, strength=strength, seed=seed)
     searched = time.perf_counter()
     best_run = int(np.argmin(y))
     mixture = {
@@ -93,7 +92,7 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
         "cross_validation": {"folds": diagnostics["folds"], "spearman": round(diagnostics["spearman"], 4),
                              "rmse": round(diagnostics["rmse"], 6),
                              "fold_spearman_mean": round(diagnostics["fold_spearman_mean"], 4)},
-        "search": {"prior": "mean of the runs' mixtures", "dirichlet_strength": strength, "n_samples": found.n_samples,
+        "search": {"prior": prior_name, "dirichlet_strength": strength, "n_samples": found.n_samples,
                    "top_k": found.top_k, "top_k_predicted": [round(float(found.top_k_predicted.min()), 6),
                                                              round(float(found.top_k_predicted.max()), 6)]},
         "regressor_params": _plain(model.params()),
@@ -112,6 +111,8 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
     inputs = {"mixtures": _file_info(mixtures, len(runs.index)), "metrics": _file_info(metrics, len(runs.index))}
     if to_predict is not None:
         inputs["predict"] = _file_info(predict, len(to_predict.index))
+    if prior is not None:
+        inputs["prior"] = _file_info(prior, 1)
     extra_versions = {}
     if regressor == "lightgbm":
         import lightgbm
@@ -127,6 +128,18 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
     }
     write_json(manifest, out / "manifest.json")
     return Run(out)
+
+
+def _same_groups(table: MixtureTable, groups: list[str], runs_path: str) -> MixtureTable:
+    """``table`` with its columns in the runs' group order; an error names the groups that differ."""
+    missing = [g for g in groups if g not in table.columns]
+    extra = [g for g in table.columns if g not in groups]
+    if missing or extra:
+        raise ConfigError(f"{table.path}: its groups differ from {runs_path}'s: "
+                          + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                                    extra and f"not in the runs {', '.join(extra)}"])))
+    order = [table.columns.index(g) for g in groups]
+    return MixtureTable(table.path, table.index, list(groups), table.values[:, order], table.lines)
 
 
 def _plain(value: object) -> object:

@@ -54,7 +54,7 @@ class MixtureRuns:
         return self.metrics[:, self.metric_names.index(column)]
 
 
-def _read_table(path: str | os.PathLike, what: str) -> MixtureTable:
+def read_table(path: str | os.PathLike, what: str) -> MixtureTable:
     """A CSV with an ``index`` column then numeric columns; errors name the file and the CSV line."""
     path = str(path)
     try:
@@ -66,7 +66,7 @@ def _read_table(path: str | os.PathLike, what: str) -> MixtureTable:
         raise ConfigError(f"{path}: not a UTF-8 text CSV file") from None
     if not rows or not rows[0]:
         raise ConfigError(f"{path}: empty {what} file (expected a header: index, then one column per "
-                          f"{'group' if what == 'mixtures' else 'metric'})")
+                          f"{'metric' if what == 'metrics' else 'group'})")
     header = [h.strip() for h in rows[0]]
     if header[0] != "index":
         raise ConfigError(f"{path}:1: the first column must be 'index' (RegMix's format), found {header[0]!r}")
@@ -108,7 +108,7 @@ def _read_table(path: str | os.PathLike, what: str) -> MixtureTable:
 
 def read_mixtures(path: str | os.PathLike) -> MixtureTable:
     """A mixtures CSV, its weights checked (>= 0, summing to 1 within :data:`SUM_TOLERANCE`) and renormalised."""
-    table = _read_table(path, "mixtures")
+    table = read_table(path, "mixtures")
     for row, line in zip(table.values, table.lines):
         negative = np.flatnonzero(row < 0)
         if negative.size:
@@ -125,7 +125,7 @@ def read_mixtures(path: str | os.PathLike) -> MixtureTable:
 def read_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike) -> MixtureRuns:
     """Mixtures and their metrics, matched by index; every index must be in both files."""
     mix = read_mixtures(mixtures)
-    met = _read_table(metrics, "metrics")
+    met = read_table(metrics, "metrics")
     in_metrics = dict(zip(met.index, range(len(met.index))))
     in_mixtures = set(mix.index)
     for key, line in zip(mix.index, mix.lines):
