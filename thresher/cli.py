@@ -752,7 +752,7 @@ Examples:
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Cross-validation folds for the regressor's diagnostics.")
 @click.option("--samples", "n_samples", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Mixtures sampled in the search (Dirichlet around the runs' mean mixture).")
+              help="Mixtures sampled in the search (a Dirichlet around --prior).")
 @click.option("--top-k", type=click.IntRange(min=1), default=100, show_default=True,
               help="The best predicted samples averaged into the answer.")
 @click.option("--prior", type=click.Path(dir_okay=False), default=None, metavar="PRIOR.csv",
