@@ -12,6 +12,7 @@
     ev = th.evaluate(pool, target=target, heldout="heldout.jsonl", methods="dsir,classifier", out="runs/ev")
     print(ev.summary())  # vs random and stratified at 1%, 5%, 20%, 5 seeds, with intervals and verdicts
     labels = th.label(pool, "lfs.yaml", out="runs/labels", dev="dev.parquet")  # weak supervision; @th.lf for LFs
+    mix = th.mix_from_runs("mixtures.csv", "metrics.csv", "pile_cc_loss", out="runs/mix")  # RegMix from proxy runs
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import types
 
 from thresher._version import __version__
-from thresher.api import compare, deduplicate, embed, evaluate, reselect, score, select
+from thresher.api import compare, deduplicate, embed, evaluate, mix_from_runs, mixture_weights, reselect, score, select
 from thresher.engine import engine
 from thresher.errors import ConfigError, InputError, ThresherError
 from thresher.io.dataset import Dataset, read
@@ -28,7 +29,8 @@ from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
 __all__ = ["__version__", "read", "select", "reselect", "compare", "score", "embed", "deduplicate", "evaluate",
-           "label", "lf", "Pipeline", "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError",
+           "label", "lf", "mix_from_runs", "mixture_weights",
+           "Pipeline", "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError",
            "ConfigError", "InputError", "engine"]
 
 

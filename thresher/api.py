@@ -134,3 +134,28 @@ def compare(run: Run | str | os.PathLike, *others: Run | str | os.PathLike, out:
     config = EvaluateConfig(methods=["random", "stratified"], seeds=seeds, **options)
     heldout_data = _dataset(heldout) if heldout is not None else None
     return compare_runs([run, *others], heldout_data, out, config=config, report=report)
+
+
+def mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, objective: str, *,
+                  out: str | os.PathLike, regressor: str = "gp", predict: str | os.PathLike | None = None,
+                  seed: int = 0, **options: object) -> Run:
+    """RegMix from runs already done (``thresher mix --from-runs``): fit ``regressor`` (gp, lightgbm, mixing_law)
+    from the mixtures CSV to the metrics CSV's ``objective`` column, search the simplex for the lowest prediction,
+    write ``out/mixture.yaml`` (and ``out/predictions.csv`` for ``predict``). ``options``: folds, n_samples,
+    top_k, strength, budget."""
+    from thresher.mix.job import run_mix_from_runs
+
+    return run_mix_from_runs(mixtures, metrics, objective, out, regressor=regressor, predict=predict, seed=seed,
+                             **options)
+
+
+def mixture_weights(method: str, tokens: dict[str, float], *, tau: float | None = None,
+                    budget: str | float | None = None, max_epochs: float = 1.0) -> dict[str, float]:
+    """Baseline mixture weights from tokens per group: proportional, uniform, temperature (``tau``: p ∝ share^(1/τ))
+    or unimax (``budget`` tokens, at most ``max_epochs`` passes over any group); a dict group -> weight."""
+    from thresher.mix.baselines import baseline_weights
+    from thresher.mix.job import parse_token_budget
+
+    weights = baseline_weights(method, list(tokens.values()), tau=tau, max_epochs=max_epochs,
+                               budget=parse_token_budget(budget) if isinstance(budget, str) else budget)
+    return dict(zip(tokens, weights.tolist()))

@@ -722,6 +722,100 @@ def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_bala
         _print_report_path(run.path, report)
 
 
+@main.command(epilog="""
+\b
+Examples:
+  # RegMix from runs already done (its published format: index + one weight per group; index + one metric each)
+  thresher mix --from-runs train_mixture_1m.csv --metrics train_pile_loss_1m.csv \\
+      --objective metric/the_pile_pile_cc_val_loss --out runs/mix
+\b
+  # RegMix's own regressor, and predictions for other mixtures
+  thresher mix --from-runs mixtures.csv --metrics losses.csv --objective target_loss --regressor lightgbm \\
+      --predict candidates.csv --out runs/mix_lgbm
+\b
+  # baselines over a pool's domains: UniMax (at most 2 epochs per domain) and temperature sampling
+  thresher mix --pool pool.parquet --group-field domain --method unimax --budget "50M tokens" --max-epochs 2 \\
+      --out runs/unimax
+  thresher mix --pool pool.parquet --method temperature --tau 3 --budget "50M tokens" --out runs/tau3
+""")
+@click.option("--from-runs", "from_runs", type=click.Path(dir_okay=False), default=None, metavar="MIXTURES.csv",
+              help="Mixtures of proxy runs already trained: an index column, then one weight per group.")
+@click.option("--metrics", type=click.Path(dir_okay=False), default=None, metavar="METRICS.csv",
+              help="With --from-runs: their results, an index column, then one column per metric.")
+@click.option("--objective", default=None, metavar="COLUMN", help="With --from-runs: the metrics column to minimise.")
+@click.option("--regressor", type=click.Choice(["gp", "lightgbm", "mixing_law"]), default="gp", show_default=True,
+              help="gp: Gaussian process, hyper-parameters by marginal likelihood; lightgbm: RegMix's trees "
+                   "(thresher[mix]); mixing_law: c + k*exp(t.r).")
+@click.option("--predict", type=click.Path(dir_okay=False), default=None, metavar="MIXTURES.csv",
+              help="Other mixtures (same format) whose objective to predict into OUT/predictions.csv.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds for the regressor's diagnostics.")
+@click.option("--samples", "n_samples", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Mixtures sampled in the search (a Dirichlet around --prior).")
+@click.option("--top-k", type=click.IntRange(min=1), default=100, show_default=True,
+              help="The best predicted samples averaged into the answer.")
+@click.option("--prior", type=click.Path(dir_okay=False), default=None, metavar="PRIOR.csv",
+              help="One row in the mixtures format: the natural token share (or count) per group, which the search "
+                   "samples around as RegMix does. [default: the runs' mean mixture]")
+@click.option("--pool", "pool", multiple=True, metavar="PATH",
+              help="Instead of --from-runs: files, globs or folders whose tokens per group a baseline --method uses.")
+@click.option("--method", type=click.Choice(["regmix", "proportional", "uniform", "temperature", "unimax"]),
+              default=None, help="regmix (with --from-runs), or a baseline over --pool. [default: regmix]")
+@click.option("--group-field", default="domain", show_default=True, help="With --pool: the field naming the group.")
+@click.option("--tau", type=float, default=None, help="temperature: p ∝ share^(1/tau); 1 = proportional.")
+@click.option("--max-epochs", type=float, default=1.0, show_default=True,
+              help="unimax: at most this many passes over any group's tokens.")
+@click.option("--text-field", default="text", show_default=True, help="With --pool: the field holding the text.")
+@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
+              help="With --pool: malformed records stop the run (naming file and line) or are skipped and counted.")
+@click.option("--budget", default=None, help="A token budget (e.g. '50M tokens'): expected tokens per group.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the mixture as JSON.")
+@_handle_errors
+def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
+        group_field, tau, max_epochs, text_field, on_error, budget, out, quiet, as_json) -> None:
+    """Find domain weights: RegMix from proxy runs (--from-runs), or a baseline over a pool's groups (--pool).
+
+    --from-runs fits a regressor from mixtures to an objective and searches the simplex for the lowest prediction;
+    writes OUT/mixture.yaml (weight per group, regressor, objective, seed, cross-validated Spearman and RMSE),
+    OUT/manifest.json and, with --predict, OUT/predictions.csv (index, predicted). --pool with --method
+    proportional, uniform, temperature (--tau) or unimax (--budget, --max-epochs) counts whitespace tokens per
+    --group-field value and writes the weights, and with --budget the expected tokens and epochs per group.
+    """
+    import yaml
+
+    from thresher.errors import ConfigError
+    from thresher.mix.job import run_mix_baseline, run_mix_from_runs
+
+    command = ["thresher", *sys.argv[1:]]
+    if bool(from_runs) == bool(pool):
+        raise ConfigError("give either --from-runs (with --metrics and --objective) or --pool (with --method)")
+    if from_runs:
+        if method not in (None, "regmix"):
+            raise ConfigError(f"--method {method} works over a --pool; --from-runs fits RegMix")
+        if not metrics or not objective:
+            raise ConfigError("--from-runs needs --metrics METRICS.csv and --objective COLUMN")
+        result = run_mix_from_runs(from_runs, metrics, objective, out, regressor=regressor, predict=predict,
+                                   seed=seed, folds=folds, n_samples=n_samples, top_k=top_k, budget=budget,
+                                   prior=prior, command=command)
+    else:
+        if method in (None, "regmix"):
+            raise ConfigError("--pool needs --method proportional, uniform, temperature or unimax (RegMix over a "
+                              "pool needs proxy runs: use --from-runs)")
+        from thresher.io.dataset import Dataset
+
+        result = run_mix_baseline(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
+                                  method=method, group_field=group_field, budget=budget, tau=tau,
+                                  max_epochs=max_epochs, command=command)
+    if as_json:
+        click.echo(json.dumps(yaml.safe_load((result.path / "mixture.yaml").read_text(encoding="utf-8"))))
+    elif not quiet:
+        click.echo(result.summary())
+        click.echo(f"\nrun directory: {result.path}")
+
+
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory. [default: a temporary folder]")

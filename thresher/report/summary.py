@@ -17,6 +17,10 @@ def summarize(manifest: dict, path: Path) -> str:
         return format_label_summary(manifest, path)
     if job == "score":
         return format_rule_summary(manifest, path)
+    if job == "mix":
+        from thresher.mix.summary import format_mix_summary
+
+        return format_mix_summary(manifest, path)
     return format_summary(manifest)
 
 

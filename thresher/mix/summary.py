@@ -1,0 +1,36 @@
+"""The lines ``thresher mix`` prints for its run directory (kept apart from the job so that reading a run's
+summary does not import the job that writes runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+def format_mix_summary(manifest: dict, path: Path) -> str:
+    """The lines ``thresher mix`` prints: the weights (largest first), the diagnostics, where the files are."""
+    mixture = yaml.safe_load((path / "mixture.yaml").read_text(encoding="utf-8"))
+    if "cross_validation" not in mixture:  # a baseline over a pool
+        c = manifest["counts"]
+        params = ", ".join(f"{k} {mixture[k]}" for k in ("tau", "max_epochs") if k in mixture)
+        lines = [f"method {mixture['method']}{' (' + params + ')' if params else ''} | group field "
+                 f"{mixture['group_field']} | budget {mixture.get('budget_tokens', 'none')} tokens",
+                 f"records: {c['input_records']:,} read, {c['counted']:,} counted, {c['failed']:,} failed; "
+                 f"{c['tokens']:,} whitespace tokens in {c['groups']} groups",
+                 "weights:" + ("  (expected tokens, epochs)" if "expected_tokens" in mixture else "")]
+    else:
+        cv = mixture["cross_validation"]
+        lines = [f"method {mixture['method']} | regressor {mixture['regressor']} | objective {mixture['objective']} "
+                 f"| seed {mixture['seed']}",
+                 f"runs: {manifest['counts']['runs']:,}, groups: {manifest['counts']['groups']}; "
+                 f"{cv['folds']}-fold cross-validation: Spearman {cv['spearman']:.4f}, RMSE {cv['rmse']:.4g}",
+                 f"predicted objective of the mixture: {mixture['predicted_objective']:.6g} "
+                 f"(best run {mixture['best_run']['index']}: {mixture['best_run']['objective']:.6g})",
+                 "weights:"]
+    width = max(len(g) for g in mixture["weights"])
+    for group, weight in sorted(mixture["weights"].items(), key=lambda kv: -kv[1]):
+        drawn = (f"  {mixture['expected_tokens'][group]:>14,}  {mixture['epochs'][group]:.2f}"
+                 if "epochs" in mixture else "")
+        lines.append(f"  {group:<{width}}  {weight:.4f}{drawn}")
+    return "\n".join(lines)
