@@ -165,7 +165,9 @@ def test_featurizing_by_pieces_gives_the_sequential_ids_and_errors(tmp_path, wor
     ds = read(tmp_path / "dirty", batch_size=4, on_error="skip")
     store, index = _store(tmp_path, ds, workers)
     seq, seq_errors = _sequential(read(tmp_path / "dirty", batch_size=4, on_error="skip"))
-    assert index.ids.to_pylist() == _column(seq, "id")
+    # the per-record index is on disk, a row group per shard, never gathered in the main process
+    assert pq.read_table(index.path)["id"].to_pylist() == _column(seq, "id")
+    assert [index.shard(i).num_rows for i in range(len(index.shard_sizes))] == index.shard_sizes.tolist()
     assert index.errors == seq_errors.to_dict()
     names = sorted(p.name for p in store.root.glob("shard-*.npz"))
     assert len(names) == len(index.shard_sizes) and names[0] == "shard-000000-0000.npz"
@@ -225,8 +227,9 @@ def test_renamed_ids_are_those_of_a_sequential_read(tmp_path):
     _, index = _store(tmp_path, ds, 2)
     seq_ds = read(path, batch_size=4, duplicate_ids="rename")
     seq, _ = _sequential(seq_ds)
-    assert index.ids.to_pylist() == _column(seq, "id")
-    assert [index.ids[i].as_py() for i in (150, 170, 180)] == ["r3#2", "r3#3", "r3#2#2"]
+    ids = pq.read_table(index.path)["id"]
+    assert ids.to_pylist() == _column(seq, "id")
+    assert [ids[i].as_py() for i in (150, 170, 180)] == ["r3#2", "r3#3", "r3#2#2"]
     assert ds.renamed_ids == seq_ds.renamed_ids == 3
     assert ds.rename_examples == seq_ds.rename_examples
 

@@ -16,7 +16,7 @@ from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
 from thresher.features.shards import discard, file_checksum, warn_recomputed
 from thresher.features.store import FeatureStore, featurize_or_load, shard_name
-from thresher.io.atomic import write_parquet
+from thresher.io.atomic import atomic_path
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.provenance import dataset_fingerprint
@@ -25,23 +25,28 @@ from thresher.progress import Progress, known_rows
 
 @dataclass
 class PoolIndex:
-    """Per-record columns of a featurized pool, in reading order, plus its summed n-gram counts."""
+    """A featurized pool's summary: its summed n-gram counts, records per shard, error counts, and where its
+    per-record columns (id, n_tokens, n_words, group) are: ``index.parquet`` in the store, one row group per shard,
+    which the score tasks read shard by shard (the main process never holds them)."""
 
-    ids: pa.Array
-    groups: pa.Array | None
-    n_tokens: np.ndarray
-    n_words: np.ndarray
+    path: Path
+    has_groups: bool
     counts: np.ndarray
     shard_sizes: np.ndarray
     errors: dict
 
     @property
     def n_records(self) -> int:
-        return len(self.ids)
+        return int(self.shard_sizes.sum())
+
+    def shard(self, i: int) -> pa.Table:
+        """The per-record columns of shard ``i`` (without ``group`` when no record has one)."""
+        table = pq.ParquetFile(self.path).read_row_group(i)
+        return table if self.has_groups or "group" not in table.column_names else table.drop_columns(["group"])
 
 
 #: The feature store's file layout, part of its cache key: shards are the batches of each input piece.
-STORE_LAYOUT = "pieces-2"  # 2: a big JSONL file or Parquet row group is cut into pieces
+STORE_LAYOUT = "pieces-3"  # 2: a big JSONL file or Parquet row group is cut into pieces; 3: index by shard
 
 
 def store_for(dataset: Dataset, config: HashedNgramConfig, cache_dir: Path, group_field: str | None) -> FeatureStore:
@@ -50,9 +55,16 @@ def store_for(dataset: Dataset, config: HashedNgramConfig, cache_dir: Path, grou
     return FeatureStore(Path(cache_dir) / f"ngrams-{digest}", config)
 
 
-def score_shard(scorer, store: FeatureStore, index: int) -> dict[str, np.ndarray]:
-    """Worker task: score columns of one stored shard with a fitted scorer."""
-    return scorer.score(store.read(index))
+def score_shard(scorer, store: FeatureStore, index: PoolIndex, i: int) -> pa.Table:
+    """Worker task: the side-car rows of shard ``i``: its ids, the fitted scorer's columns (none without one),
+    lengths and group."""
+    rows = index.shard(i)
+    columns = scorer.score(store.read(i)) if scorer is not None else {}
+    n_tokens = rows["n_tokens"].to_numpy()
+    ngrams = sum(np.maximum(n_tokens - j, 0) for j in range(store.config.ngrams))
+    table = pa.table({"id": rows["id"], **columns, "n_tokens": rows["n_tokens"], "n_words": rows["n_words"],
+                      "n_ngrams": ngrams})
+    return table.append_column("group", rows["group"]) if "group" in rows.column_names else table
 
 
 @dataclass
@@ -113,33 +125,40 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
             discard(path)
     recomputed = [store.shard_path(i) for i in damaged]
     errors = ErrorLog(dataset.on_error)
-    ids: list[pa.Array] = []
-    groups: list[pa.Array] = []
     counts = np.zeros(store.config.num_buckets, dtype=np.int64)
-    n_tokens: list[np.ndarray] = []
-    n_words: list[np.ndarray] = []
+    sizes: list[int] = []
     parts: list[int] = []
+    has_groups = False
     bar = Progress("featurize", total=known_rows(dataset), enabled=progress)
     args = (store.config, str(store.root), group_field)
-    for piece_ids, done in map_pieces(dataset, engine, featurize_part, args, errors,
-                                      [group_field] if group_field else [], bar, PieceFeatures.of):
-        ids.append(piece_ids)
-        recomputed += [store.shard_path(name) for name in done.recomputed]
-        groups += done.groups
-        counts += done.counts
-        n_tokens += done.n_tokens
-        n_words += done.n_words
-        parts.append(done.n_parts)
-    bar.close()
+    store.root.mkdir(parents=True, exist_ok=True)
+    writer = None
+    # the per-record index streams to disk a shard (one row group) at a time, as the pieces are merged in order
+    with atomic_path(store.root / "index.parquet") as tmp:
+        for piece_ids, done in map_pieces(dataset, engine, featurize_part, args, errors,
+                                          [group_field] if group_field else [], bar, PieceFeatures.of):
+            recomputed += [store.shard_path(name) for name in done.recomputed]
+            counts += done.counts
+            parts.append(done.n_parts)
+            start = 0
+            for k, (tokens, words) in enumerate(zip(done.n_tokens, done.n_words)):
+                columns = {"id": piece_ids.slice(start, len(tokens)), "n_tokens": tokens, "n_words": words}
+                if group_field:
+                    columns["group"] = done.groups[k]
+                    has_groups |= done.groups[k].null_count < len(tokens)
+                table = pa.table(columns)
+                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table, row_group_size=max(1, len(tokens)))
+                start += len(tokens)
+                sizes.append(len(tokens))
+        bar.close()
+        if writer is None:
+            raise ConfigError(f"the pool has no usable records ({', '.join(dataset.paths)})")
+        writer.close()
     warn_recomputed(recomputed)
-    if not n_tokens:
-        raise ConfigError(f"the pool has no usable records ({', '.join(dataset.paths)})")
     store.set_piece_parts(parts)
-    index = PoolIndex(
-        ids=pa.concat_arrays(ids),
-        groups=_groups(groups) if group_field else None,
-        n_tokens=np.concatenate(n_tokens), n_words=np.concatenate(n_words), counts=counts,
-        shard_sizes=np.asarray([len(t) for t in n_tokens], dtype=np.int64), errors=errors.to_dict())
+    index = PoolIndex(store.root / "index.parquet", has_groups, counts, np.asarray(sizes, dtype=np.int64),
+                      errors.to_dict())
     _save_index(store, index)
     return index
 
@@ -159,24 +178,14 @@ def featurize_in_memory(dataset: Dataset, config: HashedNgramConfig) -> tuple[np
     return counts, np.concatenate(lengths), errors.to_dict()
 
 
-def _groups(chunks: list[pa.Array]) -> pa.Array | None:
-    arr = pa.concat_arrays(chunks)
-    return None if arr.null_count == len(arr) else arr
-
-
 #: Files of a complete store besides its shards; their checksums are kept in ``_COMPLETE``.
 INDEX_FILES = ("index.parquet", "counts.npy")
 
 
 def _save_index(store: FeatureStore, index: PoolIndex) -> None:
-    cols = {"id": index.ids, "n_tokens": index.n_tokens, "n_words": index.n_words}
-    if index.groups is not None:
-        cols["group"] = index.groups
-    store.root.mkdir(parents=True, exist_ok=True)
-    write_parquet(pa.table(cols), store.root / "index.parquet")
     np.save(store.root / "counts.npy", index.counts)
     store.mark_complete({"n_shards": len(index.shard_sizes), "shard_sizes": index.shard_sizes.tolist(),
-                         "piece_parts": store.piece_parts,
+                         "piece_parts": store.piece_parts, "has_groups": index.has_groups,
                          "errors": index.errors, "n_records": index.n_records,
                          "checksums": {name: file_checksum(store.root / name) for name in INDEX_FILES}})
 
@@ -185,12 +194,8 @@ def _load_index(store: FeatureStore) -> PoolIndex:
     meta = store.meta()
     if meta.get("piece_parts") is not None:
         store.set_piece_parts(meta["piece_parts"])
-    t = pq.read_table(store.root / "index.parquet")
-    return PoolIndex(
-        ids=t["id"].combine_chunks(), groups=t["group"].combine_chunks() if "group" in t.column_names else None,
-        n_tokens=t["n_tokens"].to_numpy(), n_words=t["n_words"].to_numpy(),
-        counts=np.load(store.root / "counts.npy"), shard_sizes=np.asarray(meta["shard_sizes"], dtype=np.int64),
-        errors=meta["errors"])
+    return PoolIndex(store.root / "index.parquet", meta["has_groups"], np.load(store.root / "counts.npy"),
+                     np.asarray(meta["shard_sizes"], dtype=np.int64), meta["errors"])
 
 
 def shard_counts(store: FeatureStore, index: int, rows: list[np.ndarray]) -> list[np.ndarray]:

@@ -177,25 +177,15 @@ SCORE_ROW_GROUP = PART_ROWS // 4
 
 
 def _score(v: Values) -> dict:
-    """Score every feature shard where the engine runs and stream the side-car table to disk in reading order (the
-    driver holds one shard's scores at a time, never the table)."""
-    index, ngrams = v.index, v.config.features.ngrams
-    bounds = np.concatenate([[0], np.cumsum(index.shard_sizes)])
-    shards = range(len(index.shard_sizes))
-    scored = v.engine.map(score_shard, ((v.scorer, v.store, i) for i in shards)) if v.scorer is not None \
-        else ({} for _ in shards)
+    """Each task scores one feature shard and returns its side-car rows; they stream to disk in reading order, so
+    the main process holds a shard's rows at a time, never the table."""
+    shards = range(len(v.index.shard_sizes))
     (v.out / "scores").mkdir(exist_ok=True)
     path = v.out / "scores" / "scores.parquet"
     rows = Batcher(SCORE_ROW_GROUP)  # row groups of a fixed size, whatever the shards' sizes
     writer = None
     with atomic_path(path) as tmp:
-        for i, columns in zip(shards, scored):
-            lo, hi = bounds[i], bounds[i + 1]
-            n_tokens = index.n_tokens[lo:hi]
-            table = pa.table({"id": index.ids.slice(lo, hi - lo), **columns, "n_tokens": n_tokens,
-                              "n_words": index.n_words[lo:hi],
-                              "n_ngrams": sum(np.maximum(n_tokens - j, 0) for j in range(ngrams)),
-                              **({"group": index.groups.slice(lo, hi - lo)} if index.groups is not None else {})})
+        for table in v.engine.map(score_shard, ((v.scorer, v.store, v.index, i) for i in shards)):
             writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
             for batch in rows.add(table):
                 writer.write_batch(batch)
@@ -214,7 +204,7 @@ FEATURIZE_POOL = Stage("featurize_pool", MAP, "hashed n-gram features of every p
 FIT = Stage("fit", GLOBAL, "DSIR importance weights from the target's and the pool's summed n-gram counts", _fit,
             ("config", "target_counts", "target_tokens", "index"), ("scorer",))
 SCORE = Stage("score", MAP, "log importance weight of every record, per feature shard; side-car scores.parquet",
-              _score, ("scorer", "store", "index", "engine", "config", "out"), ("scores_path",))
+              _score, ("scorer", "store", "index", "engine", "out"), ("scores_path",))
 
 
 @claims_run_dir("out")
