@@ -770,12 +770,13 @@ Examples:
 @click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
               help="With --pool: malformed records stop the run (naming file and line) or are skipped and counted.")
 @click.option("--budget", default=None, help="A token budget (e.g. '50M tokens'): expected tokens per group.")
+@click.option("--workers", type=int, default=None, help="With --pool: processes counting tokens. [default: all cores]")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the mixture as JSON.")
 @_handle_errors
 def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
-        group_field, tau, max_epochs, text_field, on_error, budget, out, quiet, as_json) -> None:
+        group_field, tau, max_epochs, text_field, on_error, budget, workers, out, quiet, as_json) -> None:
     """Find domain weights: RegMix from proxy runs (--from-runs), or a baseline over a pool's groups (--pool).
 
     --from-runs fits a regressor from mixtures to an objective and searches the simplex for the lowest prediction;
@@ -808,7 +809,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
 
         result = run_mix_baseline(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
                                   method=method, group_field=group_field, budget=budget, tau=tau,
-                                  max_epochs=max_epochs, command=command)
+                                  max_epochs=max_epochs, workers=workers, command=command)
     if as_json:
         click.echo(json.dumps(yaml.safe_load((result.path / "mixture.yaml").read_text(encoding="utf-8"))))
     elif not quiet:

@@ -13,15 +13,22 @@ import csv
 import io
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from thresher.engine import make_engine
+from thresher.engine.pieces import map_pieces
+from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
+from thresher.features.lengths import whitespace_token_counts
 from thresher.io.atomic import atomic_path, write_json
-from thresher.io.provenance import versions
+from thresher.io.errors import ErrorLog
+from thresher.io.provenance import dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
+from thresher.mix.baselines import baseline_weights, expected_tokens
 from thresher.mix.regression import cross_validate, make_regressor
 from thresher.mix.runs import MixtureTable, read_mixtures, read_runs, read_table
 from thresher.mix.search import search_mixture
@@ -49,6 +56,51 @@ def parse_token_budget(budget: str | int | float | None) -> float | None:
     return parsed.value
 
 
+def _read(v: Values) -> dict:
+    runs = read_runs(v.mixtures, v.metrics)
+    to_predict = read_mixtures(v.predict) if v.predict is not None else None
+    if to_predict is not None:
+        to_predict = _same_groups(to_predict, runs.groups, runs.mixtures_path)
+    if v.prior is not None:
+        table = _same_groups(read_table(v.prior, "prior"), runs.groups, runs.mixtures_path)
+        if len(table.index) != 1 or np.any(table.values < 0) or table.values.sum() <= 0:
+            raise ConfigError(f"{table.path}: the prior is one row of non-negative token shares or counts per group")
+        prior_weights, prior_name = table.values[0] / table.values.sum(), str(v.prior)
+    else:
+        prior_weights, prior_name = runs.weights.mean(axis=0), "mean of the runs' mixtures"
+    return {"runs": runs, "y": runs.objective(v.objective), "to_predict": to_predict, "prior_weights": prior_weights,
+            "prior_name": prior_name}
+
+
+def _fit(v: Values) -> dict:
+    diagnostics = cross_validate(v.regressor, v.runs.weights, v.y, folds=v.folds, seed=v.seed)
+    return {"diagnostics": diagnostics, "model": make_regressor(v.regressor, seed=v.seed).fit(v.runs.weights, v.y)}
+
+
+def _search(v: Values) -> dict:
+    return {"found": search_mixture(v.model, v.prior_weights, n_samples=v.n_samples, top_k=v.top_k,
+                                    strength=v.strength, seed=v.seed)}
+
+
+def _predict(v: Values) -> dict:
+    if v.to_predict is None:
+        return {"predicted": None}
+    return {"predicted": v.model.predict(v.to_predict.values)}
+
+
+READ = Stage("read_runs", GLOBAL, "the mixtures and metrics tables (RegMix's format), checked row by row; --predict "
+             "and --prior tables", _read, ("mixtures", "metrics", "objective", "predict", "prior"),
+             ("runs", "y", "to_predict", "prior_weights", "prior_name"))
+FIT = Stage("fit", GLOBAL, "k-fold cross-validation of the regressor, then its fit on every run", _fit,
+            ("runs", "y", "regressor", "folds", "seed"), ("diagnostics", "model"))
+SEARCH = Stage("search", GLOBAL, "Dirichlet samples around the prior, the top-k lowest predictions averaged", _search,
+               ("model", "prior_weights", "n_samples", "top_k", "strength", "seed"), ("found",))
+PREDICT = Stage("predict", GLOBAL, "the objective predicted for the --predict mixtures", _predict,
+                ("model", "to_predict"), ("predicted",))
+FROM_RUNS_PLAN = Plan("mix --from-runs", ("mixtures", "metrics", "objective", "predict", "prior", "regressor", "folds",
+                                          "seed", "n_samples", "top_k", "strength"), (READ, FIT, SEARCH, PREDICT))
+
+
 @claims_run_dir("out")
 def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, objective: str,
                       out: str | os.PathLike, *, regressor: str = "gp", predict: str | os.PathLike | None = None,
@@ -58,25 +110,11 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
     """Fit ``regressor`` from the mixtures to metric ``objective`` (lower is better), search the simplex around
     ``prior`` (a one-row CSV of token shares or counts per group; default the runs' mean mixture) as RegMix does
     around the natural token distribution, and write the run directory ``out``; returns its :class:`Run`."""
-    started = time.perf_counter()
-    runs = read_runs(mixtures, metrics)
-    y = runs.objective(objective)
-    to_predict = read_mixtures(predict) if predict is not None else None
-    if to_predict is not None:
-        to_predict = _same_groups(to_predict, runs.groups, runs.mixtures_path)
-    if prior is not None:
-        table = _same_groups(read_table(prior, "prior"), runs.groups, runs.mixtures_path)
-        if len(table.index) != 1 or np.any(table.values < 0) or table.values.sum() <= 0:
-            raise ConfigError(f"{table.path}: the prior is one row of non-negative token shares or counts per group")
-        prior_weights, prior_name = table.values[0] / table.values.sum(), str(prior)
-    else:
-        prior_weights, prior_name = runs.weights.mean(axis=0), "mean of the runs' mixtures"
     tokens = parse_token_budget(budget)
-    diagnostics = cross_validate(regressor, runs.weights, y, folds=folds, seed=seed)
-    model = make_regressor(regressor, seed=seed).fit(runs.weights, y)
-    fitted = time.perf_counter()
-    found = search_mixture(model, prior_weights, n_samples=n_samples, top_k=top_k, strength=strength, seed=seed)
-    searched = time.perf_counter()
+    v = FROM_RUNS_PLAN.run(mixtures=mixtures, metrics=metrics, objective=objective, predict=predict, prior=prior,
+                           regressor=regressor, folds=folds, seed=seed, n_samples=n_samples, top_k=top_k,
+                           strength=strength)
+    runs, y, model, found, diagnostics, to_predict = v.runs, v.y, v.model, v.found, v.diagnostics, v.to_predict
     best_run = int(np.argmin(y))
     mixture = {
         "method": "regmix",
@@ -92,7 +130,7 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
         "cross_validation": {"folds": diagnostics["folds"], "spearman": round(diagnostics["spearman"], 4),
                              "rmse": round(diagnostics["rmse"], 6),
                              "fold_spearman_mean": round(diagnostics["fold_spearman_mean"], 4)},
-        "search": {"prior": prior_name, "dirichlet_strength": strength, "n_samples": found.n_samples,
+        "search": {"prior": v.prior_name, "dirichlet_strength": strength, "n_samples": found.n_samples,
                    "top_k": found.top_k, "top_k_predicted": [round(float(found.top_k_predicted.min()), 6),
                                                              round(float(found.top_k_predicted.max()), 6)]},
         "regressor_params": _plain(model.params()),
@@ -104,8 +142,7 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["index", "predicted"])
-        writer.writerows([key, f"{value:.10g}"] for key, value in zip(to_predict.index,
-                                                                      model.predict(to_predict.values)))
+        writer.writerows([key, f"{value:.10g}"] for key, value in zip(to_predict.index, v.predicted))
         _write_text(buffer.getvalue(), out / "predictions.csv")
         outputs["predictions"] = "predictions.csv"
     inputs = {"mixtures": _file_info(mixtures, len(runs.index)), "metrics": _file_info(metrics, len(runs.index))}
@@ -123,7 +160,7 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
         "inputs": inputs, "versions": {**versions(), **extra_versions},
         "counts": {"runs": len(runs.index), "groups": len(runs.groups), "metrics": len(runs.metric_names),
                    "predicted": len(to_predict.index) if to_predict is not None else 0},
-        "timings": {"fit_and_cross_validate": round(fitted - started, 3), "search": round(searched - fitted, 3)},
+        "timings": stage_seconds(v.stages), "stages": v.stages,
         "outputs": outputs,
     }
     write_json(manifest, out / "manifest.json")
@@ -155,35 +192,64 @@ def _plain(value: object) -> object:
     return value
 
 
-@claims_run_dir("out")
-def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: str = "domain",
-                     budget: str | int | float | None = None, tau: float | None = None, max_epochs: float = 1.0,
-                     command: list[str] | None = None) -> Run:
-    """Baseline weights (proportional, uniform, temperature, unimax) from the whitespace tokens of each
-    ``group_field`` value in ``pool`` (a :class:`~thresher.io.dataset.Dataset`); writes mixture.yaml and
-    manifest.json into ``out``. Records without the field count under the group ``(missing)``."""
-    from thresher.features.lengths import whitespace_token_counts
-    from thresher.io.errors import ErrorLog
-    from thresher.io.provenance import dataset_info
-    from thresher.mix.baselines import baseline_weights, expected_tokens
+def count_group_tokens(batch, where, group_field: str) -> tuple[Counter, Counter]:
+    """Engine task: whitespace tokens and records per ``group_field`` value of one batch."""
+    groups = ["(missing)" if g is None else g for g in batch.column(group_field).to_pylist()]
+    tokens: Counter = Counter()
+    for group, n in zip(groups, whitespace_token_counts(batch.column("text")).tolist()):
+        tokens[group] += n
+    return tokens, Counter(groups)
 
-    started = time.perf_counter()
-    tokens_budget = parse_token_budget(budget)
-    errors = ErrorLog(pool.on_error)
-    tokens: dict[str, int] = {}
-    records: dict[str, int] = {}
-    for batch in pool.iter_batches(errors, extra_columns=[group_field]):
-        groups = ["(missing)" if g is None else g for g in batch.column(group_field).to_pylist()]
-        for group, n in zip(groups, whitespace_token_counts(batch.column("text")).tolist()):
-            tokens[group] = tokens.get(group, 0) + n
-            records[group] = records.get(group, 0) + 1
+
+def _summed(parts: list[tuple[Counter, Counter]]) -> tuple[Counter, Counter]:
+    """A piece's batches' counts summed where the task ran (only the sums travel)."""
+    return sum((p[0] for p in parts), Counter()), sum((p[1] for p in parts), Counter())
+
+
+def _count(v: Values) -> dict:
+    errors = ErrorLog(v.pool.on_error)
+    tokens: Counter = Counter()
+    records: Counter = Counter()
+    for _, (t, r) in map_pieces(v.pool, v.engine, count_group_tokens, (v.group_field,), errors, [v.group_field],
+                                combine=_summed):
+        tokens.update(t)
+        records.update(r)
     if not tokens:
         raise ConfigError("the pool has no records to count tokens in")
     if set(tokens) == {"(missing)"}:
-        raise ConfigError(f"no record has the field {group_field!r} (--group-field) to group by")
-    names = sorted(tokens)
-    counts = [tokens[g] for g in names]
-    weights = baseline_weights(method, counts, tau=tau, budget=tokens_budget, max_epochs=max_epochs)
+        raise ConfigError(f"no record has the field {v.group_field!r} (--group-field) to group by")
+    return {"tokens": tokens, "records": records, "failed": errors.to_dict()}
+
+
+def _weigh(v: Values) -> dict:
+    names = sorted(v.tokens)
+    counts = [v.tokens[g] for g in names]
+    return {"names": names, "weights": baseline_weights(v.method, counts, tau=v.tau, budget=v.tokens_budget,
+                                                        max_epochs=v.max_epochs)}
+
+
+COUNT = Stage("count_tokens", MAP, "whitespace tokens and records per group, each task over its own piece of the "
+              "pool", _count, ("pool", "group_field", "engine"), ("tokens", "records", "failed"))
+WEIGH = Stage("weigh", GLOBAL, "the baseline's weight per group from the pool's tokens per group", _weigh,
+              ("tokens", "method", "tau", "tokens_budget", "max_epochs"), ("names", "weights"))
+BASELINE_PLAN = Plan("mix --method", ("pool", "group_field", "engine", "method", "tau", "tokens_budget",
+                                      "max_epochs"), (COUNT, WEIGH))
+
+
+@claims_run_dir("out")
+def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: str = "domain",
+                     budget: str | int | float | None = None, tau: float | None = None, max_epochs: float = 1.0,
+                     workers: int | None = None, command: list[str] | None = None) -> Run:
+    """Baseline weights (proportional, uniform, temperature, unimax) from the whitespace tokens of each
+    ``group_field`` value in ``pool`` (a :class:`~thresher.io.dataset.Dataset`); writes mixture.yaml and
+    manifest.json into ``out``. Records without the field count under the group ``(missing)``."""
+    tokens_budget = parse_token_budget(budget)
+    with make_engine(workers) as engine:
+        v = BASELINE_PLAN.run(pool=pool, group_field=group_field, engine=engine, method=method, tau=tau,
+                              tokens_budget=tokens_budget, max_epochs=max_epochs)
+        engine_info = engine.describe()
+    names, weights, records, failed = v.names, v.weights, v.records, v.failed
+    counts = [v.tokens[g] for g in names]
     mixture = {"method": method, **({"tau": tau} if method == "temperature" else {}),
                **({"max_epochs": max_epochs} if method == "unimax" else {}),
                "group_field": group_field, "weights": {g: round(float(w), 6) for g, w in zip(names, weights)},
@@ -195,13 +261,11 @@ def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: 
                         "epochs": {g: round(float(t) / c, 4) if c else 0.0 for g, t, c in zip(names, drawn, counts)}})
     out = Path(out)
     _write_text(yaml.safe_dump(mixture, sort_keys=False, allow_unicode=True), out / "mixture.yaml")
-    failed = errors.to_dict()
     manifest = {"command": command, "created_unix": int(time.time()), "job": "mix", "method": method,
-                "inputs": {"pool": dataset_info(pool)}, "versions": versions(),
+                "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "engine": engine_info,
                 "counts": {"input_records": sum(records.values()) + failed["total"],
                            "counted": sum(records.values()), "failed": failed["total"], "pool_failed": failed,
                            "groups": len(names), "tokens": sum(counts)},
-                "timings": {"count_tokens": round(time.perf_counter() - started, 3)},
-                "outputs": {"mixture": "mixture.yaml"}}
+                "timings": stage_seconds(v.stages), "stages": v.stages, "outputs": {"mixture": "mixture.yaml"}}
     write_json(manifest, out / "manifest.json")
     return Run(out)
