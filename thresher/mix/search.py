@@ -69,8 +69,8 @@ def sample_run_mixtures(prior: np.ndarray, n: int, *, seed: int = 0, max_weight:
                         ) -> np.ndarray:
     """``n`` mixtures to train proxies on, as RegMix samples them: candidates ~ Dirichlet(prior^0.5 × strength),
     strength drawn from 15 log-spaced values in [0.1, 5] (small: near a few groups, large: near the prior), those
-    over a group's ``max_weight`` rejected, weights below 1e-3 zeroed; ``n`` of them drawn at random. Row 0 is the
-    prior itself (the natural mixture, a reference every search can be compared with). Seeded; rows sum to 1."""
+    over a group's ``max_weight`` rejected, weights below 1e-3 zeroed, repeats dropped; ``n`` of them drawn at
+    random. Row 0 is the prior itself (the natural mixture, a reference every search can be compared with). Seeded; rows sum to 1."""
     prior = np.asarray(prior, dtype=float)
     if prior.ndim != 1 or np.any(prior < 0) or prior.sum() <= 0:
         raise ConfigError("the proxy runs' prior mixture must be non-negative weights with a positive sum")
@@ -92,10 +92,14 @@ def sample_run_mixtures(prior: np.ndarray, n: int, *, seed: int = 0, max_weight:
     draws = draws[np.all(draws <= cap[None, :], axis=1)]
     draws = np.where(draws < RUN_MINIMUM, 0.0, draws)
     draws = draws[draws.sum(axis=1) > 0]
+    draws = draws / draws.sum(axis=1, keepdims=True)
+    # as RegMix, the same mixture is trained once (small strengths often give the same single group)
+    _, first = np.unique(np.vstack([prior[None, :], draws]).round(6), axis=0, return_index=True)
+    draws = draws[np.sort(first[first > 0]) - 1]
     if len(draws) < n - 1:
-        raise ConfigError(f"only {len(draws)} of {n * RUN_MULTIPLIER} sampled mixtures respect the per-group caps "
+        raise ConfigError(f"only {len(draws)} of {n * RUN_MULTIPLIER} sampled mixtures are distinct and respect the "
+                          "per-group caps "
                           f"(at most --max-epochs passes over a group at the proxy budget); need {n - 1}: raise "
                           "--max-epochs or lower --proxy-tokens")
-    draws = draws / draws.sum(axis=1, keepdims=True)
     picked = draws[np.sort(rng.choice(len(draws), size=n - 1, replace=False))]
     return np.vstack([prior[None, :], picked])
