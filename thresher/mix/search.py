@@ -70,7 +70,8 @@ def sample_run_mixtures(prior: np.ndarray, n: int, *, seed: int = 0, max_weight:
     """``n`` mixtures to train proxies on, as RegMix samples them: candidates ~ Dirichlet(prior^0.5 × strength),
     strength drawn from 15 log-spaced values in [0.1, 5] (small: near a few groups, large: near the prior), those
     over a group's ``max_weight`` rejected, weights below 1e-3 zeroed, repeats dropped; ``n`` of them drawn at
-    random. Row 0 is the prior itself (the natural mixture, a reference every search can be compared with). Seeded; rows sum to 1."""
+    random. Row 0 is the prior itself (the natural mixture, a reference every search can be compared with).
+    Seeded; rows sum to 1."""
     prior = np.asarray(prior, dtype=float)
     if prior.ndim != 1 or np.any(prior < 0) or prior.sum() <= 0:
         raise ConfigError("the proxy runs' prior mixture must be non-negative weights with a positive sum")
