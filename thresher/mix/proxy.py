@@ -259,10 +259,9 @@ def _proxy_runs(v: Values) -> dict:
                               for g in heldout_groups)]
     vocab = np.unique(np.concatenate([v.needed_hashes, *(h for h, _ in v.target_sets)]))
     vocab_size = len(vocab) + 2  # + </s> and <unk>, as the LM counts its own
-    items = []
-    for run in v.draws:
-        rows = np.concatenate([rows_of(d) for d in run if len(d)])
-        items.append((*_take(v.needed_hashes, v.needed_offsets, rows), evals, v.settings.order, vocab_size))
+    # a generator: the engine holds only the runs in flight (2 per worker), not every run's training records
+    items = ((*_take(v.needed_hashes, v.needed_offsets, np.concatenate([rows_of(d) for d in run if len(d)])),
+              evals, v.settings.order, vocab_size) for run in v.draws)
     results = list(v.engine.map(ngram_proxy_run, items))
     losses = np.array([r[0] for r in results])
     weights = np.array([t.weight for t in v.targets])
