@@ -17,14 +17,14 @@ from thresher.jobs.dedup import FIND_PLAN
 from thresher.jobs.embed import EMBED_PLAN
 from thresher.jobs.label import LABEL_PLAN
 from thresher.jobs.select import PIPELINE_SELECT_PLAN, RESELECT_PLAN, SELECT_PLAN
-from thresher.mix.job import BASELINE_PLAN, FROM_RUNS_PLAN
+from thresher.mix.job import BASELINE_PLAN, FROM_RUNS_PLAN, REGMIX_PLAN
 from thresher.pipeline import SCORE_PLAN
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PLANS = {"select": SELECT_PLAN, "select --from-run": RESELECT_PLAN, "score": SCORE_PLAN, "label": LABEL_PLAN,
          "embed": EMBED_PLAN, "run (select step)": PIPELINE_SELECT_PLAN, "evaluate": EVALUATE_PLAN,
          "th.compare": COMPARE_PLAN, "dedup": FIND_PLAN, "mix --from-runs": FROM_RUNS_PLAN,
-         "mix --method": BASELINE_PLAN}
+         "mix --method": BASELINE_PLAN, "mix --method regmix": REGMIX_PLAN}
 
 
 def _stage(name, needs=(), gives=(), fn=None, kind=MAP):

@@ -29,26 +29,31 @@ from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
 __all__ = ["__version__", "read", "select", "reselect", "compare", "score", "embed", "deduplicate", "evaluate",
-           "label", "lf", "mix_from_runs", "mixture_weights",
+           "label", "lf", "mix", "mix_from_runs", "mixture_weights",
            "Pipeline", "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError",
            "ConfigError", "InputError", "engine"]
 
 
+#: Subpackages that are also API functions: ``thresher.label`` / ``th.label(...)``, ``thresher.mix`` / ``th.mix(...)``.
+_CALLABLE = ("label", "mix")
+
+
 class _CallableModule(types.ModuleType):
-    """``thresher.label`` is both the weak-supervision subpackage and the function ``th.label(...)``."""
+    """A subpackage that is also the API function of its name (``th.label(...)``, ``th.mix(...)``)."""
 
     def __call__(self, *args, **kwargs):
-        from thresher.api import label
+        import thresher.api
 
-        return label(*args, **kwargs)
+        return getattr(thresher.api, self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
 
 
 class _Thresher(types.ModuleType):
-    """Makes the ``thresher.label`` subpackage callable as soon as it is imported (by any route), so importing it
-    lazily keeps ``import thresher`` light (it loads scipy) while ``th.label(...)`` still works."""
+    """Makes the ``thresher.label`` and ``thresher.mix`` subpackages callable as soon as they are imported (by any
+    route), so importing them lazily keeps ``import thresher`` light (they load scipy) while ``th.label(...)`` and
+    ``th.mix(...)`` still work."""
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name == "label" and isinstance(value, types.ModuleType) and not isinstance(value, _CallableModule):
+        if name in _CALLABLE and isinstance(value, types.ModuleType) and not isinstance(value, _CallableModule):
             value.__class__ = _CallableModule
         super().__setattr__(name, value)
 
@@ -61,6 +66,10 @@ def __getattr__(name: str) -> object:
         import thresher.label
 
         return thresher.label
+    if name == "mix":
+        import thresher.mix
+
+        return thresher.mix
     if name == "lf":
         from thresher.label.lfs import lf
 

@@ -149,6 +149,25 @@ def mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, objec
                              **options)
 
 
+def mix(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "regmix",
+        target: PathsOrDataset | list[PathsOrDataset] | None = None, target_weights: list[float] | None = None,
+        group_field: str = "domain", budget: str | int | float | None = None, seed: int = 0,
+        workers: int | None = None, **options: object) -> Run:
+    """Mixture weights over ``pool``'s ``group_field`` values (``thresher mix --pool``): ``method="regmix"`` trains
+    n-gram proxies on sampled mixtures, measures them on ``target`` (one dataset, or a list blended by
+    ``target_weights``), fits and searches; a baseline method (proportional, uniform, temperature, unimax) needs no
+    target. ``options``: runs, proxy_tokens, proxy, regressor, order, max_epochs, folds, n_samples, top_k,
+    strength for regmix; tau, max_epochs for the baselines."""
+    from thresher.mix.job import run_mix_baseline, run_mix_regmix
+
+    if method != "regmix":
+        return run_mix_baseline(_dataset(pool), out, method=method, group_field=group_field, budget=budget,
+                                workers=workers, **options)
+    targets = [] if target is None else target if isinstance(target, list) else [target]
+    return run_mix_regmix(_dataset(pool), [_dataset(t) for t in targets], out, group_field=group_field,
+                          target_weights=target_weights, budget=budget, seed=seed, workers=workers, **options)
+
+
 def mixture_weights(method: str, tokens: dict[str, float], *, tau: float | None = None,
                     budget: str | float | None = None, max_epochs: float = 1.0) -> dict[str, float]:
     """Baseline mixture weights from tokens per group: proportional, uniform, temperature (``tau``: p ∝ share^(1/τ))

@@ -737,6 +737,11 @@ Examples:
   thresher mix --pool pool.parquet --group-field domain --method unimax --budget "50M tokens" --max-epochs 2 \\
       --out runs/unimax
   thresher mix --pool pool.parquet --method temperature --tau 3 --budget "50M tokens" --out runs/tau3
+\b
+  # RegMix end to end: 32 n-gram proxies on 2M tokens each, toward a blend of two targets
+  thresher mix --pool pool.parquet --group-field domain --target news.jsonl --target wiki.jsonl \\
+      --target-weights 0.5,0.5 --method regmix --proxy ngram --runs 32 --proxy-tokens "2M tokens" \\
+      --budget "50M tokens" --out runs/regmix
 """)
 @click.option("--from-runs", "from_runs", type=click.Path(dir_okay=False), default=None, metavar="MIXTURES.csv",
               help="Mixtures of proxy runs already trained: an index column, then one weight per group.")
@@ -763,20 +768,33 @@ Examples:
 @click.option("--method", type=click.Choice(["regmix", "proportional", "uniform", "temperature", "unimax"]),
               default=None, help="regmix (with --from-runs), or a baseline over --pool. [default: regmix]")
 @click.option("--group-field", default="domain", show_default=True, help="With --pool: the field naming the group.")
+@click.option("--target", "target", multiple=True, metavar="PATH",
+              help="regmix over --pool: what the mixture should be good at (repeat for several target sets).")
+@click.option("--target-weights", default=None, metavar="W1,W2,...",
+              help="regmix: the targets' weights in the objective (normalised). [default: equal]")
+@click.option("--proxy", type=click.Choice(["ngram"]), default="ngram", show_default=True,
+              help="regmix over --pool: the proxy trained per mixture (a Kneser-Ney n-gram LM: seconds on a CPU).")
+@click.option("--runs", "n_runs", type=int, default=16, show_default=True,
+              help="regmix over --pool: proxy runs (mixtures sampled as RegMix does, the natural one first).")
+@click.option("--proxy-tokens", default="2M tokens", show_default=True,
+              help="regmix over --pool: whitespace tokens each proxy trains on.")
 @click.option("--tau", type=float, default=None, help="temperature: p ∝ share^(1/tau); 1 = proportional.")
 @click.option("--max-epochs", type=float, default=1.0, show_default=True,
-              help="unimax: at most this many passes over any group's tokens.")
+              help="unimax: at most this many passes over any group's tokens; regmix: over a group's records at "
+                   "the proxy budget.")
 @click.option("--text-field", default="text", show_default=True, help="With --pool: the field holding the text.")
 @click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
               help="With --pool: malformed records stop the run (naming file and line) or are skipped and counted.")
 @click.option("--budget", default=None, help="A token budget (e.g. '50M tokens'): expected tokens per group.")
-@click.option("--workers", type=int, default=None, help="With --pool: processes counting tokens. [default: all cores]")
+@click.option("--workers", type=int, default=None,
+              help="With --pool: processes reading the pool and training proxies. [default: all cores]")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the mixture as JSON.")
 @_handle_errors
 def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
-        group_field, tau, max_epochs, text_field, on_error, budget, workers, out, quiet, as_json) -> None:
+        group_field, target, target_weights, proxy, n_runs, proxy_tokens, tau, max_epochs, text_field, on_error,
+        budget, workers, out, quiet, as_json) -> None:
     """Find domain weights: RegMix from proxy runs (--from-runs), or a baseline over a pool's groups (--pool).
 
     --from-runs fits a regressor from mixtures to an objective and searches the simplex for the lowest prediction;
@@ -784,6 +802,8 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
     OUT/manifest.json and, with --predict, OUT/predictions.csv (index, predicted). --pool with --method
     proportional, uniform, temperature (--tau) or unimax (--budget, --max-epochs) counts whitespace tokens per
     --group-field value and writes the weights, and with --budget the expected tokens and epochs per group.
+    --pool with --method regmix and --target trains --runs n-gram proxies on --proxy-tokens each (held-out
+    cross-entropy on the targets and per group into OUT/runs.parquet), then fits and searches as --from-runs does.
     """
     import yaml
 
@@ -801,10 +821,20 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
         result = run_mix_from_runs(from_runs, metrics, objective, out, regressor=regressor, predict=predict,
                                    seed=seed, folds=folds, n_samples=n_samples, top_k=top_k, budget=budget,
                                    prior=prior, command=command)
+    elif method == "regmix":
+        from thresher.io.dataset import Dataset
+        from thresher.mix.job import run_mix_regmix
+
+        weights = _float_list(target_weights, "--target-weights") if target_weights else None
+        result = run_mix_regmix(Dataset(list(pool), text_field=text_field, on_error=on_error),
+                                [Dataset([t], text_field=text_field) for t in target], out, group_field=group_field,
+                                target_weights=weights, proxy=proxy, runs=n_runs, proxy_tokens=proxy_tokens,
+                                budget=budget, regressor=regressor, seed=seed, folds=folds, n_samples=n_samples,
+                                top_k=top_k, max_epochs=max_epochs, workers=workers, command=command)
     else:
-        if method in (None, "regmix"):
-            raise ConfigError("--pool needs --method proportional, uniform, temperature or unimax (RegMix over a "
-                              "pool needs proxy runs: use --from-runs)")
+        if method is None:
+            raise ConfigError("--pool needs --method regmix (with --target), proportional, uniform, temperature or "
+                              "unimax")
         from thresher.io.dataset import Dataset
 
         result = run_mix_baseline(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
@@ -815,6 +845,16 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
     elif not quiet:
         click.echo(result.summary())
         click.echo(f"\nrun directory: {result.path}")
+
+
+def _float_list(text: str, option: str) -> list[float]:
+    """Comma-separated numbers, e.g. '0.5,0.5'; a clear error names the option."""
+    from thresher.errors import ConfigError
+
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{option}: comma-separated numbers such as 0.5,0.5, got {text!r}") from None
 
 
 @main.command()

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import yaml
 
 from thresher.engine import make_engine
@@ -24,11 +25,12 @@ from thresher.engine.pieces import map_pieces
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.features.lengths import whitespace_token_counts
-from thresher.io.atomic import atomic_path, write_json
+from thresher.io.atomic import atomic_path, write_json, write_parquet
 from thresher.io.errors import ErrorLog
 from thresher.io.provenance import dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.mix.baselines import baseline_weights, expected_tokens
+from thresher.mix.proxy import MIN_RUNS, PROXIES, ProxySettings, Target, check_groups, regmix_plan, target_names
 from thresher.mix.regression import cross_validate, make_regressor
 from thresher.mix.runs import MixtureTable, read_mixtures, read_runs, read_table
 from thresher.mix.search import search_mixture
@@ -101,22 +103,13 @@ FROM_RUNS_PLAN = Plan("mix --from-runs", ("mixtures", "metrics", "objective", "p
                                           "seed", "n_samples", "top_k", "strength"), (READ, FIT, SEARCH, PREDICT))
 
 
-@claims_run_dir("out")
-def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, objective: str,
-                      out: str | os.PathLike, *, regressor: str = "gp", predict: str | os.PathLike | None = None,
-                      seed: int = 0, folds: int = 5, n_samples: int = 100_000, top_k: int = 100,
-                      strength: float = 1.0, budget: str | int | float | None = None,
-                      prior: str | os.PathLike | None = None, command: list[str] | None = None) -> Run:
-    """Fit ``regressor`` from the mixtures to metric ``objective`` (lower is better), search the simplex around
-    ``prior`` (a one-row CSV of token shares or counts per group; default the runs' mean mixture) as RegMix does
-    around the natural token distribution, and write the run directory ``out``; returns its :class:`Run`."""
-    tokens = parse_token_budget(budget)
-    v = FROM_RUNS_PLAN.run(mixtures=mixtures, metrics=metrics, objective=objective, predict=predict, prior=prior,
-                           regressor=regressor, folds=folds, seed=seed, n_samples=n_samples, top_k=top_k,
-                           strength=strength)
-    runs, y, model, found, diagnostics, to_predict = v.runs, v.y, v.model, v.found, v.diagnostics, v.to_predict
+def regmix_mixture(v: Values, *, objective: str, regressor: str, seed: int, strength: float,
+                   tokens: float | None) -> dict:
+    """mixture.yaml of a RegMix search (from the plan's ``runs``, ``y``, ``model``, ``found``, ``diagnostics`` and
+    ``prior_name``): weights, expected tokens under the budget, the prediction, the best run, the diagnostics."""
+    runs, y, model, found, diagnostics = v.runs, v.y, v.model, v.found, v.diagnostics
     best_run = int(np.argmin(y))
-    mixture = {
+    return {
         "method": "regmix",
         "regressor": regressor,
         "objective": objective,
@@ -135,6 +128,33 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
                                                              round(float(found.top_k_predicted.max()), 6)]},
         "regressor_params": _plain(model.params()),
     }
+
+
+def regressor_versions(regressor: str) -> dict:
+    """thresher's versions, plus LightGBM's when it fitted the runs."""
+    if regressor != "lightgbm":
+        return versions()
+    import lightgbm
+
+    return {**versions(), "lightgbm": lightgbm.__version__}
+
+
+@claims_run_dir("out")
+def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, objective: str,
+                      out: str | os.PathLike, *, regressor: str = "gp", predict: str | os.PathLike | None = None,
+                      seed: int = 0, folds: int = 5, n_samples: int = 100_000, top_k: int = 100,
+                      strength: float = 1.0, budget: str | int | float | None = None,
+                      prior: str | os.PathLike | None = None, command: list[str] | None = None) -> Run:
+    """Fit ``regressor`` from the mixtures to metric ``objective`` (lower is better), search the simplex around
+    ``prior`` (a one-row CSV of token shares or counts per group; default the runs' mean mixture) as RegMix does
+    around the natural token distribution, and write the run directory ``out``; returns its :class:`Run`."""
+    tokens = parse_token_budget(budget)
+    v = FROM_RUNS_PLAN.run(mixtures=mixtures, metrics=metrics, objective=objective, predict=predict, prior=prior,
+                           regressor=regressor, folds=folds, seed=seed, n_samples=n_samples, top_k=top_k,
+                           strength=strength)
+    runs, to_predict = v.runs, v.to_predict
+    mixture = regmix_mixture(v, objective=objective, regressor=regressor, seed=seed, strength=strength,
+                             tokens=tokens)
     out = Path(out)
     _write_text(yaml.safe_dump(mixture, sort_keys=False, allow_unicode=True), out / "mixture.yaml")
     outputs = {"mixture": "mixture.yaml"}
@@ -150,14 +170,9 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
         inputs["predict"] = _file_info(predict, len(to_predict.index))
     if prior is not None:
         inputs["prior"] = _file_info(prior, 1)
-    extra_versions = {}
-    if regressor == "lightgbm":
-        import lightgbm
-
-        extra_versions["lightgbm"] = lightgbm.__version__
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "mix", "method": "regmix",
-        "inputs": inputs, "versions": {**versions(), **extra_versions},
+        "inputs": inputs, "versions": regressor_versions(regressor),
         "counts": {"runs": len(runs.index), "groups": len(runs.groups), "metrics": len(runs.metric_names),
                    "predicted": len(to_predict.index) if to_predict is not None else 0},
         "timings": stage_seconds(v.stages), "stages": v.stages,
@@ -214,10 +229,7 @@ def _count(v: Values) -> dict:
                                 combine=_summed):
         tokens.update(t)
         records.update(r)
-    if not tokens:
-        raise ConfigError("the pool has no records to count tokens in")
-    if set(tokens) == {"(missing)"}:
-        raise ConfigError(f"no record has the field {v.group_field!r} (--group-field) to group by")
+    check_groups(list(tokens), v.group_field)
     return {"tokens": tokens, "records": records, "failed": errors.to_dict()}
 
 
@@ -267,5 +279,96 @@ def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: 
                            "counted": sum(records.values()), "failed": failed["total"], "pool_failed": failed,
                            "groups": len(names), "tokens": sum(counts)},
                 "timings": stage_seconds(v.stages), "stages": v.stages, "outputs": {"mixture": "mixture.yaml"}}
+    write_json(manifest, out / "manifest.json")
+    return Run(out)
+
+
+REGMIX_PLAN = regmix_plan(FIT, SEARCH)
+
+
+def _csv_text(header: list[str], rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+@claims_run_dir("out")
+def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: str = "domain",
+                   target_weights: list[float] | None = None, proxy: str = "ngram", runs: int = 16,
+                   proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
+                   regressor: str = "gp", seed: int = 0, folds: int = 5, n_samples: int = 100_000,
+                   top_k: int = 100, strength: float = 1.0, order: int = 3, max_epochs: float = 1.0,
+                   workers: int | None = None, command: list[str] | None = None) -> Run:
+    """RegMix end to end over ``pool`` (a :class:`~thresher.io.dataset.Dataset` with a ``group_field``): ``runs``
+    proxy n-gram LMs, each trained on ``proxy_tokens`` drawn by one sampled mixture and measured on ``targets``
+    (Datasets; the objective is their ``target_weights`` blend) and on each group's held-out slice; the regressor
+    fitted on them and the simplex searched around the natural mixture. Writes ``out/runs.parquet``,
+    ``out/mixtures.csv`` and ``out/metrics.csv`` (RegMix's format, for ``--from-runs``), ``out/mixture.yaml`` and
+    ``out/manifest.json``; returns the :class:`Run`. Outputs do not depend on ``workers``."""
+    if proxy not in PROXIES:
+        raise ConfigError(f"unknown proxy {proxy!r}; choose one of {', '.join(PROXIES)}")
+    if not targets:
+        raise ConfigError("regmix over a pool needs at least one --target (what the mixture should be good at)")
+    if runs < MIN_RUNS:
+        raise ConfigError(f"--runs {runs}: regmix needs at least {MIN_RUNS} proxy runs (the regressor is "
+                          "cross-validated on them)")
+    weights = [1.0] * len(targets) if target_weights is None else [float(w) for w in target_weights]
+    if len(weights) != len(targets) or any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError(f"--target-weights: one weight >= 0 per --target ({len(targets)}), not all 0; got "
+                          f"{target_weights}")
+    names = target_names([t.paths[0] for t in targets])
+    chosen = [Target(n, t, w / sum(weights)) for n, t, w in zip(names, targets, weights)]
+    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs)
+    if settings.proxy_tokens is None or settings.proxy_tokens < 1:
+        raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
+    tokens = parse_token_budget(budget)
+    with make_engine(workers) as engine:
+        v = REGMIX_PLAN.run(pool=pool, group_field=group_field, engine=engine, targets=chosen, settings=settings,
+                            n_runs=runs, seed=seed, regressor=regressor, folds=folds, n_samples=n_samples,
+                            top_k=top_k, strength=strength)
+        engine_info = engine.describe()
+    groups, done = v.names, v.runs
+    out = Path(out)
+    columns = {"run": np.arange(len(done.index), dtype=np.int64),
+               **{f"weight:{g}": done.weights[:, j] for j, g in enumerate(groups)},
+               **{f"tokens:{g}": v.run_tokens[:, j] for j, g in enumerate(groups)},
+               **{m: done.metrics[:, j] for j, m in enumerate(done.metric_names)}}
+    write_parquet(pa.table(columns), out / "runs.parquet")
+    _write_text(_csv_text(["index", *groups], ([i, *(f"{w:.10g}" for w in row)] for i, row in
+                                                zip(done.index, done.weights))), out / "mixtures.csv")
+    _write_text(_csv_text(["index", *done.metric_names], ([i, *(f"{x:.10g}" for x in row)] for i, row in
+                                                            zip(done.index, done.metrics))), out / "metrics.csv")
+    mixture = regmix_mixture(v, objective="target", regressor=regressor, seed=seed, strength=strength, tokens=tokens)
+    mixture.update({
+        "group_field": group_field,
+        "targets": [{"name": t.name, "paths": t.dataset.paths, "weight": round(t.weight, 6),
+                     "records": c["records"]} for t, c in zip(chosen, v.target_counts)],
+        "proxy": {"kind": proxy, "order": order, "tokens": int(settings.proxy_tokens), "runs": runs,
+                  "max_epochs": max_epochs, "vocabulary": v.vocab_size,
+                  "heldout_per_group": {"fraction": settings.heldout_fraction, "max_tokens": settings.heldout_tokens}},
+        "natural": {"weights": {g: round(float(w), 6) for g, w in zip(groups, v.prior_weights)},
+                    "objective": round(float(v.y[0]), 6),
+                    "predicted": round(float(v.model.predict(v.prior_weights[None, :])[0]), 6)},
+        "pool_tokens": {g: int(t) for g, t in zip(groups, v.train_tokens)},
+    })
+    _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
+    read = len(v.group_of)
+    failed = v.failed
+    manifest = {
+        "command": command, "created_unix": int(time.time()), "job": "mix", "method": "regmix",
+        "inputs": {"pool": dataset_info(pool), "targets": [dataset_info(t.dataset) for t in chosen]},
+        "versions": regressor_versions(regressor), "engine": engine_info,
+        "counts": {"input_records": read + failed["total"], "read": read, "failed": failed["total"],
+                   "pool_failed": failed, "groups": len(groups),
+                   "heldout_records": {g: len(r) for g, r in zip(groups, v.heldout_rows)},
+                   "target_overlap": v.target_overlap, "records_used": len(v.needed),
+                   "targets": v.target_counts, "runs": len(done.index), "metrics": len(done.metric_names)},
+        "timings": stage_seconds(v.stages), "proxy_run_seconds": [round(s, 3) for s in v.run_seconds],
+        "stages": v.stages,
+        "outputs": {"mixture": "mixture.yaml", "runs": "runs.parquet", "mixtures": "mixtures.csv",
+                    "metrics": "metrics.csv"},
+    }
     write_json(manifest, out / "manifest.json")
     return Run(out)

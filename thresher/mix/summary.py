@@ -27,6 +27,8 @@ def format_mix_summary(manifest: dict, path: Path) -> str:
                  f"{cv['folds']}-fold cross-validation: Spearman {cv['spearman']:.4f}, RMSE {cv['rmse']:.4g}",
                  f"predicted objective of the mixture: {mixture['predicted_objective']:.6g} "
                  f"(best run {mixture['best_run']['index']}: {mixture['best_run']['objective']:.6g})",
+                 *([f"natural mixture (run 0): objective {mixture['natural']['objective']:.6g}, predicted "
+                    f"{mixture['natural']['predicted']:.6g}"] if "natural" in mixture else []),
                  "weights:"]
     width = max(len(g) for g in mixture["weights"])
     for group, weight in sorted(mixture["weights"].items(), key=lambda kv: -kv[1]):

@@ -1,0 +1,116 @@
+"""RegMix end to end with n-gram proxies on CPU (issue 14): does the recommended mixture beat the simple ones?
+
+On pool-en grouped by ``domain``, for two objectives (an equal blend of the news and wikipedia targets; a blend
+weighted toward tech_docs: 0.6 tech_docs, 0.2 news, 0.2 wikipedia), runs ``thresher mix --method regmix`` with the
+``*.target.parquet`` sets as targets (--runs proxies of --proxy-tokens each, 2 workers), then trains the same n-gram
+LM at a larger budget (--eval-tokens) on the recommended mixture and on proportional, uniform and temperature
+(tau = 3) mixtures, --seeds draws each, and measures cross-entropy on the ``*.heldout.parquet`` sets (never seen by
+the search), blended with the same weights. Prints the time per proxy run and for the whole search, and per
+mixture the loss the regressor predicts (at the proxy budget, on the target sets) and the actual held-out loss
+(mean and 95% t-interval over seeds).
+
+    python bench/bench_mix_proxy.py [--data ../shared/data] [--runs 24] [--proxy-tokens 1M] [--eval-tokens 3M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from scipy.stats import t as student_t
+
+from thresher.features.lengths import whitespace_token_counts
+from thresher.io.dataset import Dataset
+from thresher.lm.ngram import KneserNeyConfig
+from thresher.mix.baselines import baseline_weights
+from thresher.mix.job import run_mix_regmix
+from thresher.mix.proxy import _draw, ngram_proxy_run
+from thresher.mix.regression import make_regressor
+
+OBJECTIVES = {"news+wikipedia (0.5/0.5)": {"news": 0.5, "wikipedia": 0.5},
+              "tech_docs-weighted (0.6/0.2/0.2)": {"tech_docs": 0.6, "news": 0.2, "wikipedia": 0.2}}
+
+
+def _hashes(texts: pa.Array, order: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    return KneserNeyConfig(order=order).featurizer().token_hashes(texts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = Path(__file__).resolve().parents[1]
+    parser.add_argument("--data", type=Path, default=here.parent / "shared" / "data")
+    parser.add_argument("--runs", type=int, default=24)
+    parser.add_argument("--proxy-tokens", default="1M tokens")
+    parser.add_argument("--eval-tokens", type=float, default=3e6)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    pool_path = args.data / "pool-en" / "pool.parquet"
+    table = pq.read_table(pool_path, columns=["text", "domain"])
+    text = table.column("text").combine_chunks()
+    domain = np.array(table.column("domain").to_pylist())
+    tokens = whitespace_token_counts(text)
+    groups = sorted(set(domain.tolist()))
+    members = {g: np.flatnonzero(domain == g) for g in groups}
+    pool_tokens = np.array([tokens[members[g]].sum() for g in groups], dtype=float)
+    heldout = {name: _hashes(pq.read_table(args.data / "targets" / f"{name}.heldout.parquet",
+                                           columns=["text"]).column("text").combine_chunks())
+               for name in ("news", "wikipedia", "tech_docs")}
+    print(f"pool-en: {len(domain):,} records, {int(pool_tokens.sum()):,} whitespace tokens, {len(groups)} domains; "
+          f"runs {args.runs} x {args.proxy_tokens}, evaluation {args.eval_tokens:,.0f} tokens x {args.seeds} seeds")
+
+    results = {}
+    for label, blend in OBJECTIVES.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            run = run_mix_regmix(Dataset([str(pool_path)]),
+                                 [Dataset([str(args.data / "targets" / f"{n}.target.parquet")]) for n in blend],
+                                 Path(tmp) / "mix", target_weights=list(blend.values()), runs=args.runs,
+                                 proxy_tokens=args.proxy_tokens, workers=args.workers, seed=0)
+            total = time.perf_counter() - started
+            manifest = json.loads((run.path / "manifest.json").read_text())
+            mixture = yaml.safe_load((run.path / "mixture.yaml").read_text())
+            runs = pq.read_table(run.path / "runs.parquet").to_pydict()
+        X = np.array([runs[f"weight:{g}"] for g in groups]).T
+        model = make_regressor("gp").fit(X, np.array(runs["target"]))
+        candidates = {"regmix": np.array([mixture["weights"][g] for g in groups]),
+                      "proportional": baseline_weights("proportional", pool_tokens),
+                      "uniform": baseline_weights("uniform", pool_tokens),
+                      "temperature τ=3": baseline_weights("temperature", pool_tokens, tau=3.0)}
+        vocab = len(np.unique(np.concatenate([_hashes(text)[0], *(h for h, _ in heldout.values())]))) + 2
+        rows = []
+        for name, weights in candidates.items():
+            losses = []
+            for seed in range(args.seeds):
+                drawn = np.concatenate([_draw(members[g], tokens[members[g]], w * args.eval_tokens,
+                                              np.random.default_rng([1000 + seed, j]))
+                                        for j, (g, w) in enumerate(zip(groups, weights)) if w > 0])
+                train = _hashes(text.take(pa.array(drawn)))
+                per_target, _ = ngram_proxy_run(*train, [heldout[n] for n in blend], 3, vocab)
+                losses.append(float(np.dot(per_target, list(blend.values()))))
+            mean, sd = float(np.mean(losses)), float(np.std(losses, ddof=1))
+            half = student_t.ppf(0.975, len(losses) - 1) * sd / np.sqrt(len(losses))
+            rows.append((name, float(model.predict(weights[None, :])[0]), mean, half))
+        seconds = manifest["proxy_run_seconds"]
+        results[label] = {"rows": rows, "per_run": float(np.mean(seconds)), "total": total,
+                          "cv": mixture["cross_validation"]["spearman"], "weights": mixture["weights"]}
+        print(f"\n{label}: search {total:.1f} s on {args.workers} workers ({np.mean(seconds):.2f} s per proxy run, "
+              f"{args.runs} runs; stages {manifest['timings']}); CV Spearman {mixture['cross_validation']['spearman']}")
+        print("  recommended: " + ", ".join(f"{g} {w:.3f}" for g, w in sorted(mixture["weights"].items(),
+                                                                                 key=lambda kv: -kv[1]) if w >= 0.01))
+        print(f"  | mixture | predicted (proxy, target sets) | held-out loss, {args.seeds} seeds (95% CI) |")
+        print("  |---|---:|---:|")
+        for name, predicted, mean, half in rows:
+            print(f"  | {name} | {predicted:.4f} | {mean:.4f} ± {half:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
