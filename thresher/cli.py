@@ -206,10 +206,15 @@ def _min_tokens(value: str) -> int | str:
 @click.option("--method", type=click.Choice(["dsir", "random"]), default=None, show_default="dsir",
               help="How to score pool records.")
 @click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold", "kcenter", "facility",
-                                               "clusters", "quotas", "quadmix"]), default=None,
+                                               "clusters", "quotas", "quadmix", "mixture"]), default=None,
               help="How to select from scores. [default: gumbel for dsir, random for random; with --from-run, the "
                    "run's own selector for a select or run directory, topk for a score or label run]. "
-                   "kcenter, facility, clusters need --embeddings; quotas, quadmix need --labels.")
+                   "kcenter, facility, clusters need --embeddings; quotas, quadmix need --labels; mixture: see "
+                   "--mixture.")
+@click.option("--mixture", "mixture", default=None, type=click.Path(exists=True, dir_okay=False),
+              metavar="MIXTURE.yaml",
+              help="Draw this mixture (thresher mix's mixture.yaml): each --group-field group's weight x the token "
+                   "--budget, at random inside the group (or by --score with --selector-param within=score).")
 @click.option("--embeddings", default=None, type=click.Path(exists=True, file_okay=False),
               help="An embed run (thresher embed) of the same pool, for kcenter, facility and clusters.")
 @click.option("--labels", default=None, metavar="COLUMN",
@@ -260,7 +265,7 @@ def _min_tokens(value: str) -> int | str:
 @_report_option
 @_handle_errors
 @_engine_options
-def select(pool, target, out, from_run, method, selector, embeddings, labels, selector_params, budget, seed,
+def select(pool, target, out, from_run, method, selector, mixture, embeddings, labels, selector_params, budget, seed,
            temperature, threshold, score_column, where, token_column, min_tokens,
            output_format, text_field, id_field, group_field, on_error, batch_size, workers, num_buckets, ngrams,
            tokenizer, length_norm, shrink, smoothing, cache_dir, quiet, as_json, report) -> None:
@@ -268,6 +273,14 @@ def select(pool, target, out, from_run, method, selector, embeddings, labels, se
     from thresher.errors import ConfigError
 
     command = ["thresher", *sys.argv[1:]]
+    selector_params = _key_values(selector_params)
+    if mixture:
+        from thresher.selectors.mixture import read_mixture
+
+        if selector not in (None, "mixture"):
+            raise ConfigError(f"--mixture draws a mixture; it does not combine with --selector {selector}")
+        selector, selector_params = "mixture", {**selector_params, "weights": read_mixture(mixture)}
+        method = method or ("random" if not target and not from_run else None)
     if from_run:
         if pool or target or method:
             raise ConfigError("--from-run re-uses that run's pool, target and scores; do not give --pool, "
@@ -281,7 +294,7 @@ def select(pool, target, out, from_run, method, selector, embeddings, labels, se
                        min_tokens=_min_tokens(min_tokens) if min_tokens is not None else None,
                        output_format=output_format, score=score_column, where=where, workers=workers,
                        token_column=token_column, embeddings=embeddings, labels=labels,
-                       selector_params=_key_values(selector_params) or None, report=report)
+                       selector_params=selector_params or None, report=report)
         _print_result(run, as_json, quiet, report)
         return
     if not pool:
@@ -299,7 +312,7 @@ def select(pool, target, out, from_run, method, selector, embeddings, labels, se
         budget=budget if budget is not None else (None if selector == "threshold" else "5%"),
         seed=seed or 0, temperature=temperature, threshold=threshold, score=score_column, where=where,
         token_column=token_column or "n_words", embeddings=embeddings, labels=labels,
-        selector_params=_key_values(selector_params),
+        selector_params=selector_params,
         min_tokens=_min_tokens(min_tokens) if min_tokens is not None else "auto",
         group_field=group_field or None, output_format=output_format or "parquet", workers=workers,
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),

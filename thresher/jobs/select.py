@@ -98,7 +98,7 @@ class SelectConfig:
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         self.selector = self.selector or DEFAULT_SELECTOR[self.method]
-        if self.method == "random" and self.selector != "random":
+        if self.method == "random" and self.selector not in ("random", "mixture"):
             raise ConfigError(f"method 'random' has no scores, so selector {self.selector!r} cannot rank them; "
                               "use --selector random or --method dsir")
         if self.selector in DIVERSITY_SELECTORS:
@@ -366,6 +366,10 @@ def _select(v: Values) -> dict:
                                    budget, column)}
 
 
+#: The group column a selector reads when --labels is not given: a mixture's groups are the pool's --group-field.
+_DEFAULT_LABELS = {"mixture": "group"}
+
+
 def _diverse(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None) -> np.ndarray:
     """Positions chosen by a set-level selector (k-center, facility location, clusters, quotas, quadmix), which
     look at every eligible record at once: the whole score table is read here."""
@@ -376,7 +380,8 @@ def _diverse(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget 
         selector, budget, scores=as_float(scores[rule.score])[elig_idx] if rule.score else None,
         n_tokens=as_float(scores[config.token_column])[elig_idx],
         embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
-        labels=_labels_for(scores, config.labels, elig_idx) if config.labels else None)
+        labels=_labels_for(scores, config.labels or _DEFAULT_LABELS.get(config.selector), elig_idx)
+        if config.labels or config.selector in _DEFAULT_LABELS else None)
     return elig_idx[order]
 
 

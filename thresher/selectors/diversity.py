@@ -96,6 +96,7 @@ DIVERSITY_SELECTORS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "clusters": ("thresher.selectors.clusters", "ClusterBalanced", ("embeddings", "scores?")),
     "quotas": ("thresher.selectors.quotas", "Quotas", ("labels", "scores?")),
     "quadmix": ("thresher.selectors.quotas", "QualityDiversity", ("labels", "scores")),
+    "mixture": ("thresher.selectors.mixture", "MixtureQuotas", ("labels", "scores?")),
 }
 
 
@@ -141,6 +142,10 @@ def run_diversity_selector(selector, budget: int | float | str | Budget, *, embe
         raise ConfigError(f"selector {name!r} needs a score per record")
     n = len(embeddings) if "embeddings" in needs else len(labels)
     b = Budget.parse(budget)
+    if hasattr(selector, "select_tokens"):  # a mixture: a token quota per group, not a record count
+        if n_tokens is None:
+            raise ConfigError(f"selector {name!r} needs the token count of every record")
+        return selector.select_tokens(labels, n_tokens, b, scores)
     if b.kind == "tokens":
         if n_tokens is None:
             raise ConfigError(f"a token budget ({b}) needs the token count of every record")
