@@ -121,3 +121,17 @@ def test_a_mixture_needs_a_token_budget_and_matching_groups(tmp_path, sample_poo
     proc = _cli("select", "--pool", str(sample_pool), "--mixture", str(tmp_path / "n.yaml"), "--budget", "5%",
                 "--out", str(tmp_path / "b"), "--no-report")
     assert proc.returncode == 2 and "token budget" in proc.stderr
+
+
+def test_python_draws_a_mixture_given_as_a_dict(tmp_path, sample_pool):
+    import thresher as th
+
+    run = th.select(sample_pool, mixture={"news": 0.25, "code": 0.75}, budget="40k tokens", out=tmp_path / "r",
+                    report=False, progress=False)
+    scores = run.scores().to_pandas()
+    picked = scores[scores["id"].isin(run.selected_ids())]
+    tokens = picked.groupby("group")["n_words"].sum().to_dict()
+    longest = scores.groupby("group")["n_words"].max()
+    assert set(tokens) == {"news", "code"}
+    assert tokens["news"] <= 10_000 < tokens["news"] + longest["news"]
+    assert tokens["code"] <= 30_000 < tokens["code"] + longest["code"]

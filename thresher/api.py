@@ -25,17 +25,28 @@ def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: s
            format: str = "parquet", group_field: str | None = "domain", workers: int | None = None,
            num_buckets: int = 10_000, ngrams: int = 2, tokenizer: str = "wordpunct",
            length_norm: str = "none", smoothing: float = 1.0, shrink: float = 20.0,
-           cache_dir: str | os.PathLike | None = None, progress: bool = True, report: bool = True) -> Run:
+           cache_dir: str | os.PathLike | None = None, progress: bool = True, report: bool = True,
+           mixture: str | os.PathLike | dict[str, float] | None = None) -> Run:
     """Select records of ``pool`` that resemble ``target`` under ``budget``; returns the :class:`Run`.
 
     ``budget``: a count (5000), a fraction ("5%", 0.05) or tokens ("2M tokens", whitespace tokens).
     ``selector``: gumbel (importance resampling, default for dsir), topk, threshold, random.
+    ``mixture``: a ``thresher mix`` mixture.yaml (or ``{group: weight}``) to draw under a token budget, each
+    ``group_field`` group's weight x the budget, at random inside the group (no target needed).
     ``report``: write ``report.html`` into the run directory.
     See ``thresher select --help`` for every parameter.
     """
+    params: dict = {}
+    if mixture is not None:
+        from thresher.selectors.mixture import read_mixture
+
+        params = {"weights": dict(mixture) if isinstance(mixture, dict) else read_mixture(mixture)}
+        selector = "mixture"
+        method = "random" if target is None else method
     config = SelectConfig(
-        method=method, selector=selector, budget=None if budget is None else str(budget) if not isinstance(
-            budget, float) else budget, seed=seed, temperature=temperature, threshold=threshold,
+        method=method, selector=selector, selector_params=params,
+        budget=None if budget is None else str(budget) if not isinstance(budget, float) else budget, seed=seed,
+        temperature=temperature, threshold=threshold,
         min_tokens=min_tokens, group_field=group_field, output_format=format, workers=workers,
         features=HashedNgramConfig(num_buckets=num_buckets, ngrams=ngrams, tokenizer=tokenizer),
         importance=ImportanceConfig(smoothing=smoothing, length_norm=length_norm, shrink=shrink))
