@@ -29,7 +29,7 @@ from thresher.engine.plan import GLOBAL, MAP, Plan, Values, stage_seconds
 from thresher.engine.plan import Stage as PlanStage  # a step of the job's plan; Stage here is a pipeline's own step
 from thresher.errors import ConfigError
 from thresher.features.lengths import whitespace_token_counts
-from thresher.io.atomic import atomic_path, write_json
+from thresher.io.atomic import ParquetStream, write_json
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.pieces import Batcher
@@ -290,7 +290,6 @@ class Pipeline:
         if dedup is not None:
             args = _dedup_args(pool, engine, fitted, group_field, dedup)
         schema = self._schema(fitted, group_field, dedup is not None)
-        writer: pq.ParquetWriter | None = None
         out = Batcher(pool.batch_size)  # the table's row groups are a sequential read's batches, whatever the pieces
         n = 0
         filtered: Counter = Counter()
@@ -300,13 +299,7 @@ class Pipeline:
         has_groups = False
         bar = Progress("score", total=known_rows(pool), enabled=progress)
 
-        def write(tables) -> None:
-            nonlocal writer
-            for batch in tables:
-                writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
-                writer.write_batch(batch)
-
-        with atomic_path(path) as tmp:
+        with ParquetStream(path, schema) as stream:
             for ids, parts in map_pieces(pool, engine, score_part, args, errors, extra, bar):
                 start = 0
                 for cols, group in parts:
@@ -319,7 +312,8 @@ class Pipeline:
                     for f in schema:  # columns of scorers that saw no record of this batch (all filtered)
                         if f.name not in table.column_names:
                             table = table.append_column(f, pa.nulls(table.num_rows, f.type))
-                    write(out.add(table.select(schema.names).cast(schema)))
+                    for batch in out.add(table.select(schema.names).cast(schema)):
+                        stream.write(batch)
                     filtered.update(x for x in cols["filtered_by"].to_pylist() if x is not None)
                     for name, values in cols.items():
                         family = name[: -len("_reason")]
@@ -331,11 +325,11 @@ class Pipeline:
                     if "lang" in cols:
                         languages.update(x for x in cols["lang"].to_pylist() if x is not None)
                     n += table.num_rows
-            write(out.flush())
+            for batch in out.flush():
+                stream.write(batch)
             bar.close()
-            if writer is None:
+            if not stream.started:
                 raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
-            writer.close()
             engine_info = engine.describe()
         if group_field and not has_groups:
             pq.write_table(pq.read_table(path).drop_columns(["group"]), path, compression="zstd")

@@ -33,6 +33,39 @@ def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
+class ParquetStream:
+    """One zstd Parquet file written table by table (or batch by batch) in order, atomically: opened with
+    ``schema`` or the first write's, renamed into place when the ``with`` block ends without an error. A block that
+    wrote nothing must raise (there is no schema to write an empty file with)."""
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema | None = None):
+        self.path, self.schema = Path(path), schema
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> ParquetStream:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    @property
+    def started(self) -> bool:
+        return self._writer is not None
+
+    def write(self, data: pa.Table | pa.RecordBatch, row_group_size: int | None = None) -> None:
+        """Append ``data`` (a table's rows in row groups of ``row_group_size``, default Arrow's; a batch as one)."""
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, self.schema or data.schema, compression="zstd")
+        if isinstance(data, pa.RecordBatch):
+            self._writer.write_batch(data)
+        else:
+            self._writer.write_table(data, row_group_size=row_group_size)
+
+    def __exit__(self, *exc: object) -> bool | None:
+        if self._writer is not None:
+            self._writer.close()
+        return self._atomic.__exit__(*exc)
+
+
 def write_json(obj: dict, path: str | os.PathLike) -> None:
     """Indented JSON (numpy scalars and arrays converted), atomically."""
     with atomic_path(path) as tmp:

@@ -16,7 +16,7 @@ from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
 from thresher.features.shards import discard, file_checksum, warn_recomputed
 from thresher.features.store import FeatureStore, featurize_or_load, shard_name
-from thresher.io.atomic import atomic_path
+from thresher.io.atomic import ParquetStream
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.provenance import dataset_fingerprint
@@ -132,9 +132,8 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
     bar = Progress("featurize", total=known_rows(dataset), enabled=progress)
     args = (store.config, str(store.root), group_field)
     store.root.mkdir(parents=True, exist_ok=True)
-    writer = None
     # the per-record index streams to disk a shard (one row group) at a time, as the pieces are merged in order
-    with atomic_path(store.root / "index.parquet") as tmp:
+    with ParquetStream(store.root / "index.parquet") as stream:
         for piece_ids, done in map_pieces(dataset, engine, featurize_part, args, errors,
                                           [group_field] if group_field else [], bar, PieceFeatures.of):
             recomputed += [store.shard_path(name) for name in done.recomputed]
@@ -146,15 +145,12 @@ def featurize_pool(dataset: Dataset, store: FeatureStore, engine: Engine, group_
                 if group_field:
                     columns["group"] = done.groups[k]
                     has_groups |= done.groups[k].null_count < len(tokens)
-                table = pa.table(columns)
-                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                writer.write_table(table, row_group_size=max(1, len(tokens)))
+                stream.write(pa.table(columns), row_group_size=max(1, len(tokens)))
                 start += len(tokens)
                 sizes.append(len(tokens))
         bar.close()
-        if writer is None:
+        if not stream.started:
             raise ConfigError(f"the pool has no usable records ({', '.join(dataset.paths)})")
-        writer.close()
     warn_recomputed(recomputed)
     store.set_piece_parts(parts)
     index = PoolIndex(store.root / "index.parquet", has_groups, counts, np.asarray(sizes, dtype=np.int64),

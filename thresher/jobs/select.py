@@ -24,7 +24,7 @@ from thresher.errors import ConfigError
 from thresher.evaluate.distribution import composition, kl_divergence, kl_reduction
 from thresher.features.hashed_ngrams import HashedNgramConfig
 from thresher.features.store import FeatureStore
-from thresher.io.atomic import atomic_path, write_json
+from thresher.io.atomic import ParquetStream, write_json
 from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.pieces import Batcher
@@ -183,15 +183,12 @@ def _score(v: Values) -> dict:
     (v.out / "scores").mkdir(exist_ok=True)
     path = v.out / "scores" / "scores.parquet"
     rows = Batcher(SCORE_ROW_GROUP)  # row groups of a fixed size, whatever the shards' sizes
-    writer = None
-    with atomic_path(path) as tmp:
+    with ParquetStream(path) as stream:
         for table in v.engine.map(score_shard, ((v.scorer, v.store, v.index, i) for i in shards)):
-            writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
             for batch in rows.add(table):
-                writer.write_batch(batch)
+                stream.write(batch)
         for batch in rows.flush():
-            writer.write_batch(batch)
-        writer.close()
+            stream.write(batch)
     return {"scores_path": path}
 
 
