@@ -368,17 +368,17 @@ _DEFAULT_LABELS = {"mixture": "group"}
 
 
 def _diverse(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None) -> np.ndarray:
-    """Positions chosen by a set-level selector (k-center, facility location, clusters, quotas, quadmix), which
+    """Positions chosen by a set-level selector (k-center, facility location, clusters, quotas, quadmix, mixture), which
     look at every eligible record at once: the whole score table is read here."""
     eligible, _ = eligibility(scores, config.where, rule.min_tokens, config.budget, config.token_column)
     elig_idx = np.flatnonzero(eligible)
     selector = make_diversity_selector(config.selector, seed=config.seed, **config.selector_params)
+    label_column = config.labels or _DEFAULT_LABELS.get(config.selector)
     order = run_diversity_selector(
         selector, budget, scores=as_float(scores[rule.score])[elig_idx] if rule.score else None,
         n_tokens=as_float(scores[config.token_column])[elig_idx],
         embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
-        labels=_labels_for(scores, config.labels or _DEFAULT_LABELS.get(config.selector), elig_idx)
-        if config.labels or config.selector in _DEFAULT_LABELS else None)
+        labels=_labels_for(scores, label_column, elig_idx) if label_column else None)
     return elig_idx[order]
 
 
