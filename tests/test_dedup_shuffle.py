@@ -15,7 +15,8 @@ from thresher.dedup import MinHashConfig, near_duplicates
 from thresher.dedup.clusters import as_batches, build_result, connected_components, split_batch
 from thresher.dedup.lsh import _unique_sets, band_keys, bucket_pairs, set_jaccard, shingle_hashes
 from thresher.dedup.minhash import permutations
-from thresher.dedup.shuffle import SPILL_PREFIX, forest_labels, spanning_forest
+from thresher.dedup.shuffle import spanning_forest
+from thresher.dedup.spill import SPILL_PREFIX
 from thresher.demo import sample_path
 from thresher.engine import LocalEngine
 
@@ -101,8 +102,37 @@ def test_workers_batch_sizes_and_groups_do_not_change_anything(sample):
                                   group_records=group)
             assert_same(got, ref)
             # a group closes once it holds group_records: one spill file per group
-            assert (got.shuffle["slices"] == 1) == (group >= sample.num_rows)
+            assert (got.shuffle["sketch_files"] == 1) == (group >= sample.num_rows)
     assert got.shuffle["partitions"] == 2  # the default: one partition per worker at this size
+
+
+def test_a_dataset_read_piece_by_piece_on_the_workers_gives_the_same_decisions(tmp_path, sample):
+    """The job's path: each sketch (and exact-hash) task reads its own piece of a Parquet file and a JSONL file
+    with bad lines; files number their records from 0 and the pieces' offsets are applied when read. Decisions,
+    ids and counts equal the reference over the usable records in reading order."""
+    import json
+
+    from thresher.dedup import ExactConfig, exact_duplicates
+    from thresher.io.dataset import read
+    from thresher.io.errors import ErrorLog
+
+    head, tail = sample.slice(0, 5000), sample.slice(5000)
+    pq.write_table(head, tmp_path / "a.parquet", row_group_size=300)
+    lines = [json.dumps(r) for r in tail.to_pylist()]
+    lines[10:10] = ["{not json", json.dumps({"id": "no-text"})]  # two bad records, skipped and counted
+    (tmp_path / "b.jsonl").write_text("\n".join(lines) + "\n")
+    pool = read([tmp_path / "a.parquet", tmp_path / "b.jsonl"], on_error="skip", batch_size=100)
+    assert len(pool.pieces()) > 4
+    config = MinHashConfig(threshold=0.6, keep="longest")
+    ref = reference(sample.to_batches(max_chunksize=5000), config)
+    with LocalEngine(2) as engine:
+        errors = ErrorLog("skip")
+        got = near_duplicates(pool, config, engine=engine, partitions=3, errors=errors)
+        assert_same(got, ref)
+        assert errors.to_dict()["total"] == 2
+        assert got.shuffle["sketch_files"] == len(pool.pieces())
+        exact = exact_duplicates(pool, ExactConfig(), engine=engine)
+    assert exact.to_table().equals(exact_duplicates(sample.to_batches(max_chunksize=5000), ExactConfig()).to_table())
 
 
 def test_pairs_formed_in_several_bands_are_counted_once():
@@ -129,16 +159,43 @@ def test_spill_files_are_removed_and_a_stale_spill_is_ignored(tmp_path, sample):
     assert got.shuffle["bytes_spilled"] > 8 * 14 * sample.num_rows  # keys (at least) really went to disk
 
 
-def test_spanning_forest_and_labels_match_connected_components():
+def _graphs():
+    """Graphs that make connected components work: random sparse edges, a long path numbered against the grain
+    (labels must travel its whole length), a star whose centre is its largest node, and a path in shuffled order."""
+    rng = np.random.default_rng(3)
+    yield "random", 600, rng.integers(0, 500, 400), rng.integers(0, 500, 400)
+    path = np.arange(999, 0, -1)
+    yield "reversed path", 1000, path, path - 1
+    yield "star at its largest", 300, np.full(299, 299), np.arange(299)
+    order = rng.permutation(2000)
+    yield "shuffled path", 2001, order[:-1], order[1:]
+
+
+@pytest.mark.parametrize("parts", [1, 3, 8])
+def test_components_on_the_engine_match_a_whole_graph_pass(tmp_path, parts):
+    """Large-star/small-star rounds over spill files give the smallest member of every component, for any number
+    of partitions and however the edges were spread over the tasks that wrote them."""
+    from thresher.dedup.components import component_labels, write_undirected
+
+    for k, (name, n, a, b) in enumerate(_graphs()):
+        spill = tmp_path / f"{parts}-{k}"
+        spill.mkdir()
+        writers = 4
+        for w in range(writers):  # edges spread over writers as spanning forests, as the verify tasks write them
+            child, root = spanning_forest(a[w::writers], b[w::writers])
+            write_undirected(spill, 0, w, child, root, parts)
+        labels, rounds = component_labels(spill, n, writers, parts, LocalEngine(1))
+        np.testing.assert_array_equal(labels, connected_components(n, a, b), err_msg=name)
+        assert rounds["component_rounds"] >= 3
+        assert not list(spill.glob("edges-000-*")), "a finished round's files are removed"
+
+
+def test_spanning_forest_keeps_the_components():
     rng = np.random.default_rng(3)
     a, b = rng.integers(0, 500, 400), rng.integers(0, 500, 400)
     child, root = spanning_forest(a, b)
     assert len(child) == len(np.unique(child)) and (root < child).all()
-    np.testing.assert_array_equal(forest_labels(600, child, root), connected_components(600, a, b))
-    half = np.arange(200)
-    merged = forest_labels(600, *map(np.concatenate, zip(spanning_forest(a[half], b[half]),
-                                                          spanning_forest(a[200:], b[200:]))))
-    np.testing.assert_array_equal(merged, connected_components(600, a, b))
+    np.testing.assert_array_equal(connected_components(600, child, root), connected_components(600, a, b))
 
 
 def test_the_main_process_never_holds_the_band_keys():

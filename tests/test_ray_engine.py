@@ -235,7 +235,7 @@ def test_a_worker_killed_during_the_dedup_shuffle_changes_nothing(tmp_path, clus
     config = MinHashConfig(threshold=0.7, keep="longest")
     with LocalEngine(2) as engine:
         local = near_duplicates(table.to_batches(max_chunksize=1000), config, engine=engine, partitions=3)
-    stages = ("spill_sketch", "partition_pairs", "verify_pairs")
+    stages = ("spill_sketch", "partition_pairs", "verify_pairs", "large_star", "small_star")
     with th.engine("ray", address=cluster.address), make_engine(2) as engine:
         on_ray = near_duplicates(table.to_batches(max_chunksize=1000), config, partitions=3, spill_dir=tmp_path,
                                  engine=_KillsOnce(engine, stages, tmp_path), group_records=1000)  # 4 sketch tasks

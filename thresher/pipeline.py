@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher._version import __version__
-from thresher.dedup.shuffle import remove_stale_spills
+from thresher.dedup.spill import remove_stale_spills
 from thresher.engine import Engine, make_engine
 from thresher.engine.pieces import map_pieces
 from thresher.engine.plan import GLOBAL, MAP, Plan, Values, stage_seconds

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as _scipy_components
 
@@ -101,16 +102,14 @@ class DedupResult:
         return int((~self.keep).sum())
 
     def reasons(self) -> pa.Array:
-        """``None`` for kept records, ``<kind>_duplicate_of:<id of the kept record>`` for dropped ones."""
-        dropped = np.flatnonzero(~self.keep)
-        out = np.full(self.n_records, None, dtype=object)
-        if len(dropped):
-            target = self.duplicate_of[dropped]
-            names = (self.ids.take(pa.array(target)).to_pylist() if self.ids is not None
-                     else target.tolist())
-            prefix = f"{self.kind}_duplicate_of:"
-            out[dropped] = [f"{prefix}{x}" for x in names]
-        return pa.array(out, type=pa.large_string())
+        """``None`` for kept records, ``<kind>_duplicate_of:<id of the kept record>`` for dropped ones (built in
+        Arrow: no Python string per record)."""
+        target = pa.array(np.where(self.keep, np.arange(self.n_records), self.duplicate_of))
+        names = self.ids.take(target) if self.ids is not None else target.cast(pa.large_string())
+        text = pa.large_string()
+        named = pc.binary_join_element_wise(pa.scalar(f"{self.kind}_duplicate_of:", text), names.cast(text),
+                                            pa.scalar("", text))
+        return pc.if_else(pa.array(self.keep), pa.scalar(None, pa.large_string()), named)
 
     def to_table(self) -> pa.Table:
         """``[id,] dup_cluster, dup_keep, dup_reason``: one row per record, in reading order."""

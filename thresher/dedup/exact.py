@@ -17,6 +17,8 @@ import xxhash
 from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, compact, split_batch
 from thresher.engine import Engine, LocalEngine
 from thresher.errors import ConfigError
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
 
 #: Punctuation and symbols: anything that is not a letter, number, underscore or whitespace (RE2 syntax).
 _PUNCT = r"[^\pL\pN_\s]+"
@@ -73,29 +75,53 @@ def hash_batch(config: ExactConfig, text: pa.Array) -> tuple[np.ndarray, np.ndar
     return text_hashes(text, config), pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def exact_duplicates(batches: Iterable | Callable[[], Iterable], config: ExactConfig | None = None,
-                     scores: np.ndarray | None = None, engine: Engine | None = None) -> DedupResult:
-    """Exact duplicates among all records of ``batches`` (text arrays, lists of str, or tables with a text column).
+def hash_piece_batch(batch: pa.RecordBatch, where: tuple[int, int], config: ExactConfig
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Engine task over a dataset's pieces: :func:`hash_batch` of one batch the worker read itself."""
+    return hash_batch(config, batch.column("text").cast(pa.large_string()).fill_null(""))
 
-    One pass; memory is 16 bytes per record plus ids. ``scores`` (one per record, reading order) are needed for
-    ``keep="highest"``. ``engine``: where the per-batch hashes are computed (default: this process).
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """A piece's batches' hashes and lengths as one pair of arrays (made on the worker)."""
+    if not parts:
+        return np.zeros((0, 2), np.uint64), np.zeros(0, np.int64)
+    return np.concatenate([h for h, _ in parts]), np.concatenate([n for _, n in parts])
+
+
+def exact_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], config: ExactConfig | None = None,
+                     scores: np.ndarray | None = None, engine: Engine | None = None,
+                     errors: ErrorLog | None = None) -> DedupResult:
+    """Exact duplicates among all records of ``batches``: a :class:`~thresher.io.dataset.Dataset`, whose pieces the
+    engine's tasks read themselves (bad records go to ``errors``, default the dataset's policy), or text arrays,
+    lists of str, or tables with a text column, sent to the engine batch by batch.
+
+    One pass; memory here is 16 bytes per record plus ids. ``scores`` (one per record, reading order) are needed
+    for ``keep="highest"``. ``engine``: where the per-batch hashes are computed (default: this process).
     """
     config = config or ExactConfig()
-    if callable(batches):  # the same inputs as near_duplicates accepts; one pass is enough here
-        batches = batches()
-    hashes, lengths, id_chunks, have_ids = [], [], [], True
-
-    def items():  # the texts go to the engine; ids stay here, in reading order
-        nonlocal have_ids
-        for batch in as_batches(batches):
-            text, ids = split_batch(batch, config.text_field, config.id_field)
-            have_ids = have_ids and ids is not None
-            if have_ids:
-                id_chunks.append(ids)
-            yield config, compact(text)
-
     runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
-    for h, length in runner.map(hash_batch, items()):
+    hashes, lengths, id_chunks, have_ids = [], [], [], True
+    if isinstance(batches, Dataset):
+        from thresher.engine.pieces import map_pieces
+
+        done = map_pieces(batches, runner, hash_piece_batch, (config,), errors, combine=_joined)
+    else:
+        if callable(batches):  # the same inputs as near_duplicates accepts; one pass is enough here
+            batches = batches()
+
+        def items():  # the texts go to the engine; ids stay here, in reading order
+            nonlocal have_ids
+            for batch in as_batches(batches):
+                text, ids = split_batch(batch, config.text_field, config.id_field)
+                have_ids = have_ids and ids is not None
+                if have_ids:
+                    id_chunks.append(ids)
+                yield config, compact(text)
+
+        done = ((None, out) for out in runner.map(hash_batch, items()))
+    for ids, (h, length) in done:
+        if ids is not None:
+            id_chunks.append(ids)
         hashes.append(h)
         lengths.append(length)
     n = sum(len(h) for h in hashes)

@@ -22,9 +22,9 @@ value):
    distinct candidate pair; pairs below ``verify_threshold`` are dropped.
 5. **Clusters.** Connected components of the verified pairs; one record kept per cluster by ``keep``.
 
-Steps 1-2 run per slice on the engine, which spills band keys and shingle sets to disk; steps 3-4 run per
-partition of the band keys on the engine; step 5 merges per-partition spanning forests in this process (see
-:mod:`thresher.dedup.shuffle`). The input is read once.
+Steps 1-2 run per piece of the input (or group of texts) on the engine, which spills band keys and shingle sets to
+disk; steps 3-4 run per partition of the band keys on the engine; step 5 is a shuffle of spanning-forest edges on
+the engine too (see :mod:`thresher.dedup.shuffle` and :mod:`thresher.dedup.components`). The input is read once.
 
 Identical inputs, configuration and seed give identical output whatever the batch size.
 """
@@ -33,23 +33,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, compact, split_batch
+from thresher.dedup.components import component_labels
 from thresher.dedup.shuffle import (
     choose_partitions,
-    forest_labels,
     partition_pairs,
-    spill_area,
+    save_files,
+    sketch_batch,
+    spill_piece,
     spill_sketch,
     verify_pairs,
 )
+from thresher.dedup.spill import spill_area
 from thresher.engine import Engine, LocalEngine
 from thresher.errors import ConfigError, ThresherError
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
 
 #: Records per unit of work (a larger caller batch is processed in slices of this size).
 _SLICE_RECORDS = 4096
@@ -159,6 +165,33 @@ def permutations(config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+@dataclass
+class _Sketched:
+    """What the sketch stage tells the main process: each spill file's first record in reading order, counts,
+    lengths (for ``keep="longest"``) and the ids it read or was sent."""
+
+    files: list[tuple[int, int]] = field(default_factory=list)
+    n: int = 0
+    without_words: int = 0
+    written: int = 0
+    sent: int = 0
+    length_chunks: list[np.ndarray] = field(default_factory=list)
+    id_chunks: list[pa.Array] = field(default_factory=list)
+    have_ids: bool = True
+
+    def add(self, file_no: int, count: int, empty: int, lengths: np.ndarray | None, written: int) -> None:
+        self.files.append((file_no, self.n))
+        self.n, self.without_words, self.written = self.n + count, self.without_words + empty, self.written + written
+        if lengths is not None:
+            self.length_chunks.append(lengths)
+
+    def lengths(self) -> np.ndarray | None:
+        return np.concatenate(self.length_chunks) if self.length_chunks else None
+
+    def ids(self) -> pa.Array | None:
+        return pa.concat_arrays(self.id_chunks) if self.have_ids and self.id_chunks else None
+
+
 class MinHashDeduplicator:
     """Finds near-duplicate clusters in a stream of text batches; deterministic, stateless between calls."""
 
@@ -166,78 +199,91 @@ class MinHashDeduplicator:
         self.config = config or MinHashConfig()
         self._a, self._b = permutations(self.config)
 
-    def fit(self, batches: Iterable | Callable[[], Iterable], scores: np.ndarray | None = None,
+    def fit(self, batches: Dataset | Iterable | Callable[[], Iterable], scores: np.ndarray | None = None,
             engine: Engine | None = None, partitions: int | None = None,
-            spill_dir: str | os.PathLike | None = None, group_records: int = GROUP_RECORDS) -> DedupResult:
+            spill_dir: str | os.PathLike | None = None, group_records: int = GROUP_RECORDS,
+            errors: ErrorLog | None = None) -> DedupResult:
         """Near-duplicate decisions for every record of ``batches``, in reading order.
 
-        ``batches``: Arrow string arrays, lists of str, or record batches / tables with ``text_field`` (and
-        ``id_field``, which reasons then name); or a callable returning such an iterable (read once). ``scores``
-        (one per record) are needed for ``keep="highest"``. ``engine``: where sketches, candidate pairs and their
-        verification run, as a shuffle through spill files (see :mod:`thresher.dedup.shuffle`; default: this
-        process); here only ids, lengths and the verified pairs' spanning forests are held. ``partitions``: reduce
-        partitions (default: from the record count); ``spill_dir``: where the shuffle's files go (default: the
-        system's temporary directory; with Ray on several machines, a directory every node shares); ``group_records``:
-        records per sketch task and spill file (this process holds one group's texts while it is sent). The result
-        is the same for any engine, worker count, batch size, ``partitions`` and ``group_records``.
+        ``batches``: a :class:`~thresher.io.dataset.Dataset`, whose pieces the engine's tasks read themselves (bad
+        records go to ``errors``, default the dataset's policy); or Arrow string arrays, lists of str, or record
+        batches / tables with ``text_field`` (and ``id_field``, which reasons then name), or a callable returning
+        such an iterable (read once), sent to the tasks in groups of ``group_records`` records (this process holds
+        one group's texts while it is sent). ``scores`` (one per record) are needed for ``keep="highest"``.
+        ``engine``: where sketches, candidate pairs, their verification and the connected components run, as
+        shuffles through spill files (see :mod:`thresher.dedup.shuffle`; default: this process); here only ids,
+        lengths and one label per record are held. ``partitions``: reduce partitions (default: from the record
+        count); ``spill_dir``: where the shuffle's files go (default: the system's temporary directory; with Ray on
+        several machines, a directory every node shares). The result is the same for any engine, worker count,
+        batch size, ``partitions`` and ``group_records``.
         """
         cfg = self.config
         bands, rows = cfg.bands_rows
-        stream = iter(batches() if callable(batches) else as_batches(batches))
-        id_chunks, have_ids, slice_starts = [], True, []
-        want_lengths = cfg.keep == "longest"
         runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
         with spill_area(spill_dir) as spill:
-            def items():  # the texts go to the engine in groups of slices; ids stay here, in reading order
-                nonlocal have_ids
-                seen, group, size = 0, [], 0
-                for text, ids in self._slices(stream):
-                    have_ids = have_ids and ids is not None
-                    if have_ids:
-                        id_chunks.append(ids)
-                    group.append(text)
-                    size += len(text)
-                    if size >= group_records:
-                        slice_starts.append(seen)
-                        yield cfg, self._a, self._b, group, len(slice_starts) - 1, seen, str(spill), want_lengths
-                        seen, group, size = seen + size, [], 0
-                if group:
-                    slice_starts.append(seen)
-                    yield cfg, self._a, self._b, group, len(slice_starts) - 1, seen, str(spill), want_lengths
-
-            n, without_words, lengths, spilled = 0, 0, [], 0
-            for count, empty, length, written in runner.map(spill_sketch, items()):
-                n, without_words, spilled = n + count, without_words + empty, spilled + written
-                if length is not None:
-                    lengths.append(length)
+            if isinstance(batches, Dataset):
+                sketched = self._sketch_pieces(batches, runner, spill, errors)
+            else:
+                sketched = self._sketch_stream(batches, runner, spill, group_records)
+            n = sketched.n
             if n >= 1 << 48:
                 raise ThresherError(f"{n:,} records: near-duplicate detection handles up to 2**48")
-            np.save(spill / "slices.npy", np.array(slice_starts, dtype=np.int64))
-            parts = choose_partitions((n - without_words) * bands, runner.workers, partitions)
-            n_slices = len(slice_starts)
-            pairs_written = 0
-            for _, written in runner.map(partition_pairs, ((str(spill), n_slices, p, parts, cfg.max_bucket_size)
-                                                             for p in range(parts))):
-                pairs_written += written
-            children, roots, candidates, rejected = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0, 0
-            for child, root, cand, rej in runner.map(verify_pairs, ((str(spill), q, parts, cfg.verify, cfg.cutoff)
-                                                                    for q in range(parts))):
-                children.append(child)
-                roots.append(root)
+            save_files(spill, sketched.files)
+            parts = choose_partitions((n - sketched.without_words) * bands, runner.workers, partitions)
+            pairs_written = sum(written for _, written in runner.map(
+                partition_pairs, ((str(spill), p, parts, cfg.max_bucket_size) for p in range(parts))))
+            candidates = rejected = 0
+            for cand, rej in runner.map(verify_pairs, ((str(spill), q, parts, cfg.verify, cfg.cutoff)
+                                                       for q in range(parts))):
                 candidates += cand
                 rejected += rej
-        children, roots = np.concatenate(children), np.concatenate(roots)
-        stats = {"bands": bands, "rows": rows, "records_without_words": without_words,
+            labels, rounds = component_labels(spill, n, parts, parts, runner)
+        stats = {"bands": bands, "rows": rows, "records_without_words": sketched.without_words,
                  "candidate_pairs": candidates, "verified": cfg.verify, "rejected_pairs": rejected,
                  "duplicate_pairs": candidates - rejected}
-        labels = forest_labels(n, children, roots)
-        ids_all = pa.concat_arrays(id_chunks) if have_ids and id_chunks else None
-        result = build_result(labels, "near", cfg.keep, np.concatenate(lengths) if lengths else None, scores,
-                              ids_all, stats)
-        result.shuffle = {"partitions": parts, "slices": n_slices, "bytes_spilled": spilled + pairs_written,
-                          "key_and_set_bytes": spilled, "pair_bytes": pairs_written,
-                          "forest_edges": len(children)}
+        result = build_result(labels, "near", cfg.keep, sketched.lengths(), scores, sketched.ids(), stats)
+        result.shuffle = {"partitions": parts, "sketch_files": len(sketched.files),
+                          "bytes_spilled": sketched.written + pairs_written + rounds["component_bytes"],
+                          "key_and_set_bytes": sketched.written, "pair_bytes": pairs_written, **rounds}
         return result
+
+    def _sketch_pieces(self, dataset: Dataset, runner: Engine, spill: Path, errors: ErrorLog | None) -> _Sketched:
+        """Stage 1 over a dataset's pieces: each task reads its piece and writes its sketch file."""
+        from thresher.engine.pieces import map_pieces
+
+        out = _Sketched()
+        args = (self.config, self._a, self._b, str(spill), self.config.keep == "longest", _SLICE_RECORDS)
+        for ids, done in map_pieces(dataset, runner, sketch_batch, args, errors, combine=spill_piece):
+            out.id_chunks.append(ids)
+            if done is not None:
+                out.add(*done)
+        return out
+
+    def _sketch_stream(self, batches: Iterable | Callable[[], Iterable], runner: Engine, spill: Path,
+                       group_records: int) -> _Sketched:
+        """Stage 1 over texts this process reads: they go to the tasks in groups of slices; ids stay here."""
+        cfg = self.config
+        stream = iter(batches() if callable(batches) else as_batches(batches))
+        out = _Sketched()
+
+        def items():
+            group, size = [], 0
+            for text, ids in self._slices(stream):
+                out.have_ids = out.have_ids and ids is not None
+                if out.have_ids:
+                    out.id_chunks.append(ids)
+                group.append(text)
+                size += len(text)
+                if size >= group_records:
+                    yield cfg, self._a, self._b, group, out.sent, str(spill), cfg.keep == "longest"
+                    out.sent, group, size = out.sent + 1, [], 0
+            if group:
+                yield cfg, self._a, self._b, group, out.sent, str(spill), cfg.keep == "longest"
+                out.sent += 1
+
+        for file_no, done in enumerate(runner.map(spill_sketch, items())):
+            out.add(file_no, *done)
+        return out
 
     def _slices(self, batches: Iterable) -> Iterator[tuple[pa.Array, pa.Array | None]]:
         """(texts, ids) of every batch, cut into slices of at most ``_SLICE_RECORDS`` records: the work arrays are
@@ -249,8 +295,9 @@ class MinHashDeduplicator:
                        None if ids is None else ids.slice(start, _SLICE_RECORDS))
 
 
-def near_duplicates(batches: Iterable | Callable[[], Iterable], config: MinHashConfig | None = None,
+def near_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], config: MinHashConfig | None = None,
                     scores: np.ndarray | None = None, engine: Engine | None = None, partitions: int | None = None,
-                    spill_dir: str | os.PathLike | None = None, group_records: int = GROUP_RECORDS) -> DedupResult:
+                    spill_dir: str | os.PathLike | None = None, group_records: int = GROUP_RECORDS,
+                    errors: ErrorLog | None = None) -> DedupResult:
     """Near-duplicate decisions for every record of ``batches`` (see :meth:`MinHashDeduplicator.fit`)."""
-    return MinHashDeduplicator(config).fit(batches, scores, engine, partitions, spill_dir, group_records)
+    return MinHashDeduplicator(config).fit(batches, scores, engine, partitions, spill_dir, group_records, errors)

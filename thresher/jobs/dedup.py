@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from thresher.dedup import ExactConfig, MinHashConfig, exact_duplicates, near_duplicates
 from thresher.dedup.clusters import DedupResult
 from thresher.dedup.semantic import SemanticConfig, semantic_duplicates
-from thresher.dedup.shuffle import remove_stale_spills
+from thresher.dedup.spill import remove_stale_spills
 from thresher.engine import Engine, make_engine
 from thresher.engine.plan import GLOBAL, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
@@ -105,15 +105,16 @@ def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactCo
         raise ConfigError("semantic dedup needs --embeddings, an embed run of this pool (thresher embed)")
     passes = [0]
 
-    def batches():
+    def reading() -> ErrorLog:
         # The first pass reports bad records under the user's policy; later passes stay silent.
         log = errors if passes[0] == 0 else ErrorLog("skip")
         passes[0] += 1
-        return (pa.Table.from_batches([b]) for b in pool.iter_batches(log))
+        return log
 
-    # hashes, sketches, LSH buckets and verification on the engine (a caller's engine stays open for its next stage)
+    # hashes, sketches, LSH buckets, verification and components on the engine, whose tasks read the pool's pieces
+    # themselves (a caller's engine stays open for its next stage)
     with nullcontext(engine) if engine is not None else make_engine(workers) as engine:
-        v = FIND_PLAN.run(batches=batches, method=method, exact=exact, minhash=minhash, semantic=semantic,
+        v = FIND_PLAN.run(reading=reading, method=method, exact=exact, minhash=minhash, semantic=semantic,
                           embeddings=embeddings, scores=scores, engine=engine, spill_dir=spill_dir, pool=pool)
     return v.table, v.results, v.stages
 
@@ -122,9 +123,9 @@ def _semantic(v: Values) -> dict:
     if v.method != "semantic":
         return {"semantic_result": None}
     ids, lengths = [], []
-    for batch in v.batches():  # only ids and lengths are kept: the texts were embedded already
-        ids.append(batch["id"].combine_chunks().cast(pa.large_string()))
-        lengths.append(pc.utf8_length(batch["text"]).to_numpy().astype(np.int64))
+    for batch in v.pool.iter_batches(v.reading()):  # only ids and lengths: the texts were embedded already
+        ids.append(batch.column("id").cast(pa.large_string()))
+        lengths.append(pc.utf8_length(batch.column("text")).to_numpy(zero_copy_only=False).astype(np.int64))
     if not ids:
         raise ConfigError(f"the pool has no usable records ({', '.join(v.pool.paths)})")
     record_ids = pa.concat_arrays(ids)
@@ -141,14 +142,14 @@ def _semantic(v: Values) -> dict:
 def _exact(v: Values) -> dict:
     if v.method not in ("exact", "both"):
         return {"exact_result": None}
-    return {"exact_result": exact_duplicates(v.batches, v.exact, v.scores, engine=v.engine)}
+    return {"exact_result": exact_duplicates(v.pool, v.exact, v.scores, engine=v.engine, errors=v.reading())}
 
 
 def _near(v: Values) -> dict:
     if v.method not in ("minhash", "both"):
         return {"minhash_result": None}
-    return {"minhash_result": near_duplicates(v.batches, v.minhash, v.scores, engine=v.engine,
-                                              spill_dir=v.spill_dir)}
+    return {"minhash_result": near_duplicates(v.pool, v.minhash, v.scores, engine=v.engine, spill_dir=v.spill_dir,
+                                              errors=v.reading())}
 
 
 def _decide(v: Values) -> dict:
@@ -160,16 +161,17 @@ def _decide(v: Values) -> dict:
 
 
 SEMANTIC = Stage("semantic", GLOBAL, "SemDeDup over an embed run's vectors: clusters, then near neighbours within "
-                 "each", _semantic, ("method", "batches", "pool", "embeddings", "semantic", "scores"),
+                 "each", _semantic, ("method", "reading", "pool", "embeddings", "semantic", "scores"),
                  ("semantic_result",))
-EXACT = Stage("exact", GLOBAL, "normalised-text hashes per batch on the engine, grouped by hash", _exact,
-              ("method", "batches", "exact", "scores", "engine"), ("exact_result",))
-NEAR = Stage("minhash", GLOBAL, "MinHash sketches per slice on the engine, spilled by band key; pairs and Jaccard "
-             "verification per partition on the engine; spanning forests merged here", _near,
-             ("method", "batches", "minhash", "scores", "engine", "spill_dir"), ("minhash_result",))
+EXACT = Stage("exact", GLOBAL, "normalised-text hashes per piece on the engine, grouped by hash", _exact,
+              ("method", "pool", "reading", "exact", "scores", "engine"), ("exact_result",))
+NEAR = Stage("minhash", GLOBAL, "MinHash sketches per piece on the engine, spilled by band key; pairs and Jaccard "
+             "verification per partition on the engine; connected components by large-star/small-star rounds on the "
+             "engine", _near, ("method", "pool", "reading", "minhash", "scores", "engine", "spill_dir"),
+             ("minhash_result",))
 DECIDE = Stage("decide", GLOBAL, "one kept record per cluster; an exact reason wins over a near one", _decide,
                ("semantic_result", "exact_result", "minhash_result", "pool"), ("table", "results"))
-FIND_PLAN = Plan("dedup", ("batches", "method", "exact", "minhash", "semantic", "embeddings", "scores", "engine",
+FIND_PLAN = Plan("dedup", ("reading", "method", "exact", "minhash", "semantic", "embeddings", "scores", "engine",
                            "spill_dir", "pool"), (SEMANTIC, EXACT, NEAR, DECIDE))
 
 
@@ -219,8 +221,7 @@ def _combine(results: dict[str, DedupResult]) -> pa.Table:
     ex, near = tables["exact"], tables["minhash"]
     ex_keep = np.asarray(ex["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
     keep = ex_keep & np.asarray(near["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
-    reason = pa.array(np.where(ex_keep, near["dup_reason"].to_pylist(), ex["dup_reason"].to_pylist()),
-                      type=pa.large_string())
+    reason = pc.if_else(pa.array(ex_keep), near["dup_reason"], ex["dup_reason"]).combine_chunks()
     cluster = np.where(ex_keep, near["dup_cluster"].to_numpy(), ex["dup_cluster"].to_numpy())
     return pa.table({"id": ex["id"], "dup_cluster": cluster, "dup_keep": keep, "dup_reason": reason,
                      "dup_exact_cluster": ex["dup_cluster"], "dup_near_cluster": near["dup_cluster"]})
