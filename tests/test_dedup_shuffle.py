@@ -242,3 +242,27 @@ def test_a_dedup_run_spills_in_its_folder_and_clears_what_a_crashed_run_left(tmp
     pool = pq.read_table(small_pool)
     ref = reference(pool, MinHashConfig())
     assert pq.read_table(out / "scores" / "scores.parquet").equals(ref.to_table())
+
+
+def test_decisions_combine_methods_and_write_the_same_table_in_any_slices(sample):
+    """An exact reason wins over a near one; the decision table built slice by slice (as the job writes it) equals
+    the whole table, and the counts by kind match the reasons."""
+    from thresher.dedup import ExactConfig, exact_duplicates
+    from thresher.dedup.decisions import Decisions
+
+    copies = sample.slice(0, 50)
+    table = pa.concat_tables([sample, copies.set_column(0, "id", pa.array([f"again-{k}" for k in range(50)]))])
+    exact = exact_duplicates(table.to_batches(max_chunksize=4000), ExactConfig())
+    near = near_duplicates(table.to_batches(max_chunksize=4000), MinHashConfig(threshold=0.7))
+    d = Decisions.of({"exact": exact, "minhash": near})
+    whole = d.table()
+    assert pa.concat_tables(d.slices(rows=777)).equals(whole)
+    reasons = whole["dup_reason"].to_pylist()
+    both = np.flatnonzero(~exact.keep & ~near.keep)
+    assert len(both) >= 50  # exact copies are near copies too: exact names them
+    assert all(reasons[i].startswith("exact_duplicate_of:") for i in both)
+    near_only = np.flatnonzero(exact.keep & ~near.keep)
+    assert len(near_only) > 0 and all(reasons[i] == near.reasons()[i].as_py() for i in near_only)
+    assert d.dropped() == {"exact": sum(r is not None and r.startswith("exact") for r in reasons),
+                           "near": sum(r is not None and r.startswith("near") for r in reasons), "semantic": 0}
+    assert whole["dup_keep"].to_pylist() == list(exact.keep & near.keep)

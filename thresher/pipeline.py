@@ -450,9 +450,9 @@ def _dedup(v: Values) -> dict:
     # the run folder (shared by a Ray cluster's nodes, and locked by this run) holds MinHash's spill; any found there
     # already are from crashed runs
     remove_stale_spills(v.out)
-    table, results, _ = find_duplicates(v.pool, ErrorLog("skip"), **first.configs(), spill_dir=v.out, engine=v.engine)
-    keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
-    return {"dedup": (keep, table["dup_reason"].combine_chunks()),
+    decisions, results, _ = find_duplicates(v.pool, ErrorLog("skip"), **first.configs(), spill_dir=v.out,
+                                            engine=v.engine)
+    return {"dedup": (decisions.keep, decisions.reasons()),
             "dedup_stats": {kind: r.stats for kind, r in results.items()}}
 
 

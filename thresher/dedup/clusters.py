@@ -102,14 +102,8 @@ class DedupResult:
         return int((~self.keep).sum())
 
     def reasons(self) -> pa.Array:
-        """``None`` for kept records, ``<kind>_duplicate_of:<id of the kept record>`` for dropped ones (built in
-        Arrow: no Python string per record)."""
-        target = pa.array(np.where(self.keep, np.arange(self.n_records), self.duplicate_of))
-        names = self.ids.take(target) if self.ids is not None else target.cast(pa.large_string())
-        text = pa.large_string()
-        named = pc.binary_join_element_wise(pa.scalar(f"{self.kind}_duplicate_of:", text), names.cast(text),
-                                            pa.scalar("", text))
-        return pc.if_else(pa.array(self.keep), pa.scalar(None, pa.large_string()), named)
+        """``None`` for kept records, ``<kind>_duplicate_of:<id of the kept record>`` for dropped ones."""
+        return reason_strings(self.ids, self.keep, self.duplicate_of, np.zeros(self.n_records, np.int8), [self.kind])
 
     def to_table(self) -> pa.Table:
         """``[id,] dup_cluster, dup_keep, dup_reason``: one row per record, in reading order."""
@@ -117,6 +111,18 @@ class DedupResult:
         cols |= {"dup_cluster": pa.array(self.cluster), "dup_keep": pa.array(self.keep),
                  "dup_reason": self.reasons()}
         return pa.table(cols)
+
+
+def reason_strings(ids: pa.Array | None, keep: np.ndarray, duplicate_of: np.ndarray, kind: np.ndarray,
+                   kinds: list[str]) -> pa.Array:
+    """``None`` for kept records, ``<kinds[kind]>_duplicate_of:<id of the kept record>`` for dropped ones (by
+    index when there are no ``ids``), built in Arrow: no Python string per record."""
+    text = pa.large_string()
+    target = pa.array(np.where(keep, np.arange(len(keep)), duplicate_of)) if len(keep) else pa.array([], pa.int64())
+    names = ids.take(target) if ids is not None else target.cast(text)
+    prefixes = pa.array([f"{k}_duplicate_of:" for k in kinds], text).take(pa.array(kind))
+    named = pc.binary_join_element_wise(prefixes, names.cast(text), pa.scalar("", text))
+    return pc.if_else(pa.array(keep, pa.bool_()), pa.scalar(None, text), named)
 
 
 def build_result(labels: np.ndarray, kind: str, keep: str, lengths: np.ndarray | None, scores: np.ndarray | None,

@@ -19,12 +19,13 @@ import pyarrow.compute as pc
 
 from thresher.dedup import ExactConfig, MinHashConfig, exact_duplicates, near_duplicates
 from thresher.dedup.clusters import DedupResult
+from thresher.dedup.decisions import Decisions
 from thresher.dedup.semantic import SemanticConfig, semantic_duplicates
 from thresher.dedup.spill import remove_stale_spills
 from thresher.engine import Engine, make_engine
 from thresher.engine.plan import GLOBAL, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
-from thresher.io.atomic import write_json, write_parquet
+from thresher.io.atomic import ParquetStream, write_json
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.provenance import dataset_info, versions
@@ -55,19 +56,20 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     remove_stale_spills(out)  # this job holds the run folder's lock: spills found here are from crashed runs
     errors = ErrorLog(pool.on_error)
     with make_engine(workers) as engine:
-        table, results, stages = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings, scores,
-                                                 spill_dir=out, engine=engine)
+        decisions, results, stages = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings,
+                                                     scores, spill_dir=out, engine=engine)
         engine_info = engine.describe()
-        keep = np.asarray(table["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
+        keep = decisions.keep
         (out / "scores").mkdir(exist_ok=True)
-        write_parquet(table, out / "scores" / "scores.parquet")
-        written = write_selection(pool, table["id"].filter(pa.array(keep)).combine_chunks(), out, output_format,
+        with ParquetStream(out / "scores" / "scores.parquet") as stream:  # reason strings a slice at a time
+            for part in decisions.slices():
+                stream.write(part)
+        written = write_selection(pool, decisions.ids.filter(pa.array(keep)), out, output_format,
                                   np.flatnonzero(keep), engine)
     failed = errors.to_dict()
-    reasons = table["dup_reason"].drop_null().to_pylist()
-    dropped = {f"{kind}_duplicate": sum(r.startswith(kind) for r in reasons)
-               for kind in ("exact", "near", "semantic") if method in METHOD_KINDS[kind]}
-    n = table.num_rows
+    dropped = {f"{kind}_duplicate": count for kind, count in decisions.dropped().items()
+               if method in METHOD_KINDS[kind]}
+    n = len(decisions)
     counts = {"input_records": n + failed["total"], "scored": n, "selected": int(keep.sum()),
               "not_selected": 0, "filtered": dropped, "failed": failed["total"], "pool_failed": failed}
     counts["all_accounted_for"] = counts["selected"] + sum(dropped.values()) + counts["failed"] == \
@@ -94,11 +96,12 @@ def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactCo
                     semantic: SemanticConfig | None = None, embeddings: str | os.PathLike | None = None,
                     scores: np.ndarray | None = None, workers: int | None = None,
                     spill_dir: str | os.PathLike | None = None,
-                    engine: Engine | None = None) -> tuple[pa.Table, dict[str, DedupResult], list[dict]]:
-    """The per-record decisions (``id, dup_cluster, dup_keep, dup_reason``, reading order) of ``method``, the
-    results per method and the stages that ran. Bad records are reported to ``errors`` once. MinHash's shuffle spills
-    to a fresh folder under ``spill_dir`` (the run folder for a dedup run, which Ray's nodes must share; default
-    the system's temporary directory), removed at the end. ``engine``: the caller's (else one of ``workers``)."""
+                    engine: Engine | None = None) -> tuple[Decisions, dict[str, DedupResult], list[dict]]:
+    """The per-record decisions (reading order) of ``method``, the results per method and the stages that ran.
+
+    Bad records are reported to ``errors`` once. MinHash's shuffle spills to a fresh folder under ``spill_dir``
+    (the run folder for a dedup run, which Ray's nodes must share; default the system's temporary directory),
+    removed at the end. ``engine``: the caller's (else one of ``workers``)."""
     if method not in METHODS:
         raise ConfigError(f"unknown dedup method {method!r}; choose from {', '.join(METHODS)}")
     if method == "semantic" and embeddings is None:
@@ -116,7 +119,7 @@ def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactCo
     with nullcontext(engine) if engine is not None else make_engine(workers) as engine:
         v = FIND_PLAN.run(reading=reading, method=method, exact=exact, minhash=minhash, semantic=semantic,
                           embeddings=embeddings, scores=scores, engine=engine, spill_dir=spill_dir, pool=pool)
-    return v.table, v.results, v.stages
+    return v.decisions, v.results, v.stages
 
 
 def _semantic(v: Values) -> dict:
@@ -157,7 +160,7 @@ def _decide(v: Values) -> dict:
                                         ("minhash", v.minhash_result)) if r is not None}
     if next(iter(results.values())).n_records == 0:
         raise ConfigError(f"the pool has no usable records ({', '.join(v.pool.paths)})")
-    return {"table": _combine(results), "results": results}
+    return {"decisions": Decisions.of(results), "results": results}
 
 
 SEMANTIC = Stage("semantic", GLOBAL, "SemDeDup over an embed run's vectors: clusters, then near neighbours within "
@@ -170,7 +173,7 @@ NEAR = Stage("minhash", GLOBAL, "MinHash sketches per piece on the engine, spill
              "engine", _near, ("method", "pool", "reading", "minhash", "scores", "engine", "spill_dir"),
              ("minhash_result",))
 DECIDE = Stage("decide", GLOBAL, "one kept record per cluster; an exact reason wins over a near one", _decide,
-               ("semantic_result", "exact_result", "minhash_result", "pool"), ("table", "results"))
+               ("semantic_result", "exact_result", "minhash_result", "pool"), ("decisions", "results"))
 FIND_PLAN = Plan("dedup", ("reading", "method", "exact", "minhash", "semantic", "embeddings", "scores", "engine",
                            "spill_dir", "pool"), (SEMANTIC, EXACT, NEAR, DECIDE))
 
@@ -211,19 +214,3 @@ def scores_by_id(pool: Dataset, run_dir: str | os.PathLike, column: str) -> np.n
         sys.stderr.write(f"thresher: warning: {missing:,} of the pool's {len(ids):,} records have no {column} in "
                          f"{run_dir} (a run over another pool?); they rank lowest when choosing which copy stays\n")
     return np.array([lookup.get(i, np.nan) for i in ids], dtype=np.float64)
-
-
-def _combine(results: dict[str, DedupResult]) -> pa.Table:
-    """One table: a record is dropped if either method drops it; an exact reason wins over a near one."""
-    tables = {kind: r.to_table() for kind, r in results.items()}
-    if len(tables) == 1:
-        return next(iter(tables.values()))
-    ex, near = tables["exact"], tables["minhash"]
-    ex_keep = np.asarray(ex["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
-    keep = ex_keep & np.asarray(near["dup_keep"].to_numpy(zero_copy_only=False), dtype=bool)
-    reason = pc.if_else(pa.array(ex_keep), near["dup_reason"], ex["dup_reason"]).combine_chunks()
-    cluster = np.where(ex_keep, near["dup_cluster"].to_numpy(), ex["dup_cluster"].to_numpy())
-    return pa.table({"id": ex["id"], "dup_cluster": cluster, "dup_keep": keep, "dup_reason": reason,
-                     "dup_exact_cluster": ex["dup_cluster"], "dup_near_cluster": near["dup_cluster"]})
-
-
