@@ -52,8 +52,8 @@ from thresher.io.sampling import sample_texts  # noqa: E402
 from thresher.scorers.registry import References, get_spec  # noqa: E402
 from thresher.selectors.base import Gumbel, Random, TopK  # noqa: E402
 from thresher.selectors.budget import Budget  # noqa: E402
-from thresher.selectors.clusters import kmeans  # noqa: E402
 from thresher.selectors.diversity import make_diversity_selector, run_diversity_selector  # noqa: E402
+from thresher.selectors.kmeans import kmeans  # noqa: E402
 
 BATCH = 4096
 #: heading of the hand-written section of diversity.md, kept when the table is regenerated

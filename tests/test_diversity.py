@@ -12,7 +12,7 @@ from scipy import sparse
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
 from thresher.selectors.budget import Budget
-from thresher.selectors.clusters import ClusterBalanced, kmeans
+from thresher.selectors.clusters import ClusterBalanced
 from thresher.selectors.diversity import (
     make_diversity_selector,
     normalize_rows,
@@ -21,6 +21,7 @@ from thresher.selectors.diversity import (
 )
 from thresher.selectors.facility import FacilityLocation, dense_objective, graph_objective, knn_graph
 from thresher.selectors.kcenter import KCenter
+from thresher.selectors.kmeans import kmeans
 from thresher.selectors.quotas import QualityDiversity, Quotas, allocate, apportion, quality_percentiles
 
 
@@ -229,6 +230,46 @@ def test_kmeans_is_deterministic_and_finds_the_blobs():
     purity = sum(np.bincount(label[a.labels == c]).max() for c in range(6)) / len(X)
     assert purity > 0.95
     assert kmeans(X, 30, seed=1).inertia < a.inertia
+
+
+def test_kmeans_over_blocks_on_worker_processes_equals_in_process_and_is_a_lloyd_fixed_point():
+    """Every pass is a map over row blocks: on two worker processes the clusters are bit for bit those of one
+    process; at convergence each row is at its nearest centroid and each centroid is its members' mean."""
+    from thresher.engine import LocalEngine
+    from thresher.selectors.kmeans import blocks_of
+
+    X, _ = blobs(3000, centers=12, spread=0.6, seed=5)
+    blocks = blocks_of(X, 250)
+    here = kmeans(blocks, 12, seed=4)
+    with LocalEngine(2) as engine:
+        there = kmeans(blocks, 12, seed=4, engine=engine)
+    assert np.array_equal(here.labels, there.labels) and here.centroids.tobytes() == there.centroids.tobytes()
+    assert np.array_equal(here.sq_dist, there.sq_dist) and here.n_iter == there.n_iter
+    d = ((X[:, None, :] - here.centroids[None]) ** 2).sum(-1)
+    assert np.array_equal(here.labels, d.argmin(1)) or (d.min(1) >= d[np.arange(len(X)), here.labels] - 1e-4).all()
+    if here.n_iter < 25:  # converged: the centroids are the members' means
+        for c in range(12):
+            np.testing.assert_allclose(here.centroids[c], X[here.labels == c].mean(0), atol=1e-4)
+
+
+def test_kmeans_initialises_on_a_seeded_sample_and_reseeds_emptied_clusters(monkeypatch):
+    import thresher.selectors.kmeans as km
+
+    X, label = blobs(2000, centers=5, spread=0.2, seed=8)
+    monkeypatch.setattr(km, "INIT_SAMPLE", 100)  # 100 rows (32 per cluster is less) of 2,000 seed k-means++
+    a, b = kmeans(X, 5, seed=3), kmeans(X, 5, seed=3)
+    assert np.array_equal(a.labels, b.labels)
+    purity = sum(np.bincount(label[a.labels == c]).max() for c in range(5)) / len(X)
+    assert purity > 0.95
+    # a centre far from every row gets no member: it is re-seeded at the row farthest from its centroid (the lone
+    # outlier here, in another block than the first), and every cluster ends with members
+    Y = np.concatenate([X[:999], [[40.0] * X.shape[1]], X[999:1999]]).astype(np.float32)
+    real = km._kmeans_pp
+    monkeypatch.setattr(km, "_kmeans_pp", lambda S, k, rng: np.concatenate([real(S, k - 1, rng),
+                                                                           np.full((1, S.shape[1]), -1e3, np.float32)]))
+    res = kmeans(km.blocks_of(Y, 300), 6, seed=3)
+    assert (np.bincount(res.labels, minlength=6) > 0).all()
+    assert res.labels[999] == 5 and (res.labels == 5).sum() == 1  # the outlier took the emptied cluster
 
 
 def test_cluster_balanced_spreads_the_budget():

@@ -43,6 +43,32 @@ def test_kcenter_and_facility_spread_over_more_domains_than_topk(scored, tmp_pat
     assert min(spread.values()) > len(_domains(top)), (spread, _domains(top))
 
 
+def test_clusters_reads_the_embed_runs_shards_on_the_engine(scored, tmp_path, small_pool):
+    """k-means passes for the clusters selector read the embed run's shards in engine tasks: the selection is the
+    same on one and on two worker processes, and an embed run whose rows are in another order (a shuffled copy of
+    the pool, embedded in small shards) is found by id and gives a full selection that keeps the filter."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    root, run = scored
+    params = {"n_clusters": 8, "allocation": "equal"}
+    one = th.reselect(run, out=tmp_path / "w1", selector="clusters", embeddings=str(root / "emb"), budget=48,
+                      selector_params=params, workers=1, report=False)
+    two = th.reselect(run, out=tmp_path / "w2", selector="clusters", embeddings=str(root / "emb"), budget=48,
+                      selector_params=params, workers=2, report=False)
+    assert one.selected_ids() == two.selected_ids() and len(set(one.selected_ids())) == 48
+    table = pq.read_table(small_pool)
+    shuffled = tmp_path / "shuffled.parquet"
+    pq.write_table(table.take(np.random.default_rng(0).permutation(table.num_rows)), shuffled)
+    run_embedding(read(shuffled, batch_size=64), tmp_path / "emb-shuffled", workers=1, progress=False)
+    other = th.reselect(run, out=tmp_path / "sh", selector="clusters", embeddings=str(tmp_path / "emb-shuffled"),
+                        budget=48, selector_params=params, where="n_words > 30", report=False)
+    ids = other.selected_ids()
+    assert len(set(ids)) == 48
+    words = dict(zip(run.scores()["id"].to_pylist(), run.scores()["n_words"].to_pylist()))
+    assert all(words[i] > 30 for i in ids)
+
+
 def test_quotas_are_exact_per_group(scored, tmp_path):
     _, run = scored
     sel = th.reselect(run, out=tmp_path / "q", selector="quotas", labels="group", score="dsir", budget=90,

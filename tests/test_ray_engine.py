@@ -107,6 +107,16 @@ def test_embeddings_are_identical_on_ray(tmp_path, cluster, small_pool):
     assert a[0] == b[0] and (a[1] == b[1]).all()
 
 
+def test_cluster_balanced_selection_runs_its_kmeans_passes_on_ray(tmp_path, cluster, small_pool):
+    """k-means for --selector clusters: every Lloyd pass is a map over the embed run's shards, on the cluster."""
+    emb = tmp_path / "emb"
+    _cli("embed", "--pool", str(small_pool), "--batch-size", "100", "--out", str(emb), "--no-report")
+    local, on_ray = _both(tmp_path, cluster, "select", "--pool", str(small_pool), "--target", TARGET, "--budget",
+                          "60", "--selector", "clusters", "--embeddings", str(emb), "--selector-param",
+                          "n_clusters=6", "--score", "dsir")
+    _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
+
+
 def test_a_task_whose_worker_dies_is_retried_and_the_result_is_unchanged(tmp_path, cluster):
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir()

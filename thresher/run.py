@@ -56,13 +56,21 @@ class Run:
 
     def embeddings(self) -> tuple[list[str], np.ndarray]:
         """Ids and the float32 embedding matrix of an embed run (rows in the ids' order)."""
+        return self.embedding_ids().to_pylist(), self.embedding_store().matrix()
+
+    def embedding_ids(self) -> pa.Array:
+        """The ids of an embed run's rows, in order."""
+        self.embedding_store()  # says so if this is not an embed run
+        return pq.read_table(self.path / "embeddings" / "ids.parquet")["id"].combine_chunks()
+
+    def embedding_store(self):
+        """The complete embedding store an embed run wrote (:class:`~thresher.embeddings.EmbeddingStore`)."""
         info = self.manifest.get("embedding")
         if not info:
             raise ConfigError(f"{self.path} is not an embed run (thresher embed)")
         from thresher.embeddings import EmbeddingStore
 
-        ids = pq.read_table(self.path / "embeddings" / "ids.parquet")["id"].to_pylist()
-        return ids, EmbeddingStore.open(info["store"]).matrix()
+        return EmbeddingStore.open(info["store"])
 
     def report(self, out: str | os.PathLike | None = None) -> Path:
         """Write ``report.html`` (or ``out``): summary, score histograms, composition, examples; returns its path."""

@@ -43,8 +43,8 @@ class SemanticConfig:
 def semantic_duplicates(embeddings: np.ndarray, config: SemanticConfig | None = None, ids: pa.Array | None = None,
                         lengths: np.ndarray | None = None, scores: np.ndarray | None = None) -> DedupResult:
     """Duplicate decisions for the rows of ``embeddings`` (reading order), as a :class:`DedupResult`."""
-    from thresher.selectors.clusters import kmeans
     from thresher.selectors.diversity import normalize_rows
+    from thresher.selectors.kmeans import kmeans
 
     config = config or SemanticConfig()
     X = normalize_rows(embeddings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,33 @@ def embed_texts(backend: EmbeddingBackend, batches: Iterable[pa.Array | pa.Chunk
                              "dtype": store.dtype, "backend": backend.name,
                              "backend_fingerprint": store.backend_fingerprint,
                              "data_fingerprint": store.data_fingerprint})
+
+
+@dataclass(frozen=True)
+class StoreRows:
+    """Rows ``take`` of shard ``shard`` of a complete embedding store, as unit vectors: a block of rows that an
+    engine task loads itself (see :mod:`thresher.selectors.kmeans`), so the matrix never passes through the main
+    process."""
+
+    root: str
+    shard: int | str
+    take: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.take)
+
+    def rows(self) -> np.ndarray:
+        X = np.asarray(EmbeddingStore.open(self.root).read(self.shard)[self.take], dtype=np.float32)
+        norms = np.linalg.norm(X, axis=1, keepdims=True)  # as selectors.diversity.normalize_rows does
+        return X / np.where(norms > 0, norms, 1).astype(np.float32)
+
+
+def store_blocks(store: EmbeddingStore, positions: np.ndarray) -> list[StoreRows]:
+    """The store's rows ``positions`` (sorted, in the store's row order) as one block per shard that holds any."""
+    shards = store.shards(store.meta())
+    sizes = [np.load(store.shard_path(i), mmap_mode="r").shape[0] for i in shards]  # headers only
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    cuts = np.searchsorted(positions, starts)
+    return [StoreRows(str(store.root), shard, positions[cuts[k]:cuts[k + 1]] - starts[k])
+            for k, shard in enumerate(shards) if cuts[k + 1] > cuts[k]]

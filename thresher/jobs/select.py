@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from thresher._version import __version__
+from thresher.embeddings.store import store_blocks
 from thresher.engine import make_engine
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
@@ -60,6 +62,7 @@ from thresher.selectors.diversity import (
     DIVERSITY_SELECTORS,
     make_diversity_selector,
     normalize_rows,
+    reads_blocks,
     run_diversity_selector,
 )
 from thresher.selectors.eligibility import eligibility, resolve_min_tokens
@@ -352,7 +355,7 @@ def _select(v: Values) -> dict:
         return _with_filter_hint(counts.filtered, min_tokens, fn, *args)
 
     if diverse:
-        chosen = _diverse(pq.read_table(path), config, rule, budget)
+        chosen = _diverse(pq.read_table(path), config, rule, budget, v.engine)
     else:
         # each part's candidates, merged exactly: noise is keyed by pool position, so a record's draw depends
         # neither on what the filters removed nor on how the table was cut (thresher.selectors.sharded)
@@ -367,18 +370,28 @@ def _select(v: Values) -> dict:
 _DEFAULT_LABELS = {"mixture": "group"}
 
 
-def _diverse(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None) -> np.ndarray:
+def _diverse(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None, engine) -> np.ndarray:
     """Positions chosen by a set-level selector (k-center, facility location, clusters, quotas, quadmix, mixture), which
-    look at every eligible record at once: the whole score table is read here."""
+    look at every eligible record at once: the whole score table is read here. A selector that reads row blocks
+    (clusters: k-means passes on the engine) gets the embed run's shards, in the store's row order, never the
+    matrix."""
     eligible, _ = eligibility(scores, config.where, rule.min_tokens, config.budget, config.token_column)
     elig_idx = np.flatnonzero(eligible)
     selector = make_diversity_selector(config.selector, seed=config.seed, **config.selector_params)
     label_column = config.labels or _DEFAULT_LABELS.get(config.selector)
+    embeddings = None
+    if config.embeddings:
+        positions = _embedding_positions(config.embeddings, scores["id"], elig_idx)
+        if reads_blocks(config.selector):
+            in_store_order = np.argsort(positions, kind="stable")
+            elig_idx, positions = elig_idx[in_store_order], positions[in_store_order]
+            embeddings = store_blocks(Run(config.embeddings).embedding_store(), positions)
+        else:
+            embeddings = normalize_rows(Run(config.embeddings).embedding_store().matrix()[positions])
     order = run_diversity_selector(
         selector, budget, scores=as_float(scores[rule.score])[elig_idx] if rule.score else None,
-        n_tokens=as_float(scores[config.token_column])[elig_idx],
-        embeddings=_embeddings_for(config.embeddings, scores["id"], elig_idx) if config.embeddings else None,
-        labels=_labels_for(scores, label_column, elig_idx) if label_column else None)
+        n_tokens=as_float(scores[config.token_column])[elig_idx], embeddings=embeddings,
+        labels=_labels_for(scores, label_column, elig_idx) if label_column else None, engine=engine)
     return elig_idx[order]
 
 
@@ -458,16 +471,15 @@ def _finish(v: Values, manifest: dict, report: bool) -> Run:
     return Run(v.out)
 
 
-def _embeddings_for(run_dir: str, ids: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """The embedding of each of ``rows`` (positions in the scores table), looked up by id in an embed run."""
-    emb_ids, matrix = Run(run_dir).embeddings()
-    position = {i: k for k, i in enumerate(emb_ids)}
-    wanted = ids.take(pa.array(rows)).to_pylist()
-    missing = [i for i in wanted if i not in position]
-    if missing:
-        raise ConfigError(f"{len(missing):,} records have no embedding in {run_dir} (e.g. {missing[0]!r}); "
+def _embedding_positions(run_dir: str, ids: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """The embed run's row of each of ``rows`` (positions in the scores table), looked up by id."""
+    wanted = ids.take(pa.array(rows)).combine_chunks()
+    found = pc.index_in(wanted, value_set=Run(run_dir).embedding_ids().cast(wanted.type))
+    if found.null_count:
+        missing = wanted.filter(found.is_null())
+        raise ConfigError(f"{len(missing):,} records have no embedding in {run_dir} (e.g. {missing[0].as_py()!r}); "
                           "embed the same pool with thresher embed")
-    return normalize_rows(matrix[[position[i] for i in wanted]])
+    return found.to_numpy().astype(np.int64)
 
 
 def _labels_for(scores: pa.Table, column: str, rows: np.ndarray) -> np.ndarray:

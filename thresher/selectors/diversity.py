@@ -7,8 +7,8 @@ Where each lives:
   k-nearest-neighbour similarity graph (lazy, stochastic and GreeDi optimizers), :func:`knn_graph` and the objectives.
 - :mod:`thresher.selectors.quotas`: :class:`~thresher.selectors.quotas.Quotas` (stratified budgets from a label
   column) and :class:`~thresher.selectors.quotas.QualityDiversity` (QuaDMix-style sampling).
-- :mod:`thresher.selectors.clusters`: seeded :func:`~thresher.selectors.clusters.kmeans` and
-  :class:`~thresher.selectors.clusters.ClusterBalanced`.
+- :mod:`thresher.selectors.kmeans`: seeded :func:`~thresher.selectors.kmeans.kmeans`, a map over row blocks;
+  :mod:`thresher.selectors.clusters`: :class:`~thresher.selectors.clusters.ClusterBalanced` on it.
 
 Every one has ``select(...)`` returning record indices in priority order (best or first drawn first), exactly
 ``budget`` of them, where ``budget`` is a record count, a fraction or a :class:`Budget` (token budgets are not
@@ -20,6 +20,8 @@ This module holds the input checks they share, a registry by name
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -89,11 +91,12 @@ def chunk_rows(n_cols: int, bytes_per_cell: int = 12, budget: int = CHUNK_BYTES)
     return max(1, budget // max(1, n_cols * bytes_per_cell))
 
 
-#: name -> (module, class, inputs it reads): the registry an integrator can expose next to ``SELECTORS``.
+#: name -> (module, class, inputs it reads): the registry an integrator can expose next to ``SELECTORS``. ``blocks``:
+#: its embeddings may be row blocks that engine tasks load (see :mod:`thresher.selectors.kmeans`).
 DIVERSITY_SELECTORS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kcenter": ("thresher.selectors.kcenter", "KCenter", ("embeddings", "scores?")),
     "facility": ("thresher.selectors.facility", "FacilityLocation", ("embeddings",)),
-    "clusters": ("thresher.selectors.clusters", "ClusterBalanced", ("embeddings", "scores?")),
+    "clusters": ("thresher.selectors.clusters", "ClusterBalanced", ("embeddings", "scores?", "blocks")),
     "quotas": ("thresher.selectors.quotas", "Quotas", ("labels", "scores?")),
     "quadmix": ("thresher.selectors.quotas", "QualityDiversity", ("labels", "scores")),
     "mixture": ("thresher.selectors.mixture", "MixtureQuotas", ("labels", "scores?")),
@@ -124,23 +127,35 @@ def token_upper_bound(budget: Budget, n_tokens: np.ndarray) -> int:
     return max(1, min(len(n_tokens), fits))
 
 
-def run_diversity_selector(selector, budget: int | float | str | Budget, *, embeddings: np.ndarray | None = None,
+def reads_blocks(name: str) -> bool:
+    """Whether selector ``name`` takes its embeddings as row blocks that engine tasks load."""
+    return "blocks" in DIVERSITY_SELECTORS.get(name, ("", "", ()))[2]
+
+
+def run_diversity_selector(selector, budget: int | float | str | Budget, *,
+                           embeddings: np.ndarray | Sequence | None = None,
                            labels: np.ndarray | list | None = None, scores: np.ndarray | None = None,
-                           n_tokens: np.ndarray | None = None) -> np.ndarray:
+                           n_tokens: np.ndarray | None = None, engine=None) -> np.ndarray:
     """Indices selected by any selector of :data:`DIVERSITY_SELECTORS`, from the inputs it reads.
 
     One entry point for the pipeline: a token budget is turned into an upper-bound record count (see
     :func:`token_upper_bound`), the selector ranks that many records, and ``Budget.take`` keeps the prefix that fits.
+    ``embeddings`` may be row blocks for a selector that :func:`reads_blocks`; ``engine`` runs its passes.
     """
     name = selector.name
-    needs = dict((x.rstrip("?"), not x.endswith("?")) for x in DIVERSITY_SELECTORS[name][2])
+    needs = dict((x.rstrip("?"), not x.endswith("?")) for x in DIVERSITY_SELECTORS[name][2] if x != "blocks")
+    if embeddings is not None and not isinstance(embeddings, np.ndarray) and not reads_blocks(name):
+        raise ConfigError(f"selector {name!r} needs its embeddings as one matrix")
     if "embeddings" in needs and embeddings is None:
         raise ConfigError(f"selector {name!r} needs embeddings")
     if "labels" in needs and labels is None:
         raise ConfigError(f"selector {name!r} needs a group label per record")
     if needs.get("scores") and scores is None:
         raise ConfigError(f"selector {name!r} needs a score per record")
-    n = len(embeddings) if "embeddings" in needs else len(labels)
+    if "embeddings" not in needs:
+        n = len(labels)
+    else:
+        n = len(embeddings) if isinstance(embeddings, np.ndarray) else sum(b.n for b in embeddings)
     b = Budget.parse(budget)
     if hasattr(selector, "select_tokens"):  # a mixture: a token quota per group, not a record count
         if n_tokens is None:
@@ -153,7 +168,8 @@ def run_diversity_selector(selector, budget: int | float | str | Budget, *, embe
     else:
         count = record_count(b, n)
     first = embeddings if "embeddings" in needs else labels
-    order = selector.select(first, count, scores)
+    order = selector.select(first, count, scores, engine=engine) if reads_blocks(name) else \
+        selector.select(first, count, scores)
     if b.kind == "tokens":
         order = b.take(order, n, np.asarray(n_tokens))
     return order
