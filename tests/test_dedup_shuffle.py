@@ -266,3 +266,28 @@ def test_decisions_combine_methods_and_write_the_same_table_in_any_slices(sample
     assert d.dropped() == {"exact": sum(r is not None and r.startswith("exact") for r in reasons),
                            "near": sum(r is not None and r.startswith("near") for r in reasons), "semantic": 0}
     assert whole["dup_keep"].to_pylist() == list(exact.keep & near.keep)
+
+
+def test_exact_dedup_as_a_shuffle_matches_grouping_every_hash_at_once(sample, tmp_path):
+    """Exact dedup's reduce tasks each group one range of hashes: the first record of every text, over all
+    records at once (np.unique on the hashes), is what they find for any number of partitions and workers."""
+    from thresher.dedup import ExactConfig, exact_duplicates
+    from thresher.dedup.exact import text_hashes
+
+    table = pa.concat_tables([sample, sample.slice(100, 400).set_column(
+        0, "id", pa.array([f"again-{k}" for k in range(400)]))])
+    config = ExactConfig(keep="longest")
+    text = table["text"].combine_chunks().cast(pa.large_string())
+    h = np.ascontiguousarray(text_hashes(text, config)).view(np.dtype((np.void, 16))).ravel()
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    ref = build_result(first[inverse.ravel()].astype(np.int64), "exact", "longest",
+                       pa.compute.utf8_length(text).to_numpy().astype(np.int64), None,
+                       table["id"].combine_chunks().cast(pa.large_string()), {})
+    assert ref.stats["dropped"] >= 400
+    with LocalEngine(2) as engine:
+        for parts, size in ((1, 5000), (3, 333), (7, 20_000)):
+            got = exact_duplicates(table.to_batches(max_chunksize=size), config, engine=engine, partitions=parts,
+                                   spill_dir=tmp_path)
+            assert got.to_table().equals(ref.to_table()) and got.stats == ref.stats
+            assert got.shuffle["partitions"] == parts
+    assert not list(tmp_path.iterdir())  # the spill is removed

@@ -1,20 +1,26 @@
 """Exact deduplication: records whose normalised texts are identical form one cluster; one record per cluster is kept.
 
 Normalisation runs in Arrow on the whole batch; each normalised text is hashed once with xxh3-128 (two records
-collide by chance with probability ~n^2 / 2^129, i.e. never), so only 16 bytes per record are kept in memory.
+collide by chance with probability ~n^2 / 2^129, i.e. never). Hashes are grouped by a shuffle through spill files on
+the engine (16 bytes a record plus its number, on disk), so no process holds every record's hash.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, compact, split_batch
+from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, build_result
+from thresher.dedup.inputs import spill_input, text_slices
+from thresher.dedup.shuffle import _VBITS, VIRTUAL_PARTITIONS, choose_partitions
+from thresher.dedup.spill import file_starts, read_partitions, spill_area, write_partitioned
 from thresher.engine import Engine, LocalEngine
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
@@ -70,66 +76,71 @@ def text_hashes(text: pa.Array, config: ExactConfig) -> np.ndarray:
     return np.frombuffer(digest, dtype=np.uint64).reshape(-1, 2)
 
 
-def hash_batch(config: ExactConfig, text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Engine task: the normalised-text hashes and the lengths of one batch."""
-    return text_hashes(text, config), pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64)
+def spill_hashes(texts: list[pa.Array], file_no: int, spill: str, config: ExactConfig, want_lengths: bool
+                 ) -> tuple[int, int, np.ndarray | None, int]:
+    """Engine task (a map task of :mod:`thresher.dedup.inputs`): the normalised-text hashes of consecutive texts,
+    written to spill file ``file_no`` by virtual partition (the hash's top bits) with each record's number in the
+    file; return (records, 0, lengths if wanted, bytes written)."""
+    slices = list(text_slices(texts))
+    h = np.concatenate([text_hashes(t, config) for t in slices]) if slices else np.zeros((0, 2), np.uint64)
+    rows = np.column_stack([h, np.arange(len(h), dtype=np.uint64)])
+    written = write_partitioned(_hashes_path(Path(spill), file_no), (h[:, 0] >> _VBITS).astype(np.int64),
+                                VIRTUAL_PARTITIONS, rows)
+    lengths = None
+    if want_lengths:
+        lengths = np.concatenate([pc.utf8_length(t).to_numpy(zero_copy_only=False) for t in slices]).astype(np.int64)
+    return len(h), 0, lengths, written
 
 
-def hash_piece_batch(batch: pa.RecordBatch, where: tuple[int, int], config: ExactConfig
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Engine task over a dataset's pieces: :func:`hash_batch` of one batch the worker read itself."""
-    return hash_batch(config, batch.column("text").cast(pa.large_string()).fill_null(""))
+def first_copies(spill: str, part: int, n_parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Engine task (reduce): for every record in partition ``part`` whose text appeared earlier in reading order,
+    (its number, the number of the first record with that text)."""
+    lo, hi = part * VIRTUAL_PARTITIONS // n_parts, (part + 1) * VIRTUAL_PARTITIONS // n_parts
+    chunks = []
+    for file_no, first in file_starts(Path(spill)):
+        rows = read_partitions(_hashes_path(Path(spill), int(file_no)), np.uint64, lo, hi, VIRTUAL_PARTITIONS, 3)
+        rows[:, 2] += np.uint64(first)  # file-local record numbers become reading-order ones
+        chunks.append(rows)
+    rows = np.concatenate(chunks) if chunks else np.zeros((0, 3), np.uint64)
+    rows = rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]  # by text, then reading order
+    new = np.ones(len(rows), dtype=bool)
+    new[1:] = (rows[1:, 0] != rows[:-1, 0]) | (rows[1:, 1] != rows[:-1, 1])
+    record = rows[:, 2].astype(np.int64)
+    first = record[new][np.cumsum(new) - 1]
+    later = record != first
+    return record[later], first[later]
 
 
-def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """A piece's batches' hashes and lengths as one pair of arrays (made on the worker)."""
-    if not parts:
-        return np.zeros((0, 2), np.uint64), np.zeros(0, np.int64)
-    return np.concatenate([h for h, _ in parts]), np.concatenate([n for _, n in parts])
+def _hashes_path(spill: Path, file_no: int) -> Path:
+    return spill / f"hashes-{file_no:08d}.bin"
 
 
 def exact_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], config: ExactConfig | None = None,
                      scores: np.ndarray | None = None, engine: Engine | None = None,
-                     errors: ErrorLog | None = None) -> DedupResult:
+                     errors: ErrorLog | None = None, spill_dir: str | os.PathLike | None = None,
+                     partitions: int | None = None) -> DedupResult:
     """Exact duplicates among all records of ``batches``: a :class:`~thresher.io.dataset.Dataset`, whose pieces the
     engine's tasks read themselves (bad records go to ``errors``, default the dataset's policy), or text arrays,
-    lists of str, or tables with a text column, sent to the engine batch by batch.
+    lists of str, or tables with a text column, sent to the engine in groups.
 
-    One pass; memory here is 16 bytes per record plus ids. ``scores`` (one per record, reading order) are needed
-    for ``keep="highest"``. ``engine``: where the per-batch hashes are computed (default: this process).
+    A shuffle on ``engine`` (default: this process): each map task hashes its texts into a spill file under
+    ``spill_dir`` (16 bytes a record plus its number), each reduce task groups one range of hashes and returns the
+    records that repeat an earlier text. Here: ids, one label per record, lengths for ``keep="longest"``.
+    ``scores`` (one per record, reading order) are needed for ``keep="highest"``. The result is the same for any
+    engine, worker count, batching and ``partitions``.
     """
     config = config or ExactConfig()
     runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
-    hashes, lengths, id_chunks, have_ids = [], [], [], True
-    if isinstance(batches, Dataset):
-        from thresher.engine.pieces import map_pieces
-
-        done = map_pieces(batches, runner, hash_piece_batch, (config,), errors, combine=_joined)
-    else:
-        if callable(batches):  # the same inputs as near_duplicates accepts; one pass is enough here
-            batches = batches()
-
-        def items():  # the texts go to the engine; ids stay here, in reading order
-            nonlocal have_ids
-            for batch in as_batches(batches):
-                text, ids = split_batch(batch, config.text_field, config.id_field)
-                have_ids = have_ids and ids is not None
-                if have_ids:
-                    id_chunks.append(ids)
-                yield config, compact(text)
-
-        done = ((None, out) for out in runner.map(hash_batch, items()))
-    for ids, (h, length) in done:
-        if ids is not None:
-            id_chunks.append(ids)
-        hashes.append(h)
-        lengths.append(length)
-    n = sum(len(h) for h in hashes)
-    labels = np.zeros(0, np.int64)
-    if n:
-        h = np.ascontiguousarray(np.concatenate(hashes)).view(np.dtype((np.void, 16))).ravel()
-        _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-        labels = first[inverse.ravel()].astype(np.int64)  # the first record with this text: same for any batching
-    ids_all = pa.concat_arrays(id_chunks) if have_ids and id_chunks else None
-    lengths_all = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    return build_result(labels, "exact", config.keep, lengths_all, scores, ids_all, {})
+    with spill_area(spill_dir) as spill:
+        spilled = spill_input(batches, runner, spill, spill_hashes, (config, config.keep == "longest"),
+                              config.text_field, config.id_field, errors=errors)
+        n = spilled.n
+        parts = choose_partitions(n, runner.workers, partitions)
+        labels = np.arange(n, dtype=np.int64)
+        for record, first in runner.map(first_copies, ((str(spill), p, parts) for p in range(parts))):
+            labels[record] = first  # the first record with this text: the same for any batching
+    lengths = spilled.lengths()
+    result = build_result(labels, "exact", config.keep, lengths if lengths is not None else np.zeros(n, np.int64),
+                          scores, spilled.ids(), {})
+    result.shuffle = {"partitions": parts, "hash_files": len(spilled.files), "bytes_spilled": spilled.written}
+    return result

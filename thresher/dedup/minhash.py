@@ -32,22 +32,18 @@ Identical inputs, configuration and seed give identical output whatever the batc
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
-from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, as_batches, build_result, compact, split_batch
+from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, build_result
 from thresher.dedup.components import component_labels
+from thresher.dedup.inputs import GROUP_RECORDS, spill_input
 from thresher.dedup.shuffle import (
     choose_partitions,
     partition_pairs,
-    save_files,
-    sketch_batch,
-    spill_piece,
     spill_sketch,
     verify_pairs,
 )
@@ -56,12 +52,6 @@ from thresher.engine import Engine, LocalEngine
 from thresher.errors import ConfigError, ThresherError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-
-#: Records per unit of work (a larger caller batch is processed in slices of this size).
-_SLICE_RECORDS = 4096
-#: Records per sketch task, and per spill file: the reduce tasks read every file, so fewer, larger files keep their
-#: reads at (records / this) x partitions (one file per 1,024-record slice made 10M records' verification crawl).
-GROUP_RECORDS = 65_536
 
 
 @dataclass(frozen=True)
@@ -165,33 +155,6 @@ def permutations(config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-@dataclass
-class _Sketched:
-    """What the sketch stage tells the main process: each spill file's first record in reading order, counts,
-    lengths (for ``keep="longest"``) and the ids it read or was sent."""
-
-    files: list[tuple[int, int]] = field(default_factory=list)
-    n: int = 0
-    without_words: int = 0
-    written: int = 0
-    sent: int = 0
-    length_chunks: list[np.ndarray] = field(default_factory=list)
-    id_chunks: list[pa.Array] = field(default_factory=list)
-    have_ids: bool = True
-
-    def add(self, file_no: int, count: int, empty: int, lengths: np.ndarray | None, written: int) -> None:
-        self.files.append((file_no, self.n))
-        self.n, self.without_words, self.written = self.n + count, self.without_words + empty, self.written + written
-        if lengths is not None:
-            self.length_chunks.append(lengths)
-
-    def lengths(self) -> np.ndarray | None:
-        return np.concatenate(self.length_chunks) if self.length_chunks else None
-
-    def ids(self) -> pa.Array | None:
-        return pa.concat_arrays(self.id_chunks) if self.have_ids and self.id_chunks else None
-
-
 class MinHashDeduplicator:
     """Finds near-duplicate clusters in a stream of text batches; deterministic, stateless between calls."""
 
@@ -221,14 +184,12 @@ class MinHashDeduplicator:
         bands, rows = cfg.bands_rows
         runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
         with spill_area(spill_dir) as spill:
-            if isinstance(batches, Dataset):
-                sketched = self._sketch_pieces(batches, runner, spill, errors)
-            else:
-                sketched = self._sketch_stream(batches, runner, spill, group_records)
+            sketched = spill_input(batches, runner, spill, spill_sketch,
+                                   (cfg, self._a, self._b, cfg.keep == "longest"), cfg.text_field, cfg.id_field,
+                                   group_records, errors)
             n = sketched.n
             if n >= 1 << 48:
                 raise ThresherError(f"{n:,} records: near-duplicate detection handles up to 2**48")
-            save_files(spill, sketched.files)
             parts = choose_partitions((n - sketched.without_words) * bands, runner.workers, partitions)
             pairs_written = sum(written for _, written in runner.map(
                 partition_pairs, ((str(spill), p, parts, cfg.max_bucket_size) for p in range(parts))))
@@ -246,53 +207,6 @@ class MinHashDeduplicator:
                           "bytes_spilled": sketched.written + pairs_written + rounds["component_bytes"],
                           "key_and_set_bytes": sketched.written, "pair_bytes": pairs_written, **rounds}
         return result
-
-    def _sketch_pieces(self, dataset: Dataset, runner: Engine, spill: Path, errors: ErrorLog | None) -> _Sketched:
-        """Stage 1 over a dataset's pieces: each task reads its piece and writes its sketch file."""
-        from thresher.engine.pieces import map_pieces
-
-        out = _Sketched()
-        args = (self.config, self._a, self._b, str(spill), self.config.keep == "longest", _SLICE_RECORDS)
-        for ids, done in map_pieces(dataset, runner, sketch_batch, args, errors, combine=spill_piece):
-            out.id_chunks.append(ids)
-            if done is not None:
-                out.add(*done)
-        return out
-
-    def _sketch_stream(self, batches: Iterable | Callable[[], Iterable], runner: Engine, spill: Path,
-                       group_records: int) -> _Sketched:
-        """Stage 1 over texts this process reads: they go to the tasks in groups of slices; ids stay here."""
-        cfg = self.config
-        stream = iter(batches() if callable(batches) else as_batches(batches))
-        out = _Sketched()
-
-        def items():
-            group, size = [], 0
-            for text, ids in self._slices(stream):
-                out.have_ids = out.have_ids and ids is not None
-                if out.have_ids:
-                    out.id_chunks.append(ids)
-                group.append(text)
-                size += len(text)
-                if size >= group_records:
-                    yield cfg, self._a, self._b, group, out.sent, str(spill), cfg.keep == "longest"
-                    out.sent, group, size = out.sent + 1, [], 0
-            if group:
-                yield cfg, self._a, self._b, group, out.sent, str(spill), cfg.keep == "longest"
-                out.sent += 1
-
-        for file_no, done in enumerate(runner.map(spill_sketch, items())):
-            out.add(file_no, *done)
-        return out
-
-    def _slices(self, batches: Iterable) -> Iterator[tuple[pa.Array, pa.Array | None]]:
-        """(texts, ids) of every batch, cut into slices of at most ``_SLICE_RECORDS`` records: the work arrays are
-        several bytes per text byte, so a caller's huge batch would otherwise fall out of cache (and memory)."""
-        for batch in batches:
-            text, ids = split_batch(batch, self.config.text_field, self.config.id_field)
-            for start in range(0, len(text), _SLICE_RECORDS):
-                yield (compact(text.slice(start, _SLICE_RECORDS)),
-                       None if ids is None else ids.slice(start, _SLICE_RECORDS))
 
 
 def near_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], config: MinHashConfig | None = None,

@@ -45,8 +45,9 @@ import pyarrow.compute as pc
 
 from thresher.dedup.clusters import connected_components
 from thresher.dedup.components import write_undirected
+from thresher.dedup.inputs import text_slices
 from thresher.dedup.lsh import _unique_sets, band_keys, bucket_pairs, set_jaccard, shingle_hashes
-from thresher.dedup.spill import read_array, read_partitions, write_arrays, write_partitioned
+from thresher.dedup.spill import file_starts, read_array, read_partitions, write_arrays, write_partitioned
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import _finalise, _ranges
 
@@ -105,11 +106,11 @@ class Sketch:
 
 
 def sketch_texts(config, a: np.ndarray, b: np.ndarray, texts: list[pa.Array], want_lengths: bool) -> Sketch:
-    """The sketch of consecutive slices of texts, slice by slice (the work arrays stay cache-sized)."""
+    """The sketch of consecutive texts, slice by slice (the work arrays stay cache-sized)."""
     bands, rows = config.bands_rows
     keys, packed, set_values, set_sizes, lengths = [], [], [], [], []
     n = 0
-    for text in texts:
+    for text in text_slices(texts):
         sh, off = shingle_hashes(text, config.ngram)
         recs = np.flatnonzero(np.diff(off) > 0)
         keys.append(band_keys(sh, off, a, b, bands, rows)[recs].ravel())  # record-major: each record's bands
@@ -122,73 +123,30 @@ def sketch_texts(config, a: np.ndarray, b: np.ndarray, texts: list[pa.Array], wa
         if want_lengths:
             lengths.append(pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
         n += len(text)
-    return _joined(n, keys, packed, set_values, set_sizes, lengths, config.verify, want_lengths)
 
-
-def join_sketches(parts: list[Sketch]) -> Sketch:
-    """Consecutive sketches as one, renumbered from the first one's first record."""
-    starts = np.cumsum([0] + [p.n for p in parts[:-1]]).astype(np.uint64)
-    verify, want_lengths = parts[0].set_values is not None, parts[0].lengths is not None
-    return _joined(sum(p.n for p in parts), [p.keys for p in parts],
-                   [p.packed + s for p, s in zip(parts, starts)],  # the record number is the low bits
-                   [p.set_values for p in parts] if verify else [], [p.set_sizes for p in parts] if verify else [],
-                   [p.lengths for p in parts] if want_lengths else [], verify, want_lengths)
-
-
-def _joined(n, keys, packed, set_values, set_sizes, lengths, verify: bool, want_lengths: bool) -> Sketch:
     def cat(chunks, dtype):
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype)
 
-    return Sketch(n, cat(keys, np.uint64), cat(packed, np.uint64), cat(set_values, np.uint32) if verify else None,
-                  cat(set_sizes, np.int64) if verify else None, cat(lengths, np.int64) if want_lengths else None)
+    return Sketch(n, cat(keys, np.uint64), cat(packed, np.uint64),
+                  cat(set_values, np.uint32) if config.verify else None,
+                  cat(set_sizes, np.int64) if config.verify else None, cat(lengths, np.int64) if want_lengths else None)
 
 
-def write_sketch(spill: str, file_no: int, sketch: Sketch, bands: int) -> tuple[int, int, np.ndarray | None, int]:
-    """Write one spill file of band keys (by virtual partition) and, to verify, one of shingle sets; return
+def spill_sketch(texts: list[pa.Array], file_no: int, spill: str, config, a: np.ndarray, b: np.ndarray,
+                 want_lengths: bool) -> tuple[int, int, np.ndarray | None, int]:
+    """Engine task (stage 1, a map task of :mod:`thresher.dedup.inputs`): write consecutive texts' band keys (by
+    virtual partition) into spill file ``file_no`` and, to verify, their shingle sets into another; return
     (records, records without words, lengths if wanted, bytes written)."""
+    sketch = sketch_texts(config, a, b, texts, want_lengths)
     key, pack = sketch.keys, sketch.packed
     spill_dir = Path(spill)
     written = write_partitioned(_keys_path(spill_dir, file_no), _virtual_partition(key, pack >> np.uint64(_REC_BITS)),
                                 VIRTUAL_PARTITIONS, np.column_stack([key, pack]))
     if sketch.set_values is not None:
         ptr = np.concatenate([[0], np.cumsum(sketch.set_sizes)]).astype(np.int64)
-        written += write_arrays(_sets_path(spill_dir, file_no), np.array([sketch.n], np.int64), ptr, sketch.set_values)
-    return sketch.n, int(sketch.n - len(key) // max(bands, 1)), sketch.lengths, written
-
-
-def spill_sketch(config, a: np.ndarray, b: np.ndarray, texts: list[pa.Array], file_no: int, spill: str,
-                 want_lengths: bool) -> tuple[int, int, np.ndarray | None, int]:
-    """Engine task (stage 1, texts sent by the caller): sketch one group of consecutive slices into spill file
-    ``file_no`` (one file per group keeps the reduce tasks' reads at files x partitions, not slices x
-    partitions); return what :func:`write_sketch` does."""
-    return write_sketch(spill, file_no, sketch_texts(config, a, b, texts, want_lengths), config.bands_rows[0])
-
-
-def sketch_batch(batch: pa.RecordBatch, where: tuple[int, int], config, a: np.ndarray, b: np.ndarray, spill: str,
-                 want_lengths: bool, slice_records: int) -> tuple[str, int, int, Sketch]:
-    """Engine task (stage 1 over a dataset's pieces): the sketch of one batch of a piece the worker read itself."""
-    text = batch.column("text").cast(pa.large_string()).fill_null("")
-    slices = [text.slice(s, slice_records) for s in range(0, len(text), slice_records)]
-    return spill, where[0], config.bands_rows[0], sketch_texts(config, a, b, slices, want_lengths)
-
-
-def spill_piece(parts: list[tuple[str, int, int, Sketch]]) -> tuple[int, int, int, np.ndarray | None, int] | None:
-    """Combine of :func:`sketch_batch` (on the worker): the piece's batches as one spill file named by the piece;
-    return (file number, records, records without words, lengths, bytes), or None for a piece without records."""
-    if not parts:
-        return None
-    spill, file_no, bands, _ = parts[0]
-    return file_no, *write_sketch(spill, file_no, join_sketches([p[3] for p in parts]), bands)
-
-
-def save_files(spill: Path, files: list[tuple[int, int]]) -> None:
-    """Record the sketch files in reading order, each with the reading-order number of its first record."""
-    np.save(spill / "files.npy", np.array(files, dtype=np.int64).reshape(-1, 2))
-
-
-def _files(spill: Path) -> np.ndarray:
-    """(file number, first record) of every sketch file, in reading order."""
-    return np.load(spill / "files.npy")
+        written += write_arrays(_sets_path(spill_dir, file_no), np.array([sketch.n], np.int64), ptr,
+                                sketch.set_values)
+    return sketch.n, int(sketch.n - len(key) // max(config.bands_rows[0], 1)), sketch.lengths, written
 
 
 def partition_pairs(spill: str, part: int, n_parts: int, max_bucket_size: int) -> tuple[int, int]:
@@ -197,7 +155,7 @@ def partition_pairs(spill: str, part: int, n_parts: int, max_bucket_size: int) -
     spill_dir = Path(spill)
     lo, hi = part * VIRTUAL_PARTITIONS // n_parts, (part + 1) * VIRTUAL_PARTITIONS // n_parts
     chunks = []
-    for file_no, first in _files(spill_dir):
+    for file_no, first in file_starts(spill_dir):
         path = _keys_path(spill_dir, int(file_no))
         entries = read_partitions(path, np.uint64, lo, hi, VIRTUAL_PARTITIONS)
         entries[:, 1] += np.uint64(first)  # file-local record numbers become reading-order ones
@@ -250,7 +208,7 @@ def _unique_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def _gather_sets(spill: Path, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The shingle sets of the ``needed`` records (sorted indices) from the slices' spill files, as CSR."""
-    files = _files(spill)
+    files = file_starts(spill)
     file_of = np.searchsorted(files[:, 1], needed, side="right") - 1
     values, counts = [], []
     for s in np.unique(file_of):

@@ -64,15 +64,26 @@ def read_array(path: Path, dtype: type, count: int, offset: int) -> np.ndarray:
 
 
 def write_partitioned(path: Path, part: np.ndarray, n_parts: int, columns: np.ndarray) -> int:
-    """Write rows ``columns`` (n x 2, 8-byte values) sorted by ``part`` (each row's partition in [0, n_parts))
+    """Write rows ``columns`` (n x width, 8-byte values) sorted by ``part`` (each row's partition in [0, n_parts))
     after the partitions' offsets; return the bytes written."""
     order = np.argsort(part, kind="stable")
     index = np.searchsorted(part[order], np.arange(n_parts + 1)).astype(np.int64)
     return write_arrays(path, index, columns[order])
 
 
-def read_partitions(path: Path, dtype: type, lo: int, hi: int, n_parts: int) -> np.ndarray:
-    """Rows of partitions ``lo`` to ``hi - 1`` of a partitioned file with ``n_parts`` partitions, as (rows, 2)."""
+def read_partitions(path: Path, dtype: type, lo: int, hi: int, n_parts: int, width: int = 2) -> np.ndarray:
+    """Rows of partitions ``lo`` to ``hi - 1`` of a partitioned file with ``n_parts`` partitions, as (rows, width)."""
     start, end = read_array(path, np.int64, 1, 8 * lo)[0], read_array(path, np.int64, 1, 8 * hi)[0]
-    rows = read_array(path, dtype, 2 * int(end - start), 8 * (n_parts + 1) + 16 * int(start))
-    return rows.reshape(-1, 2)
+    rows = read_array(path, dtype, width * int(end - start), 8 * (n_parts + 1) + 8 * width * int(start))
+    return rows.reshape(-1, width)
+
+
+def save_file_starts(spill: Path, files: list[tuple[int, int]]) -> None:
+    """Record a map stage's spill files in reading order, each with the reading-order number of its first record
+    (tasks number their records from 0: a task that reads its own piece of the input knows no more)."""
+    np.save(spill / "files.npy", np.array(files, dtype=np.int64).reshape(-1, 2))
+
+
+def file_starts(spill: Path) -> np.ndarray:
+    """(file number, first record) of every spill file of the map stage, in reading order."""
+    return np.load(spill / "files.npy")
