@@ -309,3 +309,16 @@ def test_the_search_samples_around_the_prior_given(tmp_path):
     bad = _write(tmp_path / "bad_prior.csv", [groups[:-1], counts[:-1]])
     result = _mix([*args, "--prior", str(bad), "--out", str(tmp_path / "q")])
     assert result.exit_code == 2 and f"{bad}: its groups differ" in result.output and groups[-1] in result.output
+
+
+def test_cross_validation_with_few_runs_adds_folds_until_each_fits_on_three():
+    """4 runs in 2 folds would fit each fold's GP on 2 runs (too few): leave-one-out is used and reported."""
+    from thresher.mix.regression import cross_validate
+
+    rng = np.random.default_rng(0)
+    X = rng.dirichlet(np.ones(3), 4)
+    y = X @ np.array([1.0, 2.0, 3.0])
+    out = cross_validate("gp", X, y, folds=2)
+    assert out["folds"] == 4 and np.isfinite(out["predicted"]).all()
+    assert cross_validate("gp", np.vstack([X, X + 0.01]) / np.vstack([X, X + 0.01]).sum(1, keepdims=True),
+                          np.concatenate([y, y]), folds=2)["folds"] == 2  # 8 runs: 2 folds of 4 fit on 4 each

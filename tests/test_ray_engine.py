@@ -117,6 +117,18 @@ def test_cluster_balanced_selection_runs_its_kmeans_passes_on_ray(tmp_path, clus
     _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
 
 
+def test_mix_is_identical_on_ray(tmp_path, cluster, small_pool):
+    """thresher mix --method regmix: token counts per group and every n-gram proxy run are Ray tasks."""
+    args = ("mix", "--pool", str(small_pool), "--group-field", "domain", "--method", "regmix", "--target", TARGET,
+            "--runs", "4", "--proxy-tokens", "20000 tokens", "--samples", "2000", "--top-k", "20", "--folds", "2",
+            "--workers", "2", "--quiet")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    _cli(*args, "--out", str(local))
+    _cli(*args, "--out", str(on_ray), "--engine", "ray", "--ray-address", cluster.address)
+    assert json.loads((on_ray / "manifest.json").read_text())["engine"]["engine"] == "ray"
+    _same(local, on_ray, "mixture.yaml", "runs.parquet")
+
+
 def test_a_task_whose_worker_dies_is_retried_and_the_result_is_unchanged(tmp_path, cluster):
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir()

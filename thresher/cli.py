@@ -805,6 +805,7 @@ Examples:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the mixture as JSON.")
 @_handle_errors
+@_engine_options
 def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
         group_field, target, target_weights, proxy, n_runs, proxy_tokens, tau, max_epochs, text_field, on_error,
         budget, workers, out, quiet, as_json) -> None:

@@ -253,12 +253,15 @@ def make_regressor(name: str, seed: int = 0):
 def cross_validate(name: str, X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> dict:
     """k-fold diagnostics of regressor ``name``: Spearman and RMSE of the out-of-fold predictions of all runs
     (pooled), and the mean of the per-fold Spearman correlations. Folds are a seeded shuffle of the runs; each
-    fold's regressor chooses its own hyper-parameters on its own training runs."""
+    fold's regressor chooses its own hyper-parameters on its own training runs. With few runs, folds are added (up
+    to leave-one-out) until every fold trains on at least 3; the folds used are reported."""
     X, y = _check_xy(X, y)
     n = len(y)
     if n < 4:
         raise ConfigError(f"cross-validation needs at least 4 runs, got {n}")
     folds = min(folds, n)
+    while folds < n and n - -(-n // folds) < 3:  # every fold's regressor fits on at least 3 runs
+        folds += 1
     order = np.random.default_rng(seed).permutation(n)
     predicted = np.empty(n)
     per_fold = []
