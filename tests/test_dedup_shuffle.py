@@ -291,3 +291,48 @@ def test_exact_dedup_as_a_shuffle_matches_grouping_every_hash_at_once(sample, tm
             assert got.to_table().equals(ref.to_table()) and got.stats == ref.stats
             assert got.shuffle["partitions"] == parts
     assert not list(tmp_path.iterdir())  # the spill is removed
+
+
+def _semantic_reference(X: np.ndarray, blocks, config, order: np.ndarray):
+    """SemDeDup over all pairs at once: the same k-means clusters (over the same blocks), then every pair within
+    a cluster at or above the threshold, components over all of them, in reading order (record order[k] is block
+    row k)."""
+    from thresher.selectors.kmeans import kmeans
+
+    k = config.n_clusters
+    labels = kmeans(blocks, k, seed=config.seed).labels
+    Y = np.concatenate([b.rows() for b in blocks])
+    a, b = [], []
+    for c in range(k):
+        m = np.flatnonzero(labels == c)
+        i, j = np.nonzero(np.triu(Y[m] @ Y[m].T >= config.threshold, 1))
+        a.append(order[m[i]])
+        b.append(order[m[j]])
+    a, b = np.concatenate(a), np.concatenate(b)
+    return connected_components(len(X), a, b), len(a)
+
+
+def test_semantic_dedup_on_the_engine_matches_all_pairs_within_clusters():
+    """Vectors shuffled by cluster, pairs per partition of clusters and components in rounds give exactly the
+    components of all in-cluster pairs at once, for blocks in reading order and in another order (an embed run
+    of a shuffled pool), on one or two worker processes."""
+    from thresher.dedup.semantic import SemanticConfig, semantic_duplicates
+    from thresher.selectors.diversity import normalize_rows
+    from thresher.selectors.kmeans import blocks_of
+
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(300, 16)).astype(np.float32)
+    X = normalize_rows(np.concatenate([base, base[:120] + rng.normal(scale=0.02, size=(120, 16)),
+                                       base[:40] + rng.normal(scale=0.02, size=(40, 16))]).astype(np.float32))
+    config = SemanticConfig(threshold=0.97, n_clusters=7, keep="first")
+    shuffled = rng.permutation(len(X))  # block row k holds record shuffled[k]
+    for order in (np.arange(len(X)), shuffled):
+        blocks = blocks_of(X[order], 70)
+        ref_labels, ref_pairs = _semantic_reference(X, blocks, config, order)
+        ref = build_result(ref_labels, "semantic", "first", None, None, None, {})
+        assert ref.stats["dropped"] >= 100
+        for workers in (1, 2):
+            with LocalEngine(workers) as engine:
+                got = semantic_duplicates(blocks, config, engine=engine, order=None if order is None else order)
+            assert np.array_equal(got.keep, ref.keep) and np.array_equal(got.cluster, ref.cluster)
+            assert got.stats["duplicate_pairs"] == ref_pairs and got.shuffle["partitions"] == min(7, workers)

@@ -107,14 +107,19 @@ def test_embeddings_are_identical_on_ray(tmp_path, cluster, small_pool):
     assert a[0] == b[0] and (a[1] == b[1]).all()
 
 
-def test_cluster_balanced_selection_runs_its_kmeans_passes_on_ray(tmp_path, cluster, small_pool):
-    """k-means for --selector clusters: every Lloyd pass is a map over the embed run's shards, on the cluster."""
+def test_embedding_jobs_run_their_kmeans_passes_on_ray(tmp_path, cluster, small_pool):
+    """k-means for --selector clusters and for SemDeDup: every Lloyd pass is a map over the embed run's shards, on
+    the cluster; SemDeDup's shuffle by cluster and its component rounds too."""
     emb = tmp_path / "emb"
     _cli("embed", "--pool", str(small_pool), "--batch-size", "100", "--out", str(emb), "--no-report")
     local, on_ray = _both(tmp_path, cluster, "select", "--pool", str(small_pool), "--target", TARGET, "--budget",
                           "60", "--selector", "clusters", "--embeddings", str(emb), "--selector-param",
                           "n_clusters=6", "--score", "dsir")
     _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
+    local, on_ray = _both(tmp_path / "sem", cluster, "dedup", "--pool", str(small_pool), "--method", "semantic",
+                          "--embeddings", str(emb), "--similarity", "0.9")  # SemDeDup: k-means, shuffle, rounds
+    _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
+    assert json.loads((on_ray / "manifest.json").read_text())["shuffle"]["semantic"]["component_rounds"] >= 3
 
 
 def test_mix_is_identical_on_ray(tmp_path, cluster, small_pool):

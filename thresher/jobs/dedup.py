@@ -22,7 +22,9 @@ from thresher.dedup.clusters import DedupResult
 from thresher.dedup.decisions import Decisions
 from thresher.dedup.semantic import SemanticConfig, semantic_duplicates
 from thresher.dedup.spill import remove_stale_spills
+from thresher.embeddings.store import store_blocks
 from thresher.engine import Engine, make_engine
+from thresher.engine.pieces import map_pieces
 from thresher.engine.plan import GLOBAL, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.io.atomic import ParquetStream, write_json
@@ -125,21 +127,34 @@ def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactCo
 def _semantic(v: Values) -> dict:
     if v.method != "semantic":
         return {"semantic_result": None}
-    ids, lengths = [], []
-    for batch in v.pool.iter_batches(v.reading()):  # only ids and lengths: the texts were embedded already
-        ids.append(batch.column("id").cast(pa.large_string()))
-        lengths.append(pc.utf8_length(batch.column("text")).to_numpy(zero_copy_only=False).astype(np.int64))
-    if not ids:
+    ids, lengths = [], []  # tasks read the pool for its ids and lengths: the texts were embedded already
+    for piece_ids, out in map_pieces(v.pool, v.engine, _text_lengths, (), v.reading(), combine=_concatenated):
+        ids.append(piece_ids)
+        lengths.append(out)
+    if not ids or not sum(len(x) for x in ids):
         raise ConfigError(f"the pool has no usable records ({', '.join(v.pool.paths)})")
     record_ids = pa.concat_arrays(ids)
-    emb_ids, matrix = Run(v.embeddings).embeddings()
-    position = {i: k for k, i in enumerate(emb_ids)}
-    missing = [i for i in record_ids.to_pylist() if i not in position]
-    if missing:
-        raise ConfigError(f"{len(missing):,} records have no embedding in {v.embeddings} (e.g. {missing[0]!r})")
-    rows = [position[i] for i in record_ids.to_pylist()]
-    return {"semantic_result": semantic_duplicates(matrix[rows], v.semantic, ids=record_ids,
-                                                   lengths=np.concatenate(lengths), scores=v.scores)}
+    run = Run(v.embeddings)
+    found = pc.index_in(record_ids, value_set=run.embedding_ids().cast(record_ids.type))
+    if found.null_count:
+        missing = record_ids.filter(found.is_null())
+        raise ConfigError(f"{len(missing):,} records have no embedding in {v.embeddings} (e.g. "
+                          f"{missing[0].as_py()!r})")
+    positions = found.to_numpy().astype(np.int64)
+    order = np.argsort(positions, kind="stable")  # the records in the embed run's row order, shard by shard
+    blocks = store_blocks(run.embedding_store(), positions[order])
+    return {"semantic_result": semantic_duplicates(blocks, v.semantic, ids=record_ids,
+                                                   lengths=np.concatenate(lengths), scores=v.scores,
+                                                   engine=v.engine, order=order, spill_dir=v.spill_dir)}
+
+
+def _text_lengths(batch: pa.RecordBatch, where: tuple[int, int]) -> np.ndarray:
+    """Engine task: characters per record of one batch."""
+    return pc.utf8_length(batch.column("text")).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _concatenated(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _exact(v: Values) -> dict:
@@ -163,8 +178,9 @@ def _decide(v: Values) -> dict:
     return {"decisions": Decisions.of(results), "results": results}
 
 
-SEMANTIC = Stage("semantic", GLOBAL, "SemDeDup over an embed run's vectors: clusters, then near neighbours within "
-                 "each", _semantic, ("method", "reading", "pool", "embeddings", "semantic", "scores"),
+SEMANTIC = Stage("semantic", GLOBAL, "SemDeDup over an embed run's shards on the engine: k-means passes, vectors "
+                 "shuffled by cluster, near neighbours within each, components in rounds", _semantic,
+                 ("method", "reading", "pool", "embeddings", "semantic", "scores", "engine", "spill_dir"),
                  ("semantic_result",))
 EXACT = Stage("exact", GLOBAL, "normalised-text hashes per piece on the engine, grouped by hash", _exact,
               ("method", "pool", "reading", "exact", "scores", "engine"), ("exact_result",))
