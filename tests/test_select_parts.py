@@ -139,3 +139,27 @@ def test_parts_are_runs_of_whole_row_groups_covering_the_table(scores_file):
     assert sum(p.rows for p in parts) == table.num_rows
     assert all(p.rows >= 1200 for p in parts[:-1]) and all(len(p.row_groups) == 3 for p in parts[:-1])
     assert pa.concat_tables(p.read(["id"]) for p in parts)["id"].to_pylist() == table["id"].to_pylist()
+
+
+@pytest.mark.parametrize("within,allocation", [("topk", "proportional"), ("random", "equal"), ("gumbel", "sqrt")])
+@pytest.mark.parametrize("part_rows", [500, 1500, 10**9])
+def test_group_quotas_over_parts_choose_what_the_whole_table_chooses(scores_file, within, allocation, part_rows):
+    """Quotas decompose: the first pass counts eligible records per group label, the driver allocates, each part
+    sends its best quota[g] of every group, and the stratified interleave of the merge equals Quotas.select over
+    the whole table (position-keyed noise for random and gumbel)."""
+    from thresher.selectors.quotas import Quotas
+
+    table, path = scores_file
+    rule = _rule(table, selector="quotas", budget="300", where="n_words > 20", labels="group",
+                 params={"within": within, "allocation": allocation})
+    chosen, baseline, filtered, n_eligible, found, n_parts = _parts(path, rule, part_rows, 2)
+    eligible, ref_filtered = eligibility(table, rule.where, 0, rule.budget, rule.token_column)
+    elig = np.flatnonzero(eligible)
+    labels = np.array(["(none)" if v is None else str(v) for v in table["group"].to_pylist()], dtype=object)[elig]
+    quotas = Quotas(allocation=allocation, within=within, seed=rule.seed)
+    ref = elig[quotas.select(labels, 300, as_float(table["dsir"])[elig], positions=elig)]
+    assert np.array_equal(chosen, ref) and filtered == ref_filtered and n_eligible == len(elig)
+    assert (n_parts > 1) == (part_rows < table.num_rows)
+    picked = table["group"].take(pa.array(chosen)).to_pylist()
+    assert {g: picked.count(g) for g in set(picked)} == {g: c for g, c in quotas.counts(labels, 300).items() if c}
+    assert found.ids.to_pylist() == table["id"].take(pa.array(chosen)).to_pylist()

@@ -51,6 +51,7 @@ from thresher.jobs.select_parts import (
     draw_baseline,
     resolve,
     resolve_budget,
+    runs_over_parts,
     score_parts,
 )
 from thresher.report.html import report_after_job
@@ -344,9 +345,14 @@ def _select(v: Values) -> dict:
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
             raise ConfigError(f"--score {column!r} holds {kind} values, not numbers; rank by a numeric column "
                               "(filter on text columns with --where)")
+    over_parts = runs_over_parts(config.selector, config.budget)
+    quotas = over_parts and config.selector == "quotas"
+    if quotas and not config.labels:
+        raise ConfigError("selector 'quotas' needs a group label per record: name its column with --labels")
     rule = checked_rule(schema, Rule(config.selector, config.temperature, config.threshold, column,
                                      config.token_column, config.where, min_tokens, config.budget, config.seed,
-                                     has_group=False))
+                                     has_group=False, labels=config.labels if quotas else None,
+                                     params=dict(config.selector_params) if quotas else {}))
     parts = score_parts(path)
     counts = count_parts(parts, rule, v.engine)
     budget = resolve_budget(config.budget, counts.n)
@@ -354,12 +360,12 @@ def _select(v: Values) -> dict:
     def hint(fn, *args):
         return _with_filter_hint(counts.filtered, min_tokens, fn, *args)
 
-    if diverse:
-        chosen = _diverse(pq.read_table(path), config, rule, budget, v.engine)
-    else:
+    if over_parts:
         # each part's candidates, merged exactly: noise is keyed by pool position, so a record's draw depends
         # neither on what the filters removed nor on how the table was cut (thresher.selectors.sharded)
         chosen = hint(choose, parts, rule, v.engine, counts, budget)
+    else:
+        chosen = _diverse(pq.read_table(path), config, rule, budget, v.engine)
     baseline = draw_baseline(parts, rule, v.engine, counts, budget, len(chosen))
     found = resolve(parts, rule, v.engine, chosen, baseline)
     return {"selection": Selection(chosen, baseline, found, counts.n, counts.eligible.n, counts.filtered, min_tokens,
@@ -371,10 +377,10 @@ _DEFAULT_LABELS = {"mixture": "group"}
 
 
 def _diverse(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None, engine) -> np.ndarray:
-    """Positions chosen by a set-level selector (k-center, facility location, clusters, quotas, quadmix, mixture), which
-    look at every eligible record at once: the whole score table is read here. A selector that reads row blocks
-    (clusters: k-means passes on the engine) gets the embed run's shards, in the store's row order, never the
-    matrix."""
+    """Positions chosen by a set-level selector (k-center, facility location, clusters, quadmix, mixture; quotas
+    under a token budget), which look at every eligible record at once: the whole score table is read here. A
+    selector that reads row blocks (clusters: k-means passes on the engine) gets the embed run's shards, in the
+    store's row order, never the matrix."""
     eligible, _ = eligibility(scores, config.where, rule.min_tokens, config.budget, config.token_column)
     elig_idx = np.flatnonzero(eligible)
     selector = make_diversity_selector(config.selector, seed=config.seed, **config.selector_params)

@@ -1,11 +1,12 @@
 """The select stage over the side-car scores' row groups, for the ranking selectors (top-k, Gumbel top-k, random,
-threshold): each engine task reads one part of ``scores.parquet`` (a run of row groups) and answers for its records
-only; the driver merges exactly (:mod:`thresher.selectors.sharded`), so it holds the selection and a few keys per
-part, never the score table.
+threshold) and group quotas: each engine task reads one part of ``scores.parquet`` (a run of row groups) and answers
+for its records only; the driver merges exactly (:mod:`thresher.selectors.sharded`), so it holds the selection and a
+few keys per part, never the score table.
 
 Passes over the parts, each a stateless task that reads only the columns it needs:
 
-1. **count**: eligibility (pipeline filters, ``--where``, length floor, token pricing) and its counts;
+1. **count**: eligibility (pipeline filters, ``--where``, length floor, token pricing) and its counts (per group
+   label, for quotas, whose allocation depends only on them);
 2. **chosen**: a sketch of the part's candidates, then the candidates above the merged cutoff;
 3. **baseline**: the same for the random baseline (same size as the selection, drawn from the whole pool);
 4. **resolve**: ids, words, tokens and group counts of the chosen and baseline records.
@@ -17,7 +18,7 @@ scores were cut into parts or on the engine.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +29,7 @@ from thresher.errors import ConfigError
 from thresher.io.columns import as_float
 from thresher.selectors import Budget, make_selector
 from thresher.selectors.base import Random
+from thresher.selectors.diversity import DIVERSITY_SELECTORS, make_diversity_selector
 from thresher.selectors.eligibility import eligibility
 from thresher.selectors.sharded import ShardSummary, candidates, combine, cutoff, merge, plan_selection, summarize
 from thresher.selectors.where import WhereExpression
@@ -78,13 +80,27 @@ class Rule:
     budget: str | None  # as given (eligibility prices records only under a token budget)
     seed: int
     has_group: bool
+    labels: str | None = None  # the group column quotas split the budget over
+    params: dict = field(default_factory=dict)  # the quotas selector's parameters
+
+    def make_selector(self):
+        """The selector every task and the merge use."""
+        if self.selector == "quotas":
+            return make_diversity_selector("quotas", seed=self.seed, **self.params)
+        return make_selector(self.selector, temperature=self.temperature, threshold=self.threshold)
+
+    def group_labels(self, table: pa.Table) -> np.ndarray | None:
+        """The label of every row (quotas), as the whole-table selection reads them: ``(none)`` where missing."""
+        if self.labels is None:
+            return None
+        return np.array(["(none)" if v is None else str(v) for v in table[self.labels].to_pylist()], dtype=object)
 
     def columns(self, schema: pa.Schema) -> list[str] | None:
         """The columns the tasks read (None: all, when ``where`` may name any)."""
         if self.where is not None:
             return None
         wanted = {"n_tokens" if "n_tokens" in schema.names else "n_words", self.token_column, "filtered_by",
-                  self.score}
+                  self.score, self.labels}
         return [c for c in schema.names if c in wanted]
 
 
@@ -115,22 +131,27 @@ def _pool_rows(rule: Rule, tokens: np.ndarray) -> np.ndarray:
 
 def count_part(part: ScorePart, rule: Rule) -> PartCount:
     """Engine task (pass 1): eligibility counts of one part."""
-    _, eligible, filtered, tokens = _eligible(part, rule)
+    table, eligible, filtered, tokens = _eligible(part, rule)
     pool = _pool_rows(rule, tokens)
-    return PartCount(part.rows, filtered, summarize(tokens[eligible]), summarize(tokens[pool]))
+    labels = rule.group_labels(table)
+    return PartCount(part.rows, filtered, summarize(tokens[eligible], None if labels is None else labels[eligible]),
+                     summarize(tokens[pool]))
 
 
 def part_candidates(part: ScorePart, rule: Rule, which: str, plan, tau: float | None):
     """Engine task (passes 2 and 3): the sketch (``tau`` None) or the candidates at or above ``tau`` of one part,
     for the chosen records (``which='chosen'``) or the random baseline."""
     table, eligible, _, tokens = _eligible(part, rule)
+    labels = None
     if which == "chosen":
         rows = np.flatnonzero(eligible)
-        selector = make_selector(rule.selector, temperature=rule.temperature, threshold=rule.threshold)
+        selector = rule.make_selector()
         values = as_float(table[rule.score])[rows] if rule.score is not None else None
+        labels = rule.group_labels(table)
+        labels = None if labels is None else labels[rows]
     else:
         rows, selector, values = _pool_rows(rule, tokens), Random(), None
-    found = candidates(selector, plan, values, rows + part.start, tokens[rows], rule.seed)
+    found = candidates(selector, plan, values, rows + part.start, tokens[rows], rule.seed, labels)
     return found.sketch() if tau is None else found.above(tau)
 
 
@@ -209,7 +230,7 @@ def _exact(engine: Engine, parts: list[ScorePart], rule: Rule, which: str, selec
 def choose(parts: list[ScorePart], rule: Rule, engine: Engine, counts: Counts, budget: Budget | None) -> np.ndarray:
     """Passes 2: positions of the chosen records, best first, exactly as ``selector.select`` over the whole table
     of eligible records (the budget's errors too)."""
-    selector = make_selector(rule.selector, temperature=rule.temperature, threshold=rule.threshold)
+    selector = rule.make_selector()
     return _exact(engine, parts, rule, "chosen", selector, plan_selection(selector, budget, counts.eligible))
 
 
@@ -250,8 +271,18 @@ def checked_rule(schema: pa.Schema, rule: Rule) -> Rule:
         raise ConfigError(f"no token column {rule.token_column!r} in the scores (the tokens scorer adds n_tiktoken)")
     if rule.where is not None:
         WhereExpression(rule.where).check_columns(schema.names)
+    if rule.labels is not None and rule.labels not in schema.names:
+        raise ConfigError(f"no label column {rule.labels!r} in the scores; available: {', '.join(schema.names)}")
     return replace(rule, has_group="group" in schema.names)
 
 
+def runs_over_parts(selector: str, budget: str | None) -> bool:
+    """Whether the select stage runs over parts of the scores: the ranking selectors always, group quotas under a
+    record budget (a token budget makes quotas rank every record's length: they read the whole table)."""
+    if selector == "quotas":
+        return budget is not None and Budget.parse(budget).kind != "tokens"
+    return selector not in DIVERSITY_SELECTORS
+
+
 __all__ = ["PART_ROWS", "Chosen", "Counts", "Rule", "ScorePart", "checked_rule", "choose", "count_parts",
-           "draw_baseline", "resolve", "resolve_budget", "score_parts"]
+           "draw_baseline", "resolve", "resolve_budget", "runs_over_parts", "score_parts"]
