@@ -3,11 +3,12 @@
 On pool-en grouped by ``domain``, for two objectives (an equal blend of the news and wikipedia targets; a blend
 weighted toward tech_docs: 0.6 tech_docs, 0.2 news, 0.2 wikipedia), runs ``thresher mix --method regmix`` with the
 ``*.target.parquet`` sets as targets (--runs proxies of --proxy-tokens each, 2 workers), then trains the same n-gram
-LM at a larger budget (--eval-tokens) on the recommended mixture and on proportional, uniform and temperature
-(tau = 3) mixtures, --seeds draws each, and measures cross-entropy on the ``*.heldout.parquet`` sets (never seen by
-the search), blended with the same weights. Prints the time per proxy run and for the whole search, and per
-mixture the loss the regressor predicts (at the proxy budget, on the target sets) and the actual held-out loss
-(mean and 95% t-interval over seeds).
+LM at a larger budget (--eval-tokens) on the recommended mixture, on DoReMi's (target-free: the smallest worst-group
+excess loss, --doremi-steps online steps) and on proportional, uniform and temperature (tau = 3) mixtures, --seeds
+draws each, and measures cross-entropy on the ``*.heldout.parquet`` sets (never seen by the search), blended with
+the same weights. Prints the time per proxy run and for the whole search, and per mixture the loss the regressor
+predicts (at the proxy budget, on the target sets) and the actual held-out loss (mean and 95% t-interval over
+seeds).
 
     python bench/bench_mix_proxy.py [--data ../shared/data] [--runs 24] [--proxy-tokens 1M] [--eval-tokens 3M]
 """
@@ -30,7 +31,7 @@ from thresher.features.lengths import whitespace_token_counts
 from thresher.io.dataset import Dataset
 from thresher.lm.ngram import KneserNeyConfig
 from thresher.mix.baselines import baseline_weights
-from thresher.mix.job import run_mix_regmix
+from thresher.mix.job import run_mix_doremi, run_mix_regmix
 from thresher.mix.proxy import _draw, ngram_proxy_run
 from thresher.mix.regression import make_regressor
 
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--eval-tokens", type=float, default=3e6)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--doremi-steps", type=int, default=20)
     args = parser.parse_args()
 
     pool_path = args.data / "pool-en" / "pool.parquet"
@@ -67,6 +69,15 @@ def main() -> None:
     print(f"pool-en: {len(domain):,} records, {int(pool_tokens.sum()):,} whitespace tokens, {len(groups)} domains; "
           f"runs {args.runs} x {args.proxy_tokens}, evaluation {args.eval_tokens:,.0f} tokens x {args.seeds} seeds")
 
+    with tempfile.TemporaryDirectory() as tmp:  # DoReMi needs no target: one run serves both objectives
+        started = time.perf_counter()
+        doremi = run_mix_doremi(Dataset([str(pool_path)]), Path(tmp) / "doremi", proxy_tokens=args.proxy_tokens,
+                                steps=args.doremi_steps, workers=args.workers, seed=0)
+        doremi_seconds = time.perf_counter() - started
+        doremi_weights = yaml.safe_load((doremi.path / "mixture.yaml").read_text())["weights"]
+    print(f"doremi: {doremi_seconds:.1f} s ({args.doremi_steps} steps x 2 online n-gram proxies); weights "
+          + ", ".join(f"{g} {w:.3f}" for g, w in sorted(doremi_weights.items(), key=lambda kv: -kv[1]) if w >= 0.01))
+
     results = {}
     for label, blend in OBJECTIVES.items():
         with tempfile.TemporaryDirectory() as tmp:
@@ -82,6 +93,7 @@ def main() -> None:
         X = np.array([runs[f"weight:{g}"] for g in groups]).T
         model = make_regressor("gp").fit(X, np.array(runs["target"]))
         candidates = {"regmix": np.array([mixture["weights"][g] for g in groups]),
+                      "doremi (target-free)": np.array([doremi_weights[g] for g in groups]),
                       "proportional": baseline_weights("proportional", pool_tokens),
                       "uniform": baseline_weights("uniform", pool_tokens),
                       "temperature τ=3": baseline_weights("temperature", pool_tokens, tau=3.0)}

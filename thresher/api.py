@@ -166,11 +166,18 @@ def mix(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "regmix",
         workers: int | None = None, **options: object) -> Run:
     """Mixture weights over ``pool``'s ``group_field`` values (``thresher mix --pool``): ``method="regmix"`` trains
     n-gram proxies on sampled mixtures, measures them on ``target`` (one dataset, or a list blended by
-    ``target_weights``), fits and searches; a baseline method (proportional, uniform, temperature, unimax) needs no
-    target. ``options``: runs, proxy_tokens, proxy, regressor, order, max_epochs, folds, n_samples, top_k,
-    strength for regmix; tau, max_epochs for the baselines."""
-    from thresher.mix.job import run_mix_baseline, run_mix_regmix
+    ``target_weights``), fits and searches; ``method="doremi"`` (no target) trains a reference and a Group DRO
+    n-gram proxy online; a baseline method (proportional, uniform, temperature, unimax) needs no target.
+    ``options``: runs, proxy_tokens, proxy, regressor, order, max_epochs, folds, n_samples, top_k, strength for
+    regmix; proxy_tokens, steps, eta, smoothing, order, max_epochs for doremi; tau, max_epochs for the baselines."""
+    from thresher.errors import ConfigError
+    from thresher.mix.job import run_mix_baseline, run_mix_doremi, run_mix_regmix
 
+    if method == "doremi":
+        if target is not None:
+            raise ConfigError("doremi needs no target: it minimises the worst group's excess loss")
+        return run_mix_doremi(_dataset(pool), out, group_field=group_field, budget=budget, seed=seed,
+                              workers=workers, **options)
     if method != "regmix":
         return run_mix_baseline(_dataset(pool), out, method=method, group_field=group_field, budget=budget,
                                 workers=workers, **options)

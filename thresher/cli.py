@@ -778,8 +778,13 @@ Examples:
                    "samples around as RegMix does. [default: the runs' mean mixture]")
 @click.option("--pool", "pool", multiple=True, metavar="PATH",
               help="Instead of --from-runs: files, globs or folders whose tokens per group a baseline --method uses.")
-@click.option("--method", type=click.Choice(["regmix", "proportional", "uniform", "temperature", "unimax"]),
-              default=None, help="regmix (with --from-runs), or a baseline over --pool. [default: regmix]")
+@click.option("--method", type=click.Choice(["regmix", "doremi", "proportional", "uniform", "temperature", "unimax"]),
+              default=None, help="regmix (with --from-runs or --pool and --target), doremi (over --pool, no target: "
+                                 "the smallest worst-group excess loss), or a baseline over --pool. [default: regmix]")
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
+              help="doremi: online steps of --proxy-tokens / steps tokens each.")
+@click.option("--eta", type=float, default=1.0, show_default=True,
+              help="doremi: step size of the exponentiated-gradient update on the excess loss.")
 @click.option("--group-field", default="domain", show_default=True, help="With --pool: the field naming the group.")
 @click.option("--target", "target", multiple=True, metavar="PATH",
               help="regmix over --pool: what the mixture should be good at (repeat for several target sets).")
@@ -807,8 +812,8 @@ Examples:
 @_handle_errors
 @_engine_options
 def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
-        group_field, target, target_weights, proxy, n_runs, proxy_tokens, tau, max_epochs, text_field, on_error,
-        budget, workers, out, quiet, as_json) -> None:
+        steps, eta, group_field, target, target_weights, proxy, n_runs, proxy_tokens, tau, max_epochs, text_field,
+        on_error, budget, workers, out, quiet, as_json) -> None:
     """Find domain weights: RegMix from proxy runs (--from-runs), or a baseline over a pool's groups (--pool).
 
     --from-runs fits a regressor from mixtures to an objective and searches the simplex for the lowest prediction;
@@ -818,6 +823,8 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
     --group-field value and writes the weights, and with --budget the expected tokens and epochs per group.
     --pool with --method regmix and --target trains --runs n-gram proxies on --proxy-tokens each (held-out
     cross-entropy on the targets and per group into OUT/runs.parquet), then fits and searches as --from-runs does.
+    --pool with --method doremi trains a reference n-gram LM on the natural mixture, then a Group DRO one whose
+    weights follow each group's excess loss for --steps steps; the averaged weights, and OUT/trajectory.parquet.
     """
     import yaml
 
@@ -835,6 +842,16 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
         result = run_mix_from_runs(from_runs, metrics, objective, out, regressor=regressor, predict=predict,
                                    seed=seed, folds=folds, n_samples=n_samples, top_k=top_k, budget=budget,
                                    prior=prior, command=command)
+    elif method == "doremi":
+        from thresher.io.dataset import Dataset
+        from thresher.mix.job import run_mix_doremi
+
+        if target:
+            raise ConfigError("doremi needs no --target: it minimises the worst group's excess loss over a "
+                              "reference on the natural mixture (use --method regmix to aim at a target)")
+        result = run_mix_doremi(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
+                                group_field=group_field, proxy_tokens=proxy_tokens, budget=budget, steps=steps,
+                                eta=eta, seed=seed, max_epochs=max_epochs, workers=workers, command=command)
     elif method == "regmix":
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_regmix

@@ -372,3 +372,71 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
     }
     write_json(manifest, out / "manifest.json")
     return Run(out)
+
+
+@claims_run_dir("out")
+def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
+                   proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
+                   steps: int = 20, eta: float = 1.0, smoothing: float = 1e-3, seed: int = 0, order: int = 3,
+                   max_epochs: float = 1.0, workers: int | None = None, command: list[str] | None = None) -> Run:
+    """DoReMi over ``pool``'s ``group_field`` values with n-gram proxies that train online
+    (:mod:`thresher.mix.doremi`): a reference on the natural mixture, then Group DRO on the excess loss for
+    ``steps`` steps of ``proxy_tokens / steps`` tokens (``eta``: step size, ``smoothing``: DoReMi's ``c``).
+    Writes ``out/mixture.yaml`` (the averaged weights), ``out/trajectory.parquet`` (per step: weights, held-out
+    loss, excess and updated weights per group; the reference's losses) and ``out/manifest.json``."""
+    from thresher.mix.doremi import DOREMI_PLAN
+
+    if steps < 1 or not eta > 0 or not 0 <= smoothing < 1:
+        raise ConfigError(f"doremi: steps >= 1, eta > 0 and 0 <= smoothing < 1; got {steps}, {eta}, {smoothing}")
+    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs)
+    if settings.proxy_tokens is None or settings.proxy_tokens < 1:
+        raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
+    tokens = parse_token_budget(budget)
+    with make_engine(workers) as engine:
+        v = DOREMI_PLAN.run(pool=pool, group_field=group_field, engine=engine, targets=[], settings=settings,
+                            seed=seed, doremi={"steps": steps, "eta": eta, "smoothing": smoothing})
+        engine_info = engine.describe()
+    groups, out = v.names, Path(out)
+    measured = [groups[g] for g in v.measured_groups]
+    columns: dict = {"step": np.array([r["step"] for r in v.dro_steps], dtype=np.int64)}
+    for j, g in enumerate(groups):
+        columns[f"weight:{g}"] = [float(r["weights"][j]) for r in v.dro_steps]
+        columns[f"updated:{g}"] = [float(r["updated"][j]) for r in v.dro_steps]
+        columns[f"excess:{g}"] = [float(r["excess"][j]) for r in v.dro_steps]
+    for j, g in enumerate(measured):
+        columns[f"loss:{g}"] = [float(r["losses"][j]) for r in v.dro_steps]
+        columns[f"reference_loss:{g}"] = [float(r["losses"][j]) for r in v.reference_steps]
+    write_parquet(pa.table(columns), out / "trajectory.parquet")
+    final, reference = v.dro_steps[-1]["losses"], v.reference_steps[-1]["losses"]
+    mixture = {
+        "method": "doremi", "seed": seed,
+        "weights": {g: round(float(w), 6) for g, w in zip(groups, v.weights)},
+        **({"budget_tokens": int(tokens), "expected_tokens": {g: int(round(w * tokens)) for g, w in
+                                                              zip(groups, v.weights)}} if tokens else {}),
+        "group_field": group_field,
+        "doremi": {"steps": steps, "eta": eta, "smoothing": smoothing, "start": "uniform",
+                   "reference": "natural token shares of the pool's training records",
+                   "final_weights": {g: round(float(w), 6) for g, w in zip(groups, v.dro_steps[-1]["updated"])}},
+        "heldout_loss": {g: {"reference": round(float(r), 6), "dro_proxy": round(float(f), 6),
+                             "excess": round(float(max(f - r, 0.0)), 6)}
+                         for g, r, f in zip(measured, reference, final)},
+        "worst_group_excess": {"reference_mixture": 0.0,
+                               "dro_proxy": round(float(np.max(np.maximum(final - reference, 0.0))), 6)},
+        "proxy": {"kind": "ngram", "order": order, "tokens": int(settings.proxy_tokens), "vocabulary": v.vocab_size,
+                  "max_epochs": max_epochs},
+        "natural": {"weights": {g: round(float(w), 6) for g, w in zip(groups, v.prior_weights)}},
+        "pool_tokens": {g: int(t) for g, t in zip(groups, v.train_tokens)},
+    }
+    _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
+    read, failed = len(v.group_of), v.failed
+    write_json({
+        "command": command, "created_unix": int(time.time()), "job": "mix", "method": "doremi",
+        "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "engine": engine_info,
+        "counts": {"input_records": read + failed["total"], "read": read, "failed": failed["total"],
+                   "pool_failed": failed, "groups": len(groups),
+                   "heldout_records": {g: len(r) for g, r in zip(groups, v.heldout_rows)},
+                   "records_used": len(v.needed), "steps": steps},
+        "timings": stage_seconds(v.stages), "stages": v.stages,
+        "outputs": {"mixture": "mixture.yaml", "trajectory": "trajectory.parquet"},
+    }, out / "manifest.json")
+    return Run(out)

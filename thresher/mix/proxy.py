@@ -157,16 +157,24 @@ def _draw(positions: np.ndarray, tokens: np.ndarray, need: float, rng) -> np.nda
     return np.concatenate(chosen) if chosen else positions[:0]
 
 
-def _sample(v: Values) -> dict:
-    s: ProxySettings = v.settings
-    names, group_of, tokens_of = v.names, v.group_of, v.tokens_of
+def heldout_and_train(v: Values) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per group, its held-out records (a seeded slice no proxy trains on) and the records proxies may train on;
+    pool records whose text is also a target record are in neither."""
     overlap = np.isin(v.text_hash_of, v.target_text_hashes)
     heldout, train = [], []
-    for g in range(len(names)):
-        members = np.flatnonzero((group_of == g) & ~overlap)
-        held = _heldout_slice(members, tokens_of[members], s, np.random.default_rng([v.seed, 1, g]))
+    for g in range(len(v.names)):
+        members = np.flatnonzero((v.group_of == g) & ~overlap)
+        held = _heldout_slice(members, v.tokens_of[members], v.settings, np.random.default_rng([v.seed, 1, g]))
         heldout.append(held)
         train.append(np.setdiff1d(members, held, assume_unique=True))
+    return heldout, train
+
+
+def _sample(v: Values) -> dict:
+    s: ProxySettings = v.settings
+    tokens_of = v.tokens_of
+    overlap = np.isin(v.text_hash_of, v.target_text_hashes)
+    heldout, train = heldout_and_train(v)
     train_tokens = np.array([tokens_of[t].sum() for t in train], dtype=float)
     if s.proxy_tokens > train_tokens.sum():
         raise ConfigError(f"--proxy-tokens {s.proxy_tokens:,.0f} is more than the pool's {train_tokens.sum():,.0f} "

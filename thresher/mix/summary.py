@@ -11,7 +11,16 @@ import yaml
 def format_mix_summary(manifest: dict, path: Path) -> str:
     """The lines ``thresher mix`` prints: the weights (largest first), the diagnostics, where the files are."""
     mixture = yaml.safe_load((path / "mixture.yaml").read_text(encoding="utf-8"))
-    if "cross_validation" not in mixture:  # a baseline over a pool
+    if mixture["method"] == "doremi":
+        c, d = manifest["counts"], mixture["doremi"]
+        lines = [f"method doremi | group field {mixture['group_field']} | {d['steps']} steps, eta {d['eta']}, "
+                 f"smoothing {d['smoothing']} | seed {mixture['seed']}",
+                 f"records: {c['input_records']:,} read, {c['failed']:,} failed; {c['records_used']:,} used by the "
+                 f"proxies; n-gram proxies on {mixture['proxy']['tokens']:,} tokens",
+                 f"worst group's excess loss of the Group DRO proxy over the reference: "
+                 f"{mixture['worst_group_excess']['dro_proxy']:.4g} nats (trajectory.parquet has every step)",
+                 "weights (averaged over the steps):"]
+    elif "cross_validation" not in mixture:  # a baseline over a pool
         c = manifest["counts"]
         params = ", ".join(f"{k} {mixture[k]}" for k in ("tau", "max_epochs") if k in mixture)
         lines = [f"method {mixture['method']}{' (' + params + ')' if params else ''} | group field "

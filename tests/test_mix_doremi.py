@@ -1,0 +1,95 @@
+"""thresher mix --method doremi: a reference n-gram LM on the natural mixture, then a Group DRO one whose weights
+follow each group's excess loss step by step; the averaged weights are the answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import thresher as th
+from thresher.cli import main
+from thresher.errors import ConfigError
+from thresher.lm.ngram import KneserNeyConfig
+from thresher.mix.doremi import online_ngram_run
+
+
+def _stream(texts: list[str]):
+    import pyarrow as pa
+
+    hashes, offsets = KneserNeyConfig(order=2).featurizer().token_hashes(pa.array(texts))
+    return hashes, offsets, np.diff(offsets).astype(float)
+
+
+def _groups():
+    """Two groups with their own vocabularies: a's texts repeat a few words, b's are all different."""
+    rng = np.random.default_rng(0)
+    a = [" ".join(rng.choice([f"a{i}" for i in range(20)], 30)) for _ in range(400)]
+    b = [" ".join(rng.choice([f"b{i}" for i in range(3000)], 30)) for _ in range(400)]
+    return a, b
+
+
+def test_weight_moves_to_the_group_whose_loss_stays_above_its_reference():
+    """Group b's reference loss is set below what the proxy reaches, group a's above: the first update moves
+    weight to b (exponentiated gradient on the excess) and b keeps most of it; without a reference the weights stay
+    where they started."""
+    a, b = _groups()
+    streams = [_stream(a[:300]), _stream(b[:300])]
+    evals = [_stream(a[300:])[:2], _stream(b[300:])[:2]]
+    measured = np.array([0, 1])
+    fixed = online_ngram_run(streams, evals, measured, 2, 5000, 5, 6000, np.array([0.5, 0.5]), None, 1.0, 1e-3)
+    assert all(np.allclose(r["weights"], [0.5, 0.5]) for r in fixed["steps"])
+    final = fixed["steps"][-1]["losses"]
+    reference = np.array([final[0] + 1.0, final[1] - 1.0])  # a: already better than needed; b: 1 nat short
+    dro = online_ngram_run(streams, evals, measured, 2, 5000, 5, 6000, np.array([0.5, 0.5]), reference, 1.0, 1e-3)
+    shares = [r["updated"][1] for r in dro["steps"]]
+    first = dro["steps"][0]
+    assert first["excess"][0] == 0 and first["excess"][1] > 0 and shares[0] > 0.7
+    assert shares[-1] > 0.85 and all(r["excess"][1] > 0 for r in dro["steps"])
+    # starved of records, a's loss rises above its reference too: the weights settle where the excesses balance
+    assert dro["steps"][-1]["excess"][0] > 0 and abs(shares[-1] - shares[-2]) < 0.02
+    trained = dro["steps"][-1]["tokens"]
+    assert trained[1] > 5 * trained[0]  # b's records were drawn as its weight rose
+
+
+@pytest.fixture(scope="module")
+def doremi_runs(tmp_path_factory, sample_pool):
+    root = tmp_path_factory.mktemp("doremi")
+    for workers in ("2", "1"):
+        result = CliRunner().invoke(main, ["mix", "--pool", str(sample_pool), "--method", "doremi", "--proxy-tokens",
+                                           "60000 tokens", "--steps", "6", "--budget", "1M tokens", "--workers",
+                                           workers, "--out", str(root / f"w{workers}")])
+        assert result.exit_code == 0, result.output
+    return root / "w2", root / "w1"
+
+
+def test_doremi_from_the_cli_writes_averaged_weights_and_the_trajectory(doremi_runs):
+    two, one = doremi_runs
+    assert (two / "mixture.yaml").read_bytes() == (one / "mixture.yaml").read_bytes()
+    assert (two / "trajectory.parquet").read_bytes() == (one / "trajectory.parquet").read_bytes()
+    mixture = yaml.safe_load((two / "mixture.yaml").read_text())
+    weights = np.array(list(mixture["weights"].values()))
+    assert mixture["method"] == "doremi" and abs(weights.sum() - 1) < 1e-5 and len(weights) == 9
+    steps = pq.read_table(two / "trajectory.parquet").to_pydict()
+    assert steps["step"] == list(range(6))
+    groups = list(mixture["weights"])
+    updated = np.array([steps[f"updated:{g}"] for g in groups]).T
+    np.testing.assert_allclose(updated.mean(axis=0), weights, atol=2e-6)  # the answer: the steps' average
+    np.testing.assert_allclose(updated.sum(axis=1), 1, atol=1e-9)
+    excess = np.array([steps[f"excess:{g}"] for g in groups]).T
+    before = np.array([steps[f"weight:{g}"] for g in groups]).T
+    c, k = mixture["doremi"]["smoothing"], len(groups)
+    step = np.log((updated - c / k) / (1 - c) / before)  # before smoothing: weights x exp(eta x excess), normalised
+    centred = step - mixture["doremi"]["eta"] * excess
+    np.testing.assert_allclose(centred, np.broadcast_to(centred[:, :1], centred.shape), atol=1e-6)
+    assert (excess > 0).any() and (excess == 0).any()
+    assert sum(mixture["expected_tokens"].values()) == pytest.approx(1_000_000, abs=10)
+
+
+def test_doremi_needs_no_target_and_checks_its_settings(tmp_path, small_pool):
+    with pytest.raises(ConfigError, match="needs no target"):
+        th.mix(small_pool, out=tmp_path / "t", method="doremi", target=small_pool)
+    with pytest.raises(ConfigError, match="steps >= 1"):
+        th.mix(small_pool, out=tmp_path / "s", method="doremi", steps=0)
