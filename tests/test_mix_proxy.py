@@ -162,3 +162,21 @@ def test_run_sampler_follows_regmix_caps_and_starts_at_the_natural_mixture():
     assert np.array_equal(mixtures, sample_run_mixtures(prior, 50, seed=1, max_weight=cap))
     with pytest.raises(ConfigError, match="respect the per-group caps"):
         sample_run_mixtures(prior, 50, seed=1, max_weight=prior + 1e-9)
+
+
+def test_mixing_laws_fit_one_law_per_target_and_lean_toward_the_target(tmp_path, sample_pool, news_target):
+    """--method mixing_laws: the same proxy runs, then one exponential law per target set (here two: news, and a
+    second copy weighted 0), blended by the target weights; the mixture leans toward news."""
+    out = tmp_path / "laws"
+    result = _mix(["--pool", str(sample_pool), "--target", str(news_target), "--target", str(news_target),
+                   "--target-weights", "1,0", "--group-field", "domain", "--method", "mixing_laws", "--runs", "10",
+                   "--proxy-tokens", "100k tokens", "--samples", "5000", "--top-k", "20", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    mixture = yaml.safe_load((out / "mixture.yaml").read_text())
+    assert mixture["method"] == "mixing_laws" and mixture["regressor"] == "mixing_laws"
+    laws = mixture["regressor_params"]["targets"]
+    assert [law["weight"] for law in laws] == [1.0, 0.0] and all(len(law["t"]) == 9 for law in laws)
+    weights = mixture["weights"]
+    assert max(weights, key=weights.get) == "news"
+    runs = pq.read_table(out / "runs.parquet").to_pydict()
+    assert mixture["predicted_objective"] < min(runs["target"]) + 0.05  # the law's minimum is no worse than a run

@@ -178,12 +178,13 @@ def mix(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "regmix",
             raise ConfigError("doremi needs no target: it minimises the worst group's excess loss")
         return run_mix_doremi(_dataset(pool), out, group_field=group_field, budget=budget, seed=seed,
                               workers=workers, **options)
-    if method != "regmix":
+    if method not in ("regmix", "mixing_laws"):
         return run_mix_baseline(_dataset(pool), out, method=method, group_field=group_field, budget=budget,
                                 workers=workers, **options)
     targets = [] if target is None else target if isinstance(target, list) else [target]
     return run_mix_regmix(_dataset(pool), [_dataset(t) for t in targets], out, group_field=group_field,
-                          target_weights=target_weights, budget=budget, seed=seed, workers=workers, **options)
+                          target_weights=target_weights, budget=budget, seed=seed, workers=workers, method=method,
+                          **options)
 
 
 def mixture_weights(method: str, tokens: dict[str, float], *, tau: float | None = None,

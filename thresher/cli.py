@@ -778,9 +778,12 @@ Examples:
                    "samples around as RegMix does. [default: the runs' mean mixture]")
 @click.option("--pool", "pool", multiple=True, metavar="PATH",
               help="Instead of --from-runs: files, globs or folders whose tokens per group a baseline --method uses.")
-@click.option("--method", type=click.Choice(["regmix", "doremi", "proportional", "uniform", "temperature", "unimax"]),
-              default=None, help="regmix (with --from-runs or --pool and --target), doremi (over --pool, no target: "
-                                 "the smallest worst-group excess loss), or a baseline over --pool. [default: regmix]")
+@click.option("--method", type=click.Choice(["regmix", "mixing_laws", "doremi", "proportional", "uniform",
+                                            "temperature", "unimax"]),
+              default=None, help="regmix (with --from-runs or --pool and --target), mixing_laws (over --pool and "
+                                 "--target: one exponential law per target, their blend minimised), doremi (over "
+                                 "--pool, no target: the smallest worst-group excess loss), or a baseline over "
+                                 "--pool. [default: regmix]")
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
               help="doremi: online steps of --proxy-tokens / steps tokens each.")
 @click.option("--eta", type=float, default=1.0, show_default=True,
@@ -852,7 +855,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
         result = run_mix_doremi(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
                                 group_field=group_field, proxy_tokens=proxy_tokens, budget=budget, steps=steps,
                                 eta=eta, seed=seed, max_epochs=max_epochs, workers=workers, command=command)
-    elif method == "regmix":
+    elif method in ("regmix", "mixing_laws"):
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_regmix
 
@@ -861,7 +864,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
                                 [Dataset([t], text_field=text_field) for t in target], out, group_field=group_field,
                                 target_weights=weights, proxy=proxy, runs=n_runs, proxy_tokens=proxy_tokens,
                                 budget=budget, regressor=regressor, seed=seed, folds=folds, n_samples=n_samples,
-                                top_k=top_k, max_epochs=max_epochs, workers=workers, command=command)
+                                top_k=top_k, max_epochs=max_epochs, workers=workers, command=command, method=method)
     else:
         if method is None:
             raise ConfigError("--pool needs --method regmix (with --target), proportional, uniform, temperature or "

@@ -31,7 +31,7 @@ from thresher.io.provenance import dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
 from thresher.mix.baselines import baseline_weights, expected_tokens
 from thresher.mix.proxy import MIN_RUNS, PROXIES, ProxySettings, Target, check_groups, regmix_plan, target_names
-from thresher.mix.regression import cross_validate, make_regressor
+from thresher.mix.regression import BlendedMixingLaws, cross_validate, make_regressor
 from thresher.mix.runs import MixtureTable, read_mixtures, read_runs, read_table
 from thresher.mix.search import search_mixture
 from thresher.run import Run
@@ -104,13 +104,13 @@ FROM_RUNS_PLAN = Plan("mix --from-runs", ("mixtures", "metrics", "objective", "p
 
 
 def regmix_mixture(v: Values, *, objective: str, regressor: str, seed: int, strength: float,
-                   tokens: float | None) -> dict:
+                   tokens: float | None, method: str = "regmix") -> dict:
     """mixture.yaml of a RegMix search (from the plan's ``runs``, ``y``, ``model``, ``found``, ``diagnostics`` and
     ``prior_name``): weights, expected tokens under the budget, the prediction, the best run, the diagnostics."""
     runs, y, model, found, diagnostics = v.runs, v.y, v.model, v.found, v.diagnostics
     best_run = int(np.argmin(y))
     return {
-        "method": "regmix",
+        "method": method,
         "regressor": regressor,
         "objective": objective,
         "seed": seed,
@@ -286,6 +286,25 @@ def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: 
 REGMIX_PLAN = regmix_plan(FIT, SEARCH)
 
 
+def _fit_laws(v: Values) -> dict:
+    y_targets = v.runs.metrics[:, 1:1 + len(v.targets)]  # the target:NAME columns, in the targets' order
+
+    def make() -> BlendedMixingLaws:
+        return BlendedMixingLaws([t.weight for t in v.targets], v.seed)
+
+    return {"diagnostics": cross_validate("mixing_laws", v.runs.weights, v.y, folds=v.folds, seed=v.seed, make=make,
+                                          fit_on=y_targets),
+            "model": make().fit(v.runs.weights, y_targets)}
+
+
+FIT_LAWS = Stage("fit", GLOBAL, "one exponential mixing law per target set, blended by the targets' weights; k-fold "
+                 "cross-validation of the blend", _fit_laws, ("runs", "y", "targets", "regressor", "folds", "seed"),
+                 ("diagnostics", "model"))
+MIXING_LAWS_PLAN = regmix_plan(FIT_LAWS, SEARCH)
+#: Methods that train proxies on sampled mixtures and fit them: the plan and what mixture.yaml calls the fit.
+FITTED_METHODS = {"regmix": REGMIX_PLAN, "mixing_laws": MIXING_LAWS_PLAN}
+
+
 def _csv_text(header: list[str], rows) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -300,17 +319,22 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
                    proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
                    regressor: str = "gp", seed: int = 0, folds: int = 5, n_samples: int = 100_000,
                    top_k: int = 100, strength: float = 1.0, order: int = 3, max_epochs: float = 1.0,
-                   workers: int | None = None, command: list[str] | None = None) -> Run:
+                   workers: int | None = None, command: list[str] | None = None, method: str = "regmix") -> Run:
     """RegMix end to end over ``pool`` (a :class:`~thresher.io.dataset.Dataset` with a ``group_field``): ``runs``
     proxy n-gram LMs, each trained on ``proxy_tokens`` drawn by one sampled mixture and measured on ``targets``
     (Datasets; the objective is their ``target_weights`` blend) and on each group's held-out slice; the regressor
     fitted on them and the simplex searched around the natural mixture. Writes ``out/runs.parquet``,
     ``out/mixtures.csv`` and ``out/metrics.csv`` (RegMix's format, for ``--from-runs``), ``out/mixture.yaml`` and
-    ``out/manifest.json``; returns the :class:`Run`. Outputs do not depend on ``workers``."""
+    ``out/manifest.json``; returns the :class:`Run`. Outputs do not depend on ``workers``. ``method="mixing_laws"``
+    fits one exponential mixing law per target instead (Data Mixing Laws) and minimises their weighted sum."""
+    if method not in FITTED_METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(FITTED_METHODS)}")
+    if method == "mixing_laws":
+        regressor = "mixing_laws"
     if proxy not in PROXIES:
         raise ConfigError(f"unknown proxy {proxy!r}; choose one of {', '.join(PROXIES)}")
     if not targets:
-        raise ConfigError("regmix over a pool needs at least one --target (what the mixture should be good at)")
+        raise ConfigError(f"{method} over a pool needs at least one --target (what the mixture should be good at)")
     if runs < MIN_RUNS:
         raise ConfigError(f"--runs {runs}: regmix needs at least {MIN_RUNS} proxy runs (the regressor is "
                           "cross-validated on them)")
@@ -325,9 +349,9 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
         raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
     tokens = parse_token_budget(budget)
     with make_engine(workers) as engine:
-        v = REGMIX_PLAN.run(pool=pool, group_field=group_field, engine=engine, targets=chosen, settings=settings,
-                            n_runs=runs, seed=seed, regressor=regressor, folds=folds, n_samples=n_samples,
-                            top_k=top_k, strength=strength)
+        v = FITTED_METHODS[method].run(pool=pool, group_field=group_field, engine=engine, targets=chosen,
+                                       settings=settings, n_runs=runs, seed=seed, regressor=regressor, folds=folds,
+                                       n_samples=n_samples, top_k=top_k, strength=strength)
         engine_info = engine.describe()
     groups, done = v.names, v.runs
     out = Path(out)
@@ -340,7 +364,8 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
                                                 zip(done.index, done.weights))), out / "mixtures.csv")
     _write_text(_csv_text(["index", *done.metric_names], ([i, *(f"{x:.10g}" for x in row)] for i, row in
                                                             zip(done.index, done.metrics))), out / "metrics.csv")
-    mixture = regmix_mixture(v, objective="target", regressor=regressor, seed=seed, strength=strength, tokens=tokens)
+    mixture = regmix_mixture(v, objective="target", regressor=regressor, seed=seed, strength=strength, tokens=tokens,
+                             method=method)
     mixture.update({
         "group_field": group_field,
         "targets": [{"name": t.name, "paths": t.dataset.paths, "weight": round(t.weight, 6),
@@ -357,7 +382,7 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
     read = len(v.group_of)
     failed = v.failed
     manifest = {
-        "command": command, "created_unix": int(time.time()), "job": "mix", "method": "regmix",
+        "command": command, "created_unix": int(time.time()), "job": "mix", "method": method,
         "inputs": {"pool": dataset_info(pool), "targets": [dataset_info(t.dataset) for t in chosen]},
         "versions": regressor_versions(regressor), "engine": engine_info,
         "counts": {"input_records": read + failed["total"], "read": read, "failed": failed["total"],

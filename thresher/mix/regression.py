@@ -15,7 +15,7 @@ All are deterministic given their seed, with the sklearn-style ``fit(X, y)`` / `
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -250,12 +250,42 @@ def make_regressor(name: str, seed: int = 0):
     return REGRESSORS[name](seed=seed)
 
 
-def cross_validate(name: str, X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> dict:
+class BlendedMixingLaws:
+    """One exponential mixing law per target set, blended by the targets' weights (Data Mixing Laws: fit each
+    validation set's law, then minimise the weighted sum): ``sum_t w_t (c_t + k_t exp(t_t . r))``. Fitted on a
+    matrix of per-target losses, one column per target."""
+
+    name = "mixing_laws"
+
+    def __init__(self, weights: Sequence[float], seed: int = 0):
+        self.weights = np.asarray(weights, dtype=float)
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> BlendedMixingLaws:
+        Y = np.asarray(Y, dtype=float).reshape(len(X), -1)
+        if Y.shape[1] != len(self.weights):
+            raise ConfigError(f"mixing_laws: {Y.shape[1]} loss columns for {len(self.weights)} target weights")
+        self.laws_ = [MixingLawRegressor(self.seed).fit(X, Y[:, j]) for j in range(Y.shape[1])]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return sum(w * law.predict(X) for w, law in zip(self.weights, self.laws_))
+
+    def params(self) -> dict:
+        """Each target's law (c, k, t) and weight."""
+        return {"targets": [{"weight": float(w), **law.params()} for w, law in zip(self.weights, self.laws_)]}
+
+
+def cross_validate(name: str, X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
+                   make: Callable[[], object] | None = None, fit_on: np.ndarray | None = None) -> dict:
     """k-fold diagnostics of regressor ``name``: Spearman and RMSE of the out-of-fold predictions of all runs
     (pooled), and the mean of the per-fold Spearman correlations. Folds are a seeded shuffle of the runs; each
     fold's regressor chooses its own hyper-parameters on its own training runs. With few runs, folds are added (up
-    to leave-one-out) until every fold trains on at least 3; the folds used are reported."""
+    to leave-one-out) until every fold trains on at least 3; the folds used are reported. ``make``: a regressor
+    factory instead of ``name``'s; ``fit_on``: what it fits (per-target losses) when that is not ``y`` itself."""
     X, y = _check_xy(X, y)
+    make = make or (lambda: make_regressor(name, seed))
+    fit_on = y if fit_on is None else np.asarray(fit_on, dtype=float)
     n = len(y)
     if n < 4:
         raise ConfigError(f"cross-validation needs at least 4 runs, got {n}")
@@ -267,7 +297,7 @@ def cross_validate(name: str, X: np.ndarray, y: np.ndarray, folds: int = 5, seed
     per_fold = []
     for held in np.array_split(order, folds):
         train = np.setdiff1d(order, held)
-        predicted[held] = make_regressor(name, seed).fit(X[train], y[train]).predict(X[held])
+        predicted[held] = make().fit(X[train], fit_on[train]).predict(X[held])
         if len(held) > 2:
             per_fold.append(_spearman(predicted[held], y[held]))
     return {"folds": folds, "spearman": _spearman(predicted, y), "rmse": float(np.sqrt(np.mean((predicted - y) ** 2))),
