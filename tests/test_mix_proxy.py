@@ -180,3 +180,37 @@ def test_mixing_laws_fit_one_law_per_target_and_lean_toward_the_target(tmp_path,
     assert max(weights, key=weights.get) == "news"
     runs = pq.read_table(out / "runs.parquet").to_pydict()
     assert mixture["predicted_objective"] < min(runs["target"]) + 0.05  # the law's minimum is no worse than a run
+
+
+def test_the_users_trainer_as_proxy_per_mixture(tmp_path, sample_pool, news_target):
+    """--proxy-command: each sampled mixture's records go to the user's command as train.parquet, with the target
+    records and each group's held-out slice in heldout.parquet; its loss:NAME metrics are the objective."""
+    import sys
+    from pathlib import Path
+
+    trainer = Path(__file__).parent / "data" / "mix" / "unigram_trainer.py"
+    out = tmp_path / "cmd"
+    result = _mix(["--pool", str(sample_pool), "--target", str(news_target), "--group-field", "domain",
+                   "--method", "regmix", "--runs", "8", "--proxy-tokens", "50k tokens", "--samples", "5000",
+                   "--top-k", "20", "--workers", "2", "--out", str(out),
+                   "--proxy-command", f"{sys.executable} {trainer} {{train}} {{heldout}} {{out}}"])
+    assert result.exit_code == 0, result.output
+    runs = pq.read_table(out / "runs.parquet").to_pydict()
+    assert runs["target"] == runs["loss:target_news"] and len(runs["run"]) == 8
+    heldout = pq.read_table(out / "proxy_data" / "heldout.parquet").to_pydict()
+    assert "target:target_news" in heldout["set"] and any(s.startswith("group:") for s in heldout["set"])
+    for r in range(8):  # each run's train file holds its draw: about --proxy-tokens whitespace tokens
+        train = pq.read_table(out / "proxy_data" / f"run-{r:04d}" / "train.parquet")
+        words = sum(len(t.split()) for t in train["text"].to_pylist())
+        assert 50_000 <= words < 52_000 and runs["train_words"][r] >= words * 0.95
+        groups = train["group"].to_pylist()
+        news_share = sum(len(t.split()) for t, g in zip(train["text"].to_pylist(), groups) if g == "news") / words
+        assert abs(news_share - runs["weight:news"][r]) < 0.05
+    # the proxy's loss on news falls as a run's news share rises, and the fitted mixture leans toward news
+    assert spearmanr(runs["weight:news"], runs["target"])[0] < -0.5
+    mixture = yaml.safe_load((out / "mixture.yaml").read_text())
+    assert mixture["proxy"]["kind"] == "command" and max(mixture["weights"], key=mixture["weights"].get) == "news"
+    bad = _mix(["--pool", str(sample_pool), "--target", str(news_target), "--method", "regmix", "--runs", "4",
+                "--proxy-tokens", "20k tokens", "--out", str(tmp_path / "bad"), "--proxy-command",
+                f"{sys.executable} -c pass"])
+    assert bad.exit_code == 2 and "wrote no" in bad.output

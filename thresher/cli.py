@@ -795,6 +795,12 @@ Examples:
               help="regmix: the targets' weights in the objective (normalised). [default: equal]")
 @click.option("--proxy", type=click.Choice(["ngram"]), default="ngram", show_default=True,
               help="regmix over --pool: the proxy trained per mixture (a Kneser-Ney n-gram LM: seconds on a CPU).")
+@click.option("--proxy-command", default=None, metavar="COMMAND",
+              help="regmix/mixing_laws over --pool: your trainer per mixture instead of the n-gram proxy, run without "
+                   "a shell with {train} (Parquet: id, text, group), {heldout} (Parquet: id, text, set = target:NAME "
+                   "or group:NAME), {out}, {seed}; it writes {out}/metrics.json with loss:NAME per target or the "
+                   "--objective metric [default: loss].")
+@click.option("--proxy-timeout", type=float, default=None, help="Seconds one --proxy-command run may take.")
 @click.option("--runs", "n_runs", type=int, default=16, show_default=True,
               help="regmix over --pool: proxy runs (mixtures sampled as RegMix does, the natural one first).")
 @click.option("--proxy-tokens", default="2M tokens", show_default=True,
@@ -815,8 +821,8 @@ Examples:
 @_handle_errors
 @_engine_options
 def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
-        steps, eta, group_field, target, target_weights, proxy, n_runs, proxy_tokens, tau, max_epochs, text_field,
-        on_error, budget, workers, out, quiet, as_json) -> None:
+        steps, eta, group_field, target, target_weights, proxy, proxy_command, proxy_timeout, n_runs, proxy_tokens,
+        tau, max_epochs, text_field, on_error, budget, workers, out, quiet, as_json) -> None:
     """Find domain weights: RegMix from proxy runs (--from-runs), or a baseline over a pool's groups (--pool).
 
     --from-runs fits a regressor from mixtures to an objective and searches the simplex for the lowest prediction;
@@ -837,6 +843,9 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
     command = ["thresher", *sys.argv[1:]]
     if bool(from_runs) == bool(pool):
         raise ConfigError("give either --from-runs (with --metrics and --objective) or --pool (with --method)")
+    if proxy_command and (from_runs or method not in ("regmix", "mixing_laws")):
+        raise ConfigError("--proxy-command trains your proxy on each sampled mixture: give it with --pool, --target "
+                          "and --method regmix or mixing_laws")
     if from_runs:
         if method not in (None, "regmix"):
             raise ConfigError(f"--method {method} works over a --pool; --from-runs fits RegMix")
@@ -864,7 +873,9 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
                                 [Dataset([t], text_field=text_field) for t in target], out, group_field=group_field,
                                 target_weights=weights, proxy=proxy, runs=n_runs, proxy_tokens=proxy_tokens,
                                 budget=budget, regressor=regressor, seed=seed, folds=folds, n_samples=n_samples,
-                                top_k=top_k, max_epochs=max_epochs, workers=workers, command=command, method=method)
+                                top_k=top_k, max_epochs=max_epochs, workers=workers, command=command, method=method,
+                                proxy_command=proxy_command, objective=objective or "loss",
+                                proxy_timeout=proxy_timeout)
     else:
         if method is None:
             raise ConfigError("--pool needs --method regmix (with --target), proportional, uniform, temperature or "

@@ -300,9 +300,8 @@ def _fit_laws(v: Values) -> dict:
 FIT_LAWS = Stage("fit", GLOBAL, "one exponential mixing law per target set, blended by the targets' weights; k-fold "
                  "cross-validation of the blend", _fit_laws, ("runs", "y", "targets", "regressor", "folds", "seed"),
                  ("diagnostics", "model"))
-MIXING_LAWS_PLAN = regmix_plan(FIT_LAWS, SEARCH)
-#: Methods that train proxies on sampled mixtures and fit them: the plan and what mixture.yaml calls the fit.
-FITTED_METHODS = {"regmix": REGMIX_PLAN, "mixing_laws": MIXING_LAWS_PLAN}
+#: Methods that train proxies on sampled mixtures and fit them: the fit stage of each.
+FITTED_METHODS = {"regmix": FIT, "mixing_laws": FIT_LAWS}
 
 
 def _csv_text(header: list[str], rows) -> str:
@@ -319,19 +318,25 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
                    proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
                    regressor: str = "gp", seed: int = 0, folds: int = 5, n_samples: int = 100_000,
                    top_k: int = 100, strength: float = 1.0, order: int = 3, max_epochs: float = 1.0,
-                   workers: int | None = None, command: list[str] | None = None, method: str = "regmix") -> Run:
+                   workers: int | None = None, command: list[str] | None = None, method: str = "regmix",
+                   proxy_command: str | None = None, objective: str = "loss",
+                   proxy_timeout: float | None = None) -> Run:
     """RegMix end to end over ``pool`` (a :class:`~thresher.io.dataset.Dataset` with a ``group_field``): ``runs``
     proxy n-gram LMs, each trained on ``proxy_tokens`` drawn by one sampled mixture and measured on ``targets``
     (Datasets; the objective is their ``target_weights`` blend) and on each group's held-out slice; the regressor
     fitted on them and the simplex searched around the natural mixture. Writes ``out/runs.parquet``,
     ``out/mixtures.csv`` and ``out/metrics.csv`` (RegMix's format, for ``--from-runs``), ``out/mixture.yaml`` and
     ``out/manifest.json``; returns the :class:`Run`. Outputs do not depend on ``workers``. ``method="mixing_laws"``
-    fits one exponential mixing law per target instead (Data Mixing Laws) and minimises their weighted sum."""
+    fits one exponential mixing law per target instead (Data Mixing Laws) and minimises their weighted sum.
+    ``proxy_command``: the user's trainer per mixture instead of the n-gram LM (:mod:`thresher.mix.command`; its
+    data in ``out/proxy_data``), whose metrics.json holds ``loss:TARGET`` per target or the ``objective`` metric."""
     if method not in FITTED_METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(FITTED_METHODS)}")
     if method == "mixing_laws":
         regressor = "mixing_laws"
-    if proxy not in PROXIES:
+    if proxy_command is not None:
+        proxy = "command"
+    elif proxy not in PROXIES:
         raise ConfigError(f"unknown proxy {proxy!r}; choose one of {', '.join(PROXIES)}")
     if not targets:
         raise ConfigError(f"{method} over a pool needs at least one --target (what the mixture should be good at)")
@@ -348,10 +353,18 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
     if settings.proxy_tokens is None or settings.proxy_tokens < 1:
         raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
     tokens = parse_token_budget(budget)
+    fit = FITTED_METHODS[method]
+    plan, extra = regmix_plan(fit, SEARCH), {}
+    if proxy == "command":
+        from thresher.mix.command import command_plan
+
+        plan = command_plan(fit, SEARCH)
+        extra = {"command": {"template": proxy_command, "workdir": str(Path(out) / "proxy_data"),
+                             "objective": objective, "timeout": proxy_timeout}}
     with make_engine(workers) as engine:
-        v = FITTED_METHODS[method].run(pool=pool, group_field=group_field, engine=engine, targets=chosen,
-                                       settings=settings, n_runs=runs, seed=seed, regressor=regressor, folds=folds,
-                                       n_samples=n_samples, top_k=top_k, strength=strength)
+        v = plan.run(pool=pool, group_field=group_field, engine=engine, targets=chosen, settings=settings,
+                     n_runs=runs, seed=seed, regressor=regressor, folds=folds, n_samples=n_samples, top_k=top_k,
+                     strength=strength, **extra)
         engine_info = engine.describe()
     groups, done = v.names, v.runs
     out = Path(out)
@@ -370,8 +383,9 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
         "group_field": group_field,
         "targets": [{"name": t.name, "paths": t.dataset.paths, "weight": round(t.weight, 6),
                      "records": c["records"]} for t, c in zip(chosen, v.target_counts)],
-        "proxy": {"kind": proxy, "order": order, "tokens": int(settings.proxy_tokens), "runs": runs,
-                  "max_epochs": max_epochs, "vocabulary": v.vocab_size,
+        "proxy": {"kind": proxy, **({"command": proxy_command, "objective": objective} if proxy == "command" else
+                                    {"order": order, "vocabulary": v.vocab_size}),
+                  "tokens": int(settings.proxy_tokens), "runs": runs, "max_epochs": max_epochs,
                   "heldout_per_group": {"fraction": settings.heldout_fraction, "max_tokens": settings.heldout_tokens}},
         "natural": {"weights": {g: round(float(w), 6) for g, w in zip(groups, v.prior_weights)},
                     "objective": round(float(v.y[0]), 6),

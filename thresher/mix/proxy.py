@@ -201,7 +201,9 @@ def hash_records(batch, where, wanted: dict, order: int) -> tuple[np.ndarray, np
     return KneserNeyConfig(order=order).featurizer().token_hashes(batch.column("text").take(rows))
 
 
-def _gather(v: Values) -> dict:
+def wanted_rows(v: Values) -> tuple[np.ndarray, list[dict]]:
+    """The pool positions some run draws or some held-out slice holds (sorted), and per piece of the pool, its
+    batch index -> the rows of that batch among them."""
     needed = np.unique(np.concatenate([*(d for run in v.draws for d in run), *v.heldout_rows]))
     piece_start = np.cumsum([0] + [sum(b) for b in v.piece_batches])
     wanted_by_piece = []
@@ -213,6 +215,11 @@ def _gather(v: Values) -> dict:
             if len(rows):
                 wanted[b] = rows
         wanted_by_piece.append(wanted)
+    return needed, wanted_by_piece
+
+
+def _gather(v: Values) -> dict:
+    needed, wanted_by_piece = wanted_rows(v)
     parts = []
     for _, out in map_pieces(v.pool, v.engine, hash_records,
                              lambda piece: (wanted_by_piece[piece.index], v.settings.order),
