@@ -171,17 +171,21 @@ def mix(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "regmix",
     ``options``: runs, proxy_tokens, proxy, regressor, order, max_epochs, folds, n_samples, top_k, strength for
     regmix; proxy_tokens, steps, eta, smoothing, order, max_epochs for doremi; tau, max_epochs for the baselines."""
     from thresher.errors import ConfigError
-    from thresher.mix.job import run_mix_baseline, run_mix_doremi, run_mix_regmix
+    from thresher.mix.job import run_mix_baseline, run_mix_doremi, run_mix_online, run_mix_regmix
 
     if method == "doremi":
         if target is not None:
             raise ConfigError("doremi needs no target: it minimises the worst group's excess loss")
         return run_mix_doremi(_dataset(pool), out, group_field=group_field, budget=budget, seed=seed,
                               workers=workers, **options)
+    targets = [] if target is None else target if isinstance(target, list) else [target]
+    if method in ("aioli", "skillit"):
+        return run_mix_online(_dataset(pool), [_dataset(t) for t in targets], out, method=method,
+                              group_field=group_field, target_weights=target_weights, budget=budget, seed=seed,
+                              workers=workers, **options)
     if method not in ("regmix", "mixing_laws"):
         return run_mix_baseline(_dataset(pool), out, method=method, group_field=group_field, budget=budget,
                                 workers=workers, **options)
-    targets = [] if target is None else target if isinstance(target, list) else [target]
     return run_mix_regmix(_dataset(pool), [_dataset(t) for t in targets], out, group_field=group_field,
                           target_weights=target_weights, budget=budget, seed=seed, workers=workers, method=method,
                           **options)

@@ -778,16 +778,19 @@ Examples:
                    "samples around as RegMix does. [default: the runs' mean mixture]")
 @click.option("--pool", "pool", multiple=True, metavar="PATH",
               help="Instead of --from-runs: files, globs or folders whose tokens per group a baseline --method uses.")
-@click.option("--method", type=click.Choice(["regmix", "mixing_laws", "doremi", "proportional", "uniform",
-                                            "temperature", "unimax"]),
+@click.option("--method", type=click.Choice(["regmix", "mixing_laws", "aioli", "skillit", "doremi", "proportional",
+                                            "uniform", "temperature", "unimax"]),
               default=None, help="regmix (with --from-runs or --pool and --target), mixing_laws (over --pool and "
-                                 "--target: one exponential law per target, their blend minimised), doremi (over "
+                                 "--target: one exponential law per target, their blend minimised), aioli / skillit "
+                                 "(over --pool and --target: online, group interactions from sweeps), doremi (over "
                                  "--pool, no target: the smallest worst-group excess loss), or a baseline over "
                                  "--pool. [default: regmix]")
-@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
-              help="doremi: online steps of --proxy-tokens / steps tokens each.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="doremi, aioli, skillit: online steps of --proxy-tokens / steps tokens each. "
+                   "[default: 20 for doremi, 10 for aioli and skillit]")
 @click.option("--eta", type=float, default=1.0, show_default=True,
-              help="doremi: step size of the exponentiated-gradient update on the excess loss.")
+              help="doremi, aioli, skillit: step size of the exponentiated-gradient update (doremi: on the excess "
+                   "loss in nats; aioli, skillit: on the gain scaled to at most 1).")
 @click.option("--group-field", default="domain", show_default=True, help="With --pool: the field naming the group.")
 @click.option("--target", "target", multiple=True, metavar="PATH",
               help="regmix over --pool: what the mixture should be good at (repeat for several target sets).")
@@ -862,8 +865,19 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
             raise ConfigError("doremi needs no --target: it minimises the worst group's excess loss over a "
                               "reference on the natural mixture (use --method regmix to aim at a target)")
         result = run_mix_doremi(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
-                                group_field=group_field, proxy_tokens=proxy_tokens, budget=budget, steps=steps,
-                                eta=eta, seed=seed, max_epochs=max_epochs, workers=workers, command=command)
+                                group_field=group_field, proxy_tokens=proxy_tokens, budget=budget,
+                                steps=steps or 20, eta=eta, seed=seed, max_epochs=max_epochs, workers=workers,
+                                command=command)
+    elif method in ("aioli", "skillit"):
+        from thresher.io.dataset import Dataset
+        from thresher.mix.job import run_mix_online
+
+        weights = _float_list(target_weights, "--target-weights") if target_weights else None
+        result = run_mix_online(Dataset(list(pool), text_field=text_field, on_error=on_error),
+                                [Dataset([t], text_field=text_field) for t in target], out, method=method,
+                                group_field=group_field, target_weights=weights, proxy_tokens=proxy_tokens,
+                                budget=budget, steps=steps or 10, eta=eta, seed=seed, max_epochs=max_epochs,
+                                workers=workers, command=command)
     elif method in ("regmix", "mixing_laws"):
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_regmix

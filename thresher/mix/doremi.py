@@ -22,8 +22,8 @@ import numpy as np
 
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values
 from thresher.errors import ConfigError
-from thresher.lm.ngram import KneserNeyConfig, KneserNeyLM, NgramCounts
-from thresher.mix.proxy import GATHER, INDEX, TARGETS, _draw, _take, heldout_and_train
+from thresher.mix.online import OnlineNgram, Stream, streams_and_evals
+from thresher.mix.proxy import GATHER, INDEX, TARGETS, _draw, heldout_and_train
 
 
 def _streams(v: Values) -> dict:
@@ -39,63 +39,42 @@ def _streams(v: Values) -> dict:
     return {"draws": [streams], "heldout_rows": heldout, "prior_weights": natural, "train_tokens": train_tokens}
 
 
-def online_ngram_run(streams: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                     evals: list[tuple[np.ndarray, np.ndarray]], measured: np.ndarray, order: int, vocab_size: int,
-                     steps: int, proxy_tokens: float, start: np.ndarray, reference: np.ndarray | None, eta: float,
-                     smoothing: float) -> dict:
-    """Engine task: an n-gram LM trained in ``steps`` chunks drawn from per-group ``streams`` (token hashes,
-    offsets, tokens per record, in draw order), measured on ``evals`` (the held-out slices of groups
-    ``measured``). With ``reference`` (a loss per measured group) the weights follow the excess loss (Group DRO; a
-    group without a slice has none); without, they stay at ``start``. Per step: the weights it trained on, the
-    held-out losses and, for DRO, the excess and the updated weights."""
-    config = KneserNeyConfig(order=order)
-    counts = NgramCounts(config)
-    cursor = [0] * len(streams)
-    used = [0.0] * len(streams)
+def online_ngram_run(streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], measured: np.ndarray,
+                     order: int, vocab_size: int, steps: int, proxy_tokens: float, start: np.ndarray,
+                     reference: np.ndarray | None, eta: float, smoothing: float) -> dict:
+    """Engine task: an n-gram LM trained in ``steps`` chunks drawn from per-group ``streams``, measured on
+    ``evals`` (the held-out slices of groups ``measured``). With ``reference`` (a loss per measured group) the
+    weights follow the excess loss (Group DRO; a group without a slice has none); without, they stay at ``start``.
+    Per step: the weights it trained on, the held-out losses and, for DRO, the excess and the updated weights."""
+    proxy = OnlineNgram(streams, evals, order, vocab_size)
     weights = np.asarray(start, dtype=float)
     rows: list[dict] = []
     for step in range(steps):
-        target_tokens = proxy_tokens * (step + 1) / steps
-        for g, (hashes, offsets, tokens) in enumerate(streams):
-            stop = int(np.searchsorted(np.cumsum(tokens[cursor[g]:]), weights[g] * target_tokens - used[g])) + 1 \
-                if weights[g] * target_tokens > used[g] else 0
-            stop = min(cursor[g] + stop, len(tokens))
-            if stop > cursor[g]:
-                h, o = _take(hashes, offsets, np.arange(cursor[g], stop))
-                counts.add_hashes(h, o)
-                used[g] += float(tokens[cursor[g]:stop].sum())
-                cursor[g] = stop
-        lm = KneserNeyLM(config).fit_counts(counts)
-        lm.vocab_size_ = max(lm.vocab_size_, vocab_size)
-        losses = np.array([-lm.token_log_probs_hashes(h, o)[0].mean() for h, o in evals])
-        row = {"step": step, "weights": weights.copy(), "losses": losses, "tokens": np.array(used)}
+        proxy.train_to(weights, proxy_tokens * (step + 1) / steps)
+        losses = proxy.losses()
+        row = {"step": step, "weights": weights.copy(), "losses": losses, "tokens": proxy.used.copy()}
         if reference is not None:
             excess = np.zeros(len(weights))
             excess[measured] = np.maximum(losses - reference, 0.0)
-            updated = weights * np.exp(eta * excess)
-            updated /= updated.sum()
-            weights = (1 - smoothing) * updated + smoothing / len(weights)
+            weights = exponentiated_step(weights, excess, eta, smoothing)
             row |= {"excess": excess, "updated": weights.copy()}
         rows.append(row)
     return {"steps": rows}
 
 
+def exponentiated_step(weights: np.ndarray, gain: np.ndarray, eta: float, smoothing: float) -> np.ndarray:
+    """``weights x exp(eta x gain)``, normalised, then smoothed toward uniform by ``smoothing``."""
+    updated = weights * np.exp(eta * gain)
+    updated /= updated.sum()
+    return (1 - smoothing) * updated + smoothing / len(weights)
+
+
 def _doremi(v: Values) -> dict:
     s, d = v.settings, v.doremi
-    position = {int(p): i for i, p in enumerate(v.needed)}
-    rows_of = np.vectorize(position.__getitem__, otypes=[np.int64])
-    groups = [g for g, rows in enumerate(v.heldout_rows) if len(rows)]
-    if len(groups) < 2:
+    measured = np.array([g for g, rows in enumerate(v.heldout_rows) if len(rows)])
+    if len(measured) < 2:
         raise ConfigError("doremi needs at least two groups with a held-out slice (groups of 2+ records)")
-    evals = [_take(v.needed_hashes, v.needed_offsets, rows_of(v.heldout_rows[g])) for g in groups]
-    streams = []
-    for g in range(len(v.names)):
-        rows = v.draws[0][g]
-        h, o = _take(v.needed_hashes, v.needed_offsets, rows_of(rows)) if len(rows) else \
-            (np.zeros(0, np.uint64), np.zeros(1, np.int64))
-        streams.append((h, o, v.tokens_of[rows].astype(float)))
-    vocab_size = len(np.unique(v.needed_hashes)) + 2
-    measured = np.array(groups)
+    streams, evals, vocab_size = streams_and_evals(v, [v.heldout_rows[g] for g in measured])
     k = len(v.names)
 
     def run(start, reference):

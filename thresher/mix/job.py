@@ -300,6 +300,18 @@ def _fit_laws(v: Values) -> dict:
 FIT_LAWS = Stage("fit", GLOBAL, "one exponential mixing law per target set, blended by the targets' weights; k-fold "
                  "cross-validation of the blend", _fit_laws, ("runs", "y", "targets", "regressor", "folds", "seed"),
                  ("diagnostics", "model"))
+def _targets(targets: list, target_weights: list[float] | None, method: str) -> list[Target]:
+    """The target sets, named by their files and weighted (normalised) as the objective blends them."""
+    if not targets:
+        raise ConfigError(f"{method} over a pool needs at least one --target (what the mixture should be good at)")
+    weights = [1.0] * len(targets) if target_weights is None else [float(w) for w in target_weights]
+    if len(weights) != len(targets) or any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError(f"--target-weights: one weight >= 0 per --target ({len(targets)}), not all 0; got "
+                          f"{target_weights}")
+    names = target_names([t.paths[0] for t in targets])
+    return [Target(n, t, w / sum(weights)) for n, t, w in zip(names, targets, weights)]
+
+
 #: Methods that train proxies on sampled mixtures and fit them: the fit stage of each.
 FITTED_METHODS = {"regmix": FIT, "mixing_laws": FIT_LAWS}
 
@@ -338,17 +350,10 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
         proxy = "command"
     elif proxy not in PROXIES:
         raise ConfigError(f"unknown proxy {proxy!r}; choose one of {', '.join(PROXIES)}")
-    if not targets:
-        raise ConfigError(f"{method} over a pool needs at least one --target (what the mixture should be good at)")
     if runs < MIN_RUNS:
         raise ConfigError(f"--runs {runs}: regmix needs at least {MIN_RUNS} proxy runs (the regressor is "
                           "cross-validated on them)")
-    weights = [1.0] * len(targets) if target_weights is None else [float(w) for w in target_weights]
-    if len(weights) != len(targets) or any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ConfigError(f"--target-weights: one weight >= 0 per --target ({len(targets)}), not all 0; got "
-                          f"{target_weights}")
-    names = target_names([t.paths[0] for t in targets])
-    chosen = [Target(n, t, w / sum(weights)) for n, t, w in zip(names, targets, weights)]
+    chosen = _targets(targets, target_weights, method)
     settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs)
     if settings.proxy_tokens is None or settings.proxy_tokens < 1:
         raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
@@ -475,6 +480,76 @@ def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
                    "pool_failed": failed, "groups": len(groups),
                    "heldout_records": {g: len(r) for g, r in zip(groups, v.heldout_rows)},
                    "records_used": len(v.needed), "steps": steps},
+        "timings": stage_seconds(v.stages), "stages": v.stages,
+        "outputs": {"mixture": "mixture.yaml", "trajectory": "trajectory.parquet"},
+    }, out / "manifest.json")
+    return Run(out)
+
+
+@claims_run_dir("out")
+def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str = "aioli",
+                   group_field: str = "domain", target_weights: list[float] | None = None,
+                   proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
+                   steps: int = 10, eta: float = 1.0, smoothing: float = 1e-3, seed: int = 0, order: int = 3,
+                   max_epochs: float = 1.0, workers: int | None = None, command: list[str] | None = None) -> Run:
+    """Aioli (``method="aioli"``) or Skill-It (``"skillit"``) over ``pool`` toward ``targets`` with the online
+    n-gram proxy (:mod:`thresher.mix.aioli`): ``steps`` rounds of ``proxy_tokens / steps`` tokens, one sweep per
+    group estimating how each lowers the target losses, exponentiated-gradient updates (``eta``). Writes
+    ``out/mixture.yaml`` (the weights averaged over the rounds), ``out/trajectory.parquet`` (per round: weights,
+    gains, target losses, the interaction matrix) and ``out/manifest.json``."""
+    from thresher.mix.aioli import ONLINE_METHODS, ONLINE_PLAN
+
+    if method not in ONLINE_METHODS:
+        raise ConfigError(f"unknown online method {method!r}; choose one of {', '.join(ONLINE_METHODS)}")
+    if steps < 1 or not eta > 0 or not 0 <= smoothing < 1:
+        raise ConfigError(f"{method}: steps >= 1, eta > 0 and 0 <= smoothing < 1; got {steps}, {eta}, {smoothing}")
+    chosen = _targets(targets, target_weights, method)
+    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs)
+    if settings.proxy_tokens is None or settings.proxy_tokens < 1:
+        raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
+    tokens = parse_token_budget(budget)
+    with make_engine(workers) as engine:
+        v = ONLINE_PLAN.run(pool=pool, group_field=group_field, engine=engine, targets=chosen, settings=settings,
+                            seed=seed, online={"method": method, "steps": steps, "eta": eta, "smoothing": smoothing})
+        engine_info = engine.describe()
+    groups, out, rows = v.names, Path(out), v.online_steps
+    columns: dict = {"step": np.array([r["step"] for r in rows], dtype=np.int64)}
+    for j, g in enumerate(groups):
+        columns[f"weight:{g}"] = [float(r["weights"][j]) for r in rows]
+        columns[f"gain:{g}"] = [float(r["gain"][j]) for r in rows]
+        for i, t in enumerate(chosen):
+            columns[f"interaction:{t.name}:{g}"] = [float(r["interactions"][i, j]) for r in rows]
+    for i, t in enumerate(chosen):
+        columns[f"loss:{t.name}"] = [float(r["losses"][i]) for r in rows]
+    write_parquet(pa.table(columns), out / "trajectory.parquet")
+    final = rows[-1]["losses"]
+    mixture = {
+        "method": method, "seed": seed,
+        "weights": {g: round(float(w), 6) for g, w in zip(groups, v.weights)},
+        **({"budget_tokens": int(tokens), "expected_tokens": {g: int(round(w * tokens)) for g, w in
+                                                              zip(groups, v.weights)}} if tokens else {}),
+        "group_field": group_field,
+        "online": {"steps": steps, "eta": eta, "smoothing": smoothing, "start": "uniform",
+                   "interactions": "every round" if method == "aioli" else "once, after the first round",
+                   "final_weights": {g: round(float(w), 6) for g, w in zip(groups, rows[-1]["updated"])}},
+        "targets": [{"name": t.name, "paths": t.dataset.paths, "weight": round(t.weight, 6),
+                     "records": c["records"], "proxy_loss_first_round": round(float(rows[0]["losses"][i]), 6),
+                     "proxy_loss_last_round": round(float(final[i]), 6)}
+                    for i, (t, c) in enumerate(zip(chosen, v.target_counts))],
+        "proxy": {"kind": "ngram", "order": order, "tokens": int(settings.proxy_tokens), "vocabulary": v.vocab_size,
+                  "max_epochs": max_epochs},
+        "natural": {"weights": {g: round(float(w), 6) for g, w in zip(groups, v.prior_weights)}},
+        "pool_tokens": {g: int(t) for g, t in zip(groups, v.train_tokens)},
+    }
+    _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
+    read, failed = len(v.group_of), v.failed
+    write_json({
+        "command": command, "created_unix": int(time.time()), "job": "mix", "method": method,
+        "inputs": {"pool": dataset_info(pool), "targets": [dataset_info(t.dataset) for t in chosen]},
+        "versions": versions(), "engine": engine_info,
+        "counts": {"input_records": read + failed["total"], "read": read, "failed": failed["total"],
+                   "pool_failed": failed, "groups": len(groups), "records_used": len(v.needed), "steps": steps,
+                   "targets": v.target_counts},
         "timings": stage_seconds(v.stages), "stages": v.stages,
         "outputs": {"mixture": "mixture.yaml", "trajectory": "trajectory.parquet"},
     }, out / "manifest.json")

@@ -20,6 +20,15 @@ def format_mix_summary(manifest: dict, path: Path) -> str:
                  f"worst group's excess loss of the Group DRO proxy over the reference: "
                  f"{mixture['worst_group_excess']['dro_proxy']:.4g} nats (trajectory.parquet has every step)",
                  "weights (averaged over the steps):"]
+    elif mixture["method"] in ("aioli", "skillit"):
+        c, o = manifest["counts"], mixture["online"]
+        lines = [f"method {mixture['method']} | group field {mixture['group_field']} | {o['steps']} rounds, eta "
+                 f"{o['eta']}, interactions {o['interactions']} | seed {mixture['seed']}",
+                 f"records: {c['input_records']:,} read, {c['failed']:,} failed; {c['records_used']:,} used by the "
+                 f"proxy; an online n-gram proxy on {mixture['proxy']['tokens']:,} tokens",
+                 *(f"target {t['name']} (weight {t['weight']}): proxy loss {t['proxy_loss_first_round']:.4f} after "
+                   f"the first round, {t['proxy_loss_last_round']:.4f} after the last" for t in mixture["targets"]),
+                 "weights (averaged over the rounds; trajectory.parquet has every round):"]
     elif "cross_validation" not in mixture:  # a baseline over a pool
         c = manifest["counts"]
         params = ", ".join(f"{k} {mixture[k]}" for k in ("tau", "max_epochs") if k in mixture)

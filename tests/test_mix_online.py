@@ -1,5 +1,6 @@
-"""thresher mix --method doremi: a reference n-gram LM on the natural mixture, then a Group DRO one whose weights
-follow each group's excess loss step by step; the averaged weights are the answer."""
+"""Online mixing methods with the online n-gram proxy: --method doremi (a reference on the natural mixture, then
+Group DRO on each group's excess loss) and --method aioli / skillit (group interactions from sweeps, exponentiated
+gradient toward the targets); the weights averaged over the steps are the answer."""
 
 from __future__ import annotations
 
@@ -93,3 +94,46 @@ def test_doremi_needs_no_target_and_checks_its_settings(tmp_path, small_pool):
         th.mix(small_pool, out=tmp_path / "t", method="doremi", target=small_pool)
     with pytest.raises(ConfigError, match="steps >= 1"):
         th.mix(small_pool, out=tmp_path / "s", method="doremi", steps=0)
+
+
+@pytest.fixture(scope="module")
+def online_runs(tmp_path_factory, sample_pool, news_target):
+    root = tmp_path_factory.mktemp("online")
+    for method in ("aioli", "skillit"):
+        result = CliRunner().invoke(main, ["mix", "--pool", str(sample_pool), "--target", str(news_target),
+                                           "--method", method, "--proxy-tokens", "60000 tokens", "--steps", "6",
+                                           "--workers", "2", "--out", str(root / method)])
+        assert result.exit_code == 0, result.output
+    return root
+
+
+def test_aioli_and_skillit_move_weight_toward_the_group_that_helps_the_target(online_runs):
+    """Toward the news sample: the sweeps find that news lowers the target loss most, so its weight rises round
+    after round from uniform and ends the largest, while the proxy's target loss falls."""
+    for method in ("aioli", "skillit"):
+        mixture = yaml.safe_load((online_runs / method / "mixture.yaml").read_text())
+        steps = pq.read_table(online_runs / method / "trajectory.parquet").to_pydict()
+        news = steps["weight:news"]
+        assert news[0] == pytest.approx(1 / 9) and all(b > a for a, b in zip(news, news[1:])), (method, news)
+        assert max(mixture["weights"], key=mixture["weights"].get) == "news"
+        assert all(steps["gain:news"][r] == max(steps[f"gain:{g}"][r] for g in mixture["weights"])
+                   for r in range(6))
+        losses = steps["loss:target_news"]
+        assert losses[-1] < losses[0]
+        np.testing.assert_allclose([mixture["weights"][g] for g in mixture["weights"]],
+                                   np.mean([steps[f"weight:{g}"] for g in mixture["weights"]], axis=1), atol=2e-6)
+
+
+def test_skillit_keeps_its_first_interaction_matrix_and_aioli_reestimates_it(online_runs):
+    columns = [c for c in pq.read_table(online_runs / "aioli" / "trajectory.parquet").column_names
+               if c.startswith("interaction:")]
+    aioli = pq.read_table(online_runs / "aioli" / "trajectory.parquet").to_pydict()
+    skillit = pq.read_table(online_runs / "skillit" / "trajectory.parquet").to_pydict()
+    assert all(len(set(skillit[c])) == 1 for c in columns)
+    assert sum(len(set(aioli[c])) > 1 for c in columns) == len(columns)
+    assert [aioli[c][0] for c in columns] == [skillit[c][0] for c in columns]  # the same first sweeps
+
+
+def test_online_methods_need_a_target(tmp_path, small_pool):
+    with pytest.raises(ConfigError, match="needs at least one --target"):
+        th.mix(small_pool, out=tmp_path / "a", method="aioli")

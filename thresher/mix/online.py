@@ -1,0 +1,81 @@
+"""An n-gram proxy that trains online: counts accumulate chunk by chunk, as a network's training does.
+
+Each group's records come from its *stream* (token hashes, record offsets and whitespace tokens, in a seeded draw
+order); a group's records are consumed in that order, so a run is reproducible to the bit. Online mixing methods
+(:mod:`thresher.mix.doremi`, :mod:`thresher.mix.aioli`) train it step by step with changing weights, measure it on
+held-out sets, and probe what one more chunk of one group would do without taking it (:meth:`OnlineNgram.probe`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from thresher.lm.ngram import KneserNeyConfig, KneserNeyLM, NgramCounts
+from thresher.mix.proxy import _take
+
+Stream = tuple[np.ndarray, np.ndarray, np.ndarray]  # token hashes, record offsets, whitespace tokens per record
+
+
+class OnlineNgram:
+    """A Kneser-Ney n-gram LM trained on chunks drawn from per-group streams; losses on ``evals`` (token hashes and
+    offsets per held-out set), over one vocabulary of ``vocab_size`` (comparable losses)."""
+
+    def __init__(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], order: int,
+                 vocab_size: int):
+        self.streams, self.evals, self.vocab_size = streams, evals, vocab_size
+        self.config = KneserNeyConfig(order=order)
+        self.counts = NgramCounts(self.config)
+        self.cursor = [0] * len(streams)
+        self.used = np.zeros(len(streams))
+
+    def _next(self, g: int, tokens: float) -> int:
+        """The stream position after group ``g``'s records that give ``tokens`` more tokens (at its end: all)."""
+        if tokens <= 0:
+            return self.cursor[g]
+        lengths = self.streams[g][2]
+        k = int(np.searchsorted(np.cumsum(lengths[self.cursor[g]:]), tokens)) + 1
+        return min(self.cursor[g] + k, len(lengths))
+
+    def _chunk(self, g: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        hashes, offsets, _ = self.streams[g]
+        return _take(hashes, offsets, np.arange(self.cursor[g], stop))
+
+    def train_to(self, weights: np.ndarray, total_tokens: float) -> None:
+        """Train on each group's next records until group g has had ``weights[g] x total_tokens`` tokens in all."""
+        for g in range(len(self.streams)):
+            stop = self._next(g, weights[g] * total_tokens - self.used[g])
+            if stop > self.cursor[g]:
+                self.counts.add_hashes(*self._chunk(g, stop))
+                self.used[g] += float(self.streams[g][2][self.cursor[g]:stop].sum())
+                self.cursor[g] = stop
+
+    def losses(self, counts: NgramCounts | None = None) -> np.ndarray:
+        """Cross-entropy (nats per token) on every held-out set, of the model from ``counts`` (default: its own)."""
+        lm = KneserNeyLM(self.config).fit_counts(counts or self.counts)
+        lm.vocab_size_ = max(lm.vocab_size_, self.vocab_size)
+        return np.array([-lm.token_log_probs_hashes(h, o)[0].mean() for h, o in self.evals])
+
+    def probe(self, g: int, tokens: float) -> np.ndarray:
+        """The held-out losses after ``tokens`` more tokens of group ``g`` only, without training on them."""
+        stop = self._next(g, tokens)
+        if stop == self.cursor[g]:
+            return self.losses()
+        extra = NgramCounts(self.config)
+        extra.add_hashes(*self._chunk(g, stop))
+        return self.losses(self.counts.merge(extra))
+
+
+def streams_and_evals(v, eval_rows: list[np.ndarray], extra_evals: list[tuple[np.ndarray, np.ndarray]] = ()
+                      ) -> tuple[list[Stream], list[tuple[np.ndarray, np.ndarray]], int]:
+    """From a plan's gathered records: each group's stream (``v.draws[0]``), the held-out sets (``extra_evals``,
+    e.g. target sets, then the pool positions ``eval_rows``) and the size of the vocabulary they all share."""
+    position = {int(p): i for i, p in enumerate(v.needed)}
+    rows_of = np.vectorize(position.__getitem__, otypes=[np.int64])
+    streams = []
+    for rows in v.draws[0]:
+        h, o = _take(v.needed_hashes, v.needed_offsets, rows_of(rows)) if len(rows) else \
+            (np.zeros(0, np.uint64), np.zeros(1, np.int64))
+        streams.append((h, o, v.tokens_of[rows].astype(float)))
+    evals = [*extra_evals, *(_take(v.needed_hashes, v.needed_offsets, rows_of(rows)) for rows in eval_rows)]
+    vocab = np.unique(np.concatenate([v.needed_hashes, *(h for h, _ in extra_evals)]))
+    return streams, evals, len(vocab) + 2
