@@ -3,12 +3,12 @@
 On pool-en grouped by ``domain``, for two objectives (an equal blend of the news and wikipedia targets; a blend
 weighted toward tech_docs: 0.6 tech_docs, 0.2 news, 0.2 wikipedia), runs ``thresher mix --method regmix`` with the
 ``*.target.parquet`` sets as targets (--runs proxies of --proxy-tokens each, 2 workers), then trains the same n-gram
-LM at a larger budget (--eval-tokens) on the recommended mixture, on DoReMi's (target-free: the smallest worst-group
-excess loss, --doremi-steps online steps) and on proportional, uniform and temperature (tau = 3) mixtures, --seeds
-draws each, and measures cross-entropy on the ``*.heldout.parquet`` sets (never seen by the search), blended with
-the same weights. Prints the time per proxy run and for the whole search, and per mixture the loss the regressor
-predicts (at the proxy budget, on the target sets) and the actual held-out loss (mean and 95% t-interval over
-seeds).
+LM at a larger budget (--eval-tokens) on the recommended mixture, on mixing laws fitted to the same runs, on Aioli
+and Skill-It (online, --online-steps rounds), on DoReMi's (target-free: the smallest worst-group excess loss,
+--doremi-steps online steps) and on proportional, uniform and temperature (tau = 3) mixtures, --seeds draws each,
+and measures cross-entropy on the ``*.heldout.parquet`` sets (never seen by the search), blended with the same
+weights. Prints the time per proxy run and for the whole search, and per mixture the loss the regressor predicts (at
+the proxy budget, on the target sets) and the actual held-out loss (mean and 95% t-interval over seeds).
 
     python bench/bench_mix_proxy.py [--data ../shared/data] [--runs 24] [--proxy-tokens 1M] [--eval-tokens 3M]
 """
@@ -31,9 +31,10 @@ from thresher.features.lengths import whitespace_token_counts
 from thresher.io.dataset import Dataset
 from thresher.lm.ngram import KneserNeyConfig
 from thresher.mix.baselines import baseline_weights
-from thresher.mix.job import run_mix_doremi, run_mix_regmix
+from thresher.mix.job import run_mix_doremi, run_mix_online, run_mix_regmix
 from thresher.mix.proxy import _draw, ngram_proxy_run
-from thresher.mix.regression import make_regressor
+from thresher.mix.regression import BlendedMixingLaws, make_regressor
+from thresher.mix.search import search_mixture
 
 OBJECTIVES = {"news+wikipedia (0.5/0.5)": {"news": 0.5, "wikipedia": 0.5},
               "tech_docs-weighted (0.6/0.2/0.2)": {"tech_docs": 0.6, "news": 0.2, "wikipedia": 0.2}}
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--doremi-steps", type=int, default=20)
+    parser.add_argument("--online-steps", type=int, default=10)
     args = parser.parse_args()
 
     pool_path = args.data / "pool-en" / "pool.parquet"
@@ -92,7 +94,23 @@ def main() -> None:
             runs = pq.read_table(run.path / "runs.parquet").to_pydict()
         X = np.array([runs[f"weight:{g}"] for g in groups]).T
         model = make_regressor("gp").fit(X, np.array(runs["target"]))
+        # mixing laws on the very same proxy runs: one law per target set, their blend searched around the prior
+        laws = BlendedMixingLaws(list(blend.values())).fit(X, np.column_stack([runs[f"target:{n}"]
+                                                                               for n in blend]))
+        law_mix = search_mixture(laws, pool_tokens / pool_tokens.sum(), n_samples=100_000, top_k=100, seed=0).weights
+        online = {}
+        for method in ("aioli", "skillit"):
+            with tempfile.TemporaryDirectory() as tmp:
+                started = time.perf_counter()
+                found = run_mix_online(Dataset([str(pool_path)]),
+                                       [Dataset([str(args.data / "targets" / f"{n}.target.parquet")]) for n in blend],
+                                       Path(tmp) / method, method=method, target_weights=list(blend.values()),
+                                       proxy_tokens=args.proxy_tokens, steps=args.online_steps, workers=args.workers)
+                online[method] = (yaml.safe_load((found.path / "mixture.yaml").read_text())["weights"],
+                                  time.perf_counter() - started)
         candidates = {"regmix": np.array([mixture["weights"][g] for g in groups]),
+                      "mixing_laws (same runs)": law_mix,
+                      **{f"{m} ({s:.0f} s)": np.array([w[g] for g in groups]) for m, (w, s) in online.items()},
                       "doremi (target-free)": np.array([doremi_weights[g] for g in groups]),
                       "proportional": baseline_weights("proportional", pool_tokens),
                       "uniform": baseline_weights("uniform", pool_tokens),
