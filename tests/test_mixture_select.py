@@ -135,3 +135,25 @@ def test_python_draws_a_mixture_given_as_a_dict(tmp_path, sample_pool):
     assert set(tokens) == {"news", "code"}
     assert tokens["news"] <= 10_000 < tokens["news"] + longest["news"]
     assert tokens["code"] <= 30_000 < tokens["code"] + longest["code"]
+
+
+def test_a_recipe_mix_step_draws_the_mixture_as_select_does(tmp_path, sample_pool):
+    """``- mix: mixture.yaml`` (a path relative to the recipe, or the weights inline) after a filter: each group's
+    share of the token budget among the records the filter kept, within one record and never over."""
+    (tmp_path / "mixture.yaml").write_text(yaml.safe_dump({"method": "custom",
+                                                           "weights": {"news": 0.5, "wikipedia": 0.3, "code": 0.2}}))
+    for name, spec in (("file", "mixture.yaml"), ("inline", "{news: 0.5, wikipedia: 0.3, code: 0.2}")):
+        recipe = tmp_path / f"{name}.yaml"
+        recipe.write_text(f"pool: {sample_pool}\nseed: 5\nsteps:\n  - score: tokens\n  - filter: \"n_words >= 20\"\n"
+                          f"  - mix: {spec}\n    budget: 30000 tokens\n")
+        proc = _cli("run", str(recipe), "--out", str(tmp_path / name), "--no-report", "-q")
+        assert proc.returncode == 0, proc.stderr
+    ids = (tmp_path / "file" / "selected" / "ids.txt").read_text()
+    assert ids == (tmp_path / "inline" / "selected" / "ids.txt").read_text()
+    scores = pq.read_table(tmp_path / "file" / "scores" / "scores.parquet").to_pandas()
+    picked = scores[scores["id"].isin(ids.splitlines())]
+    assert (picked["n_words"] >= 20).all()
+    longest = scores.groupby("group")["n_words"].max()
+    for group, weight in {"news": 0.5, "wikipedia": 0.3, "code": 0.2}.items():
+        got = picked.loc[picked["group"] == group, "n_words"].sum()
+        assert weight * 30_000 - longest[group] < got <= weight * 30_000, group

@@ -154,11 +154,16 @@ class Recipe:
             raise ConfigError(f"{self.source}: step {i + 1} must be a mapping such as '- score: gopher'")
         # The step's first key says what it is ('select: topk' may also carry a 'score:' column to rank by).
         kind = next((k for k in step if k != "__line__"), None)
-        if kind not in ("dedup", "score", "filter", "select"):
-            raise ConfigError(f"{self._where(step)}: a step starts with dedup, score, filter or select (or label, "
-                              f"as the first step); got {kind or 'nothing'}")
+        if kind not in ("dedup", "score", "filter", "select", "mix"):
+            raise ConfigError(f"{self._where(step)}: a step starts with dedup, score, filter, select or mix (or "
+                              f"label, as the first step); got {kind or 'nothing'}")
         params = {k: v for k, v in step.items() if k not in (kind, "__line__")}
         try:
+            if kind == "mix":  # draw a mixture: a select step with the mixture selector and these weights
+                step = {"select": "mixture", **params, "params": {**params.get("params", {}),
+                                                                  "weights": self._mixture(step)},
+                        "__line__": step.get("__line__")}
+                params = {k: v for k, v in step.items() if k not in ("select", "__line__")}
             if kind == "score":
                 return Score(str(step["score"]), _plain(params))
             if kind == "dedup":
@@ -185,6 +190,15 @@ class Recipe:
         except ConfigError as e:
             where = self._where(step)
             raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
+
+    def _mixture(self, step: dict) -> dict[str, float]:
+        """A mix step's weights: a ``thresher mix`` mixture.yaml (a path, relative to the recipe) or a mapping."""
+        spec = step["mix"]
+        if isinstance(spec, dict):
+            return {str(g): w for g, w in _plain(spec).items()}
+        from thresher.selectors.mixture import read_mixture
+
+        return read_mixture(self._path(spec))
 
     def _dataset(self, spec: object, name: str, line: int | None) -> Dataset:
         if isinstance(spec, (str, list)):
