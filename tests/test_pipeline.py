@@ -145,7 +145,7 @@ steps:
     ("  - score: gopher\n  - select: topk\n    budget: lots\n", r"recipe.yaml:5: .*budget"),
     ("  - score: gopher\n  - select: topk\n    colour: red\n", r"recipe.yaml:5: unknown key\(s\) colour"),
     ("  - filter: 'gopher_pass and'\n", r"recipe.yaml:4: cannot parse"),
-    ("  - sort: gopher\n", r"recipe.yaml:4: a step starts with dedup, score, filter or select"),
+    ("  - sort: gopher\n", r"recipe.yaml:4: a step starts with dedup, score, filter, select or mix"),
     ("  - score: [unclosed\n", r"recipe.yaml:\d+: not valid YAML"),
 ])
 def test_recipe_errors_name_the_line(tmp_path, small_pool, steps, message):
