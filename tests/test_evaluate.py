@@ -413,3 +413,40 @@ def test_compare_runs_however_the_pool_path_was_spelled(tmp_path, small_pool, ne
     monkeypatch.chdir("/")
     ev = th.compare(a, b, out=tmp_path / "cmp", metrics=["kl"], seeds=2, n_boot=200, report=False)
     assert {r["method"] for r in ev.rows} >= {"a", "b", "random"}
+
+
+def test_mixtures_are_compared_at_a_token_budget_against_a_chosen_baseline(tmp_path, sample_pool, news_target):
+    """thresher evaluate over mixtures: a news-heavy mixture.yaml and the baselines over the pool's groups, drawn
+    at one token budget with 5 seeds, each compared with --baseline mixture:proportional by a fresh order-4 n-gram
+    LM (bigger than the order-3 proxies thresher mix trains) and KL on the news held-out sample."""
+    import yaml
+
+    (tmp_path / "news.yaml").write_text(yaml.safe_dump({"weights": {"news": 0.6, "wikipedia": 0.2, "speeches": 0.2}}))
+    methods = f"mixture:{tmp_path / 'news.yaml'},mixture:proportional,mixture:uniform,mixture:temperature=3"
+    result = CliRunner().invoke(main, ["evaluate", "--pool", str(sample_pool), "--heldout", str(news_target),
+                                       "--methods", methods, "--baseline", "mixture:proportional", "--budgets",
+                                       "60000 tokens", "--metrics", "lm,kl", "--lm-order", "4", "--seeds", "5",
+                                       "--workers", "1", "--out", str(tmp_path / "ev"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "ev" / "results.csv").read_text().splitlines()))
+    verdict = {(r["method"], r["metric"]): r["verdict"] for r in rows}
+    news = f"mixture:{tmp_path / 'news.yaml'}"
+    assert verdict[news, "heldout_perplexity"] == "better" and verdict[news, "kl_to_heldout"] == "better"
+    assert verdict["mixture:proportional", "heldout_perplexity"] == "baseline"
+    assert {r["baseline"] for r in rows if r["method"] != "mixture:proportional"} == {"mixture:proportional"}
+    assert "improvement over mixture:proportional" in result.output
+    picks = pq.read_table(tmp_path / "ev" / "selections.parquet").to_pandas()
+    pool = pq.read_table(sample_pool).to_pandas().set_index("id")
+    for _, pick in picks[picks["method"] == news].groupby("seed"):  # each seed's draw keeps the mixture's shares
+        chosen = pool.loc[pick["id"]]
+        words = chosen["text"].str.split().str.len().groupby(chosen["domain"]).sum()
+        assert set(words.index) == {"news", "wikipedia", "speeches"} and 0.55 * 60_000 < words["news"] <= 0.6 * 60_000
+
+
+def test_mixture_methods_and_baselines_are_checked(sample_pool):
+    with pytest.raises(ConfigError, match="mixture.yaml that exists, or one of"):
+        Method.parse("mixture:podcasts")
+    with pytest.raises(ConfigError, match="baseline 'mixture:uniform' is not one of the methods"):
+        EvaluateConfig(methods=["dsir"], baseline="mixture:uniform")
+    m = Method.parse("mixture:temperature=2")
+    assert m.selector == "mixture" and m.is_baseline and m.mixture == "temperature=2"

@@ -520,7 +520,11 @@ Examples:
               help="Separate target sample every metric is measured on. [default: half of --target, by id hash]")
 @click.option("--methods", default="dsir,random,stratified", show_default=True,
               help="Comma-separated: a scorer (dsir, classifier, similarity, ...), optionally :SELECTOR (topk, "
-                   "gumbel, random), random, stratified. random is always included.")
+                   "gumbel, random), random, stratified, or a mixture at a token budget: mixture:PATH (a thresher "
+                   "mix mixture.yaml) or mixture:proportional|uniform|unimax|temperature=TAU over --group-field. "
+                   "random is always included.")
+@click.option("--baseline", default="random", show_default=True,
+              help="The method every other is compared with (e.g. mixture:proportional).")
 @click.option("--budgets", default="1%,5%,20%", show_default=True, help="Comma-separated budgets.")
 @click.option("--seeds", type=int, default=5, show_default=True, help="Seeds per method and budget.")
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed (also fitting and bootstrap).")
@@ -554,10 +558,10 @@ Examples:
 @_reading_options
 @_handle_errors
 @_engine_options
-def evaluate(pool, target, heldout, methods, budgets, seeds, seed, metrics, label_column, positive, group_field,
-             min_tokens, level, margin, n_boot, embedding_backend, lm_order, params, pool_sample, target_name,
-             proxy_command, proxy_timeout, out, report, text_field, id_field, on_error, batch_size, workers, quiet,
-             as_json) -> None:
+def evaluate(pool, target, heldout, methods, baseline, budgets, seeds, seed, metrics, label_column, positive,
+             group_field, min_tokens, level, margin, n_boot, embedding_backend, lm_order, params, pool_sample,
+             target_name, proxy_command, proxy_timeout, out, report, text_field, id_field, on_error, batch_size,
+             workers, quiet, as_json) -> None:
     """Compare selection methods with random and stratified selection at equal budgets, with intervals.
 
     Writes OUT/results.csv (one row per method x budget x metric: estimate, interval, improvement over random,
@@ -575,7 +579,7 @@ def evaluate(pool, target, heldout, methods, budgets, seeds, seed, metrics, labe
         positive=positive, group_field=group_field or None, min_tokens=_min_tokens(min_tokens), level=level,
         margin=margin, n_boot=n_boot, embedding_backend=embedding_backend, lm_order=lm_order,
         pool_sample=pool_sample, scorer_params={k: v for k, v in scorer_params.items() if v},
-        target_name=target_name, proxy_command=proxy_command, proxy_timeout=proxy_timeout)
+        target_name=target_name, proxy_command=proxy_command, proxy_timeout=proxy_timeout, baseline=baseline)
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
     result = run_evaluation(
         Dataset(list(pool), **opts), Dataset(list(heldout), **opts) if heldout else None, out,

@@ -74,6 +74,7 @@ class EvaluateConfig:
     target_name: str | None = None
     proxy_command: str | None = None
     proxy_timeout: float | None = None
+    baseline: str = "random"  # the method every other is compared with (random, or e.g. mixture:proportional)
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, str):
@@ -88,7 +89,9 @@ class EvaluateConfig:
             raise ConfigError("give at least one budget")
         for b in self.budgets:
             Budget.parse(b)
-        parse_methods(self.methods)
+        labels = [m.label for m in parse_methods(self.methods)]
+        if self.baseline not in labels:
+            raise ConfigError(f"baseline {self.baseline!r} is not one of the methods ({', '.join(labels)})")
         if self.metrics:  # a metric's output name (kl_to_heldout) selects its family (kl), as the README says
             family_of = {name: family for family, names in M.FAMILIES.items() for name in names}
             self.metrics = list(dict.fromkeys(family_of.get(m, m) for m in self.metrics))
@@ -374,7 +377,7 @@ def run_evaluation(pool: Dataset, heldout: Dataset | None, out: str | os.PathLik
         notes.append(f"stratified baseline left out: the pool has no {config.group_field!r} column")
     v = EVALUATE_PLAN.run(pool=pool, heldout=heldout, target=target, config=config, methods=methods, out=out,
                           workers=workers, progress=progress, clock=clock, proxy=proxy,
-                          needs_groups=any(m.selector == "stratified" for m in methods))
+                          needs_groups=any(m.selector in ("stratified", "mixture") for m in methods))
     inputs = {"pool": dataset_info(pool), "heldout": dataset_info(heldout),
               "target": dataset_info(target) if target is not None else None}
     return _finish(out, v, target_name, inputs, command, report,
@@ -636,13 +639,13 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
     t0 = time.perf_counter()
     rows, per_seed, described = [], [], {}
     for b_i, budget in enumerate(budget_sizes):
-        base = results["random", budget]
+        base = results[config.baseline, budget]
         for m_i, label in enumerate(labels):
             if (label, budget) not in results:
                 continue
             got = results[label, budget]
             described.setdefault(label, {})[budget] = M.describe_selection(data, selections[label, budget][0])
-            is_base = label == "random"
+            is_base = label == config.baseline
             for metric, md in got.items():
                 picks = resampler.seed_picks(len(md.seed_values), stream=1000 * b_i + (0 if is_base else 1 + m_i))
                 base_picks = resampler.seed_picks(len(base[metric].seed_values), stream=1000 * b_i)
@@ -652,7 +655,7 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
                 if size is None:  # a token budget: each method takes as many records as fit
                     size = int(round(np.mean([len(r) for r in selections[label, budget]])))
                 rows.append({"method": label, "budget": budget, "budget_records": size,
-                             "metric": metric, "baseline": None if is_base else "random", **row})
+                             "metric": metric, "baseline": None if is_base else config.baseline, **row})
                 per_seed += [{"method": label, "budget": budget, "seed": s, "metric": metric, "value": v}
                              for s, v in zip(seeds, md.seed_values)]
     clock.lap("intervals", t0)

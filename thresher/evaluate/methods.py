@@ -10,12 +10,14 @@ harmless for deterministic ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from thresher.errors import ConfigError
 from thresher.selectors import Budget, make_selector
 from thresher.selectors.base import SELECTORS
+from thresher.selectors.mixture import MixtureQuotas, read_mixture
 
 BASELINES = ("random", "stratified")
 #: Selector used when a method names none: DSIR resamples by importance, learned scores take the top.
@@ -30,17 +32,24 @@ class Method:
     scorer: str | None
     selector: str
     column: str | None = None
+    mixture: str | None = None  # mixture:SPEC: a thresher mix mixture.yaml, or a baseline over the pool's groups
 
     @property
     def is_baseline(self) -> bool:
+        """Picks from the whole pool without scores (random, stratified, a mixture)."""
         return self.scorer is None and self.column is None
 
     @classmethod
     def parse(cls, spec: str) -> Method:
-        """``dsir``, ``classifier:topk``, ``random``, ``stratified``, ``column:my_score[:topk]``."""
+        """``dsir``, ``classifier:topk``, ``random``, ``stratified``, ``column:my_score[:topk]``,
+        ``mixture:runs/mix/mixture.yaml``, ``mixture:proportional`` (``uniform``, ``temperature=3``, ``unimax``)."""
         from thresher.scorers.registry import SCORERS
 
         spec = spec.strip()
+        if spec.startswith("mixture:"):
+            mixture = spec[len("mixture:"):]
+            _mixture_baseline(mixture) if not Path(mixture).is_file() else read_mixture(mixture)  # fails early
+            return cls(spec, None, "mixture", mixture=mixture)
         parts = spec.split(":")
         if parts[0] in BASELINES:
             if len(parts) > 1:
@@ -74,7 +83,7 @@ def parse_methods(text: str | list[str]) -> list[Method]:
     methods = [Method.parse(s) for s in specs]
     seen: dict[tuple, str] = {}
     for m in methods:  # "dsir" and "dsir:gumbel" are one method under two names
-        key = (m.scorer, m.selector, m.column)
+        key = (m.scorer, m.selector, m.column, m.mixture)
         if key in seen:
             raise ConfigError(f"method listed twice: {seen[key]!r} and {m.label!r} are the same method")
         seen[key] = m.label
@@ -111,12 +120,48 @@ def stratified_rows(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
     return rows_all[np.argsort(keys[rows_all], kind="stable")]
 
 
+def _mixture_baseline(spec: str) -> tuple[str, float | None]:
+    """A mixture baseline's name and temperature: ``proportional``, ``uniform``, ``unimax``, ``temperature=T``."""
+    from thresher.mix.baselines import BASELINES
+
+    name, _, value = spec.partition("=")
+    if name not in BASELINES or (name == "temperature") != bool(value):
+        raise ConfigError(f"method 'mixture:{spec}': give a mixture.yaml that exists, or one of proportional, uniform, "
+                          "unimax, temperature=TAU")
+    try:
+        return name, float(value) if value else None
+    except ValueError:
+        raise ConfigError(f"method 'mixture:{spec}': the temperature must be a number") from None
+
+
+def mixture_weights(method: Method, groups: np.ndarray, n_words: np.ndarray, budget: Budget) -> dict[str, float]:
+    """A mixture method's weight per group: from its mixture.yaml, or its baseline over the pool's whitespace tokens
+    per group (as ``thresher mix --method`` counts them)."""
+    if Path(method.mixture).is_file():
+        return read_mixture(method.mixture)
+    from thresher.mix.baselines import baseline_weights
+
+    name, tau = _mixture_baseline(method.mixture)
+    names, inverse = np.unique(groups.astype(str), return_inverse=True)
+    tokens = np.bincount(inverse, weights=n_words.astype(float), minlength=len(names))
+    weights = baseline_weights(name, tokens, tau=tau, budget=budget.value)
+    return dict(zip(names.tolist(), weights.tolist()))
+
+
 def draw(method: Method, scores: np.ndarray | None, eligible: np.ndarray, budget: Budget, k: int | None,
          n_words: np.ndarray, groups: np.ndarray | None, seed: int) -> np.ndarray:
     """Row indices (into the pool) that ``method`` selects at ``budget`` with ``seed``, best or first drawn first.
 
     ``eligible`` masks the records a scoring method may pick (its length floor); baselines pick from the whole pool.
     """
+    if method.selector == "mixture":
+        if groups is None:
+            raise ConfigError(f"method {method.label!r} needs a group column (--group-field)")
+        if budget.kind != "tokens":
+            raise ConfigError(f"method {method.label!r}: mixtures are compared at a token budget (e.g. '3M tokens'), "
+                              f"not {budget}")
+        weights = mixture_weights(method, groups, n_words, budget)
+        return MixtureQuotas(weights, seed=seed).select_tokens(groups, n_words, budget)
     if method.selector == "stratified":
         if groups is None:
             raise ConfigError("the stratified baseline needs a group column (--group-field)")

@@ -31,6 +31,7 @@ def format_cell(row: dict) -> str:
 def format_results(rows: list[dict], margin: float = 0.0) -> str:
     """The table ``thresher evaluate`` prints; positive improvements are always better, whatever the metric."""
     lines: list[str] = []
+    baseline = next((r["baseline"] for r in rows if r.get("baseline")), "random")
     blocks: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         blocks.setdefault((r["target"], r["metric"]), []).append(r)
@@ -42,7 +43,7 @@ def format_results(rows: list[dict], margin: float = 0.0) -> str:
         direction = "higher" if block[0]["higher_is_better"] else "lower"
         level = block[0]["level"]
         lines.append(f"{target} · {metric} ({direction} is better; {level:.0%} intervals; "
-                     "improvement over random, then verdict)")
+                     f"improvement over {baseline}, then verdict)")
         width = max(len(m) for m in methods) + 2
         cols = [max(len(f"{b} ({sizes[b]:,})"), *(len(cells.get((m, b), "")) for m in methods)) + 2
                 for b in budgets]
@@ -54,7 +55,7 @@ def format_results(rows: list[dict], margin: float = 0.0) -> str:
     for r in rows:
         if r["verdict"] in counts:
             counts[r["verdict"]] += 1
-    lines.append(f"verdicts vs random: {counts['better']} better, {counts['worse']} worse, "
+    lines.append(f"verdicts vs {baseline}: {counts['better']} better, {counts['worse']} worse, "
                  f"{counts['inconclusive']} inconclusive (better/worse only when the whole interval of the "
                  f"improvement is beyond {'0' if not margin else f'the margin ±{margin:g}'})")
     return "\n".join(lines)
