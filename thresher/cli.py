@@ -800,8 +800,12 @@ Examples:
               help="regmix over --pool: what the mixture should be good at (repeat for several target sets).")
 @click.option("--target-weights", default=None, metavar="W1,W2,...",
               help="regmix: the targets' weights in the objective (normalised). [default: equal]")
-@click.option("--proxy", type=click.Choice(["ngram"]), default="ngram", show_default=True,
-              help="regmix over --pool: the proxy trained per mixture (a Kneser-Ney n-gram LM: seconds on a CPU).")
+@click.option("--proxy", type=click.Choice(["ngram", "tiny_lm"]), default="ngram", show_default=True,
+              help="regmix/mixing_laws over --pool: the proxy trained per mixture: ngram (a Kneser-Ney n-gram LM: "
+                   "seconds on a CPU) or tiny_lm (a small transformer, ~10 s a run on one thread; needs torch).")
+@click.option("--tiny-lm", "tiny_lm", multiple=True, metavar="KEY=VALUE",
+              help="--proxy tiny_lm: its size and schedule (vocab_size, dim, layers, heads, context, steps, batch, "
+                   "lr).")
 @click.option("--proxy-command", default=None, metavar="COMMAND",
               help="regmix/mixing_laws over --pool: your trainer per mixture instead of the n-gram proxy, run without "
                    "a shell with {train} (Parquet: id, text, group), {heldout} (Parquet: id, text, set = target:NAME "
@@ -828,8 +832,8 @@ Examples:
 @_handle_errors
 @_engine_options
 def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
-        steps, eta, group_field, target, target_weights, proxy, proxy_command, proxy_timeout, n_runs, proxy_tokens,
-        tau, max_epochs, text_field, on_error, budget, workers, out, quiet, as_json) -> None:
+        steps, eta, group_field, target, target_weights, proxy, tiny_lm, proxy_command, proxy_timeout, n_runs,
+        proxy_tokens, tau, max_epochs, text_field, on_error, budget, workers, out, quiet, as_json) -> None:
     """Find domain weights: RegMix from proxy runs (--from-runs), or a baseline over a pool's groups (--pool).
 
     --from-runs fits a regressor from mixtures to an objective and searches the simplex for the lowest prediction;
@@ -893,11 +897,11 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
                                 budget=budget, regressor=regressor, seed=seed, folds=folds, n_samples=n_samples,
                                 top_k=top_k, max_epochs=max_epochs, workers=workers, command=command, method=method,
                                 proxy_command=proxy_command, objective=objective or "loss",
-                                proxy_timeout=proxy_timeout)
+                                proxy_timeout=proxy_timeout, tiny_lm=_key_values(tiny_lm))
     else:
         if method is None:
-            raise ConfigError("--pool needs --method regmix (with --target), proportional, uniform, temperature or "
-                              "unimax")
+            raise ConfigError("--pool needs --method: regmix, mixing_laws, aioli or skillit (with --target), doremi, "
+                              "or a baseline: proportional, uniform, temperature, unimax")
         from thresher.io.dataset import Dataset
 
         result = run_mix_baseline(Dataset(list(pool), text_field=text_field, on_error=on_error), out,

@@ -14,6 +14,7 @@ import io
 import os
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -332,7 +333,7 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
                    top_k: int = 100, strength: float = 1.0, order: int = 3, max_epochs: float = 1.0,
                    workers: int | None = None, command: list[str] | None = None, method: str = "regmix",
                    proxy_command: str | None = None, objective: str = "loss",
-                   proxy_timeout: float | None = None) -> Run:
+                   proxy_timeout: float | None = None, tiny_lm: dict | None = None) -> Run:
     """RegMix end to end over ``pool`` (a :class:`~thresher.io.dataset.Dataset` with a ``group_field``): ``runs``
     proxy n-gram LMs, each trained on ``proxy_tokens`` drawn by one sampled mixture and measured on ``targets``
     (Datasets; the objective is their ``target_weights`` blend) and on each group's held-out slice; the regressor
@@ -341,7 +342,9 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
     ``out/manifest.json``; returns the :class:`Run`. Outputs do not depend on ``workers``. ``method="mixing_laws"``
     fits one exponential mixing law per target instead (Data Mixing Laws) and minimises their weighted sum.
     ``proxy_command``: the user's trainer per mixture instead of the n-gram LM (:mod:`thresher.mix.command`; its
-    data in ``out/proxy_data``), whose metrics.json holds ``loss:TARGET`` per target or the ``objective`` metric."""
+    data in ``out/proxy_data``), whose metrics.json holds ``loss:TARGET`` per target or the ``objective`` metric.
+    ``proxy="tiny_lm"``: a small transformer per mixture (:mod:`thresher.mix.tiny_lm`; ``tiny_lm``: its
+    :class:`~thresher.mix.tiny_lm.TinyLMConfig` fields) instead of the n-gram LM."""
     if method not in FITTED_METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(FITTED_METHODS)}")
     if method == "mixing_laws":
@@ -354,7 +357,17 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
         raise ConfigError(f"--runs {runs}: regmix needs at least {MIN_RUNS} proxy runs (the regressor is "
                           "cross-validated on them)")
     chosen = _targets(targets, target_weights, method)
-    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs)
+    tiny = None
+    if proxy == "tiny_lm":
+        from thresher.mix.tiny_lm import TinyLMConfig
+
+        unknown = sorted(set(tiny_lm or {}) - set(TinyLMConfig.__dataclass_fields__) - {"seed"})
+        if unknown or "seed" in (tiny_lm or {}):
+            raise ConfigError(f"tiny_lm: unknown setting(s) {', '.join(unknown or ['seed (use --seed)'])}; "
+                              f"choose from {', '.join(f for f in TinyLMConfig.__dataclass_fields__ if f != 'seed')}")
+        tiny = TinyLMConfig(**(tiny_lm or {}))
+    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs,
+                             proxy=proxy, tiny=tiny)
     if settings.proxy_tokens is None or settings.proxy_tokens < 1:
         raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
     tokens = parse_token_budget(budget)
@@ -390,6 +403,7 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
                      "records": c["records"]} for t, c in zip(chosen, v.target_counts)],
         "proxy": {"kind": proxy, **({"command": proxy_command, "objective": objective} if proxy == "command" else
                                     {"order": order, "vocabulary": v.vocab_size}),
+                  **({"tiny_lm": {k: val for k, val in asdict(tiny).items() if k != "seed"}} if tiny else {}),
                   "tokens": int(settings.proxy_tokens), "runs": runs, "max_epochs": max_epochs,
                   "heldout_per_group": {"fraction": settings.heldout_fraction, "max_tokens": settings.heldout_tokens}},
         "natural": {"weights": {g: round(float(w), 6) for g, w in zip(groups, v.prior_weights)},

@@ -38,7 +38,7 @@ from thresher.lm.ngram import KneserNeyConfig, KneserNeyLM, NgramCounts
 from thresher.mix.runs import MixtureRuns
 from thresher.mix.search import sample_run_mixtures
 
-PROXIES = ("ngram",)
+PROXIES = ("ngram", "tiny_lm")
 #: Fewest proxy runs: k-fold cross-validation of the regressor needs 4.
 MIN_RUNS = 4
 
@@ -47,7 +47,8 @@ MIN_RUNS = 4
 class ProxySettings:
     """How proxies are trained and measured.
 
-    proxy_tokens: whitespace tokens each proxy trains on. order: the n-gram order. max_epochs: passes over a
+    proxy_tokens: whitespace tokens each proxy trains on. order: the n-gram order (and the tokens' hashing for
+    tiny_lm). proxy: ``ngram`` or ``tiny_lm`` (configured by ``tiny``). max_epochs: passes over a
     group's training records a mixture may ask for at the proxy budget. heldout_fraction, heldout_tokens: each
     group's held-out slice is its first records in a seeded order up to ``min(heldout_fraction × the group's
     tokens, heldout_tokens)`` tokens (at least one record; none for a group of one record).
@@ -58,6 +59,8 @@ class ProxySettings:
     max_epochs: float = 1.0
     heldout_fraction: float = 0.1
     heldout_tokens: int = 20_000
+    proxy: str = "ngram"  # or tiny_lm: a small transformer (thresher.mix.tiny_lm)
+    tiny: object = None  # the tiny LM's TinyLMConfig
 
 
 @dataclass(frozen=True)
@@ -272,12 +275,27 @@ def _proxy_runs(v: Values) -> dict:
     heldout_groups = [g for g, rows in enumerate(v.heldout_rows) if len(rows)]
     evals = [*v.target_sets, *(_take(v.needed_hashes, v.needed_offsets, rows_of(v.heldout_rows[g]))
                               for g in heldout_groups)]
-    vocab = np.unique(np.concatenate([v.needed_hashes, *(h for h, _ in v.target_sets)]))
-    vocab_size = len(vocab) + 2  # + </s> and <unk>, as the LM counts its own
-    # a generator: the engine holds only the runs in flight (2 per worker), not every run's training records
-    items = ((*_take(v.needed_hashes, v.needed_offsets, np.concatenate([rows_of(d) for d in run if len(d)])),
-              evals, v.settings.order, vocab_size) for run in v.draws)
-    results = list(v.engine.map(ngram_proxy_run, items))
+    def training(run):
+        return _take(v.needed_hashes, v.needed_offsets, np.concatenate([rows_of(d) for d in run if len(d)]))
+
+    # generators: the engine holds only the runs in flight (2 per worker), not every run's training records
+    if v.settings.proxy == "tiny_lm":
+        from dataclasses import replace
+
+        from thresher.mix.tiny_lm import build_vocabulary, tiny_lm_proxy_run
+
+        trained = np.unique(np.concatenate([d for run in v.draws for d in run]))  # what some run trains on
+        vocabulary = build_vocabulary(_take(v.needed_hashes, v.needed_offsets, rows_of(trained))[0],
+                                      v.settings.tiny.vocab_size)
+        vocab_size = len(vocabulary) + 2  # + <unk> and </s>
+        tiny = replace(v.settings.tiny, seed=v.seed)  # one seed for every run: they differ by their data only
+        results = list(v.engine.map(tiny_lm_proxy_run, ((*training(run), evals, vocabulary, tiny)
+                                                        for run in v.draws)))
+    else:
+        vocab = np.unique(np.concatenate([v.needed_hashes, *(h for h, _ in v.target_sets)]))
+        vocab_size = len(vocab) + 2  # + </s> and <unk>, as the LM counts its own
+        results = list(v.engine.map(ngram_proxy_run, ((*training(run), evals, v.settings.order, vocab_size)
+                                                       for run in v.draws)))
     losses = np.array([r[0] for r in results])
     weights = np.array([t.weight for t in v.targets])
     objective = losses[:, :len(v.targets)] @ weights
