@@ -115,9 +115,7 @@ def regmix_mixture(v: Values, *, objective: str, regressor: str, seed: int, stre
         "regressor": regressor,
         "objective": objective,
         "seed": seed,
-        "weights": {g: round(float(w), 6) for g, w in zip(runs.groups, found.weights)},
-        **({"budget_tokens": int(tokens), "expected_tokens": {g: int(round(w * tokens)) for g, w in
-                                                              zip(runs.groups, found.weights)}} if tokens else {}),
+        **_weights(runs.groups, found.weights, tokens),
         "predicted_objective": round(found.predicted, 6),
         "best_run": {"index": runs.index[best_run], "objective": round(float(y[best_run]), 6),
                      "predicted": round(float(model.predict(runs.weights[best_run:best_run + 1])[0]), 6)},
@@ -366,10 +364,7 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
             raise ConfigError(f"tiny_lm: unknown setting(s) {', '.join(unknown or ['seed (use --seed)'])}; "
                               f"choose from {', '.join(f for f in TinyLMConfig.__dataclass_fields__ if f != 'seed')}")
         tiny = TinyLMConfig(**(tiny_lm or {}))
-    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs,
-                             proxy=proxy, tiny=tiny)
-    if settings.proxy_tokens is None or settings.proxy_tokens < 1:
-        raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
+    settings = _proxy_settings(proxy_tokens, order=order, max_epochs=max_epochs, proxy=proxy, tiny=tiny)
     tokens = parse_token_budget(budget)
     fit = FITTED_METHODS[method]
     plan, extra = regmix_plan(fit, SEARCH), {}
@@ -406,23 +401,18 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
                   **({"tiny_lm": {k: val for k, val in asdict(tiny).items() if k != "seed"}} if tiny else {}),
                   "tokens": int(settings.proxy_tokens), "runs": runs, "max_epochs": max_epochs,
                   "heldout_per_group": {"fraction": settings.heldout_fraction, "max_tokens": settings.heldout_tokens}},
-        "natural": {"weights": {g: round(float(w), 6) for g, w in zip(groups, v.prior_weights)},
-                    "objective": round(float(v.y[0]), 6),
-                    "predicted": round(float(v.model.predict(v.prior_weights[None, :])[0]), 6)},
-        "pool_tokens": {g: int(t) for g, t in zip(groups, v.train_tokens)},
+        **_pool_shares(v),
     })
+    mixture["natural"].update({"objective": round(float(v.y[0]), 6),
+                               "predicted": round(float(v.model.predict(v.prior_weights[None, :])[0]), 6)})
     _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
-    read = len(v.group_of)
-    failed = v.failed
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "mix", "method": method,
         "inputs": {"pool": dataset_info(pool), "targets": [dataset_info(t.dataset) for t in chosen]},
         "versions": regressor_versions(regressor), "engine": engine_info,
-        "counts": {"input_records": read + failed["total"], "read": read, "failed": failed["total"],
-                   "pool_failed": failed, "groups": len(groups),
-                   "heldout_records": {g: len(r) for g, r in zip(groups, v.heldout_rows)},
-                   "target_overlap": v.target_overlap, "records_used": len(v.needed),
-                   "targets": v.target_counts, "runs": len(done.index), "metrics": len(done.metric_names)},
+        "counts": _read_counts(v, heldout_records={g: len(r) for g, r in zip(groups, v.heldout_rows)},
+                               target_overlap=v.target_overlap, targets=v.target_counts, runs=len(done.index),
+                               metrics=len(done.metric_names)),
         "timings": stage_seconds(v.stages), "proxy_run_seconds": [round(s, 3) for s in v.run_seconds],
         "stages": v.stages,
         "outputs": {"mixture": "mixture.yaml", "runs": "runs.parquet", "mixtures": "mixtures.csv",
@@ -430,6 +420,39 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
     }
     write_json(manifest, out / "manifest.json")
     return Run(out)
+
+
+def _proxy_settings(proxy_tokens: str | int | float, **fields: object) -> ProxySettings:
+    """The proxies' settings, with ``--proxy-tokens`` parsed and checked."""
+    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), **fields)
+    if settings.proxy_tokens is None or settings.proxy_tokens < 1:
+        raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
+    return settings
+
+
+def _check_online(method: str, steps: int, eta: float, smoothing: float) -> None:
+    if steps < 1 or not eta > 0 or not 0 <= smoothing < 1:
+        raise ConfigError(f"{method}: steps >= 1, eta > 0 and 0 <= smoothing < 1; got {steps}, {eta}, {smoothing}")
+
+
+def _weights(groups: list[str], weights: np.ndarray, tokens: float | None) -> dict:
+    """mixture.yaml's weights, and under a token budget the expected tokens per group."""
+    return {"weights": {g: round(float(w), 6) for g, w in zip(groups, weights)},
+            **({"budget_tokens": int(tokens), "expected_tokens": {g: int(round(w * tokens)) for g, w in
+                                                                  zip(groups, weights)}} if tokens else {})}
+
+
+def _pool_shares(v: Values) -> dict:
+    """mixture.yaml's natural weights and training tokens per group of a proxy plan."""
+    return {"natural": {"weights": {g: round(float(w), 6) for g, w in zip(v.names, v.prior_weights)}},
+            "pool_tokens": {g: int(t) for g, t in zip(v.names, v.train_tokens)}}
+
+
+def _read_counts(v: Values, **more: object) -> dict:
+    """The manifest's counts of a proxy plan: every input record read, failed or used."""
+    read, failed = len(v.group_of), v.failed
+    return {"input_records": read + failed["total"], "read": read, "failed": failed["total"], "pool_failed": failed,
+            "groups": len(v.names), "records_used": len(v.needed), **more}
 
 
 @claims_run_dir("out")
@@ -444,11 +467,8 @@ def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
     loss, excess and updated weights per group; the reference's losses) and ``out/manifest.json``."""
     from thresher.mix.doremi import DOREMI_PLAN
 
-    if steps < 1 or not eta > 0 or not 0 <= smoothing < 1:
-        raise ConfigError(f"doremi: steps >= 1, eta > 0 and 0 <= smoothing < 1; got {steps}, {eta}, {smoothing}")
-    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs)
-    if settings.proxy_tokens is None or settings.proxy_tokens < 1:
-        raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
+    _check_online("doremi", steps, eta, smoothing)
+    settings = _proxy_settings(proxy_tokens, order=order, max_epochs=max_epochs)
     tokens = parse_token_budget(budget)
     with make_engine(workers) as engine:
         v = DOREMI_PLAN.run(pool=pool, group_field=group_field, engine=engine, targets=[], settings=settings,
@@ -467,11 +487,7 @@ def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
     write_parquet(pa.table(columns), out / "trajectory.parquet")
     final, reference = v.dro_steps[-1]["losses"], v.reference_steps[-1]["losses"]
     mixture = {
-        "method": "doremi", "seed": seed,
-        "weights": {g: round(float(w), 6) for g, w in zip(groups, v.weights)},
-        **({"budget_tokens": int(tokens), "expected_tokens": {g: int(round(w * tokens)) for g, w in
-                                                              zip(groups, v.weights)}} if tokens else {}),
-        "group_field": group_field,
+        "method": "doremi", "seed": seed, **_weights(groups, v.weights, tokens), "group_field": group_field,
         "doremi": {"steps": steps, "eta": eta, "smoothing": smoothing, "start": "uniform",
                    "reference": "natural token shares of the pool's training records",
                    "final_weights": {g: round(float(w), 6) for g, w in zip(groups, v.dro_steps[-1]["updated"])}},
@@ -482,18 +498,14 @@ def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
                                "dro_proxy": round(float(np.max(np.maximum(final - reference, 0.0))), 6)},
         "proxy": {"kind": "ngram", "order": order, "tokens": int(settings.proxy_tokens), "vocabulary": v.vocab_size,
                   "max_epochs": max_epochs},
-        "natural": {"weights": {g: round(float(w), 6) for g, w in zip(groups, v.prior_weights)}},
-        "pool_tokens": {g: int(t) for g, t in zip(groups, v.train_tokens)},
+        **_pool_shares(v),
     }
     _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
-    read, failed = len(v.group_of), v.failed
     write_json({
         "command": command, "created_unix": int(time.time()), "job": "mix", "method": "doremi",
         "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "engine": engine_info,
-        "counts": {"input_records": read + failed["total"], "read": read, "failed": failed["total"],
-                   "pool_failed": failed, "groups": len(groups),
-                   "heldout_records": {g: len(r) for g, r in zip(groups, v.heldout_rows)},
-                   "records_used": len(v.needed), "steps": steps},
+        "counts": _read_counts(v, steps=steps,
+                               heldout_records={g: len(r) for g, r in zip(groups, v.heldout_rows)}),
         "timings": stage_seconds(v.stages), "stages": v.stages,
         "outputs": {"mixture": "mixture.yaml", "trajectory": "trajectory.parquet"},
     }, out / "manifest.json")
@@ -515,12 +527,9 @@ def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str =
 
     if method not in ONLINE_METHODS:
         raise ConfigError(f"unknown online method {method!r}; choose one of {', '.join(ONLINE_METHODS)}")
-    if steps < 1 or not eta > 0 or not 0 <= smoothing < 1:
-        raise ConfigError(f"{method}: steps >= 1, eta > 0 and 0 <= smoothing < 1; got {steps}, {eta}, {smoothing}")
+    _check_online(method, steps, eta, smoothing)
     chosen = _targets(targets, target_weights, method)
-    settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), order=order, max_epochs=max_epochs)
-    if settings.proxy_tokens is None or settings.proxy_tokens < 1:
-        raise ConfigError(f"--proxy-tokens must be a positive number of tokens, got {proxy_tokens!r}")
+    settings = _proxy_settings(proxy_tokens, order=order, max_epochs=max_epochs)
     tokens = parse_token_budget(budget)
     with make_engine(workers) as engine:
         v = ONLINE_PLAN.run(pool=pool, group_field=group_field, engine=engine, targets=chosen, settings=settings,
@@ -538,11 +547,7 @@ def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str =
     write_parquet(pa.table(columns), out / "trajectory.parquet")
     final = rows[-1]["losses"]
     mixture = {
-        "method": method, "seed": seed,
-        "weights": {g: round(float(w), 6) for g, w in zip(groups, v.weights)},
-        **({"budget_tokens": int(tokens), "expected_tokens": {g: int(round(w * tokens)) for g, w in
-                                                              zip(groups, v.weights)}} if tokens else {}),
-        "group_field": group_field,
+        "method": method, "seed": seed, **_weights(groups, v.weights, tokens), "group_field": group_field,
         "online": {"steps": steps, "eta": eta, "smoothing": smoothing, "start": "uniform",
                    "interactions": "every round" if method == "aioli" else "once, after the first round",
                    "final_weights": {g: round(float(w), 6) for g, w in zip(groups, rows[-1]["updated"])}},
@@ -552,18 +557,14 @@ def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str =
                     for i, (t, c) in enumerate(zip(chosen, v.target_counts))],
         "proxy": {"kind": "ngram", "order": order, "tokens": int(settings.proxy_tokens), "vocabulary": v.vocab_size,
                   "max_epochs": max_epochs},
-        "natural": {"weights": {g: round(float(w), 6) for g, w in zip(groups, v.prior_weights)}},
-        "pool_tokens": {g: int(t) for g, t in zip(groups, v.train_tokens)},
+        **_pool_shares(v),
     }
     _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
-    read, failed = len(v.group_of), v.failed
     write_json({
         "command": command, "created_unix": int(time.time()), "job": "mix", "method": method,
         "inputs": {"pool": dataset_info(pool), "targets": [dataset_info(t.dataset) for t in chosen]},
         "versions": versions(), "engine": engine_info,
-        "counts": {"input_records": read + failed["total"], "read": read, "failed": failed["total"],
-                   "pool_failed": failed, "groups": len(groups), "records_used": len(v.needed), "steps": steps,
-                   "targets": v.target_counts},
+        "counts": _read_counts(v, steps=steps, targets=v.target_counts),
         "timings": stage_seconds(v.stages), "stages": v.stages,
         "outputs": {"mixture": "mixture.yaml", "trajectory": "trajectory.parquet"},
     }, out / "manifest.json")
