@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from thresher.dedup.clusters import as_batches, compact, split_batch
+from thresher.dedup.spill import save_file_starts
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 
@@ -112,7 +113,5 @@ def spill_input(batches: Dataset | Iterable | Callable[[], Iterable], runner, sp
 
         for file_no, done in enumerate(runner.map(task, items())):
             out.add(file_no, *done)
-    from thresher.dedup.spill import save_file_starts
-
     save_file_starts(spill, out.files)
     return out
