@@ -137,3 +137,13 @@ def test_skillit_keeps_its_first_interaction_matrix_and_aioli_reestimates_it(onl
 def test_online_methods_need_a_target(tmp_path, small_pool):
     with pytest.raises(ConfigError, match="needs at least one --target"):
         th.mix(small_pool, out=tmp_path / "a", method="aioli")
+
+
+def test_mix_runs_write_a_report_with_the_weights_and_the_trajectory(doremi_runs):
+    from thresher.report.html import build_report
+
+    two, _ = doremi_runs
+    page = (two / "report.html").read_text()
+    assert "Mixture weights" in page and 'aria-label="mixture-weights"' in page
+    assert 'aria-label="mixture-trajectory"' in page
+    assert build_report(two) == page  # the same run directory gives the same page

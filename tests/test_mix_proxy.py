@@ -254,3 +254,17 @@ def test_regmix_with_the_tiny_lm_proxy_is_the_same_on_one_and_two_workers(tmp_pa
     bad = _mix(["--pool", str(sample_pool), "--target", str(news_target), "--method", "regmix", "--proxy", "tiny_lm",
                 "--tiny-lm", "width=3", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "unknown setting(s) width" in bad.output
+
+
+def test_the_regressors_out_of_fold_predictions_are_kept_and_plotted(news_runs):
+    import csv
+
+    run = news_runs[0]
+    rows = list(csv.DictReader((run / "cross_validation.csv").read_text().splitlines()))
+    runs = pq.read_table(run / "runs.parquet").to_pydict()
+    assert [float(r["objective"]) for r in rows] == pytest.approx(runs["target"], rel=1e-9)
+    predicted = np.array([float(r["predicted"]) for r in rows])
+    cv = yaml.safe_load((run / "mixture.yaml").read_text())["cross_validation"]
+    assert spearmanr(predicted, runs["target"])[0] == pytest.approx(cv["spearman"], abs=1e-4)
+    page = (run / "report.html").read_text()
+    assert 'aria-label="mixture-cv"' in page and 'aria-label="mixture-weights"' in page

@@ -829,11 +829,12 @@ Examples:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the mixture as JSON.")
+@_report_option
 @_handle_errors
 @_engine_options
 def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_samples, top_k, prior, pool, method,
         steps, eta, group_field, target, target_weights, proxy, tiny_lm, proxy_command, proxy_timeout, n_runs,
-        proxy_tokens, tau, max_epochs, text_field, on_error, budget, workers, out, quiet, as_json) -> None:
+        proxy_tokens, tau, max_epochs, text_field, on_error, budget, workers, out, quiet, as_json, report) -> None:
     """Find domain weights: RegMix from proxy runs (--from-runs), or a baseline over a pool's groups (--pool).
 
     --from-runs fits a regressor from mixtures to an objective and searches the simplex for the lowest prediction;
@@ -864,7 +865,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
             raise ConfigError("--from-runs needs --metrics METRICS.csv and --objective COLUMN")
         result = run_mix_from_runs(from_runs, metrics, objective, out, regressor=regressor, predict=predict,
                                    seed=seed, folds=folds, n_samples=n_samples, top_k=top_k, budget=budget,
-                                   prior=prior, command=command)
+                                   prior=prior, command=command, report=report)
     elif method == "doremi":
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_doremi
@@ -875,7 +876,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
         result = run_mix_doremi(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
                                 group_field=group_field, proxy_tokens=proxy_tokens, budget=budget,
                                 steps=steps or 20, eta=eta, seed=seed, max_epochs=max_epochs, workers=workers,
-                                command=command)
+                                command=command, report=report)
     elif method in ("aioli", "skillit"):
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_online
@@ -885,7 +886,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
                                 [Dataset([t], text_field=text_field) for t in target], out, method=method,
                                 group_field=group_field, target_weights=weights, proxy_tokens=proxy_tokens,
                                 budget=budget, steps=steps or 10, eta=eta, seed=seed, max_epochs=max_epochs,
-                                workers=workers, command=command)
+                                workers=workers, command=command, report=report)
     elif method in ("regmix", "mixing_laws"):
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_regmix
@@ -897,7 +898,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
                                 budget=budget, regressor=regressor, seed=seed, folds=folds, n_samples=n_samples,
                                 top_k=top_k, max_epochs=max_epochs, workers=workers, command=command, method=method,
                                 proxy_command=proxy_command, objective=objective or "loss",
-                                proxy_timeout=proxy_timeout, tiny_lm=_key_values(tiny_lm))
+                                proxy_timeout=proxy_timeout, tiny_lm=_key_values(tiny_lm), report=report)
     else:
         if method is None:
             raise ConfigError("--pool needs --method: regmix, mixing_laws, aioli or skillit (with --target), doremi, "
@@ -906,12 +907,13 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
 
         result = run_mix_baseline(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
                                   method=method, group_field=group_field, budget=budget, tau=tau,
-                                  max_epochs=max_epochs, workers=workers, command=command)
+                                  max_epochs=max_epochs, workers=workers, command=command, report=report)
     if as_json:
         click.echo(json.dumps(yaml.safe_load((result.path / "mixture.yaml").read_text(encoding="utf-8"))))
     elif not quiet:
         click.echo(result.summary())
         click.echo(f"\nrun directory: {result.path}")
+        _print_report_path(result.path, report)
 
 
 def _float_list(text: str, option: str) -> list[float]:

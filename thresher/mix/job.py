@@ -143,7 +143,8 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
                       out: str | os.PathLike, *, regressor: str = "gp", predict: str | os.PathLike | None = None,
                       seed: int = 0, folds: int = 5, n_samples: int = 100_000, top_k: int = 100,
                       strength: float = 1.0, budget: str | int | float | None = None,
-                      prior: str | os.PathLike | None = None, command: list[str] | None = None) -> Run:
+                      prior: str | os.PathLike | None = None, command: list[str] | None = None,
+                      report: bool = True) -> Run:
     """Fit ``regressor`` from the mixtures to metric ``objective`` (lower is better), search the simplex around
     ``prior`` (a one-row CSV of token shares or counts per group; default the runs' mean mixture) as RegMix does
     around the natural token distribution, and write the run directory ``out``; returns its :class:`Run`."""
@@ -177,8 +178,7 @@ def run_mix_from_runs(mixtures: str | os.PathLike, metrics: str | os.PathLike, o
         "timings": stage_seconds(v.stages), "stages": v.stages,
         "outputs": outputs,
     }
-    write_json(manifest, out / "manifest.json")
-    return Run(out)
+    return _finish(out, manifest, report, v)
 
 
 def _same_groups(table: MixtureTable, groups: list[str], runs_path: str) -> MixtureTable:
@@ -250,7 +250,7 @@ BASELINE_PLAN = Plan("mix --method", ("pool", "group_field", "engine", "method",
 @claims_run_dir("out")
 def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: str = "domain",
                      budget: str | int | float | None = None, tau: float | None = None, max_epochs: float = 1.0,
-                     workers: int | None = None, command: list[str] | None = None) -> Run:
+                     workers: int | None = None, command: list[str] | None = None, report: bool = True) -> Run:
     """Baseline weights (proportional, uniform, temperature, unimax) from the whitespace tokens of each
     ``group_field`` value in ``pool`` (a :class:`~thresher.io.dataset.Dataset`); writes mixture.yaml and
     manifest.json into ``out``. Records without the field count under the group ``(missing)``."""
@@ -278,8 +278,7 @@ def run_mix_baseline(pool, out: str | os.PathLike, *, method: str, group_field: 
                            "counted": sum(records.values()), "failed": failed["total"], "pool_failed": failed,
                            "groups": len(names), "tokens": sum(counts)},
                 "timings": stage_seconds(v.stages), "stages": v.stages, "outputs": {"mixture": "mixture.yaml"}}
-    write_json(manifest, out / "manifest.json")
-    return Run(out)
+    return _finish(out, manifest, report)
 
 
 REGMIX_PLAN = regmix_plan(FIT, SEARCH)
@@ -331,7 +330,7 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
                    top_k: int = 100, strength: float = 1.0, order: int = 3, max_epochs: float = 1.0,
                    workers: int | None = None, command: list[str] | None = None, method: str = "regmix",
                    proxy_command: str | None = None, objective: str = "loss",
-                   proxy_timeout: float | None = None, tiny_lm: dict | None = None) -> Run:
+                   proxy_timeout: float | None = None, tiny_lm: dict | None = None, report: bool = True) -> Run:
     """RegMix end to end over ``pool`` (a :class:`~thresher.io.dataset.Dataset` with a ``group_field``): ``runs``
     proxy n-gram LMs, each trained on ``proxy_tokens`` drawn by one sampled mixture and measured on ``targets``
     (Datasets; the objective is their ``target_weights`` blend) and on each group's held-out slice; the regressor
@@ -418,7 +417,20 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
         "outputs": {"mixture": "mixture.yaml", "runs": "runs.parquet", "mixtures": "mixtures.csv",
                     "metrics": "metrics.csv"},
     }
+    return _finish(out, manifest, report, v)
+
+
+def _finish(out: Path, manifest: dict, report: bool, v: Values | None = None) -> Run:
+    """The run's cross-validation table (a fitted method: every run's objective and its out-of-fold prediction),
+    manifest.json, then report.html (unless ``report`` is False)."""
+    if v is not None and "diagnostics" in v:
+        rows = ([i, f"{y:.10g}", f"{p:.10g}"] for i, y, p in zip(v.runs.index, v.y, v.diagnostics["predicted"]))
+        _write_text(_csv_text(["index", "objective", "predicted"], rows), out / "cross_validation.csv")
+        manifest["outputs"]["cross_validation"] = "cross_validation.csv"
     write_json(manifest, out / "manifest.json")
+    from thresher.report.html import report_after_job
+
+    report_after_job(out, report)
     return Run(out)
 
 
@@ -459,7 +471,8 @@ def _read_counts(v: Values, **more: object) -> dict:
 def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
                    proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
                    steps: int = 20, eta: float = 1.0, smoothing: float = 1e-3, seed: int = 0, order: int = 3,
-                   max_epochs: float = 1.0, workers: int | None = None, command: list[str] | None = None) -> Run:
+                   max_epochs: float = 1.0, workers: int | None = None, command: list[str] | None = None,
+                   report: bool = True) -> Run:
     """DoReMi over ``pool``'s ``group_field`` values with n-gram proxies that train online
     (:mod:`thresher.mix.doremi`): a reference on the natural mixture, then Group DRO on the excess loss for
     ``steps`` steps of ``proxy_tokens / steps`` tokens (``eta``: step size, ``smoothing``: DoReMi's ``c``).
@@ -501,15 +514,14 @@ def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
         **_pool_shares(v),
     }
     _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
-    write_json({
+    return _finish(out, {
         "command": command, "created_unix": int(time.time()), "job": "mix", "method": "doremi",
         "inputs": {"pool": dataset_info(pool)}, "versions": versions(), "engine": engine_info,
         "counts": _read_counts(v, steps=steps,
                                heldout_records={g: len(r) for g, r in zip(groups, v.heldout_rows)}),
         "timings": stage_seconds(v.stages), "stages": v.stages,
         "outputs": {"mixture": "mixture.yaml", "trajectory": "trajectory.parquet"},
-    }, out / "manifest.json")
-    return Run(out)
+    }, report)
 
 
 @claims_run_dir("out")
@@ -517,7 +529,8 @@ def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str =
                    group_field: str = "domain", target_weights: list[float] | None = None,
                    proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
                    steps: int = 10, eta: float = 1.0, smoothing: float = 1e-3, seed: int = 0, order: int = 3,
-                   max_epochs: float = 1.0, workers: int | None = None, command: list[str] | None = None) -> Run:
+                   max_epochs: float = 1.0, workers: int | None = None, command: list[str] | None = None,
+                   report: bool = True) -> Run:
     """Aioli (``method="aioli"``) or Skill-It (``"skillit"``) over ``pool`` toward ``targets`` with the online
     n-gram proxy (:mod:`thresher.mix.aioli`): ``steps`` rounds of ``proxy_tokens / steps`` tokens, one sweep per
     group estimating how each lowers the target losses, exponentiated-gradient updates (``eta``). Writes
@@ -560,12 +573,11 @@ def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str =
         **_pool_shares(v),
     }
     _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
-    write_json({
+    return _finish(out, {
         "command": command, "created_unix": int(time.time()), "job": "mix", "method": method,
         "inputs": {"pool": dataset_info(pool), "targets": [dataset_info(t.dataset) for t in chosen]},
         "versions": versions(), "engine": engine_info,
         "counts": _read_counts(v, steps=steps, targets=v.target_counts),
         "timings": stage_seconds(v.stages), "stages": v.stages,
         "outputs": {"mixture": "mixture.yaml", "trajectory": "trajectory.parquet"},
-    }, out / "manifest.json")
-    return Run(out)
+    }, report)

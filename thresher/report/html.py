@@ -102,6 +102,8 @@ def build_report(run_dir: Path) -> str:
     if job == "evaluate":
         sections.append(_evaluation(run_dir, manifest))
         sections.append(_evaluated_selections(run_dir))
+    elif job == "mix":
+        sections += [_mixture(run_dir), _timings(manifest)]
     else:
         scores = data.load_scores(run_dir, manifest)
         sections += [_metrics(manifest), _histograms(scores, manifest), _composition(manifest)]
@@ -386,6 +388,48 @@ def _composition(manifest: dict) -> str:
             "same size and seed as the selection.</p>")
     return _section("composition", "Composition by group: pool, selection, random", note +
                     f'<div class="split"><figure>{svg}</figure><div>{table}</div></div>')
+
+
+def _mixture(run_dir: Path) -> str:
+    """A mix run: the weights (beside the natural shares), how well the regressor predicted the proxy runs out of
+    fold, and an online method's weights step by step."""
+    import yaml
+
+    mixture = yaml.safe_load((run_dir / "mixture.yaml").read_text(encoding="utf-8"))
+    weights = mixture["weights"]
+    groups = sorted(weights, key=lambda g: -weights[g])
+    natural = (mixture.get("natural") or {}).get("weights") or {}
+    expected = mixture.get("expected_tokens") or {}
+    series = {mixture["method"]: [weights[g] for g in groups]}
+    if natural:
+        series["natural"] = [natural.get(g, 0.0) for g in groups]
+    figures = [plots.composition_bars("mixture-weights", groups, series, xlabel="weight (%)")]
+    rows = [[escape(str(g)), f"{weights[g]:.1%}", f"{natural[g]:.1%}" if g in natural else "",
+             f"{expected[g]:,}" if g in expected else ""] for g in groups]
+    table = _table(["group", "weight", "natural", "expected tokens"], rows, {1, 2, 3}, wrap="compact")
+    notes = [f"method <b>{escape(str(mixture['method']))}</b>"]
+    cv = mixture.get("cross_validation")
+    if cv:
+        notes.append(f"regressor {escape(str(mixture.get('regressor')))}: {cv['folds']}-fold Spearman "
+                     f"{cv['spearman']:.3f}, RMSE {cv['rmse']:.4g}")
+    if (run_dir / "cross_validation.csv").is_file():
+        import csv
+
+        cv_rows = list(csv.DictReader((run_dir / "cross_validation.csv").read_text().splitlines()))
+        actual = np.array([float(r["objective"]) for r in cv_rows])
+        predicted = np.array([float(r["predicted"]) for r in cv_rows])
+        figures.append(plots.predicted_vs_actual("mixture-cv", actual, predicted, str(mixture.get("objective"))))
+    if (run_dir / "trajectory.parquet").is_file():
+        import pyarrow.parquet as pq
+
+        steps = pq.read_table(run_dir / "trajectory.parquet").to_pydict()
+        figures.append(plots.weight_trajectory("mixture-trajectory", np.array(steps["step"]),
+                                               {g: np.array(steps[f"weight:{g}"]) for g in groups}))
+    body = (f'<p class="note">{"; ".join(notes)}.</p><div class="split"><figure>{figures[0]}</figure>'
+            f"<div>{table}</div></div>")
+    if len(figures) > 1:  # half a row each, as the weights' figure
+        body += '<div class="grid">' + "".join(f"<figure>{f}</figure>" for f in figures[1:]) + "</div>"
+    return _section("mixture", "Mixture weights", body)
 
 
 def _examples(manifest: dict, scores: data.ScoreData) -> str:

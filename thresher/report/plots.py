@@ -81,23 +81,54 @@ def histogram(name: str, column: str, selected: np.ndarray, other: np.ndarray, c
     return to_svg(fig, name)
 
 
-def composition_bars(name: str, groups: Sequence[str], series: dict[str, Sequence[float]]) -> str:
-    """Grouped horizontal bars: the share of each group in the pool, the selection and the random sample."""
+def composition_bars(name: str, groups: Sequence[str], series: dict[str, Sequence[float]],
+                     xlabel: str = "share of records (%)") -> str:
+    """Grouped horizontal bars: the share of each group in the pool, the selection and the random sample (or any
+    shares per group, such as a mixture's weights)."""
     n = len(groups)
     fig = _figure(4.8, max(2.2, 0.14 * n * max(1, len(series)) + 0.9))
     ax = fig.add_subplot()
     height = 0.8 / max(1, len(series))
     y = np.arange(n)
-    colours = {"pool": OTHER, "selected": SELECTED, "random": PALETTE[1]}
+    colours = {"pool": OTHER, "natural": OTHER, "selected": SELECTED, "random": PALETTE[1]}
     for k, (label, shares) in enumerate(series.items()):
         ax.barh(y + (k - (len(series) - 1) / 2) * height, np.asarray(shares) * 100, height,
                 label=label, color=colours.get(label, PALETTE[k % len(PALETTE)]), linewidth=0)
     ax.set_yticks(y, [str(g)[:24] for g in groups], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("share of records (%)", fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=8)
     ax.tick_params(labelsize=8)
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
+    return to_svg(fig, name)
+
+
+def predicted_vs_actual(name: str, actual: np.ndarray, predicted: np.ndarray, label: str) -> str:
+    """Each proxy run's objective against the regressor's out-of-fold prediction, with the diagonal."""
+    fig = _figure(3.6, 3.2)
+    ax = fig.add_subplot()
+    ax.scatter(actual, predicted, s=14, color=SELECTED, linewidth=0)
+    lo, hi = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    ax.plot([lo, hi], [lo, hi], color=OTHER, linewidth=1, linestyle="--")
+    ax.set_xlabel(f"{label} (proxy run)", fontsize=8)
+    ax.set_ylabel("predicted, out of fold", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return to_svg(fig, name)
+
+
+def weight_trajectory(name: str, steps: np.ndarray, series: dict[str, np.ndarray]) -> str:
+    """An online method's weight per group at every step."""
+    fig = _figure(5.6, 3.0)
+    ax = fig.add_subplot()
+    for k, (group, weights) in enumerate(series.items()):
+        ax.plot(steps, np.asarray(weights) * 100, color=PALETTE[k % len(PALETTE)], linewidth=1.5,
+                linestyle="-" if k < len(PALETTE) else "--", label=str(group)[:24])
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel("weight (%)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=7, frameon=False, loc="best", ncol=2)
     return to_svg(fig, name)
 
 
