@@ -9,8 +9,9 @@ signatures), and this benchmark measures by how much.
 
     python bench/bench_scale.py [--sizes 100000,400000,1000000] [--workers 2] [--jobs select,dedup]
 
-For dedup it also reports the bytes MinHash's shuffle spilled (band keys, shingle sets, candidate pairs; from the
-run manifest), which sit on disk until the job ends.
+For dedup it also reports the bytes its shuffles spilled (exact's hashes; MinHash's band keys, shingle sets,
+candidate pairs and connected-components rounds; from the run manifest), which sit on disk until the job ends, and
+keeps the manifest's shuffle section (partitions, files, component rounds) in each JSON row.
 """
 
 from __future__ import annotations
@@ -152,9 +153,11 @@ def main() -> None:
                 ded = run(["dedup", "--pool", str(pool), "--workers", str(a.workers), "--out", str(out),
                            "--format", "ids", "--no-report", "--quiet"])
                 ded["disk_mb"] = round(du(out) / 2**20)
-                # MinHash's shuffle: band keys + shingle sets + candidate pairs written to (and removed from) disk
+                # the shuffles: exact's hashes; MinHash's band keys, shingle sets, candidate pairs and component
+                # rounds' edges, written to (and removed from) disk; how each was spread is kept in the row
                 shuffle = json.loads((out / "manifest.json").read_text()).get("shuffle", {})
-                ded["shuffled_mb"] = round(shuffle.get("minhash", {}).get("bytes_spilled", 0) / 2**20)
+                ded["shuffled_mb"] = round(sum(m.get("bytes_spilled", 0) for m in shuffle.values()) / 2**20)
+                ded["shuffle"] = shuffle
                 ded["stages"] = json.loads((out / "manifest.json").read_text())["timings"]
                 done.append(("dedup", ded))
             mb = text_bytes / 1e6
