@@ -44,6 +44,17 @@ def _hashes(texts: pa.Array, order: int = 3) -> tuple[np.ndarray, np.ndarray]:
     return KneserNeyConfig(order=order).featurizer().token_hashes(texts)
 
 
+def _versus(losses: list[float], baseline: list[float]) -> str:
+    """The improvement over a baseline (its loss minus this one's: positive is better) with a Welch 95% interval,
+    and a verdict: better or worse only when the whole interval is beyond 0."""
+    a, b = np.asarray(losses), np.asarray(baseline)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2
+    delta, half = float(b.mean() - a.mean()), float(student_t.ppf(0.975, df) * np.sqrt(va + vb))
+    verdict = "better" if delta - half > 0 else "worse" if delta + half < 0 else "inconclusive"
+    return f"{delta:+.4f} [{delta - half:+.4f}, {delta + half:+.4f}] {verdict}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = Path(__file__).resolve().parents[1]
@@ -74,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:  # DoReMi needs no target: one run serves both objectives
         started = time.perf_counter()
         doremi = run_mix_doremi(Dataset([str(pool_path)]), Path(tmp) / "doremi", proxy_tokens=args.proxy_tokens,
-                                steps=args.doremi_steps, workers=args.workers, seed=0)
+                                steps=args.doremi_steps, workers=args.workers, seed=0, report=False)
         doremi_seconds = time.perf_counter() - started
         doremi_weights = yaml.safe_load((doremi.path / "mixture.yaml").read_text())["weights"]
     print(f"doremi: {doremi_seconds:.1f} s ({args.doremi_steps} steps x 2 online n-gram proxies); weights "
@@ -87,7 +98,7 @@ def main() -> None:
             run = run_mix_regmix(Dataset([str(pool_path)]),
                                  [Dataset([str(args.data / "targets" / f"{n}.target.parquet")]) for n in blend],
                                  Path(tmp) / "mix", target_weights=list(blend.values()), runs=args.runs,
-                                 proxy_tokens=args.proxy_tokens, workers=args.workers, seed=0)
+                                 proxy_tokens=args.proxy_tokens, workers=args.workers, seed=0, report=False)
             total = time.perf_counter() - started
             manifest = json.loads((run.path / "manifest.json").read_text())
             mixture = yaml.safe_load((run.path / "mixture.yaml").read_text())
@@ -98,6 +109,15 @@ def main() -> None:
         laws = BlendedMixingLaws(list(blend.values())).fit(X, np.column_stack([runs[f"target:{n}"]
                                                                                for n in blend]))
         law_mix = search_mixture(laws, pool_tokens / pool_tokens.sum(), n_samples=100_000, top_k=100, seed=0).weights
+        with tempfile.TemporaryDirectory() as tmp:  # the same search with the small transformer as the proxy
+            started = time.perf_counter()
+            tiny = run_mix_regmix(Dataset([str(pool_path)]),
+                                  [Dataset([str(args.data / "targets" / f"{n}.target.parquet")]) for n in blend],
+                                  Path(tmp) / "tiny", target_weights=list(blend.values()), runs=args.runs,
+                                  proxy_tokens=args.proxy_tokens, workers=args.workers, seed=0, proxy="tiny_lm",
+                                  report=False)
+            tiny_mixture = yaml.safe_load((tiny.path / "mixture.yaml").read_text())
+            tiny_seconds = time.perf_counter() - started
         online = {}
         for method in ("aioli", "skillit"):
             with tempfile.TemporaryDirectory() as tmp:
@@ -105,10 +125,14 @@ def main() -> None:
                 found = run_mix_online(Dataset([str(pool_path)]),
                                        [Dataset([str(args.data / "targets" / f"{n}.target.parquet")]) for n in blend],
                                        Path(tmp) / method, method=method, target_weights=list(blend.values()),
-                                       proxy_tokens=args.proxy_tokens, steps=args.online_steps, workers=args.workers)
+                                       proxy_tokens=args.proxy_tokens, steps=args.online_steps, workers=args.workers,
+                                       report=False)
                 online[method] = (yaml.safe_load((found.path / "mixture.yaml").read_text())["weights"],
                                   time.perf_counter() - started)
         candidates = {"regmix": np.array([mixture["weights"][g] for g in groups]),
+                      f"regmix, tiny_lm proxy ({tiny_seconds:.0f} s; CV Spearman "
+                      f"{tiny_mixture['cross_validation']['spearman']:.2f})":
+                          np.array([tiny_mixture["weights"][g] for g in groups]),
                       "mixing_laws (same runs)": law_mix,
                       **{f"{m} ({s:.0f} s)": np.array([w[g] for g in groups]) for m, (w, s) in online.items()},
                       "doremi (target-free)": np.array([doremi_weights[g] for g in groups]),
@@ -116,9 +140,9 @@ def main() -> None:
                       "uniform": baseline_weights("uniform", pool_tokens),
                       "temperature τ=3": baseline_weights("temperature", pool_tokens, tau=3.0)}
         vocab = len(np.unique(np.concatenate([_hashes(text)[0], *(h for h, _ in heldout.values())]))) + 2
-        rows = []
+        rows, per_seed = [], {}
         for name, weights in candidates.items():
-            losses = []
+            losses = per_seed.setdefault(name, [])
             for seed in range(args.seeds):
                 drawn = np.concatenate([_draw(members[g], tokens[members[g]], w * args.eval_tokens,
                                               np.random.default_rng([1000 + seed, j]))
@@ -136,10 +160,14 @@ def main() -> None:
               f"{args.runs} runs; stages {manifest['timings']}); CV Spearman {mixture['cross_validation']['spearman']}")
         print("  recommended: " + ", ".join(f"{g} {w:.3f}" for g, w in sorted(mixture["weights"].items(),
                                                                                  key=lambda kv: -kv[1]) if w >= 0.01))
-        print(f"  | mixture | predicted (proxy, target sets) | held-out loss, {args.seeds} seeds (95% CI) |")
-        print("  |---|---:|---:|")
+        baselines = ("proportional", "uniform", "temperature τ=3")
+        best = min(baselines, key=lambda b: np.mean(per_seed[b]))
+        print(f"  | mixture | predicted (proxy, target sets) | held-out loss, {args.seeds} seeds (95% CI) | "
+              f"vs uniform (stratified) | vs best baseline ({best}) |")
+        print("  |---|---:|---:|---:|---:|")
         for name, predicted, mean, half in rows:
-            print(f"  | {name} | {predicted:.4f} | {mean:.4f} ± {half:.4f} |")
+            versus = [_versus(per_seed[name], per_seed[b]) if name not in baselines else "" for b in ("uniform", best)]
+            print(f"  | {name} | {predicted:.4f} | {mean:.4f} ± {half:.4f} | {versus[0]} | {versus[1]} |")
 
 
 if __name__ == "__main__":
