@@ -450,3 +450,8 @@ def test_mixture_methods_and_baselines_are_checked(sample_pool):
         EvaluateConfig(methods=["dsir"], baseline="mixture:uniform")
     m = Method.parse("mixture:temperature=2")
     assert m.selector == "mixture" and m.is_baseline and m.mixture == "temperature=2"
+
+
+def test_mixtures_need_a_token_budget_before_anything_runs():
+    with pytest.raises(ConfigError, match="mixtures are compared at a token budget"):
+        EvaluateConfig(methods=["mixture:uniform"], budgets=["5%"])

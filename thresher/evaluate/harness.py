@@ -89,7 +89,13 @@ class EvaluateConfig:
             raise ConfigError("give at least one budget")
         for b in self.budgets:
             Budget.parse(b)
-        labels = [m.label for m in parse_methods(self.methods)]
+        parsed = parse_methods(self.methods)
+        labels = [m.label for m in parsed]
+        mixtures = [m.label for m in parsed if m.selector == "mixture"]
+        by_records = [b for b in self.budgets if Budget.parse(b).kind != "tokens"]
+        if mixtures and by_records:
+            raise ConfigError(f"method {mixtures[0]!r}: mixtures are compared at a token budget (e.g. '3M tokens'), "
+                              f"not {by_records[0]}")
         if self.baseline not in labels:
             raise ConfigError(f"baseline {self.baseline!r} is not one of the methods ({', '.join(labels)})")
         if self.metrics:  # a metric's output name (kl_to_heldout) selects its family (kl), as the README says
