@@ -4,7 +4,11 @@
 ``runs``: proxy runs someone already did, read from RegMix's published CSV format.
 ``regression``: regressors from mixture weights to an objective (LightGBM as RegMix, a Gaussian process, the
 exponential mixing law), with cross-validated diagnostics. ``search``: RegMix's search of the simplex.
-``job``: the ``thresher mix`` run directories (mixture.yaml, manifest.json, predictions.csv).
+``proxy``: n-gram proxies on sampled mixtures of a pool (RegMix end to end); ``tiny_lm``: a small transformer
+proxy; ``command``: the user's trainer as the proxy. ``online``: an n-gram proxy that trains step by step, which
+``doremi`` (Group DRO on the excess loss) and ``aioli`` (Aioli and Skill-It: interactions from sweeps) steer.
+``job``: the ``thresher mix`` run directories (mixture.yaml, runs.parquet, trajectory.parquet, manifest.json,
+predictions.csv, report.html).
 """
 
 from __future__ import annotations
