@@ -29,6 +29,7 @@ from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values
 from thresher.errors import ConfigError
 from thresher.io.atomic import ParquetStream, write_parquet
 from thresher.io.errors import ErrorLog
+from thresher.mix.proxy import needed_rows, wanted_rows
 from thresher.mix.runs import MixtureRuns
 
 
@@ -43,13 +44,15 @@ def take_records(batch, where, wanted: dict, group_field: str) -> pa.Table | Non
 
 
 def _gather_records(v: Values) -> dict:
-    from thresher.mix.proxy import wanted_rows
-
     needed, wanted_by_piece = wanted_rows(v)
+    held_group = np.full(len(needed), -1, dtype=np.int64)  # the group whose held-out slice holds each record
+    for g, rows in enumerate(v.heldout_rows):
+        held_group[needed_rows(needed, rows)] = g
     data = Path(v.command["workdir"])
     data.mkdir(parents=True, exist_ok=True)
     path = data / "records.parquet"
     schema = pa.schema([("id", pa.large_string()), ("text", pa.large_string()), ("group", pa.string())])
+    held, start = [], 0
     with ParquetStream(path, schema) as stream:
         for _, parts in map_pieces(v.pool, v.engine, take_records,
                                    lambda piece: (wanted_by_piece[piece.index], v.group_field),
@@ -57,15 +60,19 @@ def _gather_records(v: Values) -> dict:
             for part in parts:
                 if part is not None:
                     stream.write(part.cast(schema))
+                    # the held-out slices are kept as they stream past, not read back from the file
+                    codes = held_group[start:start + part.num_rows]
+                    held.append((codes[codes >= 0], part.filter(pa.array(codes >= 0))))
+                    start += part.num_rows
         if not stream.started:
             stream.write(pa.table({name: pa.array([], t) for name, t in zip(schema.names, schema.types)}))
+    codes = np.concatenate([c for c, _ in held]) if held else np.zeros(0, np.int64)
+    order = np.argsort(codes, kind="stable")  # by group, then reading order
+    taken = pa.concat_tables([t for _, t in held]).take(pa.array(order)) if held else None
     heldout = list(v.target_records)
-    records = pq.read_table(path)
-    for g, rows in enumerate(v.heldout_rows):
-        if len(rows):
-            taken = records.take(pa.array(np.searchsorted(needed, rows)))
-            heldout.append(pa.table({"id": taken["id"], "text": taken["text"],
-                                     "set": pa.array([f"group:{v.names[g]}"] * len(rows))}))
+    if taken is not None and len(order):
+        names = np.array([f"group:{name}" for name in v.names], dtype=object)
+        heldout.append(pa.table({"id": taken["id"], "text": taken["text"], "set": pa.array(names[codes[order]])}))
     write_parquet(pa.concat_tables([h.cast(heldout[0].schema) for h in heldout]), data / "heldout.parquet")
     return {"needed": needed, "records_path": str(path)}
 
@@ -97,7 +104,7 @@ def _command_runs(v: Values) -> dict:
     c = v.command
     names = [t.name for t in v.targets]
     items = ((c["template"], c["workdir"], v.records_path,
-              np.searchsorted(v.needed, np.concatenate([d for d in run if len(d)])), r, v.seed, c["timeout"])
+              needed_rows(v.needed, np.concatenate([d for d in run if len(d)])), r, v.seed, c["timeout"])
              for r, run in enumerate(v.draws))
     done = list(v.engine.map(command_run, items))
     results = [m for m, _ in done]

@@ -28,11 +28,7 @@ from thresher.mix.proxy import GATHER, INDEX, TARGETS, _draw, heldout_and_train
 
 def _streams(v: Values) -> dict:
     s = v.settings
-    heldout, train = heldout_and_train(v)
-    train_tokens = np.array([v.tokens_of[t].sum() for t in train], dtype=float)
-    if s.proxy_tokens > train_tokens.sum():
-        raise ConfigError(f"--proxy-tokens {s.proxy_tokens:,.0f} is more than the pool's {train_tokens.sum():,.0f} "
-                          "whitespace tokens left to train on (after each group's held-out slice); lower it")
+    heldout, train, train_tokens = heldout_and_train(v)
     streams = [_draw(train[g], v.tokens_of[train[g]], min(s.proxy_tokens, train_tokens[g] * s.max_epochs),
                      np.random.default_rng([v.seed, 3, g])) if len(train[g]) else train[g] for g in range(len(train))]
     natural = train_tokens / train_tokens.sum()

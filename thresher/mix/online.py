@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from thresher.lm.ngram import KneserNeyConfig, KneserNeyLM, NgramCounts
-from thresher.mix.proxy import _take
+from thresher.mix.proxy import _take, needed_rows
 
 Stream = tuple[np.ndarray, np.ndarray, np.ndarray]  # token hashes, record offsets, whitespace tokens per record
 
@@ -69,13 +69,10 @@ def streams_and_evals(v, eval_rows: list[np.ndarray], extra_evals: list[tuple[np
                       ) -> tuple[list[Stream], list[tuple[np.ndarray, np.ndarray]], int]:
     """From a plan's gathered records: each group's stream (``v.draws[0]``), the held-out sets (``extra_evals``,
     e.g. target sets, then the pool positions ``eval_rows``) and the size of the vocabulary they all share."""
-    position = {int(p): i for i, p in enumerate(v.needed)}
-    rows_of = np.vectorize(position.__getitem__, otypes=[np.int64])
-    streams = []
-    for rows in v.draws[0]:
-        h, o = _take(v.needed_hashes, v.needed_offsets, rows_of(rows)) if len(rows) else \
-            (np.zeros(0, np.uint64), np.zeros(1, np.int64))
-        streams.append((h, o, v.tokens_of[rows].astype(float)))
-    evals = [*extra_evals, *(_take(v.needed_hashes, v.needed_offsets, rows_of(rows)) for rows in eval_rows)]
+    def taken(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _take(v.needed_hashes, v.needed_offsets, needed_rows(v.needed, rows))
+
+    streams = [(*taken(rows), v.tokens_of[rows].astype(float)) for rows in v.draws[0]]
+    evals = [*extra_evals, *(taken(rows) for rows in eval_rows)]
     vocab = np.unique(np.concatenate([v.needed_hashes, *(h for h, _ in extra_evals)]))
     return streams, evals, len(vocab) + 2

@@ -160,9 +160,10 @@ def _draw(positions: np.ndarray, tokens: np.ndarray, need: float, rng) -> np.nda
     return np.concatenate(chosen) if chosen else positions[:0]
 
 
-def heldout_and_train(v: Values) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per group, its held-out records (a seeded slice no proxy trains on) and the records proxies may train on;
-    pool records whose text is also a target record are in neither."""
+def heldout_and_train(v: Values) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Per group, its held-out records (a seeded slice no proxy trains on), the records proxies may train on and
+    their tokens; pool records whose text is also a target record are in neither. A proxy budget larger than all
+    the training tokens is an error."""
     overlap = np.isin(v.text_hash_of, v.target_text_hashes)
     heldout, train = [], []
     for g in range(len(v.names)):
@@ -170,18 +171,25 @@ def heldout_and_train(v: Values) -> tuple[list[np.ndarray], list[np.ndarray]]:
         held = _heldout_slice(members, v.tokens_of[members], v.settings, np.random.default_rng([v.seed, 1, g]))
         heldout.append(held)
         train.append(np.setdiff1d(members, held, assume_unique=True))
-    return heldout, train
+    train_tokens = np.array([v.tokens_of[t].sum() for t in train], dtype=float)
+    if v.settings.proxy_tokens > train_tokens.sum():
+        raise ConfigError(f"--proxy-tokens {v.settings.proxy_tokens:,.0f} is more than the pool's "
+                          f"{train_tokens.sum():,.0f} whitespace tokens left to train on (after each group's held-out "
+                          "slice); lower it")
+    return heldout, train, train_tokens
+
+
+def needed_rows(needed: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The rows of the gathered records (``needed``: their sorted pool positions) at pool ``positions``, which are
+    all among them."""
+    return np.searchsorted(needed, positions)
 
 
 def _sample(v: Values) -> dict:
     s: ProxySettings = v.settings
     tokens_of = v.tokens_of
     overlap = np.isin(v.text_hash_of, v.target_text_hashes)
-    heldout, train = heldout_and_train(v)
-    train_tokens = np.array([tokens_of[t].sum() for t in train], dtype=float)
-    if s.proxy_tokens > train_tokens.sum():
-        raise ConfigError(f"--proxy-tokens {s.proxy_tokens:,.0f} is more than the pool's {train_tokens.sum():,.0f} "
-                          "whitespace tokens left to train on (after each group's held-out slice); lower it")
+    heldout, train, train_tokens = heldout_and_train(v)
     if v.n_runs < MIN_RUNS:
         raise ConfigError(f"--runs {v.n_runs}: regmix needs at least {MIN_RUNS} proxy runs (the regressor is "
                           "cross-validated on them)")
@@ -270,8 +278,10 @@ def ngram_proxy_run(hashes: np.ndarray, offsets: np.ndarray, evals: list[tuple[n
 
 def _proxy_runs(v: Values) -> dict:
     names = v.names
-    position = {int(p): i for i, p in enumerate(v.needed)}
-    rows_of = np.vectorize(position.__getitem__, otypes=[np.int64])
+
+    def rows_of(positions: np.ndarray) -> np.ndarray:
+        return needed_rows(v.needed, positions)
+
     heldout_groups = [g for g, rows in enumerate(v.heldout_rows) if len(rows)]
     evals = [*v.target_sets, *(_take(v.needed_hashes, v.needed_offsets, rows_of(v.heldout_rows[g]))
                               for g in heldout_groups)]

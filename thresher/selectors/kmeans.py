@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from thresher.errors import ConfigError
-from thresher.selectors.diversity import as_embeddings, chunk_rows
+from thresher.selectors.diversity import as_embeddings, chunk_rows, matvec
 
 #: Rows of the initialisation sample (at least; 32 per cluster when that is more).
 INIT_SAMPLE = 65_536
@@ -175,8 +175,6 @@ def kmeans(X: np.ndarray | Sequence[RowBlock], n_clusters: int, seed: int = 0, n
 
 def _kmeans_pp(S: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ centres among the rows of ``S``: the next one with probability proportional to D(x)^2."""
-    from thresher.selectors.diversity import matvec
-
     m = len(S)
     s_sq = np.einsum("ij,ij->i", S, S)
     centers = [int(rng.integers(m))]
