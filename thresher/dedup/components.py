@@ -22,7 +22,6 @@ Files are written atomically under names fixed by (round, task), so a retried ta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -149,14 +148,10 @@ def component_labels(spill: Path, n: int, n_writers: int, n_parts: int, runner) 
 def _labels(spill: Path, n: int, round_no: int, n_parts: int) -> np.ndarray:
     """Labels from the leaves of the final stars, read one partition's file at a time."""
     labels = np.arange(n, dtype=np.int64)
-    for pairs in _label_files(spill, round_no, n_parts):
+    for p in range(n_parts):
+        pairs = np.fromfile(_labels_path(spill, round_no, p), dtype=np.int64).reshape(-1, 2)
         labels[pairs[:, 0]] = pairs[:, 1]
     return labels
-
-
-def _label_files(spill: Path, round_no: int, n_parts: int) -> Iterator[np.ndarray]:
-    for p in range(n_parts):
-        yield np.fromfile(_labels_path(spill, round_no, p), dtype=np.int64).reshape(-1, 2)
 
 
 def _remove_round(spill: Path, round_no: int) -> None:

@@ -139,8 +139,6 @@ def exact_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], confi
         labels = np.arange(n, dtype=np.int64)
         for record, first in runner.map(first_copies, ((str(spill), p, parts) for p in range(parts))):
             labels[record] = first  # the first record with this text: the same for any batching
-    lengths = spilled.lengths()
-    result = build_result(labels, "exact", config.keep, lengths if lengths is not None else np.zeros(n, np.int64),
-                          scores, spilled.ids(), {})
+    result = build_result(labels, "exact", config.keep, spilled.lengths(), scores, spilled.ids(), {})
     result.shuffle = {"partitions": parts, "hash_files": len(spilled.files), "bytes_spilled": spilled.written}
     return result
