@@ -455,3 +455,56 @@ def test_mixture_methods_and_baselines_are_checked(sample_pool):
 def test_mixtures_need_a_token_budget_before_anything_runs():
     with pytest.raises(ConfigError, match="mixtures are compared at a token budget"):
         EvaluateConfig(methods=["mixture:uniform"], budgets=["5%"])
+
+
+def test_a_blended_target_is_measured_per_group_and_as_a_weighted_loss(tmp_path, sample_pool, news_target):
+    """Two held-out files (news, tech_docs) with --heldout-weights: each group gets its own perplexity, and
+    target_loss is the weighted mean of the groups' cross-entropies. A news-heavy mixture wins on news and loses
+    on tech_docs against a tech-heavy one, so per-group verdicts go opposite ways."""
+    import yaml
+
+    tech = Path(news_target).parent / "target_tech_docs.jsonl"
+    (tmp_path / "news.yaml").write_text(yaml.safe_dump({"weights": {"news": 0.9, "tech_docs": 0.1}}))
+    (tmp_path / "tech.yaml").write_text(yaml.safe_dump({"weights": {"news": 0.1, "tech_docs": 0.9}}))
+    news_mix, tech_mix = f"mixture:{tmp_path / 'news.yaml'}", f"mixture:{tmp_path / 'tech.yaml'}"
+    result = CliRunner().invoke(main, ["evaluate", "--pool", str(sample_pool), "--heldout", str(news_target),
+                                       "--heldout", str(tech), "--heldout-weights", "news=0.25,tech_docs=0.75",
+                                       "--methods", f"{news_mix},{tech_mix}", "--baseline", tech_mix,
+                                       "--budgets", "40000 tokens", "--metrics", "lm", "--seeds", "3", "--n-boot",
+                                       "300", "--workers", "1", "--out", str(tmp_path / "ev"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(tmp_path / "ev" / "results.csv")
+    verdict = {(r["method"], r["metric"]): r["verdict"] for r in rows}
+    assert verdict[news_mix, "heldout_perplexity[news]"] == "better"
+    assert verdict[news_mix, "heldout_perplexity[tech_docs]"] == "worse"
+    assert verdict[news_mix, "target_loss"] == "worse"  # the blend leans to tech_docs
+    assert {r["metric"] for r in rows} == {"heldout_perplexity", "heldout_perplexity[news]",
+                                           "heldout_perplexity[tech_docs]", "target_loss"}
+    assert rows[0]["target"] == "target_news+target_tech_docs"
+    per_seed = _rows(tmp_path / "ev" / "per_seed.csv")
+    value = {(r["method"], r["seed"], r["metric"]): float(r["value"]) for r in per_seed}
+    for method, seed, metric in value:
+        if metric == "target_loss":  # each seed's blend is exactly the weighted mean of its groups' losses
+            blend = 0.25 * np.log(value[method, seed, "heldout_perplexity[news]"]) + \
+                0.75 * np.log(value[method, seed, "heldout_perplexity[tech_docs]"])
+            assert value[method, seed, metric] == pytest.approx(blend, rel=1e-12)
+
+
+def test_blend_weights_must_name_groups_the_heldout_sample_has(tmp_path, sample_pool, news_target):
+    with pytest.raises(ConfigError, match="'tech_docs'.*fewer than 2 items.*news \\(150\\)"):
+        th.evaluate(sample_pool, heldout=news_target, out=tmp_path / "ev", methods=["mixture:uniform"],
+                    budgets=["20000 tokens"], metrics=["lm"], heldout_weights="news=1,tech_docs=1", report=False)
+    with pytest.raises(ConfigError, match="expected GROUP=WEIGHT"):
+        EvaluateConfig(methods=["random"], heldout_weights="news:1")
+    with pytest.raises(ConfigError, match="positive sum"):
+        EvaluateConfig(methods=["random"], heldout_weights={"news": 0})
+
+
+def test_a_stratified_bootstrap_keeps_each_groups_size_in_every_replicate():
+    strata = np.array([0] * 7 + [1] * 30 + [2] * 3)
+    w = Resampler(len(strata), n_boot=200, seed=3, strata=np.random.default_rng(0).permutation(strata)).weights
+    codes = np.random.default_rng(0).permutation(strata)
+    for c, size in ((0, 7), (1, 30), (2, 3)):
+        assert (w[:, codes == c].sum(axis=1) == size).all()
+    plain = Resampler(len(strata), n_boot=200, seed=3).weights
+    assert not (plain[:, codes == 2].sum(axis=1) == 3).all()

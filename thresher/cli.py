@@ -530,14 +530,19 @@ Examples:
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed (also fitting and bootstrap).")
 @click.option("--metrics", default=None,
               help="Comma-separated from kl (reported as kl_to_heldout), precision, coverage (coverage_distance), "
-                   "lm (heldout_perplexity), classify (proxy_accuracy, proxy_macro_f1); either name works. "
+                   "lm (heldout_perplexity, also per held-out group, and target_loss), classify (proxy_accuracy, "
+                   "proxy_macro_f1); either name works. "
                    "[default: all the inputs allow]")
 @click.option("--label-column", default=None, metavar="COLUMN",
               help="Labels used only for evaluation: precision, and the classification proxy.")
 @click.option("--positive", default=None, metavar="LABEL",
               help="The on-target label for precision. [default: the held-out sample's most common label]")
 @click.option("--group-field", default="domain", show_default=True,
-              help="Pool field for the stratified baseline and composition.")
+              help="Pool field for the stratified baseline and composition; in the held-out sample, the groups "
+                   "measured one by one (heldout_perplexity[GROUP]).")
+@click.option("--heldout-weights", default=None, metavar="GROUP=W,...",
+              help="A blended target: weights over the held-out sample's groups (e.g. news=0.5,wikipedia=0.5), "
+                   "reported as target_loss, the weighted mean of each group's cross-entropy (nats per token).")
 @click.option("--min-tokens", default="auto", show_default=True, metavar="N|auto",
               help="Length floor for scoring methods, as in thresher select.")
 @click.option("--level", type=float, default=0.95, show_default=True, help="Interval level.")
@@ -559,9 +564,9 @@ Examples:
 @_handle_errors
 @_engine_options
 def evaluate(pool, target, heldout, methods, baseline, budgets, seeds, seed, metrics, label_column, positive,
-             group_field, min_tokens, level, margin, n_boot, embedding_backend, lm_order, params, pool_sample,
-             target_name, proxy_command, proxy_timeout, out, report, text_field, id_field, on_error, batch_size,
-             workers, quiet, as_json) -> None:
+             group_field, heldout_weights, min_tokens, level, margin, n_boot, embedding_backend, lm_order, params,
+             pool_sample, target_name, proxy_command, proxy_timeout, out, report, text_field, id_field, on_error,
+             batch_size, workers, quiet, as_json) -> None:
     """Compare selection methods with random and stratified selection at equal budgets, with intervals.
 
     Writes OUT/results.csv (one row per method x budget x metric: estimate, interval, improvement over random,
@@ -579,7 +584,8 @@ def evaluate(pool, target, heldout, methods, baseline, budgets, seeds, seed, met
         positive=positive, group_field=group_field or None, min_tokens=_min_tokens(min_tokens), level=level,
         margin=margin, n_boot=n_boot, embedding_backend=embedding_backend, lm_order=lm_order,
         pool_sample=pool_sample, scorer_params={k: v for k, v in scorer_params.items() if v},
-        target_name=target_name, proxy_command=proxy_command, proxy_timeout=proxy_timeout, baseline=baseline)
+        target_name=target_name, proxy_command=proxy_command, proxy_timeout=proxy_timeout, baseline=baseline,
+        heldout_weights=heldout_weights)
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
     result = run_evaluation(
         Dataset(list(pool), **opts), Dataset(list(heldout), **opts) if heldout else None, out,

@@ -75,6 +75,7 @@ class EvaluateConfig:
     proxy_command: str | None = None
     proxy_timeout: float | None = None
     baseline: str = "random"  # the method every other is compared with (random, or e.g. mixture:proportional)
+    heldout_weights: dict[str, float] | None = None  # a blended target: weight per held-out group -> target_loss
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, str):
@@ -83,6 +84,13 @@ class EvaluateConfig:
             self.budgets = [b.strip() for b in self.budgets.split(",") if b.strip()]
         if isinstance(self.metrics, str):
             self.metrics = [m.strip() for m in self.metrics.split(",") if m.strip()]
+        if isinstance(self.heldout_weights, str):
+            self.heldout_weights = _group_weights(self.heldout_weights)
+        if self.heldout_weights is not None:
+            bad = {k: v for k, v in self.heldout_weights.items() if not (isinstance(v, (int, float)) and v >= 0)}
+            if bad or not sum(self.heldout_weights.values()) > 0:
+                raise ConfigError(f"heldout weights must be numbers >= 0 with a positive sum, got "
+                                  f"{self.heldout_weights}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"seeds must be a positive integer, got {self.seeds!r}")
         if not self.budgets:
@@ -294,7 +302,7 @@ def _prepare(pool: Dataset, heldout: Dataset, config: EvaluateConfig, out: Path,
     errors = ErrorLog(pool.on_error)
     held_errors = ErrorLog(heldout.on_error)
     table = _read_all(pool, extra, errors)
-    held_table = _read_all(heldout, [config.label_column] if config.label_column else [], held_errors)
+    held_table = _read_all(heldout, extra, held_errors)
     if len(pc.unique(table["id"])) != table.num_rows:
         raise ConfigError("pool ids are not unique; evaluation matches selections by id")
     if held_table.num_rows < 2:
@@ -328,6 +336,9 @@ def _prepare(pool: Dataset, heldout: Dataset, config: EvaluateConfig, out: Path,
     data = M.EvalData(pool_text=table["text"], pool_counts=pool_counts, n_words=whitespace_token_counts(table["text"]),
                       heldout_text=held_table["text"], heldout_counts=held_counts, groups=groups, labels=labels,
                       positive=positive, heldout_labels=held_labels, lm_order=config.lm_order, pool_tokens=pool_tokens)
+    if "lm" in families or config.heldout_weights:
+        data.heldout_parts, data.heldout_part_names = _heldout_parts(held_table, config)
+        data.heldout_blend = config.heldout_weights
     if "lm" in families:
         t0 = time.perf_counter()
         data.lm_vocab_size = M.common_vocabulary_size(table["text"], held_table["text"], config.lm_order)
@@ -339,6 +350,43 @@ def _prepare(pool: Dataset, heldout: Dataset, config: EvaluateConfig, out: Path,
                                                       config.cache_dir)
         clock.lap("embed", t0)
     return _Prepared(table, held_table, data, families, classes, errors, held_errors)
+
+
+def _group_weights(text: str) -> dict[str, float]:
+    """``news=0.5,wikipedia=0.5`` as a dict (a weight per held-out group)."""
+    out: dict[str, float] = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        key, eq, value = item.rpartition("=")
+        try:
+            if not eq or not key:
+                raise ValueError
+            out[key] = float(value)
+        except ValueError:
+            raise ConfigError(f"heldout weights: expected GROUP=WEIGHT[,GROUP=WEIGHT...], got {item!r}") from None
+    return out
+
+
+def _heldout_parts(held_table: pa.Table, config: EvaluateConfig) -> tuple[np.ndarray | None, list[str] | None]:
+    """The held-out sample's groups (its ``group_field``) as codes, when it has several or a blend names them:
+    each is measured on its own, the bootstrap resamples within each, and ``heldout_weights`` blends them."""
+    groups = _column(held_table, config.group_field)
+    weights = config.heldout_weights
+    if groups is None:
+        if weights:
+            raise ConfigError(f"--heldout-weights blends the held-out sample's groups, but it has no "
+                              f"{config.group_field!r} column (set --group-field)")
+        return None, None
+    names, codes = np.unique(groups.astype(str), return_inverse=True)
+    if weights:
+        sizes = dict(zip(names, np.bincount(codes)))
+        missing = [k for k, v in weights.items() if v > 0 and sizes.get(k, 0) < 2]
+        if missing:
+            raise ConfigError(f"--heldout-weights names {', '.join(map(repr, missing))}, which the held-out "
+                              f"sample has fewer than 2 items of (its {config.group_field!r} values: "
+                              f"{', '.join(f'{n} ({c})' for n, c in sizes.items())})")
+    elif len(names) < 2:
+        return None, None
+    return codes.astype(np.int64), [str(n) for n in names]
 
 
 def _length_floor(config: EvaluateConfig, target: Dataset | None) -> int:
@@ -581,10 +629,14 @@ def _has_column(ds: Dataset, name: str | None) -> bool:
 
 
 def _name_of(ds: Dataset) -> str:
-    name = Path(ds.paths[0]).name
-    for suffix in (".gz", ".zst", ".bz2", ".xz", ".parquet", ".jsonl", ".json", ".csv", ".tsv", ".heldout"):
-        name = name.removesuffix(suffix)
-    return name or "target"
+    """The target's name from its file names (``news+wikipedia`` for two held-out files)."""
+    names = []
+    for path in ds.paths:
+        name = Path(path).name
+        for suffix in (".gz", ".zst", ".bz2", ".xz", ".parquet", ".jsonl", ".json", ".csv", ".tsv", ".heldout"):
+            name = name.removesuffix(suffix)
+        names.append(name)
+    return "+".join(dict.fromkeys(n for n in names if n)) or "target"
 
 
 def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], selections: dict,
@@ -594,7 +646,7 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
 
     data, families, classes = prep.data, prep.families, prep.classes
     table, held_table = prep.table, prep.held_table
-    resampler = Resampler(data.n_items, config.n_boot, config.seed)
+    resampler = Resampler(data.n_items, config.n_boot, config.seed, strata=data.heldout_parts)
     weights = resampler.weights
     kl = M.HeldoutKL(data, weights) if "kl" in families else None
     k = len(classes)
@@ -626,6 +678,9 @@ def _measure(prep: _Prepared, labels: list[str], budget_sizes: dict[str, int], s
             t0 = time.perf_counter()
             vals = [once("lm", r, lambda r=r: M.lm_values(data, r)) for r in per_seed_rows]
             got["heldout_perplexity"] = M.item_metric(vals, weights, M.perplexity_statistic, False)
+            if data.heldout_parts is not None:
+                got.update(M.heldout_part_metrics(vals, data.heldout_parts, data.heldout_part_names, weights,
+                                                  data.heldout_blend))
             clock.lap("proxy_lm", t0)
         if "classify" in families:
             t0 = time.perf_counter()

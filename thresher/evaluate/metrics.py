@@ -6,7 +6,8 @@ Each function takes the selected row indices and returns the raw per-seed materi
 - ``kl``: KL(held-out || selection) on hashed n-grams (lower is better; random minus method is DSIR's KL reduction).
 - ``precision``: share of selected records whose label column equals the target's label (evaluation only).
 - ``coverage``: mean over held-out items of the cosine distance to the nearest selected record (lower is better).
-- ``lm``: held-out perplexity of a Kneser-Ney n-gram LM trained on the selection (lower is better).
+- ``lm``: held-out perplexity of a Kneser-Ney n-gram LM trained on the selection (lower is better); when the
+  held-out sample has several groups, also per group, and with blend weights the blended ``target_loss``.
 - ``classify``: accuracy and macro-F1 on held-out labelled items of a linear classifier trained on the selection.
 """
 
@@ -26,6 +27,7 @@ METRICS: dict[str, bool] = {
     "precision": True,
     "coverage_distance": False,
     "heldout_perplexity": False,
+    "target_loss": False,
     "proxy_accuracy": True,
     "proxy_macro_f1": True,
 }
@@ -34,7 +36,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "kl": ("kl_to_heldout",),
     "precision": ("precision",),
     "coverage": ("coverage_distance",),
-    "lm": ("heldout_perplexity",),
+    "lm": ("heldout_perplexity", "target_loss"),
     "classify": ("proxy_accuracy", "proxy_macro_f1"),
 }
 
@@ -57,6 +59,9 @@ class EvalData:
     lm_order: int = 3
     pool_tokens: np.ndarray | None = None  # wordpunct tokens per record (length floor)
     lm_vocab_size: int | None = None  # one vocabulary for every proxy LM (see common_vocabulary_size)
+    heldout_parts: np.ndarray | None = None  # a code per held-out item (its group), when it has several
+    heldout_part_names: list[str] | None = None
+    heldout_blend: dict[str, float] | None = None  # target weights over the parts: the blended target_loss
 
     @property
     def n_items(self) -> int:
@@ -174,6 +179,38 @@ def macro_f1_statistic(k: int):
 def perplexity_statistic(s: np.ndarray) -> np.ndarray:
     """exp(total NLL / total tokens) of the summed [nll, tokens] columns."""
     return np.exp(s[..., 0] / np.maximum(s[..., 1], 1e-12))
+
+
+def heldout_part_metrics(values: list[np.ndarray], parts: np.ndarray, names: list[str], weights: np.ndarray,
+                         blend: dict[str, float] | None) -> dict[str, MetricDraws]:
+    """Held-out perplexity per part of the held-out sample (``heldout_perplexity[news]``) and, with ``blend``, the
+    blended target loss: the weighted mean over parts of each part's cross-entropy in nats per token.
+
+    ``values`` are :func:`lm_values` per seed, ``parts`` a code per held-out item into ``names``. Each part is its
+    own token-weighted mean, so a blend weighs a target by its weight, not by how many items it happened to have.
+    """
+    n_parts = len(names)
+    cols = [np.zeros((len(v), 2 * n_parts)) for v in values]
+    for v, c in zip(values, cols):
+        c[np.arange(len(v)), 2 * parts] = v[:, 0]
+        c[np.arange(len(v)), 2 * parts + 1] = v[:, 1]
+
+    def loss(j: int):
+        return lambda s: s[..., 2 * j] / np.maximum(s[..., 2 * j + 1], 1e-12)
+
+    out: dict[str, MetricDraws] = {}
+    sizes = np.bincount(parts, minlength=n_parts)
+    for j, name in enumerate(names):
+        if sizes[j] < 2:  # one item has no interval worth reporting
+            continue
+        out[f"heldout_perplexity[{name}]"] = item_metric(cols, weights, lambda s, j=j: np.exp(loss(j)(s)), False)
+    if blend:
+        w = np.array([blend.get(name, 0.0) for name in names], dtype=np.float64)
+        w = w / w.sum()
+        blended = [loss(j) for j in range(n_parts)]
+        out["target_loss"] = item_metric(
+            cols, weights, lambda s: sum(w[j] * blended[j](s) for j in range(n_parts) if w[j] > 0), False)
+    return out
 
 
 def mean_statistic(n_items: int):

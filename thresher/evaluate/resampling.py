@@ -34,18 +34,27 @@ class Resampler:
     n_items: int
     n_boot: int = 1000
     seed: int = 0
+    strata: np.ndarray | None = None  # a code per item: resample within each (a blended target keeps its make-up)
 
     def __post_init__(self) -> None:
         if self.n_boot < 100:
             raise ConfigError(f"n_boot must be >= 100, got {self.n_boot}")
         if self.n_items < 2:
             raise ConfigError(f"need at least 2 held-out items for intervals, got {self.n_items}")
+        if self.strata is not None and len(self.strata) != self.n_items:
+            raise ConfigError(f"strata has {len(self.strata)} codes for {self.n_items} held-out items")
 
     @cached_property
     def weights(self) -> np.ndarray:
-        """Row b: how often each held-out item appears in replicate b (multinomial resample of n items)."""
+        """Row b: how often each held-out item appears in replicate b (multinomial resample of n items, or of
+        each stratum's items within the stratum)."""
         rng = np.random.default_rng([self.seed, 0x17E45])
-        picks = rng.integers(self.n_items, size=(self.n_boot, self.n_items))
+        if self.strata is None or len(np.unique(self.strata)) < 2:
+            picks = rng.integers(self.n_items, size=(self.n_boot, self.n_items))
+        else:
+            picks = np.concatenate([members[rng.integers(len(members), size=(self.n_boot, len(members)))]
+                                    for members in (np.flatnonzero(self.strata == c)
+                                                    for c in np.unique(self.strata))], axis=1)
         w = np.zeros((self.n_boot, self.n_items), dtype=np.float64)
         np.add.at(w, (np.repeat(np.arange(self.n_boot), self.n_items), picks.ravel()), 1.0)
         return w
