@@ -1,6 +1,6 @@
-"""Online mixing methods with the online n-gram proxy: --method doremi (a reference on the natural mixture, then
-Group DRO on each group's excess loss) and --method aioli / skillit (group interactions from sweeps, exponentiated
-gradient toward the targets); the weights averaged over the steps are the answer."""
+"""Online mixing methods with the online proxies (n-gram, tiny_lm): --method doremi (a reference on the natural
+mixture, then Group DRO on each group's excess loss) and --method aioli / skillit (group interactions from sweeps,
+exponentiated gradient toward the targets); the weights averaged over the steps are the answer."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import thresher as th
 from thresher.cli import main
 from thresher.errors import ConfigError
 from thresher.lm.ngram import KneserNeyConfig
-from thresher.mix.doremi import online_ngram_run
+from thresher.mix.doremi import online_dro_run
+from thresher.mix.online import OnlineSpec
 
 
 def _stream(texts: list[str]):
@@ -32,6 +33,9 @@ def _groups():
     return a, b
 
 
+NGRAM = OnlineSpec("ngram", order=2, vocab_size=5000)
+
+
 def test_weight_moves_to_the_group_whose_loss_stays_above_its_reference():
     """Group b's reference loss is set below what the proxy reaches, group a's above: the first update moves
     weight to b (exponentiated gradient on the excess) and b keeps most of it; without a reference the weights stay
@@ -40,11 +44,11 @@ def test_weight_moves_to_the_group_whose_loss_stays_above_its_reference():
     streams = [_stream(a[:300]), _stream(b[:300])]
     evals = [_stream(a[300:])[:2], _stream(b[300:])[:2]]
     measured = np.array([0, 1])
-    fixed = online_ngram_run(streams, evals, measured, 2, 5000, 5, 6000, np.array([0.5, 0.5]), None, 1.0, 1e-3)
+    fixed = online_dro_run(streams, evals, measured, NGRAM, 0, 5, 6000, np.array([0.5, 0.5]), None, 1.0, 1e-3)
     assert all(np.allclose(r["weights"], [0.5, 0.5]) for r in fixed["steps"])
     final = fixed["steps"][-1]["losses"]
     reference = np.array([final[0] + 1.0, final[1] - 1.0])  # a: already better than needed; b: 1 nat short
-    dro = online_ngram_run(streams, evals, measured, 2, 5000, 5, 6000, np.array([0.5, 0.5]), reference, 1.0, 1e-3)
+    dro = online_dro_run(streams, evals, measured, NGRAM, 0, 5, 6000, np.array([0.5, 0.5]), reference, 1.0, 1e-3)
     shares = [r["updated"][1] for r in dro["steps"]]
     first = dro["steps"][0]
     assert first["excess"][0] == 0 and first["excess"][1] > 0 and shares[0] > 0.7
@@ -147,3 +151,51 @@ def test_mix_runs_write_a_report_with_the_weights_and_the_trajectory(doremi_runs
     assert "Mixture weights" in page and 'aria-label="mixture-weights"' in page
     assert 'aria-label="mixture-trajectory"' in page
     assert build_report(two) == page  # the same run directory gives the same page
+
+
+TINY = ["--proxy", "tiny_lm", "--tiny-lm", "dim=32", "--tiny-lm", "vocab_size=1024", "--tiny-lm", "steps=60",
+        "--tiny-lm", "batch=8", "--tiny-lm", "online_eval_tokens=1024"]
+
+
+def test_a_tiny_lm_probe_leaves_the_run_as_it_was():
+    """Probing what a chunk of one group would do trains a copy: the losses after it, and the rest of the run
+    (its window draws, optimiser and schedule), are bit for bit those of a run that never probed."""
+    from thresher.mix.tiny_lm import TinyLMConfig
+
+    a, b = _groups()
+    streams = [_stream(a[:300]), _stream(b[:300])]
+    evals = [_stream(a[300:])[:2], _stream(b[300:])[:2]]
+    spec = OnlineSpec("tiny_lm", 2, 0, TinyLMConfig(vocab_size=512, dim=16, heads=2, steps=12, batch=4, context=16))
+    probed, plain = spec.build(streams, evals, rounds=3), spec.build(streams, evals, rounds=3)
+    for proxy in (probed, plain):
+        proxy.train_to(np.array([0.5, 0.5]), 2000)
+    before = probed.losses()
+    gain = before - probed.probe(1, 1000)
+    assert gain[1] > 0 and gain[1] > gain[0]  # b's own records help b's held-out set most
+    np.testing.assert_array_equal(probed.losses(), before)
+    for proxy in (probed, plain):
+        proxy.train_to(np.array([0.2, 0.8]), 4000)
+    np.testing.assert_array_equal(probed.losses(), plain.losses())
+
+
+def test_online_methods_run_with_the_tiny_lm_proxy_on_any_worker_count(tmp_path, sample_pool, news_target):
+    """--proxy tiny_lm for aioli and doremi: Aioli's sweeps with the transformer move weight toward news for the
+    news target, and both give byte-identical mixtures on one and two workers."""
+    for workers in ("1", "2"):
+        result = CliRunner().invoke(main, ["mix", "--pool", str(sample_pool), "--target", str(news_target),
+                                           "--method", "aioli", "--proxy-tokens", "60000 tokens", "--steps", "3",
+                                           *TINY, "--workers", workers, "--out", str(tmp_path / f"aioli{workers}")])
+        assert result.exit_code == 0, result.output
+        assert "an online tiny_lm proxy" in result.output
+        result = CliRunner().invoke(main, ["mix", "--pool", str(sample_pool), "--method", "doremi", "--proxy-tokens",
+                                           "60000 tokens", "--steps", "3", *TINY, "--workers", workers,
+                                           "--out", str(tmp_path / f"doremi{workers}")])
+        assert result.exit_code == 0, result.output
+    for method in ("aioli", "doremi"):
+        one = (tmp_path / f"{method}1" / "mixture.yaml").read_bytes()
+        assert one == (tmp_path / f"{method}2" / "mixture.yaml").read_bytes()
+        assert yaml.safe_load(one)["proxy"]["tiny_lm"]["dim"] == 32
+    steps = pq.read_table(tmp_path / "aioli1" / "trajectory.parquet").to_pydict()
+    news = steps["weight:news"]
+    assert news[0] == pytest.approx(1 / 9) and news[-1] > news[0]
+    assert steps["gain:news"][0] == max(steps[c][0] for c in steps if c.startswith("gain:"))

@@ -807,8 +807,9 @@ Examples:
 @click.option("--target-weights", default=None, metavar="W1,W2,...",
               help="regmix: the targets' weights in the objective (normalised). [default: equal]")
 @click.option("--proxy", type=click.Choice(["ngram", "tiny_lm"]), default="ngram", show_default=True,
-              help="regmix/mixing_laws over --pool: the proxy trained per mixture: ngram (a Kneser-Ney n-gram LM: "
-                   "seconds on a CPU) or tiny_lm (a small transformer, ~10 s a run on one thread; needs torch).")
+              help="The proxy trained per mixture (regmix, mixing_laws) or online (doremi, aioli, skillit): ngram "
+                   "(a Kneser-Ney n-gram LM: seconds on a CPU) or tiny_lm (a small transformer, ~10 s a run on one "
+                   "thread; needs torch).")
 @click.option("--tiny-lm", "tiny_lm", multiple=True, metavar="KEY=VALUE",
               help="--proxy tiny_lm: its size and schedule (vocab_size, dim, layers, heads, context, steps, batch, "
                    "lr).")
@@ -881,8 +882,8 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
                               "reference on the natural mixture (use --method regmix to aim at a target)")
         result = run_mix_doremi(Dataset(list(pool), text_field=text_field, on_error=on_error), out,
                                 group_field=group_field, proxy_tokens=proxy_tokens, budget=budget,
-                                steps=steps or 20, eta=eta, seed=seed, max_epochs=max_epochs, workers=workers,
-                                command=command, report=report)
+                                steps=steps or 20, eta=eta, seed=seed, max_epochs=max_epochs, proxy=proxy,
+                                tiny_lm=_key_values(tiny_lm), workers=workers, command=command, report=report)
     elif method in ("aioli", "skillit"):
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_online
@@ -892,7 +893,8 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
                                 [Dataset([t], text_field=text_field) for t in target], out, method=method,
                                 group_field=group_field, target_weights=weights, proxy_tokens=proxy_tokens,
                                 budget=budget, steps=steps or 10, eta=eta, seed=seed, max_epochs=max_epochs,
-                                workers=workers, command=command, report=report)
+                                proxy=proxy, tiny_lm=_key_values(tiny_lm), workers=workers, command=command,
+                                report=report)
     elif method in ("regmix", "mixing_laws"):
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_regmix

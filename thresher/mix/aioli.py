@@ -1,4 +1,4 @@
-"""Aioli (Chen et al., 2024) and Skill-It (Chen et al., 2023) with the online n-gram proxy:
+"""Aioli (Chen et al., 2024) and Skill-It (Chen et al., 2023) with an online proxy (n-gram or tiny_lm):
 ``thresher mix --pool ... --target ... --method aioli|skillit``.
 
 Both are linear mixing optimisation: over one round of training, the target losses fall by about ``A p`` (``A``: a
@@ -23,19 +23,19 @@ import numpy as np
 
 from thresher.engine.plan import MAP, Plan, Stage, Values
 from thresher.mix.doremi import STREAMS, exponentiated_step
-from thresher.mix.online import OnlineNgram, Stream, streams_and_evals
+from thresher.mix.online import OnlineSpec, Stream, streams_and_evals
 from thresher.mix.proxy import GATHER, INDEX, TARGETS
 
 ONLINE_METHODS = ("aioli", "skillit")
 
 
 def interaction_run(streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], target_weights: np.ndarray,
-                    order: int, vocab_size: int, steps: int, proxy_tokens: float, eta: float, smoothing: float,
+                    spec: OnlineSpec, seed: int, steps: int, proxy_tokens: float, eta: float, smoothing: float,
                     refresh: bool) -> dict:
     """Engine task: ``steps`` rounds of training, sweeps and exponentiated-gradient updates (``refresh``: estimate
     the interaction matrix every round (Aioli) or once (Skill-It)). Per round: the weights it trained on, the
     target losses after it, the interaction matrix used, the gain per group and the updated weights."""
-    proxy = OnlineNgram(streams, evals, order, vocab_size)
+    proxy = spec.build(streams, evals, steps, seed)
     k = len(streams)
     weights = np.full(k, 1.0 / k)
     chunk = proxy_tokens / steps
@@ -59,17 +59,18 @@ def _online(v: Values) -> dict:
     s, o = v.settings, v.online
     streams, evals, vocab_size = streams_and_evals(v, [], list(v.target_sets))
     weights = np.array([t.weight for t in v.targets])
-    args = (streams, evals, weights, s.order, vocab_size, o["steps"], s.proxy_tokens, o["eta"], o["smoothing"],
+    spec = OnlineSpec(s.proxy, s.order, vocab_size, s.tiny)
+    args = (streams, evals, weights, spec, v.seed, o["steps"], s.proxy_tokens, o["eta"], o["smoothing"],
             o["method"] == "aioli")
     rows = next(iter(v.engine.map(interaction_run, [args])))["steps"]
     return {"online_steps": rows, "weights": np.mean([r["weights"] for r in rows], axis=0),
-            "vocab_size": vocab_size}
+            "proxy_spec": spec}
 
 
-ONLINE = Stage("online", MAP, "one engine task: the n-gram proxy trained round by round on the current mixture, "
+ONLINE = Stage("online", MAP, "one engine task: the online proxy trained round by round on the current mixture, "
                "one sweep per group estimating how each lowers the target losses, exponentiated-gradient updates",
                _online, ("engine", "draws", "needed", "needed_hashes", "needed_offsets", "tokens_of", "target_sets",
-                         "targets", "settings", "online"),
-               ("online_steps", "weights", "vocab_size"))
+                         "targets", "settings", "seed", "online"),
+               ("online_steps", "weights", "proxy_spec"))
 ONLINE_PLAN = Plan("mix --method aioli", ("pool", "group_field", "engine", "targets", "settings", "seed", "online"),
                    (INDEX, TARGETS, STREAMS, GATHER, ONLINE))

@@ -346,23 +346,13 @@ def run_mix_regmix(pool, targets: list, out: str | os.PathLike, *, group_field: 
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(FITTED_METHODS)}")
     if method == "mixing_laws":
         regressor = "mixing_laws"
+    tiny = _tiny_config(proxy, tiny_lm)
     if proxy_command is not None:
-        proxy = "command"
-    elif proxy not in PROXIES:
-        raise ConfigError(f"unknown proxy {proxy!r}; choose one of {', '.join(PROXIES)}")
+        proxy, tiny = "command", None
     if runs < MIN_RUNS:
         raise ConfigError(f"--runs {runs}: regmix needs at least {MIN_RUNS} proxy runs (the regressor is "
                           "cross-validated on them)")
     chosen = _targets(targets, target_weights, method)
-    tiny = None
-    if proxy == "tiny_lm":
-        from thresher.mix.tiny_lm import TinyLMConfig
-
-        unknown = sorted(set(tiny_lm or {}) - set(TinyLMConfig.__dataclass_fields__) - {"seed"})
-        if unknown or "seed" in (tiny_lm or {}):
-            raise ConfigError(f"tiny_lm: unknown setting(s) {', '.join(unknown or ['seed (use --seed)'])}; "
-                              f"choose from {', '.join(f for f in TinyLMConfig.__dataclass_fields__ if f != 'seed')}")
-        tiny = TinyLMConfig(**(tiny_lm or {}))
     settings = _proxy_settings(proxy_tokens, order=order, max_epochs=max_epochs, proxy=proxy, tiny=tiny)
     tokens = parse_token_budget(budget)
     fit = FITTED_METHODS[method]
@@ -434,6 +424,24 @@ def _finish(out: Path, manifest: dict, report: bool, v: Values | None = None) ->
     return Run(out)
 
 
+def _tiny_config(proxy: str, tiny_lm: dict | None):
+    """The tiny LM's :class:`~thresher.mix.tiny_lm.TinyLMConfig` from ``--tiny-lm KEY=VALUE`` settings (None for
+    another proxy, which takes none)."""
+    if proxy not in PROXIES:
+        raise ConfigError(f"unknown proxy {proxy!r}; choose one of {', '.join(PROXIES)}")
+    if proxy != "tiny_lm":
+        if tiny_lm:
+            raise ConfigError(f"--tiny-lm settings are for --proxy tiny_lm, not {proxy}")
+        return None
+    from thresher.mix.tiny_lm import TinyLMConfig
+
+    unknown = sorted(set(tiny_lm or {}) - set(TinyLMConfig.__dataclass_fields__) - {"seed"})
+    if unknown or "seed" in (tiny_lm or {}):
+        raise ConfigError(f"tiny_lm: unknown setting(s) {', '.join(unknown or ['seed (use --seed)'])}; "
+                          f"choose from {', '.join(f for f in TinyLMConfig.__dataclass_fields__ if f != 'seed')}")
+    return TinyLMConfig(**(tiny_lm or {}))
+
+
 def _proxy_settings(proxy_tokens: str | int | float, **fields: object) -> ProxySettings:
     """The proxies' settings, with ``--proxy-tokens`` parsed and checked."""
     settings = ProxySettings(proxy_tokens=parse_token_budget(proxy_tokens), **fields)
@@ -445,6 +453,11 @@ def _proxy_settings(proxy_tokens: str | int | float, **fields: object) -> ProxyS
 def _check_online(method: str, steps: int, eta: float, smoothing: float) -> None:
     if steps < 1 or not eta > 0 or not 0 <= smoothing < 1:
         raise ConfigError(f"{method}: steps >= 1, eta > 0 and 0 <= smoothing < 1; got {steps}, {eta}, {smoothing}")
+
+
+def _online_proxy(v: Values, settings: ProxySettings) -> dict:
+    """mixture.yaml's ``proxy`` entry of an online method."""
+    return {**v.proxy_spec.describe(), "tokens": int(settings.proxy_tokens), "max_epochs": settings.max_epochs}
 
 
 def _weights(groups: list[str], weights: np.ndarray, tokens: float | None) -> dict:
@@ -471,17 +484,19 @@ def _read_counts(v: Values, **more: object) -> dict:
 def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
                    proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
                    steps: int = 20, eta: float = 1.0, smoothing: float = 1e-3, seed: int = 0, order: int = 3,
-                   max_epochs: float = 1.0, workers: int | None = None, command: list[str] | None = None,
-                   report: bool = True) -> Run:
-    """DoReMi over ``pool``'s ``group_field`` values with n-gram proxies that train online
-    (:mod:`thresher.mix.doremi`): a reference on the natural mixture, then Group DRO on the excess loss for
-    ``steps`` steps of ``proxy_tokens / steps`` tokens (``eta``: step size, ``smoothing``: DoReMi's ``c``).
+                   max_epochs: float = 1.0, proxy: str = "ngram", tiny_lm: dict | None = None,
+                   workers: int | None = None, command: list[str] | None = None, report: bool = True) -> Run:
+    """DoReMi over ``pool``'s ``group_field`` values with proxies that train online (:mod:`thresher.mix.doremi`;
+    ``proxy``: ``ngram`` or ``tiny_lm`` with its ``tiny_lm`` settings): a reference on the natural mixture, then
+    Group DRO on the excess loss for ``steps`` steps of ``proxy_tokens / steps`` tokens (``eta``: step size,
+    ``smoothing``: DoReMi's ``c``).
     Writes ``out/mixture.yaml`` (the averaged weights), ``out/trajectory.parquet`` (per step: weights, held-out
     loss, excess and updated weights per group; the reference's losses) and ``out/manifest.json``."""
     from thresher.mix.doremi import DOREMI_PLAN
 
     _check_online("doremi", steps, eta, smoothing)
-    settings = _proxy_settings(proxy_tokens, order=order, max_epochs=max_epochs)
+    settings = _proxy_settings(proxy_tokens, order=order, max_epochs=max_epochs, proxy=proxy,
+                               tiny=_tiny_config(proxy, tiny_lm))
     tokens = parse_token_budget(budget)
     with make_engine(workers) as engine:
         v = DOREMI_PLAN.run(pool=pool, group_field=group_field, engine=engine, targets=[], settings=settings,
@@ -509,8 +524,7 @@ def run_mix_doremi(pool, out: str | os.PathLike, *, group_field: str = "domain",
                          for g, r, f in zip(measured, reference, final)},
         "worst_group_excess": {"reference_mixture": 0.0,
                                "dro_proxy": round(float(np.max(np.maximum(final - reference, 0.0))), 6)},
-        "proxy": {"kind": "ngram", "order": order, "tokens": int(settings.proxy_tokens), "vocabulary": v.vocab_size,
-                  "max_epochs": max_epochs},
+        "proxy": _online_proxy(v, settings),
         **_pool_shares(v),
     }
     _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")
@@ -529,11 +543,12 @@ def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str =
                    group_field: str = "domain", target_weights: list[float] | None = None,
                    proxy_tokens: str | int | float = "2M tokens", budget: str | int | float | None = None,
                    steps: int = 10, eta: float = 1.0, smoothing: float = 1e-3, seed: int = 0, order: int = 3,
-                   max_epochs: float = 1.0, workers: int | None = None, command: list[str] | None = None,
-                   report: bool = True) -> Run:
-    """Aioli (``method="aioli"``) or Skill-It (``"skillit"``) over ``pool`` toward ``targets`` with the online
-    n-gram proxy (:mod:`thresher.mix.aioli`): ``steps`` rounds of ``proxy_tokens / steps`` tokens, one sweep per
-    group estimating how each lowers the target losses, exponentiated-gradient updates (``eta``). Writes
+                   max_epochs: float = 1.0, proxy: str = "ngram", tiny_lm: dict | None = None,
+                   workers: int | None = None, command: list[str] | None = None, report: bool = True) -> Run:
+    """Aioli (``method="aioli"``) or Skill-It (``"skillit"``) over ``pool`` toward ``targets`` with an online
+    proxy (:mod:`thresher.mix.aioli`; ``proxy``: ``ngram`` or ``tiny_lm``): ``steps`` rounds of
+    ``proxy_tokens / steps`` tokens, one sweep per group estimating how each lowers the target losses,
+    exponentiated-gradient updates (``eta``). Writes
     ``out/mixture.yaml`` (the weights averaged over the rounds), ``out/trajectory.parquet`` (per round: weights,
     gains, target losses, the interaction matrix) and ``out/manifest.json``."""
     from thresher.mix.aioli import ONLINE_METHODS, ONLINE_PLAN
@@ -542,7 +557,8 @@ def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str =
         raise ConfigError(f"unknown online method {method!r}; choose one of {', '.join(ONLINE_METHODS)}")
     _check_online(method, steps, eta, smoothing)
     chosen = _targets(targets, target_weights, method)
-    settings = _proxy_settings(proxy_tokens, order=order, max_epochs=max_epochs)
+    settings = _proxy_settings(proxy_tokens, order=order, max_epochs=max_epochs, proxy=proxy,
+                               tiny=_tiny_config(proxy, tiny_lm))
     tokens = parse_token_budget(budget)
     with make_engine(workers) as engine:
         v = ONLINE_PLAN.run(pool=pool, group_field=group_field, engine=engine, targets=chosen, settings=settings,
@@ -568,8 +584,7 @@ def run_mix_online(pool, targets: list, out: str | os.PathLike, *, method: str =
                      "records": c["records"], "proxy_loss_first_round": round(float(rows[0]["losses"][i]), 6),
                      "proxy_loss_last_round": round(float(final[i]), 6)}
                     for i, (t, c) in enumerate(zip(chosen, v.target_counts))],
-        "proxy": {"kind": "ngram", "order": order, "tokens": int(settings.proxy_tokens), "vocabulary": v.vocab_size,
-                  "max_epochs": max_epochs},
+        "proxy": _online_proxy(v, settings),
         **_pool_shares(v),
     }
     _write_text(yaml.safe_dump(_plain(mixture), sort_keys=False, allow_unicode=True), out / "mixture.yaml")

@@ -1,12 +1,16 @@
-"""An n-gram proxy that trains online: counts accumulate chunk by chunk, as a network's training does.
+"""Proxies that train online, chunk by chunk: an n-gram LM whose counts accumulate, or the tiny transformer
+(:class:`thresher.mix.tiny_lm.OnlineTinyLM`) whose optimiser runs on.
 
 Each group's records come from its *stream* (token hashes, record offsets and whitespace tokens, in a seeded draw
 order); a group's records are consumed in that order, so a run is reproducible to the bit. Online mixing methods
-(:mod:`thresher.mix.doremi`, :mod:`thresher.mix.aioli`) train it step by step with changing weights, measure it on
-held-out sets, and probe what one more chunk of one group would do without taking it (:meth:`OnlineNgram.probe`).
+(:mod:`thresher.mix.doremi`, :mod:`thresher.mix.aioli`) train a proxy step by step with changing weights, measure it
+on held-out sets, and probe what one more chunk of one group would do without keeping it
+(:meth:`OnlineProxy.probe`).
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -16,15 +20,14 @@ from thresher.mix.proxy import _take, needed_rows
 Stream = tuple[np.ndarray, np.ndarray, np.ndarray]  # token hashes, record offsets, whitespace tokens per record
 
 
-class OnlineNgram:
-    """A Kneser-Ney n-gram LM trained on chunks drawn from per-group streams; losses on ``evals`` (token hashes and
-    offsets per held-out set), over one vocabulary of ``vocab_size`` (comparable losses)."""
+class OnlineProxy:
+    """A proxy trained on chunks drawn from per-group ``streams``, measured on ``evals`` (token hashes and offsets
+    per held-out set). This base keeps each stream's cursor and the tokens taken per group; a subclass learns
+    from a chunk (``_learn``), measures (``losses``) and says what a chunk would do without keeping it
+    (``_probe``)."""
 
-    def __init__(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], order: int,
-                 vocab_size: int):
-        self.streams, self.evals, self.vocab_size = streams, evals, vocab_size
-        self.config = KneserNeyConfig(order=order)
-        self.counts = NgramCounts(self.config)
+    def __init__(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]]):
+        self.streams, self.evals = streams, evals
         self.cursor = [0] * len(streams)
         self.used = np.zeros(len(streams))
 
@@ -42,12 +45,48 @@ class OnlineNgram:
 
     def train_to(self, weights: np.ndarray, total_tokens: float) -> None:
         """Train on each group's next records until group g has had ``weights[g] x total_tokens`` tokens in all."""
+        chunks = []
         for g in range(len(self.streams)):
             stop = self._next(g, weights[g] * total_tokens - self.used[g])
             if stop > self.cursor[g]:
-                self.counts.add_hashes(*self._chunk(g, stop))
+                chunks.append(self._chunk(g, stop))
                 self.used[g] += float(self.streams[g][2][self.cursor[g]:stop].sum())
                 self.cursor[g] = stop
+        if chunks:
+            self._learn(chunks)
+
+    def probe(self, g: int, tokens: float) -> np.ndarray:
+        """The held-out losses after ``tokens`` more tokens of group ``g`` only, without training on them."""
+        stop = self._next(g, tokens)
+        if stop == self.cursor[g]:
+            return self.losses()
+        return self._probe(self._chunk(g, stop), g)
+
+    def _learn(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        raise NotImplementedError
+
+    def _probe(self, chunk: tuple[np.ndarray, np.ndarray], g: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def losses(self) -> np.ndarray:
+        """Cross-entropy (nats per token) on every held-out set."""
+        raise NotImplementedError
+
+
+class OnlineNgram(OnlineProxy):
+    """A Kneser-Ney n-gram LM whose counts accumulate chunk by chunk; losses over one vocabulary of
+    ``vocab_size`` (comparable losses)."""
+
+    def __init__(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], order: int,
+                 vocab_size: int):
+        super().__init__(streams, evals)
+        self.vocab_size = vocab_size
+        self.config = KneserNeyConfig(order=order)
+        self.counts = NgramCounts(self.config)
+
+    def _learn(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        for chunk in chunks:
+            self.counts.add_hashes(*chunk)
 
     def losses(self, counts: NgramCounts | None = None) -> np.ndarray:
         """Cross-entropy (nats per token) on every held-out set, of the model from ``counts`` (default: its own)."""
@@ -55,14 +94,35 @@ class OnlineNgram:
         lm.vocab_size_ = max(lm.vocab_size_, self.vocab_size)
         return np.array([-lm.token_log_probs_hashes(h, o)[0].mean() for h, o in self.evals])
 
-    def probe(self, g: int, tokens: float) -> np.ndarray:
-        """The held-out losses after ``tokens`` more tokens of group ``g`` only, without training on them."""
-        stop = self._next(g, tokens)
-        if stop == self.cursor[g]:
-            return self.losses()
+    def _probe(self, chunk: tuple[np.ndarray, np.ndarray], g: int) -> np.ndarray:
         extra = NgramCounts(self.config)
-        extra.add_hashes(*self._chunk(g, stop))
+        extra.add_hashes(*chunk)
         return self.losses(self.counts.merge(extra))
+
+
+@dataclass(frozen=True)
+class OnlineSpec:
+    """Which online proxy an engine task builds: ``ngram`` (``order``, over ``vocab_size`` word hashes) or
+    ``tiny_lm`` (its ``tiny`` config, one optimiser schedule over ``rounds`` rounds)."""
+
+    kind: str
+    order: int
+    vocab_size: int
+    tiny: object = None  # TinyLMConfig
+
+    def build(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], rounds: int,
+              seed: int = 0) -> OnlineProxy:
+        if self.kind == "tiny_lm":
+            from thresher.mix.tiny_lm import OnlineTinyLM
+
+            return OnlineTinyLM(streams, evals, replace(self.tiny, seed=seed), rounds)
+        return OnlineNgram(streams, evals, self.order, self.vocab_size)
+
+    def describe(self) -> dict:
+        """mixture.yaml's ``proxy`` entry for this proxy."""
+        if self.kind == "tiny_lm":
+            return {"kind": "tiny_lm", "tiny_lm": {k: v for k, v in asdict(self.tiny).items() if k != "seed"}}
+        return {"kind": "ngram", "order": self.order, "vocabulary": self.vocab_size}
 
 
 def streams_and_evals(v, eval_rows: list[np.ndarray], extra_evals: list[tuple[np.ndarray, np.ndarray]] = ()

@@ -8,6 +8,10 @@ from pathlib import Path
 import yaml
 
 
+def _kind(mixture: dict) -> str:
+    return "tiny_lm" if mixture["proxy"]["kind"] == "tiny_lm" else "n-gram"
+
+
 def format_mix_summary(manifest: dict, path: Path) -> str:
     """The lines ``thresher mix`` prints: the weights (largest first), the diagnostics, where the files are."""
     mixture = yaml.safe_load((path / "mixture.yaml").read_text(encoding="utf-8"))
@@ -16,7 +20,7 @@ def format_mix_summary(manifest: dict, path: Path) -> str:
         lines = [f"method doremi | group field {mixture['group_field']} | {d['steps']} steps, eta {d['eta']}, "
                  f"smoothing {d['smoothing']} | seed {mixture['seed']}",
                  f"records: {c['input_records']:,} read, {c['failed']:,} failed; {c['records_used']:,} used by the "
-                 f"proxies; n-gram proxies on {mixture['proxy']['tokens']:,} tokens",
+                 f"proxies; {_kind(mixture)} proxies on {mixture['proxy']['tokens']:,} tokens",
                  f"worst group's excess loss of the Group DRO proxy over the reference: "
                  f"{mixture['worst_group_excess']['dro_proxy']:.4g} nats (trajectory.parquet has every step)",
                  "weights (averaged over the steps):"]
@@ -25,7 +29,7 @@ def format_mix_summary(manifest: dict, path: Path) -> str:
         lines = [f"method {mixture['method']} | group field {mixture['group_field']} | {o['steps']} rounds, eta "
                  f"{o['eta']}, interactions {o['interactions']} | seed {mixture['seed']}",
                  f"records: {c['input_records']:,} read, {c['failed']:,} failed; {c['records_used']:,} used by the "
-                 f"proxy; an online n-gram proxy on {mixture['proxy']['tokens']:,} tokens",
+                 f"proxy; an online {_kind(mixture)} proxy on {mixture['proxy']['tokens']:,} tokens",
                  *(f"target {t['name']} (weight {t['weight']}): proxy loss {t['proxy_loss_first_round']:.4f} after "
                    f"the first round, {t['proxy_loss_last_round']:.4f} after the last" for t in mixture["targets"]),
                  "weights (averaged over the rounds; trajectory.parquet has every round):"]

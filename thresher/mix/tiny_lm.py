@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from thresher.errors import ConfigError
+from thresher.mix.online import OnlineProxy, Stream
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,12 @@ class TinyLMConfig:
     steps: int = 150
     batch: int = 16
     lr: float = 3e-3
+    online_eval_tokens: int = 4096  # online methods measure the first this-many tokens of each set, every round
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.dim % self.heads or min(self.vocab_size, self.dim, self.layers, self.heads, self.context, self.steps,
-                                        self.batch) < 1:
+                                        self.batch, self.online_eval_tokens) < 1:
             raise ConfigError(f"tiny_lm: positive sizes with dim divisible by heads, got {self}")
 
 
@@ -86,47 +88,135 @@ def _model(config: TinyLMConfig, n_tokens: int):
     return TinyLM()
 
 
+class _Trainer:
+    """The tiny LM, its AdamW optimiser and one-cycle schedule over ``total_steps``, and the seeded window draws:
+    what a proxy run trains with, once for an offline run or round by round for an online one."""
+
+    def __init__(self, config: TinyLMConfig, n_tokens: int, total_steps: int):
+        import torch
+
+        torch.set_num_threads(1)  # the same arithmetic on every worker
+        torch.manual_seed(config.seed)
+        self.config, self.n_tokens = config, n_tokens
+        self.model = _model(config, n_tokens)
+        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.01)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimiser, config.lr, total_steps=total_steps,
+                                                            pct_start=0.1)
+        self.rng = np.random.default_rng(config.seed)
+
+    def train(self, stream, steps: int, rng: np.random.Generator | None = None) -> None:
+        """``steps`` AdamW steps on ``batch`` windows at random offsets of the id ``stream`` (a torch tensor)."""
+        import torch
+        import torch.nn.functional as F
+
+        rng = rng or self.rng
+        context = min(self.config.context, len(stream) - 1)
+        if context < 1:
+            return
+        window = torch.arange(context + 1)
+        self.model.train()
+        for _ in range(steps):
+            starts = torch.from_numpy(rng.integers(0, len(stream) - context, self.config.batch))
+            batch = stream[starts[:, None] + window]
+            logits = self.model(batch[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, self.n_tokens), batch[:, 1:].reshape(-1))
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimiser.step()
+            if self.schedule.last_epoch + 1 < self.schedule.total_steps:
+                self.schedule.step()
+
+    def losses(self, eval_ids: list) -> list[float]:
+        """Cross-entropy (nats per token) of each id stream, over consecutive windows (every token predicted
+        once), a fixed number of windows per forward pass."""
+        import torch
+        import torch.nn.functional as F
+
+        context = self.config.context
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for ids in eval_ids:
+                full = (len(ids) - 1) // context
+                total = 0.0
+                windows = ids[:full * context + 1].unfold(0, context + 1, context) if full else ids[:0].view(0, 1)
+                for a in range(0, full, 256):
+                    chunk = windows[a:a + 256]
+                    logits = self.model(chunk[:, :-1])
+                    total += float(F.cross_entropy(logits.reshape(-1, self.n_tokens), chunk[:, 1:].reshape(-1),
+                                                   reduction="sum"))
+                tail = ids[full * context:]
+                if len(tail) >= 2:
+                    total += float(F.cross_entropy(self.model(tail[None, :-1])[0], tail[1:], reduction="sum"))
+                out.append(total / max(len(ids) - 1, 1))
+        return out
+
+    def state(self) -> tuple:
+        import copy
+
+        return (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimiser.state_dict()),
+                self.schedule.state_dict())
+
+    def restore(self, state: tuple) -> None:
+        model, optimiser, schedule = state
+        self.model.load_state_dict(model)
+        self.optimiser.load_state_dict(optimiser)
+        self.schedule.load_state_dict(schedule)
+
+
 def tiny_lm_proxy_run(hashes: np.ndarray, offsets: np.ndarray, evals: list[tuple[np.ndarray, np.ndarray]],
                       vocabulary: np.ndarray, config: TinyLMConfig) -> tuple[list[float], float]:
     """Engine task: train the tiny LM on one mixture's records and return the cross-entropy (nats per token) of
     each evaluation set, and the seconds it took."""
     import torch
-    import torch.nn.functional as F
 
     started = time.perf_counter()
-    torch.set_num_threads(1)  # the same arithmetic on every worker
-    torch.manual_seed(config.seed)
-    n_tokens = len(vocabulary) + 2
     stream = torch.from_numpy(to_ids(hashes, offsets, vocabulary))
     if len(stream) <= config.context + 1:
         raise ConfigError(f"tiny_lm: a run has {len(stream)} tokens, fewer than one context of {config.context}")
-    model = _model(config, n_tokens)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.steps, pct_start=0.1)
-    rng = np.random.default_rng(config.seed)
-    window = torch.arange(config.context + 1)
-    model.train()
-    for _ in range(config.steps):
-        starts = torch.from_numpy(rng.integers(0, len(stream) - config.context - 1, config.batch))
-        batch = stream[starts[:, None] + window]
-        logits = model(batch[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, n_tokens), batch[:, 1:].reshape(-1))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-    model.eval()
-    losses = []
-    with torch.no_grad():
-        for h, o in evals:
-            ids = torch.from_numpy(to_ids(h, o, vocabulary))
-            total, count = 0.0, 0
-            for a in range(0, len(ids) - 1, config.context):  # consecutive windows: every token predicted once
-                chunk = ids[a:a + config.context + 1]
-                if len(chunk) < 2:
-                    break
-                logits = model(chunk[None, :-1])
-                total += float(F.cross_entropy(logits[0], chunk[1:], reduction="sum"))
-                count += len(chunk) - 1
-            losses.append(total / max(count, 1))
+    trainer = _Trainer(config, len(vocabulary) + 2, config.steps)
+    trainer.train(stream, config.steps)
+    losses = trainer.losses([torch.from_numpy(to_ids(h, o, vocabulary)) for h, o in evals])
     return losses, time.perf_counter() - started
+
+
+class OnlineTinyLM(OnlineProxy):
+    """The tiny LM trained online (DoReMi, Aioli, Skill-It with ``--proxy tiny_lm``): one optimiser and one-cycle
+    schedule of ``config.steps`` steps spread over ``rounds`` rounds; each round takes ``steps / rounds`` steps on
+    windows drawn from that round's new records (all groups' chunks, so a group's share of windows is its share of
+    the round's tokens). A probe trains a copy of the state on one group's chunk and restores it. The vocabulary is
+    the streams' most frequent hashes; each evaluation set is measured on its first ``online_eval_tokens`` tokens
+    (held-out records come in a seeded order), the same tokens every round, because a full pass every round and
+    every probe would cost more than the training."""
+
+    def __init__(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], config: TinyLMConfig,
+                 rounds: int):
+        import torch
+
+        super().__init__(streams, evals)
+        self.vocabulary = build_vocabulary(np.concatenate([h for h, _, _ in streams]), config.vocab_size)
+        self.per_round = max(1, config.steps // rounds)
+        self.trainer = _Trainer(config, len(self.vocabulary) + 2, self.per_round * rounds)
+        self.eval_ids = [torch.from_numpy(to_ids(h, o, self.vocabulary)[:config.online_eval_tokens + 1])
+                         for h, o in evals]
+        self.probes = 0
+
+    def _ids(self, chunks: list[tuple[np.ndarray, np.ndarray]]):
+        import torch
+
+        return torch.from_numpy(np.concatenate([to_ids(h, o, self.vocabulary) for h, o in chunks]))
+
+    def _learn(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.trainer.train(self._ids(chunks), self.per_round)
+
+    def losses(self) -> np.ndarray:
+        return np.array(self.trainer.losses(self.eval_ids))
+
+    def _probe(self, chunk: tuple[np.ndarray, np.ndarray], g: int) -> np.ndarray:
+        saved = self.trainer.state()
+        self.probes += 1  # its own window draws, so probing leaves the run's draws as they were
+        self.trainer.train(self._ids([chunk]), self.per_round,
+                           np.random.default_rng([self.trainer.config.seed, 0x9B0BE, self.probes]))
+        losses = self.losses()
+        self.trainer.restore(saved)
+        return losses
