@@ -1,14 +1,20 @@
-"""RegMix end to end with n-gram proxies on CPU (issue 14): does the recommended mixture beat the simple ones?
+"""Mixing end to end with n-gram and tiny_lm proxies on CPU (issue 14): does the recommended mixture beat the simple
+ones?
 
 On pool-en grouped by ``domain``, for two objectives (an equal blend of the news and wikipedia targets; a blend
 weighted toward tech_docs: 0.6 tech_docs, 0.2 news, 0.2 wikipedia), runs ``thresher mix --method regmix`` with the
 ``*.target.parquet`` sets as targets (--runs proxies of --proxy-tokens each, 2 workers), then trains the same n-gram
 LM at a larger budget (--eval-tokens) on the recommended mixture, on mixing laws fitted to the same runs, on Aioli
 and Skill-It (online, --online-steps rounds), on DoReMi's (target-free: the smallest worst-group excess loss,
---doremi-steps online steps) and on proportional, uniform and temperature (tau = 3) mixtures, --seeds draws each,
-and measures cross-entropy on the ``*.heldout.parquet`` sets (never seen by the search), blended with the same
-weights. Prints the time per proxy run and for the whole search, and per mixture the loss the regressor predicts (at
-the proxy budget, on the target sets) and the actual held-out loss (mean and 95% t-interval over seeds).
+--doremi-steps online steps), each online method with the n-gram and with the tiny_lm proxy, and on proportional,
+uniform and temperature (tau = 3) mixtures, --seeds draws each, and measures cross-entropy on the
+``*.heldout.parquet`` sets (never seen by the search), blended with the same weights. Prints the time per proxy run
+and for the whole search, and per mixture the loss the regressor predicts (at the proxy budget, on the target sets)
+and the actual held-out loss (mean and 95% t-interval over seeds).
+
+Then, as a user would, ``thresher evaluate`` (the CLI, timed start to exit) compares regmix's mixture and the best
+of the others with the baselines: an order-4 n-gram LM (bigger than the order-3 proxies) at --eval-tokens on both
+held-out sets, ``--heldout-weights`` the objective's blend, verdicts vs ``mixture:uniform`` (stratified).
 
     python bench/bench_mix_proxy.py [--data ../shared/data] [--runs 24] [--proxy-tokens 1M] [--eval-tokens 3M]
 """
@@ -55,6 +61,41 @@ def _versus(losses: list[float], baseline: list[float]) -> str:
     return f"{delta:+.4f} [{delta - half:+.4f}, {delta + half:+.4f}] {verdict}"
 
 
+def _evaluate_cli(args, pool_path: Path, groups: list[str], chosen: dict[str, np.ndarray], blend: dict) -> None:
+    """``thresher evaluate`` over the chosen mixtures and the baselines, timed start to exit, its target_loss rows."""
+    import csv
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for i, (name, weights) in enumerate(chosen.items()):
+            paths[name] = Path(tmp) / f"mixture{i}.yaml"
+            paths[name].write_text(yaml.safe_dump({"weights": {g: float(w) for g, w in zip(groups, weights)}}))
+        methods = [f"mixture:{p}" for p in paths.values()] + ["mixture:proportional", "mixture:uniform",
+                                                              "mixture:temperature=3"]
+        heldout = [a for n in blend for a in ("--heldout", str(args.data / "targets" / f"{n}.heldout.parquet"))]
+        command = [sys.executable, "-m", "thresher.cli", "evaluate", "--pool", str(pool_path), *heldout,
+                   "--heldout-weights", ",".join(f"{n}={w}" for n, w in blend.items()), "--methods", ",".join(methods),
+                   "--baseline", "mixture:uniform", "--budgets", f"{int(args.eval_tokens)} tokens", "--metrics", "lm",
+                   "--lm-order", "4", "--seeds", str(args.seeds), "--workers", str(args.workers), "--quiet",
+                   "--no-report", "--out", str(Path(tmp) / "ev")]
+        started = time.perf_counter()
+        subprocess.run(command, check=True)
+        seconds = time.perf_counter() - started
+        label = {f"mixture:{p}": name for name, p in paths.items()}
+        rows = [r for r in csv.DictReader((Path(tmp) / "ev" / "results.csv").open()) if r["metric"] == "target_loss"]
+    print(f"  thresher evaluate (CLI, start to exit {seconds:.0f} s): order-4 n-gram LM, target_loss (blended "
+          f"nats/token), {args.seeds} seeds, vs mixture:uniform")
+    print("  | mixture | target_loss (95% CI) | improvement over uniform (95% CI) | verdict |")
+    print("  |---|---:|---:|---|")
+    for r in rows:
+        improvement = (f"{float(r['delta']):+.4f} [{float(r['delta_lo']):+.4f}, {float(r['delta_hi']):+.4f}]"
+                       if r["delta"] else "")
+        print(f"  | {label.get(r['method'], r['method'])} | {float(r['estimate']):.4f} [{float(r['lo']):.4f}, "
+              f"{float(r['hi']):.4f}] | {improvement} | {r['verdict']} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = Path(__file__).resolve().parents[1]
@@ -66,6 +107,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--doremi-steps", type=int, default=20)
     parser.add_argument("--online-steps", type=int, default=10)
+    parser.add_argument("--no-evaluate-cli", dest="evaluate_cli", action="store_false",
+                        help="skip the thresher evaluate CLI step")
     args = parser.parse_args()
 
     pool_path = args.data / "pool-en" / "pool.parquet"
@@ -82,14 +125,18 @@ def main() -> None:
     print(f"pool-en: {len(domain):,} records, {int(pool_tokens.sum()):,} whitespace tokens, {len(groups)} domains; "
           f"runs {args.runs} x {args.proxy_tokens}, evaluation {args.eval_tokens:,.0f} tokens x {args.seeds} seeds")
 
-    with tempfile.TemporaryDirectory() as tmp:  # DoReMi needs no target: one run serves both objectives
-        started = time.perf_counter()
-        doremi = run_mix_doremi(Dataset([str(pool_path)]), Path(tmp) / "doremi", proxy_tokens=args.proxy_tokens,
-                                steps=args.doremi_steps, workers=args.workers, seed=0, report=False)
-        doremi_seconds = time.perf_counter() - started
-        doremi_weights = yaml.safe_load((doremi.path / "mixture.yaml").read_text())["weights"]
-    print(f"doremi: {doremi_seconds:.1f} s ({args.doremi_steps} steps x 2 online n-gram proxies); weights "
-          + ", ".join(f"{g} {w:.3f}" for g, w in sorted(doremi_weights.items(), key=lambda kv: -kv[1]) if w >= 0.01))
+    doremi = {}  # DoReMi needs no target: one run per proxy serves both objectives
+    for proxy in ("ngram", "tiny_lm"):
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            run = run_mix_doremi(Dataset([str(pool_path)]), Path(tmp) / "doremi", proxy_tokens=args.proxy_tokens,
+                                 steps=args.doremi_steps, workers=args.workers, seed=0, proxy=proxy, report=False)
+            seconds = time.perf_counter() - started
+            weights = yaml.safe_load((run.path / "mixture.yaml").read_text())["weights"]
+        name = "doremi (target-free)" if proxy == "ngram" else "doremi, tiny_lm proxy (target-free)"
+        doremi[f"{name[:-len(' (target-free)')]} ({seconds:.0f} s, target-free)"] = weights
+        print(f"{name}: {seconds:.1f} s ({args.doremi_steps} steps x 2 online {proxy} proxies); weights "
+              + ", ".join(f"{g} {w:.3f}" for g, w in sorted(weights.items(), key=lambda kv: -kv[1]) if w >= 0.01))
 
     results = {}
     for label, blend in OBJECTIVES.items():
@@ -119,23 +166,24 @@ def main() -> None:
             tiny_mixture = yaml.safe_load((tiny.path / "mixture.yaml").read_text())
             tiny_seconds = time.perf_counter() - started
         online = {}
-        for method in ("aioli", "skillit"):
+        for method, proxy in (("aioli", "ngram"), ("skillit", "ngram"), ("aioli", "tiny_lm"), ("skillit", "tiny_lm")):
             with tempfile.TemporaryDirectory() as tmp:
                 started = time.perf_counter()
                 found = run_mix_online(Dataset([str(pool_path)]),
                                        [Dataset([str(args.data / "targets" / f"{n}.target.parquet")]) for n in blend],
                                        Path(tmp) / method, method=method, target_weights=list(blend.values()),
                                        proxy_tokens=args.proxy_tokens, steps=args.online_steps, workers=args.workers,
-                                       report=False)
-                online[method] = (yaml.safe_load((found.path / "mixture.yaml").read_text())["weights"],
-                                  time.perf_counter() - started)
+                                       proxy=proxy, report=False)
+                name = method if proxy == "ngram" else f"{method}, tiny_lm proxy"
+                online[name] = (yaml.safe_load((found.path / "mixture.yaml").read_text())["weights"],
+                                time.perf_counter() - started)
         candidates = {"regmix": np.array([mixture["weights"][g] for g in groups]),
                       f"regmix, tiny_lm proxy ({tiny_seconds:.0f} s; CV Spearman "
                       f"{tiny_mixture['cross_validation']['spearman']:.2f})":
                           np.array([tiny_mixture["weights"][g] for g in groups]),
                       "mixing_laws (same runs)": law_mix,
                       **{f"{m} ({s:.0f} s)": np.array([w[g] for g in groups]) for m, (w, s) in online.items()},
-                      "doremi (target-free)": np.array([doremi_weights[g] for g in groups]),
+                      **{name: np.array([w[g] for g in groups]) for name, w in doremi.items()},
                       "proportional": baseline_weights("proportional", pool_tokens),
                       "uniform": baseline_weights("uniform", pool_tokens),
                       "temperature τ=3": baseline_weights("temperature", pool_tokens, tau=3.0)}
@@ -168,6 +216,11 @@ def main() -> None:
         for name, predicted, mean, half in rows:
             versus = [_versus(per_seed[name], per_seed[b]) if name not in baselines else "" for b in ("uniform", best)]
             print(f"  | {name} | {predicted:.4f} | {mean:.4f} ± {half:.4f} | {versus[0]} | {versus[1]} |")
+        if args.evaluate_cli:
+            others = [n for n in candidates if n not in baselines and n != "regmix"]
+            chosen = {"regmix": candidates["regmix"], (top := min(others, key=lambda n: np.mean(per_seed[n]))):
+                      candidates[top]}
+            _evaluate_cli(args, pool_path, groups, chosen, blend)
 
 
 if __name__ == "__main__":
