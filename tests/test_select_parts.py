@@ -163,3 +163,31 @@ def test_group_quotas_over_parts_choose_what_the_whole_table_chooses(scores_file
     picked = table["group"].take(pa.array(chosen)).to_pylist()
     assert {g: picked.count(g) for g in set(picked)} == {g: c for g, c in quotas.counts(labels, 300).items() if c}
     assert found.ids.to_pylist() == table["id"].take(pa.array(chosen)).to_pylist()
+
+
+@pytest.mark.parametrize("within", ["topk", "gumbel"])
+@pytest.mark.parametrize("part_rows", [500, 10**9])
+def test_group_quotas_under_a_token_budget_over_parts_equal_the_whole_table(scores_file, within, part_rows):
+    """Under a token budget the first pass also counts records per length: the quotas split as many records as the
+    shortest could fill (as the whole-table selector does), and the merge keeps the interleave's prefix that fits
+    the budget."""
+    from thresher.selectors.diversity import run_diversity_selector
+    from thresher.selectors.quotas import Quotas
+
+    table, path = scores_file
+    rule = _rule(table, selector="quotas", budget="20000 tokens", where="n_words > 20", labels="group",
+                 params={"within": within, "allocation": "sqrt"})
+    chosen, _, _, n_eligible, found, _ = _parts(path, rule, part_rows, 2)
+    eligible, _ = eligibility(table, rule.where, 0, rule.budget, rule.token_column)
+    elig = np.flatnonzero(eligible)
+    labels = np.array(["(none)" if v is None else str(v) for v in table["group"].to_pylist()], dtype=object)[elig]
+    tokens = as_float(table["n_words"])[elig]
+    quotas = Quotas(allocation="sqrt", within=within, seed=rule.seed)
+    ref = elig[run_diversity_selector(quotas, "20000 tokens", labels=labels, scores=as_float(table["dsir"])[elig],
+                                      n_tokens=tokens)] if within == "topk" else None
+    if ref is not None:  # topk's keys do not depend on positions, so the pipeline's own whole-table path agrees
+        assert np.array_equal(chosen, ref)
+    spent = as_float(table["n_words"])[chosen].sum()
+    assert 19_000 < spent <= 20_000 and found.tokens == spent
+    groups = set(table["group"].take(pa.array(chosen)).to_pylist())
+    assert len(groups) == len(set(labels))  # every group has its share

@@ -12,11 +12,13 @@ from scipy import stats
 
 from thresher.errors import ConfigError
 from thresher.selectors import Budget, make_selector, noise
+from thresher.selectors.diversity import token_upper_bound
 from thresher.selectors.quotas import Quotas
 from thresher.selectors.sharded import (
     candidates,
     combine,
     cutoff,
+    fitting_records,
     merge,
     plan_selection,
     select_sharded,
@@ -37,8 +39,14 @@ def _global(selector, scores, budget, tokens, seed, positions):
     return positions[selector.select(scores, budget, tokens, seed, positions)]
 
 
-def _global_quotas(quotas, labels, budget, scores, positions):
-    return positions[quotas.select(labels, budget, scores, positions)]
+def _global_quotas(quotas, labels, budget, scores, positions, tokens=None):
+    """Quotas over the whole table; under a token budget as the set-level selectors take one: rank as many records
+    as the shortest could fill, then keep the prefix that fits."""
+    b = Budget.parse(budget)
+    if b.kind != "tokens":
+        return positions[quotas.select(labels, budget, scores, positions)]
+    order = quotas.select(labels, token_upper_bound(b, tokens), scores, positions)
+    return positions[b.take(order, len(labels), np.asarray(tokens))]
 
 
 def _same(a, b) -> bool:
@@ -116,6 +124,7 @@ def test_sharded_equals_global_for_every_basic_selector(name):
 def test_sharded_quotas_equal_global(within):
     rng = np.random.default_rng(7 + ["topk", "random", "gumbel"].index(within))
     kinds = {"ok": 0, "error": 0}
+    by_tokens = 0
     for case in range(120):
         n = int(rng.choice([1, 3, 20, 150, 600]))
         scores, tokens, positions = _data(rng, n)
@@ -127,14 +136,29 @@ def test_sharded_quotas_equal_global(within):
         q = Quotas(allocation=allocation, weights=weights, within=within, temperature=float(rng.choice([0.5, 2.0])),
                    seed=int(rng.integers(0, 1000)))
         budget = _budget(rng, n, tokens, with_tokens=False)
+        if rng.random() < 0.4:
+            budget = Budget("tokens", float(rng.integers(1, int(tokens.sum()) + 40)))
         s = None if within == "random" else scores
-        want = _outcome(_global_quotas, q, labels, budget, s, positions)
+        want = _outcome(_global_quotas, q, labels, budget, s, positions, tokens)
         for split in (_split(rng, n), _split(rng, n)):
             shards = [(None if s is None else s[a:b], positions[a:b], tokens[a:b], labels[a:b]) for a, b in split]
             got = _outcome(select_sharded, q, budget, shards)
             assert _same(want, got), (case, within, allocation, weights, budget, split, want, got)
         kinds[want[0]] += 1
-    assert kinds["ok"] > 50
+        by_tokens += want[0] == "ok" and budget.kind == "tokens"
+    assert kinds["ok"] > 50 and by_tokens > 15
+
+
+def test_records_per_token_count_give_the_sorted_upper_bound():
+    """fitting_records from a histogram (what shards can send) equals sorting every record's count."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(1, 400))
+        tokens = rng.integers(0 if rng.random() < 0.3 else 1, rng.choice([2, 40, 900]), size=n).astype(float)
+        limit = float(rng.integers(1, int(tokens.sum()) + 50))
+        halves = [summarize(tokens[:n // 3], lengths=True), summarize(tokens[n // 3:], lengths=True)]
+        fits = fitting_records(combine(halves).lengths, limit)
+        assert max(1, min(n, fits)) == token_upper_bound(Budget("tokens", limit), tokens)
 
 
 def test_error_messages_are_the_global_ones():

@@ -134,7 +134,8 @@ def count_part(part: ScorePart, rule: Rule) -> PartCount:
     table, eligible, filtered, tokens = _eligible(part, rule)
     pool = _pool_rows(rule, tokens)
     labels = rule.group_labels(table)
-    return PartCount(part.rows, filtered, summarize(tokens[eligible], None if labels is None else labels[eligible]),
+    return PartCount(part.rows, filtered, summarize(tokens[eligible], None if labels is None else labels[eligible],
+                                                    lengths=labels is not None and _by_tokens(rule)),
                      summarize(tokens[pool]))
 
 
@@ -277,10 +278,10 @@ def checked_rule(schema: pa.Schema, rule: Rule) -> Rule:
 
 
 def runs_over_parts(selector: str, budget: str | None) -> bool:
-    """Whether the select stage runs over parts of the scores: the ranking selectors always, group quotas under a
-    record budget (a token budget makes quotas rank every record's length: they read the whole table)."""
+    """Whether the select stage runs over parts of the scores: the ranking selectors and group quotas with a
+    budget; the other set-level selectors read the whole table."""
     if selector == "quotas":
-        return budget is not None and Budget.parse(budget).kind != "tokens"
+        return budget is not None
     return selector not in DIVERSITY_SELECTORS
 
 

@@ -20,7 +20,9 @@ shard sends a :class:`Sketch` of it (every s-th key, s = sqrt of its length, wit
 :func:`cutoff` finds the highest key whose prefix surely holds the selection, and shards send only the candidates at
 or above it. :class:`~thresher.selectors.quotas.Quotas` decomposes too: its
 allocation depends only on group sizes, which a first cheap pass counts per shard; then each shard sends its top
-``quota[g]`` records of every group g and the merge runs the same stratified interleave.
+``quota[g]`` records of every group g and the merge runs the same stratified interleave. Under a token budget the
+first pass also counts records per token count, which gives how many records the quotas split (as many of the
+shortest as fit), and the merge keeps the interleave's prefix that fits.
 
 Memory: the driver holds only sketches and candidates, never all scores. With a record budget of k over S shards of
 candidate lists of length c_s (c_s <= k), the sketches hold sum(sqrt(c_s)) points and the candidates after the cutoff
@@ -58,30 +60,55 @@ from thresher.selectors.quotas import Quotas, stratified_order
 
 @dataclass(frozen=True)
 class ShardSummary:
-    """What a first pass counts per shard: eligible records, their tokens and (for quotas) records per group label."""
+    """What a first pass counts per shard: eligible records, their tokens, (for quotas) records per group label and,
+    under a token budget, records per token count (``lengths``), which fix how many records quotas rank."""
 
     n: int
     tokens: float
     groups: dict[str, int] = field(default_factory=dict)
+    lengths: dict[float, int] = field(default_factory=dict)
 
 
-def summarize(n_tokens: np.ndarray, labels: np.ndarray | list | None = None) -> ShardSummary:
-    """The counts of one shard's eligible records (``labels``: the group column, for quotas)."""
+def summarize(n_tokens: np.ndarray, labels: np.ndarray | list | None = None, lengths: bool = False) -> ShardSummary:
+    """The counts of one shard's eligible records (``labels``: the group column, for quotas; ``lengths``: count
+    records per token count too)."""
     n_tokens = np.asarray(n_tokens)
     groups: dict[str, int] = {}
     if labels is not None and len(labels):
         names, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
         groups = {str(a): int(b) for a, b in zip(names, counts)}
-    return ShardSummary(len(n_tokens), n_tokens.sum().item() if len(n_tokens) else 0, groups)
+    histogram: dict[float, int] = {}
+    if lengths and len(n_tokens):
+        values, counts = np.unique(n_tokens.astype(np.float64), return_counts=True)
+        histogram = {float(a): int(b) for a, b in zip(values, counts)}
+    return ShardSummary(len(n_tokens), n_tokens.sum().item() if len(n_tokens) else 0, groups, histogram)
+
+
+def _added(dicts) -> dict:
+    out: dict = {}
+    for d in dicts:
+        for key, count in d.items():
+            out[key] = out.get(key, 0) + count
+    return dict(sorted(out.items()))
 
 
 def combine(summaries: Sequence[ShardSummary]) -> ShardSummary:
     """The pool-wide counts from the shards' summaries."""
-    groups: dict[str, int] = {}
-    for s in summaries:
-        for name, count in s.groups.items():
-            groups[name] = groups.get(name, 0) + count
-    return ShardSummary(sum(s.n for s in summaries), sum(s.tokens for s in summaries), dict(sorted(groups.items())))
+    return ShardSummary(sum(s.n for s in summaries), sum(s.tokens for s in summaries),
+                        _added(s.groups for s in summaries), _added(s.lengths for s in summaries))
+
+
+def fitting_records(lengths: dict[float, int], limit: float) -> int:
+    """How many of the shortest records fit in ``limit`` tokens, from records per token count: what
+    :func:`~thresher.selectors.diversity.token_upper_bound` finds by sorting every record's count."""
+    values = np.array(list(lengths), dtype=np.float64)
+    counts = np.array(list(lengths.values()), dtype=np.int64)
+    before = np.concatenate([[0.0], np.cumsum(values * counts)])  # tokens of every record shorter than values[i]
+    i = int(np.searchsorted(before[1:], limit, side="right"))  # blocks 0..i-1 fit whole
+    fits = int(counts[:i].sum())
+    if i < len(values):
+        fits += int(min(counts[i], (limit - before[i]) // values[i])) if values[i] > 0 else int(counts[i])
+    return fits
 
 
 @dataclass(frozen=True)
@@ -103,7 +130,10 @@ def plan_selection(selector: Selector | Quotas, budget: Budget | str | int | flo
     if isinstance(selector, Quotas):
         if total.n == 0:
             raise ConfigError("group labels must be a non-empty 1-D column, got shape (0,)")
-        k = record_count(budget, total.n)
+        if budget is not None and Budget.parse(budget).kind == "tokens":  # rank as many as the shortest could fill
+            k = max(1, min(total.n, fitting_records(total.lengths, Budget.parse(budget).value)))
+        else:
+            k = record_count(budget, total.n)
         names = tuple(total.groups)
         sizes = np.array([total.groups[g] for g in names], dtype=np.int64)
         return Plan(Budget.parse(budget), k, total.n, total.tokens, names, selector.group_quotas(list(names), sizes, k))
@@ -264,8 +294,11 @@ def merge(selector: Selector | Quotas, plan: Plan, parts: Sequence[Candidates]) 
     if isinstance(selector, Quotas):
         codes = np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, dtype=np.int64)
         by_position = np.argsort(positions, kind="stable")
-        chosen = stratified_order(codes[by_position], plan.quotas, keys[by_position])
-        return positions[by_position][chosen]
+        chosen = by_position[stratified_order(codes[by_position], plan.quotas, keys[by_position])]
+        if plan.budget is not None and plan.budget.kind == "tokens":  # the interleave's prefix that fits
+            tokens = np.concatenate([p.tokens for p in parts])
+            chosen = plan.budget.take(chosen, plan.n, tokens, total_tokens=plan.tokens)
+        return positions[chosen]
     tokens = np.concatenate([p.tokens for p in parts]) if parts else np.zeros(0)
     order = np.lexsort((positions, -keys))
     if plan.budget is None:
@@ -280,7 +313,8 @@ def select_sharded(selector: Selector | Quotas, budget: Budget | str | int | flo
     """Run the whole protocol over in-memory shards ``(scores, positions, n_tokens[, labels])``: global positions of
     the selected records, best first. The reference the tests compare with ``selector.select``."""
     labels_of = [s[3] if len(s) > 3 else None for s in shards]
-    total = combine([summarize(s[2], lab) for s, lab in zip(shards, labels_of)])
+    lengths = isinstance(selector, Quotas) and budget is not None and Budget.parse(budget).kind == "tokens"
+    total = combine([summarize(s[2], lab, lengths) for s, lab in zip(shards, labels_of)])
     plan = plan_selection(selector, budget, total)
     parts = [candidates(selector, plan, s[0], s[1], s[2], seed, lab) for s, lab in zip(shards, labels_of)]
     tau = cutoff(plan, [p.sketch() for p in parts])
