@@ -184,8 +184,13 @@ def test_components_on_the_engine_match_a_whole_graph_pass(tmp_path, parts):
         for w in range(writers):  # edges spread over writers as spanning forests, as the verify tasks write them
             child, root = spanning_forest(a[w::writers], b[w::writers])
             write_undirected(spill, 0, w, child, root, parts)
-        labels, rounds = component_labels(spill, n, writers, parts, LocalEngine(1))
-        np.testing.assert_array_equal(labels, connected_components(n, a, b), err_msg=name)
+        (members, labels), rounds = component_labels(spill, writers, parts, LocalEngine(1))
+        want = connected_components(n, a, b)
+        dense = np.arange(n)
+        dense[members] = labels
+        np.testing.assert_array_equal(dense, want, err_msg=name)
+        sizes = np.bincount(want, minlength=n)
+        np.testing.assert_array_equal(members, np.flatnonzero(sizes[want] > 1), err_msg=name)  # only the paired
         assert rounds["component_rounds"] >= 3
         assert not list(spill.glob("edges-000-*")), "a finished round's files are removed"
 
@@ -266,6 +271,14 @@ def test_decisions_combine_methods_and_write_the_same_table_in_any_slices(sample
     assert d.dropped() == {"exact": sum(r is not None and r.startswith("exact") for r in reasons),
                            "near": sum(r is not None and r.startswith("near") for r in reasons), "semantic": 0}
     assert whole["dup_keep"].to_pylist() == list(exact.keep & near.keep)
+    # held sparse, the columns are the dense combination of the two methods' per-record arrays
+    assert whole["dup_cluster"].to_pylist() == np.where(exact.keep, near.cluster, exact.cluster).tolist()
+    assert whole["dup_exact_cluster"].to_pylist() == exact.cluster.tolist()
+    assert whole["dup_near_cluster"].to_pylist() == near.cluster.tolist()
+    assert len(d.members) < table.num_rows // 2 and d.n == table.num_rows
+    keep, reasons_ = d.keep_and_reasons(1000, 3000)
+    assert keep.tolist() == whole["dup_keep"].to_pylist()[1000:3000]
+    assert reasons_.to_pylist() == reasons[1000:3000]
 
 
 def test_exact_dedup_as_a_shuffle_matches_grouping_every_hash_at_once(sample, tmp_path):

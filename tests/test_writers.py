@@ -64,6 +64,31 @@ def test_records_written_by_tasks_equal_a_sequential_pick(tmp_path, dirty_pool, 
     assert sorted(p.name for p in sel.iterdir() if p.name.startswith(".")) == []  # no chunk left behind
 
 
+@pytest.mark.parametrize("layout", [(65_536, 1 << 20), (200, 1 << 20), (10**6, 150)])
+def test_every_record_but_the_dropped_ones_is_written_as_the_same_pick_listed(tmp_path, dirty_pool, monkeypatch,
+                                                                              layout):
+    """What a dedup run writes, told by the rows it drops (AllBut), equals listing every kept row, in files, rows
+    and ids.txt, whatever the task layout."""
+    from thresher.io.writers import AllBut
+
+    path, good = dirty_pool
+    monkeypatch.setattr(writers, "PART_ROWS", layout[0])
+    monkeypatch.setattr(writers, "TASK_POOL_ROWS", layout[1])
+    pool = read(path, batch_size=20, on_error="skip")
+    dropped = np.sort(np.random.default_rng(1).choice(len(good), 400, replace=False))
+    kept = np.setdiff1d(np.arange(len(good)), dropped)
+    ids = pa.array([r["id"] for r in good], pa.large_string())
+    with LocalEngine(2) as engine:
+        told = write_selection(pool, None, tmp_path / "a", "parquet", None, engine, selection=AllBut(dropped, ids))
+        listed = write_selection(pool, ids.take(pa.array(kept)), tmp_path / "b", "parquet", kept, engine)
+    assert told == listed and told["rows"] == len(kept)
+    a, b = tmp_path / "a" / "selected", tmp_path / "b" / "selected"
+    for name in told["files"]:
+        assert pq.read_table(a / name).equals(pq.read_table(b / name))
+    assert (a / "ids.txt").read_text() == (b / "ids.txt").read_text()
+    assert (a / "ids.txt").read_text().splitlines() == [good[i]["id"] for i in kept]
+
+
 def test_piece_counts_skip_bad_records_and_given_counts_skip_the_counting_pass(tmp_path, dirty_pool, monkeypatch):
     path, good = dirty_pool
     pool = read(path, batch_size=20, on_error="skip")

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher._version import __version__
+from thresher.dedup.decisions import Decisions
 from thresher.dedup.spill import remove_stale_spills
 from thresher.engine import Engine, make_engine
 from thresher.engine.pieces import map_pieces
@@ -281,7 +282,7 @@ class Pipeline:
         return pa.schema(fields + ([pa.field("group", pa.string())] if group_field else []))
 
     def _score_pool(self, pool: Dataset, fitted: list[_Fitted], path: Path, group_field: str | None,
-                    engine: Engine, progress: bool, dedup: tuple[np.ndarray, pa.Array] | None = None) -> dict:
+                    engine: Engine, progress: bool, dedup: Decisions | None = None) -> dict:
         """Score and filter every record where the engine runs (each task reads its own piece of the pool) and
         write the side-car table in reading order, in row groups of the batch size as a sequential read makes."""
         errors = ErrorLog(pool.on_error)
@@ -357,7 +358,7 @@ def _piece_rows(batch: pa.RecordBatch, where: tuple[int, int]) -> int:
 
 
 def _dedup_args(pool: Dataset, engine: Engine, fitted: list[_Fitted], group_field: str | None,
-                dedup: tuple[np.ndarray, pa.Array]):
+                dedup: Decisions):
     """The score task's arguments for each piece, with the piece's slice of the dedup decisions.
 
     The decisions are indexed by reading position, and where a piece starts is known only once the pieces before
@@ -366,13 +367,12 @@ def _dedup_args(pool: Dataset, engine: Engine, fitted: list[_Fitted], group_fiel
     starts = [0]
     for _, rows in map_pieces(pool, engine, _piece_rows, (), ErrorLog(pool.on_error), combine=sum):
         starts.append(starts[-1] + rows)
-    if starts[-1] != len(dedup[0]):
-        raise AssertionError(f"the pool has {starts[-1]} usable records, the dedup stage decided on {len(dedup[0])}")
+    if starts[-1] != len(dedup):
+        raise AssertionError(f"the pool has {starts[-1]} usable records, the dedup stage decided on {len(dedup)}")
 
     def args(piece) -> tuple:
         a, b = starts[piece.index], starts[piece.index + 1]
-        piece_dedup = (dedup[0][a:b].copy(), pa.concat_arrays([dedup[1].slice(a, b - a)]))  # not the whole buffers
-        return fitted, group_field, pool.batch_size, piece_dedup
+        return fitted, group_field, pool.batch_size, dedup.keep_and_reasons(a, b)  # the piece's rows only
 
     return args
 
@@ -452,7 +452,7 @@ def _dedup(v: Values) -> dict:
     remove_stale_spills(v.out)
     decisions, results, _ = find_duplicates(v.pool, ErrorLog("skip"), **first.configs(), spill_dir=v.out,
                                             engine=v.engine)
-    return {"dedup": (decisions.keep, decisions.reasons()),
+    return {"dedup": decisions,
             "dedup_stats": {kind: r.stats for kind, r in results.items()}}
 
 

@@ -73,21 +73,23 @@ def choose_kept(labels: np.ndarray, keep: str, lengths: np.ndarray | None = None
 
 @dataclass
 class DedupResult:
-    """Per-record duplicate decisions, in reading order, plus counts.
+    """Duplicate decisions over ``n`` records numbered in reading order, held only for the records that have a
+    duplicate (so a pool of mostly unique records costs next to nothing here), plus counts.
 
-    cluster: index of the record kept for this record's cluster (a record without duplicates is its own cluster).
-    keep: whether the record is kept.
-    duplicate_of: index of the kept record for dropped records, -1 for kept ones.
-    kind: ``exact`` or ``near``; names the reason.
+    members: the records in clusters of two or more, increasing.
+    kept_of: for each member, the index of the record its cluster keeps.
+    kind: ``exact``, ``near`` or ``semantic``; names the reason.
     ids: record ids (reasons name the kept record by id when known, else by index).
     stats: counts (records, candidate and verified pairs, clusters, dropped, ...).
     shuffle: how the work was spread (partitions, bytes spilled, ...); unlike ``stats`` it depends on the
         slicing and partitioning, never on the decisions.
+
+    ``cluster``, ``keep`` and ``duplicate_of`` give the dense per-record arrays (for small inputs and tests).
     """
 
-    cluster: np.ndarray
-    keep: np.ndarray
-    duplicate_of: np.ndarray
+    n: int
+    members: np.ndarray
+    kept_of: np.ndarray
     kind: str
     ids: pa.Array | None = None
     stats: dict = field(default_factory=dict)
@@ -95,15 +97,37 @@ class DedupResult:
 
     @property
     def n_records(self) -> int:
-        return len(self.keep)
+        return self.n
+
+    @property
+    def dropped(self) -> np.ndarray:
+        """The dropped records, increasing."""
+        return self.members[self.kept_of != self.members]
 
     @property
     def n_dropped(self) -> int:
-        return int((~self.keep).sum())
+        return int((self.kept_of != self.members).sum())
+
+    @property
+    def cluster(self) -> np.ndarray:
+        """Per record: the index of the record kept for its cluster (itself when it has no duplicate)."""
+        out = np.arange(self.n, dtype=np.int64)
+        out[self.members] = self.kept_of
+        return out
+
+    @property
+    def keep(self) -> np.ndarray:
+        return self.cluster == np.arange(self.n)
+
+    @property
+    def duplicate_of(self) -> np.ndarray:
+        """Per record: the index of the kept record for a dropped one, -1 for a kept one."""
+        cluster = self.cluster
+        return np.where(cluster == np.arange(self.n), -1, cluster)
 
     def reasons(self) -> pa.Array:
         """``None`` for kept records, ``<kind>_duplicate_of:<id of the kept record>`` for dropped ones."""
-        return reason_strings(self.ids, self.keep, self.duplicate_of, np.zeros(self.n_records, np.int8), [self.kind])
+        return reason_strings(self.ids, self.keep, self.duplicate_of, np.zeros(self.n, np.int8), [self.kind])
 
     def to_table(self) -> pa.Table:
         """``[id,] dup_cluster, dup_keep, dup_reason``: one row per record, in reading order."""
@@ -114,29 +138,63 @@ class DedupResult:
 
 
 def reason_strings(ids: pa.Array | None, keep: np.ndarray, duplicate_of: np.ndarray, kind: np.ndarray,
-                   kinds: list[str]) -> pa.Array:
+                   kinds: list[str], start: int = 0) -> pa.Array:
     """``None`` for kept records, ``<kinds[kind]>_duplicate_of:<id of the kept record>`` for dropped ones (by
-    index when there are no ``ids``), built in Arrow: no Python string per record."""
+    index when there are no ``ids``), built in Arrow: no Python string per record. The rows are records
+    ``start, start + 1, ...``; ``duplicate_of`` holds indices into the whole of ``ids``."""
     text = pa.large_string()
-    target = pa.array(np.where(keep, np.arange(len(keep)), duplicate_of)) if len(keep) else pa.array([], pa.int64())
+    rows = np.arange(start, start + len(keep))
+    target = pa.array(np.where(keep, rows, duplicate_of)) if len(keep) else pa.array([], pa.int64())
     names = ids.take(target) if ids is not None else target.cast(text)
     prefixes = pa.array([f"{k}_duplicate_of:" for k in kinds], text).take(pa.array(kind))
     named = pc.binary_join_element_wise(prefixes, names.cast(text), pa.scalar("", text))
     return pc.if_else(pa.array(keep, pa.bool_()), pa.scalar(None, text), named)
 
 
+def sparse_labels(nodes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Members (increasing) and their cluster labels from pairs ``nodes[k]`` belongs to the cluster named
+    ``labels[k]`` (a member of it); a label that is no node's is its own."""
+    members = np.unique(np.concatenate([nodes, labels]).astype(np.int64))
+    out = members.copy()
+    out[np.searchsorted(members, nodes)] = labels
+    names, inverse, sizes = np.unique(out, return_inverse=True, return_counts=True)
+    paired = sizes[inverse] > 1  # a record alone in its cluster has no duplicate
+    return members[paired], out[paired]
+
+
+def named_by_smallest(members: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each member's cluster named by its smallest member (any member names it on input)."""
+    names, inverse = np.unique(labels, return_inverse=True)
+    smallest = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(smallest, inverse, members)
+    return smallest[inverse]
+
+
 def build_result(labels: np.ndarray, kind: str, keep: str, lengths: np.ndarray | None, scores: np.ndarray | None,
                  ids: pa.Array | None, stats: dict) -> DedupResult:
     """One kept record per cluster (``labels``: a cluster label per record) by ``keep``, as a :class:`DedupResult`."""
-    n = len(labels)
-    kept = choose_kept(labels, keep, lengths, scores)
-    is_kept = kept == np.arange(n)
-    sizes = np.bincount(labels, minlength=n)
-    stats = {**stats, "records": n, "clusters": int((sizes > 1).sum()),
-             "records_in_clusters": int(sizes[sizes > 1].sum()), "dropped": int((~is_kept).sum()),
-             "kept": int(is_kept.sum())}
-    return DedupResult(cluster=kept, keep=is_kept, duplicate_of=np.where(is_kept, -1, kept), kind=kind, ids=ids,
-                       stats=stats)
+    labels = np.asarray(labels, dtype=np.int64)
+    sizes = np.bincount(labels, minlength=len(labels))
+    members = np.flatnonzero(sizes[labels] > 1)
+    return result_of(len(labels), members, labels[members], kind, keep, lengths, scores, ids, stats)
+
+
+def result_of(n: int, members: np.ndarray, labels: np.ndarray, kind: str, keep: str, lengths: np.ndarray | None,
+              scores: np.ndarray | None, ids: pa.Array | None, stats: dict) -> DedupResult:
+    """One kept record per cluster by ``keep``, from the ``members`` of clusters of two or more (increasing) and
+    their cluster ``labels``; ``lengths`` and ``scores`` are per record (all ``n``), read at the members only."""
+    if keep == "highest" and (scores is None or len(scores) != n):
+        raise ConfigError(f"keep='highest' needs one score per record ({n}), got "
+                          f"{'none' if scores is None else len(scores)}")
+    if keep == "longest" and (lengths is None or len(lengths) != n):
+        raise ConfigError("keep='longest' needs one length per record")
+    kept = members[choose_kept(labels, keep, None if lengths is None else lengths[members],
+                               None if scores is None else scores[members])] if len(members) else members
+    clusters = len(np.unique(labels))
+    dropped = int((kept != members).sum())
+    stats = {**stats, "records": n, "clusters": clusters, "records_in_clusters": int(len(members)),
+             "dropped": dropped, "kept": n - dropped}
+    return DedupResult(n, members, kept, kind, ids, stats)
 
 
 #: What the deduplicators accept as one batch: texts (Arrow string array, or a list of str) or a table with a text

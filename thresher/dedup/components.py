@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thresher.dedup.clusters import sparse_labels
 from thresher.dedup.spill import read_partitions, write_arrays, write_partitioned
 from thresher.errors import ThresherError
 from thresher.features.hashed_ngrams import _finalise
@@ -123,9 +124,11 @@ def small_star(spill: str, round_no: int, n_writers: int, part: int, n_parts: in
     return changed, len(a), write_undirected(spill_dir, round_no + 1, part, a, b, n_parts)
 
 
-def component_labels(spill: Path, n: int, n_writers: int, n_parts: int, runner) -> tuple[np.ndarray, dict]:
-    """The component label (smallest member) of each of ``n`` nodes, from the undirected edges that ``n_writers``
-    tasks wrote for round 0 with :func:`write_undirected`; and how the rounds went (for the manifest)."""
+def component_labels(spill: Path, n_writers: int, n_parts: int, runner
+                     ) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """The nodes that have an edge (increasing) and their component labels (smallest member), from the undirected
+    edges that ``n_writers`` tasks wrote for round 0 with :func:`write_undirected`; and how the rounds went (for
+    the manifest). Nodes without an edge are their own components and are not listed."""
     rounds, edges, written = 0, [], 0
     small_changed = None
     for _ in range(MAX_ROUNDS):
@@ -136,7 +139,7 @@ def component_labels(spill: Path, n: int, n_writers: int, n_parts: int, runner) 
             written += sum(r[2] for r in results)
             n_writers = n_parts
             if kind is large_star and small_changed == 0 and changed == 0:
-                return _labels(spill, n, rounds, n_parts), {"component_rounds": rounds + 1,
+                return _labels(spill, rounds, n_parts), {"component_rounds": rounds + 1,
                                                             "component_edges": edges, "component_bytes": written}
             _remove_round(spill, rounds)
             rounds += 1
@@ -145,13 +148,12 @@ def component_labels(spill: Path, n: int, n_writers: int, n_parts: int, runner) 
     raise ThresherError(f"connected components did not converge in {MAX_ROUNDS} pairs of rounds")
 
 
-def _labels(spill: Path, n: int, round_no: int, n_parts: int) -> np.ndarray:
-    """Labels from the leaves of the final stars, read one partition's file at a time."""
-    labels = np.arange(n, dtype=np.int64)
-    for p in range(n_parts):
-        pairs = np.fromfile(_labels_path(spill, round_no, p), dtype=np.int64).reshape(-1, 2)
-        labels[pairs[:, 0]] = pairs[:, 1]
-    return labels
+def _labels(spill: Path, round_no: int, n_parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Members and labels from the leaves of the final stars (each leaf's centre is its component's smallest
+    node), read one partition's file at a time."""
+    pairs = [np.fromfile(_labels_path(spill, round_no, p), dtype=np.int64).reshape(-1, 2) for p in range(n_parts)]
+    leaves = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+    return sparse_labels(leaves[:, 0], leaves[:, 1])
 
 
 def _remove_round(spill: Path, round_no: int) -> None:

@@ -1,8 +1,9 @@
 """One dedup job's per-record decisions, combined over its methods and written as a table a slice at a time.
 
 A record is dropped if any method drops it; when exact and near-duplicate detection both ran, an exact reason wins
-over a near one. The decisions are held as numpy arrays (about 20 bytes a record plus ids); the reason strings are
-built only for the slice being written, so the whole table of strings never sits in memory.
+over a near one. Only the records that have a duplicate are held (about 26 bytes each, plus the ids); every other
+record is kept and is its own cluster, and the table's slices are filled in from that as they are written, so no
+per-record array of the whole pool is built.
 """
 
 from __future__ import annotations
@@ -21,15 +22,26 @@ KINDS = ("exact", "near", "semantic")
 SLICE_ROWS = 1 << 16
 
 
+def _kept_of(result: DedupResult, records: np.ndarray) -> np.ndarray:
+    """The record ``result`` keeps for each of ``records`` (increasing): itself unless it is a member."""
+    out = records.copy()
+    at = np.searchsorted(result.members, records)
+    found = at < len(result.members)
+    found[found] = result.members[at[found]] == records[found]
+    out[found] = result.kept_of[at[found]]
+    return out
+
+
 @dataclass
 class Decisions:
-    """Per-record decisions in reading order: kept or not, the kept record of its cluster, which method dropped it
-    (``kind``: an index into :data:`KINDS`), and when two methods ran, each one's cluster."""
+    """The decisions of ``n`` records in reading order, held for the ``members`` (records with a duplicate,
+    increasing): the kept record of each one's cluster, whether it is kept, which method decided (``kind``: an
+    index into :data:`KINDS`), and when two methods ran, each one's cluster."""
 
+    n: int
     ids: pa.Array | None
-    keep: np.ndarray
+    members: np.ndarray
     cluster: np.ndarray
-    duplicate_of: np.ndarray
     kind: np.ndarray
     method_clusters: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -38,38 +50,67 @@ class Decisions:
         """The decisions of one method, or of exact and near together (exact first)."""
         if len(results) == 1:
             (r,) = results.values()
-            return cls(r.ids, r.keep, r.cluster, r.duplicate_of, np.full(r.n_records, KINDS.index(r.kind), np.int8))
+            return cls(r.n, r.ids, r.members, r.kept_of, np.full(len(r.members), KINDS.index(r.kind), np.int8))
         ex, near = results["exact"], results["minhash"]
-        by_near = ex.keep  # records exact dedup kept: near-duplicate detection decides
-        kind = np.where(by_near, KINDS.index("near"), KINDS.index("exact")).astype(np.int8)
-        return cls(ex.ids, ex.keep & near.keep, np.where(by_near, near.cluster, ex.cluster),
-                   np.where(by_near, near.duplicate_of, ex.duplicate_of), kind,
-                   {"dup_exact_cluster": ex.cluster, "dup_near_cluster": near.cluster})
+        members = np.union1d(ex.members, near.members)
+        by_exact, by_near = _kept_of(ex, members), _kept_of(near, members)
+        decided_by_near = by_exact == members  # records exact dedup kept: near-duplicate detection decides
+        kind = np.where(decided_by_near, KINDS.index("near"), KINDS.index("exact")).astype(np.int8)
+        return cls(ex.n, ex.ids, members, np.where(decided_by_near, by_near, by_exact), kind,
+                   {"dup_exact_cluster": by_exact, "dup_near_cluster": by_near})
 
     def __len__(self) -> int:
-        return len(self.keep)
+        return self.n
+
+    @property
+    def member_kept(self) -> np.ndarray:
+        return self.cluster == self.members
+
+    def dropped_positions(self) -> np.ndarray:
+        """The dropped records, increasing."""
+        return self.members[~self.member_kept]
+
+    @property
+    def n_kept(self) -> int:
+        return self.n - int((~self.member_kept).sum())
 
     def dropped(self) -> dict[str, int]:
         """Records dropped, by kind of reason."""
-        counts = np.bincount(self.kind[~self.keep], minlength=len(KINDS))
+        counts = np.bincount(self.kind[~self.member_kept], minlength=len(KINDS))
         return {kind: int(c) for kind, c in zip(KINDS, counts)}
 
-    def reasons(self, start: int = 0, stop: int | None = None) -> pa.Array:
-        """``<kind>_duplicate_of:<id>`` for dropped records of rows ``start:stop``, null for kept ones."""
-        rows = slice(start, stop)
-        return reason_strings(self.ids, self.keep[rows], self.duplicate_of[rows], self.kind[rows], list(KINDS))
+    def _rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``start:stop``: each one's cluster and reason kind, and which of the members fall there."""
+        lo, hi = np.searchsorted(self.members, [start, stop])
+        cluster = np.arange(start, stop, dtype=np.int64)
+        kind = np.zeros(stop - start, np.int8)
+        local = self.members[lo:hi] - start
+        cluster[local] = self.cluster[lo:hi]
+        kind[local] = self.kind[lo:hi]
+        return cluster, kind, np.arange(lo, hi)
+
+    def keep_and_reasons(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, pa.Array]:
+        """Whether each record of rows ``start:stop`` is kept, and ``<kind>_duplicate_of:<id>`` (null if kept)."""
+        stop = self.n if stop is None else stop
+        cluster, kind, _ = self._rows(start, stop)
+        keep = cluster == np.arange(start, stop)
+        return keep, reason_strings(self.ids, keep, cluster, kind, list(KINDS), start)
 
     def table(self, start: int = 0, stop: int | None = None) -> pa.Table:
         """``id, dup_cluster, dup_keep, dup_reason`` (and each method's cluster) of rows ``start:stop``."""
-        rows = slice(start, stop)
-        n = len(self.keep[rows])
-        cols = {} if self.ids is None else {"id": self.ids.slice(start, n)}
-        cols |= {"dup_cluster": pa.array(self.cluster[rows]), "dup_keep": pa.array(self.keep[rows]),
-                 "dup_reason": self.reasons(start, stop)}
-        cols |= {name: pa.array(c[rows]) for name, c in self.method_clusters.items()}
+        stop = self.n if stop is None else min(stop, self.n)
+        cluster, kind, at = self._rows(start, stop)
+        keep = cluster == np.arange(start, stop)
+        cols = {} if self.ids is None else {"id": self.ids.slice(start, stop - start)}
+        cols |= {"dup_cluster": pa.array(cluster), "dup_keep": pa.array(keep),
+                 "dup_reason": reason_strings(self.ids, keep, cluster, kind, list(KINDS), start)}
+        for name, per_member in self.method_clusters.items():
+            column = np.arange(start, stop, dtype=np.int64)
+            column[self.members[at] - start] = per_member[at]
+            cols[name] = pa.array(column)
         return pa.table(cols)
 
     def slices(self, rows: int = SLICE_ROWS) -> Iterator[pa.Table]:
         """The table in consecutive slices of ``rows`` rows (at least one slice)."""
-        for start in range(0, max(len(self), 1), rows):
+        for start in range(0, max(self.n, 1), rows):
             yield self.table(start, start + rows)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, build_result
+from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, result_of, sparse_labels
 from thresher.dedup.inputs import spill_input, text_slices
 from thresher.dedup.shuffle import _VBITS, VIRTUAL_PARTITIONS, choose_partitions
 from thresher.dedup.spill import file_starts, read_partitions, spill_area, write_partitioned
@@ -125,7 +125,8 @@ def exact_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], confi
 
     A shuffle on ``engine`` (default: this process): each map task hashes its texts into a spill file under
     ``spill_dir`` (16 bytes a record plus its number), each reduce task groups one range of hashes and returns the
-    records that repeat an earlier text. Here: ids, one label per record, lengths for ``keep="longest"``.
+    records that repeat an earlier text. Here: ids, the repeats and their first copies, lengths for
+    ``keep="longest"``.
     ``scores`` (one per record, reading order) are needed for ``keep="highest"``. The result is the same for any
     engine, worker count, batching and ``partitions``.
     """
@@ -136,9 +137,12 @@ def exact_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], confi
                               config.text_field, config.id_field, errors=errors)
         n = spilled.n
         parts = choose_partitions(n, runner.workers, partitions)
-        labels = np.arange(n, dtype=np.int64)
-        for record, first in runner.map(first_copies, ((str(spill), p, parts) for p in range(parts))):
-            labels[record] = first  # the first record with this text: the same for any batching
-    result = build_result(labels, "exact", config.keep, spilled.lengths(), scores, spilled.ids(), {})
+        later, first = [], []  # each repeat and the first record with its text: the same for any batching
+        for record, first_copy in runner.map(first_copies, ((str(spill), p, parts) for p in range(parts))):
+            later.append(record)
+            first.append(first_copy)
+    members, labels = sparse_labels(np.concatenate(later) if later else np.zeros(0, np.int64),
+                                    np.concatenate(first) if first else np.zeros(0, np.int64))
+    result = result_of(n, members, labels, "exact", config.keep, spilled.lengths(), scores, spilled.ids(), {})
     result.shuffle = {"partitions": parts, "hash_files": len(spilled.files), "bytes_spilled": spilled.written}
     return result

@@ -38,7 +38,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, build_result
+from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, result_of
 from thresher.dedup.components import component_labels
 from thresher.dedup.inputs import GROUP_RECORDS, spill_input
 from thresher.dedup.shuffle import (
@@ -175,10 +175,10 @@ class MinHashDeduplicator:
         one group's texts while it is sent). ``scores`` (one per record) are needed for ``keep="highest"``.
         ``engine``: where sketches, candidate pairs, their verification and the connected components run, as
         shuffles through spill files (see :mod:`thresher.dedup.shuffle`; default: this process); here only ids,
-        lengths and one label per record are held. ``partitions``: reduce partitions (default: from the record
-        count); ``spill_dir``: where the shuffle's files go (default: the system's temporary directory; with Ray on
-        several machines, a directory every node shares). The result is the same for any engine, worker count,
-        batch size, ``partitions`` and ``group_records``.
+        lengths and the records that have a duplicate are held. ``partitions``: reduce partitions (default: from
+        the record count); ``spill_dir``: where the shuffle's files go (default: the system's temporary
+        directory; with Ray on several machines, a directory every node shares). The result is the same for any
+        engine, worker count, batch size, ``partitions`` and ``group_records``.
         """
         cfg = self.config
         bands, rows = cfg.bands_rows
@@ -198,11 +198,11 @@ class MinHashDeduplicator:
                                                        for q in range(parts))):
                 candidates += cand
                 rejected += rej
-            labels, rounds = component_labels(spill, n, parts, parts, runner)
+            (members, labels), rounds = component_labels(spill, parts, parts, runner)
         stats = {"bands": bands, "rows": rows, "records_without_words": sketched.without_words,
                  "candidate_pairs": candidates, "verified": cfg.verify, "rejected_pairs": rejected,
                  "duplicate_pairs": candidates - rejected}
-        result = build_result(labels, "near", cfg.keep, sketched.lengths(), scores, sketched.ids(), stats)
+        result = result_of(n, members, labels, "near", cfg.keep, sketched.lengths(), scores, sketched.ids(), stats)
         result.shuffle = {"partitions": parts, "sketch_files": len(sketched.files),
                           "bytes_spilled": sketched.written + pairs_written + rounds["component_bytes"],
                           "key_and_set_bytes": sketched.written, "pair_bytes": pairs_written, **rounds}

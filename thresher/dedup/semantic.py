@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, build_result
+from thresher.dedup.clusters import KEEP_POLICIES, DedupResult, named_by_smallest, result_of
 from thresher.dedup.components import component_labels
 from thresher.dedup.spill import read_array, spill_area, write_arrays
 from thresher.errors import ConfigError
@@ -62,7 +62,7 @@ def semantic_duplicates(embeddings: np.ndarray | Sequence[RowBlock], config: Sem
     ``order``: when the blocks hold the records in another order, ``order[k]`` is the record of block row ``k``.
     On ``engine`` (default: this process): k-means passes over the blocks; a shuffle of the vectors by cluster
     through spill files under ``spill_dir``; one task per partition of the clusters finds its pairs; connected
-    components in rounds (:mod:`thresher.dedup.components`). Here: labels, one per record."""
+    components in rounds (:mod:`thresher.dedup.components`). Here: the records that have a duplicate."""
     from thresher.engine import LocalEngine
     from thresher.selectors.diversity import normalize_rows
     from thresher.selectors.kmeans import blocks_of, kmeans
@@ -80,23 +80,16 @@ def semantic_duplicates(embeddings: np.ndarray | Sequence[RowBlock], config: Sem
                                                      str(spill), parts) for i, b in enumerate(blocks))))
         pairs = sum(runner.map(cluster_pairs, ((str(spill), p, len(blocks), parts, config.threshold)
                                                for p in range(parts))))
-        labels, rounds = component_labels(spill, n, parts, parts, runner)
-    if order is not None:  # block rows -> records; a component keeps its name (a member in block order) until renamed
-        by_record = np.empty(n, dtype=np.int64)
-        by_record[order] = labels
-        labels = _smallest_member(by_record)
-    result = build_result(labels, "semantic", config.keep, lengths, scores, ids,
+        (members, labels), rounds = component_labels(spill, parts, parts, runner)
+    if order is not None:  # block rows -> records, each component then named by its smallest record
+        members, labels = order[members], order[labels]
+        by_record = np.argsort(members)
+        members, labels = members[by_record], named_by_smallest(members[by_record], labels[by_record])
+    result = result_of(n, members, labels, "semantic", config.keep, lengths, scores, ids,
                           {"kmeans_clusters": int(k), "duplicate_pairs": int(pairs), "threshold": config.threshold})
     result.shuffle = {"partitions": parts, "vector_bytes": written,
                       "bytes_spilled": written + rounds["component_bytes"], **rounds}
     return result
-
-
-def _smallest_member(labels: np.ndarray) -> np.ndarray:
-    """Each record's component named by its smallest member (any member names it on input)."""
-    smallest = np.full(len(labels), len(labels), dtype=np.int64)
-    np.minimum.at(smallest, labels, np.arange(len(labels), dtype=np.int64))
-    return smallest[labels]
 
 
 def _vectors_path(spill: Path, block: int) -> Path:

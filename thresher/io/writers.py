@@ -6,7 +6,7 @@ import gzip
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +48,54 @@ class WriteTask:
     rename: bool  # duplicate ids were renamed when read: written records carry the renamed ids
 
 
-def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Path, fmt: str,
-                           positions: np.ndarray, engine: Engine | None = None,
-                           piece_rows: np.ndarray | None = None) -> dict:
-    """Write the selected records (``positions``: their rows in reading order, aligned with ``selected_ids``) with
-    every original field, in input order; each engine task reads its own run of the pool's pieces and writes its own
-    file (the main process only names the files, or joins JSONL chunks).
+@dataclass(frozen=True)
+class Listed:
+    """Selected records given as their rows in reading order (increasing) and their ids, aligned."""
+
+    positions: np.ndarray
+    ids: pa.Array
+
+    def before(self, rows: np.ndarray) -> np.ndarray:
+        """How many selected records lie before each of ``rows``."""
+        return np.searchsorted(self.positions, rows)
+
+    def last(self) -> int:
+        return int(self.positions[-1]) if len(self.positions) else -1
+
+    def between(self, lo: int, hi: int) -> tuple[np.ndarray, pa.Array]:
+        """The selected rows in ``lo:hi`` and their ids."""
+        a, b = np.searchsorted(self.positions, [lo, hi])
+        return self.positions[a:b], self.ids.slice(a, b - a)
+
+
+@dataclass(frozen=True)
+class AllBut:
+    """Every record but the ``dropped`` rows (increasing), with ``ids``, the ids of all records: what a dedup run
+    keeps, told by what it drops (the kept rows are never listed whole)."""
+
+    dropped: np.ndarray
+    ids: pa.Array
+
+    def before(self, rows: np.ndarray) -> np.ndarray:
+        return rows - np.searchsorted(self.dropped, rows)
+
+    def last(self) -> int:
+        return len(self.ids) - 1
+
+    def between(self, lo: int, hi: int) -> tuple[np.ndarray, pa.Array]:
+        keep = np.ones(hi - lo, dtype=bool)
+        a, b = np.searchsorted(self.dropped, [lo, hi])
+        keep[self.dropped[a:b] - lo] = False
+        return np.flatnonzero(keep) + lo, self.ids.slice(lo, hi - lo).filter(pa.array(keep))  # a copy
+
+
+def write_selected_records(dataset: Dataset, selected_ids: pa.Array | None, out_dir: Path, fmt: str,
+                           positions: np.ndarray | None, engine: Engine | None = None,
+                           piece_rows: np.ndarray | None = None, selection: Listed | AllBut | None = None) -> dict:
+    """Write the selected records (``positions``: their rows in reading order, aligned with ``selected_ids``; or a
+    ``selection``) with every original field, in input order; each engine task reads its own run of the pool's
+    pieces and writes its own file (the main process only names the files, or joins JSONL chunks), and each task's
+    rows are worked out as it is sent, so no list of every selected row is built.
 
     ``piece_rows``: usable records per piece, when a job already counted them (else a counting pass finds them).
     Returns what was written (files, rows).
@@ -67,13 +109,20 @@ def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Pa
     pieces = dataset.pieces()
     if piece_rows is None or len(piece_rows) != len(pieces):
         piece_rows = np.fromiter(engine.map(count_records, ((p,) for p in pieces)), dtype=np.int64, count=len(pieces))
-    tasks = _write_tasks(pieces, np.asarray(piece_rows), selected_ids, positions, dataset.duplicate_ids == "rename")
+    selection = selection or _listed(selected_ids, positions)
     suffix = ".parquet" if fmt == "parquet" else ".jsonl" + (".gz" if fmt == "jsonl.gz" else "")
-    chunks = [out_dir / f".chunk-{k:05d}{suffix}" for k in range(len(tasks))]
+    chunks: list[Path] = []
+
+    def items():
+        for k, task in enumerate(_write_tasks(pieces, np.asarray(piece_rows), selection,
+                                              dataset.duplicate_ids == "rename")):
+            chunks.append(out_dir / f".chunk-{k:05d}{suffix}")
+            yield task, fmt, str(chunks[-1])
+
     try:
-        rows = list(engine.map(write_task, ((t, fmt, str(c)) for t, c in zip(tasks, chunks))))
+        rows = list(engine.map(write_task, items()))
         if fmt == "parquet":
-            files = [f"part-{k:05d}.parquet" for k in range(len(tasks))]
+            files = [f"part-{k:05d}.parquet" for k in range(len(chunks))]
             for chunk, name in zip(chunks, files):
                 os.replace(chunk, out_dir / name)
             return {"files": files, "rows": sum(rows)}
@@ -88,29 +137,32 @@ def write_selected_records(dataset: Dataset, selected_ids: pa.Array, out_dir: Pa
             chunk.unlink(missing_ok=True)
 
 
-def _write_tasks(pieces: list[Piece], piece_rows: np.ndarray, selected_ids: pa.Array, positions: np.ndarray,
-                 rename: bool) -> list[WriteTask]:
+def _listed(selected_ids: pa.Array, positions: np.ndarray) -> Listed:
+    """Selected rows and ids in any order, sorted by row."""
+    order = np.argsort(np.asarray(positions, dtype=np.int64), kind="stable")
+    return Listed(np.asarray(positions, dtype=np.int64)[order],
+                  _array(selected_ids.take(pa.array(order)).cast(pa.large_string())))
+
+
+def _write_tasks(pieces: list[Piece], piece_rows: np.ndarray, selection: Listed | AllBut,
+                 rename: bool) -> Iterator[WriteTask]:
     """Consecutive pieces grouped until a group holds ``PART_ROWS`` selected records or reads ``TASK_POOL_ROWS``
     records (a layout that depends on the pool, the batch size and the selection only); groups without a selected
-    record are left out."""
-    order = np.argsort(np.asarray(positions, dtype=np.int64), kind="stable")
-    pos = np.asarray(positions, dtype=np.int64)[order]
-    want = _array(selected_ids.take(pa.array(order)).cast(pa.large_string()))
+    record are left out. Each task's rows and ids are taken when it is yielded."""
     starts = np.concatenate([[0], np.cumsum(piece_rows)])
-    if len(pos) and pos[-1] >= starts[-1]:
-        raise ThresherError(f"a selected record is at row {int(pos[-1]):,} but the pool has {int(starts[-1]):,} "
+    if selection.last() >= starts[-1]:
+        raise ThresherError(f"a selected record is at row {selection.last():,} but the pool has {int(starts[-1]):,} "
                             "usable records now; run the selection again")
-    cut = np.searchsorted(pos, starts)  # selected records before each piece
-    tasks, first = [], 0
+    cut = selection.before(starts)  # selected records before each piece
+    first = 0
     for p in range(len(pieces)):
         selected, read = cut[p + 1] - cut[first], starts[p + 1] - starts[first]
         if selected >= PART_ROWS or read >= TASK_POOL_ROWS or p == len(pieces) - 1:
             if selected:
-                lo, hi = cut[first], cut[p + 1]
-                tasks.append(WriteTask(tuple(pieces[first:p + 1]), tuple(int(x) for x in starts[first:p + 1]),
-                                       pos[lo:hi], want.slice(lo, hi - lo), rename))
+                positions, ids = selection.between(int(starts[first]), int(starts[p + 1]))
+                yield WriteTask(tuple(pieces[first:p + 1]), tuple(int(x) for x in starts[first:p + 1]), positions,
+                                _array(ids.cast(pa.large_string())), rename)
             first = p + 1
-    return tasks
 
 
 def write_task(task: WriteTask, fmt: str, path: str) -> int:
@@ -160,13 +212,24 @@ def _array(a: pa.Array | pa.ChunkedArray) -> pa.Array:
     return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
 
 
-def write_selection(dataset: Dataset, selected_ids: pa.Array, out: Path, fmt: str, positions: np.ndarray,
-                    engine: Engine | None = None, piece_rows: np.ndarray | None = None) -> dict:
+def write_selection(dataset: Dataset, selected_ids: pa.Array | None, out: Path, fmt: str,
+                    positions: np.ndarray | None, engine: Engine | None = None, piece_rows: np.ndarray | None = None,
+                    selection: AllBut | None = None) -> dict:
     """A run's ``selected/`` folder, replaced whole: ``ids.txt`` in priority order, and the records in ``fmt``
-    (``positions``: the selected records' rows in reading order, aligned with ``selected_ids``)."""
+    (``positions``: the selected records' rows in reading order, aligned with ``selected_ids``; or ``selection``:
+    every record but some, in reading order)."""
     sel_dir = Path(out) / "selected"
     if sel_dir.exists():
         shutil.rmtree(sel_dir)
     sel_dir.mkdir(parents=True)
-    write_ids(selected_ids.to_pylist(), sel_dir / "ids.txt")
-    return write_selected_records(dataset, selected_ids, sel_dir, fmt, positions, engine, piece_rows)
+    if selection is not None:
+        write_ids(_kept_ids(selection), sel_dir / "ids.txt")
+    else:
+        write_ids(selected_ids.to_pylist(), sel_dir / "ids.txt")
+    return write_selected_records(dataset, selected_ids, sel_dir, fmt, positions, engine, piece_rows, selection)
+
+
+def _kept_ids(selection: AllBut, rows: int = 1 << 16) -> Iterator[str]:
+    """The ids of every record but the dropped ones, a slice at a time."""
+    for lo in range(0, len(selection.ids), rows):
+        yield from selection.between(lo, min(lo + rows, len(selection.ids)))[1].to_pylist()

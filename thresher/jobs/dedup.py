@@ -31,7 +31,7 @@ from thresher.io.atomic import ParquetStream, write_json
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.provenance import dataset_info, versions
-from thresher.io.writers import FORMATS, write_selection
+from thresher.io.writers import FORMATS, AllBut, write_selection
 from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 
@@ -61,18 +61,17 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
         decisions, results, stages = find_duplicates(pool, errors, method, exact, minhash, semantic, embeddings,
                                                      scores, spill_dir=out, engine=engine)
         engine_info = engine.describe()
-        keep = decisions.keep
         (out / "scores").mkdir(exist_ok=True)
         with ParquetStream(out / "scores" / "scores.parquet") as stream:  # reason strings a slice at a time
             for part in decisions.slices():
                 stream.write(part)
-        written = write_selection(pool, decisions.ids.filter(pa.array(keep)), out, output_format,
-                                  np.flatnonzero(keep), engine)
+        written = write_selection(pool, None, out, output_format, None, engine,
+                                  selection=AllBut(decisions.dropped_positions(), decisions.ids))
     failed = errors.to_dict()
     dropped = {f"{kind}_duplicate": count for kind, count in decisions.dropped().items()
                if method in METHOD_KINDS[kind]}
     n = len(decisions)
-    counts = {"input_records": n + failed["total"], "scored": n, "selected": int(keep.sum()),
+    counts = {"input_records": n + failed["total"], "scored": n, "selected": decisions.n_kept,
               "not_selected": 0, "filtered": dropped, "failed": failed["total"], "pool_failed": failed}
     counts["all_accounted_for"] = counts["selected"] + sum(dropped.values()) + counts["failed"] == \
         counts["input_records"]
