@@ -16,6 +16,7 @@ import numpy as np
 
 from thresher.lm.ngram import KneserNeyConfig, KneserNeyLM, NgramCounts
 from thresher.mix.proxy import _take, needed_rows
+from thresher.mix.tiny_lm import TinyLMConfig, Trainer, build_vocabulary, to_ids
 
 Stream = tuple[np.ndarray, np.ndarray, np.ndarray]  # token hashes, record offsets, whitespace tokens per record
 
@@ -100,6 +101,48 @@ class OnlineNgram(OnlineProxy):
         return self.losses(self.counts.merge(extra))
 
 
+class OnlineTinyLM(OnlineProxy):
+    """The tiny LM trained online (DoReMi, Aioli, Skill-It with ``--proxy tiny_lm``): one optimiser and one-cycle
+    schedule of ``config.steps`` steps spread over ``rounds`` rounds; each round takes ``steps / rounds`` steps on
+    windows drawn from that round's new records (all groups' chunks, so a group's share of windows is its share of
+    the round's tokens). A probe trains a copy of the state on one group's chunk and restores it. The vocabulary is
+    the streams' most frequent hashes; each evaluation set is measured on its first ``online_eval_tokens`` tokens
+    (held-out records come in a seeded order), the same tokens every round, because a full pass every round and
+    every probe would cost more than the training."""
+
+    def __init__(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], config: TinyLMConfig,
+                 rounds: int):
+        import torch
+
+        super().__init__(streams, evals)
+        self.vocabulary = build_vocabulary(np.concatenate([h for h, _, _ in streams]), config.vocab_size)
+        self.per_round = max(1, config.steps // rounds)
+        self.trainer = Trainer(config, len(self.vocabulary) + 2, self.per_round * rounds)
+        self.eval_ids = [torch.from_numpy(to_ids(h, o, self.vocabulary)[:config.online_eval_tokens + 1])
+                         for h, o in evals]
+        self.probes = 0
+
+    def _ids(self, chunks: list[tuple[np.ndarray, np.ndarray]]):
+        import torch
+
+        return torch.from_numpy(np.concatenate([to_ids(h, o, self.vocabulary) for h, o in chunks]))
+
+    def _learn(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.trainer.train(self._ids(chunks), self.per_round)
+
+    def losses(self) -> np.ndarray:
+        return np.array(self.trainer.losses(self.eval_ids))
+
+    def _probe(self, chunk: tuple[np.ndarray, np.ndarray], g: int) -> np.ndarray:
+        saved = self.trainer.state()
+        self.probes += 1  # its own window draws, so probing leaves the run's draws as they were
+        self.trainer.train(self._ids([chunk]), self.per_round,
+                           np.random.default_rng([self.trainer.config.seed, 0x9B0BE, self.probes]))
+        losses = self.losses()
+        self.trainer.restore(saved)
+        return losses
+
+
 @dataclass(frozen=True)
 class OnlineSpec:
     """Which online proxy an engine task builds: ``ngram`` (``order``, over ``vocab_size`` word hashes) or
@@ -108,13 +151,11 @@ class OnlineSpec:
     kind: str
     order: int
     vocab_size: int
-    tiny: object = None  # TinyLMConfig
+    tiny: TinyLMConfig | None = None
 
     def build(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], rounds: int,
               seed: int = 0) -> OnlineProxy:
         if self.kind == "tiny_lm":
-            from thresher.mix.tiny_lm import OnlineTinyLM
-
             return OnlineTinyLM(streams, evals, replace(self.tiny, seed=seed), rounds)
         return OnlineNgram(streams, evals, self.order, self.vocab_size)
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from thresher.errors import ConfigError
-from thresher.mix.online import OnlineProxy, Stream
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def _model(config: TinyLMConfig, n_tokens: int):
     return TinyLM()
 
 
-class _Trainer:
+class Trainer:
     """The tiny LM, its AdamW optimiser and one-cycle schedule over ``total_steps``, and the seeded window draws:
     what a proxy run trains with, once for an offline run or round by round for an online one."""
 
@@ -174,49 +173,7 @@ def tiny_lm_proxy_run(hashes: np.ndarray, offsets: np.ndarray, evals: list[tuple
     stream = torch.from_numpy(to_ids(hashes, offsets, vocabulary))
     if len(stream) <= config.context + 1:
         raise ConfigError(f"tiny_lm: a run has {len(stream)} tokens, fewer than one context of {config.context}")
-    trainer = _Trainer(config, len(vocabulary) + 2, config.steps)
+    trainer = Trainer(config, len(vocabulary) + 2, config.steps)
     trainer.train(stream, config.steps)
     losses = trainer.losses([torch.from_numpy(to_ids(h, o, vocabulary)) for h, o in evals])
     return losses, time.perf_counter() - started
-
-
-class OnlineTinyLM(OnlineProxy):
-    """The tiny LM trained online (DoReMi, Aioli, Skill-It with ``--proxy tiny_lm``): one optimiser and one-cycle
-    schedule of ``config.steps`` steps spread over ``rounds`` rounds; each round takes ``steps / rounds`` steps on
-    windows drawn from that round's new records (all groups' chunks, so a group's share of windows is its share of
-    the round's tokens). A probe trains a copy of the state on one group's chunk and restores it. The vocabulary is
-    the streams' most frequent hashes; each evaluation set is measured on its first ``online_eval_tokens`` tokens
-    (held-out records come in a seeded order), the same tokens every round, because a full pass every round and
-    every probe would cost more than the training."""
-
-    def __init__(self, streams: list[Stream], evals: list[tuple[np.ndarray, np.ndarray]], config: TinyLMConfig,
-                 rounds: int):
-        import torch
-
-        super().__init__(streams, evals)
-        self.vocabulary = build_vocabulary(np.concatenate([h for h, _, _ in streams]), config.vocab_size)
-        self.per_round = max(1, config.steps // rounds)
-        self.trainer = _Trainer(config, len(self.vocabulary) + 2, self.per_round * rounds)
-        self.eval_ids = [torch.from_numpy(to_ids(h, o, self.vocabulary)[:config.online_eval_tokens + 1])
-                         for h, o in evals]
-        self.probes = 0
-
-    def _ids(self, chunks: list[tuple[np.ndarray, np.ndarray]]):
-        import torch
-
-        return torch.from_numpy(np.concatenate([to_ids(h, o, self.vocabulary) for h, o in chunks]))
-
-    def _learn(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        self.trainer.train(self._ids(chunks), self.per_round)
-
-    def losses(self) -> np.ndarray:
-        return np.array(self.trainer.losses(self.eval_ids))
-
-    def _probe(self, chunk: tuple[np.ndarray, np.ndarray], g: int) -> np.ndarray:
-        saved = self.trainer.state()
-        self.probes += 1  # its own window draws, so probing leaves the run's draws as they were
-        self.trainer.train(self._ids([chunk]), self.per_round,
-                           np.random.default_rng([self.trainer.config.seed, 0x9B0BE, self.probes]))
-        losses = self.losses()
-        self.trainer.restore(saved)
-        return losses
