@@ -191,3 +191,28 @@ def test_group_quotas_under_a_token_budget_over_parts_equal_the_whole_table(scor
     assert 19_000 < spent <= 20_000 and found.tokens == spent
     groups = set(table["group"].take(pa.array(chosen)).to_pylist())
     assert len(groups) == len(set(labels))  # every group has its share
+
+
+@pytest.mark.parametrize("within", ["random", "score"])
+def test_a_mixture_over_parts_draws_what_the_whole_table_draws(scores_file, within):
+    """select --mixture over parts of the scores: each part sends every group's best records within its token
+    quota (and the next one), and the merge equals drawing the mixture over the whole table by pool position."""
+    from thresher.selectors.mixture import MixtureQuotas
+
+    table, path = scores_file
+    names = sorted({"(none)" if v is None else v for v in table["group"].to_pylist()})
+    weights = {g: w / sum(range(1, len(names) + 1)) for w, g in enumerate(names, start=1)}
+    rule = _rule(table, selector="mixture", budget="6000 tokens", labels="group", score="dsir",
+                 params={"weights": weights, "within": within})
+    eligible, _ = eligibility(table, rule.where, 0, rule.budget, rule.token_column)
+    elig = np.flatnonzero(eligible)
+    labels = np.array(["(none)" if v is None else str(v) for v in table["group"].to_pylist()], dtype=object)[elig]
+    mixture = MixtureQuotas(weights, within=within, seed=rule.seed)
+    ref = elig[mixture.select_tokens(labels, as_float(table["n_words"])[elig], Budget.parse("6000 tokens"),
+                                     as_float(table["dsir"])[elig], positions=elig)]
+    for part_rows in (500, 10**9):
+        chosen, *_ = _parts(path, rule, part_rows, 2)
+        assert np.array_equal(chosen, ref)
+    spent = {g: as_float(table["n_words"])[chosen][np.array(table["group"].take(pa.array(chosen)).to_pylist()) == g]
+             .sum() for g in names}
+    assert all(spent[g] <= weights[g] * 6000 for g in names) and sum(spent.values()) > 0.75 * 6000

@@ -149,6 +149,62 @@ def test_sharded_quotas_equal_global(within):
     assert kinds["ok"] > 50 and by_tokens > 15
 
 
+def _mixture_reference(mixture, labels, budget, scores, positions, tokens):
+    """A mixture drawn over the whole table, written out plainly: each weighted group's records best first (key,
+    then position) while the group's tokens stay within weight x budget, then the stratified interleave."""
+    from thresher.selectors.quotas import stratified_order
+
+    quotas = mixture.quotas(budget)
+    names = sorted(quotas)
+    for g in names:
+        have = tokens[labels == g].sum()
+        if quotas[g] > 0 and g not in set(labels):
+            raise ConfigError("missing")
+        if have < quotas[g] - budget.value * 1e-6:
+            raise ConfigError("short")
+    keys = mixture.keys(scores, positions)
+    codes = np.array([names.index(v) if v in names else len(names) for v in labels])
+    counts = np.zeros(len(names) + 1, dtype=np.int64)
+    for g in range(len(names)):
+        rows = np.flatnonzero(codes == g)
+        rows = rows[np.lexsort((rows, -keys[rows]))]
+        counts[g] = np.searchsorted(np.cumsum(tokens[rows]), quotas[names[g]], side="right")
+    return positions[stratified_order(codes, counts, keys)]
+
+
+@pytest.mark.parametrize("within", ["random", "score"])
+def test_sharded_mixtures_equal_a_plain_whole_table_draw(within):
+    """A mixture over shards (each sends every weighted group's best records within its quota; the merge refills
+    the quotas and interleaves) equals the plain whole-table draw, errors too (groups the pool lacks, or that hold
+    less than their share)."""
+    from thresher.selectors.mixture import MixtureQuotas
+
+    rng = np.random.default_rng(11 + (within == "score"))
+    kinds = {"ok": 0, "error": 0}
+    for case in range(150):
+        n = int(rng.choice([1, 5, 40, 300, 900]))
+        scores, tokens, positions = _data(rng, n)
+        tokens = tokens.astype(float)
+        groups = [f"g{i}" for i in range(int(rng.integers(1, 5)))]
+        labels = rng.choice(groups, size=n).astype(str)
+        weighted = groups if rng.random() < 0.8 else groups + ["absent"]
+        raw = rng.dirichlet(np.ones(len(weighted)))
+        mixture = MixtureQuotas(dict(zip(weighted, raw / raw.sum())), within=within, seed=int(rng.integers(0, 99)))
+        budget = Budget("tokens", float(rng.integers(1, int(tokens.sum()) + 2)))
+        s = scores if within == "score" else None
+        try:
+            want = ("ok", _mixture_reference(mixture, labels, budget, s, positions, tokens))
+        except ConfigError:
+            want = ("error", None)
+        for split in (_split(rng, n), _split(rng, n)):
+            shards = [(None if s is None else s[a:b], positions[a:b], tokens[a:b], labels[a:b]) for a, b in split]
+            got = _outcome(select_sharded, mixture, budget, shards)
+            assert got[0] == want[0] and (got[0] == "error" or np.array_equal(got[1], want[1])), \
+                (case, split, want, got)
+        kinds[want[0]] += 1
+    assert kinds["ok"] > 40 and kinds["error"] > 10
+
+
 def test_records_per_token_count_give_the_sorted_upper_bound():
     """fitting_records from a histogram (what shards can send) equals sorting every record's count."""
     rng = np.random.default_rng(3)

@@ -42,6 +42,7 @@ from thresher.jobs.featurize import (
 )
 from thresher.jobs.rundir import claims_run_dir
 from thresher.jobs.select_parts import (
+    GROUP_SELECTORS,
     PART_ROWS,
     Chosen,
     Rule,
@@ -346,13 +347,14 @@ def _select(v: Values) -> dict:
             raise ConfigError(f"--score {column!r} holds {kind} values, not numbers; rank by a numeric column "
                               "(filter on text columns with --where)")
     over_parts = runs_over_parts(config.selector, config.budget)
-    quotas = over_parts and config.selector == "quotas"
-    if quotas and not config.labels:
+    by_group = over_parts and config.selector in GROUP_SELECTORS
+    labels = config.labels or _DEFAULT_LABELS.get(config.selector)
+    if by_group and not labels:
         raise ConfigError("selector 'quotas' needs a group label per record: name its column with --labels")
     rule = checked_rule(schema, Rule(config.selector, config.temperature, config.threshold, column,
                                      config.token_column, config.where, min_tokens, config.budget, config.seed,
-                                     has_group=False, labels=config.labels if quotas else None,
-                                     params=dict(config.selector_params) if quotas else {}))
+                                     has_group=False, labels=labels if by_group else None,
+                                     params=dict(config.selector_params) if by_group else {}))
     parts = score_parts(path)
     counts = count_parts(parts, rule, v.engine)
     budget = resolve_budget(config.budget, counts.n)
@@ -377,8 +379,8 @@ _DEFAULT_LABELS = {"mixture": "group"}
 
 
 def _diverse(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None, engine) -> np.ndarray:
-    """Positions chosen by a set-level selector (k-center, facility location, clusters, quadmix, mixture; quotas
-    under a token budget), which look at every eligible record at once: the whole score table is read here. A
+    """Positions chosen by a set-level selector (k-center, facility location, clusters, quadmix), which look at
+    every eligible record at once: the whole score table is read here. A
     selector that reads row blocks (clusters: k-means passes on the engine) gets the embed run's shards, in the
     store's row order, never the matrix."""
     eligible, _ = eligibility(scores, config.where, rule.min_tokens, config.budget, config.token_column)

@@ -1,7 +1,7 @@
 """The select stage over the side-car scores' row groups, for the ranking selectors (top-k, Gumbel top-k, random,
-threshold) and group quotas: each engine task reads one part of ``scores.parquet`` (a run of row groups) and answers
-for its records only; the driver merges exactly (:mod:`thresher.selectors.sharded`), so it holds the selection and a
-few keys per part, never the score table.
+threshold), group quotas and mixtures: each engine task reads one part of ``scores.parquet`` (a run of row groups)
+and answers for its records only; the driver merges exactly (:mod:`thresher.selectors.sharded`), so it holds the
+selection and a few keys per part, never the score table.
 
 Passes over the parts, each a stateless task that reads only the columns it needs:
 
@@ -34,6 +34,8 @@ from thresher.selectors.eligibility import eligibility
 from thresher.selectors.sharded import ShardSummary, candidates, combine, cutoff, merge, plan_selection, summarize
 from thresher.selectors.where import WhereExpression
 
+#: Set-level selectors that decompose over parts: each budgets per group of a label column.
+GROUP_SELECTORS = ("quotas", "mixture")
 #: Rows per part: big enough that a task's start-up cost is small, small enough that a worker holds one easily.
 PART_ROWS = 1 << 18
 
@@ -80,13 +82,13 @@ class Rule:
     budget: str | None  # as given (eligibility prices records only under a token budget)
     seed: int
     has_group: bool
-    labels: str | None = None  # the group column quotas split the budget over
-    params: dict = field(default_factory=dict)  # the quotas selector's parameters
+    labels: str | None = None  # the group column quotas (or a mixture) split the budget over
+    params: dict = field(default_factory=dict)  # the quotas (or mixture) selector's parameters
 
     def make_selector(self):
         """The selector every task and the merge use."""
-        if self.selector == "quotas":
-            return make_diversity_selector("quotas", seed=self.seed, **self.params)
+        if self.selector in GROUP_SELECTORS:
+            return make_diversity_selector(self.selector, seed=self.seed, **self.params)
         return make_selector(self.selector, temperature=self.temperature, threshold=self.threshold)
 
     def group_labels(self, table: pa.Table) -> np.ndarray | None:
@@ -278,12 +280,12 @@ def checked_rule(schema: pa.Schema, rule: Rule) -> Rule:
 
 
 def runs_over_parts(selector: str, budget: str | None) -> bool:
-    """Whether the select stage runs over parts of the scores: the ranking selectors and group quotas with a
-    budget; the other set-level selectors read the whole table."""
-    if selector == "quotas":
+    """Whether the select stage runs over parts of the scores: the ranking selectors, and group quotas and mixtures
+    with a budget; the other set-level selectors read the whole table."""
+    if selector in GROUP_SELECTORS:
         return budget is not None
     return selector not in DIVERSITY_SELECTORS
 
 
-__all__ = ["PART_ROWS", "Chosen", "Counts", "Rule", "ScorePart", "checked_rule", "choose", "count_parts",
-           "draw_baseline", "resolve", "resolve_budget", "runs_over_parts", "score_parts"]
+__all__ = ["GROUP_SELECTORS", "PART_ROWS", "Chosen", "Counts", "Rule", "ScorePart", "checked_rule", "choose",
+           "count_parts", "draw_baseline", "resolve", "resolve_budget", "runs_over_parts", "score_parts"]

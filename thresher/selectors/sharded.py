@@ -67,6 +67,7 @@ class ShardSummary:
     tokens: float
     groups: dict[str, int] = field(default_factory=dict)
     lengths: dict[float, int] = field(default_factory=dict)
+    group_tokens: dict[str, float] = field(default_factory=dict)
 
 
 def summarize(n_tokens: np.ndarray, labels: np.ndarray | list | None = None, lengths: bool = False) -> ShardSummary:
@@ -74,14 +75,18 @@ def summarize(n_tokens: np.ndarray, labels: np.ndarray | list | None = None, len
     records per token count too)."""
     n_tokens = np.asarray(n_tokens)
     groups: dict[str, int] = {}
+    group_tokens: dict[str, float] = {}
     if labels is not None and len(labels):
-        names, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+        names, inverse, counts = np.unique(np.asarray(labels).astype(str), return_inverse=True, return_counts=True)
         groups = {str(a): int(b) for a, b in zip(names, counts)}
+        sums = np.bincount(inverse, weights=np.nan_to_num(n_tokens.astype(np.float64)), minlength=len(names))
+        group_tokens = {str(a): float(t) for a, t in zip(names, sums)}
     histogram: dict[float, int] = {}
     if lengths and len(n_tokens):
         values, counts = np.unique(n_tokens.astype(np.float64), return_counts=True)
         histogram = {float(a): int(b) for a, b in zip(values, counts)}
-    return ShardSummary(len(n_tokens), n_tokens.sum().item() if len(n_tokens) else 0, groups, histogram)
+    return ShardSummary(len(n_tokens), n_tokens.sum().item() if len(n_tokens) else 0, groups, histogram,
+                        group_tokens)
 
 
 def _added(dicts) -> dict:
@@ -95,7 +100,8 @@ def _added(dicts) -> dict:
 def combine(summaries: Sequence[ShardSummary]) -> ShardSummary:
     """The pool-wide counts from the shards' summaries."""
     return ShardSummary(sum(s.n for s in summaries), sum(s.tokens for s in summaries),
-                        _added(s.groups for s in summaries), _added(s.lengths for s in summaries))
+                        _added(s.groups for s in summaries), _added(s.lengths for s in summaries),
+                        _added(s.group_tokens for s in summaries))
 
 
 def fitting_records(lengths: dict[float, int], limit: float) -> int:
@@ -127,6 +133,8 @@ class Plan:
 def plan_selection(selector: Selector | Quotas, budget: Budget | str | int | float | None,
                    total: ShardSummary) -> Plan:
     """Check the budget against the pool-wide counts (same errors as a global selection) and resolve it."""
+    if hasattr(selector, "sharded_plan"):  # a selector that budgets per group its own way (a mixture)
+        return selector.sharded_plan(budget, total)
     if isinstance(selector, Quotas):
         if total.n == 0:
             raise ConfigError("group labels must be a non-empty 1-D column, got shape (0,)")
@@ -252,6 +260,8 @@ def candidates(selector: Selector | Quotas, plan: Plan, scores: np.ndarray | Non
         raise ConfigError(f"got {len(positions)} record positions for {m} records")
     if isinstance(selector, Quotas):
         return _quota_candidates(selector, plan, scores, positions, n_tokens, labels)
+    if hasattr(selector, "shard_candidates"):
+        return selector.shard_candidates(plan, scores, positions, n_tokens, labels)
     selector.check(scores)
     keys = sort_keys(selector.keys(scores, positions, seed)) if m else np.zeros(0)
     ok = selector.passes(scores)
@@ -287,10 +297,28 @@ def _quota_candidates(selector: Quotas, plan: Plan, scores: np.ndarray | None, p
     return Candidates(keys[pick], positions[pick], n_tokens[pick], codes[pick])
 
 
+def within_quotas(keys: np.ndarray, positions: np.ndarray, n_tokens: np.ndarray, codes: np.ndarray,
+                   quotas: np.ndarray, next_one: bool = False) -> np.ndarray:
+    """Indices of every group g's best records (key desc, then position) while their tokens stay within
+    ``quotas[g]`` (``next_one``: and the record after them, where a group's draw over every shard may stop); codes
+    beyond the quotas are never taken."""
+    order = np.lexsort((positions, -keys, codes))
+    g = codes[order]
+    starts = np.searchsorted(g, np.arange(len(quotas) + 1))
+    taken = []
+    for code in range(len(quotas)):
+        rows = order[starts[code]:starts[code + 1]]
+        cum = np.cumsum(n_tokens[rows])
+        taken.append(rows[: int(np.searchsorted(cum, quotas[code], side="right")) + next_one])
+    return np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)
+
+
 def merge(selector: Selector | Quotas, plan: Plan, parts: Sequence[Candidates]) -> np.ndarray:
     """Global positions of the selected records in priority order: exactly ``selector.select`` over all shards."""
     keys = np.concatenate([p.keys for p in parts]) if parts else np.zeros(0)
     positions = np.concatenate([p.positions for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+    if hasattr(selector, "merge_candidates"):  # a selector that budgets per group its own way (a mixture)
+        return selector.merge_candidates(plan, parts)
     if isinstance(selector, Quotas):
         codes = np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, dtype=np.int64)
         by_position = np.argsort(positions, kind="stable")
