@@ -13,8 +13,9 @@ and for the whole search, and per mixture the loss the regressor predicts (at th
 and the actual held-out loss (mean and 95% t-interval over seeds).
 
 Then, as a user would, ``thresher evaluate`` (the CLI, timed start to exit) compares regmix's mixture and the best
-of the others with the baselines: an order-4 n-gram LM (bigger than the order-3 proxies) at --eval-tokens on both
-held-out sets, ``--heldout-weights`` the objective's blend, verdicts vs ``mixture:uniform`` (stratified).
+of the others with the baselines: an order-4 n-gram LM (bigger than the order-3 proxies) at --eval-tokens (less
+when a mixture asks a group for more tokens than it holds: evaluate never repeats records) on both held-out sets,
+``--heldout-weights`` the objective's blend, verdicts vs ``mixture:uniform`` (stratified).
 
     python bench/bench_mix_proxy.py [--data ../shared/data] [--runs 24] [--proxy-tokens 1M] [--eval-tokens 3M]
 """
@@ -61,8 +62,10 @@ def _versus(losses: list[float], baseline: list[float]) -> str:
     return f"{delta:+.4f} [{delta - half:+.4f}, {delta + half:+.4f}] {verdict}"
 
 
-def _evaluate_cli(args, pool_path: Path, groups: list[str], chosen: dict[str, np.ndarray], blend: dict) -> None:
-    """``thresher evaluate`` over the chosen mixtures and the baselines, timed start to exit, its target_loss rows."""
+def _evaluate_cli(args, pool_path: Path, groups: list[str], chosen: dict[str, np.ndarray], blend: dict,
+                  tokens: float) -> None:
+    """``thresher evaluate`` over the chosen mixtures and the baselines at ``tokens``, timed start to exit, its
+    target_loss rows."""
     import csv
     import subprocess
     import sys
@@ -77,7 +80,7 @@ def _evaluate_cli(args, pool_path: Path, groups: list[str], chosen: dict[str, np
         heldout = [a for n in blend for a in ("--heldout", str(args.data / "targets" / f"{n}.heldout.parquet"))]
         command = [sys.executable, "-m", "thresher.cli", "evaluate", "--pool", str(pool_path), *heldout,
                    "--heldout-weights", ",".join(f"{n}={w}" for n, w in blend.items()), "--methods", ",".join(methods),
-                   "--baseline", "mixture:uniform", "--budgets", f"{int(args.eval_tokens)} tokens", "--metrics", "lm",
+                   "--baseline", "mixture:uniform", "--budgets", f"{int(tokens)} tokens", "--metrics", "lm",
                    "--lm-order", "4", "--seeds", str(args.seeds), "--workers", str(args.workers), "--quiet",
                    "--no-report", "--out", str(Path(tmp) / "ev")]
         started = time.perf_counter()
@@ -85,8 +88,9 @@ def _evaluate_cli(args, pool_path: Path, groups: list[str], chosen: dict[str, np
         seconds = time.perf_counter() - started
         label = {f"mixture:{p}": name for name, p in paths.items()}
         rows = [r for r in csv.DictReader((Path(tmp) / "ev" / "results.csv").open()) if r["metric"] == "target_loss"]
-    print(f"  thresher evaluate (CLI, start to exit {seconds:.0f} s): order-4 n-gram LM, target_loss (blended "
-          f"nats/token), {args.seeds} seeds, vs mixture:uniform")
+    print(f"  thresher evaluate (CLI, start to exit {seconds:.0f} s): order-4 n-gram LM at {int(tokens):,} tokens "
+          f"(the most every chosen mixture fills without repeating records), target_loss (blended nats/token), "
+          f"{args.seeds} seeds, vs mixture:uniform")
     print("  | mixture | target_loss (95% CI) | improvement over uniform (95% CI) | verdict |")
     print("  |---|---:|---:|---|")
     for r in rows:
@@ -220,7 +224,9 @@ def main() -> None:
             others = [n for n in candidates if n not in baselines and n != "regmix"]
             chosen = {"regmix": candidates["regmix"], (top := min(others, key=lambda n: np.mean(per_seed[n]))):
                       candidates[top]}
-            _evaluate_cli(args, pool_path, groups, chosen, blend)
+            # thresher evaluate draws each group without repeating records: the budget every chosen mixture fills
+            fillable = min(pool_tokens[j] / w for weights in chosen.values() for j, w in enumerate(weights) if w > 0)
+            _evaluate_cli(args, pool_path, groups, chosen, blend, min(args.eval_tokens, 0.98 * fillable))
 
 
 if __name__ == "__main__":
