@@ -100,11 +100,6 @@ class DedupResult:
         return self.n
 
     @property
-    def dropped(self) -> np.ndarray:
-        """The dropped records, increasing."""
-        return self.members[self.kept_of != self.members]
-
-    @property
     def n_dropped(self) -> int:
         return int((self.kept_of != self.members).sum())
 

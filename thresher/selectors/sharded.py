@@ -22,7 +22,10 @@ or above it. :class:`~thresher.selectors.quotas.Quotas` decomposes too: its
 allocation depends only on group sizes, which a first cheap pass counts per shard; then each shard sends its top
 ``quota[g]`` records of every group g and the merge runs the same stratified interleave. Under a token budget the
 first pass also counts records per token count, which gives how many records the quotas split (as many of the
-shortest as fit), and the merge keeps the interleave's prefix that fits.
+shortest as fit), and the merge keeps the interleave's prefix that fits. A mixture
+(:class:`~thresher.selectors.mixture.MixtureQuotas`, a token quota per group) brings its own three steps through
+``sharded_plan``, ``shard_candidates`` and ``merge_candidates``: each shard sends every group's best records within
+the group's quota plus the next one, as for a token budget, and the merge fills the quotas again.
 
 Memory: the driver holds only sketches and candidates, never all scores. With a record budget of k over S shards of
 candidate lists of length c_s (c_s <= k), the sketches hold sum(sqrt(c_s)) points and the candidates after the cutoff
@@ -315,10 +318,10 @@ def within_quotas(keys: np.ndarray, positions: np.ndarray, n_tokens: np.ndarray,
 
 def merge(selector: Selector | Quotas, plan: Plan, parts: Sequence[Candidates]) -> np.ndarray:
     """Global positions of the selected records in priority order: exactly ``selector.select`` over all shards."""
-    keys = np.concatenate([p.keys for p in parts]) if parts else np.zeros(0)
-    positions = np.concatenate([p.positions for p in parts]) if parts else np.zeros(0, dtype=np.int64)
     if hasattr(selector, "merge_candidates"):  # a selector that budgets per group its own way (a mixture)
         return selector.merge_candidates(plan, parts)
+    keys = np.concatenate([p.keys for p in parts]) if parts else np.zeros(0)
+    positions = np.concatenate([p.positions for p in parts]) if parts else np.zeros(0, dtype=np.int64)
     if isinstance(selector, Quotas):
         codes = np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, dtype=np.int64)
         by_position = np.argsort(positions, kind="stable")
