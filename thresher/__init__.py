@@ -21,7 +21,19 @@ import sys
 import types
 
 from thresher._version import __version__
-from thresher.api import compare, deduplicate, embed, evaluate, mix_from_runs, mixture_weights, reselect, score, select
+from thresher.api import (
+    compare,
+    deduplicate,
+    embed,
+    evalset_check,
+    evalset_estimate,
+    evaluate,
+    mix_from_runs,
+    mixture_weights,
+    reselect,
+    score,
+    select,
+)
 from thresher.engine import engine
 from thresher.errors import ConfigError, InputError, ThresherError
 from thresher.io.dataset import Dataset, read
@@ -29,13 +41,13 @@ from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
 __all__ = ["__version__", "read", "select", "reselect", "compare", "score", "embed", "deduplicate", "evaluate",
-           "label", "lf", "mix", "mix_from_runs", "mixture_weights",
+           "label", "lf", "mix", "mix_from_runs", "mixture_weights", "evalset", "evalset_estimate", "evalset_check",
            "Pipeline", "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError",
            "ConfigError", "InputError", "engine"]
 
 
 #: Subpackages that are also API functions: ``thresher.label`` / ``th.label(...)``, ``thresher.mix`` / ``th.mix(...)``.
-_CALLABLE = ("label", "mix")
+_CALLABLE = ("label", "mix", "evalset")
 
 
 class _CallableModule(types.ModuleType):
@@ -66,10 +78,10 @@ def __getattr__(name: str) -> object:
         import thresher.label
 
         return thresher.label
-    if name == "mix":
-        import thresher.mix
+    if name in ("mix", "evalset"):
+        import importlib
 
-        return thresher.mix
+        return importlib.import_module(f"thresher.{name}")
     if name == "lf":
         from thresher.label.lfs import lf
 

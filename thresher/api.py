@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from thresher.features.hashed_ngrams import HashedNgramConfig
 from thresher.io.dataset import Dataset, read
@@ -201,3 +202,35 @@ def mixture_weights(method: str, tokens: dict[str, float], *, tau: float | None 
     weights = baseline_weights(method, list(tokens.values()), tau=tau, max_epochs=max_epochs,
                                budget=parse_token_budget(budget) if isinstance(budget, str) else budget)
     return dict(zip(tokens, weights.tolist()))
+
+
+def evalset(scores: str | os.PathLike, *, budget: int, out: str | os.PathLike, method: str = "anchor", seed: int = 0,
+            items: str | os.PathLike | None = None, label_field: str | None = None, **fields: str) -> Path:
+    """Choose ``budget`` evaluation items from seen systems' ``scores`` (``thresher evalset``): writes
+    ``out/selected/ids.txt`` and what ``evalset_estimate`` needs; returns ``out``. ``fields``: item_field,
+    system_field, score_field of the table."""
+    from thresher.evalset.job import run_evalset
+
+    return run_evalset(scores, out, budget=budget, method=method, seed=seed, items=items, label_field=label_field,
+                       **fields)
+
+
+def evalset_estimate(run: str | os.PathLike, scores: str | os.PathLike, *, out: str | os.PathLike,
+                     level: float | None = None, **fields: str) -> list[dict]:
+    """New systems' estimated full-set scores with intervals, from their ``scores`` on an evalset ``run``'s items
+    (``thresher evalset estimate``); rows of ``out/estimates.csv``."""
+    from thresher.evalset.job import run_estimate
+
+    return run_estimate(run, scores, out, level=level, **fields)
+
+
+def evalset_check(scores: str | os.PathLike, *, out: str | os.PathLike, methods=("random", "anchor"),
+                  budgets=(25, 50, 100), splits: int = 100, seed: int = 0, level: float = 0.95,
+                  items: str | os.PathLike | None = None, label_field: str | None = None, **fields: str) -> list[dict]:
+    """Evalset methods against random over seen/new splits of the systems in a full ``scores`` table
+    (``thresher evalset --check``); rows of ``out/results.csv``."""
+    from thresher.evalset.check import CheckConfig
+    from thresher.evalset.job import run_evalset_check
+
+    return run_evalset_check(scores, out, config=CheckConfig(tuple(methods), tuple(budgets), splits, seed, level),
+                             items=items, label_field=label_field, **fields)

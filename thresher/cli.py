@@ -957,5 +957,113 @@ def demo(out, target, budget, seed, workers) -> None:
     click.echo(run_demo(out=Path(out) if out else None, target=target, budget=budget, seed=seed, workers=workers))
 
 
+def _table_options(fn: Callable) -> Callable:
+    """How a scores table names its columns (long: item, system, score; wide: item plus one column per system)."""
+    for option in reversed([
+        click.option("--item-field", default="item", show_default=True, help="The item id column."),
+        click.option("--system-field", default="system", show_default=True, help="Long tables: the system column."),
+        click.option("--score-field", default="score", show_default=True, help="Long tables: the score column."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@main.group(invoke_without_command=True, epilog="""
+\b
+Examples:
+  thresher evalset --scores seen.parquet --budget 50 --method anchor --out runs/es
+  thresher evalset estimate --from-run runs/es --scores new.parquet --out runs/es-new
+  thresher evalset --check --scores full.parquet --methods random,anchor --budgets 25,50,100 --out runs/es-check
+""")
+@click.option("--scores", type=click.Path(dir_okay=False), default=None,
+              help="Seen systems' scores on every item: long (item, system, score) or wide (item, one column per "
+                   "system); Parquet, CSV or JSONL.")
+@click.option("--budget", type=int, default=None, help="Items to choose.")
+@click.option("--method", type=click.Choice(["random", "stratified", "anchor"]), default="anchor",
+              show_default=True, help="anchor: k-medoids on the seen systems' scores; stratified: by --label-field.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--items", type=click.Path(dir_okay=False), default=None, help="Items file with --label-field.")
+@click.option("--label-field", default=None, help="The items' label column (stratified).")
+@click.option("--level", type=float, default=0.95, show_default=True, help="Interval level.")
+@click.option("--check", is_flag=True, help="Compare --methods with random over seen/new splits of the systems.")
+@click.option("--methods", default="random,stratified,anchor", show_default=False,
+              help="--check: comma-separated methods [default: random, anchor, and stratified with --items].")
+@click.option("--budgets", default="25,50,100", show_default=True, help="--check: comma-separated budgets.")
+@click.option("--splits", type=int, default=100, show_default=True, help="--check: seen/new splits.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write.")
+@_table_options
+@click.pass_context
+@_handle_errors
+def evalset(ctx, scores, budget, method, seed, items, label_field, level, check, methods, budgets, splits, out,
+            item_field, system_field, score_field) -> None:
+    """Choose the few evaluation items that estimate (and rank) systems like the full set.
+
+    Writes OUT/selected/ids.txt (the items to score new systems on), OUT/subset.parquet (item, weight) and
+    OUT/calibration.json; `thresher evalset estimate` then estimates new systems from their scores on those items.
+    With --check, compares --methods with random over --splits seen/new splits of the systems (Kendall tau, MAE,
+    interval coverage, verdicts) into OUT/results.csv.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from thresher.errors import ConfigError
+    from thresher.evalset.job import format_check, run_evalset, run_evalset_check
+
+    if not scores or not out:
+        raise ConfigError("give --scores and --out (and --budget, or --check)")
+    fields = dict(item_field=item_field, system_field=system_field, score_field=score_field)
+    command = ["thresher", *sys.argv[1:]]
+    if check:
+        from thresher.evalset.check import CheckConfig
+
+        names = [m.strip() for m in methods.split(",") if m.strip()]
+        if not items:
+            names = [m for m in names if m != "stratified"]
+        config = CheckConfig(tuple(names), tuple(_int_list(budgets, "--budgets")), splits, seed, level)
+        rows = run_evalset_check(scores, out, config=config, items=items, label_field=label_field, command=command,
+                                 **fields)
+        click.echo(format_check(rows))
+        click.echo(f"\nresults: {Path(out) / 'results.csv'}")
+        return
+    if budget is None:
+        raise ConfigError("give --budget (items to choose), or --check")
+    path = run_evalset(scores, out, budget=budget, method=method, seed=seed, items=items, label_field=label_field,
+                       level=level, command=command, **fields)
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    click.echo(f"chose {manifest['counts']['chosen']} of {manifest['counts']['items']:,} items by {method} "
+               f"({manifest['counts']['seen_systems']} seen systems; their mean absolute error from these items: "
+               f"{manifest['seen_mae']:.4f})\nitems to score: {path / 'selected' / 'ids.txt'}")
+
+
+@evalset.command(name="estimate")
+@click.option("--from-run", "from_run", type=click.Path(file_okay=False), required=True,
+              help="A thresher evalset run directory.")
+@click.option("--scores", type=click.Path(dir_okay=False), required=True,
+              help="New systems' scores on (at least) the chosen items.")
+@click.option("--level", type=float, default=None, help="Interval level [default: the run's].")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory to write.")
+@_table_options
+@_handle_errors
+def evalset_estimate(from_run, scores, level, out, item_field, system_field, score_field) -> None:
+    """Estimate new systems' full-set scores (with intervals) from their scores on a run's chosen items; writes
+    OUT/estimates.csv (system, estimate, lo, hi, rank)."""
+    from thresher.evalset.job import run_estimate
+
+    rows = run_estimate(from_run, scores, out, level=level, item_field=item_field, system_field=system_field,
+                        score_field=score_field)
+    width = max(len(r["system"]) for r in rows)
+    for r in sorted(rows, key=lambda r: r["rank"]):
+        click.echo(f"{r['rank']:>3}  {r['system']:<{width}}  {r['estimate']:.4f}  [{r['lo']:.4f}, {r['hi']:.4f}]")
+    click.echo(f"\nestimates: {Path(out) / 'estimates.csv'}")
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    from thresher.errors import ConfigError
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated whole numbers, got {text!r}") from None
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,90 @@
+"""Choosing evaluation items (issue 15): does a method's subset rank and estimate new systems better than random?
+
+For each labelled set in ``../shared/data/labeled/`` (BBC news, Brown genres, Rotten Tomatoes), builds a real small
+leaderboard (:mod:`thresher.evalset.leaderboard`: --systems classifiers that differ in training size, features,
+regularisation and kind, trained on up to --train records of the set's train split and scored on up to --items
+records of its test split), then runs ``thresher evalset --check`` (the CLI, timed start to exit) on the
+correctness table and on the probability-of-the-true-class table: --splits seen/new halves of the systems, budgets
+25, 50, 100, 200, each method against random on the same splits. Prints Kendall tau, MAE (and its ratio to
+random's), interval coverage and the verdicts.
+
+    python bench/bench_evalset.py [--data ../shared/data] [--systems 40] [--splits 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from thresher.evalset.leaderboard import build_leaderboard
+
+SETS = ("bbc_news", "brown_genre", "rotten_tomatoes")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = Path(__file__).resolve().parents[1]
+    parser.add_argument("--data", type=Path, default=here.parent / "shared" / "data")
+    parser.add_argument("--systems", type=int, default=40)
+    parser.add_argument("--splits", type=int, default=100)
+    parser.add_argument("--train", type=int, default=3000)
+    parser.add_argument("--items", type=int, default=800)
+    parser.add_argument("--budgets", default="25,50,100,200")
+    parser.add_argument("--methods", default="random,anchor")
+    args = parser.parse_args()
+    print("| set | table | budget | method | Kendall tau | MAE | MAE / random's | coverage (width) | tau vs random | "
+          "MAE vs random |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in SETS:
+            t = pq.read_table(args.data / "labeled" / f"{name}.parquet", columns=["id", "text", "label", "split"])
+            rng = np.random.default_rng(0)
+            train, test = (t.filter(pc.equal(t["split"], s)) for s in ("train", "test"))
+            train = train.take(pa.array(np.sort(rng.choice(train.num_rows, min(args.train, train.num_rows),
+                                                           replace=False))))
+            test = test.take(pa.array(np.sort(rng.choice(test.num_rows, min(args.items, test.num_rows),
+                                                         replace=False))))
+            started = time.perf_counter()
+            tables = build_leaderboard(train["text"].combine_chunks(), np.array(train["label"].to_pylist()),
+                                       test["text"].combine_chunks(), np.array(test["label"].to_pylist()),
+                                       test["id"].to_pylist(), n_systems=args.systems, seed=0)
+            built = time.perf_counter() - started
+            for kind, table in zip(("correct", "p(true)"), tables):
+                path = Path(tmp) / f"{name}-{kind[0]}.parquet"
+                pq.write_table(table.to_long(), path)
+                budgets = ",".join(b for b in args.budgets.split(",") if int(b) < len(table.items))
+                out = Path(tmp) / f"{name}-{kind[0]}"
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "thresher.cli", "evalset", "--check", "--scores", str(path),
+                                "--methods", args.methods, "--budgets", budgets, "--splits", str(args.splits),
+                                "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+                seconds = time.perf_counter() - started
+                with (out / "results.csv").open() as f:
+                    rows = {(r["method"], r["budget"], r["metric"]): r for r in csv.DictReader(f)}
+                for budget in budgets.split(","):
+                    base_mae = float(rows["random", budget, "mae"]["mean"])
+                    for method in args.methods.split(","):
+                        tau, mae = rows[method, budget, "kendall_tau"], rows[method, budget, "mae"]
+                        cov, width = rows[method, budget, "coverage"], rows[method, budget, "interval_width"]
+                        vs = ["" if method == "random" else
+                              f"{float(r['delta_vs_random']):+.3f} [{float(r['delta_lo']):+.3f}, "
+                              f"{float(r['delta_hi']):+.3f}] {r['verdict']}" for r in (tau, mae)]
+                        print(f"| {name} ({len(table.items)} items, {len(table.systems)} systems) | {kind} | {budget} "
+                              f"| {method} | {float(tau['mean']):.3f} | {float(mae['mean']):.4f} | "
+                              f"{float(mae['mean']) / base_mae:.2f} | {float(cov['mean']):.2f} "
+                              f"({float(width['mean']):.3f}) | {vs[0]} | {vs[1]} |")
+                print(f"<!-- {name} {kind}: leaderboard {built:.0f} s, check CLI {seconds:.1f} s start to exit -->")
+
+
+if __name__ == "__main__":
+    main()

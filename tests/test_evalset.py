@@ -1,0 +1,171 @@
+"""thresher evalset: reading score tables, choosing items (random, stratified, anchor points), estimating new
+systems with conformal intervals, and checking methods against random over seen/new splits, on a real leaderboard
+(classifiers trained on the bundled BBC sample) and on synthetic tables with known answers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from thresher.cli import main
+from thresher.errors import ConfigError
+from thresher.evalset.check import CheckConfig, run_check
+from thresher.evalset.estimate import calibrate
+from thresher.evalset.methods import choose
+from thresher.evalset.table import ScoreTable, read_scores
+
+SAMPLE = Path(__file__).resolve().parents[1] / "thresher" / "data" / "sample" / "labeled" / "bbc_news.parquet"
+
+
+@pytest.fixture(scope="module")
+def leaderboard(tmp_path_factory) -> tuple[ScoreTable, Path]:
+    """24 classifiers trained on 40% of the BBC sample, scored (0/1) on the other 150 articles."""
+    from thresher.evalset.leaderboard import build_leaderboard
+
+    t = pq.read_table(SAMPLE)
+    order = np.random.default_rng(0).permutation(t.num_rows)
+    train, test = t.take(pa.array(np.sort(order[100:]))), t.take(pa.array(np.sort(order[:100])))
+    train, test = test, train  # 100 records to train on, 150 items to evaluate on
+    correct, _ = build_leaderboard(train["text"].combine_chunks(), np.array(train["label"].to_pylist()),
+                                   test["text"].combine_chunks(), np.array(test["label"].to_pylist()),
+                                   test["id"].to_pylist(), n_systems=24, seed=0)
+    path = tmp_path_factory.mktemp("evalset") / "scores.parquet"
+    pq.write_table(correct.to_long(), path)
+    return correct, path
+
+
+def _types_table(n_types: int = 6, n_systems: int = 30, seed: int = 0) -> tuple[ScoreTable, np.ndarray]:
+    """Items of a few kinds: every item of a kind is scored the same by every system."""
+    rng = np.random.default_rng(seed)
+    kind_scores = rng.random((n_types, n_systems))
+    kinds = rng.integers(0, n_types, 400)
+    kinds[:n_types] = np.arange(n_types)
+    table = ScoreTable(tuple(f"i{k}" for k in range(400)), tuple(f"s{k}" for k in range(n_systems)),
+                       kind_scores[kinds])
+    return table, kinds
+
+
+def test_long_and_wide_files_read_to_the_same_table_and_bad_cells_name_their_row(tmp_path, leaderboard):
+    table, path = leaderboard
+    wide = pa.table({"item": list(table.items), **{s: table.scores[:, k] for k, s in enumerate(table.systems)}})
+    pq.write_table(wide, tmp_path / "wide.parquet")
+    again = read_scores(tmp_path / "wide.parquet")
+    assert again.items == read_scores(path).items == table.items and again.systems == table.systems
+    np.testing.assert_array_equal(again.scores, read_scores(path).scores)
+    rows = [{"item": f"a{i}", "system": f"s{k}", "score": float((i + k) % 2)} for i in range(2) for k in range(3)]
+    with open(tmp_path / "bad.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["item", "system", "score"])
+        w.writeheader()
+        w.writerows([*rows[:3], {**rows[3], "score": "abc"}, *rows[4:]])
+    with pytest.raises(ConfigError, match=r"bad.csv: row 4: score 'abc' is not a number"):
+        read_scores(tmp_path / "bad.csv")
+    pq.write_table(pa.Table.from_pylist([*rows, rows[2]]), tmp_path / "twice.parquet")
+    with pytest.raises(ConfigError, match=r"twice.parquet: row 7: item .* have two scores"):
+        read_scores(tmp_path / "twice.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[:-1]), tmp_path / "hole.parquet")
+    with pytest.raises(ConfigError, match=r"no score of system .s2. on item .a1. \(1 cells missing\)"):
+        read_scores(tmp_path / "hole.parquet")
+
+
+def test_anchor_points_recover_every_full_set_score_when_items_come_in_kinds():
+    """With six kinds of items (all items of a kind scored alike), six anchors are one item of each kind weighted
+    by its kind's share: every system's full-set score exactly; random items of the same budget are not."""
+    table, kinds = _types_table()
+    subset = choose("anchor", table, 6, seed=1)
+    assert sorted(kinds[subset.rows].tolist()) == list(range(6))
+    np.testing.assert_allclose(subset.estimate(table.scores[subset.rows]), table.full_means(), atol=1e-12)
+    rand = choose("random", table, 6, seed=1)
+    assert np.abs(rand.estimate(table.scores[rand.rows]) - table.full_means()).max() > 0.01
+
+
+def test_stratified_weights_make_a_per_label_constant_exact():
+    table, kinds = _types_table()
+    labels = np.array([f"k{k}" for k in kinds])
+    subset = choose("stratified", table, 30, seed=2, labels=labels)
+    assert len(subset.rows) == 30 == len(set(subset.rows)) and subset.weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(subset.estimate(table.scores[subset.rows]), table.full_means(), atol=1e-12)
+    with pytest.raises(ConfigError, match="needs a label per item"):
+        choose("stratified", table, 30)
+    with pytest.raises(ConfigError, match="budget must be a whole number of items from 1 to 400"):
+        choose("random", table, 401)
+
+
+def test_conformal_intervals_cover_new_systems_at_their_level():
+    """Systems drawn exchangeably (a latent ability and noisy item difficulties): over many seen/new splits,
+    random-subset intervals cover the new systems' full-set scores about as often as their level says (90%, and
+    50%: they are not just wide)."""
+    rng = np.random.default_rng(5)
+    ability, difficulty = rng.normal(size=60), rng.normal(size=300)
+    p = 1 / (1 + np.exp(-(ability[None, :] - difficulty[:, None])))
+    table = ScoreTable(tuple(map(str, range(300))), tuple(map(str, range(60))), (rng.random(p.shape) < p) * 1.0)
+    for level, low, high in ((0.9, 0.87, 0.99), (0.5, 0.4, 0.65)):  # 40 overlapping splits: a Monte Carlo margin
+        result = run_check(table, CheckConfig(("random",), (20,), splits=40, level=level))
+        coverage = next(r["mean"] for r in result.rows if r["metric"] == "coverage")
+        assert low <= coverage <= high, (level, coverage)
+    seen = table.take_systems(np.arange(30))
+    subset = choose("random", seen, 20, 0)
+    cal = calibrate("random", seen, subset, 20, 0)
+    assert cal.half_width(0.9) == np.sort(cal.residuals)[int(np.ceil(31 * 0.9)) - 1]
+    assert cal.half_width(0.99) == np.inf  # 30 seen systems cannot give a 99% quantile
+
+
+def test_cli_chooses_estimates_and_checks_on_a_real_leaderboard(tmp_path, leaderboard):
+    table, path = leaderboard
+    seen_cols, new_cols = np.arange(0, 24, 2), np.arange(1, 24, 2)
+    pq.write_table(table.take_systems(seen_cols).to_long(), tmp_path / "seen.parquet")
+    out = tmp_path / "es"
+    result = CliRunner().invoke(main, ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "30",
+                                       "--method", "anchor", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ids = (out / "selected" / "ids.txt").read_text().splitlines()
+    assert len(ids) == 30 == len(set(ids)) and set(ids) <= set(table.items)
+    # the new systems are scored on the chosen items only
+    new = table.take_systems(new_cols)
+    chosen = [table.items.index(i) for i in ids]
+    only = ScoreTable(tuple(ids), new.systems, new.scores[chosen])
+    pq.write_table(only.to_long(), tmp_path / "new.parquet")
+    result = CliRunner().invoke(main, ["evalset", "estimate", "--from-run", str(out), "--scores",
+                                       str(tmp_path / "new.parquet"), "--out", str(tmp_path / "est")])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "est" / "estimates.csv").open()))
+    assert [r["system"] for r in rows] == list(new.systems)
+    weights = pq.read_table(out / "subset.parquet")["weight"].to_numpy()
+    np.testing.assert_allclose([float(r["estimate"]) for r in rows], weights @ new.scores[chosen])
+    assert all(float(r["lo"]) <= float(r["estimate"]) <= float(r["hi"]) for r in rows)
+    assert sorted(int(r["rank"]) for r in rows) == list(range(1, 13))
+    pq.write_table(ScoreTable(tuple(ids[1:]), new.systems, new.scores[chosen[1:]]).to_long(), tmp_path / "less.parquet")
+    result = CliRunner().invoke(main, ["evalset", "estimate", "--from-run", str(out), "--scores",
+                                       str(tmp_path / "less.parquet"), "--out", str(tmp_path / "est2")])
+    assert result.exit_code == 2 and "no scores on 1 of the 30 chosen items" in result.output
+    for k in (1, 2):  # --check: the same results from the same seed
+        result = CliRunner().invoke(main, ["evalset", "--check", "--scores", str(path), "--methods", "random,anchor",
+                                           "--budgets", "10,30", "--splits", "12", "--out", str(tmp_path / f"c{k}")])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "c1" / "results.csv").read_text() == (tmp_path / "c2" / "results.csv").read_text()
+    check = list(csv.DictReader((tmp_path / "c1" / "results.csv").open()))
+    assert {(r["method"], r["budget"]) for r in check} == {(m, b) for m in ("random", "anchor") for b in ("10", "30")}
+    verdicts = {r["verdict"] for r in check if r["method"] == "anchor" and r["metric"] in ("kendall_tau", "mae")}
+    assert verdicts <= {"better", "worse", "inconclusive"} and "budget 30" in result.output
+
+
+def test_the_python_api_chooses_and_estimates_like_the_cli(tmp_path):
+    """th.evalset / th.evalset_estimate / th.evalset_check: on items of six kinds, anchors chosen on 20 seen systems
+    estimate 10 new systems exactly."""
+    import thresher as th
+
+    table, _ = _types_table(n_systems=30, seed=3)
+    pq.write_table(table.take_systems(np.arange(20)).to_long(), tmp_path / "seen.parquet")
+    run = th.evalset(tmp_path / "seen.parquet", budget=6, out=tmp_path / "es", method="anchor")
+    new = table.take_systems(np.arange(20, 30))
+    pq.write_table(new.to_long(), tmp_path / "new.parquet")  # every item: the extra ones are ignored
+    rows = th.evalset_estimate(run, tmp_path / "new.parquet", out=tmp_path / "est")
+    np.testing.assert_allclose([r["estimate"] for r in rows], new.full_means(), atol=1e-12)
+    check = th.evalset_check(tmp_path / "seen.parquet", out=tmp_path / "chk", budgets=(6,), splits=5)
+    mae = {r["method"]: r["mean"] for r in check if r["metric"] == "mae"}
+    assert mae["anchor"] < 1e-9 < mae["random"]

@@ -1,0 +1,149 @@
+"""The ``thresher evalset`` run directories: choose items (``run_evalset``), estimate new systems from them
+(``run_estimate``), and check methods against random over splits of the systems (``run_evalset_check``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from thresher.errors import ConfigError
+from thresher.evalset.check import CheckConfig, run_check
+from thresher.evalset.estimate import calibrate
+from thresher.evalset.methods import EvalSubset, choose
+from thresher.evalset.table import ScoreTable, read_item_labels, read_scores
+from thresher.io.atomic import atomic_path, write_json, write_parquet
+from thresher.io.provenance import versions
+from thresher.io.writers import write_ids
+from thresher.jobs.rundir import claims_run_dir
+
+
+def _csv(rows: list[dict], path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _labels(items: str | os.PathLike | None, table: ScoreTable, item_field: str, label_field: str | None
+            ) -> np.ndarray | None:
+    if items is None:
+        return None
+    if not label_field:
+        raise ConfigError("--items needs --label-field (the column stratified selection splits by)")
+    return read_item_labels(items, table.items, item_field, label_field)
+
+
+@claims_run_dir("out")
+def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: int, method: str = "anchor",
+                seed: int = 0, items: str | os.PathLike | None = None, label_field: str | None = None,
+                item_field: str = "item", system_field: str = "system", score_field: str = "score",
+                level: float = 0.95, command: list[str] | None = None) -> Path:
+    """Choose ``budget`` items from the seen systems' ``scores`` by ``method``; write ``out/selected/ids.txt`` (in
+    order), ``out/subset.parquet`` (item, weight), ``out/calibration.json`` (the seen systems' residuals, for the
+    intervals) and ``out/manifest.json``. Returns ``out``."""
+    out = Path(out)
+    table = read_scores(scores, item_field, system_field, score_field)
+    labels = _labels(items, table, item_field, label_field)
+    subset = choose(method, table, budget, seed, labels)
+    calibration = calibrate(method, table, subset, budget, seed, labels)
+    (out / "selected").mkdir(parents=True, exist_ok=True)
+    chosen = [table.items[r] for r in subset.rows]
+    write_ids(chosen, out / "selected" / "ids.txt")
+    write_parquet(pa.table({"item": chosen, "weight": subset.weights}), out / "subset.parquet")
+    write_json({"level": level, "residuals": calibration.residuals.tolist(), "low": calibration.low,
+                "high": calibration.high, "half_width": calibration.half_width(level)}, out / "calibration.json")
+    estimates = subset.estimate(table.scores[subset.rows])
+    write_json({"command": command, "created_unix": int(time.time()), "job": "evalset", "method": method,
+                "budget": budget, "seed": seed, "scores": str(scores), "items": str(items) if items else None,
+                "label_field": label_field, "versions": versions(),
+                "counts": {"items": len(table.items), "seen_systems": len(table.systems), "chosen": len(chosen)},
+                "seen_mae": float(np.abs(estimates - table.full_means()).mean()),
+                "outputs": {"ids": "selected/ids.txt", "subset": "subset.parquet",
+                            "calibration": "calibration.json"}}, out / "manifest.json")
+    return out
+
+
+@claims_run_dir("out")
+def run_estimate(run: str | os.PathLike, scores: str | os.PathLike, out: str | os.PathLike, *,
+                 item_field: str = "item", system_field: str = "system", score_field: str = "score",
+                 level: float | None = None) -> list[dict]:
+    """Each new system's estimated full-set score, with its interval, from its ``scores`` on the items ``run``
+    chose (other items are ignored; a chosen item a system lacks is an error). Writes ``out/estimates.csv``
+    (system, estimate, lo, hi, rank) and returns its rows."""
+    import pyarrow.parquet as pq
+
+    from thresher.evalset.estimate import Calibration
+
+    run, out = Path(run), Path(out)
+    if not (run / "subset.parquet").is_file():
+        raise ConfigError(f"{run} is not a thresher evalset run (no subset.parquet)")
+    chosen = pq.read_table(run / "subset.parquet")
+    cal = json.loads((run / "calibration.json").read_text(encoding="utf-8"))
+    calibration = Calibration(np.array(cal["residuals"]), cal["low"], cal["high"])
+    new = read_scores(scores, item_field, system_field, score_field)
+    where = {item: i for i, item in enumerate(new.items)}
+    wanted = chosen["item"].to_pylist()
+    missing = [item for item in wanted if item not in where]
+    if missing:
+        raise ConfigError(f"{scores}: no scores on {len(missing)} of the {len(wanted)} chosen items (e.g. "
+                          f"{missing[0]!r}); score every new system on {run / 'selected' / 'ids.txt'}")
+    subset = EvalSubset(np.array([where[item] for item in wanted]), np.asarray(chosen["weight"].to_numpy()), "run")
+    estimates = subset.estimate(new.scores[subset.rows])
+    lo, hi = calibration.intervals(estimates, level or cal["level"])
+    ranks = np.empty(len(estimates), dtype=np.int64)
+    ranks[np.lexsort((np.arange(len(estimates)), -estimates))] = np.arange(1, len(estimates) + 1)
+    rows = [{"system": s, "estimate": float(e), "lo": float(a), "hi": float(b), "rank": int(r)}
+            for s, e, a, b, r in zip(new.systems, estimates, lo, hi, ranks)]
+    out.mkdir(parents=True, exist_ok=True)
+    _csv(rows, out / "estimates.csv")
+    write_json({"job": "evalset estimate", "created_unix": int(time.time()), "from_run": str(run),
+                "scores": str(scores), "level": level or cal["level"], "systems": len(rows),
+                "items_used": len(wanted), "outputs": {"estimates": "estimates.csv"}}, out / "manifest.json")
+    return rows
+
+
+@claims_run_dir("out")
+def run_evalset_check(scores: str | os.PathLike, out: str | os.PathLike, *, config: CheckConfig | None = None,
+                      items: str | os.PathLike | None = None, label_field: str | None = None,
+                      item_field: str = "item", system_field: str = "system", score_field: str = "score",
+                      command: list[str] | None = None) -> list[dict]:
+    """Methods against random over seen/new splits of the systems in the full ``scores`` table
+    (:mod:`thresher.evalset.check`); writes ``out/results.csv``, ``out/per_split.csv`` and ``out/manifest.json``."""
+    config = config or CheckConfig()
+    out = Path(out)
+    table = read_scores(scores, item_field, system_field, score_field)
+    labels = _labels(items, table, item_field, label_field)
+    started = time.perf_counter()
+    result = run_check(table, config, labels)
+    out.mkdir(parents=True, exist_ok=True)
+    _csv(result.rows, out / "results.csv")
+    _csv(result.per_split, out / "per_split.csv")
+    write_json({"command": command, "created_unix": int(time.time()), "job": "evalset check",
+                "config": {"methods": list(config.methods), "budgets": list(config.budgets),
+                           "splits": config.splits, "seed": config.seed, "level": config.level},
+                "scores": str(scores), "versions": versions(), "seconds": round(time.perf_counter() - started, 3),
+                "counts": {"items": len(table.items), "systems": len(table.systems)},
+                "outputs": {"results": "results.csv", "per_split": "per_split.csv"}}, out / "manifest.json")
+    return result.rows
+
+
+def format_check(rows: list[dict]) -> str:
+    """The check's table as the CLI prints it: per budget, each method's mean tau, MAE, coverage and verdicts."""
+    buf = io.StringIO()
+    by = {(r["method"], r["budget"], r["metric"]): r for r in rows}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for budget in dict.fromkeys(r["budget"] for r in rows):
+        buf.write(f"budget {budget}: kendall tau | MAE | coverage (width); verdicts vs random\n")
+        for m in methods:
+            tau, mae, cov = by[m, budget, "kendall_tau"], by[m, budget, "mae"], by[m, budget, "coverage"]
+            width = by[m, budget, "interval_width"]["mean"]
+            verdicts = "" if m == "random" else f"  tau {tau['verdict']}, MAE {mae['verdict']}"
+            buf.write(f"  {m:<11} {tau['mean']:.3f} | {mae['mean']:.4f} | {cov['mean']:.2f} ({width:.3f}){verdicts}\n")
+    return buf.getvalue().rstrip()
