@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--items", type=int, default=800)
     parser.add_argument("--budgets", default="25,50,100,200")
-    parser.add_argument("--methods", default="random,anchor")
+    parser.add_argument("--methods", default="random,anchor,irt")
     args = parser.parse_args()
     print("| set | table | budget | method | Kendall tau | MAE | MAE / random's | coverage (width) | tau vs random | "
           "MAE vs random |")

@@ -169,3 +169,51 @@ def test_the_python_api_chooses_and_estimates_like_the_cli(tmp_path):
     check = th.evalset_check(tmp_path / "seen.parquet", out=tmp_path / "chk", budgets=(6,), splits=5)
     mae = {r["method"]: r["mean"] for r in check if r["metric"] == "mae"}
     assert mae["anchor"] < 1e-9 < mae["random"]
+
+
+def test_a_2pl_fit_recovers_known_item_parameters_and_abilities():
+    """A synthetic 2PL table (200 items, 300 systems): the fit recovers difficulties, discriminations and abilities;
+    p-IRT from 20 items uses the model for the other 180 and equals the mean when every item is observed."""
+    from thresher.evalset.irt import fit_2pl
+
+    rng = np.random.default_rng(0)
+    a, b, theta = np.exp(rng.normal(0, 0.4, 200)), rng.normal(0, 1, 200), rng.normal(0, 1, 300)
+    p = 1 / (1 + np.exp(-(a[:, None] * (theta[None, :] - b[:, None]))))
+    y = (rng.random(p.shape) < p) * 1.0
+    model = fit_2pl(y)
+    assert np.corrcoef(model.b, b)[0, 1] > 0.97 and np.corrcoef(model.a, a)[0, 1] > 0.85
+    assert np.corrcoef(model.theta, theta)[0, 1] > 0.97
+    rows = rng.choice(200, 20, replace=False)
+    estimates = model.p_irt(rows, y[rows])
+    assert np.corrcoef(estimates, y.mean(axis=0))[0, 1] > 0.9
+    np.testing.assert_allclose(model.p_irt(np.arange(200), y), y.mean(axis=0))
+    # an ability estimated from a few items follows the fitted one
+    assert np.corrcoef(model.abilities(rows, y[rows]), model.theta)[0, 1] > 0.7
+
+
+def test_irt_runs_write_the_item_model_and_estimate_new_systems_from_the_chosen_items(tmp_path):
+    """--method irt: the run keeps every item's (a, b); estimate uses it for the items a new system was not scored
+    on, so a system scored only on the chosen items gets the p-IRT estimate the model gives in memory."""
+    from thresher.evalset.irt import fit_2pl
+
+    rng = np.random.default_rng(4)
+    a, b, theta = np.exp(rng.normal(0, 0.3, 150)), rng.normal(0, 1, 150), rng.normal(0, 1, 50)
+    y = (rng.random((150, 50)) < 1 / (1 + np.exp(-(a[:, None] * (theta[None, :] - b[:, None]))))) * 1.0
+    table = ScoreTable(tuple(f"q{i}" for i in range(150)), tuple(f"m{s}" for s in range(50)), y)
+    pq.write_table(table.take_systems(np.arange(40)).to_long(), tmp_path / "seen.parquet")
+    result = CliRunner().invoke(main, ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "25",
+                                       "--method", "irt", "--out", str(tmp_path / "es")])
+    assert result.exit_code == 0, result.output
+    irt = pq.read_table(tmp_path / "es" / "irt.parquet")
+    assert irt.num_rows == 150 and irt["item"].to_pylist() == list(table.items)
+    ids = (tmp_path / "es" / "selected" / "ids.txt").read_text().splitlines()
+    rows = np.array([table.items.index(i) for i in ids])
+    new = table.take_systems(np.arange(40, 50))
+    pq.write_table(ScoreTable(tuple(ids), new.systems, new.scores[rows]).to_long(), tmp_path / "new.parquet")
+    result = CliRunner().invoke(main, ["evalset", "estimate", "--from-run", str(tmp_path / "es"), "--scores",
+                                       str(tmp_path / "new.parquet"), "--out", str(tmp_path / "est")])
+    assert result.exit_code == 0, result.output
+    got = [float(r["estimate"]) for r in csv.DictReader((tmp_path / "est" / "estimates.csv").open())]
+    model = fit_2pl(table.take_systems(np.arange(40)).scores)
+    np.testing.assert_allclose(got, model.p_irt(rows, new.scores[rows]), rtol=1e-6)
+    assert np.abs(np.array(got) - new.full_means()).mean() < np.abs(new.scores[rows].mean(0) - new.full_means()).mean()

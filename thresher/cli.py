@@ -979,15 +979,16 @@ Examples:
               help="Seen systems' scores on every item: long (item, system, score) or wide (item, one column per "
                    "system); Parquet, CSV or JSONL.")
 @click.option("--budget", type=int, default=None, help="Items to choose.")
-@click.option("--method", type=click.Choice(["random", "stratified", "anchor"]), default="anchor",
-              show_default=True, help="anchor: k-medoids on the seen systems' scores; stratified: by --label-field.")
+@click.option("--method", type=click.Choice(["random", "stratified", "anchor", "irt"]), default="anchor",
+              show_default=True, help="anchor: k-medoids on the seen systems' scores; irt: random items, a 2PL IRT "
+                                      "model of the seen systems, p-IRT estimates; stratified: by --label-field.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--items", type=click.Path(dir_okay=False), default=None, help="Items file with --label-field.")
 @click.option("--label-field", default=None, help="The items' label column (stratified).")
 @click.option("--level", type=float, default=0.95, show_default=True, help="Interval level.")
 @click.option("--check", is_flag=True, help="Compare --methods with random over seen/new splits of the systems.")
-@click.option("--methods", default="random,stratified,anchor", show_default=False,
-              help="--check: comma-separated methods [default: random, anchor, and stratified with --items].")
+@click.option("--methods", default="random,stratified,anchor,irt", show_default=False,
+              help="--check: comma-separated methods [default: random, anchor, irt, and stratified with --items].")
 @click.option("--budgets", default="25,50,100", show_default=True, help="--check: comma-separated budgets.")
 @click.option("--splits", type=int, default=100, show_default=True, help="--check: seen/new splits.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write.")

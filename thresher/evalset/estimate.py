@@ -4,8 +4,11 @@ An interval must be honest with 25 items and a few dozen seen systems, so it ass
 systems, treated as exchangeable with the new ones, give residuals |estimate - full-set score| of the same
 procedure, and the interval is the estimate plus or minus their ceil((S + 1) x level)-th smallest (split conformal
 prediction: it covers a new system's full-set score with probability at least ``level``). When the subset was chosen
-by looking at the seen systems (``anchor``), a system's residual must come from a subset chosen without it, so the
-residuals are cross-fitted: the seen systems are split in two, each half's subset is chosen on the other half.
+by looking at the seen systems (``anchor``, ``irt``), a system's residual must come from a subset (and model) chosen
+without it, so the residuals are cross-fitted: the seen systems are split into folds (two for anchor; one system
+each for irt, whose model must be fitted on nearly as many systems as the final one), and each fold is estimated by
+a subset chosen on the others. Cross-fitted (CV+ / jackknife+) intervals guarantee only 1 - 2 x (1 - level) in the
+worst case (90% at 95%); measured coverage is in BENCHMARKS.md.
 With fewer than ceil(1 / (1 - level)) - 1 seen systems no finite quantile exists and the interval is the whole range
 of scores seen.
 """
@@ -22,6 +25,10 @@ from thresher.evalset.table import ScoreTable
 
 #: Methods whose subset does not depend on the seen systems' scores (their residuals need no cross-fitting).
 SCORE_FREE = ("random", "stratified")
+#: Folds of the cross-fitting per method: a model fitted on the seen systems (irt) must be fitted on nearly as many
+#: as the final one, or its errors are not like the final model's (so: leave one system out); anchors chosen on
+#: half of them already are.
+CROSS_FOLDS = {"anchor": 2, "irt": 10**9}
 
 
 @dataclass(frozen=True)
@@ -54,9 +61,10 @@ def calibrate(method: str, seen: ScoreTable, subset: EvalSubset, budget: int, se
         residuals = np.abs(subset.estimate(seen.scores[subset.rows]) - truth)
     else:
         order = np.random.default_rng([seed, 0xCA11B]).permutation(len(seen.systems))
-        halves = (order[: len(order) // 2], order[len(order) // 2:])
+        folds = np.array_split(order, min(CROSS_FOLDS.get(method, 2), len(order)))
         residuals = np.empty(len(truth))
-        for fit, held in (halves, halves[::-1]):
+        for held in folds:
+            fit = np.sort(np.setdiff1d(order, held))
             other = choose(method, seen.take_systems(fit), budget, seed, labels)
             residuals[held] = np.abs(other.estimate(seen.scores[np.ix_(other.rows, held)]) - truth[held])
     return Calibration(residuals, float(seen.scores.min()), float(seen.scores.max()))

@@ -57,6 +57,9 @@ def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: in
     chosen = [table.items[r] for r in subset.rows]
     write_ids(chosen, out / "selected" / "ids.txt")
     write_parquet(pa.table({"item": chosen, "weight": subset.weights}), out / "subset.parquet")
+    if subset.model is not None:  # p-IRT predicts every item a new system is not scored on
+        write_parquet(pa.table({"item": list(table.items), "a": subset.model.a, "b": subset.model.b}),
+                      out / "irt.parquet")
     write_json({"level": level, "residuals": calibration.residuals.tolist(), "low": calibration.low,
                 "high": calibration.high, "half_width": calibration.half_width(level)}, out / "calibration.json")
     estimates = subset.estimate(table.scores[subset.rows])
@@ -80,6 +83,7 @@ def run_estimate(run: str | os.PathLike, scores: str | os.PathLike, out: str | o
     import pyarrow.parquet as pq
 
     from thresher.evalset.estimate import Calibration
+    from thresher.evalset.irt import IRT2PL
 
     run, out = Path(run), Path(out)
     if not (run / "subset.parquet").is_file():
@@ -94,8 +98,16 @@ def run_estimate(run: str | os.PathLike, scores: str | os.PathLike, out: str | o
     if missing:
         raise ConfigError(f"{scores}: no scores on {len(missing)} of the {len(wanted)} chosen items (e.g. "
                           f"{missing[0]!r}); score every new system on {run / 'selected' / 'ids.txt'}")
-    subset = EvalSubset(np.array([where[item] for item in wanted]), np.asarray(chosen["weight"].to_numpy()), "run")
-    estimates = subset.estimate(new.scores[subset.rows])
+    on_chosen = new.scores[[where[item] for item in wanted]]
+    weights = np.asarray(chosen["weight"].to_numpy())
+    if (run / "irt.parquet").is_file():  # rows are the chosen items' places among every item the model knows
+        irt = pq.read_table(run / "irt.parquet")
+        place = {item: i for i, item in enumerate(irt["item"].to_pylist())}
+        subset = EvalSubset(np.array([place[item] for item in wanted]), weights, "irt",
+                            IRT2PL(irt["a"].to_numpy(), irt["b"].to_numpy(), np.zeros(0)))
+    else:
+        subset = EvalSubset(np.arange(len(wanted)), weights, "weighted")
+    estimates = subset.estimate(on_chosen)
     lo, hi = calibration.intervals(estimates, level or cal["level"])
     ranks = np.empty(len(estimates), dtype=np.int64)
     ranks[np.lexsort((np.arange(len(estimates)), -estimates))] = np.arange(1, len(estimates) + 1)

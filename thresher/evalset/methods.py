@@ -6,22 +6,26 @@
 - ``anchor`` (Vivek et al., 2024, "Anchor Points"): items are points in the space of the seen systems' scores (one
   coordinate per system); k-medoids with k = budget picks the medoids, and each one weighs the share of the full
   set in its cluster. Items the seen systems score alike are redundant; an anchor stands for its cluster.
+- ``irt`` (tinyBenchmarks, Polo et al., 2024): a seeded random sample, and a 2PL IRT model fitted on the seen
+  systems (:mod:`thresher.evalset.irt`); a new system is estimated by p-IRT, its scores on the chosen items plus
+  the model's predictions on the others.
 
-A new system's full-set score is estimated as the weighted mean of its scores on the chosen items
-(:mod:`thresher.evalset.estimate`).
+A new system's full-set score is otherwise the weighted mean of its scores on the chosen items.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from thresher.errors import ConfigError
+from thresher.evalset.irt import IRT2PL, fit_2pl
 from thresher.evalset.table import ScoreTable
 from thresher.selectors.quotas import allocate
 
-METHODS = ("random", "stratified", "anchor")
+METHODS = ("random", "stratified", "anchor", "irt")
 #: Lloyd-style k-medoid passes at most (they stop earlier when no medoid moves).
 MAX_PASSES = 30
 
@@ -34,9 +38,12 @@ class EvalSubset:
     rows: np.ndarray
     weights: np.ndarray
     method: str
+    model: IRT2PL | None = None  # irt: the items' parameters, for the p-IRT estimate
 
     def estimate(self, scores: np.ndarray) -> np.ndarray:
         """Full-set estimates from scores on the chosen items (rows aligned with ``rows``; one column a system)."""
+        if self.model is not None:
+            return self.model.p_irt(self.rows, scores)
         return self.weights @ scores
 
 
@@ -56,7 +63,24 @@ def choose(method: str, seen: ScoreTable, budget: int, seed: int = 0, labels: np
         if labels is None or len(labels) != n:
             raise ConfigError("method 'stratified' needs a label per item (--items FILE --label-field COLUMN)")
         return _stratified(np.asarray(labels).astype(str), budget, rng)
+    if method == "irt":
+        rows = rng.choice(n, size=budget, replace=False)
+        return EvalSubset(rows, np.full(budget, 1.0 / budget), method, _fitted(seen.scores))
     return _anchor(seen.scores, budget, rng)
+
+
+_FITS: dict[bytes, IRT2PL] = {}
+
+
+def _fitted(scores: np.ndarray) -> IRT2PL:
+    """The 2PL fit of a table, kept for the next call on the same table (a check fits each split's halves once
+    for every budget)."""
+    key = hashlib.blake2b(np.ascontiguousarray(scores).tobytes(), digest_size=16).digest() + str(scores.shape).encode()
+    if key not in _FITS:
+        if len(_FITS) > 64:
+            _FITS.clear()
+        _FITS[key] = fit_2pl(scores)
+    return _FITS[key]
 
 
 def _stratified(labels: np.ndarray, budget: int, rng: np.random.Generator) -> EvalSubset:
