@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -18,17 +17,10 @@ from thresher.evalset.check import CheckConfig, run_check
 from thresher.evalset.estimate import calibrate
 from thresher.evalset.methods import EvalSubset, choose
 from thresher.evalset.table import ScoreTable, read_item_labels, read_scores
-from thresher.io.atomic import atomic_path, write_json, write_parquet
+from thresher.io.atomic import write_csv, write_json, write_parquet
 from thresher.io.provenance import versions
 from thresher.io.writers import write_ids
 from thresher.jobs.rundir import claims_run_dir
-
-
-def _csv(rows: list[dict], path: Path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _labels(items: str | os.PathLike | None, table: ScoreTable, item_field: str, label_field: str | None
@@ -114,7 +106,7 @@ def run_estimate(run: str | os.PathLike, scores: str | os.PathLike, out: str | o
     rows = [{"system": s, "estimate": float(e), "lo": float(a), "hi": float(b), "rank": int(r)}
             for s, e, a, b, r in zip(new.systems, estimates, lo, hi, ranks)]
     out.mkdir(parents=True, exist_ok=True)
-    _csv(rows, out / "estimates.csv")
+    write_csv(out / "estimates.csv", rows, list(rows[0]))
     write_json({"job": "evalset estimate", "created_unix": int(time.time()), "from_run": str(run),
                 "scores": str(scores), "level": level or cal["level"], "systems": len(rows),
                 "items_used": len(wanted), "outputs": {"estimates": "estimates.csv"}}, out / "manifest.json")
@@ -135,8 +127,8 @@ def run_evalset_check(scores: str | os.PathLike, out: str | os.PathLike, *, conf
     started = time.perf_counter()
     result = run_check(table, config, labels)
     out.mkdir(parents=True, exist_ok=True)
-    _csv(result.rows, out / "results.csv")
-    _csv(result.per_split, out / "per_split.csv")
+    write_csv(out / "results.csv", result.rows, list(result.rows[0]))
+    write_csv(out / "per_split.csv", result.per_split, list(result.per_split[0]))
     write_json({"command": command, "created_unix": int(time.time()), "job": "evalset check",
                 "config": {"methods": list(config.methods), "budgets": list(config.budgets),
                            "splits": config.splits, "seed": config.seed, "level": config.level},

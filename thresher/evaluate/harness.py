@@ -14,8 +14,6 @@ seeds (:mod:`thresher.evaluate.resampling`). The run directory holds:
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import time
 from collections.abc import Callable
@@ -33,7 +31,7 @@ from thresher.evaluate.methods import Method, budget_records, draw, parse_method
 from thresher.evaluate.proxies import CommandProxy, ProxyFn, check_values, higher_is_better
 from thresher.evaluate.resampling import MetricDraws, Resampler, compare
 from thresher.features.lengths import whitespace_token_counts
-from thresher.io.atomic import write_json, write_parquet
+from thresher.io.atomic import write_csv, write_json, write_parquet
 from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
@@ -581,8 +579,8 @@ def _finish(out: Path, v: Values, target_name: str, inputs: dict, command: list[
     for r in rows + per_seed:
         r["target"] = target_name
     rows = [{c: r.get(c) for c in RESULT_COLUMNS} for r in rows]
-    _write_csv(out / "results.csv", rows, RESULT_COLUMNS)
-    _write_csv(out / "per_seed.csv", per_seed, ["target", "method", "budget", "seed", "metric", "value"])
+    write_csv(out / "results.csv", rows, RESULT_COLUMNS)
+    write_csv(out / "per_seed.csv", per_seed, ["target", "method", "budget", "seed", "metric", "value"])
     write_parquet(_selections_table(selections, seeds, prep.table["id"]), out / "selections.parquet")
     write_json({"target": target_name, "positive": prep.data.positive, "metric_families": prep.families,
                 "selections": described, **extra}, out / "evaluation.json")
@@ -777,25 +775,3 @@ def _verdict_counts(rows: list[dict]) -> dict:
         c = counts.setdefault(r["method"], {"better": 0, "worse": 0, "inconclusive": 0})
         c[r["verdict"]] += 1
     return counts
-
-
-def _fmt(v: object) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
-def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_fmt(r.get(c)) for c in columns])
-    from thresher.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(buf.getvalue(), encoding="utf-8")

@@ -3,6 +3,8 @@ never see a half-written file."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -64,6 +66,28 @@ class ParquetStream:
         if self._writer is not None:
             self._writer.close()
         return self._atomic.__exit__(*exc)
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict], columns: list[str]) -> None:
+    """A CSV with a header of ``columns`` and one line per row (None empty, booleans true/false, floats by repr),
+    atomically."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in columns])
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
 
 
 def write_json(obj: dict, path: str | os.PathLike) -> None:
