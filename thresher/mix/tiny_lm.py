@@ -138,9 +138,8 @@ class Trainer:
             for ids in eval_ids:
                 full = (len(ids) - 1) // context
                 total = 0.0
-                windows = ids[:full * context + 1].unfold(0, context + 1, context) if full else ids[:0].view(0, 1)
                 for a in range(0, full, 256):
-                    chunk = windows[a:a + 256]
+                    chunk = ids[a * context:(min(a + 256, full)) * context + 1].unfold(0, context + 1, context)
                     logits = self.model(chunk[:, :-1])
                     total += float(F.cross_entropy(logits.reshape(-1, self.n_tokens), chunk[:, 1:].reshape(-1),
                                                    reduction="sum"))
