@@ -888,7 +888,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_online
 
-        weights = _float_list(target_weights, "--target-weights") if target_weights else None
+        weights = _number_list(target_weights, "--target-weights") if target_weights else None
         result = run_mix_online(Dataset(list(pool), text_field=text_field, on_error=on_error),
                                 [Dataset([t], text_field=text_field) for t in target], out, method=method,
                                 group_field=group_field, target_weights=weights, proxy_tokens=proxy_tokens,
@@ -899,7 +899,7 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
         from thresher.io.dataset import Dataset
         from thresher.mix.job import run_mix_regmix
 
-        weights = _float_list(target_weights, "--target-weights") if target_weights else None
+        weights = _number_list(target_weights, "--target-weights") if target_weights else None
         result = run_mix_regmix(Dataset(list(pool), text_field=text_field, on_error=on_error),
                                 [Dataset([t], text_field=text_field) for t in target], out, group_field=group_field,
                                 target_weights=weights, proxy=proxy, runs=n_runs, proxy_tokens=proxy_tokens,
@@ -924,14 +924,15 @@ def mix(from_runs, metrics, objective, regressor, predict, seed, folds, n_sample
         _print_report_path(result.path, report)
 
 
-def _float_list(text: str, option: str) -> list[float]:
-    """Comma-separated numbers, e.g. '0.5,0.5'; a clear error names the option."""
+def _number_list(text: str, option: str, kind: type = float) -> list:
+    """Comma-separated numbers, e.g. '0.5,0.5' (``kind=int``: whole numbers); a clear error names the option."""
     from thresher.errors import ConfigError
 
     try:
-        return [float(x) for x in text.split(",")]
+        return [kind(x) for x in text.split(",") if x.strip() or kind is float]
     except ValueError:
-        raise ConfigError(f"{option}: comma-separated numbers such as 0.5,0.5, got {text!r}") from None
+        example = "0.5,0.5" if kind is float else "25,50"
+        raise ConfigError(f"{option}: comma-separated numbers such as {example}, got {text!r}") from None
 
 
 @main.command()
@@ -1019,7 +1020,7 @@ def evalset(ctx, scores, budget, method, seed, items, label_field, level, check,
         names = [m.strip() for m in methods.split(",") if m.strip()]
         if not items:
             names = [m for m in names if m != "stratified"]
-        config = CheckConfig(tuple(names), tuple(_int_list(budgets, "--budgets")), splits, seed, level)
+        config = CheckConfig(tuple(names), tuple(_number_list(budgets, "--budgets", int)), splits, seed, level)
         rows = run_evalset_check(scores, out, config=config, items=items, label_field=label_field, command=command,
                                  **fields)
         click.echo(format_check(rows))
@@ -1055,15 +1056,6 @@ def evalset_estimate(from_run, scores, level, out, item_field, system_field, sco
     for r in sorted(rows, key=lambda r: r["rank"]):
         click.echo(f"{r['rank']:>3}  {r['system']:<{width}}  {r['estimate']:.4f}  [{r['lo']:.4f}, {r['hi']:.4f}]")
     click.echo(f"\nestimates: {Path(out) / 'estimates.csv'}")
-
-
-def _int_list(text: str, option: str) -> list[int]:
-    from thresher.errors import ConfigError
-
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"{option} takes comma-separated whole numbers, got {text!r}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover
