@@ -98,16 +98,17 @@ def test_stratified_weights_make_a_per_label_constant_exact():
 
 def test_conformal_intervals_cover_new_systems_at_their_level():
     """Systems drawn exchangeably (a latent ability and noisy item difficulties): over many seen/new splits,
-    random-subset intervals cover the new systems' full-set scores about as often as their level says (90%, and
-    50%: they are not just wide)."""
+    random-subset intervals, and the default's cross-fitted ones, cover the new systems' full-set scores about as
+    often as their level says (90%, and 50%: they are not just wide)."""
     rng = np.random.default_rng(5)
     ability, difficulty = rng.normal(size=60), rng.normal(size=300)
     p = 1 / (1 + np.exp(-(ability[None, :] - difficulty[:, None])))
     table = ScoreTable(tuple(map(str, range(300))), tuple(map(str, range(60))), (rng.random(p.shape) < p) * 1.0)
     for level, low, high in ((0.9, 0.87, 0.99), (0.5, 0.4, 0.65)):  # 40 overlapping splits: a Monte Carlo margin
-        result = run_check(table, CheckConfig(("random",), (20,), splits=40, level=level))
-        coverage = next(r["mean"] for r in result.rows if r["metric"] == "coverage")
-        assert low <= coverage <= high, (level, coverage)
+        result = run_check(table, CheckConfig(("random", "difficulty"), (20,), splits=40, level=level))
+        for method in ("random", "difficulty"):
+            coverage = next(r["mean"] for r in result.rows if r["metric"] == "coverage" and r["method"] == method)
+            assert low <= coverage <= high, (method, level, coverage)
     seen = table.take_systems(np.arange(30))
     subset = choose("random", seen, 20, 0)
     cal = calibrate("random", seen, subset, 20, 0)
@@ -121,8 +122,9 @@ def test_cli_chooses_estimates_and_checks_on_a_real_leaderboard(tmp_path, leader
     pq.write_table(table.take_systems(seen_cols).to_long(), tmp_path / "seen.parquet")
     out = tmp_path / "es"
     result = CliRunner().invoke(main, ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "30",
-                                       "--method", "anchor", "--out", str(out)])
+                                       "--out", str(out)])  # the default: difficulty strata, control variates
     assert result.exit_code == 0, result.output
+    assert "estimator: control" in result.output
     ids = (out / "selected" / "ids.txt").read_text().splitlines()
     assert len(ids) == 30 == len(set(ids)) and set(ids) <= set(table.items)
     # the new systems are scored on the chosen items only
@@ -135,8 +137,10 @@ def test_cli_chooses_estimates_and_checks_on_a_real_leaderboard(tmp_path, leader
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((tmp_path / "est" / "estimates.csv").open()))
     assert [r["system"] for r in rows] == list(new.systems)
-    weights = pq.read_table(out / "subset.parquet")["weight"].to_numpy()
-    np.testing.assert_allclose([float(r["estimate"]) for r in rows], weights @ new.scores[chosen])
+    # what the run saved gives the estimates the subset gives in memory
+    in_memory = choose("difficulty", table.take_systems(seen_cols), 30, seed=0)
+    assert [table.items[r] for r in in_memory.rows] == ids
+    np.testing.assert_allclose([float(r["estimate"]) for r in rows], in_memory.estimate(new.scores[chosen]))
     assert all(float(r["lo"]) <= float(r["estimate"]) <= float(r["hi"]) for r in rows)
     assert sorted(int(r["rank"]) for r in rows) == list(range(1, 13))
     pq.write_table(ScoreTable(tuple(ids[1:]), new.systems, new.scores[chosen[1:]]).to_long(), tmp_path / "less.parquet")
@@ -166,7 +170,8 @@ def test_the_python_api_chooses_and_estimates_like_the_cli(tmp_path):
     pq.write_table(new.to_long(), tmp_path / "new.parquet")  # every item: the extra ones are ignored
     rows = th.evalset_estimate(run, tmp_path / "new.parquet", out=tmp_path / "est")
     np.testing.assert_allclose([r["estimate"] for r in rows], new.full_means(), atol=1e-12)
-    check = th.evalset_check(tmp_path / "seen.parquet", out=tmp_path / "chk", budgets=(6,), splits=5)
+    check = th.evalset_check(tmp_path / "seen.parquet", out=tmp_path / "chk", budgets=(6,), splits=5,
+                             methods=("random", "anchor"))
     mae = {r["method"]: r["mean"] for r in check if r["metric"] == "mae"}
     assert mae["anchor"] < 1e-9 < mae["random"]
 
@@ -217,3 +222,61 @@ def test_irt_runs_write_the_item_model_and_estimate_new_systems_from_the_chosen_
     model = fit_2pl(table.take_systems(np.arange(40)).scores)
     np.testing.assert_allclose(got, model.p_irt(rows, new.scores[rows]), rtol=1e-6)
     assert np.abs(np.array(got) - new.full_means()).mean() < np.abs(new.scores[rows].mean(0) - new.full_means()).mean()
+
+
+def test_control_variates_are_exact_for_mixtures_of_seen_systems_and_run_from_the_saved_run(tmp_path):
+    """New systems that score every item as a fixed mix of seen systems: the control estimate from 15 random items
+    is their full-set score (the plain mean is not); a new system unlike every seen one still gets an estimate in
+    the table's range. The run directory alone reproduces the estimates."""
+    rng = np.random.default_rng(7)
+    seen_scores = rng.random((300, 12))
+    mixes = rng.dirichlet(np.full(3, 0.7), size=5)
+    new_scores = np.column_stack([seen_scores[:, [k, k + 3, k + 7]] @ m for k, m in enumerate(mixes)])
+    seen = ScoreTable(tuple(f"i{i}" for i in range(300)), tuple(f"s{k}" for k in range(12)), seen_scores)
+    subset = choose("random+control", seen, 15, seed=3)
+    got = subset.estimate(new_scores[subset.rows])
+    np.testing.assert_allclose(got, new_scores.mean(axis=0), atol=1e-6)
+    plain = choose("random", seen, 15, seed=3)
+    assert np.array_equal(plain.rows, subset.rows)
+    assert np.abs(plain.estimate(new_scores[plain.rows]) - new_scores.mean(axis=0)).max() > 0.01
+    odd = subset.estimate(rng.random((15, 1)))
+    assert 0 <= odd[0] <= 1
+    pq.write_table(seen.to_long(), tmp_path / "seen.parquet")
+    result = CliRunner().invoke(main, ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "15",
+                                       "--method", "random", "--estimator", "control", "--seed", "3",
+                                       "--out", str(tmp_path / "es")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "es" / "control.parquet").is_file()
+    ids = (tmp_path / "es" / "selected" / "ids.txt").read_text().splitlines()
+    assert ids == [seen.items[r] for r in subset.rows]
+    new = ScoreTable(tuple(ids), tuple(f"n{k}" for k in range(5)), new_scores[subset.rows])
+    pq.write_table(new.to_long(), tmp_path / "new.parquet")
+    import thresher as th
+
+    rows = th.evalset_estimate(tmp_path / "es", tmp_path / "new.parquet", out=tmp_path / "est")
+    np.testing.assert_allclose([r["estimate"] for r in rows], got, rtol=1e-9)
+
+
+def test_difficulty_strata_sample_contested_items_densely_and_the_weighted_mean_stays_unbiased():
+    """Half the items every seen system gets right; the other half split them. Neyman allocation puts most of a
+    budget of 40 on the contested half, every stratum keeps at least one item, and over 4,000 draws the weighted
+    mean of a new system (one that fails some of the 'easy' items) is its full-set score within Monte Carlo error."""
+    rng = np.random.default_rng(11)
+    easy = np.ones((200, 20))
+    contested = (rng.random((200, 20)) < rng.random(20)[None, :]) * 1.0
+    seen = ScoreTable(tuple(map(str, range(400))), tuple(map(str, range(20))), np.vstack([easy, contested]))
+    order = np.lexsort((np.arange(400), seen.scores.mean(axis=1)))
+    new = np.concatenate([(rng.random(200) < 0.8) * 1.0, (rng.random(200) < 0.5) * 1.0])
+    estimates = []
+    for seed in range(4000):
+        subset = choose("difficulty+mean", seen, 40, seed=seed)
+        assert subset.weights.sum() == pytest.approx(1.0) and len(set(subset.rows)) == 40
+        estimates.append(subset.estimate(new[subset.rows, None])[0])
+        if seed == 0:
+            place = np.empty(400, dtype=np.int64)
+            place[order] = np.arange(400)
+            strata = place[subset.rows] * 5 // 400
+            assert set(strata) == set(range(5))
+            assert (subset.rows >= 200).sum() > 28  # proportional allocation would give 20
+    estimates = np.array(estimates)
+    assert abs(estimates.mean() - new.mean()) < 4 * estimates.std() / np.sqrt(len(estimates))

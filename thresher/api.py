@@ -204,11 +204,12 @@ def mixture_weights(method: str, tokens: dict[str, float], *, tau: float | None 
     return dict(zip(tokens, weights.tolist()))
 
 
-def evalset(scores: str | os.PathLike, *, budget: int, out: str | os.PathLike, method: str = "anchor", seed: int = 0,
-            items: str | os.PathLike | None = None, label_field: str | None = None, **fields: str) -> Path:
+def evalset(scores: str | os.PathLike, *, budget: int, out: str | os.PathLike, method: str = "difficulty",
+            seed: int = 0, items: str | os.PathLike | None = None, label_field: str | None = None,
+            **fields: str) -> Path:
     """Choose ``budget`` evaluation items from seen systems' ``scores`` (``thresher evalset``): writes
-    ``out/selected/ids.txt`` and what ``evalset_estimate`` needs; returns ``out``. ``fields``: item_field,
-    system_field, score_field of the table."""
+    ``out/selected/ids.txt`` and what ``evalset_estimate`` needs; returns ``out``. ``method``: ``METHOD`` or
+    ``METHOD+ESTIMATOR`` (say ``random+control``). ``fields``: item_field, system_field, score_field of the table."""
     from thresher.evalset.job import run_evalset
 
     return run_evalset(scores, out, budget=budget, method=method, seed=seed, items=items, label_field=label_field,
@@ -224,7 +225,7 @@ def evalset_estimate(run: str | os.PathLike, scores: str | os.PathLike, *, out: 
     return run_estimate(run, scores, out, level=level, **fields)
 
 
-def evalset_check(scores: str | os.PathLike, *, out: str | os.PathLike, methods=("random", "anchor"),
+def evalset_check(scores: str | os.PathLike, *, out: str | os.PathLike, methods=("random", "difficulty"),
                   budgets=(25, 50, 100), splits: int = 100, seed: int = 0, level: float = 0.95,
                   items: str | os.PathLike | None = None, label_field: str | None = None, **fields: str) -> list[dict]:
     """Evalset methods against random over seen/new splits of the systems in a full ``scores`` table

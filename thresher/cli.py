@@ -972,36 +972,43 @@ def _table_options(fn: Callable) -> Callable:
 @main.group(invoke_without_command=True, epilog="""
 \b
 Examples:
-  thresher evalset --scores seen.parquet --budget 50 --method anchor --out runs/es
+  thresher evalset --scores seen.parquet --budget 50 --out runs/es
   thresher evalset estimate --from-run runs/es --scores new.parquet --out runs/es-new
-  thresher evalset --check --scores full.parquet --methods random,anchor --budgets 25,50,100 --out runs/es-check
+  thresher evalset --check --scores full.parquet --methods random,difficulty,random+control,irt --out runs/es-check
 """)
 @click.option("--scores", type=click.Path(dir_okay=False), default=None,
               help="Seen systems' scores on every item: long (item, system, score) or wide (item, one column per "
                    "system); Parquet, CSV or JSONL.")
 @click.option("--budget", type=int, default=None, help="Items to choose.")
-@click.option("--method", type=click.Choice(["random", "stratified", "anchor", "irt"]), default="anchor",
-              show_default=True, help="anchor: k-medoids on the seen systems' scores; irt: random items, a 2PL IRT "
-                                      "model of the seen systems, p-IRT estimates; stratified: by --label-field.")
+@click.option("--method", type=click.Choice(["random", "stratified", "difficulty", "anchor", "irt"]),
+              default="difficulty", show_default=True,
+              help="difficulty: random within strata of the seen systems' mean score, Neyman-allocated; anchor: "
+                   "k-medoids on the seen systems' scores; irt: random items, a 2PL IRT model of the seen systems; "
+                   "stratified: by --label-field.")
+@click.option("--estimator", type=click.Choice(["mean", "control", "p-irt"]), default=None,
+              help="control: the seen systems as control variates; mean: the weighted mean; p-irt: tinyBenchmarks' "
+                   "[default: control for difficulty, p-irt for irt, else mean].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--items", type=click.Path(dir_okay=False), default=None, help="Items file with --label-field.")
 @click.option("--label-field", default=None, help="The items' label column (stratified).")
 @click.option("--level", type=float, default=0.95, show_default=True, help="Interval level.")
 @click.option("--check", is_flag=True, help="Compare --methods with random over seen/new splits of the systems.")
-@click.option("--methods", default="random,stratified,anchor,irt", show_default=False,
-              help="--check: comma-separated methods [default: random, anchor, irt, and stratified with --items].")
+@click.option("--methods", default="random,stratified,difficulty,anchor,irt", show_default=False,
+              help="--check: comma-separated METHOD or METHOD+ESTIMATOR [default: random, difficulty, anchor, irt, "
+                   "and stratified with --items].")
 @click.option("--budgets", default="25,50,100", show_default=True, help="--check: comma-separated budgets.")
 @click.option("--splits", type=int, default=100, show_default=True, help="--check: seen/new splits.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write.")
 @_table_options
 @click.pass_context
 @_handle_errors
-def evalset(ctx, scores, budget, method, seed, items, label_field, level, check, methods, budgets, splits, out,
-            item_field, system_field, score_field) -> None:
+def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, level, check, methods, budgets, splits,
+            out, item_field, system_field, score_field) -> None:
     """Choose the few evaluation items that estimate (and rank) systems like the full set.
 
-    Writes OUT/selected/ids.txt (the items to score new systems on), OUT/subset.parquet (item, weight) and
-    OUT/calibration.json; `thresher evalset estimate` then estimates new systems from their scores on those items.
+    Writes OUT/selected/ids.txt (the items to score new systems on), OUT/subset.parquet (item, weight), what the
+    estimator needs and OUT/calibration.json; `thresher evalset estimate` then estimates new systems from their
+    scores on those items.
     With --check, compares --methods with random over --splits seen/new splits of the systems (Kendall tau, MAE,
     interval coverage, verdicts) into OUT/results.csv.
     """
@@ -1019,7 +1026,7 @@ def evalset(ctx, scores, budget, method, seed, items, label_field, level, check,
 
         names = [m.strip() for m in methods.split(",") if m.strip()]
         if not items:
-            names = [m for m in names if m != "stratified"]
+            names = [m for m in names if not m.startswith("stratified")]
         config = CheckConfig(tuple(names), tuple(_number_list(budgets, "--budgets", int)), splits, seed, level)
         rows = run_evalset_check(scores, out, config=config, items=items, label_field=label_field, command=command,
                                  **fields)
@@ -1028,10 +1035,12 @@ def evalset(ctx, scores, budget, method, seed, items, label_field, level, check,
         return
     if budget is None:
         raise ConfigError("give --budget (items to choose), or --check")
-    path = run_evalset(scores, out, budget=budget, method=method, seed=seed, items=items, label_field=label_field,
+    spec = f"{method}+{estimator}" if estimator else method
+    path = run_evalset(scores, out, budget=budget, method=spec, seed=seed, items=items, label_field=label_field,
                        level=level, command=command, **fields)
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     click.echo(f"chose {manifest['counts']['chosen']} of {manifest['counts']['items']:,} items by {method} "
+               f"(estimator: {manifest['estimator']}) "
                f"({manifest['counts']['seen_systems']} seen systems; their mean absolute error from these items: "
                f"{manifest['seen_mae']:.4f})\nitems to score: {path / 'selected' / 'ids.txt'}")
 

@@ -17,7 +17,7 @@ from scipy import stats
 
 from thresher.errors import ConfigError
 from thresher.evalset.estimate import calibrate
-from thresher.evalset.methods import METHODS, choose
+from thresher.evalset.methods import choose, parse_spec
 from thresher.evalset.table import ScoreTable
 from thresher.evaluate.intervals import paired_difference, verdict
 
@@ -27,16 +27,15 @@ CHECK_METRICS = {"kendall_tau": True, "spearman": True, "mae": False, "coverage"
 
 @dataclass(frozen=True)
 class CheckConfig:
-    methods: tuple[str, ...] = ("random", "anchor")
+    methods: tuple[str, ...] = ("random", "difficulty")  # METHOD or METHOD+ESTIMATOR
     budgets: tuple[int, ...] = (25, 50, 100)
     splits: int = 100
     seed: int = 0
     level: float = 0.95
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown:
-            raise ConfigError(f"unknown evalset method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        for spec in self.methods:
+            parse_spec(spec)
         if self.splits < 2 or not 0 < self.level < 1:
             raise ConfigError(f"splits >= 2 and 0 < level < 1, got {self.splits} and {self.level}")
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 from thresher.errors import ConfigError
 from thresher.evalset.check import CheckConfig, run_check
 from thresher.evalset.estimate import calibrate
-from thresher.evalset.methods import EvalSubset, choose
+from thresher.evalset.methods import choose
 from thresher.evalset.table import ScoreTable, read_item_labels, read_scores
 from thresher.io.atomic import write_csv, write_json, write_parquet
 from thresher.io.provenance import versions
@@ -33,13 +33,14 @@ def _labels(items: str | os.PathLike | None, table: ScoreTable, item_field: str,
 
 
 @claims_run_dir("out")
-def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: int, method: str = "anchor",
+def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: int, method: str = "difficulty",
                 seed: int = 0, items: str | os.PathLike | None = None, label_field: str | None = None,
                 item_field: str = "item", system_field: str = "system", score_field: str = "score",
                 level: float = 0.95, command: list[str] | None = None) -> Path:
-    """Choose ``budget`` items from the seen systems' ``scores`` by ``method``; write ``out/selected/ids.txt`` (in
-    order), ``out/subset.parquet`` (item, weight), ``out/calibration.json`` (the seen systems' residuals, for the
-    intervals) and ``out/manifest.json``. Returns ``out``."""
+    """Choose ``budget`` items from the seen systems' ``scores`` by ``method`` (``METHOD`` or ``METHOD+ESTIMATOR``);
+    write ``out/selected/ids.txt`` (in order), ``out/subset.parquet`` (item, weight), what the estimator needs,
+    ``out/calibration.json`` (the seen systems' residuals, for the intervals) and ``out/manifest.json``. Returns
+    ``out``."""
     out = Path(out)
     table = read_scores(scores, item_field, system_field, score_field)
     labels = _labels(items, table, item_field, label_field)
@@ -49,13 +50,12 @@ def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: in
     chosen = [table.items[r] for r in subset.rows]
     write_ids(chosen, out / "selected" / "ids.txt")
     write_parquet(pa.table({"item": chosen, "weight": subset.weights}), out / "subset.parquet")
-    if subset.model is not None:  # p-IRT predicts every item a new system is not scored on
-        write_parquet(pa.table({"item": list(table.items), "a": subset.model.a, "b": subset.model.b}),
-                      out / "irt.parquet")
+    subset.estimator.save(out, chosen, table.items)
     write_json({"level": level, "residuals": calibration.residuals.tolist(), "low": calibration.low,
                 "high": calibration.high, "half_width": calibration.half_width(level)}, out / "calibration.json")
     estimates = subset.estimate(table.scores[subset.rows])
     write_json({"command": command, "created_unix": int(time.time()), "job": "evalset", "method": method,
+                "estimator": subset.estimator.name,
                 "budget": budget, "seed": seed, "scores": str(scores), "items": str(items) if items else None,
                 "label_field": label_field, "versions": versions(),
                 "counts": {"items": len(table.items), "seen_systems": len(table.systems), "chosen": len(chosen)},
@@ -75,7 +75,7 @@ def run_estimate(run: str | os.PathLike, scores: str | os.PathLike, out: str | o
     import pyarrow.parquet as pq
 
     from thresher.evalset.estimate import Calibration
-    from thresher.evalset.irt import IRT2PL
+    from thresher.evalset.estimators import load_estimator
 
     run, out = Path(run), Path(out)
     if not (run / "subset.parquet").is_file():
@@ -92,14 +92,10 @@ def run_estimate(run: str | os.PathLike, scores: str | os.PathLike, out: str | o
                           f"{missing[0]!r}); score every new system on {run / 'selected' / 'ids.txt'}")
     on_chosen = new.scores[[where[item] for item in wanted]]
     weights = np.asarray(chosen["weight"].to_numpy())
-    if (run / "irt.parquet").is_file():  # rows are the chosen items' places among every item the model knows
-        irt = pq.read_table(run / "irt.parquet")
-        place = {item: i for i, item in enumerate(irt["item"].to_pylist())}
-        subset = EvalSubset(np.array([place[item] for item in wanted]), weights, "irt",
-                            IRT2PL(irt["a"].to_numpy(), irt["b"].to_numpy(), np.zeros(0)))
-    else:
-        subset = EvalSubset(np.arange(len(wanted)), weights, "weighted")
-    estimates = subset.estimate(on_chosen)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    name = manifest.get("estimator") or ("p-irt" if manifest.get("method") == "irt" else "mean")  # older runs
+    estimator = load_estimator(run, name, weights, wanted)
+    estimates = estimator.estimate(on_chosen)
     lo, hi = calibration.intervals(estimates, level or cal["level"])
     ranks = np.empty(len(estimates), dtype=np.int64)
     ranks[np.lexsort((np.arange(len(estimates)), -estimates))] = np.arange(1, len(estimates) + 1)

@@ -3,14 +3,19 @@
 - ``random``: a seeded uniform sample; each item weighs 1 / budget (the baseline every method must beat).
 - ``stratified``: random within each label (``--items`` with a label column), allocated in proportion to the
   labels' sizes; an item weighs its stratum's share of the full set over the items drawn from it.
+- ``difficulty`` (the default): random within five strata of items ordered by the seen systems' mean score, with
+  Neyman allocation: a stratum gets items in proportion to its size times the spread of the seen systems' scores
+  on its items (plus a floor, and at least one), so items every system gets right (or wrong) are sampled thinly
+  and the contested ones densely; weights as in ``stratified``, so the weighted mean stays unbiased. Its estimator
+  is ``control`` (:mod:`thresher.evalset.estimators`).
 - ``anchor`` (Vivek et al., 2024, "Anchor Points"): items are points in the space of the seen systems' scores (one
   coordinate per system); k-medoids with k = budget picks the medoids, and each one weighs the share of the full
   set in its cluster. Items the seen systems score alike are redundant; an anchor stands for its cluster.
-- ``irt`` (tinyBenchmarks, Polo et al., 2024): a seeded random sample, and a 2PL IRT model fitted on the seen
-  systems (:mod:`thresher.evalset.irt`); a new system is estimated by p-IRT, its scores on the chosen items plus
-  the model's predictions on the others.
+- ``irt`` (tinyBenchmarks, Polo et al., 2024): a seeded random sample, estimated by p-IRT from a 2PL IRT model
+  fitted on the seen systems (:mod:`thresher.evalset.irt`).
 
-A new system's full-set score is otherwise the weighted mean of its scores on the chosen items.
+Each method has a default estimator (``DEFAULT_ESTIMATOR``); ``METHOD+ESTIMATOR`` (say ``random+control``) pairs a
+method's items with another estimator.
 """
 
 from __future__ import annotations
@@ -21,52 +26,68 @@ from dataclasses import dataclass
 import numpy as np
 
 from thresher.errors import ConfigError
+from thresher.evalset.estimators import ESTIMATORS, build_estimator
 from thresher.evalset.irt import IRT2PL, fit_2pl
 from thresher.evalset.table import ScoreTable
 from thresher.selectors.quotas import allocate
 
-METHODS = ("random", "stratified", "anchor", "irt")
+METHODS = ("random", "stratified", "anchor", "irt", "difficulty")  # the order seeds each method's draws
+DEFAULT_ESTIMATOR = {"random": "mean", "stratified": "mean", "difficulty": "control", "anchor": "mean",
+                     "irt": "p-irt"}
 #: Lloyd-style k-medoid passes at most (they stop earlier when no medoid moves).
 MAX_PASSES = 30
+#: Strata of ``difficulty``, and the floor added to each stratum's spread (a share of the table's score range), so
+#: that a stratum the seen systems all agree on is still sampled for new systems that may not.
+DIFFICULTY_STRATA = 5
+SPREAD_FLOOR = 0.05
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``METHOD`` or ``METHOD+ESTIMATOR`` as (method, estimator), checked."""
+    method, _, estimator = spec.partition("+")
+    if method not in METHODS:
+        raise ConfigError(f"unknown evalset method {method!r}; choose from {', '.join(METHODS)}")
+    estimator = estimator or DEFAULT_ESTIMATOR[method]
+    if estimator not in ESTIMATORS:
+        raise ConfigError(f"unknown estimator {estimator!r} in {spec!r}; choose from {', '.join(ESTIMATORS)}")
+    return method, estimator
 
 
 @dataclass(frozen=True)
 class EvalSubset:
-    """The chosen items (row indices into the scores table, in the order they were chosen) and their weights in
-    the full-set estimate (summing to 1)."""
+    """The chosen items (row indices into the scores table, in the order they were chosen), their design weights
+    (summing to 1) and the estimator of a new system's full-set score from its scores on them."""
 
     rows: np.ndarray
     weights: np.ndarray
     method: str
-    model: IRT2PL | None = None  # irt: the items' parameters, for the p-IRT estimate
+    estimator: object
 
     def estimate(self, scores: np.ndarray) -> np.ndarray:
         """Full-set estimates from scores on the chosen items (rows aligned with ``rows``; one column a system)."""
-        if self.model is not None:
-            return self.model.p_irt(self.rows, scores)
-        return self.weights @ scores
+        return self.estimator.estimate(scores)
 
 
-def choose(method: str, seen: ScoreTable, budget: int, seed: int = 0, labels: np.ndarray | None = None
+def choose(spec: str, seen: ScoreTable, budget: int, seed: int = 0, labels: np.ndarray | None = None
            ) -> EvalSubset:
-    """``budget`` items of ``seen`` chosen by ``method`` (see the module docstring)."""
+    """``budget`` items of ``seen`` chosen by the method of ``spec``, with its estimator (module docstring)."""
+    method, estimator = parse_spec(spec)
     n = len(seen.items)
-    if method not in METHODS:
-        raise ConfigError(f"unknown evalset method {method!r}; choose from {', '.join(METHODS)}")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= n:
         raise ConfigError(f"budget must be a whole number of items from 1 to {n}, got {budget!r}")
     rng = np.random.default_rng([seed, 0xE7A1, METHODS.index(method)])
-    if method == "random":
-        rows = rng.choice(n, size=budget, replace=False)
-        return EvalSubset(rows, np.full(budget, 1.0 / budget), method)
-    if method == "stratified":
+    if method in ("random", "irt"):
+        rows, weights = rng.choice(n, size=budget, replace=False), np.full(budget, 1.0 / budget)
+    elif method == "stratified":
         if labels is None or len(labels) != n:
             raise ConfigError("method 'stratified' needs a label per item (--items FILE --label-field COLUMN)")
-        return _stratified(np.asarray(labels).astype(str), budget, rng)
-    if method == "irt":
-        rows = rng.choice(n, size=budget, replace=False)
-        return EvalSubset(rows, np.full(budget, 1.0 / budget), method, _fitted(seen.scores))
-    return _anchor(seen.scores, budget, rng)
+        _, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+        rows, weights = _stratified(codes, allocate(np.bincount(codes), budget, "proportional"), rng)
+    elif method == "difficulty":
+        rows, weights = _difficulty(seen.scores, budget, rng)
+    else:
+        rows, weights = _anchor(seen.scores, budget, rng)
+    return EvalSubset(rows, weights, spec, build_estimator(estimator, rows, weights, seen.scores, _fitted))
 
 
 _FITS: dict[bytes, IRT2PL] = {}
@@ -83,19 +104,32 @@ def _fitted(scores: np.ndarray) -> IRT2PL:
     return _FITS[key]
 
 
-def _stratified(labels: np.ndarray, budget: int, rng: np.random.Generator) -> EvalSubset:
-    names, codes, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    counts = allocate(sizes, budget, "proportional")
+def _stratified(codes: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[g]`` items drawn at random from stratum g; each weighs its stratum's share of the items over the
+    number drawn from it. Strata are interleaved at random, so a prefix is not one stratum."""
+    sizes = np.bincount(codes, minlength=len(counts))
     rows, weights = [], []
     for g in np.flatnonzero(counts):
-        members = np.flatnonzero(codes == g)
-        rows.append(rng.choice(members, size=counts[g], replace=False))
-        weights.append(np.full(counts[g], sizes[g] / len(labels) / counts[g]))
-    order = rng.permutation(budget)  # strata interleaved at random, so a prefix is not one label
-    return EvalSubset(np.concatenate(rows)[order], np.concatenate(weights)[order], "stratified")
+        rows.append(rng.choice(np.flatnonzero(codes == g), size=counts[g], replace=False))
+        weights.append(np.full(counts[g], sizes[g] / len(codes) / counts[g]))
+    order = rng.permutation(int(counts.sum()))
+    return np.concatenate(rows)[order], np.concatenate(weights)[order]
 
 
-def _anchor(scores: np.ndarray, k: int, rng: np.random.Generator) -> EvalSubset:
+def _difficulty(scores: np.ndarray, budget: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-size strata of items by the seen systems' mean score; Neyman allocation on the spread of their scores."""
+    x = np.asarray(scores, dtype=np.float64)
+    n, k = len(x), min(DIFFICULTY_STRATA, budget)
+    codes = np.empty(n, dtype=np.int64)
+    codes[np.lexsort((np.arange(n), x.mean(axis=1)))] = np.arange(n) * k // n
+    sizes = np.bincount(codes, minlength=k)
+    spread = np.bincount(codes, weights=x.std(axis=1), minlength=k) / sizes
+    spread += SPREAD_FLOOR * max(float(x.max() - x.min()), 1e-12)
+    counts = 1 + allocate(sizes - 1, budget - k, "weights", weights=sizes * spread)  # at least one per stratum
+    return _stratified(codes, counts, rng)
+
+
+def _anchor(scores: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """k-medoids (k-means++ seeding, then alternate: assign to the nearest medoid, move each medoid to the member
     with the smallest summed distance to its cluster) on the items' score vectors."""
     x = np.asarray(scores, dtype=np.float64)
@@ -118,7 +152,7 @@ def _anchor(scores: np.ndarray, k: int, rng: np.random.Generator) -> EvalSubset:
     _, same, count = np.unique(x[medoids], axis=0, return_inverse=True, return_counts=True)
     same = same.ravel()
     pooled = np.bincount(same, weights=sizes) / count
-    return EvalSubset(medoids, pooled[same] / n, "anchor")
+    return medoids, pooled[same] / n
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,0 +1,141 @@
+"""How a new system's full-set score is estimated from its scores on the chosen items.
+
+- ``mean``: the weighted mean over the chosen items (the weights the selection method gave them).
+- ``control``: the seen systems as control variates. Their full-set scores are known, so the weighted mean's error
+  on these very items is known for each of them; a new system's error is estimated as that of the mixture of seen
+  systems that scores most like it on the chosen items (non-negative weights summing to one, fitted by weighted
+  least squares), and subtracted. Equivalently: the mixture's full-set score, plus the new system's weighted mean
+  difference from the mixture on the chosen items. Its error is the sampling error of that difference: small when
+  some mix of seen systems tracks the new one item by item (related models, checkpoints, sizes of one family); a
+  system unlike every seen one gains nothing and can lose, as the mixture's own error is added to its.
+- ``p-irt`` (tinyBenchmarks, Polo et al., 2024): a 2PL IRT model fitted on the seen systems; the new system's
+  observed scores on the chosen items plus the model's predictions on every other item, over all items.
+
+Each estimator is saved in the run directory with what it needs (``control``: the seen systems' scores on the chosen
+items and their full-set scores; ``p-irt``: every item's parameters), so ``evalset estimate`` works from the run alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from scipy.optimize import nnls
+
+from thresher.errors import ConfigError
+from thresher.evalset.irt import IRT2PL
+
+ESTIMATORS = ("mean", "control", "p-irt")
+
+
+@dataclass(frozen=True)
+class WeightedMean:
+    weights: np.ndarray
+
+    name = "mean"
+
+    def estimate(self, scores: np.ndarray) -> np.ndarray:
+        """Full-set estimates from ``scores`` on the chosen items (one row per item, one column per system)."""
+        return self.weights @ scores
+
+    def save(self, out: Path, chosen: list[str], items: tuple[str, ...]) -> None:
+        """Nothing beyond subset.parquet's weights."""
+
+    @classmethod
+    def load(cls, run: Path, weights: np.ndarray, chosen: list[str]) -> WeightedMean:
+        return cls(weights)
+
+
+@dataclass(frozen=True)
+class ControlVariates:
+    """The weighted mean corrected by the seen systems' known errors on the same items (module docstring)."""
+
+    weights: np.ndarray
+    seen_scores: np.ndarray  # the seen systems' scores on the chosen items (items x seen systems)
+    seen_means: np.ndarray  # their full-set scores
+
+    name = "control"
+
+    def estimate(self, scores: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
+        errors = self.seen_means - self.weights @ self.seen_scores  # each seen system's error, were it new
+        root = np.sqrt(self.weights)[:, None]
+        basis = root * self.seen_scores
+        # the fit's weights sum to one: the constraint joins the least squares as a heavily weighted extra row
+        scale = 1e3 * max(float(np.abs(basis).max()), 1.0)
+        a = np.vstack([basis, np.full((1, basis.shape[1]), scale)])
+        out = self.weights @ scores
+        for j in range(scores.shape[1]):
+            mix, _ = nnls(a, np.append(root[:, 0] * scores[:, j], scale))
+            out[j] += mix @ errors / max(mix.sum(), 1e-12)
+        return out
+
+    def save(self, out: Path, chosen: list[str], items: tuple[str, ...]) -> None:
+        from thresher.io.atomic import write_parquet
+
+        columns = {"item": chosen} | {f"seen_{k}": self.seen_scores[:, k] for k in range(self.seen_scores.shape[1])}
+        write_parquet(pa.table(columns), out / "control.parquet")
+        write_parquet(pa.table({"seen": np.arange(len(self.seen_means)), "full_mean": self.seen_means}),
+                      out / "control_means.parquet")
+
+    @classmethod
+    def load(cls, run: Path, weights: np.ndarray, chosen: list[str]) -> ControlVariates:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(run / "control.parquet")
+        if table["item"].to_pylist() != chosen:
+            raise ConfigError(f"{run / 'control.parquet'} does not list the chosen items in order")
+        seen = np.column_stack([table[c].to_numpy() for c in table.column_names if c != "item"])
+        means = pq.read_table(run / "control_means.parquet")["full_mean"].to_numpy()
+        return cls(weights, seen.astype(np.float64), means.astype(np.float64))
+
+
+@dataclass(frozen=True)
+class PIRT:
+    """p-IRT over every item the model knows; ``rows`` are the chosen items' places among them."""
+
+    rows: np.ndarray
+    model: IRT2PL
+
+    name = "p-irt"
+
+    def estimate(self, scores: np.ndarray) -> np.ndarray:
+        return self.model.p_irt(self.rows, scores)
+
+    def save(self, out: Path, chosen: list[str], items: tuple[str, ...]) -> None:
+        from thresher.io.atomic import write_parquet
+
+        write_parquet(pa.table({"item": list(items), "a": self.model.a, "b": self.model.b}), out / "irt.parquet")
+
+    @classmethod
+    def load(cls, run: Path, weights: np.ndarray, chosen: list[str]) -> PIRT:
+        import pyarrow.parquet as pq
+
+        irt = pq.read_table(run / "irt.parquet")
+        place = {item: i for i, item in enumerate(irt["item"].to_pylist())}
+        return cls(np.array([place[item] for item in chosen]), IRT2PL(irt["a"].to_numpy(), irt["b"].to_numpy(),
+                                                                      np.zeros(0)))
+
+
+def build_estimator(name: str, rows: np.ndarray, weights: np.ndarray, seen_scores: np.ndarray,
+                    fit_irt=None) -> WeightedMean | ControlVariates | PIRT:
+    """The estimator ``name`` for items ``rows`` (with design ``weights``) chosen on ``seen_scores`` (items x seen
+    systems, every item); ``fit_irt(seen_scores)`` gives the 2PL model for ``p-irt``."""
+    if name not in ESTIMATORS:
+        raise ConfigError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}")
+    if name == "mean":
+        return WeightedMean(weights)
+    if name == "control":
+        return ControlVariates(weights, np.asarray(seen_scores[rows], dtype=np.float64),
+                               np.asarray(seen_scores, dtype=np.float64).mean(axis=0))
+    return PIRT(np.asarray(rows), fit_irt(seen_scores))
+
+
+def load_estimator(run: Path, name: str, weights: np.ndarray, chosen: list[str]):
+    """The estimator a run saved (its manifest names it)."""
+    kinds = {"mean": WeightedMean, "control": ControlVariates, "p-irt": PIRT}
+    if name not in kinds:
+        raise ConfigError(f"{run}: unknown estimator {name!r} in its manifest")
+    return kinds[name].load(run, weights, chosen)
