@@ -280,3 +280,33 @@ def test_difficulty_strata_sample_contested_items_densely_and_the_weighted_mean_
             assert (subset.rows >= 200).sum() > 28  # proportional allocation would give 20
     estimates = np.array(estimates)
     assert abs(estimates.mean() - new.mean()) < 4 * estimates.std() / np.sqrt(len(estimates))
+
+
+def test_active_testing_draws_hard_items_more_often_and_lure_weights_keep_every_estimate_unbiased():
+    """--method active on a table where seen systems fail a quarter of the items: those items are drawn far more
+    often than their share, yet over 4,000 draws the LURE-weighted mean of two new systems (one strong, one weak,
+    correlated with difficulty differently) is unbiased; the unweighted mean of the same items is not. Drawing
+    every item gives the exact full-set score."""
+    from thresher.evalset.methods import lure_draw
+
+    rng = np.random.default_rng(13)
+    hard = np.arange(300) < 75
+    seen_scores = np.where(hard[:, None], rng.random((300, 16)) < 0.2, rng.random((300, 16)) < 0.95) * 1.0
+    seen = ScoreTable(tuple(map(str, range(300))), tuple(map(str, range(16))), seen_scores)
+    new = np.column_stack([np.where(hard, rng.random(300) < 0.6, rng.random(300) < 0.9),
+                           np.where(hard, rng.random(300) < 0.05, rng.random(300) < 0.7)]) * 1.0
+    lure, plain, hard_share = [], [], []
+    for seed in range(4000):
+        subset = choose("active", seen, 20, seed=seed)
+        lure.append(subset.estimate(new[subset.rows]))
+        plain.append(new[subset.rows].mean(axis=0))
+        hard_share.append(hard[subset.rows].mean())
+    lure, plain = np.array(lure), np.array(plain)
+    se = lure.std(axis=0) / np.sqrt(len(lure))
+    assert np.all(np.abs(lure.mean(axis=0) - new.mean(axis=0)) < 4 * se), (lure.mean(axis=0), new.mean(axis=0))
+    assert np.all(np.abs(plain.mean(axis=0) - new.mean(axis=0)) > 10 * se)
+    assert np.mean(hard_share) > 0.45  # 25% of the items
+    rows, weights = lure_draw(np.linspace(0.1, 1, 300), 300, np.random.default_rng(0))
+    np.testing.assert_allclose(weights @ new[rows], new.mean(axis=0))
+    with pytest.raises(ConfigError, match="positive and finite"):
+        lure_draw(np.zeros(300), 5, np.random.default_rng(0))

@@ -980,11 +980,12 @@ Examples:
               help="Seen systems' scores on every item: long (item, system, score) or wide (item, one column per "
                    "system); Parquet, CSV or JSONL.")
 @click.option("--budget", type=int, default=None, help="Items to choose.")
-@click.option("--method", type=click.Choice(["random", "stratified", "difficulty", "anchor", "irt"]),
+@click.option("--method", type=click.Choice(["random", "stratified", "difficulty", "anchor", "irt", "active"]),
               default="difficulty", show_default=True,
               help="difficulty: random within strata of the seen systems' mean score, Neyman-allocated; anchor: "
                    "k-medoids on the seen systems' scores; irt: random items, a 2PL IRT model of the seen systems; "
-                   "stratified: by --label-field.")
+                   "active: drawn in proportion to the seen systems' expected loss, LURE-weighted; stratified: by "
+                   "--label-field.")
 @click.option("--estimator", type=click.Choice(["mean", "control", "p-irt"]), default=None,
               help="control: the seen systems as control variates; mean: the weighted mean; p-irt: tinyBenchmarks' "
                    "[default: control for difficulty, p-irt for irt, else mean].")

@@ -13,6 +13,12 @@
   set in its cluster. Items the seen systems score alike are redundant; an anchor stands for its cluster.
 - ``irt`` (tinyBenchmarks, Polo et al., 2024): a seeded random sample, estimated by p-IRT from a 2PL IRT model
   fitted on the seen systems (:mod:`thresher.evalset.irt`).
+- ``active`` (Active Testing, Kossen et al., 2021): items drawn one after another, without replacement, with
+  probability proportional to a surrogate's expected loss, here the seen systems' mean shortfall from the best
+  score (plus the same floor as ``difficulty``, so that every item can be drawn); each item weighs its LURE weight
+  (Farquhar et al., 2021) over the budget, which makes the weighted mean unbiased for every system's full-set score
+  although hard items are drawn more often. The draw is a Gumbel-top-k ordering (the same law as drawing one at a
+  time), so it costs one sort.
 
 Each method has a default estimator (``DEFAULT_ESTIMATOR``); ``METHOD+ESTIMATOR`` (say ``random+control``) pairs a
 method's items with another estimator.
@@ -31,9 +37,9 @@ from thresher.evalset.irt import IRT2PL, fit_2pl
 from thresher.evalset.table import ScoreTable
 from thresher.selectors.quotas import allocate
 
-METHODS = ("random", "stratified", "anchor", "irt", "difficulty")  # the order seeds each method's draws
+METHODS = ("random", "stratified", "anchor", "irt", "difficulty", "active")  # the order seeds each method's draws
 DEFAULT_ESTIMATOR = {"random": "mean", "stratified": "mean", "difficulty": "control", "anchor": "mean",
-                     "irt": "p-irt"}
+                     "irt": "p-irt", "active": "mean"}
 #: Lloyd-style k-medoid passes at most (they stop earlier when no medoid moves).
 MAX_PASSES = 30
 #: Strata of ``difficulty``, and the floor added to each stratum's spread (a share of the table's score range), so
@@ -85,6 +91,10 @@ def choose(spec: str, seen: ScoreTable, budget: int, seed: int = 0, labels: np.n
         rows, weights = _stratified(codes, allocate(np.bincount(codes), budget, "proportional"), rng)
     elif method == "difficulty":
         rows, weights = _difficulty(seen.scores, budget, rng)
+    elif method == "active":
+        x = np.asarray(seen.scores, dtype=np.float64)
+        low, high = float(x.min()), float(x.max())
+        rows, weights = lure_draw(high - x.mean(axis=1) + SPREAD_FLOOR * max(high - low, 1e-12), budget, rng)
     else:
         rows, weights = _anchor(seen.scores, budget, rng)
     return EvalSubset(rows, weights, spec, build_estimator(estimator, rows, weights, seen.scores, _fitted))
@@ -114,6 +124,24 @@ def _stratified(codes: np.ndarray, counts: np.ndarray, rng: np.random.Generator)
         weights.append(np.full(counts[g], sizes[g] / len(codes) / counts[g]))
     order = rng.permutation(int(counts.sum()))
     return np.concatenate(rows)[order], np.concatenate(weights)[order]
+
+
+def lure_draw(proposal: np.ndarray, budget: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``budget`` items drawn in turn without replacement, each with probability proportional to ``proposal`` among
+    the items left, and their LURE weights over the budget: v_m = 1 + (N - M) / (N - m) x (1 / ((N - m + 1) q_m) - 1)
+    for the m-th draw (1-based) of M from N, with q_m its probability at that draw."""
+    w = np.asarray(proposal, dtype=np.float64)
+    n = len(w)
+    if not (np.all(np.isfinite(w)) and np.all(w > 0)):
+        raise ConfigError("an active-testing proposal must be positive and finite for every item")
+    keys = np.log(w) + rng.gumbel(size=n)
+    rows = np.lexsort((np.arange(n), -keys))[:budget]  # Gumbel-top-k: the order of successive draws
+    left = w.sum() - np.concatenate([[0.0], np.cumsum(w[rows])[:-1]])
+    q = w[rows] / left
+    m = np.arange(1, budget + 1)
+    ratio = np.divide(n - budget, n - m, out=np.zeros(budget), where=n - m > 0)  # the last of all N items: v = 1
+    v = 1 + ratio * (1 / ((n - m + 1) * q) - 1)
+    return rows, v / budget
 
 
 def _difficulty(scores: np.ndarray, budget: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
