@@ -310,3 +310,68 @@ def test_active_testing_draws_hard_items_more_often_and_lure_weights_keep_every_
     np.testing.assert_allclose(weights @ new[rows], new.mean(axis=0))
     with pytest.raises(ConfigError, match="positive and finite"):
         lure_draw(np.zeros(300), 5, np.random.default_rng(0))
+
+
+def test_a_recipe_chooses_estimates_and_checks_like_the_cli(tmp_path, leaderboard):
+    """`thresher run` on an evalset recipe: the same items and estimates as the CLI commands, a check directory, and
+    a misplaced key named with its line."""
+    table, path = leaderboard
+    seen_cols, new_cols = np.arange(0, 24, 2), np.arange(1, 24, 2)
+    pq.write_table(table.take_systems(seen_cols).to_long(), tmp_path / "seen.parquet")
+    pq.write_table(table.take_systems(new_cols).to_long(), tmp_path / "new.parquet")
+    (tmp_path / "r.yaml").write_text("scores: seen.parquet\nout: rec\nseed: 2\nsteps:\n"
+                                     "  - evalset: difficulty\n    budget: 20\n"
+                                     "  - estimate: new.parquet\n"
+                                     "  - check: [random, difficulty]\n    budgets: [10]\n    splits: 4\n")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "r.yaml"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    for args in (["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "20", "--seed", "2", "--out",
+                  str(tmp_path / "cli")],
+                 ["evalset", "estimate", "--from-run", str(tmp_path / "cli"), "--scores",
+                  str(tmp_path / "new.parquet"), "--out", str(tmp_path / "cli-est")]):
+        assert CliRunner().invoke(main, args).exit_code == 0
+    rec = tmp_path / "rec"
+    assert (rec / "selected" / "ids.txt").read_text() == (tmp_path / "cli" / "selected" / "ids.txt").read_text()
+    assert (rec / "estimate" / "estimates.csv").read_text() == (tmp_path / "cli-est" / "estimates.csv").read_text()
+    check = list(csv.DictReader((rec / "check" / "results.csv").open()))
+    assert {r["method"] for r in check} == {"random", "difficulty"} and {r["budget"] for r in check} == {"10"}
+    (tmp_path / "bad.yaml").write_text("scores: seen.parquet\npool: x.parquet\nsteps:\n  - evalset: random\n"
+                                       "    budget: 5\n")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2 and "bad.yaml:1: an evalset recipe has no pool" in result.output
+    (tmp_path / "bad2.yaml").write_text("scores: seen.parquet\nsteps:\n  - evalset: random\n    budget: 5\n"
+                                        "  - select: topk\n")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "bad2.yaml"), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "bad2.yaml:5: after an evalset step" in result.output
+
+
+def test_gp_irt_mixes_the_mean_and_p_irt_by_their_errors_and_runs_from_the_saved_run(tmp_path):
+    """gp-IRT: with no p-IRT error it is p-IRT, with a huge one the weighted mean, in between a per-system mix;
+    `--estimator gp-irt` saves what `evalset estimate` needs to give the in-memory estimates."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(8)
+    a, b, theta = np.exp(rng.normal(0, 0.3, 120)), rng.normal(0, 1, 120), rng.normal(0, 1, 36)
+    y = (rng.random((120, 36)) < 1 / (1 + np.exp(-(a[:, None] * (theta[None, :] - b[:, None]))))) * 1.0
+    table = ScoreTable(tuple(f"q{i}" for i in range(120)), tuple(f"m{s}" for s in range(36)), y)
+    seen, new = table.take_systems(np.arange(30)), y[:, 30:]
+    subset = choose("irt+gp-irt", seen, 20, seed=1)
+    gp = subset.estimator
+    assert gp.bias2 > 0
+    on = new[subset.rows]
+    mean, pirt = subset.weights @ on, gp.model.p_irt(subset.rows, on)
+    got = subset.estimate(on)
+    assert np.all((np.minimum(mean, pirt) - 1e-12 <= got) & (got <= np.maximum(mean, pirt) + 1e-12))
+    np.testing.assert_allclose(replace(gp, bias2=0.0).estimate(on), pirt)
+    np.testing.assert_allclose(replace(gp, bias2=1e9).estimate(on), mean, atol=1e-6)
+    pq.write_table(seen.to_long(), tmp_path / "seen.parquet")
+    result = CliRunner().invoke(main, ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "20",
+                                       "--method", "irt", "--estimator", "gp-irt", "--seed", "1",
+                                       "--out", str(tmp_path / "es")])
+    assert result.exit_code == 0, result.output
+    ids = [table.items[r] for r in subset.rows]
+    pq.write_table(ScoreTable(tuple(ids), table.systems[30:], on).to_long(), tmp_path / "new.parquet")
+    import thresher as th
+
+    rows = th.evalset_estimate(tmp_path / "es", tmp_path / "new.parquet", out=tmp_path / "est")
+    np.testing.assert_allclose([r["estimate"] for r in rows], got, rtol=1e-6)

@@ -986,9 +986,9 @@ Examples:
                    "k-medoids on the seen systems' scores; irt: random items, a 2PL IRT model of the seen systems; "
                    "active: drawn in proportion to the seen systems' expected loss, LURE-weighted; stratified: by "
                    "--label-field.")
-@click.option("--estimator", type=click.Choice(["mean", "control", "p-irt"]), default=None,
-              help="control: the seen systems as control variates; mean: the weighted mean; p-irt: tinyBenchmarks' "
-                   "[default: control for difficulty, p-irt for irt, else mean].")
+@click.option("--estimator", type=click.Choice(["mean", "control", "p-irt", "gp-irt"]), default=None,
+              help="control: the seen systems as control variates; mean: the weighted mean; p-irt, gp-irt: "
+                   "tinyBenchmarks' [default: control for difficulty, p-irt for irt, else mean].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--items", type=click.Path(dir_okay=False), default=None, help="Items file with --label-field.")
 @click.option("--label-field", default=None, help="The items' label column (stratified).")
@@ -1039,11 +1039,9 @@ def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, le
     spec = f"{method}+{estimator}" if estimator else method
     path = run_evalset(scores, out, budget=budget, method=spec, seed=seed, items=items, label_field=label_field,
                        level=level, command=command, **fields)
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    click.echo(f"chose {manifest['counts']['chosen']} of {manifest['counts']['items']:,} items by {method} "
-               f"(estimator: {manifest['estimator']}) "
-               f"({manifest['counts']['seen_systems']} seen systems; their mean absolute error from these items: "
-               f"{manifest['seen_mae']:.4f})\nitems to score: {path / 'selected' / 'ids.txt'}")
+    from thresher.report.summary import format_evalset_summary
+
+    click.echo(format_evalset_summary(json.loads((path / "manifest.json").read_text(encoding="utf-8")), path))
 
 
 @evalset.command(name="estimate")

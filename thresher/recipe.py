@@ -29,6 +29,21 @@ filter steps and one select step, which then read the label columns::
         score: label_confidence
         budget: 1000
 
+A recipe that chooses evaluation items (see ``thresher evalset``) names a scores table instead of a pool, an
+``evalset`` step, and optionally an ``estimate`` step (new systems' scores on the chosen items, estimated into
+OUT/estimate) and a ``check`` step (methods against random over splits of the seen systems, into OUT/check)::
+
+    scores: leaderboard.parquet        # seen systems' scores: long (item, system, score) or wide
+    out: runs/evalset
+    steps:
+      - evalset: difficulty            # random | stratified | difficulty | anchor | irt | active
+        budget: 100
+        estimator: control             # optional: mean | control | p-irt | gp-irt
+      - estimate: new_systems.parquet
+      - check: [random, difficulty, irt]
+        budgets: [25, 50, 100]
+        splits: 100
+
 Relative paths are relative to the recipe's folder.
 """
 
@@ -44,11 +59,15 @@ from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 from thresher.yaml_loading import LineDict, load_yaml
 
-_TOP_KEYS = {"pool", "target", "out", "seed", "workers", "pool_sample", "group_field", "steps"}
+_TOP_KEYS = {"pool", "target", "out", "seed", "workers", "pool_sample", "group_field", "steps", "scores"}
 _DATASET_KEYS = {"path", "text_field", "id_field", "on_error", "batch_size", "duplicate_ids"}
 _SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
 _LABEL_KEYS = {"label", "model", "params", "dev", "dev_where", "label_field", "class_balance", "end_model",
                "scores_from"}
+_TABLE_KEYS = {"item_field", "system_field", "score_field"}
+_EVALSET_KEYS = {"evalset", "budget", "estimator", "items", "label_field", "level"} | _TABLE_KEYS
+_EVALSET_FOLLOW = {"estimate": {"estimate", "level"} | _TABLE_KEYS,
+                   "check": {"check", "budgets", "splits", "level", "items", "label_field"}}
 
 
 class Recipe:
@@ -60,6 +79,10 @@ class Recipe:
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: a recipe is a mapping with pool, out and steps")
         self._check_keys(data, _TOP_KEYS, "recipe")
+        self.evalset: list[dict] | None = None
+        if _first_kind(data.get("steps")) == "evalset":
+            self._evalset_recipe(data)
+            return
         for key in ("pool", "steps"):
             if key not in data:
                 raise ConfigError(f"{source}: the recipe needs '{key}'")
@@ -110,8 +133,62 @@ class Recipe:
             options["workers"] = workers
         if self.label is not None:
             return self._run_label(Path(out), options, progress, command, report)
+        if self.evalset is not None:
+            return self._run_evalset(Path(out), command)
         return self.pipeline.run(self.pool, out, self.target, progress=progress, command=command,
                                  recipe=self.raw, report=report, **options)
+
+    def _evalset_recipe(self, data: dict) -> None:
+        """An evalset recipe: ``scores`` and the evalset step, then at most one estimate and one check step."""
+        if "scores" not in data:
+            raise ConfigError(f"{self._where(data)}: an evalset recipe needs 'scores' (the seen systems' table)")
+        extra = sorted(set(data) & {"pool", "target", "workers", "pool_sample", "group_field"})
+        if extra:
+            raise ConfigError(f"{self._where(data)}: an evalset recipe has no {', '.join(extra)}")
+        self._check_options(data)
+        self.out = self._path(data["out"]) if data.get("out") else None
+        self.raw, self.label, self.pipeline = _plain(data), None, None
+        first, *rest = data["steps"]
+        self._check_keys(first, _EVALSET_KEYS, "evalset step")
+        if "budget" not in first:
+            raise ConfigError(f"{self._where(first)}: the evalset step needs 'budget' (items to choose)")
+        steps = [first]
+        for step in rest:
+            kind = _first_kind([step])
+            if kind not in _EVALSET_FOLLOW or kind in [_first_kind([s]) for s in steps]:
+                raise ConfigError(f"{self._where(step) if isinstance(step, dict) else self.source}: after an evalset "
+                                  "step come at most one 'estimate' and one 'check' step")
+            self._check_keys(step, _EVALSET_FOLLOW[kind], f"{kind} step")
+            steps.append(step)
+        self.evalset = [_plain(s) for s in steps]
+        self.options = {"seed": data.get("seed", 0), "scores": str(self._path(data["scores"]))}
+
+    def _run_evalset(self, out: Path, command: list[str] | None) -> Run:
+        """Choose the items, then estimate new systems from them and check methods against random, if asked."""
+        from thresher.evalset.check import CheckConfig
+        from thresher.evalset.job import run_estimate, run_evalset, run_evalset_check
+
+        first, *rest = self.evalset
+        seed, scores = self.options["seed"], self.options["scores"]
+        table = {k: first[k] for k in _TABLE_KEYS if k in first}
+        method = str(first["evalset"]) + (f"+{first['estimator']}" if first.get("estimator") else "")
+        items = str(self._path(first["items"])) if first.get("items") else None
+        run_evalset(scores, out, budget=first["budget"], method=method, seed=seed, items=items,
+                    label_field=first.get("label_field"), level=first.get("level", 0.95), command=command, **table)
+        for step in rest:
+            if "estimate" in step:
+                run_estimate(out, self._path(step["estimate"]), out / "estimate", level=step.get("level"),
+                             **{k: step[k] for k in _TABLE_KEYS if k in step})
+            else:
+                methods = step["check"] if isinstance(step["check"], list) else str(step["check"]).split(",")
+                config = CheckConfig(tuple(map(str, methods)), tuple(step.get("budgets", (25, 50, 100))),
+                                     step.get("splits", 100), seed, step.get("level", 0.95))
+                check_items = step.get("items") or first.get("items")
+                run_evalset_check(scores, out / "check", config=config,
+                                  items=str(self._path(check_items)) if check_items else None,
+                                  label_field=step.get("label_field") or first.get("label_field"), command=command,
+                                  **table)
+        return Run(out)
 
     def _label_step(self, step: dict) -> dict:
         """The label step's arguments for :func:`thresher.jobs.label.run_labeling`, paths resolved."""
@@ -247,6 +324,13 @@ class Recipe:
         else:
             line = mapping.get("__line__") if isinstance(mapping, dict) else None
         return f"{self.source}:{line}" if line else self.source
+
+
+def _first_kind(steps: object) -> str | None:
+    """What the first of ``steps`` is: its first key (``- evalset: difficulty`` is an evalset step)."""
+    if not isinstance(steps, list) or not steps or not isinstance(steps[0], dict):
+        return None
+    return next((k for k in steps[0] if k != "__line__"), None)
 
 
 def _plain(obj: object) -> object:

@@ -10,6 +10,10 @@
   system unlike every seen one gains nothing and can lose, as the mixture's own error is added to its.
 - ``p-irt`` (tinyBenchmarks, Polo et al., 2024): a 2PL IRT model fitted on the seen systems; the new system's
   observed scores on the chosen items plus the model's predictions on every other item, over all items.
+- ``gp-irt`` (the same paper): lambda x the weighted mean + (1 - lambda) x p-IRT, with tinyBenchmarks' rule
+  lambda = b^2 / (b^2 + sigma^2): sigma^2 the weighted mean's sampling variance for this system (from its own
+  scores on the chosen items), b^2 p-IRT's mean squared error on seen systems, cross-fitted over two halves of
+  them (a model fitted on one half estimates the other from the chosen items).
 
 Each estimator is saved in the run directory with what it needs (``control``: the seen systems' scores on the chosen
 items and their full-set scores; ``p-irt``: every item's parameters), so ``evalset estimate`` works from the run alone.
@@ -27,7 +31,7 @@ from scipy.optimize import nnls
 from thresher.errors import ConfigError
 from thresher.evalset.irt import IRT2PL
 
-ESTIMATORS = ("mean", "control", "p-irt")
+ESTIMATORS = ("mean", "control", "p-irt", "gp-irt")
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,58 @@ class PIRT:
                                                                       np.zeros(0)))
 
 
+@dataclass(frozen=True)
+class GPIRT:
+    """tinyBenchmarks' gp-IRT: the weighted mean and p-IRT, mixed per system by their estimated errors."""
+
+    rows: np.ndarray
+    weights: np.ndarray
+    model: IRT2PL
+    bias2: float  # p-IRT's cross-fitted mean squared error on the seen systems
+
+    name = "gp-irt"
+
+    def estimate(self, scores: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
+        mean = self.weights @ scores
+        n, total = len(self.rows), len(self.model.a)
+        spread = ((self.weights[:, None] * (scores - mean)) ** 2).sum(axis=0) * n / max(n - 1, 1)
+        variance = spread * (1 - n / total)
+        both = self.bias2 + variance
+        lam = np.divide(self.bias2, both, out=np.ones_like(both), where=both > 0)
+        return lam * mean + (1 - lam) * self.model.p_irt(self.rows, scores)
+
+    def save(self, out: Path, chosen: list[str], items: tuple[str, ...]) -> None:
+        from thresher.io.atomic import write_json
+
+        PIRT(self.rows, self.model).save(out, chosen, items)
+        write_json({"bias2": self.bias2}, out / "gp_irt.json")
+
+    @classmethod
+    def load(cls, run: Path, weights: np.ndarray, chosen: list[str]) -> GPIRT:
+        import json
+
+        pirt = PIRT.load(run, weights, chosen)
+        bias2 = json.loads((run / "gp_irt.json").read_text(encoding="utf-8"))["bias2"]
+        return cls(pirt.rows, weights, pirt.model, float(bias2))
+
+
+def pirt_cross_fit_error(rows: np.ndarray, seen_scores: np.ndarray, fit_irt) -> float:
+    """p-IRT's mean squared error on the seen systems, each half estimated by a model fitted on the other."""
+    x = np.asarray(seen_scores, dtype=np.float64)
+    halves = np.arange(x.shape[1]) % 2
+    if min(np.bincount(halves, minlength=2)) < 1:
+        return 0.0
+    errors = []
+    for h in (0, 1):
+        fit, held = np.flatnonzero(halves != h), np.flatnonzero(halves == h)
+        model = fit_irt(x[:, fit])
+        errors.append(model.p_irt(rows, x[np.ix_(rows, held)]) - x[:, held].mean(axis=0))
+    return float(np.mean(np.concatenate(errors) ** 2))
+
+
 def build_estimator(name: str, rows: np.ndarray, weights: np.ndarray, seen_scores: np.ndarray,
-                    fit_irt=None) -> WeightedMean | ControlVariates | PIRT:
+                    fit_irt=None) -> WeightedMean | ControlVariates | PIRT | GPIRT:
     """The estimator ``name`` for items ``rows`` (with design ``weights``) chosen on ``seen_scores`` (items x seen
     systems, every item); ``fit_irt(seen_scores)`` gives the 2PL model for ``p-irt``."""
     if name not in ESTIMATORS:
@@ -130,12 +184,14 @@ def build_estimator(name: str, rows: np.ndarray, weights: np.ndarray, seen_score
     if name == "control":
         return ControlVariates(weights, np.asarray(seen_scores[rows], dtype=np.float64),
                                np.asarray(seen_scores, dtype=np.float64).mean(axis=0))
-    return PIRT(np.asarray(rows), fit_irt(seen_scores))
+    if name == "p-irt":
+        return PIRT(np.asarray(rows), fit_irt(seen_scores))
+    return GPIRT(np.asarray(rows), weights, fit_irt(seen_scores), pirt_cross_fit_error(rows, seen_scores, fit_irt))
 
 
 def load_estimator(run: Path, name: str, weights: np.ndarray, chosen: list[str]):
     """The estimator a run saved (its manifest names it)."""
-    kinds = {"mean": WeightedMean, "control": ControlVariates, "p-irt": PIRT}
+    kinds = {"mean": WeightedMean, "control": ControlVariates, "p-irt": PIRT, "gp-irt": GPIRT}
     if name not in kinds:
         raise ConfigError(f"{run}: unknown estimator {name!r} in its manifest")
     return kinds[name].load(run, weights, chosen)

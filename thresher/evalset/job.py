@@ -32,6 +32,11 @@ def _labels(items: str | os.PathLike | None, table: ScoreTable, item_field: str,
     return read_item_labels(items, table.items, item_field, label_field)
 
 
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: an interval with no finite half-width is written as null."""
+    return x if np.isfinite(x) else None
+
+
 @claims_run_dir("out")
 def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: int, method: str = "difficulty",
                 seed: int = 0, items: str | os.PathLike | None = None, label_field: str | None = None,
@@ -52,14 +57,15 @@ def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: in
     write_parquet(pa.table({"item": chosen, "weight": subset.weights}), out / "subset.parquet")
     subset.estimator.save(out, chosen, table.items)
     write_json({"level": level, "residuals": calibration.residuals.tolist(), "low": calibration.low,
-                "high": calibration.high, "half_width": calibration.half_width(level)}, out / "calibration.json")
-    estimates = subset.estimate(table.scores[subset.rows])
+                "high": calibration.high, "half_width": _finite(calibration.half_width(level))},
+               out / "calibration.json")
     write_json({"command": command, "created_unix": int(time.time()), "job": "evalset", "method": method,
                 "estimator": subset.estimator.name,
                 "budget": budget, "seed": seed, "scores": str(scores), "items": str(items) if items else None,
                 "label_field": label_field, "versions": versions(),
                 "counts": {"items": len(table.items), "seen_systems": len(table.systems), "chosen": len(chosen)},
-                "seen_mae": float(np.abs(estimates - table.full_means()).mean()),
+                # each seen system estimated as if new (cross-fitted when the method or estimator looks at them)
+                "seen_mae": float(calibration.residuals.mean()), "half_width": _finite(calibration.half_width(level)),
                 "outputs": {"ids": "selected/ids.txt", "subset": "subset.parquet",
                             "calibration": "calibration.json"}}, out / "manifest.json")
     return out

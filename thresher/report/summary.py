@@ -21,7 +21,24 @@ def summarize(manifest: dict, path: Path) -> str:
         from thresher.mix.summary import format_mix_summary
 
         return format_mix_summary(manifest, path)
+    if job == "evalset":
+        return format_evalset_summary(manifest, path)
     return format_summary(manifest)
+
+
+def format_evalset_summary(manifest: dict, path: Path) -> str:
+    """What an evalset run chose, and where its items (and a recipe's estimates and check) are."""
+    c = manifest["counts"]
+    lines = [f"chose {c['chosen']} of {c['items']:,} items by {manifest['method']} (estimator: "
+             f"{manifest.get('estimator', 'mean')}, seed {manifest['seed']}; {c['seen_systems']} seen systems)",
+             f"a seen system estimated as if new is off by {manifest['seen_mae']:.4f} on average; "
+             + (f"intervals are +/- {manifest['half_width']:.4f}" if manifest.get("half_width") is not None else
+                "too few seen systems for a finite interval (it spans the scores seen)"),
+             f"items to score: {Path(path) / manifest['outputs']['ids']}"]
+    for sub, what in (("estimate/estimates.csv", "estimates"), ("check/results.csv", "check")):
+        if (Path(path) / sub).is_file():
+            lines.append(f"{what}: {Path(path) / sub}")
+    return "\n".join(lines)
 
 
 def format_summary(manifest: dict, max_groups: int = 12) -> str:
