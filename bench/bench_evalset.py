@@ -54,12 +54,15 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--items", type=int, default=800)
     parser.add_argument("--budgets", default="25,50,100,200")
-    parser.add_argument("--methods", default="random,difficulty,random+control,anchor,irt")
+    parser.add_argument("--methods", default="random,difficulty,random+control,anchor,active,irt")
+    parser.add_argument("--out", type=Path, default=None, help="keep the leaderboards and check directories here")
     args = parser.parse_args()
     print("| set | table | budget | method | Kendall tau | MAE | MAE / random's | coverage (width) | tau vs random | "
           "MAE vs random |")
     print("|---|---|---:|---|---:|---:|---:|---:|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = args.out or tmp
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for name in SETS:
             train, test = _split(args.data, name)
             rng = np.random.default_rng(0)
@@ -93,7 +96,8 @@ def main() -> None:
                               f"{float(r['delta_vs_random']):+.3f} [{float(r['delta_lo']):+.3f}, "
                               f"{float(r['delta_hi']):+.3f}] {r['verdict']}" for r in (tau, mae)]
                         held = " (held out)" if name in HELD_OUT else ""
-                print(f"| {name}{held} ({len(table.items)} items, {len(table.systems)} systems) | {kind} | {budget} "
+                        print(f"| {name}{held} ({len(table.items)} items, {len(table.systems)} systems) | {kind} "
+                              f"| {budget} "
                               f"| {method} | {float(tau['mean']):.3f} | {float(mae['mean']):.4f} | "
                               f"{float(mae['mean']) / base_mae:.2f} | {float(cov['mean']):.2f} "
                               f"({float(width['mean']):.3f}) | {vs[0]} | {vs[1]} |")
