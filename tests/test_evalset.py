@@ -335,6 +335,11 @@ def test_a_recipe_chooses_estimates_and_checks_like_the_cli(tmp_path, leaderboar
     assert (rec / "estimate" / "estimates.csv").read_text() == (tmp_path / "cli-est" / "estimates.csv").read_text()
     check = list(csv.DictReader((rec / "check" / "results.csv").open()))
     assert {r["method"] for r in check} == {"random", "difficulty"} and {r["budget"] for r in check} == {"10"}
+    page = (rec / "report.html").read_text()
+    assert all(s in page for s in ("Chosen items", "New systems, estimated", "Methods against random"))
+    tau = next(r for r in check if r["method"] == "difficulty" and r["metric"] == "kendall_tau")
+    assert f"{float(tau['mean']):.4g}" in page and tau["verdict"] in page  # the check's numbers, not a template
+    assert "Methods against random" in (rec / "check" / "report.html").read_text()
     (tmp_path / "bad.yaml").write_text("scores: seen.parquet\npool: x.parquet\nsteps:\n  - evalset: random\n"
                                        "    budget: 5\n")
     result = CliRunner().invoke(main, ["run", str(tmp_path / "bad.yaml")])

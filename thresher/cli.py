@@ -1001,10 +1001,11 @@ Examples:
 @click.option("--splits", type=int, default=100, show_default=True, help="--check: seen/new splits.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write.")
 @_table_options
+@_report_option
 @click.pass_context
 @_handle_errors
 def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, level, check, methods, budgets, splits,
-            out, item_field, system_field, score_field) -> None:
+            out, item_field, system_field, score_field, report) -> None:
     """Choose the few evaluation items that estimate (and rank) systems like the full set.
 
     Writes OUT/selected/ids.txt (the items to score new systems on), OUT/subset.parquet (item, weight), what the
@@ -1030,18 +1031,20 @@ def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, le
             names = [m for m in names if not m.startswith("stratified")]
         config = CheckConfig(tuple(names), tuple(_number_list(budgets, "--budgets", int)), splits, seed, level)
         rows = run_evalset_check(scores, out, config=config, items=items, label_field=label_field, command=command,
-                                 **fields)
+                                 report=report, **fields)
         click.echo(format_check(rows))
         click.echo(f"\nresults: {Path(out) / 'results.csv'}")
+        _print_report_path(Path(out), report)
         return
     if budget is None:
         raise ConfigError("give --budget (items to choose), or --check")
     spec = f"{method}+{estimator}" if estimator else method
     path = run_evalset(scores, out, budget=budget, method=spec, seed=seed, items=items, label_field=label_field,
-                       level=level, command=command, **fields)
+                       level=level, command=command, report=report, **fields)
     from thresher.report.summary import format_evalset_summary
 
     click.echo(format_evalset_summary(json.loads((path / "manifest.json").read_text(encoding="utf-8")), path))
+    _print_report_path(path, report)
 
 
 @evalset.command(name="estimate")

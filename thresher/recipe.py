@@ -134,7 +134,7 @@ class Recipe:
         if self.label is not None:
             return self._run_label(Path(out), options, progress, command, report)
         if self.evalset is not None:
-            return self._run_evalset(Path(out), command)
+            return self._run_evalset(Path(out), command, report)
         return self.pipeline.run(self.pool, out, self.target, progress=progress, command=command,
                                  recipe=self.raw, report=report, **options)
 
@@ -163,8 +163,9 @@ class Recipe:
         self.evalset = [_plain(s) for s in steps]
         self.options = {"seed": data.get("seed", 0), "scores": str(self._path(data["scores"]))}
 
-    def _run_evalset(self, out: Path, command: list[str] | None) -> Run:
-        """Choose the items, then estimate new systems from them and check methods against random, if asked."""
+    def _run_evalset(self, out: Path, command: list[str] | None, report: bool = True) -> Run:
+        """Choose the items, then estimate new systems from them and check methods against random, if asked; the
+        report (written last) shows all three."""
         from thresher.evalset.check import CheckConfig
         from thresher.evalset.job import run_estimate, run_evalset, run_evalset_check
 
@@ -174,7 +175,8 @@ class Recipe:
         method = str(first["evalset"]) + (f"+{first['estimator']}" if first.get("estimator") else "")
         items = str(self._path(first["items"])) if first.get("items") else None
         run_evalset(scores, out, budget=first["budget"], method=method, seed=seed, items=items,
-                    label_field=first.get("label_field"), level=first.get("level", 0.95), command=command, **table)
+                    label_field=first.get("label_field"), level=first.get("level", 0.95), command=command,
+                    report=False, **table)
         for step in rest:
             if "estimate" in step:
                 run_estimate(out, self._path(step["estimate"]), out / "estimate", level=step.get("level"),
@@ -187,7 +189,10 @@ class Recipe:
                 run_evalset_check(scores, out / "check", config=config,
                                   items=str(self._path(check_items)) if check_items else None,
                                   label_field=step.get("label_field") or first.get("label_field"), command=command,
-                                  **table)
+                                  report=report, **table)
+        from thresher.report.html import report_after_job
+
+        report_after_job(out, report)
         return Run(out)
 
     def _label_step(self, step: dict) -> dict:

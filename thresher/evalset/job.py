@@ -41,11 +41,11 @@ def _finite(x: float) -> float | None:
 def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: int, method: str = "difficulty",
                 seed: int = 0, items: str | os.PathLike | None = None, label_field: str | None = None,
                 item_field: str = "item", system_field: str = "system", score_field: str = "score",
-                level: float = 0.95, command: list[str] | None = None) -> Path:
+                level: float = 0.95, command: list[str] | None = None, report: bool = True) -> Path:
     """Choose ``budget`` items from the seen systems' ``scores`` by ``method`` (``METHOD`` or ``METHOD+ESTIMATOR``);
     write ``out/selected/ids.txt`` (in order), ``out/subset.parquet`` (item, weight), what the estimator needs,
-    ``out/calibration.json`` (the seen systems' residuals, for the intervals) and ``out/manifest.json``. Returns
-    ``out``."""
+    ``out/calibration.json`` (the seen systems' residuals, for the intervals), ``out/manifest.json`` and, with
+    ``report``, ``out/report.html``. Returns ``out``."""
     out = Path(out)
     table = read_scores(scores, item_field, system_field, score_field)
     labels = _labels(items, table, item_field, label_field)
@@ -68,6 +68,9 @@ def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: in
                 "seen_mae": float(calibration.residuals.mean()), "half_width": _finite(calibration.half_width(level)),
                 "outputs": {"ids": "selected/ids.txt", "subset": "subset.parquet",
                             "calibration": "calibration.json"}}, out / "manifest.json")
+    from thresher.report.html import report_after_job
+
+    report_after_job(out, report)
     return out
 
 
@@ -119,9 +122,10 @@ def run_estimate(run: str | os.PathLike, scores: str | os.PathLike, out: str | o
 def run_evalset_check(scores: str | os.PathLike, out: str | os.PathLike, *, config: CheckConfig | None = None,
                       items: str | os.PathLike | None = None, label_field: str | None = None,
                       item_field: str = "item", system_field: str = "system", score_field: str = "score",
-                      command: list[str] | None = None) -> list[dict]:
+                      command: list[str] | None = None, report: bool = True) -> list[dict]:
     """Methods against random over seen/new splits of the systems in the full ``scores`` table
-    (:mod:`thresher.evalset.check`); writes ``out/results.csv``, ``out/per_split.csv`` and ``out/manifest.json``."""
+    (:mod:`thresher.evalset.check`); writes ``out/results.csv``, ``out/per_split.csv``, ``out/manifest.json`` and,
+    with ``report``, ``out/report.html``."""
     config = config or CheckConfig()
     out = Path(out)
     table = read_scores(scores, item_field, system_field, score_field)
@@ -137,6 +141,9 @@ def run_evalset_check(scores: str | os.PathLike, out: str | os.PathLike, *, conf
                 "scores": str(scores), "versions": versions(), "seconds": round(time.perf_counter() - started, 3),
                 "counts": {"items": len(table.items), "systems": len(table.systems)},
                 "outputs": {"results": "results.csv", "per_split": "per_split.csv"}}, out / "manifest.json")
+    from thresher.report.html import report_after_job
+
+    report_after_job(out, report)
     return result.rows
 
 

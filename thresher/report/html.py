@@ -104,6 +104,10 @@ def build_report(run_dir: Path) -> str:
         sections.append(_evaluated_selections(run_dir))
     elif job == "mix":
         sections += [_mixture(run_dir), _timings(manifest)]
+    elif job in ("evalset", "evalset check"):
+        from thresher.report.evalset import evalset_sections
+
+        sections = [_header(run_dir, manifest, job), *evalset_sections(run_dir, manifest)]
     else:
         scores = data.load_scores(run_dir, manifest)
         sections += [_metrics(manifest), _histograms(scores, manifest), _composition(manifest)]
@@ -616,7 +620,7 @@ def _nan(x: float | None) -> float:
     return float("nan") if x is None else x
 
 
-def _comparison_table(panel: list[dict], baseline: str | None) -> str:
+def _comparison_table(panel: list[dict], baseline: str | None, records_in_header: bool = True) -> str:
     """Rows: methods (baseline first); columns: budgets by size; cells: estimate [lo, hi], delta and verdict."""
     budgets = sorted({(r["budget_records"] or 0, r["budget"]) for r in panel})
     methods = list(dict.fromkeys(r["method"] for r in panel))
@@ -642,5 +646,6 @@ def _comparison_table(panel: list[dict], baseline: str | None) -> str:
                          + (f", P(better) {r['p_better']:.2f}" if r["p_better"] is not None else "") + "</span>")
             row.append(f"{escape(text)}{badge}{delta}")
         rows.append(row)
-    headers = ["method"] + [f"{label} ({int(n):,} records)" if n else str(label) for n, label in budgets]
+    headers = ["method"] + [f"{label} ({int(n):,} records)" if n and records_in_header else str(label)
+                            for n, label in budgets]
     return _table(headers, rows, cls="comparison")
