@@ -5,6 +5,7 @@ systems with conformal intervals, and checking methods against random over seen/
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -380,3 +381,58 @@ def test_gp_irt_mixes_the_mean_and_p_irt_by_their_errors_and_runs_from_the_saved
 
     rows = th.evalset_estimate(tmp_path / "es", tmp_path / "new.parquet", out=tmp_path / "est")
     np.testing.assert_allclose([r["estimate"] for r in rows], got, rtol=1e-6)
+
+
+def test_a_budget_in_cost_buys_cheap_contested_items_and_keeps_the_estimate_unbiased(tmp_path):
+    """Costs per item (an --items column): difficulty spends a cost budget in expectation (the most items whose
+    expected cost fits), leans to the cheaper half of each stratum, and its weighted mean stays unbiased over
+    3,000 draws; random buys budget / mean cost items. Methods without a cost design, and budgets too small for
+    one item per stratum, are refused; the CLI records what the chosen items cost."""
+    from thresher.evalset.methods import cost_counts
+
+    rng = np.random.default_rng(21)
+    scores = (rng.random((400, 20)) < rng.random(400)[:, None]) * 1.0
+    costs = np.exp(rng.normal(0, 0.8, 400))
+    seen = ScoreTable(tuple(f"i{i}" for i in range(400)), tuple(f"s{k}" for k in range(20)), scores)
+    new = (rng.random(400) < 0.6) * 1.0
+    budget = 30 * float(costs.mean())
+    estimates, spent, cheap = [], [], []
+    for seed in range(3000):
+        subset = choose("difficulty+mean", seen, budget, seed=seed, costs=costs)
+        estimates.append(subset.estimate(new[subset.rows, None])[0])
+        spent.append(costs[subset.rows].sum())
+        cheap.append((costs[subset.rows] < np.median(costs)).mean())
+    estimates = np.array(estimates)
+    assert abs(estimates.mean() - new.mean()) < 4 * estimates.std() / np.sqrt(len(estimates))
+    assert np.mean(spent) <= budget * 1.01 and np.mean(cheap) > 0.6
+    codes = np.repeat(np.arange(4), 100)
+    counts = cost_counts(codes, np.ones(4), costs, budget)
+    mean_cost = np.bincount(codes, weights=costs) / 100
+    assert counts.min() >= 1 and counts @ mean_cost <= budget
+    from thresher.selectors.quotas import allocate
+
+    one_more = 1 + allocate(np.full(4, 99), int(counts.sum()) + 1 - 4, "weights", weights=np.ones(4))
+    assert one_more @ mean_cost > budget  # the most items whose expected cost fits
+    assert len(choose("random", seen, budget, seed=0, costs=costs).rows) == int(budget // costs.mean())
+    with pytest.raises(ConfigError, match="a budget in cost works with"):
+        choose("anchor", seen, budget, costs=costs)
+    with pytest.raises(ConfigError, match="does not buy one item of each"):
+        choose("difficulty", seen, 0.5 * float(costs.min()), costs=costs)
+    pq.write_table(seen.to_long(), tmp_path / "seen.parquet")
+    pq.write_table(pa.table({"item": list(seen.items), "minutes": costs}), tmp_path / "items.parquet")
+    args = ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--items", str(tmp_path / "items.parquet"),
+            "--cost-field", "minutes"]
+    result = CliRunner().invoke(main, [*args, "--budget", f"{budget}", "--out", str(tmp_path / "es")])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "es" / "manifest.json").read_text())
+    ids = (tmp_path / "es" / "selected" / "ids.txt").read_text().splitlines()
+    assert manifest["cost"]["chosen"] == pytest.approx(sum(costs[seen.items.index(i)] for i in ids))
+    result = CliRunner().invoke(main, [*args, "--check", "--budgets", f"{budget}", "--splits", "4",
+                                       "--out", str(tmp_path / "chk")])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "chk" / "results.csv").open()))
+    assert {r["method"] for r in rows} == {"random", "difficulty", "irt"}
+    assert all(0 < float(r["mean"]) <= 1.5 * budget for r in rows if r["metric"] == "cost")
+    result = CliRunner().invoke(main, ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "2.5",
+                                       "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "a cost needs --cost-field" in result.output

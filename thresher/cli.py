@@ -979,7 +979,7 @@ Examples:
 @click.option("--scores", type=click.Path(dir_okay=False), default=None,
               help="Seen systems' scores on every item: long (item, system, score) or wide (item, one column per "
                    "system); Parquet, CSV or JSONL.")
-@click.option("--budget", type=int, default=None, help="Items to choose.")
+@click.option("--budget", type=float, default=None, help="Items to choose (a total cost with --cost-field).")
 @click.option("--method", type=click.Choice(["random", "stratified", "difficulty", "anchor", "irt", "active"]),
               default="difficulty", show_default=True,
               help="difficulty: random within strata of the seen systems' mean score, Neyman-allocated; anchor: "
@@ -990,13 +990,16 @@ Examples:
               help="control: the seen systems as control variates; mean: the weighted mean; p-irt, gp-irt: "
                    "tinyBenchmarks' [default: control for difficulty, p-irt for irt, else mean].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--items", type=click.Path(dir_okay=False), default=None, help="Items file with --label-field.")
+@click.option("--items", type=click.Path(dir_okay=False), default=None,
+              help="Items file with --label-field and/or --cost-field (an item column as the scores').")
 @click.option("--label-field", default=None, help="The items' label column (stratified).")
+@click.option("--cost-field", default=None,
+              help="The items' cost column: --budget (and --budgets) become total costs, met in expectation.")
 @click.option("--level", type=float, default=0.95, show_default=True, help="Interval level.")
 @click.option("--check", is_flag=True, help="Compare --methods with random over seen/new splits of the systems.")
-@click.option("--methods", default="random,stratified,difficulty,anchor,irt", show_default=False,
+@click.option("--methods", default=None,
               help="--check: comma-separated METHOD or METHOD+ESTIMATOR [default: random, difficulty, anchor, irt, "
-                   "and stratified with --items].")
+                   "and stratified with --label-field; with --cost-field only those that take a cost budget].")
 @click.option("--budgets", default="25,50,100", show_default=True, help="--check: comma-separated budgets.")
 @click.option("--splits", type=int, default=100, show_default=True, help="--check: seen/new splits.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write.")
@@ -1004,8 +1007,8 @@ Examples:
 @_report_option
 @click.pass_context
 @_handle_errors
-def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, level, check, methods, budgets, splits,
-            out, item_field, system_field, score_field, report) -> None:
+def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, cost_field, level, check, methods,
+            budgets, splits, out, item_field, system_field, score_field, report) -> None:
     """Choose the few evaluation items that estimate (and rank) systems like the full set.
 
     Writes OUT/selected/ids.txt (the items to score new systems on), OUT/subset.parquet (item, weight), what the
@@ -1021,26 +1024,34 @@ def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, le
 
     if not scores or not out:
         raise ConfigError("give --scores and --out (and --budget, or --check)")
-    fields = dict(item_field=item_field, system_field=system_field, score_field=score_field)
+    fields = dict(item_field=item_field, system_field=system_field, score_field=score_field, items=items,
+                  label_field=label_field, cost_field=cost_field)
     command = ["thresher", *sys.argv[1:]]
     if check:
         from thresher.evalset.check import CheckConfig
+        from thresher.evalset.methods import COST_METHODS
 
-        names = [m.strip() for m in methods.split(",") if m.strip()]
-        if not items:
-            names = [m for m in names if not m.startswith("stratified")]
-        config = CheckConfig(tuple(names), tuple(_number_list(budgets, "--budgets", int)), splits, seed, level)
-        rows = run_evalset_check(scores, out, config=config, items=items, label_field=label_field, command=command,
-                                 report=report, **fields)
+        if methods is None:
+            names = ["random", "difficulty", "anchor", "irt"] + (["stratified"] if label_field else [])
+            names = [m for m in names if m in COST_METHODS] if cost_field else names
+        else:
+            names = [m.strip() for m in methods.split(",") if m.strip()]
+        costs = _number_list(budgets, "--budgets", float if cost_field else int)
+        config = CheckConfig(tuple(names), tuple(costs), splits, seed, level)
+        rows = run_evalset_check(scores, out, config=config, command=command, report=report, **fields)
         click.echo(format_check(rows))
         click.echo(f"\nresults: {Path(out) / 'results.csv'}")
         _print_report_path(Path(out), report)
         return
     if budget is None:
         raise ConfigError("give --budget (items to choose), or --check")
+    if not cost_field:
+        if not float(budget).is_integer():
+            raise ConfigError(f"--budget is a number of items, got {budget:g} (a cost needs --cost-field)")
+        budget = int(budget)
     spec = f"{method}+{estimator}" if estimator else method
-    path = run_evalset(scores, out, budget=budget, method=spec, seed=seed, items=items, label_field=label_field,
-                       level=level, command=command, report=report, **fields)
+    path = run_evalset(scores, out, budget=budget, method=spec, seed=seed, level=level, command=command, report=report,
+                       **fields)
     from thresher.report.summary import format_evalset_summary
 
     click.echo(format_evalset_summary(json.loads((path / "manifest.json").read_text(encoding="utf-8")), path))

@@ -65,7 +65,7 @@ _SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
 _LABEL_KEYS = {"label", "model", "params", "dev", "dev_where", "label_field", "class_balance", "end_model",
                "scores_from"}
 _TABLE_KEYS = {"item_field", "system_field", "score_field"}
-_EVALSET_KEYS = {"evalset", "budget", "estimator", "items", "label_field", "level"} | _TABLE_KEYS
+_EVALSET_KEYS = {"evalset", "budget", "estimator", "items", "label_field", "cost_field", "level"} | _TABLE_KEYS
 _EVALSET_FOLLOW = {"estimate": {"estimate", "level"} | _TABLE_KEYS,
                    "check": {"check", "budgets", "splits", "level", "items", "label_field"}}
 
@@ -175,8 +175,8 @@ class Recipe:
         method = str(first["evalset"]) + (f"+{first['estimator']}" if first.get("estimator") else "")
         items = str(self._path(first["items"])) if first.get("items") else None
         run_evalset(scores, out, budget=first["budget"], method=method, seed=seed, items=items,
-                    label_field=first.get("label_field"), level=first.get("level", 0.95), command=command,
-                    report=False, **table)
+                    label_field=first.get("label_field"), cost_field=first.get("cost_field"),
+                    level=first.get("level", 0.95), command=command, report=False, **table)
         for step in rest:
             if "estimate" in step:
                 run_estimate(out, self._path(step["estimate"]), out / "estimate", level=step.get("level"),
@@ -188,8 +188,8 @@ class Recipe:
                 check_items = step.get("items") or first.get("items")
                 run_evalset_check(scores, out / "check", config=config,
                                   items=str(self._path(check_items)) if check_items else None,
-                                  label_field=step.get("label_field") or first.get("label_field"), command=command,
-                                  report=report, **table)
+                                  label_field=step.get("label_field") or first.get("label_field"),
+                                  cost_field=first.get("cost_field"), command=command, report=report, **table)
         from thresher.report.html import report_after_job
 
         report_after_job(out, report)

@@ -55,12 +55,14 @@ def split_metrics(estimates: np.ndarray, truth: np.ndarray, lo: np.ndarray, hi: 
             "interval_width": float((hi - lo).mean())}
 
 
-def run_check(table: ScoreTable, config: CheckConfig, labels: np.ndarray | None = None) -> CheckResult:
-    """Every method at every budget over the same seen/new splits; rows of ``results.csv`` and ``per_split.csv``."""
+def run_check(table: ScoreTable, config: CheckConfig, labels: np.ndarray | None = None,
+              costs: np.ndarray | None = None) -> CheckResult:
+    """Every method at every budget over the same seen/new splits; rows of ``results.csv`` and ``per_split.csv``.
+    With ``costs`` the budgets are costs, and a descriptive ``cost`` metric reports what each subset cost."""
     n_systems, n_items = len(table.systems), len(table.items)
     if n_systems < 4:
         raise ConfigError(f"--check needs at least 4 systems to split into seen and new, got {n_systems}")
-    too_big = [b for b in config.budgets if b > n_items]
+    too_big = [b for b in config.budgets if b > n_items] if costs is None else []
     if too_big:
         raise ConfigError(f"budget {too_big[0]} is more than the {n_items} items of the table")
     methods = ("random", *[m for m in config.methods if m != "random"])
@@ -73,22 +75,26 @@ def run_check(table: ScoreTable, config: CheckConfig, labels: np.ndarray | None 
         seen = table.take_systems(seen_cols)
         for budget in config.budgets:
             for method in methods:
-                subset = choose(method, seen, budget, config.seed + split, labels)
-                calibration = calibrate(method, seen, subset, budget, config.seed + split, labels)
+                subset = choose(method, seen, budget, config.seed + split, labels, costs)
+                calibration = calibrate(method, seen, subset, budget, config.seed + split, labels, costs)
                 estimates = subset.estimate(table.scores[np.ix_(subset.rows, new_cols)])
                 lo, hi = calibration.intervals(estimates, config.level)
-                for metric, value in split_metrics(estimates, truth[new_cols], lo, hi).items():
+                metrics = split_metrics(estimates, truth[new_cols], lo, hi)
+                if costs is not None:
+                    metrics["cost"] = float(costs[subset.rows].sum())
+                for metric, value in metrics.items():
                     values.setdefault((method, budget, metric), []).append(value)
                     per_split.append({"split": split, "method": method, "budget": budget, "metric": metric,
                                       "value": value})
-    return CheckResult(_summarise(values, methods, config), per_split)
+    return CheckResult(_summarise(values, methods, config, costs is not None), per_split)
 
 
-def _summarise(values: dict, methods: tuple[str, ...], config: CheckConfig) -> list[dict]:
+def _summarise(values: dict, methods: tuple[str, ...], config: CheckConfig, with_cost: bool = False) -> list[dict]:
     rows = []
+    metrics = {**CHECK_METRICS, **({"cost": None} if with_cost else {})}
     for budget in config.budgets:
         for method in methods:
-            for metric, higher in CHECK_METRICS.items():
+            for metric, higher in metrics.items():
                 got = np.array(values[method, budget, metric])
                 base = np.array(values["random", budget, metric])
                 row = {"method": method, "budget": budget, "metric": metric, "mean": float(got.mean()),

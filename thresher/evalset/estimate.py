@@ -53,7 +53,7 @@ class Calibration:
 
 
 def calibrate(spec: str, seen: ScoreTable, subset: EvalSubset, budget: int, seed: int,
-              labels: np.ndarray | None = None) -> Calibration:
+              labels: np.ndarray | None = None, costs: np.ndarray | None = None) -> Calibration:
     """Residuals of the seen systems: on ``subset`` itself when neither the method nor the estimator looks at their
     scores, else cross-fitted over folds of the systems (each fold's subset chosen on the others with the same
     budget and seed)."""
@@ -67,6 +67,6 @@ def calibrate(spec: str, seen: ScoreTable, subset: EvalSubset, budget: int, seed
         residuals = np.empty(len(truth))
         for held in folds:
             fit = np.sort(np.setdiff1d(order, held))
-            other = choose(spec, seen.take_systems(fit), budget, seed, labels)
+            other = choose(spec, seen.take_systems(fit), budget, seed, labels, costs)
             residuals[held] = np.abs(other.estimate(seen.scores[np.ix_(other.rows, held)]) - truth[held])
     return Calibration(residuals, float(seen.scores.min()), float(seen.scores.max()))

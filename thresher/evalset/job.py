@@ -16,7 +16,7 @@ from thresher.errors import ConfigError
 from thresher.evalset.check import CheckConfig, run_check
 from thresher.evalset.estimate import calibrate
 from thresher.evalset.methods import choose
-from thresher.evalset.table import ScoreTable, read_item_labels, read_scores
+from thresher.evalset.table import ScoreTable, read_item_costs, read_item_labels, read_scores
 from thresher.io.atomic import write_csv, write_json, write_parquet
 from thresher.io.provenance import versions
 from thresher.io.writers import write_ids
@@ -28,8 +28,17 @@ def _labels(items: str | os.PathLike | None, table: ScoreTable, item_field: str,
     if items is None:
         return None
     if not label_field:
-        raise ConfigError("--items needs --label-field (the column stratified selection splits by)")
+        return None  # the items file may hold only costs
     return read_item_labels(items, table.items, item_field, label_field)
+
+
+def _costs(items: str | os.PathLike | None, table: ScoreTable, item_field: str, cost_field: str | None
+           ) -> np.ndarray | None:
+    if cost_field is None:
+        return None
+    if items is None:
+        raise ConfigError("--cost-field needs --items (the file with each item's cost)")
+    return read_item_costs(items, table.items, item_field, cost_field)
 
 
 def _finite(x: float) -> float | None:
@@ -38,19 +47,22 @@ def _finite(x: float) -> float | None:
 
 
 @claims_run_dir("out")
-def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: int, method: str = "difficulty",
+def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: float, method: str = "difficulty",
                 seed: int = 0, items: str | os.PathLike | None = None, label_field: str | None = None,
-                item_field: str = "item", system_field: str = "system", score_field: str = "score",
-                level: float = 0.95, command: list[str] | None = None, report: bool = True) -> Path:
+                cost_field: str | None = None, item_field: str = "item", system_field: str = "system",
+                score_field: str = "score", level: float = 0.95, command: list[str] | None = None,
+                report: bool = True) -> Path:
     """Choose ``budget`` items from the seen systems' ``scores`` by ``method`` (``METHOD`` or ``METHOD+ESTIMATOR``);
     write ``out/selected/ids.txt`` (in order), ``out/subset.parquet`` (item, weight), what the estimator needs,
     ``out/calibration.json`` (the seen systems' residuals, for the intervals), ``out/manifest.json`` and, with
-    ``report``, ``out/report.html``. Returns ``out``."""
+    ``report``, ``out/report.html``. Returns ``out``. With ``cost_field`` (a column of ``items``), ``budget`` is a
+    total cost."""
     out = Path(out)
     table = read_scores(scores, item_field, system_field, score_field)
     labels = _labels(items, table, item_field, label_field)
-    subset = choose(method, table, budget, seed, labels)
-    calibration = calibrate(method, table, subset, budget, seed, labels)
+    costs = _costs(items, table, item_field, cost_field)
+    subset = choose(method, table, budget, seed, labels, costs)
+    calibration = calibrate(method, table, subset, budget, seed, labels, costs)
     (out / "selected").mkdir(parents=True, exist_ok=True)
     chosen = [table.items[r] for r in subset.rows]
     write_ids(chosen, out / "selected" / "ids.txt")
@@ -63,6 +75,8 @@ def run_evalset(scores: str | os.PathLike, out: str | os.PathLike, *, budget: in
                 "estimator": subset.estimator.name,
                 "budget": budget, "seed": seed, "scores": str(scores), "items": str(items) if items else None,
                 "label_field": label_field, "versions": versions(),
+                "cost": None if costs is None else {"field": cost_field, "budget": budget,
+                                                    "chosen": float(costs[subset.rows].sum())},
                 "counts": {"items": len(table.items), "seen_systems": len(table.systems), "chosen": len(chosen)},
                 # each seen system estimated as if new (cross-fitted when the method or estimator looks at them)
                 "seen_mae": float(calibration.residuals.mean()), "half_width": _finite(calibration.half_width(level)),
@@ -121,8 +135,8 @@ def run_estimate(run: str | os.PathLike, scores: str | os.PathLike, out: str | o
 @claims_run_dir("out")
 def run_evalset_check(scores: str | os.PathLike, out: str | os.PathLike, *, config: CheckConfig | None = None,
                       items: str | os.PathLike | None = None, label_field: str | None = None,
-                      item_field: str = "item", system_field: str = "system", score_field: str = "score",
-                      command: list[str] | None = None, report: bool = True) -> list[dict]:
+                      cost_field: str | None = None, item_field: str = "item", system_field: str = "system",
+                      score_field: str = "score", command: list[str] | None = None, report: bool = True) -> list[dict]:
     """Methods against random over seen/new splits of the systems in the full ``scores`` table
     (:mod:`thresher.evalset.check`); writes ``out/results.csv``, ``out/per_split.csv``, ``out/manifest.json`` and,
     with ``report``, ``out/report.html``."""
@@ -130,13 +144,14 @@ def run_evalset_check(scores: str | os.PathLike, out: str | os.PathLike, *, conf
     out = Path(out)
     table = read_scores(scores, item_field, system_field, score_field)
     labels = _labels(items, table, item_field, label_field)
+    costs = _costs(items, table, item_field, cost_field)
     started = time.perf_counter()
-    result = run_check(table, config, labels)
+    result = run_check(table, config, labels, costs)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "results.csv", result.rows, list(result.rows[0]))
     write_csv(out / "per_split.csv", result.per_split, list(result.per_split[0]))
     write_json({"command": command, "created_unix": int(time.time()), "job": "evalset check",
-                "config": {"methods": list(config.methods), "budgets": list(config.budgets),
+                "config": {"methods": list(config.methods), "budgets": list(config.budgets), "cost_field": cost_field,
                            "splits": config.splits, "seed": config.seed, "level": config.level},
                 "scores": str(scores), "versions": versions(), "seconds": round(time.perf_counter() - started, 3),
                 "counts": {"items": len(table.items), "systems": len(table.systems)},

@@ -21,7 +21,8 @@
   time), so it costs one sort.
 
 Each method has a default estimator (``DEFAULT_ESTIMATOR``); ``METHOD+ESTIMATOR`` (say ``random+control``) pairs a
-method's items with another estimator.
+method's items with another estimator. With a cost per item, ``random``, ``irt``, ``stratified`` and ``difficulty``
+take a budget in cost (:func:`cost_counts`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from thresher.selectors.quotas import allocate
 METHODS = ("random", "stratified", "anchor", "irt", "difficulty", "active")  # the order seeds each method's draws
 DEFAULT_ESTIMATOR = {"random": "mean", "stratified": "mean", "difficulty": "control", "anchor": "mean",
                      "irt": "p-irt", "active": "mean"}
+#: Methods that take a budget in cost (``costs``): random draws within strata whose counts come from the costs.
+COST_METHODS = ("random", "irt", "stratified", "difficulty")
 #: Lloyd-style k-medoid passes at most (they stop earlier when no medoid moves).
 MAX_PASSES = 30
 #: Strata of ``difficulty``, and the floor added to each stratum's spread (a share of the table's score range), so
@@ -74,23 +77,27 @@ class EvalSubset:
         return self.estimator.estimate(scores)
 
 
-def choose(spec: str, seen: ScoreTable, budget: int, seed: int = 0, labels: np.ndarray | None = None
-           ) -> EvalSubset:
-    """``budget`` items of ``seen`` chosen by the method of ``spec``, with its estimator (module docstring)."""
+def choose(spec: str, seen: ScoreTable, budget: float, seed: int = 0, labels: np.ndarray | None = None,
+           costs: np.ndarray | None = None) -> EvalSubset:
+    """``budget`` items of ``seen`` chosen by the method of ``spec``, with its estimator (module docstring). With
+    ``costs`` (one per item), ``budget`` is a total cost instead: see :func:`cost_counts`."""
     method, estimator = parse_spec(spec)
     n = len(seen.items)
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= n:
-        raise ConfigError(f"budget must be a whole number of items from 1 to {n}, got {budget!r}")
+    _check_budget(method, budget, n, costs)
     rng = np.random.default_rng([seed, 0xE7A1, METHODS.index(method)])
     if method in ("random", "irt"):
-        rows, weights = rng.choice(n, size=budget, replace=False), np.full(budget, 1.0 / budget)
+        size = budget if costs is None else int(cost_counts(np.zeros(n, dtype=np.int64), np.ones(1), costs, budget)[0])
+        rows, weights = rng.choice(n, size=size, replace=False), np.full(size, 1.0 / size)
     elif method == "stratified":
         if labels is None or len(labels) != n:
             raise ConfigError("method 'stratified' needs a label per item (--items FILE --label-field COLUMN)")
         _, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
-        rows, weights = _stratified(codes, allocate(np.bincount(codes), budget, "proportional"), rng)
+        sizes = np.bincount(codes)
+        counts = (allocate(sizes, budget, "proportional") if costs is None else
+                  cost_counts(codes, sizes.astype(np.float64), costs, budget))
+        rows, weights = _stratified(codes, counts, rng)
     elif method == "difficulty":
-        rows, weights = _difficulty(seen.scores, budget, rng)
+        rows, weights = _difficulty(seen.scores, budget, rng, costs)
     elif method == "active":
         x = np.asarray(seen.scores, dtype=np.float64)
         low, high = float(x.min()), float(x.max())
@@ -98,6 +105,41 @@ def choose(spec: str, seen: ScoreTable, budget: int, seed: int = 0, labels: np.n
     else:
         rows, weights = _anchor(seen.scores, budget, rng)
     return EvalSubset(rows, weights, spec, build_estimator(estimator, rows, weights, seen.scores, _fitted))
+
+
+def _check_budget(method: str, budget: float, n: int, costs: np.ndarray | None) -> None:
+    if costs is None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= n:
+            raise ConfigError(f"budget must be a whole number of items from 1 to {n}, got {budget!r}")
+        return
+    if method not in COST_METHODS:
+        raise ConfigError(f"a budget in cost works with {', '.join(COST_METHODS)}, not {method!r}")
+    if len(costs) != n:
+        raise ConfigError(f"{len(costs)} costs for {n} items")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) or not budget > 0:
+        raise ConfigError(f"a cost budget must be a positive number, got {budget!r}")
+
+
+def cost_counts(codes: np.ndarray, weights: np.ndarray, costs: np.ndarray, budget: float) -> np.ndarray:
+    """Items per stratum under a budget in cost: the most items whose *expected* cost (each stratum's count times
+    its mean cost) stays within ``budget``, apportioned by ``weights`` with at least one per stratum. The items are
+    then drawn at random within strata, so the estimate stays unbiased and the cost actually spent varies around
+    the expected one (the run reports it)."""
+    sizes = np.bincount(codes)
+    mean_cost = np.bincount(codes, weights=costs) / sizes
+    k, n = len(sizes), int(sizes.sum())
+
+    def counts(m: int) -> np.ndarray:
+        return 1 + allocate(sizes - 1, m - k, "weights", weights=weights)
+
+    if counts(k) @ mean_cost > budget:
+        raise ConfigError(f"a cost budget of {budget:g} does not buy one item of each of the {k} strata (expected "
+                          f"cost {counts(k) @ mean_cost:g})")
+    low, high = k, n  # the largest m whose expected cost fits: counts(m) grows with m
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if counts(mid) @ mean_cost <= budget else (low, mid - 1)
+    return counts(low)
 
 
 _FITS: dict[bytes, IRT2PL] = {}
@@ -144,16 +186,31 @@ def lure_draw(proposal: np.ndarray, budget: int, rng: np.random.Generator) -> tu
     return rows, v / budget
 
 
-def _difficulty(scores: np.ndarray, budget: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-size strata of items by the seen systems' mean score; Neyman allocation on the spread of their scores."""
+def _difficulty(scores: np.ndarray, budget: float, rng: np.random.Generator, costs: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-size strata of items by the seen systems' mean score; Neyman allocation on the spread of their scores.
+    With costs, each stratum is halved into its cheaper and dearer items and the allocation divides by the square
+    root of the stratum's mean cost (the optimum for a fixed expected cost), so cheap contested items are favoured."""
     x = np.asarray(scores, dtype=np.float64)
-    n, k = len(x), min(DIFFICULTY_STRATA, budget)
+    n, k = len(x), DIFFICULTY_STRATA if costs is not None else min(DIFFICULTY_STRATA, budget)
     codes = np.empty(n, dtype=np.int64)
     codes[np.lexsort((np.arange(n), x.mean(axis=1)))] = np.arange(n) * k // n
+    if costs is not None:
+        dearer = np.zeros(n, dtype=np.int64)
+        for g in range(k):
+            members = np.flatnonzero(codes == g)
+            by_cost = members[np.lexsort((members, costs[members]))]
+            dearer[by_cost[len(by_cost) // 2:]] = 1
+        _, codes = np.unique(codes * 2 + dearer, return_inverse=True)
+        k = int(codes.max()) + 1
     sizes = np.bincount(codes, minlength=k)
     spread = np.bincount(codes, weights=x.std(axis=1), minlength=k) / sizes
     spread += SPREAD_FLOOR * max(float(x.max() - x.min()), 1e-12)
-    counts = 1 + allocate(sizes - 1, budget - k, "weights", weights=sizes * spread)  # at least one per stratum
+    if costs is None:
+        counts = 1 + allocate(sizes - 1, budget - k, "weights", weights=sizes * spread)  # at least one per stratum
+    else:
+        mean_cost = np.bincount(codes, weights=costs, minlength=k) / sizes
+        counts = cost_counts(codes, sizes * spread / np.sqrt(mean_cost), costs, budget)
     return _stratified(codes, counts, rng)
 
 

@@ -129,17 +129,37 @@ def _from_long(path: Path, items: list[str], systems: list[str], scores: np.ndar
     return ScoreTable(item_names, system_names, grid.reshape(len(item_names), len(system_names)))
 
 
-def read_item_labels(path: str | os.PathLike, items: tuple[str, ...], item_field: str, label_field: str
-                     ) -> np.ndarray:
-    """The ``label_field`` of each item (for stratified selection), from an items file with ``item_field``."""
+def _item_column(path: str | os.PathLike, items: tuple[str, ...], item_field: str, column: str) -> pa.Array:
+    """``column`` of an items file, in the order of ``items`` (every scored item must have a row)."""
     path = Path(path)
     table = _read(path)
-    for column in (item_field, label_field):
-        if column not in table.column_names:
-            raise ConfigError(f"{path}: no {column!r} column (columns: {', '.join(table.column_names)})")
+    for name in (item_field, column):
+        if name not in table.column_names:
+            raise ConfigError(f"{path}: no {name!r} column (columns: {', '.join(table.column_names)})")
     found = pc.index_in(pa.array(list(items)), value_set=table[item_field].cast(pa.string()))
     if found.null_count:
         missing = pa.array(list(items)).filter(found.is_null())
         raise ConfigError(f"{path}: {found.null_count} scored items have no row here (e.g. {missing[0].as_py()!r})")
-    labels = table[label_field].cast(pa.string()).take(found)
+    return table[column].take(found)
+
+
+def read_item_labels(path: str | os.PathLike, items: tuple[str, ...], item_field: str, label_field: str
+                     ) -> np.ndarray:
+    """The ``label_field`` of each item (for stratified selection), from an items file with ``item_field``."""
+    labels = _item_column(path, items, item_field, label_field).cast(pa.string())
     return np.array(["(none)" if v is None else v for v in labels.to_pylist()], dtype=object)
+
+
+def read_item_costs(path: str | os.PathLike, items: tuple[str, ...], item_field: str, cost_field: str
+                    ) -> np.ndarray:
+    """The ``cost_field`` of each item (what scoring it costs: minutes, tokens, money), positive and finite."""
+    column = _item_column(path, items, item_field, cost_field)
+    try:
+        costs = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise ConfigError(f"{path}: {cost_field!r} must be numeric, got {column.type}") from None
+    bad = np.flatnonzero(~(np.isfinite(costs) & (costs > 0)))
+    if len(bad):
+        raise ConfigError(f"{path}: item {items[bad[0]]!r} has cost {costs[bad[0]]!r}; every cost must be a positive "
+                          f"number ({len(bad)} are not)")
+    return costs
