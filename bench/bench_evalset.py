@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--budgets", default="25,50,100,200")
     parser.add_argument("--methods", default="random,difficulty,random+control,anchor,active,irt")
     parser.add_argument("--out", type=Path, default=None, help="keep the leaderboards and check directories here")
+    parser.add_argument("--costs", action="store_true",
+                        help="each item costs its word count: budgets become --budgets x the mean words per item")
     args = parser.parse_args()
     print("| set | table | budget | method | Kendall tau | MAE | MAE / random's | coverage (width) | tau vs random | "
           "MAE vs random |")
@@ -80,14 +82,20 @@ def main() -> None:
                 pq.write_table(table.to_long(), path)
                 budgets = ",".join(b for b in args.budgets.split(",") if int(b) < len(table.items))
                 out = Path(tmp) / f"{name}-{kind[0]}"
+                extra: list[str] = []
+                if args.costs:  # an item costs its words (reading time): a budget of b items is b x the mean words
+                    words = np.array([len(t.split()) for t in test["text"].to_pylist()], dtype=np.float64)
+                    pq.write_table(pa.table({"item": test["id"], "words": words}), Path(tmp) / f"{name}-items.parquet")
+                    budgets = ",".join(f"{int(b) * words.mean():.1f}" for b in budgets.split(","))
+                    extra = ["--items", str(Path(tmp) / f"{name}-items.parquet"), "--cost-field", "words"]
                 started = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "thresher.cli", "evalset", "--check", "--scores", str(path),
                                 "--methods", args.methods, "--budgets", budgets, "--splits", str(args.splits),
-                                "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+                                "--out", str(out), *extra], check=True, stdout=subprocess.DEVNULL)
                 seconds = time.perf_counter() - started
                 with (out / "results.csv").open() as f:
                     rows = {(r["method"], r["budget"], r["metric"]): r for r in csv.DictReader(f)}
-                for budget in budgets.split(","):
+                for budget in (str(float(b)) if args.costs else b for b in budgets.split(",")):
                     base_mae = float(rows["random", budget, "mae"]["mean"])
                     for method in args.methods.split(","):
                         tau, mae = rows[method, budget, "kendall_tau"], rows[method, budget, "mae"]
@@ -96,9 +104,10 @@ def main() -> None:
                               f"{float(r['delta_vs_random']):+.3f} [{float(r['delta_lo']):+.3f}, "
                               f"{float(r['delta_hi']):+.3f}] {r['verdict']}" for r in (tau, mae)]
                         held = " (held out)" if name in HELD_OUT else ""
+                        spent = f" (spent {float(rows[method, budget, 'cost']['mean']):.0f})" if args.costs else ""
                         print(f"| {name}{held} ({len(table.items)} items, {len(table.systems)} systems) | {kind} "
                               f"| {budget} "
-                              f"| {method} | {float(tau['mean']):.3f} | {float(mae['mean']):.4f} | "
+                              f"| {method}{spent} | {float(tau['mean']):.3f} | {float(mae['mean']):.4f} | "
                               f"{float(mae['mean']) / base_mae:.2f} | {float(cov['mean']):.2f} "
                               f"({float(width['mean']):.3f}) | {vs[0]} | {vs[1]} |")
                 print(f"<!-- {name} {kind}: leaderboard {built:.0f} s, check CLI {seconds:.1f} s start to exit -->")
