@@ -626,6 +626,17 @@ Example recipe (rules -> language filter -> classifier -> score-as-logits sampli
       score: classifier
       temperature: 1.0
       budget: 5%
+
+\b
+Choosing evaluation items (a scores table instead of a pool; estimate and check are optional):
+  scores: leaderboard.parquet
+  out: runs/evalset
+  steps:
+    - evalset: difficulty
+      budget: 100
+    - estimate: new_systems.parquet
+    - check: [random, difficulty, irt]
+      budgets: [25, 50, 100]
 """)
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (overrides the recipe).")
@@ -636,7 +647,7 @@ Example recipe (rules -> language filter -> classifier -> score-as-logits sampli
 @_handle_errors
 @_engine_options
 def run(recipe, out, workers, quiet, as_json, report) -> None:
-    """Run a YAML recipe: score, filter and select stages in order, into one run directory."""
+    """Run a YAML recipe: score, filter and select stages in order (or label, or evalset), into one run directory."""
     from thresher.recipe import Recipe
 
     result = Recipe.load(recipe).run(out=out, workers=workers, progress=not quiet and not as_json,
