@@ -21,8 +21,10 @@ items and their full-set scores; ``p-irt``: every item's parameters), so ``evals
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +36,18 @@ from thresher.evalset.irt import IRT2PL
 ESTIMATORS = ("mean", "control", "p-irt", "gp-irt")
 
 
+class Estimator(Protocol):
+    """What every estimator offers: its name, the estimates, and saving what it needs into a run directory."""
+
+    name: str
+
+    def estimate(self, scores: np.ndarray) -> np.ndarray:
+        """Full-set estimates from ``scores`` on the chosen items (one row per item, one column per system)."""
+
+    def save(self, out: Path, chosen: list[str], items: tuple[str, ...]) -> None:
+        """Write what :func:`load_estimator` needs beside ``subset.parquet``."""
+
+
 @dataclass(frozen=True)
 class WeightedMean:
     weights: np.ndarray
@@ -41,7 +55,6 @@ class WeightedMean:
     name = "mean"
 
     def estimate(self, scores: np.ndarray) -> np.ndarray:
-        """Full-set estimates from ``scores`` on the chosen items (one row per item, one column per system)."""
         return self.weights @ scores
 
     def save(self, out: Path, chosen: list[str], items: tuple[str, ...]) -> None:
@@ -159,7 +172,8 @@ class GPIRT:
         return cls(pirt.rows, weights, pirt.model, float(bias2))
 
 
-def pirt_cross_fit_error(rows: np.ndarray, seen_scores: np.ndarray, fit_irt) -> float:
+def pirt_cross_fit_error(rows: np.ndarray, seen_scores: np.ndarray, fit_irt: Callable[[np.ndarray], IRT2PL]
+                         ) -> float:
     """p-IRT's mean squared error on the seen systems, each half estimated by a model fitted on the other."""
     x = np.asarray(seen_scores, dtype=np.float64)
     halves = np.arange(x.shape[1]) % 2
@@ -174,7 +188,7 @@ def pirt_cross_fit_error(rows: np.ndarray, seen_scores: np.ndarray, fit_irt) -> 
 
 
 def build_estimator(name: str, rows: np.ndarray, weights: np.ndarray, seen_scores: np.ndarray,
-                    fit_irt=None) -> WeightedMean | ControlVariates | PIRT | GPIRT:
+                    fit_irt: Callable[[np.ndarray], IRT2PL] | None = None) -> Estimator:
     """The estimator ``name`` for items ``rows`` (with design ``weights``) chosen on ``seen_scores`` (items x seen
     systems, every item); ``fit_irt(seen_scores)`` gives the 2PL model for ``p-irt``."""
     if name not in ESTIMATORS:
@@ -189,7 +203,7 @@ def build_estimator(name: str, rows: np.ndarray, weights: np.ndarray, seen_score
     return GPIRT(np.asarray(rows), weights, fit_irt(seen_scores), pirt_cross_fit_error(rows, seen_scores, fit_irt))
 
 
-def load_estimator(run: Path, name: str, weights: np.ndarray, chosen: list[str]):
+def load_estimator(run: Path, name: str, weights: np.ndarray, chosen: list[str]) -> Estimator:
     """The estimator a run saved (its manifest names it)."""
     kinds = {"mean": WeightedMean, "control": ControlVariates, "p-irt": PIRT, "gp-irt": GPIRT}
     if name not in kinds:

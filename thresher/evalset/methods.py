@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from thresher.errors import ConfigError
-from thresher.evalset.estimators import ESTIMATORS, build_estimator
+from thresher.evalset.estimators import ESTIMATORS, Estimator, build_estimator
 from thresher.evalset.irt import IRT2PL, fit_2pl
 from thresher.evalset.table import ScoreTable
 from thresher.selectors.quotas import allocate
@@ -70,7 +70,7 @@ class EvalSubset:
     rows: np.ndarray
     weights: np.ndarray
     method: str
-    estimator: object
+    estimator: Estimator
 
     def estimate(self, scores: np.ndarray) -> np.ndarray:
         """Full-set estimates from scores on the chosen items (rows aligned with ``rows``; one column a system)."""
@@ -99,15 +99,14 @@ def choose(spec: str, seen: ScoreTable, budget: float, seed: int = 0, labels: np
     elif method == "difficulty":
         rows, weights = _difficulty(seen.scores, budget, rng, costs)
     elif method == "active":
-        x = np.asarray(seen.scores, dtype=np.float64)
-        low, high = float(x.min()), float(x.max())
-        rows, weights = lure_draw(high - x.mean(axis=1) + SPREAD_FLOOR * max(high - low, 1e-12), budget, rng)
+        rows, weights = lure_draw(_expected_loss(seen.scores), budget, rng)
     else:
         rows, weights = _anchor(seen.scores, budget, rng)
     return EvalSubset(rows, weights, spec, build_estimator(estimator, rows, weights, seen.scores, _fitted))
 
 
 def _check_budget(method: str, budget: float, n: int, costs: np.ndarray | None) -> None:
+    """A whole number of items, or with ``costs`` a positive total cost for a method that can spend one."""
     if costs is None:
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= n:
             raise ConfigError(f"budget must be a whole number of items from 1 to {n}, got {budget!r}")
@@ -166,6 +165,13 @@ def _stratified(codes: np.ndarray, counts: np.ndarray, rng: np.random.Generator)
         weights.append(np.full(counts[g], sizes[g] / len(codes) / counts[g]))
     order = rng.permutation(int(counts.sum()))
     return np.concatenate(rows)[order], np.concatenate(weights)[order]
+
+
+def _expected_loss(scores: np.ndarray) -> np.ndarray:
+    """Active Testing's proposal: the seen systems' mean shortfall from the best score, plus the spread floor."""
+    x = np.asarray(scores, dtype=np.float64)
+    low, high = float(x.min()), float(x.max())
+    return high - x.mean(axis=1) + SPREAD_FLOOR * max(high - low, 1e-12)
 
 
 def lure_draw(proposal: np.ndarray, budget: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
