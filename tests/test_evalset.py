@@ -349,6 +349,9 @@ def test_a_recipe_chooses_estimates_and_checks_like_the_cli(tmp_path, leaderboar
                                         "  - select: topk\n")
     result = CliRunner().invoke(main, ["run", str(tmp_path / "bad2.yaml"), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "bad2.yaml:5: after an evalset step" in result.output
+    (tmp_path / "bad3.yaml").write_text("pool: p.parquet\nscores: seen.parquet\nsteps:\n  - score: gopher\n")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "bad3.yaml"), "--out", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "bad3.yaml:2: 'scores' belongs to a recipe" in result.output
 
 
 def test_gp_irt_mixes_the_mean_and_p_irt_by_their_errors_and_runs_from_the_saved_run(tmp_path):

@@ -83,6 +83,9 @@ class Recipe:
         if _first_kind(data.get("steps")) == "evalset":
             self._evalset_recipe(data)
             return
+        if "scores" in data:
+            raise ConfigError(f"{self._where(data, 'scores')}: 'scores' belongs to a recipe whose first step is "
+                              "evalset")
         for key in ("pool", "steps"):
             if key not in data:
                 raise ConfigError(f"{source}: the recipe needs '{key}'")
