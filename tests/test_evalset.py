@@ -439,3 +439,32 @@ def test_a_budget_in_cost_buys_cheap_contested_items_and_keeps_the_estimate_unbi
     result = CliRunner().invoke(main, ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "2.5",
                                        "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "a cost needs --cost-field" in result.output
+
+
+def test_subset2evaluate_selectors_take_the_items_of_highest_utility_as_its_package_defines_them():
+    """variance, consistency (Kendall tau-c against the systems' full-set scores, as scipy computes it, constant
+    items at 0) and diffdisc (a x b of the 2PL fit) pick the top items, equally weighted, estimated with control
+    variates by default; the plain IRT estimator is the model's mean prediction."""
+    from scipy import stats
+
+    from thresher.evalset.irt import fit_2pl
+    from thresher.evalset.utilities import consistency
+
+    rng = np.random.default_rng(17)
+    scores = (rng.random((120, 14)) < rng.random(14)[None, :]) * 1.0
+    scores[:5] = 1.0  # constant items
+    seen = ScoreTable(tuple(map(str, range(120))), tuple(map(str, range(14))), scores)
+    means = scores.mean(axis=0)
+    tau_c = np.array([np.nan_to_num(stats.kendalltau(r, means, variant="c").statistic) for r in scores])
+    np.testing.assert_allclose(consistency(scores, block=13), tau_c, atol=1e-12)
+    expected = {"variance": scores.var(axis=1), "consistency": tau_c}
+    model = fit_2pl(scores)
+    expected["diffdisc"] = model.a * model.b
+    for method, utility in expected.items():
+        subset = choose(method, seen, 12, seed=0)
+        assert subset.estimator.name == "control" and np.allclose(subset.weights, 1 / 12)
+        assert sorted(utility[subset.rows]) == sorted(np.sort(utility)[::-1][:12]), method
+    every = {name: choose(f"random+{name}", seen, 120, seed=0) for name in ("irt", "p-irt")}
+    got = {name: subset.estimate(scores[subset.rows]) for name, subset in every.items()}
+    np.testing.assert_allclose(got["p-irt"], means)  # every item observed: p-IRT is the mean
+    assert np.abs(got["irt"] - means).max() > 1e-3 and np.corrcoef(got["irt"], means)[0, 1] > 0.95  # the model's

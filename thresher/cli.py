@@ -991,15 +991,18 @@ Examples:
               help="Seen systems' scores on every item: long (item, system, score) or wide (item, one column per "
                    "system); Parquet, CSV or JSONL.")
 @click.option("--budget", type=float, default=None, help="Items to choose (a total cost with --cost-field).")
-@click.option("--method", type=click.Choice(["random", "stratified", "difficulty", "anchor", "irt", "active"]),
+@click.option("--method", type=click.Choice(["random", "stratified", "difficulty", "anchor", "irt", "active",
+                                           "variance", "consistency", "diffdisc"]),
               default="difficulty", show_default=True,
               help="difficulty: random within strata of the seen systems' mean score, Neyman-allocated; anchor: "
                    "k-medoids on the seen systems' scores; irt: random items, a 2PL IRT model of the seen systems; "
-                   "active: drawn in proportion to the seen systems' expected loss, LURE-weighted; stratified: by "
-                   "--label-field.")
-@click.option("--estimator", type=click.Choice(["mean", "control", "p-irt", "gp-irt"]), default=None,
-              help="control: the seen systems as control variates; mean: the weighted mean; p-irt, gp-irt: "
-                   "tinyBenchmarks' [default: control for difficulty, p-irt for irt, else mean].")
+                   "active: drawn in proportion to the seen systems' expected loss, LURE-weighted; variance, "
+                   "consistency, diffdisc: subset2evaluate's top items; stratified: by --label-field (a label or a "
+                   "cluster).")
+@click.option("--estimator", type=click.Choice(["mean", "control", "irt", "p-irt", "gp-irt"]), default=None,
+              help="control: the seen systems as control variates; mean: the weighted mean; irt, p-irt, gp-irt: "
+                   "tinyBenchmarks' [default: control for difficulty and subset2evaluate's selectors, p-irt for "
+                   "irt, else mean].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--items", type=click.Path(dir_okay=False), default=None,
               help="Items file with --label-field and/or --cost-field (an item column as the scores').")

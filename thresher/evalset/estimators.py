@@ -8,8 +8,9 @@
   difference from the mixture on the chosen items. Its error is the sampling error of that difference: small when
   some mix of seen systems tracks the new one item by item (related models, checkpoints, sizes of one family); a
   system unlike every seen one gains nothing and can lose, as the mixture's own error is added to its.
-- ``p-irt`` (tinyBenchmarks, Polo et al., 2024): a 2PL IRT model fitted on the seen systems; the new system's
-  observed scores on the chosen items plus the model's predictions on every other item, over all items.
+- ``irt``, ``p-irt`` (tinyBenchmarks, Polo et al., 2024): a 2PL IRT model fitted on the seen systems gives the new
+  system an ability from its scores on the chosen items; ``irt`` is the model's predicted mean over all items,
+  ``p-irt`` keeps the observed scores on the chosen items and predicts only the others.
 - ``gp-irt`` (the same paper): lambda x the weighted mean + (1 - lambda) x p-IRT, with tinyBenchmarks' rule
   lambda = b^2 / (b^2 + sigma^2): sigma^2 the weighted mean's sampling variance for this system (from its own
   scores on the chosen items), b^2 p-IRT's mean squared error on seen systems, cross-fitted over two halves of
@@ -33,7 +34,7 @@ from scipy.optimize import nnls
 from thresher.errors import ConfigError
 from thresher.evalset.irt import IRT2PL
 
-ESTIMATORS = ("mean", "control", "p-irt", "gp-irt")
+ESTIMATORS = ("mean", "control", "irt", "p-irt", "gp-irt")
 
 
 class Estimator(Protocol):
@@ -137,6 +138,16 @@ class PIRT:
 
 
 @dataclass(frozen=True)
+class IRTPrediction(PIRT):
+    """tinyBenchmarks' plain IRT estimate: the model's predicted scores on every item, the chosen ones included."""
+
+    name = "irt"
+
+    def estimate(self, scores: np.ndarray) -> np.ndarray:
+        return self.model.predict(self.model.abilities(self.rows, np.asarray(scores, dtype=np.float64))).mean(axis=0)
+
+
+@dataclass(frozen=True)
 class GPIRT:
     """tinyBenchmarks' gp-IRT: the weighted mean and p-IRT, mixed per system by their estimated errors."""
 
@@ -198,14 +209,14 @@ def build_estimator(name: str, rows: np.ndarray, weights: np.ndarray, seen_score
     if name == "control":
         return ControlVariates(weights, np.asarray(seen_scores[rows], dtype=np.float64),
                                np.asarray(seen_scores, dtype=np.float64).mean(axis=0))
-    if name == "p-irt":
-        return PIRT(np.asarray(rows), fit_irt(seen_scores))
+    if name in ("irt", "p-irt"):
+        return (PIRT if name == "p-irt" else IRTPrediction)(np.asarray(rows), fit_irt(seen_scores))
     return GPIRT(np.asarray(rows), weights, fit_irt(seen_scores), pirt_cross_fit_error(rows, seen_scores, fit_irt))
 
 
 def load_estimator(run: Path, name: str, weights: np.ndarray, chosen: list[str]) -> Estimator:
     """The estimator a run saved (its manifest names it)."""
-    kinds = {"mean": WeightedMean, "control": ControlVariates, "p-irt": PIRT, "gp-irt": GPIRT}
+    kinds = {"mean": WeightedMean, "control": ControlVariates, "irt": IRTPrediction, "p-irt": PIRT, "gp-irt": GPIRT}
     if name not in kinds:
         raise ConfigError(f"{run}: unknown estimator {name!r} in its manifest")
     return kinds[name].load(run, weights, chosen)

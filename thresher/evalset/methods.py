@@ -19,6 +19,9 @@
   (Farquhar et al., 2021) over the budget, which makes the weighted mean unbiased for every system's full-set score
   although hard items are drawn more often. The draw is a Gumbel-top-k ordering (the same law as drawing one at a
   time), so it costs one sort.
+- ``variance``, ``consistency``, ``diffdisc`` (subset2evaluate, Zouhar et al., 2025): the items of highest utility
+  (:mod:`thresher.evalset.utilities`), weighted equally. Chosen for being unrepresentative, their plain mean is far
+  off the full-set score, so their default estimator is ``control``, which corrects it by the seen systems' errors.
 
 Each method has a default estimator (``DEFAULT_ESTIMATOR``); ``METHOD+ESTIMATOR`` (say ``random+control``) pairs a
 method's items with another estimator. With a cost per item, ``random``, ``irt``, ``stratified`` and ``difficulty``
@@ -38,9 +41,13 @@ from thresher.evalset.irt import IRT2PL, fit_2pl
 from thresher.evalset.table import ScoreTable
 from thresher.selectors.quotas import allocate
 
-METHODS = ("random", "stratified", "anchor", "irt", "difficulty", "active")  # the order seeds each method's draws
+#: Every method; the order seeds each one's draws, so new ones go at the end.
+METHODS = ("random", "stratified", "anchor", "irt", "difficulty", "active", "variance", "consistency", "diffdisc")
+#: subset2evaluate's selectors: the budget items of highest utility (:mod:`thresher.evalset.utilities`).
+TOP_UTILITY = ("variance", "consistency", "diffdisc")
 DEFAULT_ESTIMATOR = {"random": "mean", "stratified": "mean", "difficulty": "control", "anchor": "mean",
-                     "irt": "p-irt", "active": "mean"}
+                     "irt": "p-irt", "active": "mean", "variance": "control", "consistency": "control",
+                     "diffdisc": "control"}
 #: Methods that take a budget in cost (``costs``): random draws within strata whose counts come from the costs.
 COST_METHODS = ("random", "irt", "stratified", "difficulty")
 #: Lloyd-style k-medoid passes at most (they stop earlier when no medoid moves).
@@ -100,6 +107,12 @@ def choose(spec: str, seen: ScoreTable, budget: float, seed: int = 0, labels: np
         rows, weights = _difficulty(seen.scores, budget, rng, costs)
     elif method == "active":
         rows, weights = lure_draw(_expected_loss(seen.scores), budget, rng)
+    elif method in TOP_UTILITY:
+        from thresher.evalset import utilities
+
+        utility = (utilities.diffdisc(_fitted(seen.scores)) if method == "diffdisc" else
+                   getattr(utilities, method)(seen.scores))
+        rows, weights = utilities.top(utility, budget), np.full(budget, 1.0 / budget)
     else:
         rows, weights = _anchor(seen.scores, budget, rng)
     return EvalSubset(rows, weights, spec, build_estimator(estimator, rows, weights, seen.scores, _fitted))
