@@ -112,7 +112,7 @@ def choose(spec: str, seen: ScoreTable, budget: float, seed: int = 0, labels: np
 
         utility = (utilities.diffdisc(_fitted(seen.scores)) if method == "diffdisc" else
                    getattr(utilities, method)(seen.scores))
-        rows, weights = utilities.top(utility, budget), np.full(budget, 1.0 / budget)
+        rows, weights = utilities.top(utility, budget, rng), np.full(budget, 1.0 / budget)
     else:
         rows, weights = _anchor(seen.scores, budget, rng)
     return EvalSubset(rows, weights, spec, build_estimator(estimator, rows, weights, seen.scores, _fitted))

@@ -43,6 +43,7 @@ def diffdisc(model: IRT2PL) -> np.ndarray:
     return model.a * model.b
 
 
-def top(utility: np.ndarray, budget: int) -> np.ndarray:
-    """The ``budget`` items of highest utility, best first (ties to the earlier item)."""
-    return np.lexsort((np.arange(len(utility)), -np.asarray(utility)))[:budget]
+def top(utility: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """The ``budget`` items of highest utility, best first; ties (many, on 0/1 tables) broken at random, as the
+    order of a table's rows often follows something (source, length, label) that should not decide."""
+    return np.lexsort((rng.permutation(len(utility)), -np.asarray(utility)))[:budget]
