@@ -434,7 +434,7 @@ def test_a_budget_in_cost_buys_cheap_contested_items_and_keeps_the_estimate_unbi
                                        "--out", str(tmp_path / "chk")])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((tmp_path / "chk" / "results.csv").open()))
-    assert {r["method"] for r in rows} == {"random", "difficulty", "irt"}
+    assert {r["method"] for r in rows} == {"random", "difficulty", "random+control"}
     assert all(0 < float(r["mean"]) <= 1.5 * budget for r in rows if r["metric"] == "cost")
     result = CliRunner().invoke(main, ["evalset", "--scores", str(tmp_path / "seen.parquet"), "--budget", "2.5",
                                        "--out", str(tmp_path / "x")])

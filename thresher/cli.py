@@ -1012,8 +1012,8 @@ Examples:
 @click.option("--level", type=float, default=0.95, show_default=True, help="Interval level.")
 @click.option("--check", is_flag=True, help="Compare --methods with random over seen/new splits of the systems.")
 @click.option("--methods", default=None,
-              help="--check: comma-separated METHOD or METHOD+ESTIMATOR [default: random, difficulty, anchor, irt, "
-                   "and stratified with --label-field; with --cost-field only those that take a cost budget].")
+              help="--check: comma-separated METHOD or METHOD+ESTIMATOR [default: random, difficulty, random+control, "
+                   "and stratified with --label-field: the fast ones; anchor, irt and gp-irt refit on every split].")
 @click.option("--budgets", default="25,50,100", show_default=True, help="--check: comma-separated budgets.")
 @click.option("--splits", type=int, default=100, show_default=True, help="--check: seen/new splits.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write.")
@@ -1046,8 +1046,8 @@ def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, co
         from thresher.evalset.methods import COST_METHODS
 
         if methods is None:
-            names = ["random", "difficulty", "anchor", "irt"] + (["stratified"] if label_field else [])
-            names = [m for m in names if m in COST_METHODS] if cost_field else names
+            names = ["random", "difficulty", "random+control"] + (["stratified"] if label_field else [])
+            names = [m for m in names if m.partition("+")[0] in COST_METHODS] if cost_field else names
         else:
             names = [m.strip() for m in methods.split(",") if m.strip()]
         costs = _number_list(budgets, "--budgets", float if cost_field else int)
