@@ -468,3 +468,21 @@ def test_subset2evaluate_selectors_take_the_items_of_highest_utility_as_its_pack
     got = {name: subset.estimate(scores[subset.rows]) for name, subset in every.items()}
     np.testing.assert_allclose(got["p-irt"], means)  # every item observed: p-IRT is the mean
     assert np.abs(got["irt"] - means).max() > 1e-3 and np.corrcoef(got["irt"], means)[0, 1] > 0.95  # the model's
+
+
+def test_auto_picks_consistency_when_half_the_items_are_noise_and_returns_that_methods_subset():
+    """Half the items score systems at random, half by their ability: an inner check on the seen systems finds that
+    the consistent items rank better and auto takes consistency's subset; with five seen systems there is nothing
+    to check and auto takes the safe default."""
+    from thresher.evalset.methods import auto_pick
+
+    rng = np.random.default_rng(23)
+    ability = np.sort(rng.normal(0, 0.3, 24))
+    informative = (rng.random((200, 24)) < 1 / (1 + np.exp(-(ability[None, :] * 3 - rng.normal(0, 1, (200, 1)))))) * 1.0
+    noise = (rng.random((200, 24)) < 0.5) * 1.0
+    seen = ScoreTable(tuple(map(str, range(400))), tuple(map(str, range(24))), np.vstack([noise, informative]))
+    assert auto_pick(seen, 30, 0, "control") == "consistency"
+    subset = choose("auto", seen, 30, seed=0)
+    again = choose("consistency", seen, 30, seed=0)
+    assert np.array_equal(subset.rows, again.rows) and (subset.rows >= 200).mean() > 0.8
+    assert auto_pick(seen.take_systems(np.arange(5)), 30, 0, "control") == "difficulty"

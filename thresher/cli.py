@@ -992,13 +992,13 @@ Examples:
                    "system); Parquet, CSV or JSONL.")
 @click.option("--budget", type=float, default=None, help="Items to choose (a total cost with --cost-field).")
 @click.option("--method", type=click.Choice(["random", "stratified", "difficulty", "anchor", "irt", "active",
-                                           "variance", "consistency", "diffdisc"]),
+                                           "variance", "consistency", "diffdisc", "auto"]),
               default="difficulty", show_default=True,
               help="difficulty: random within strata of the seen systems' mean score, Neyman-allocated; anchor: "
                    "k-medoids on the seen systems' scores; irt: random items, a 2PL IRT model of the seen systems; "
                    "active: drawn in proportion to the seen systems' expected loss, LURE-weighted; variance, "
-                   "consistency, diffdisc: subset2evaluate's top items; stratified: by --label-field (a label or a "
-                   "cluster).")
+                   "consistency, diffdisc: subset2evaluate's top items; auto: difficulty or consistency, by a check on "
+                   "the seen systems; stratified: by --label-field (a label or a cluster).")
 @click.option("--estimator", type=click.Choice(["mean", "control", "irt", "p-irt", "gp-irt"]), default=None,
               help="control: the seen systems as control variates; mean: the weighted mean; irt, p-irt, gp-irt: "
                    "tinyBenchmarks' [default: control for difficulty and subset2evaluate's selectors, p-irt for "

@@ -19,6 +19,9 @@
   (Farquhar et al., 2021) over the budget, which makes the weighted mean unbiased for every system's full-set score
   although hard items are drawn more often. The draw is a Gumbel-top-k ordering (the same law as drawing one at a
   time), so it costs one sort.
+- ``auto``: ``difficulty`` or ``consistency``, whichever ranks better in a check on the seen systems alone (their
+  own seen/new splits): consistency ranks far better where near-tied systems make random rank poorly, and worse
+  elsewhere.
 - ``variance``, ``consistency``, ``diffdisc`` (subset2evaluate, Zouhar et al., 2025): the items of highest utility
   (:mod:`thresher.evalset.utilities`), weighted equally. Chosen for being unrepresentative, their plain mean is far
   off the full-set score, so their default estimator is ``control``, which corrects it by the seen systems' errors.
@@ -42,12 +45,16 @@ from thresher.evalset.table import ScoreTable
 from thresher.selectors.quotas import allocate
 
 #: Every method; the order seeds each one's draws, so new ones go at the end.
-METHODS = ("random", "stratified", "anchor", "irt", "difficulty", "active", "variance", "consistency", "diffdisc")
+METHODS = ("random", "stratified", "anchor", "irt", "difficulty", "active", "variance", "consistency", "diffdisc",
+           "auto")
 #: subset2evaluate's selectors: the budget items of highest utility (:mod:`thresher.evalset.utilities`).
 TOP_UTILITY = ("variance", "consistency", "diffdisc")
 DEFAULT_ESTIMATOR = {"random": "mean", "stratified": "mean", "difficulty": "control", "anchor": "mean",
                      "irt": "p-irt", "active": "mean", "variance": "control", "consistency": "control",
-                     "diffdisc": "control"}
+                     "diffdisc": "control", "auto": "control"}
+#: ``auto`` picks among these by an inner check on the seen systems (the first wins ties), over this many splits.
+AUTO_CANDIDATES = ("difficulty", "consistency")
+AUTO_SPLITS = 8
 #: Methods that take a budget in cost (``costs``): random draws within strata whose counts come from the costs.
 COST_METHODS = ("random", "irt", "stratified", "difficulty")
 #: Lloyd-style k-medoid passes at most (they stop earlier when no medoid moves).
@@ -91,6 +98,9 @@ def choose(spec: str, seen: ScoreTable, budget: float, seed: int = 0, labels: np
     method, estimator = parse_spec(spec)
     n = len(seen.items)
     _check_budget(method, budget, n, costs)
+    if method == "auto":
+        picked = choose(f"{auto_pick(seen, budget, seed, estimator)}+{estimator}", seen, budget, seed)
+        return EvalSubset(picked.rows, picked.weights, picked.method, picked.estimator)
     rng = np.random.default_rng([seed, 0xE7A1, METHODS.index(method)])
     if method in ("random", "irt"):
         size = budget if costs is None else int(cost_counts(np.zeros(n, dtype=np.int64), np.ones(1), costs, budget)[0])
@@ -116,6 +126,26 @@ def choose(spec: str, seen: ScoreTable, budget: float, seed: int = 0, labels: np
     else:
         rows, weights = _anchor(seen.scores, budget, rng)
     return EvalSubset(rows, weights, spec, build_estimator(estimator, rows, weights, seen.scores, _fitted))
+
+
+def auto_pick(seen: ScoreTable, budget: int, seed: int, estimator: str) -> str:
+    """The candidate whose subsets rank the held-out half of the seen systems best (mean Kendall tau over
+    ``AUTO_SPLITS`` seeded halvings; ties and tables of fewer than six systems go to the first candidate)."""
+    from scipy import stats
+
+    n_systems = len(seen.systems)
+    if n_systems < 6:
+        return AUTO_CANDIDATES[0]
+    truth = seen.full_means()
+    taus = np.zeros(len(AUTO_CANDIDATES))
+    for split in range(AUTO_SPLITS):
+        order = np.random.default_rng([seed, 0xA070, split]).permutation(n_systems)
+        inner_seen, inner_new = np.sort(order[: n_systems // 2]), np.sort(order[n_systems // 2:])
+        for k, candidate in enumerate(AUTO_CANDIDATES):
+            subset = choose(f"{candidate}+{estimator}", seen.take_systems(inner_seen), budget, seed + split)
+            estimates = subset.estimate(seen.scores[np.ix_(subset.rows, inner_new)])
+            taus[k] += np.nan_to_num(stats.kendalltau(estimates, truth[inner_new]).statistic)
+    return AUTO_CANDIDATES[int(np.argmax(taus))]
 
 
 def _check_budget(method: str, budget: float, n: int, costs: np.ndarray | None) -> None:
