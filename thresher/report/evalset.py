@@ -13,7 +13,8 @@ from thresher.report import plots
 METRICS = {"kendall_tau": ("Kendall tau with the full-set scores", True),
            "spearman": ("Spearman with the full-set scores", True),
            "mae": ("mean absolute error of the estimates", False),
-           "coverage": ("interval coverage", None), "interval_width": ("interval width", None)}
+           "coverage": ("interval coverage", None), "interval_width": ("interval width", None),
+           "cost": ("cost of the chosen items (budgets in cost)", None)}
 
 
 def evalset_sections(run_dir: Path, manifest: dict) -> list[str]:
