@@ -8,6 +8,7 @@ from html import escape
 from pathlib import Path
 
 from thresher.report import plots
+from thresher.report.blocks import comparison_table, num, section, table
 
 #: The check's metrics as they are titled in the report, and whether higher is better (None: descriptive).
 METRICS = {"kendall_tau": ("Kendall tau with the full-set scores", True),
@@ -39,8 +40,6 @@ def _float(value: str | None) -> float | None:
 
 
 def _chosen(run_dir: Path, manifest: dict) -> str:
-    from thresher.report.html import _num, _section, _table
-
     c = manifest.get("counts") or {}
     ids = (run_dir / manifest["outputs"]["ids"]).read_text(encoding="utf-8").splitlines()
     weights = {}
@@ -50,31 +49,27 @@ def _chosen(run_dir: Path, manifest: dict) -> str:
         t = pq.read_table(run_dir / "subset.parquet")
         weights = dict(zip(t["item"].to_pylist(), t["weight"].to_pylist()))
     half = manifest.get("half_width")
-    note = (f"<p class=\"note\">{_num(c.get('chosen'))} of {_num(c.get('items'))} items chosen by "
-            f"<b>{escape(str(manifest.get('method')))}</b> on {_num(c.get('seen_systems'))} seen systems; estimator "
+    note = (f"<p class=\"note\">{num(c.get('chosen'))} of {num(c.get('items'))} items chosen by "
+            f"<b>{escape(str(manifest.get('method')))}</b> on {num(c.get('seen_systems'))} seen systems; estimator "
             f"<b>{escape(str(manifest.get('estimator', 'mean')))}</b>. A seen system estimated as if new "
-            f"(cross-fitted) is off by {_num(manifest.get('seen_mae'))} on average; "
-            + (f"{manifest.get('level', 0.95):.0%} intervals are &plusmn;{_num(half)}" if half is not None else
+            f"(cross-fitted) is off by {num(manifest.get('seen_mae'))} on average; "
+            + (f"{manifest.get('level', 0.95):.0%} intervals are &plusmn;{num(half)}" if half is not None else
                "too few seen systems for a finite interval") + ".</p>")
-    rows = [[str(k + 1), escape(item), _num(weights.get(item))] for k, item in enumerate(ids[:50])]
+    rows = [[str(k + 1), escape(item), num(weights.get(item))] for k, item in enumerate(ids[:50])]
     more = f'<p class="note">{len(ids) - 50:,} more in selected/ids.txt</p>' if len(ids) > 50 else ""
-    return _section("chosen", "Chosen items", note + _table(["#", "item", "weight"], rows, {0, 2}, wrap="compact")
+    return section("chosen", "Chosen items", note + table(["#", "item", "weight"], rows, {0, 2}, wrap="compact")
                     + more)
 
 
 def _estimates(path: Path) -> str:
-    from thresher.report.html import _num, _section, _table
-
-    rows = [[r["rank"], escape(r["system"]), _num(_float(r["estimate"])), f"[{_num(_float(r['lo']))}, "
-             f"{_num(_float(r['hi']))}]"] for r in sorted(_rows(path), key=lambda r: int(r["rank"]))]
-    return _section("estimates", "New systems, estimated from the chosen items",
-                    _table(["rank", "system", "estimate", "interval"], rows, {0, 2}, wrap="compact"))
+    rows = [[r["rank"], escape(r["system"]), num(_float(r["estimate"])), f"[{num(_float(r['lo']))}, "
+             f"{num(_float(r['hi']))}]"] for r in sorted(_rows(path), key=lambda r: int(r["rank"]))]
+    return section("estimates", "New systems, estimated from the chosen items",
+                    table(["rank", "system", "estimate", "interval"], rows, {0, 2}, wrap="compact"))
 
 
 def check_section(path: Path, manifest: dict) -> str:
     """Every method against random per budget: one comparison table and one budget curve per metric."""
-    from thresher.report.html import _comparison_table, _section
-
     raw = _rows(path)
     cfg = manifest.get("config") or {}
     tables, curves = [], []
@@ -91,7 +86,7 @@ def check_section(path: Path, manifest: dict) -> str:
             continue
         direction = "" if higher is None else (" (higher is better)" if higher else " (lower is better)")
         tables.append(f"<h3>{escape(title)}<span class=\"muted\">{direction}</span></h3>"
-                      + _comparison_table(panel, "random", records_in_header=False))
+                      + comparison_table(panel, "random", records_in_header=False))
         if higher is not None:
             series: dict[str, list[tuple[float, float, float, float]]] = {}
             for r in panel:
@@ -107,4 +102,4 @@ def check_section(path: Path, manifest: dict) -> str:
     body = note + "\n".join(tables)
     if curves:
         body += f'<div class="grid">{"".join(curves)}</div>'
-    return _section("check", "Methods against random", body)
+    return section("check", "Methods against random", body)
