@@ -40,7 +40,7 @@ SEED = 0
 def split(table: pa.Table, task: str) -> dict[str, pa.Table]:
     """train (pool) / dev (10% of train by hash) / test (the dataset's own test split)."""
     key = table["source_file" if task == "brown_genre" else "id"].to_pylist()
-    dev = np.array([xxhash.xxh3_64_intdigest(f"{SEED}:{k}") % 1000 < DEV_FRACTION * 1000 for k in key])
+    dev = np.array([xxhash.xxh3_64_intdigest(f"{SEED}:{k}".encode()) % 1000 < DEV_FRACTION * 1000 for k in key])
     is_train = np.asarray(pc.equal(table["split"], "train").to_numpy(zero_copy_only=False))
     return {"pool": table.filter(pa.array(is_train & ~dev)), "dev": table.filter(pa.array(is_train & dev)),
             "test": table.filter(pa.array(~is_train))}
