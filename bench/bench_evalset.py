@@ -45,6 +45,18 @@ def _split(data: Path, name: str) -> tuple[pa.Table, pa.Table]:
     return tuple(t.filter(pc.equal(t["split"], s)) for s in ("train", "test"))
 
 
+def leaderboard(data: Path, name: str, n_train: int, n_items: int, n_systems: int) -> tuple[pa.Table, tuple]:
+    """A set's test items (up to ``n_items``, seeded) and its (correctness, p(true)) tables of ``n_systems``
+    classifiers trained on up to ``n_train`` of its train records (the benchmark's leaderboard)."""
+    train, test = _split(data, name)
+    rng = np.random.default_rng(0)
+    train = train.take(pa.array(np.sort(rng.choice(train.num_rows, min(n_train, train.num_rows), replace=False))))
+    test = test.take(pa.array(np.sort(rng.choice(test.num_rows, min(n_items, test.num_rows), replace=False))))
+    return test, build_leaderboard(train["text"].combine_chunks(), np.array(train["label"].to_pylist()),
+                                   test["text"].combine_chunks(), np.array(test["label"].to_pylist()),
+                                   test["id"].to_pylist(), n_systems=n_systems, seed=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = Path(__file__).resolve().parents[1]
@@ -66,28 +78,21 @@ def main() -> None:
         tmp = args.out or tmp
         Path(tmp).mkdir(parents=True, exist_ok=True)
         for name in SETS:
-            train, test = _split(args.data, name)
-            rng = np.random.default_rng(0)
-            train = train.take(pa.array(np.sort(rng.choice(train.num_rows, min(args.train, train.num_rows),
-                                                           replace=False))))
-            test = test.take(pa.array(np.sort(rng.choice(test.num_rows, min(args.items, test.num_rows),
-                                                         replace=False))))
             started = time.perf_counter()
-            tables = build_leaderboard(train["text"].combine_chunks(), np.array(train["label"].to_pylist()),
-                                       test["text"].combine_chunks(), np.array(test["label"].to_pylist()),
-                                       test["id"].to_pylist(), n_systems=args.systems, seed=0)
+            test, tables = leaderboard(args.data, name, args.train, args.items, args.systems)
             built = time.perf_counter() - started
+            extra: list[str] = []
+            if args.costs:  # an item costs its words (reading time): a budget of b items is b x the mean words
+                words = np.array([len(t.split()) for t in test["text"].to_pylist()], dtype=np.float64)
+                pq.write_table(pa.table({"item": test["id"], "words": words}), Path(tmp) / f"{name}-items.parquet")
+                extra = ["--items", str(Path(tmp) / f"{name}-items.parquet"), "--cost-field", "words"]
             for kind, table in zip(("correct", "p(true)"), tables):
                 path = Path(tmp) / f"{name}-{kind[0]}.parquet"
                 pq.write_table(table.to_long(), path)
                 budgets = ",".join(b for b in args.budgets.split(",") if int(b) < len(table.items))
                 out = Path(tmp) / f"{name}-{kind[0]}"
-                extra: list[str] = []
-                if args.costs:  # an item costs its words (reading time): a budget of b items is b x the mean words
-                    words = np.array([len(t.split()) for t in test["text"].to_pylist()], dtype=np.float64)
-                    pq.write_table(pa.table({"item": test["id"], "words": words}), Path(tmp) / f"{name}-items.parquet")
+                if args.costs:
                     budgets = ",".join(f"{int(b) * words.mean():.1f}" for b in budgets.split(","))
-                    extra = ["--items", str(Path(tmp) / f"{name}-items.parquet"), "--cost-field", "words"]
                 started = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "thresher.cli", "evalset", "--check", "--scores", str(path),
                                 "--methods", args.methods, "--budgets", budgets, "--splits", str(args.splits),

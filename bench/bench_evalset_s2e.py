@@ -52,9 +52,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from thresher.evalset.check import split_metrics
 from thresher.evalset.estimators import ControlVariates
 from thresher.evalset.irt import fit_2pl
 from thresher.evalset.methods import choose
@@ -82,25 +82,15 @@ def npy_tables(folder: Path, wanted: set[str] | None) -> list[tuple[str, np.ndar
 def built_tables(args: argparse.Namespace, wanted: set[str] | None) -> list[tuple[str, np.ndarray]]:
     """The leaderboards of bench_evalset.py: same sets, splits, subsamples and systems."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import pyarrow as pa
-    from bench_evalset import _split
-
-    from thresher.evalset.leaderboard import build_leaderboard
+    from bench_evalset import leaderboard
 
     out = []
     for name in SETS:
         labels = [f"{name}-{kind}" for kind, _ in KINDS]
         if wanted is not None and not wanted & set(labels):
             continue
-        train, test = _split(args.data, name)
-        rng = np.random.default_rng(0)
-        train = train.take(pa.array(np.sort(rng.choice(train.num_rows, min(args.train, train.num_rows),
-                                                       replace=False))))
-        test = test.take(pa.array(np.sort(rng.choice(test.num_rows, min(args.items, test.num_rows), replace=False))))
         started = time.perf_counter()
-        tables = build_leaderboard(train["text"].combine_chunks(), np.array(train["label"].to_pylist()),
-                                   test["text"].combine_chunks(), np.array(test["label"].to_pylist()),
-                                   test["id"].to_pylist(), n_systems=args.systems, seed=0)
+        _, tables = leaderboard(args.data, name, args.train, args.items, args.systems)
         print(f"<!-- {name}: leaderboard built in {time.perf_counter() - started:.0f} s -->", flush=True)
         out += [(label, t.scores) for label, t in zip(labels, tables) if wanted is None or label in wanted]
     return out
@@ -125,9 +115,10 @@ def s2e_rank(method: str, seen: np.ndarray, order: np.ndarray, seed: int) -> np.
     return np.array([item["i"] for item in basic(items, method=method, **kwargs)], dtype=np.int64)
 
 
-def split_metrics(estimates: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    tau = stats.kendalltau(estimates, truth).statistic
-    return float(np.nan_to_num(tau)), float(np.abs(estimates - truth).mean())
+def tau_and_mae(estimates: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Kendall tau and MAE exactly as ``--check`` computes them (these estimates have no intervals)."""
+    metrics = split_metrics(estimates, truth, estimates, estimates)
+    return metrics["kendall_tau"], metrics["mae"]
 
 
 def run_table(x: np.ndarray, args: argparse.Namespace, budgets: list[int]) -> tuple[dict, dict, list[str]]:
@@ -140,7 +131,7 @@ def run_table(x: np.ndarray, args: argparse.Namespace, budgets: list[int]) -> tu
     seconds = dict.fromkeys(methods, 0.0)
 
     def record(method: str, budget: int, estimates: np.ndarray, new_cols: np.ndarray) -> None:
-        tau, mae = split_metrics(estimates, truth[new_cols])
+        tau, mae = tau_and_mae(estimates, truth[new_cols])
         values[method, budget]["tau"].append(tau)
         values[method, budget]["mae"].append(mae)
 
