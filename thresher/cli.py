@@ -1050,8 +1050,8 @@ def evalset(ctx, scores, budget, method, estimator, seed, items, label_field, co
             names = [m for m in names if m.partition("+")[0] in COST_METHODS] if cost_field else names
         else:
             names = [m.strip() for m in methods.split(",") if m.strip()]
-        costs = _number_list(budgets, "--budgets", float if cost_field else int)
-        config = CheckConfig(tuple(names), tuple(costs), splits, seed, level)
+        budget_values = _number_list(budgets, "--budgets", float if cost_field else int)
+        config = CheckConfig(tuple(names), tuple(budget_values), splits, seed, level)
         rows = run_evalset_check(scores, out, config=config, command=command, report=report, **fields)
         click.echo(format_check(rows))
         click.echo(f"\nresults: {Path(out) / 'results.csv'}")
