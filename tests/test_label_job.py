@@ -159,7 +159,7 @@ def test_bad_inputs_fail_clearly_or_are_counted(bbc_split, tmp_path):
     result = CliRunner().invoke(main, ["label", "--pool", str(dirty), "--lfs", str(lfs), "--on-error", "skip",
                                        "--workers", "1", "--json", "--out", str(tmp_path / "dirty")])
     assert result.exit_code == 0, result.output
-    counts = json.loads(result.output)["counts"]
+    counts = json.loads(result.stdout)["counts"]  # stderr may carry the fit check's warning
     assert counts["input_records"] == 22 and counts["failed"] == 2 and counts["all_accounted_for"]
     result = CliRunner().invoke(main, ["label", "--pool", str(dirty), "--lfs", str(lfs), "--workers", "1",
                                        "--out", str(tmp_path / "strict")])
@@ -266,3 +266,36 @@ def test_lf_errors_score_columns_dev_fields_and_duplicate_ids_fail_clearly(bbc_s
     with pytest.raises(InputError, match=rf"duplicate id '{p['id'][0]}': .*dup.parquet row {p.num_rows} repeats "
                                          rf"the id of .*dup.parquet row 0"):
         th.label(dup, EXAMPLES / "bbc_news.yaml", out=tmp_path / "x", workers=1)
+
+
+def test_the_fit_check_is_in_the_manifest_summary_and_report(cli_run):
+    run = th.Run(cli_run)
+    check = run.manifest["class_balance"]["fit_check"]
+    assert check["misfit"] >= 0 and check["anchored"] == (check["misfit"] > check["misfit_threshold"])
+    lo, hi = np.array(check["vote_class_balance_interval"]).T
+    assert (lo <= np.array(check["vote_class_balance"])).all() and (np.array(check["vote_class_balance"]) <= hi).all()
+    assert "fit check: χ²/cell" in th.Run(cli_run).summary()
+    assert "fit check" in (cli_run / "report.html").read_text(encoding="utf-8")
+
+
+def test_lfs_that_fire_together_anchor_the_model_and_warn(tmp_path, capsys):
+    # texts made from votes whose "ham" LFs fire together in bursts (make_bursty): the words are the LFs' keywords
+    from thresher.label.synthetic import make_bursty
+
+    L, y = make_bursty(4_000, seed=1)
+    dense = L.to_dense()
+    words = [f"hamword{j}" for j in range(4)] + [f"spamword{j}" for j in range(3)]  # [:-5] is the class
+    texts = [" ".join(["filler"] + [words[j] for j in np.flatnonzero(row >= 0)]) for row in dense]
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(len(texts))], "text": texts}), tmp_path / "pool.parquet")
+    lfs = ["classes: [ham, spam]", "lfs:"] + [f"  - {{name: lf_{w}, label: {w[:-5]}, keywords: [{w}]}}" for w in words]
+    (tmp_path / "lfs.yaml").write_text("\n".join(lfs) + "\n")
+    run = th.label(tmp_path / "pool.parquet", tmp_path / "lfs.yaml", out=tmp_path / "run", workers=1)
+    check = run.manifest["class_balance"]["fit_check"]
+    assert check["anchored"] and check["misfit"] > check["misfit_threshold"]
+    assert check["warning"] and "far from the majority vote" in check["warning"]
+    assert "far from the majority vote" in capsys.readouterr().err
+    assert run.manifest["class_balance"]["values"] == pytest.approx(check["vote_class_balance"], abs=1e-4)
+    label = run.scores()["label"].to_numpy()
+    mv = th.label(tmp_path / "pool.parquet", tmp_path / "lfs.yaml", out=tmp_path / "mv", model="majority_vote",
+                  workers=1).scores()["label"].to_numpy()
+    assert (label == y).mean() >= (mv == y).mean() - 0.005

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -60,6 +61,7 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
     from thresher.label.analysis import analyse, format_analysis
     from thresher.label.apply import DEFAULT_LF_TIMEOUT
     from thresher.label.models import DEFAULT_LABEL_MODEL, make_label_model
+    from thresher.label.models.fit_check import describe_fit
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -102,6 +104,9 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
               "by_class": {c: int((pred == i).sum()) for i, c in enumerate(lf_set.classes)}}
     counts["all_accounted_for"] = labelled + counts["abstained"] + counts["failed"] == counts["input_records"]
     timings["total"] = round(time.perf_counter() - t_start, 4)
+    fit_check = describe_fit(label_model, lf_set.classes)
+    if fit_check and fit_check["warning"]:
+        sys.stderr.write(f"thresher: warning: {fit_check['warning']}\n")
     config = {"model": model_name, "model_params": label_model.get_params(), "class_balance": _jsonable(balance),
               "seed": seed, "label_field": label_field if dev is not None else None,
               "dev_where": dev_where if dev is not None else None,
@@ -116,7 +121,7 @@ def run_labeling(pool: Dataset, lfs: LFSet | str | os.PathLike | Sequence, out: 
         "inputs": {"pool": dataset_info(pool), **({"dev": dataset_info(dev)} if dev is not None else {})},
         "versions": versions(), "engine": applied.engine, "counts": counts,
         "class_balance": {"values": [float(v) for v in label_model.class_balance_],
-                          "source": label_model.class_balance_source_},
+                          "source": label_model.class_balance_source_, "fit_check": fit_check},
         "analysis": analysis, "analysis_table": format_analysis(analysis, lf_set.classes),
         "lf_error_examples": applied.failure_examples, "metrics": metrics, "timings": timings,
         "stages": v.stages,

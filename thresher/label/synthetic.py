@@ -144,3 +144,25 @@ def make_unipolar(n: int, k: int, lf_class, alpha, beta, prior=None, seed: int =
     dense = np.where(fired, lf_class[None, :], -1)
     return UnipolarLabels(L=LabelMatrix.from_dense(dense, k), y=y.astype(np.int64), prior=prior, lf_class=lf_class,
                           alpha=a, beta=b)
+
+
+def make_bursty(n: int, prior=(0.7, 0.3), n_bursty: int = 4, n_other: int = 3, burst_rate=(0.5, 0.3),
+                fire_in_burst: float = 0.8, fire_outside: float = 0.05, other_rate=(0.5, 0.05),
+                seed: int = 0) -> tuple[LabelMatrix, np.ndarray]:
+    """Two classes whose LFs are NOT independent given the class: ``n_bursty`` LFs for class 0 fire together.
+
+    A latent "burst" (present on ``burst_rate[0]`` of class-0 records and ``burst_rate[1]`` of class-1 records) makes
+    each class-0 LF fire with probability ``fire_in_burst``, against ``fire_outside`` elsewhere -- the way keyword LFs
+    for one topic all fire on the same off-topic stories. ``n_other`` class-1 LFs fire independently with
+    ``other_rate`` = (P(fire | class 1), P(fire | class 0)). Returns the votes and the gold labels.
+    """
+    rng = np.random.default_rng(seed)
+    p = np.asarray(prior, dtype=np.float64)
+    if p.shape != (2,) or (p < 0).any() or p.sum() <= 0:
+        raise ConfigError("make_bursty takes a two-class prior")
+    y = (rng.random(n) < p[1] / p.sum()).astype(np.int64)
+    burst = rng.random(n) < np.where(y == 0, burst_rate[0], burst_rate[1])
+    bursty = rng.random((n, n_bursty)) < np.where(burst, fire_in_burst, fire_outside)[:, None]
+    other = rng.random((n, n_other)) < np.where(y == 1, other_rate[0], other_rate[1])[:, None]
+    dense = np.hstack([np.where(bursty, 0, -1), np.where(other, 1, -1)])
+    return LabelMatrix.from_dense(dense, 2), y

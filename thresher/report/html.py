@@ -316,7 +316,18 @@ def _labelling(manifest: dict) -> str:
                 for c, v in zip(classes, balance["values"])]
         parts.append(f'<p class="note">label model {escape(str((manifest.get("config") or {}).get("model")))}; '
                      f'class balance source: <b>{escape(str(balance.get("source")))}</b></p>')
-        parts.append(_table(["class", "class balance", "records labelled"], rows, {1, 2}, wrap="compact"))
+        check = balance.get("fit_check")
+        if check:
+            rows = [row + [f"{em:.1%}", f"{votes:.1%}"] for row, em, votes in
+                    zip(rows, check["em_class_balance"], check["vote_class_balance"])]
+            verdict = ("anchored on the majority vote: the LFs co-fire more than the model assumes"
+                       if check["anchored"] else "the LFs co-fire as the model assumes")
+            parts.append(f'<p class="note">fit check: χ² per cell {check["misfit"]:.2f} (threshold '
+                         f'{check["misfit_threshold"]:g}); {escape(verdict)}</p>')
+            if check.get("warning"):
+                parts.append(f'<p class="note"><b>warning:</b> {escape(check["warning"])}</p>')
+        headers = ["class", "class balance", "records labelled"] + (["EM estimate", "majority vote"] if check else [])
+        parts.append(_table(headers, rows, set(range(1, len(headers))), wrap="compact"))
     dev = (manifest.get("label_metrics") or manifest.get("metrics") or {}).get("dev")
     if isinstance(dev, dict) and dev:
         keys = ["accuracy", "macro_f1", "coverage", "n_abstain"]
