@@ -282,7 +282,8 @@ def test_lfs_that_fire_together_anchor_the_model_and_warn(tmp_path, capsys):
     # texts made from votes whose "ham" LFs fire together in bursts (make_bursty): the words are the LFs' keywords
     from thresher.label.synthetic import make_bursty
 
-    L, y = make_bursty(4_000, seed=1)
+    data = make_bursty(4_000, seed=1)
+    L, y = data.L, data.y
     dense = L.to_dense()
     words = [f"hamword{j}" for j in range(4)] + [f"spamword{j}" for j in range(3)]  # [:-5] is the class
     texts = [" ".join(["filler"] + [words[j] for j in np.flatnonzero(row >= 0)]) for row in dense]

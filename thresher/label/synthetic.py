@@ -146,23 +146,61 @@ def make_unipolar(n: int, k: int, lf_class, alpha, beta, prior=None, seed: int =
                           alpha=a, beta=b)
 
 
+
+@dataclass
+class BurstyLabels:
+    """Votes from :func:`make_bursty` (LFs of class 0 fire together in latent bursts) and the oracle that knows it."""
+
+    L: LabelMatrix
+    y: np.ndarray
+    prior: np.ndarray
+    n_bursty: int
+    burst_rate: tuple[float, float]  # P(burst | class 0), P(burst | class 1)
+    fire_in_burst: float
+    fire_outside: float
+    other_rate: tuple[float, float]  # P(class-1 LF fires | class 1), P(... | class 0)
+
+    def oracle_proba(self) -> np.ndarray:
+        """Bayes posterior P(y | votes) under the true generative model, bursts summed out."""
+        fired = self.L.to_dense() >= 0
+        burst, other = fired[:, : self.n_bursty], fired[:, self.n_bursty:]
+
+        def loglik(rate: float, f: np.ndarray) -> np.ndarray:
+            return np.where(f, np.log(rate), np.log1p(-rate)).sum(axis=1)
+
+        in_burst, outside = loglik(self.fire_in_burst, burst), loglik(self.fire_outside, burst)
+        scores = np.empty((self.L.n_records, 2))
+        for c, (p_burst, p_other) in enumerate(((self.burst_rate[0], self.other_rate[1]),
+                                                (self.burst_rate[1], self.other_rate[0]))):
+            scores[:, c] = (np.log(self.prior[c]) + loglik(p_other, other)
+                            + np.logaddexp(np.log(p_burst) + in_burst, np.log1p(-p_burst) + outside))
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def oracle_predict(self) -> np.ndarray:
+        return self.oracle_proba().argmax(axis=1)
+
 def make_bursty(n: int, prior=(0.7, 0.3), n_bursty: int = 4, n_other: int = 3, burst_rate=(0.5, 0.3),
                 fire_in_burst: float = 0.8, fire_outside: float = 0.05, other_rate=(0.5, 0.05),
-                seed: int = 0) -> tuple[LabelMatrix, np.ndarray]:
+                seed: int = 0) -> BurstyLabels:
     """Two classes whose LFs are NOT independent given the class: ``n_bursty`` LFs for class 0 fire together.
 
     A latent "burst" (present on ``burst_rate[0]`` of class-0 records and ``burst_rate[1]`` of class-1 records) makes
     each class-0 LF fire with probability ``fire_in_burst``, against ``fire_outside`` elsewhere -- the way keyword LFs
     for one topic all fire on the same off-topic stories. ``n_other`` class-1 LFs fire independently with
-    ``other_rate`` = (P(fire | class 1), P(fire | class 0)). Returns the votes and the gold labels.
+    ``other_rate`` = (P(fire | class 1), P(fire | class 0)).
     """
     rng = np.random.default_rng(seed)
     p = np.asarray(prior, dtype=np.float64)
     if p.shape != (2,) or (p < 0).any() or p.sum() <= 0:
         raise ConfigError("make_bursty takes a two-class prior")
-    y = (rng.random(n) < p[1] / p.sum()).astype(np.int64)
+    p = p / p.sum()
+    y = (rng.random(n) < p[1]).astype(np.int64)
     burst = rng.random(n) < np.where(y == 0, burst_rate[0], burst_rate[1])
     bursty = rng.random((n, n_bursty)) < np.where(burst, fire_in_burst, fire_outside)[:, None]
     other = rng.random((n, n_other)) < np.where(y == 1, other_rate[0], other_rate[1])[:, None]
     dense = np.hstack([np.where(bursty, 0, -1), np.where(other, 1, -1)])
-    return LabelMatrix.from_dense(dense, 2), y
+    return BurstyLabels(L=LabelMatrix.from_dense(dense, 2), y=y, prior=p, n_bursty=n_bursty,
+                        burst_rate=tuple(burst_rate), fire_in_burst=fire_in_burst, fire_outside=fire_outside,
+                        other_rate=tuple(other_rate))
