@@ -28,6 +28,7 @@ from thresher.api import (
     evalset_check,
     evalset_estimate,
     evaluate,
+    generate_lfs,
     mix_from_runs,
     mixture_weights,
     reselect,
@@ -41,7 +42,8 @@ from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
 __all__ = ["__version__", "read", "select", "reselect", "compare", "score", "embed", "deduplicate", "evaluate",
-           "label", "lf", "mix", "mix_from_runs", "mixture_weights", "evalset", "evalset_estimate", "evalset_check",
+           "label", "lf", "generate_lfs", "mix", "mix_from_runs", "mixture_weights", "evalset", "evalset_estimate",
+           "evalset_check",
            "Pipeline", "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError",
            "ConfigError", "InputError", "engine"]
 

@@ -704,7 +704,8 @@ LF files: .yaml (classes: [...], lfs: [{name, label, keywords | regex | column +
 or .py (functions decorated with @thresher.lf returning a class name/index or None, and CLASSES = [...]).
 """)
 @click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
-@click.option("--lfs", "lfs", required=True, type=click.Path(dir_okay=False), help="LF file: .py or .yaml.")
+@click.option("--lfs", "lfs", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="LF file: .py or .yaml. Repeat to merge files with the same classes (hand-written + generated).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
 @click.option("--model", default=None,
               help="Label model: class_conditional, majority_vote, weighted_majority_vote, dawid_skene, metal, "
@@ -741,7 +742,7 @@ def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_bala
     from thresher.jobs.label import run_labeling
 
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
-    run = run_labeling(Dataset(list(pool), **opts), lfs, out, model=model, model_params=_key_values(params),
+    run = run_labeling(Dataset(list(pool), **opts), list(lfs), out, model=model, model_params=_key_values(params),
                        dev=Dataset(list(dev), **opts) if dev else None, label_field=label_field,
                        dev_where=dev_where, class_balance=class_balance, end_model=end_model, scores_from=scores_from,
                        seed=seed, workers=workers, progress=not quiet and not as_json,
@@ -754,6 +755,55 @@ def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_bala
         click.echo(run.summary())
         click.echo(f"\nrun directory: {run.path}")
         _print_report_path(run.path, report)
+
+
+@main.command(name="generate-lfs", epilog="""
+\b
+Examples:
+  # keyword LFs from 100 labelled records, then label the pool with them and the hand-written ones
+  thresher generate-lfs --dev dev.parquet --sample 100 --like lfs.yaml --out generated.yaml
+  thresher label --pool pool.parquet --lfs lfs.yaml --lfs generated.yaml --out runs/labels
+""")
+@click.option("--dev", "dev", multiple=True, required=True, metavar="PATH", help="Records with true labels.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="The .yaml LF file to write.")
+@click.option("--label-field", default="label", show_default=True, help="Dev field with the true class.")
+@click.option("--dev-where", default=None, metavar="EXPR",
+              help="Use only the dev records where EXPR holds (fields read as strings).")
+@click.option("--classes", default=None, metavar="A,B,...", help="Class names in order [default: sorted labels].")
+@click.option("--like", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="An LF file whose classes to use, so the two merge (thresher label --lfs A --lfs B).")
+@click.option("--method", type=click.Choice(["keywords"]), default="keywords", show_default=True,
+              help="keywords: Snuba-style word n-grams kept for dev precision, picked for coverage.")
+@click.option("--sample", type=click.IntRange(min=1), default=None, help="Use a seeded sample of this many records.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Generator setting (repeat): max_n, min_count, lift, z, max_per_class, min_new.")
+@click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
+@click.option("--id-field", default="id", show_default=True,
+              help="Field holding a unique id; if absent, ids are <file>:<line or row>.")
+@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
+              help="Malformed records: stop with an error naming file and line, or skip and count them.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
+@_duplicate_ids_option
+@_handle_errors
+def generate_lfs(dev, out, label_field, dev_where, classes, like, method, sample, seed, params, text_field, id_field,
+                 on_error, quiet, as_json) -> None:
+    """Write LFs from a few labelled records: keyword LFs with their dev precision and coverage, in a .yaml file."""
+    from thresher.io.dataset import Dataset
+    from thresher.jobs.generate_lfs import generate_lfs as run_generation
+
+    opts = dict(text_field=text_field, id_field=id_field, on_error=on_error)
+    result = run_generation(Dataset(list(dev), **opts), out, label_field=label_field, dev_where=dev_where,
+                            classes=classes.split(",") if classes else None, like=like, method=method, sample=sample,
+                            seed=seed, params=_key_values(params))
+    if as_json:
+        lfs = [{"name": g.lf.name, "label": g.label, "keywords": g.lf.keywords, "dev_precision": g.precision,
+                "dev_coverage": g.coverage} for g in result.lfs]
+        click.echo(json.dumps({"path": str(result.path), "classes": result.classes, "n_dev": result.n_dev,
+                               "lfs": lfs}))
+    elif not quiet:
+        click.echo(result.summary())
 
 
 @main.command(epilog="""

@@ -769,6 +769,8 @@ class LFSet:
     def __reduce__(self):
         if self.source and self.digest:
             return (_load_cached, (self.source, self.digest))
+        if getattr(self, "parts", None):
+            return (_load_merged, (self.parts,))
         return (LFSet, (self.classes, self.lfs, self.source, self.digest))
 
     def __len__(self) -> int:
@@ -792,6 +794,30 @@ def _load_cached(source: str, digest: str) -> LFSet:
     return _CACHE[key]
 
 
+def merge_lf_sets(sets: Sequence[LFSet]) -> LFSet:
+    """One LF set from several with the same classes (hand-written plus generated LFs, say); LF names stay unique.
+
+    Merged file-loaded sets pickle as their files' paths and digests, so workers load each file themselves.
+    """
+    if len(sets) == 1:
+        return sets[0]
+    first = sets[0]
+    for other in sets[1:]:
+        if other.classes != first.classes:
+            raise ConfigError(f"LF files must list the same classes in the same order: {first.source or 'the first'} "
+                              f"has {first.classes}, {other.source or 'another'} has {other.classes}")
+    merged = LFSet(first.classes, [f for s in sets for f in s.lfs],
+                   source=" + ".join(str(s.source) for s in sets))
+    if all(s.source and s.digest for s in sets):
+        merged.parts = tuple((s.source, s.digest) for s in sets)
+    return merged
+
+
+def _load_merged(parts: tuple[tuple[str, str], ...]) -> LFSet:
+    """A merged LF set rebuilt in a worker from its files."""
+    return merge_lf_sets([_load_cached(source, digest) for source, digest in parts])
+
+
 def load_lfs(path: str | os.PathLike) -> LFSet:
     """Read an LF set from a ``.py`` or ``.yaml``/``.yml`` file."""
     path = Path(path)
@@ -806,9 +832,10 @@ def load_lfs(path: str | os.PathLike) -> LFSet:
     raise ConfigError(f"{path}: LF files are .py (decorated functions and CLASSES) or .yaml (classes and lfs)")
 
 
-def as_lf_set(lfs: LFSet | str | os.PathLike | Sequence[LabelingFunction | Callable],
+def as_lf_set(lfs: LFSet | str | os.PathLike | Sequence[LabelingFunction | Callable | str | os.PathLike],
               classes: Sequence[str] | None = None) -> LFSet:
-    """An :class:`LFSet` from a file path, an LFSet, or a list of LFs/functions plus ``classes``."""
+    """An :class:`LFSet` from a file path, an LFSet, several LF files (merged), or a list of LFs/functions plus
+    ``classes``."""
     if isinstance(lfs, LFSet):
         if classes is not None and list(classes) != lfs.classes:
             raise ConfigError(f"classes {list(classes)} differ from the LF set's {lfs.classes}")
@@ -816,6 +843,8 @@ def as_lf_set(lfs: LFSet | str | os.PathLike | Sequence[LabelingFunction | Calla
     if isinstance(lfs, (str, os.PathLike)):
         loaded = load_lfs(lfs)
         return as_lf_set(loaded, classes)
+    if isinstance(lfs, (list, tuple)) and lfs and all(isinstance(x, (str, os.PathLike, LFSet)) for x in lfs):
+        return as_lf_set(merge_lf_sets([x if isinstance(x, LFSet) else load_lfs(x) for x in lfs]), classes)
     if classes is None:
         raise ConfigError("give the class names (classes=[...]) with a list of labelling functions")
     return LFSet(classes, [f if isinstance(f, LabelingFunction) else CallableLF(f) for f in lfs])
