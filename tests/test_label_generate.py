@@ -35,13 +35,16 @@ def test_generated_lfs_are_as_precise_as_required_and_their_numbers_are_exact(bb
     texts, y, classes = bbc
     generated = generate_keyword_lfs(texts, y, classes, lift=0.5, z=1.0)
     assert len({g.label for g in generated}) >= 3 and len(generated) >= 10
+    for c in {g.label for g in generated if g.lift < 0.5}:
+        assert all(g.lift < 0.5 for g in generated if g.label == c)  # a class relaxes as a whole
     prior = np.bincount(y, minlength=len(classes)) / len(y)
     column = pa.array(texts)
     for g in generated:
         hit = g.lf.matches(column)  # the LF as it will run on the pool
         c = classes.index(g.label)
         assert (g.hits, g.correct) == (int(hit.sum()), int((hit & (y == c)).sum()))
-        assert wilson_lower(g.correct, g.hits, 1.0) >= prior[c] + 0.5 * (1 - prior[c]) - 1e-12
+        assert g.lift in (0.5, 0.25, 0.0)  # asked for 0.5; relaxed only for a class with no LF at 0.5
+        assert wilson_lower(g.correct, g.hits, 1.0) >= prior[c] + g.lift * (1 - prior[c]) - 1e-12
         assert g.hits >= 3  # min_count
 
 
@@ -69,6 +72,17 @@ def test_a_generated_file_reproduces_and_loads_as_an_ordinary_lf_file(tmp_path):
     loaded = load_lfs(tmp_path / "a.yaml")
     assert loaded.names == [g.lf.name for g in first.lfs] and loaded.classes == first.classes
     assert all(f"dev precision {g.precision:.2f} ({g.correct}/{g.hits})" in text for g in first.lfs)
+
+
+def test_a_class_without_precise_keywords_gets_them_at_a_lower_bar():
+    # 90% "common": its best word, "friend" (30 of 31 records), has a Wilson lower bound of 0.92, short of
+    # prior + 0.5 (1 - prior) = 0.95 and of the halved bar, 0.925, but above the base rate 0.90
+    texts = [f"friend {i}" for i in range(30)] + [f"pal {i}" for i in range(6)] + ["buy now"] * 3 + ["buy friend"]
+    y = np.array([0] * 36 + [1] * 4)
+    generated = generate_keyword_lfs(texts, y, ["common", "rare"], min_count=3)
+    common = [g for g in generated if g.label == "common"]
+    assert [g.lf.keywords for g in common] == [["friend"]] and common[0].lift == 0.0
+    assert all(g.lift == 0.5 for g in generated if g.label == "rare")
 
 
 def test_unicode_keywords_round_trip_through_the_file(tmp_path):

@@ -70,15 +70,23 @@ class EndModel:
                               f"{len(texts)} texts")
         if len(texts) < 2:
             raise ConfigError("end model: need at least 2 labelled records to train")
-        x = self.features(texts)
-        self.coef_, self.intercept_ = fit_softmax(x, probs, self.config.l2, self.config.max_iter)
-        self.report_ = {"trained_on": len(texts), "config": asdict(self.config)}
+        return self.fit_features(self.features(texts), probs)
+
+    def fit_features(self, x, probs: np.ndarray) -> EndModel:
+        """Fit on rows of :meth:`features` already computed (to train several models on one featurisation)."""
+        self.coef_, self.intercept_ = fit_softmax(x, np.asarray(probs, dtype=np.float64), self.config.l2,
+                                                  self.config.max_iter)
+        self.report_ = {"trained_on": x.shape[0], "config": asdict(self.config)}
         return self
 
     def predict_proba(self, texts: pa.Array | Sequence[str]) -> np.ndarray:
+        return self.predict_proba_features(self.features(texts))
+
+    def predict_proba_features(self, x) -> np.ndarray:
+        """Class probabilities for rows of :meth:`features`."""
         if self.coef_ is None:
             raise ConfigError("EndModel.predict_proba called before fit")
-        return softmax(self.features(texts) @ self.coef_ + self.intercept_)
+        return softmax(x @ self.coef_ + self.intercept_)
 
     def predict(self, texts: pa.Array | Sequence[str]) -> np.ndarray:
         """The most probable class per text (the end model never abstains)."""
