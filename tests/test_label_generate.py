@@ -131,3 +131,76 @@ def test_bad_requests_fail_clearly(tmp_path):
         th.generate_lfs(data, out=tmp_path / "g.yaml", method="magic")
     with pytest.raises(ConfigError, match="same classes"):
         th.label(data, [EXAMPLES / "bbc_news.yaml", EXAMPLES / "rotten_tomatoes.py"], out=tmp_path / "r")
+
+
+BBC_DESCRIPTIONS = {"business": "business news: companies, markets, shares, the economy",
+                    "entertainment": "entertainment news: films, music, television, celebrities",
+                    "politics": "political news: government, elections, parliament, ministers",
+                    "sport": "sport news: football, rugby, tennis, athletics, matches",
+                    "tech": "technology news: computers, software, the internet, phones"}
+
+
+def test_nearest_centroid_lf_uses_typical_dev_records_and_labels_unseen_records(bbc, tmp_path):
+    from thresher.label.generate import generate_centroid_lf
+
+    texts, y, classes = bbc
+    dev = np.arange(len(y)) % 2 == 0  # half as dev, half unseen
+    g = generate_centroid_lf([t for t, d in zip(texts, dev) if d], y[dev], classes, max_prototypes=8)
+    assert g.label is None and g.hits == dev.sum()  # votes every dev record at the chosen margin here
+    for label, protos in g.lf.prototypes.items():
+        assert 1 <= len(protos) <= 8
+        assert all(texts.index(p) in np.flatnonzero(dev & (y == classes.index(label))) for p in protos)
+    path = tmp_path / "centroid.yaml"
+    path.write_text(lf_yaml([g], classes), encoding="utf-8")
+    loaded = load_lfs(path)
+    unseen = [t for t, d in zip(texts, dev) if not d]
+    votes = loaded.lfs[0].apply(pa.table({"id": [str(i) for i in range(len(unseen))], "text": unseen}), classes).votes
+    voted = votes >= 0
+    assert voted.mean() > 0.5 and (votes[voted] == y[~dev][voted]).mean() > 0.7  # 5 balanced classes: chance 0.2
+
+
+def test_zero_shot_lf_needs_descriptions_that_beat_the_base_rate(bbc):
+    from thresher.label.generate import generate_zero_shot_lf
+
+    texts, y, classes = bbc
+    g = generate_zero_shot_lf(texts, y, classes, BBC_DESCRIPTIONS)
+    assert g.precision > 0.5 and g.lf.prototypes == {c: [BBC_DESCRIPTIONS[c]] for c in classes}
+    rng = np.random.default_rng(0)
+    with pytest.raises(ConfigError, match="most frequent class"):  # labels unrelated to the texts
+        generate_zero_shot_lf(texts, rng.permutation(y), classes, BBC_DESCRIPTIONS)
+    with pytest.raises(ConfigError, match="not classes"):
+        generate_zero_shot_lf(texts, y, classes, {"weather": "rain"})
+
+
+def test_cli_combines_methods_and_the_labelling_run_uses_every_kind(tmp_path):
+    data = sample_path("labeled/bbc_news.parquet")
+    out = tmp_path / "generated.yaml"
+    args = ["generate-lfs", "--dev", str(data), "--dev-where", "split == 'dev'", "--like",
+            str(EXAMPLES / "bbc_news.yaml"), "--method", "keywords", "--method", "centroid", "--method", "zero-shot",
+            *[f"--describe={c}={d}" for c, d in BBC_DESCRIPTIONS.items()], "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    kinds = [f.kind for f in load_lfs(out).lfs]
+    assert "keyword" in kinds and kinds.count("prototypes") == 2
+    assert CliRunner().invoke(main, args).exit_code == 0 and out.read_text() == out.read_text()
+    first = out.read_text()
+    CliRunner().invoke(main, args)
+    assert out.read_text() == first  # deterministic
+    result = CliRunner().invoke(main, ["label", "--pool", str(data), "--lfs", str(out), "--workers", "2",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    votes = th.Run(tmp_path / "run").scores()["n_votes"].to_numpy()
+    assert (votes >= 2).mean() > 0.9  # both prototype LFs vote nearly everywhere
+
+
+def test_prototype_lf_files_are_checked(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('classes: [a, b]\nlfs:\n  - {name: p, prototypes: {a: ["x"], c: ["y"]}}\n')
+    with pytest.raises(ConfigError, match=r"bad.yaml.*'c', which is not a class"):
+        load_lfs(bad)
+    bad.write_text('classes: [a, b]\nlfs:\n  - {name: p, label: a, prototypes: {a: ["x"]}}\n')
+    with pytest.raises(ConfigError, match=r"bad.yaml:3: .*takes no label"):
+        load_lfs(bad)
+    bad.write_text('classes: [a, b]\nlfs:\n  - {name: p, prototypes: {a: []}}\n')
+    with pytest.raises(ConfigError, match="non-empty list of texts"):
+        load_lfs(bad)

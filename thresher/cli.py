@@ -183,6 +183,16 @@ def _key_values(items: tuple[str, ...]) -> dict:
     return out
 
 
+def _class_text(item: str) -> tuple[str, str]:
+    """A CLASS=TEXT option as (class, text)."""
+    from thresher.errors import ConfigError
+
+    label, eq, text = item.partition("=")
+    if not eq or not label or not text.strip():
+        raise ConfigError(f"expected CLASS=TEXT, got {item!r}")
+    return label, text
+
+
 def _min_tokens(value: str) -> int | str:
     from thresher.errors import ConfigError
 
@@ -772,8 +782,15 @@ Examples:
 @click.option("--classes", default=None, metavar="A,B,...", help="Class names in order [default: sorted labels].")
 @click.option("--like", type=click.Path(exists=True, dir_okay=False), default=None,
               help="An LF file whose classes to use, so the two merge (thresher label --lfs A --lfs B).")
-@click.option("--method", type=click.Choice(["keywords"]), default="keywords", show_default=True,
-              help="keywords: Snuba-style word n-grams kept for dev precision, picked for coverage.")
+@click.option("--method", "methods", type=click.Choice(["keywords", "centroid", "zero-shot"]), multiple=True,
+              default=("keywords",), show_default=True,
+              help="Repeat to combine. keywords: Snuba-style word n-grams kept for dev precision, picked for "
+                   "coverage; centroid: nearest class centroid in embedding space; zero-shot: nearest class "
+                   "description (--describe).")
+@click.option("--describe", "describe", multiple=True, metavar="CLASS=TEXT",
+              help="A class's description for --method zero-shot (repeat) [default: the class name].")
+@click.option("--backend", type=click.Choice(["static", "minilm"]), default="static", show_default=True,
+              help="Sentence embeddings for centroid and zero-shot LFs.")
 @click.option("--sample", type=click.IntRange(min=1), default=None, help="Use a seeded sample of this many records.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -787,21 +804,22 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
 @_duplicate_ids_option
 @_handle_errors
-def generate_lfs(dev, out, label_field, dev_where, classes, like, method, sample, seed, params, text_field, id_field,
-                 on_error, quiet, as_json) -> None:
-    """Write LFs from a few labelled records: keyword LFs with their dev precision and coverage, in a .yaml file."""
+def generate_lfs(dev, out, label_field, dev_where, classes, like, methods, describe, backend, sample, seed, params,
+                 text_field, id_field, on_error, quiet, as_json) -> None:
+    """Write LFs from a few labelled records (keywords, nearest centroid, zero-shot), each with its dev precision and
+    coverage, into a .yaml LF file."""
     from thresher.io.dataset import Dataset
     from thresher.jobs.generate_lfs import generate_lfs as run_generation
 
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error)
     result = run_generation(Dataset(list(dev), **opts), out, label_field=label_field, dev_where=dev_where,
-                            classes=classes.split(",") if classes else None, like=like, method=method, sample=sample,
-                            seed=seed, params=_key_values(params))
+                            classes=classes.split(",") if classes else None, like=like, method=list(methods),
+                            sample=sample, seed=seed, params=_key_values(params),
+                            descriptions=dict(_class_text(d) for d in describe), backend=backend)
     if as_json:
-        lfs = [{"name": g.lf.name, "label": g.label, "keywords": g.lf.keywords, "dev_precision": g.precision,
-                "dev_coverage": g.coverage} for g in result.lfs]
+        lfs = [{**g.lf.describe(), "dev_precision": g.precision, "dev_coverage": g.coverage} for g in result.lfs]
         click.echo(json.dumps({"path": str(result.path), "classes": result.classes, "n_dev": result.n_dev,
-                               "lfs": lfs}))
+                               "lfs": lfs, "refused": result.refused}))
     elif not quiet:
         click.echo(result.summary())
 

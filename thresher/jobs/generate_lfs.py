@@ -1,4 +1,5 @@
-"""The ``generate-lfs`` job: read labelled dev records, mine keyword LFs from them, write an LF file to edit.
+"""The ``generate-lfs`` job: read labelled dev records, write LFs from them (keywords, nearest centroid, zero-shot)
+into an LF file to edit.
 
 The file is an ordinary ``.yaml`` LF file (``thresher label --lfs hand.yaml --lfs generated.yaml`` merges it with
 hand-written LFs). Its header says where the LFs came from; each LF carries its precision and coverage on the dev
@@ -19,10 +20,16 @@ from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.jobs.label import dev_labels
-from thresher.label.generate import GeneratedLF, generate_keyword_lfs, write_lf_yaml
+from thresher.label.generate import (
+    GeneratedLF,
+    generate_centroid_lf,
+    generate_keyword_lfs,
+    generate_zero_shot_lf,
+    write_lf_yaml,
+)
 from thresher.label.lfs import load_lfs
 
-GENERATE_METHODS = ("keywords",)
+GENERATE_METHODS = ("keywords", "centroid", "zero-shot")
 
 
 @dataclass
@@ -34,29 +41,38 @@ class GeneratedLFs:
     lfs: list[GeneratedLF]
     n_dev: int
     skipped: int
+    refused: dict[str, str]  # method -> why it wrote no LF
 
     def summary(self) -> str:
         by_class = {c: sum(g.label == c for g in self.lfs) for c in self.classes}
-        lines = [f"{len(self.lfs)} keyword LFs from {self.n_dev:,} dev records"
+        lines = [f"{len(self.lfs)} LFs from {self.n_dev:,} dev records"
                  + (f" ({self.skipped:,} unreadable records skipped)" if self.skipped else "") + ": "
                  + ", ".join(f"{c} {n}" for c, n in by_class.items())]
         lines += [f"  {g.lf.name:<40} {g.note()}" for g in self.lfs]
+        lines += [f"  no {method} LF: {why}" for method, why in self.refused.items()]
         lines.append(f"LF file: {self.path}")
         return "\n".join(lines)
 
 
 def generate_lfs(dev: Dataset, out: str | os.PathLike, *, label_field: str = "label", dev_where: str | None = None,
                  classes: Sequence[str] | None = None, like: str | os.PathLike | None = None,
-                 method: str = "keywords", sample: int | None = None, seed: int = 0,
-                 params: dict | None = None) -> GeneratedLFs:
+                 method: str | Sequence[str] = "keywords", sample: int | None = None, seed: int = 0,
+                 params: dict | None = None, descriptions: dict[str, str] | None = None,
+                 backend: str = "static") -> GeneratedLFs:
     """Mine LFs from the labelled records of ``dev`` and write them to ``out`` (a .yaml file).
 
-    ``classes``: the class names, in order (default: those of ``like``, an existing LF file the new one should merge
-    with, else the distinct labels sorted). ``sample``: use a seeded random ``sample`` of the dev records (to see what
-    a smaller labelling budget gives). ``params``: :func:`generate_keyword_lfs` settings.
+    ``method``: one or several of ``keywords`` (Snuba-style n-gram LFs), ``centroid`` (a nearest-centroid LF on
+    sentence embeddings, ``backend``), ``zero-shot`` (an LF comparing records with ``descriptions`` of the classes,
+    by default their names). ``classes``: the class names, in order (default: those of ``like``, an existing LF
+    file the new one should merge with, else the distinct labels sorted). ``sample``: use a seeded random ``sample``
+    of the dev records (to see what a smaller labelling budget gives). ``params``: :func:`generate_keyword_lfs`
+    settings.
     """
-    if method not in GENERATE_METHODS:
-        raise ConfigError(f"unknown LF generation method {method!r}; choose from {', '.join(GENERATE_METHODS)}")
+    methods = [method] if isinstance(method, str) else list(method)
+    unknown = [m for m in methods if m not in GENERATE_METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"unknown LF generation method {', '.join(unknown) or '(none)'}; choose from "
+                          f"{', '.join(GENERATE_METHODS)}")
     out = Path(out)
     if out.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"the generated LF file is YAML: give a .yaml path, not {out}")
@@ -92,12 +108,26 @@ def generate_lfs(dev: Dataset, out: str | os.PathLike, *, label_field: str = "la
     classes = [str(c) for c in classes]
     y = dev_labels(table[label_field].combine_chunks(), table["id"].combine_chunks(), classes, label_field)
     texts = table["text"].to_pylist()
-    generated = generate_keyword_lfs(texts, y, classes, **(params or {}))
+    generated: list[GeneratedLF] = []
+    refused: dict[str, str] = {}
+    for m in dict.fromkeys(methods):
+        try:
+            if m == "keywords":
+                generated += generate_keyword_lfs(texts, y, classes, **(params or {}))
+            elif m == "centroid":
+                generated.append(generate_centroid_lf(texts, y, classes, backend=backend))
+            else:
+                generated.append(generate_zero_shot_lf(texts, y, classes, descriptions, backend=backend))
+        except ConfigError as e:
+            if len(methods) == 1 or m == "keywords":
+                raise
+            refused[m] = str(e)
     source = f"{len(texts):,} dev records of {', '.join(str(f.path) for f in dev.files)}"
-    header = [f"Keyword LFs generated by thresher generate-lfs from {source}",
+    header = [f"LFs generated by thresher generate-lfs ({', '.join(dict.fromkeys(methods))}) from {source}",
               f"(label field {label_field!r}" + (f", where {dev_where}" if dev_where else "")
               + (f", a seeded sample: seed {seed}" if sample is not None else "") + f"; settings {params or {}}).",
-              "Each is an ordinary keyword LF: edit or delete freely. The dev precision and coverage after each LF are",
-              "measured on the records it was chosen on, so they are optimistic."]
+              "Each is an ordinary LF: edit or delete freely. The dev precision and coverage after each LF are",
+              "measured on the records it was chosen on (leave-one-out for nearest-centroid prototypes), so they are",
+              "optimistic."]
     write_lf_yaml(out, generated, classes, header)
-    return GeneratedLFs(out, classes, generated, len(texts), errors.to_dict()["total"])
+    return GeneratedLFs(out, classes, generated, len(texts), errors.to_dict()["total"], refused)

@@ -1,12 +1,14 @@
 """Labelling functions (LFs): cheap, noisy voters that each return a class or abstain.
 
-Four kinds, one interface (``LabelingFunction.apply(batch, classes)`` -> one vote per record, -1 = abstain):
+Five kinds, one interface (``LabelingFunction.apply(batch, classes)`` -> one vote per record, -1 = abstain):
 
 * :func:`lf` decorates a Python function of a text (or, ``batched=True``, of a list of texts, e.g. a zero-shot
   model) into a :class:`CallableLF`; it returns a class index, a class name, or ``None``/-1 to abstain.
 * :class:`KeywordLF` and :class:`RegexLF` vote a label when any keyword/pattern matches; they run vectorised on
   the whole Arrow batch (RE2 via ``pyarrow.compute``), falling back to Python ``re`` only for patterns RE2 lacks.
 * :class:`ScoreLF` turns an existing score column into a vote (``column op threshold -> label``).
+* :class:`PrototypeLF` votes the class whose example or description texts a record is nearest to in embedding
+  space (nearest-centroid and zero-shot LFs; ``generate-lfs`` writes them).
 
 :func:`load_lfs` reads a ``.py`` file (module-level LFs in definition order, plus ``CLASSES``) or a ``.yaml`` file
 (``classes:`` and ``lfs:``), with errors that name the file and line.
@@ -690,6 +692,85 @@ class ScoreLF(LabelingFunction):
                 "threshold": self.threshold, "label": self.label, "else_label": self.else_label}
 
 
+class PrototypeLF(LabelingFunction):
+    """Vote the class whose prototype texts a record is most like, in sentence-embedding space.
+
+    ``prototypes`` maps classes to example texts: a few labelled records each (a nearest-centroid LF) or a
+    description of the class (a zero-shot LF). A record is embedded (``backend``: ``static`` or ``minilm``), compared
+    by cosine with each class's mean prototype, and votes the nearest class when it beats the runner-up by
+    ``margin`` and reaches ``min_similarity``; otherwise it abstains. With prototypes for one class only, the margin
+    is over ``min_similarity``.
+    """
+
+    kind = "prototypes"
+
+    def __init__(self, name: str, prototypes: dict, backend: str = "static", margin: float = 0.05,
+                 min_similarity: float = 0.0):
+        if not isinstance(prototypes, dict) or not prototypes:
+            raise ConfigError(f"LF {name!r}: prototypes must map classes to lists of texts")
+        clean = {}
+        for label, texts in prototypes.items():
+            texts = [texts] if isinstance(texts, str) else texts
+            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+                raise ConfigError(f"LF {name!r}: the prototypes of {label!r} must be a non-empty list of texts")
+            clean[str(label)] = list(texts)
+        try:
+            margin, min_similarity = float(margin), float(min_similarity)
+        except (TypeError, ValueError):
+            raise ConfigError(f"LF {name!r}: margin and min_similarity must be numbers") from None
+        if not (0 <= margin <= 2 and -1 <= min_similarity <= 1):
+            raise ConfigError(f"LF {name!r}: margin must be in [0, 2] and min_similarity in [-1, 1]")
+        self.name, self.prototypes, self.backend = name, clean, str(backend)
+        self.margin, self.min_similarity = margin, min_similarity
+        self._centroids: np.ndarray | None = None  # per process, built on first use
+
+    def __repr__(self) -> str:
+        return f"PrototypeLF({self.name!r}: {', '.join(self.prototypes)})"
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_centroids": None}  # workers embed the prototypes themselves
+
+    def similarities(self, texts: Sequence[str]) -> np.ndarray:
+        """Cosine of each text with each class's mean prototype (columns in ``prototypes`` order)."""
+        from thresher.embeddings import make_backend
+
+        return self.similarities_to(np.asarray(make_backend(self.backend).encode(list(texts)), dtype=np.float64))
+
+    def similarities_to(self, embeddings: np.ndarray) -> np.ndarray:
+        """:meth:`similarities` for texts already embedded with this LF's back-end (unit rows)."""
+        if self._centroids is None:
+            from thresher.embeddings import make_backend
+
+            backend = make_backend(self.backend)
+            means = np.stack([backend.encode(list(t)).mean(axis=0) for t in self.prototypes.values()])
+            self._centroids = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        return embeddings @ self._centroids.T
+
+    def class_indices(self, classes: Sequence[str]) -> np.ndarray:
+        """The class index of each column of :meth:`similarities`."""
+        return np.array([_label_index(c, classes, self.name) for c in self.prototypes], dtype=np.int32)
+
+    def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
+        texts = [t or "" for t in batch["text"].to_pylist()]
+        if not texts:
+            return Votes(np.zeros(0, np.int32))
+        return Votes(self.decide(self.similarities(texts), self.class_indices(classes)))
+
+    def decide(self, sims: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Votes from similarities: the nearest class where it clears the margin and the floor, else abstain."""
+        order = np.argsort(-sims, axis=1, kind="stable")
+        top = sims[np.arange(len(sims)), order[:, 0]]
+        second = sims[np.arange(len(sims)), order[:, 1]] if sims.shape[1] > 1 else np.full(len(sims),
+                                                                                             self.min_similarity)
+        ok = (top - second >= self.margin) & (top >= self.min_similarity)
+        return np.where(ok, labels[order[:, 0]], ABSTAIN).astype(np.int32)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "backend": self.backend, "margin": self.margin,
+                "min_similarity": self.min_similarity,
+                "prototypes": {c: len(t) for c, t in self.prototypes.items()}}
+
+
 def _as_numbers(column: pa.ChunkedArray | pa.Array, lf_name: str, name: str) -> np.ndarray:
     """A column as float64 with NaN for nulls; numbers, booleans and numeric strings ("0.5", "true") work."""
     if isinstance(column, pa.ChunkedArray):
@@ -752,6 +833,9 @@ class LFSet:
                 _label_index(f.label, self.classes, f.name)
                 if isinstance(f, ScoreLF) and f.else_label is not None:
                     _label_index(f.else_label, self.classes, f.name)
+            if isinstance(f, PrototypeLF):
+                for label in f.prototypes:
+                    _label_index(label, self.classes, f.name)
 
     @property
     def names(self) -> list[str]:
@@ -874,11 +958,12 @@ def _load_python(path: Path, digest: str) -> LFSet:
 
 
 _LF_KEYS = {"name", "label", "keywords", "regex", "case_sensitive", "whole_word", "column", "threshold", "op",
-            "else_label"}
+            "else_label", "prototypes", "backend", "margin", "min_similarity"}
 
 
 def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
-    """``classes: [..]`` and ``lfs: [{name, label, keywords | regex | column+threshold+op, ...}]``."""
+    """``classes: [..]`` and ``lfs: [{name, label, keywords | regex | column+threshold+op, ...}]``, or
+    ``{name, prototypes: {class: [texts]}, backend, margin, min_similarity}``."""
     from thresher.yaml_loading import load_yaml
 
     data = load_yaml(text, str(path))
@@ -896,16 +981,26 @@ def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
             raise ConfigError(f"{where}: each LF is a mapping such as {{name: sport, label: sport, keywords: [..]}}")
         spec = {k: v for k, v in entry.items() if k != "__line__"}
         unknown = sorted(set(spec) - _LF_KEYS)
-        kinds = [k for k in ("keywords", "regex", "column") if k in spec]
+        kinds = [k for k in ("keywords", "regex", "column", "prototypes") if k in spec]
         try:
             if unknown:
                 raise ConfigError(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_LF_KEYS))}")
             if len(kinds) != 1:
-                raise ConfigError("give exactly one of keywords, regex or column (with threshold)")
-            if "label" not in spec:
-                raise ConfigError("give the 'label' this LF votes for")
+                raise ConfigError("give exactly one of keywords, regex, column (with threshold) or prototypes")
             name = str(spec.get("name") or f"lf_{i}")
-            if "keywords" in spec:
+            if "prototypes" in spec:
+                extra = sorted(set(spec) - {"name", "prototypes", "backend", "margin", "min_similarity"})
+                if extra:
+                    raise ConfigError(f"a prototypes LF votes the classes it has prototypes for; it takes no "
+                                      f"{', '.join(extra)}")
+                prototypes = spec["prototypes"]
+                if isinstance(prototypes, dict):  # the YAML reader notes each mapping's line under __line__
+                    prototypes = {k: v for k, v in prototypes.items() if k != "__line__"}
+                lfs.append(PrototypeLF(name, prototypes, spec.get("backend", "static"),
+                                       spec.get("margin", 0.05), spec.get("min_similarity", 0.0)))
+            elif "label" not in spec:
+                raise ConfigError("give the 'label' this LF votes for")
+            elif "keywords" in spec:
                 lfs.append(KeywordLF(name, spec["label"], spec["keywords"], spec.get("case_sensitive", False),
                                      spec.get("whole_word", True)))
             elif "regex" in spec:
@@ -919,6 +1014,8 @@ def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
                                    str(spec.get("op", ">=")), spec.get("else_label")))
             if isinstance(lfs[-1], (RegexLF, ScoreLF)):
                 _label_index(lfs[-1].label, [str(c) for c in classes], name)
+            for label in lfs[-1].prototypes if isinstance(lfs[-1], PrototypeLF) else ():
+                _label_index(label, [str(c) for c in classes], name)  # here, so the error names the line
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
     return LFSet(classes, lfs, source=str(path), digest=digest)

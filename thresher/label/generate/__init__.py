@@ -1,6 +1,9 @@
-"""LFs that write themselves: keyword LFs mined from a few labelled records, written as an ordinary LF file."""
+"""LFs that write themselves from a few labelled records -- keyword LFs, nearest-centroid and zero-shot embedding
+LFs -- written as an ordinary LF file."""
 
 from thresher.label.generate.keywords import GeneratedLF, generate_keyword_lfs
 from thresher.label.generate.lf_file import lf_yaml, write_lf_yaml
+from thresher.label.generate.prototypes import generate_centroid_lf, generate_zero_shot_lf
 
-__all__ = ["GeneratedLF", "generate_keyword_lfs", "lf_yaml", "write_lf_yaml"]
+__all__ = ["GeneratedLF", "generate_keyword_lfs", "generate_centroid_lf", "generate_zero_shot_lf", "lf_yaml",
+           "write_lf_yaml"]

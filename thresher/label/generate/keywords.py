@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from thresher.errors import ConfigError
-from thresher.label.lfs import KeywordLF
+from thresher.label.lfs import KeywordLF, LabelingFunction
 
 _TOKEN = re.compile(r"\w+")
 
@@ -35,12 +35,12 @@ _TOKEN = re.compile(r"\w+")
 class GeneratedLF:
     """A generated LF and how it did on the dev records it was written from."""
 
-    lf: KeywordLF
-    label: str
+    lf: LabelingFunction
+    label: str | None  # the class it votes (None: several, as a prototypes LF)
     hits: int  # dev records it voted on
     correct: int  # of those, how many carry its label
     n_dev: int
-    lift: float  # the precision bar it cleared: prior + lift · (1 − prior) (lower than asked when relaxed)
+    lift: float | None  # the bar it cleared: prior + lift · (1 − prior) (lower than asked when relaxed)
 
     @property
     def precision(self) -> float:
@@ -51,8 +51,8 @@ class GeneratedLF:
         return self.hits / self.n_dev if self.n_dev else 0.0
 
     def note(self) -> str:
-        return (f"dev precision {self.precision:.2f} ({self.correct}/{self.hits}), coverage {self.coverage:.1%}, "
-                f"lift {self.lift:g}")
+        return (f"dev precision {self.precision:.2f} ({self.correct}/{self.hits}), coverage {self.coverage:.1%}"
+                + (f", lift {self.lift:g}" if self.lift is not None else ""))
 
 
 def wilson_lower(correct: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from thresher.io.atomic import atomic_path
+from thresher.label.lfs import PrototypeLF
 
 
 def lf_yaml(generated: Sequence, classes: Sequence[str], header: Sequence[str] = ()) -> str:
-    """YAML text of keyword LFs (``classes:`` and ``lfs:``), each followed by its dev precision and coverage.
+    """YAML text of generated LFs (``classes:`` and ``lfs:``), each with its dev precision and coverage.
 
     Strings are written as JSON, which YAML reads as the same strings whatever characters a keyword holds.
     """
@@ -23,10 +24,23 @@ def lf_yaml(generated: Sequence, classes: Sequence[str], header: Sequence[str] =
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:  # two keywords that differ only in punctuation share a name: number the later ones
             name = f"{name}_{seen[name]}"
-        spec = (f"{{name: {json.dumps(name, ensure_ascii=False)}, label: {json.dumps(g.label, ensure_ascii=False)}, "
-                f"keywords: {json.dumps(g.lf.keywords, ensure_ascii=False)}}}")
-        lines.append(f"  - {spec}  # {g.note()}")
+        lines += _entry(name, g)
     return "\n".join(lines) + "\n"
+
+
+def _entry(name: str, g) -> list[str]:
+    """The YAML lines of one generated LF: a one-line keyword LF, or a prototypes LF with one text per line."""
+    def q(value) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    if isinstance(g.lf, PrototypeLF):
+        lines = [f"  - name: {q(name)}  # {g.note()}", f"    backend: {q(g.lf.backend)}",
+                 f"    margin: {g.lf.margin:g}", "    prototypes:"]
+        for label, texts in g.lf.prototypes.items():
+            lines.append(f"      {q(label)}:")
+            lines += [f"        - {q(text)}" for text in texts]
+        return lines
+    return [f"  - {{name: {q(name)}, label: {q(g.label)}, keywords: {q(g.lf.keywords)}}}  # {g.note()}"]
 
 
 def write_lf_yaml(path: str | Path, generated: Sequence, classes: Sequence[str], header: Sequence[str] = ()) -> Path:
