@@ -204,3 +204,20 @@ def test_prototype_lf_files_are_checked(tmp_path):
     bad.write_text('classes: [a, b]\nlfs:\n  - {name: p, prototypes: {a: []}}\n')
     with pytest.raises(ConfigError, match="non-empty list of texts"):
         load_lfs(bad)
+
+
+def test_a_recipe_label_step_merges_a_list_of_lf_files(tmp_path):
+    from thresher.recipe import Recipe
+
+    data = sample_path("labeled/bbc_news.parquet")
+    generated = th.generate_lfs(data, out=tmp_path / "gen.yaml", dev_where="split == 'dev'",
+                                like=EXAMPLES / "bbc_news.yaml")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"pool: {data}\nout: {tmp_path / 'run'}\nworkers: 1\nsteps:\n"
+                      f"  - label: [{EXAMPLES / 'bbc_news.yaml'}, {tmp_path / 'gen.yaml'}]\n")
+    run = Recipe.load(recipe).run(progress=False)
+    names = [lf["name"] for lf in run.manifest["lfs"]["lfs"]]
+    assert names == load_lfs(EXAMPLES / "bbc_news.yaml").names + [g.lf.name for g in generated.lfs]
+    recipe.write_text(f"pool: {data}\nsteps:\n  - label: [{EXAMPLES / 'bbc_news.yaml'}, missing.yaml]\n")
+    with pytest.raises(ConfigError, match="missing.yaml does not exist"):
+        Recipe.load(recipe).run(progress=False)

@@ -21,7 +21,7 @@ A recipe may instead start with a ``label`` step (weak supervision, see ``thresh
 filter steps and one select step, which then read the label columns::
 
     steps:
-      - label: lfs.yaml                # LF file, .yaml or .py
+      - label: lfs.yaml                # LF file, .yaml or .py (or a list of them, merged)
         model: dawid_skene             # optional: model, dev, dev_where, label_field, class_balance, end_model, params
         dev: dev.parquet
       - filter: "label_name == 'sport'"
@@ -202,9 +202,11 @@ class Recipe:
         """The label step's arguments for :func:`thresher.jobs.label.run_labeling`, paths resolved."""
         self._check_keys(step, _LABEL_KEYS, "label step")
         args = {k: v for k, v in _plain(step).items() if k != "label"}
-        args["lfs"] = str(self._path(step["label"]))
-        if not Path(args["lfs"]).is_file():
-            raise ConfigError(f"{self._where(step)}: LF file {args['lfs']} does not exist")
+        files = step["label"] if isinstance(step["label"], list) else [step["label"]]
+        args["lfs"] = [str(self._path(f)) for f in files]  # several files merge (hand-written + generated)
+        for path in args["lfs"]:
+            if not Path(path).is_file():
+                raise ConfigError(f"{self._where(step)}: LF file {path} does not exist")
         if "params" in args:
             args["model_params"] = args.pop("params")
         if args.get("dev"):
