@@ -40,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = {"bbc_news": "bbc_news.yaml", "rotten_tomatoes": "rotten_tomatoes.py", "brown_genre": "brown_genre.yaml",
          # issue 16: tasks built by scripts/build_labeled_tasks.py, LFs written before any result was seen
          **{task: f"{task}.yaml" for task in ("sms_spam", "spamassassin", "fortunes_offensive", "reuters_crude",
-                                              "vader_tweets", "newsgroups20", "reuters_r8", "election_tweets")}}
+                                              "vader_tweets", "newsgroups20", "reuters_r8", "election_tweets")},
+         # written after the fit-checked default was designed: held out from that design
+         "review_sentences": "review_sentences.yaml"}
 ORIGINAL_TASKS = ("bbc_news", "rotten_tomatoes", "brown_genre")
 DEV_FRACTION = 0.10
 SEED = 0
@@ -201,6 +203,8 @@ def leave_one_task_out(results: list[dict]) -> list[dict]:
              if "class_balance(dev)" not in name and not name.startswith("end model")
              and all(name in r["results"] for r in results)]
     out = []
+    if len(results) < 2:
+        return [None] * len(results)  # nothing to choose on
     for held in results:
         others = [r for r in results if r is not held]
         mean = {name: float(np.mean([r["results"][name]["accuracy"] for r in others])) for name in names}
@@ -235,15 +239,15 @@ def summary_markdown(results: list[dict], loto: list[dict]) -> list[str]:
                      f" | {res['snorkel LabelModel +class_balance(dev)']['accuracy']:.3f}"
                      f" | {res[plain]['accuracy']:.3f} | **{res[f'thresher {DEFAULT_LABEL_MODEL}']['accuracy']:.3f}**"
                      f" | {t['default_minus_mv_acc']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
-                     f" | {lo['chosen'].removeprefix('thresher ')}: {lo['accuracy']:.3f} |")
+                     + (f" | {lo['chosen'].removeprefix('thresher ')}: {lo['accuracy']:.3f} |" if lo else " | - |"))
     mean = {name: np.mean([r["results"][name]["accuracy"] for r in results])
             for name in ("thresher majority_vote", "snorkel LabelModel", "snorkel LabelModel +class_balance(dev)",
                          plain, f"thresher {DEFAULT_LABEL_MODEL}")}
     lines.append(f"| **mean** | | | {mean['thresher majority_vote']:.4f} | {mean['snorkel LabelModel']:.4f} | "
                  f"{mean['snorkel LabelModel +class_balance(dev)']:.4f} | {mean[plain]:.4f} | "
                  f"**{mean[f'thresher {DEFAULT_LABEL_MODEL}']:.4f}** | | "
-                 f"{np.mean([lo['accuracy'] for lo in loto]):.4f} (best mean alone: "
-                 f"{np.mean([lo['best_mean_only_accuracy'] for lo in loto]):.4f}) |")
+                 + (f"{np.mean([lo['accuracy'] for lo in loto]):.4f} (best mean alone: "
+                    f"{np.mean([lo['best_mean_only_accuracy'] for lo in loto]):.4f}) |" if all(loto) else "- |"))
     return lines
 
 

@@ -195,7 +195,7 @@ def test_example_lf_sets_load():
     sizes = {p.name: len(load_lfs(p)) for p in sorted(root.glob("*.*")) if p.suffix in (".py", ".yaml")}
     assert set(sizes) == {"bbc_news.yaml", "rotten_tomatoes.py", "brown_genre.yaml", "sms_spam.yaml",
                           "spamassassin.yaml", "fortunes_offensive.yaml", "reuters_crude.yaml", "vader_tweets.yaml",
-                          "newsgroups20.yaml", "reuters_r8.yaml", "election_tweets.yaml"}
+                          "newsgroups20.yaml", "reuters_r8.yaml", "election_tweets.yaml", "review_sentences.yaml"}
     assert all(7 <= n <= 40 for n in sizes.values())
 
 
