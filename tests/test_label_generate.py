@@ -193,16 +193,16 @@ def test_cli_combines_methods_and_the_labelling_run_uses_every_kind(tmp_path):
     assert (votes >= 2).mean() > 0.9  # both prototype LFs vote nearly everywhere
 
 
-def test_prototype_lf_files_are_checked(tmp_path):
+@pytest.mark.parametrize(("entry", "message"), [
+    ('{name: p, prototypes: {a: ["x"], c: ["y"]}}', r"bad.yaml:3: .*'c', which is not a class"),
+    ('{name: p, label: a, prototypes: {a: ["x"]}}', r"bad.yaml:3: .*takes no label"),
+    ("{name: p, prototypes: {a: []}}", r"bad.yaml:3: .*non-empty list of texts"),
+    ('{name: p, prototypes: {a: ["x"]}, margin: 3}', r"bad.yaml:3: .*margin must be in \[0, 2\]"),
+])
+def test_prototype_lf_files_are_checked(tmp_path, entry, message):
     bad = tmp_path / "bad.yaml"
-    bad.write_text('classes: [a, b]\nlfs:\n  - {name: p, prototypes: {a: ["x"], c: ["y"]}}\n')
-    with pytest.raises(ConfigError, match=r"bad.yaml.*'c', which is not a class"):
-        load_lfs(bad)
-    bad.write_text('classes: [a, b]\nlfs:\n  - {name: p, label: a, prototypes: {a: ["x"]}}\n')
-    with pytest.raises(ConfigError, match=r"bad.yaml:3: .*takes no label"):
-        load_lfs(bad)
-    bad.write_text('classes: [a, b]\nlfs:\n  - {name: p, prototypes: {a: []}}\n')
-    with pytest.raises(ConfigError, match="non-empty list of texts"):
+    bad.write_text(f"classes: [a, b]\nlfs:\n  - {entry}\n")
+    with pytest.raises(ConfigError, match=message):
         load_lfs(bad)
 
 
