@@ -221,3 +221,13 @@ def test_a_recipe_label_step_merges_a_list_of_lf_files(tmp_path):
     recipe.write_text(f"pool: {data}\nsteps:\n  - label: [{EXAMPLES / 'bbc_news.yaml'}, missing.yaml]\n")
     with pytest.raises(ConfigError, match="missing.yaml does not exist"):
         Recipe.load(recipe).run(progress=False)
+
+
+def test_the_token_screen_is_checked_by_matching_the_keyword_as_written():
+    # "e-mail" holds the tokens "e mail", but the keyword "e mail" (with a space) does not match it: it must not be
+    # generated, though by tokens it is the first candidate ("e" and "mail" alone are in the other class too)
+    texts = ["send the e-mail now"] * 5 + ["letter e here", "mail box", "e and mail", "no e", "mail it"]
+    generated = generate_keyword_lfs(texts, np.array([0] * 5 + [1] * 5), ["mail", "other"], max_per_class=5)
+    keywords = [g.lf.keywords[0] for g in generated if g.label == "mail"]
+    assert "e mail" not in keywords and keywords
+    assert all(g.hits == 5 and g.correct == 5 for g in generated if g.label == "mail")

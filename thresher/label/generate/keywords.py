@@ -11,9 +11,9 @@ diverse few per class.
    that fires on the same records adds nothing). A class left without LFs is tried again with ``lift`` halved, then
    0, so every class that can have a keyword better than its base rate gets one.
 
-Token counts screen the candidates; the survivors are then matched as real :class:`KeywordLF` s (whole word, any
-case), so the precision and coverage reported are exactly what the LF does on the dev records. Deterministic: ties
-break on the term.
+Token counts screen the candidates; each pick is then matched as a real :class:`KeywordLF` (whole word, any case),
+so the precision and coverage reported are exactly what the LF does on the dev records. Deterministic: ties break on
+the term.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def generate_keyword_lfs(texts: Sequence[str], y: Sequence[int], classes: Sequen
     A class that gets no LF at ``lift`` is tried again at ``lift / 2`` and then 0 (precision above its base rate
     only): an LF set that votes one class alone labels every record it covers with that class, and an end model
     trained on those records learns nothing else (SMS spam at 100 labels: no ham keyword reaches 94%).
-    ``max_candidates``: per class, the most promising n-grams (by the token screen) that are matched exactly.
+    ``max_candidates``: per class, how many of the most promising n-grams (by the token screen) compete.
     """
     y = np.asarray(y, dtype=np.int64)
     k = len(classes)
@@ -92,7 +92,8 @@ def generate_keyword_lfs(texts: Sequence[str], y: Sequence[int], classes: Sequen
         raise ConfigError("need max_n >= 1, min_count >= 1, 0 <= lift < 1, z >= 0, max_per_class >= 1 and "
                           "min_new >= 1")
     prior = np.bincount(y, minlength=k) / len(y)
-    grams, counts = _gram_counts(texts, y, k, max_n, min_count)
+    grams, docs = _gram_docs(texts, max_n, min_count)
+    counts = np.array([np.bincount(y[d], minlength=k) for d in docs], dtype=np.int64).reshape(len(grams), k)
     majority = counts.argmax(axis=1) if len(grams) else np.zeros(0, np.int64)
     hits = counts.sum(axis=1)
     lower = wilson_lower(counts[np.arange(len(grams)), majority], hits, z) if len(grams) else np.zeros(0)
@@ -104,54 +105,69 @@ def generate_keyword_lfs(texts: Sequence[str], y: Sequence[int], classes: Sequen
             screened = np.flatnonzero((majority == c) & (lower >= required))
             screened = screened[np.lexsort((-hits[screened], -lower[screened]))][:max_candidates]
             candidates = []
-            for g in sorted(screened, key=lambda i: (-hits[i], grams[i])):  # exact matching, as the LFs will run
-                lf = KeywordLF(_name(classes[c], grams[g]), classes[c], [grams[g]])
-                hit = lf.matches(column)
-                correct = int((hit & (y == c)).sum())
-                if hit.sum() and wilson_lower(correct, hit.sum(), z) >= required:
-                    candidates.append((lf, hit, correct))
-            picked = _greedy(candidates, y == c, max_per_class, min_new, z)
+            for g in sorted(screened, key=lambda i: (-hits[i], grams[i])):
+                hit = np.zeros(len(y), bool)
+                hit[docs[g]] = True
+                candidates.append(_Candidate(grams[g], hit, int(counts[g, c])))
+            picked = _greedy(candidates, y == c, required, max_per_class, min_new, z, classes[c], column)
             if picked:
-                chosen += [GeneratedLF(lf, classes[c], int(hit.sum()), correct, len(y), level)
-                           for lf, hit, correct in picked]
+                chosen += [GeneratedLF(cand.lf, classes[c], int(cand.hit.sum()), cand.correct, len(y), level)
+                           for cand in picked]
                 break
     return chosen
 
 
-def _gram_counts(texts: Sequence[str], y: np.ndarray, k: int, max_n: int,
-                 min_count: int) -> tuple[list[str], np.ndarray]:
-    """The n-grams in at least ``min_count`` texts and, per n-gram, how many texts of each class hold it."""
-    per_class: dict[str, np.ndarray] = {}
-    for text, label in zip(texts, y):
+@dataclass
+class _Candidate:
+    """An n-gram, the dev records it is in, how many carry the class; ``lf`` once matched exactly."""
+
+    gram: str
+    hit: np.ndarray
+    correct: int
+    lf: KeywordLF | None = None
+
+
+def _gram_docs(texts: Sequence[str], max_n: int, min_count: int) -> tuple[list[str], list[np.ndarray]]:
+    """The n-grams in at least ``min_count`` texts (sorted) and the indices of the texts holding each."""
+    docs: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
         for gram in ngrams(text or "", max_n):
-            row = per_class.get(gram)
-            if row is None:
-                row = per_class[gram] = np.zeros(k, np.int64)
-            row[label] += 1
-    grams = sorted(g for g, row in per_class.items() if row.sum() >= min_count)
-    counts = np.array([per_class[g] for g in grams], dtype=np.int64).reshape(len(grams), k)
-    return grams, counts
+            docs.setdefault(gram, []).append(i)
+    grams = sorted(g for g, d in docs.items() if len(d) >= min_count)
+    return grams, [np.array(docs[g], dtype=np.int64) for g in grams]
 
 
-def _greedy(candidates: list, target: np.ndarray, max_per_class: int, min_new: int, z: float) -> list:
+def _greedy(candidates: list[_Candidate], target: np.ndarray, required: float, max_per_class: int, min_new: int,
+            z: float, label: str, column: pa.Array) -> list[_Candidate]:
     """Snuba's diversity step: repeatedly take the candidate whose precision lower bound times the class records it
-    newly covers is largest; stop at ``max_per_class`` or when none adds ``min_new`` records."""
+    newly covers is largest; stop at ``max_per_class`` or when none adds ``min_new`` records.
+
+    The token screen finds the candidates; a pick is then matched as the real KeywordLF (whole word, any case). Where
+    that differs from the tokens (punctuation inside a word, say), the exact numbers replace the screened ones and the
+    candidate competes again, or drops out if it no longer clears ``required``."""
     covered = np.zeros(len(target), bool)
     remaining = list(candidates)
-    picked = []
-    for _ in range(max_per_class):
+    picked: list[_Candidate] = []
+    while len(picked) < max_per_class:
         best, best_score = None, 0.0
         for cand in remaining:
-            _, hit, correct = cand
-            new = int((hit & target & ~covered).sum())
+            new = int((cand.hit & target & ~covered).sum())
             if new < min_new:
                 continue
-            score = float(wilson_lower(correct, hit.sum(), z)) * new
+            score = float(wilson_lower(cand.correct, cand.hit.sum(), z)) * new
             if score > best_score:  # candidates come in (frequency, term) order: the first best wins ties
                 best, best_score = cand, score
         if best is None:
             break
-        covered |= best[1] & target
+        if best.lf is None:
+            best.lf = KeywordLF(_name(label, best.gram), label, [best.gram])
+            exact = best.lf.matches(column)
+            if not np.array_equal(exact, best.hit):
+                best.hit, best.correct = exact, int((exact & target).sum())
+                if not exact.any() or wilson_lower(best.correct, exact.sum(), z) < required:
+                    remaining.remove(best)
+                continue  # compete again on the exact numbers
+        covered |= best.hit & target
         remaining.remove(best)
         picked.append(best)
     return picked
