@@ -231,3 +231,16 @@ def test_the_token_screen_is_checked_by_matching_the_keyword_as_written():
     keywords = [g.lf.keywords[0] for g in generated if g.label == "mail"]
     assert "e mail" not in keywords and keywords
     assert all(g.hits == 5 and g.correct == 5 for g in generated if g.label == "mail")
+
+
+def test_generated_names_never_clash_with_the_file_they_join(tmp_path):
+    data = sample_path("labeled/bbc_news.parquet")
+    classes = load_lfs(EXAMPLES / "bbc_news.yaml").classes
+    hand = tmp_path / "hand.yaml"
+    hand.write_text(f"classes: {json.dumps(classes)}\nlfs:\n"
+                    "  - {name: nearest_centroid, label: sport, keywords: [football]}\n")
+    out = th.generate_lfs(data, out=tmp_path / "gen.yaml", like=hand, method="centroid")
+    assert [g.lf.name for g in out.lfs] == ["nearest_centroid_2"]
+    assert load_lfs(tmp_path / "gen.yaml").names == ["nearest_centroid_2"]
+    run = th.label(data, [hand, tmp_path / "gen.yaml"], out=tmp_path / "run", workers=1)
+    assert [lf["name"] for lf in run.manifest["lfs"]["lfs"]] == ["nearest_centroid", "nearest_centroid_2"]

@@ -1,7 +1,8 @@
 """LFs that write themselves from a few labelled records -- keyword LFs, nearest-centroid and zero-shot embedding
 LFs -- written as an ordinary LF file."""
 
-from thresher.label.generate.keywords import GeneratedLF, generate_keyword_lfs
+from thresher.label.generate.generated import GeneratedLF
+from thresher.label.generate.keywords import generate_keyword_lfs
 from thresher.label.generate.lf_file import lf_yaml, write_lf_yaml
 from thresher.label.generate.prototypes import generate_centroid_lf, generate_zero_shot_lf
 

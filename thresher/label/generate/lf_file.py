@@ -18,13 +18,8 @@ def lf_yaml(generated: Sequence, classes: Sequence[str], header: Sequence[str] =
     lines = [f"# {line}" if line else "#" for line in header]
     lines.append(f"classes: {json.dumps(list(classes), ensure_ascii=False)}")
     lines.append("lfs:" if generated else "lfs: []")
-    seen: dict[str, int] = {}
     for g in generated:
-        name = g.lf.name
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:  # two keywords that differ only in punctuation share a name: number the later ones
-            name = f"{name}_{seen[name]}"
-        lines += _entry(name, g)
+        lines += _entry(g.lf.name, g)
     return "\n".join(lines) + "\n"
 
 

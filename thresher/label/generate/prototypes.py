@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from thresher.errors import ConfigError
-from thresher.label.generate.keywords import GeneratedLF, wilson_lower
+from thresher.label.generate.generated import GeneratedLF, wilson_lower
 from thresher.label.lfs import PrototypeLF
 
 MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
