@@ -87,3 +87,12 @@ def test_vote_class_balance_splits_ties_and_reports_an_interval():
 def test_parameter_validation(params):
     with pytest.raises(ConfigError):
         make_label_model("class_conditional", **params)
+
+
+def test_fit_check_on_more_columns_than_it_compares():
+    from thresher.label.models.fit_check import MAX_CHECK_COLUMNS
+
+    data = make_synthetic(20_000, 60, 20, accuracy=0.7, propensity=0.3, seed=5)
+    assert data.L.n_lfs * data.L.n_classes > MAX_CHECK_COLUMNS  # only the most-voted columns enter the check
+    model = make_label_model("class_conditional").fit(data.L)
+    assert 0 < model.misfit_ < 1.5 and not model.anchored_
