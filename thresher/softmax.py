@@ -21,8 +21,8 @@ def fit_softmax(x, q: np.ndarray, l2: float, max_iter: int) -> tuple[np.ndarray,
     """(weights d x k, intercepts k) minimising mean cross-entropy(q, softmax(xW + b)) + l2/2 |W|^2.
 
     Sparse features no training row uses keep weight 0 (their gradient is l2·w, zero from the zero start), so the
-    fit runs on the used columns only: the same model, and L-BFGS's own cost per step falls with d (hashed n-grams of
-    a few hundred records use a few thousand of 65,536 buckets: 5x faster).
+    fit runs on the used columns only: the same model (to 1e-15), and L-BFGS's own cost per step falls with d
+    (250 BBC articles use 44,772 of 65,536 hashed buckets: 1.3-1.4x faster; shorter or fewer texts gain more).
     """
     if hasattr(x, "tocsr"):
         x = x.tocsr()

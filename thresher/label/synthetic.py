@@ -146,7 +146,6 @@ def make_unipolar(n: int, k: int, lf_class, alpha, beta, prior=None, seed: int =
                           alpha=a, beta=b)
 
 
-
 @dataclass
 class BurstyLabels:
     """Votes from :func:`make_bursty` (LFs of class 0 fire together in latent bursts) and the oracle that knows it."""
@@ -180,6 +179,7 @@ class BurstyLabels:
 
     def oracle_predict(self) -> np.ndarray:
         return self.oracle_proba().argmax(axis=1)
+
 
 def make_bursty(n: int, prior=(0.7, 0.3), n_bursty: int = 4, n_other: int = 3, burst_rate=(0.5, 0.3),
                 fire_in_burst: float = 0.8, fire_outside: float = 0.05, other_rate=(0.5, 0.05),
