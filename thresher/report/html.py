@@ -320,10 +320,8 @@ def _labelling(manifest: dict) -> str:
         if check:
             rows = [row + [f"{em:.1%}", f"{votes:.1%}"] for row, em, votes in
                     zip(rows, check["em_class_balance"], check["vote_class_balance"])]
-            verdict = ("anchored on the majority vote: the LFs co-fire more than the model assumes"
-                       if check["anchored"] else "the LFs co-fire as the model assumes")
             parts.append(f'<p class="note">fit check: χ² per cell {check["misfit"]:.2f} (threshold '
-                         f'{check["misfit_threshold"]:g}); {escape(verdict)}</p>')
+                         f'{check["misfit_threshold"]:g}): {escape(check["verdict"])}</p>')
             if check.get("warning"):
                 parts.append(f'<p class="note"><b>warning:</b> {escape(check["warning"])}</p>')
         headers = ["class", "class balance", "records labelled"] + (["EM estimate", "majority vote"] if check else [])

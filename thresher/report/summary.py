@@ -103,9 +103,8 @@ def format_label_summary(manifest: dict, path: Path) -> str:
                  + ", ".join(f"{k} {v:.3f}" for k, v in zip(classes, balance["values"])))
     check = balance.get("fit_check")
     if check:
-        verdict = ("the LFs co-fire more than the model assumes, so the majority vote decides and the model breaks "
-                   "its ties" if check["anchored"] else "the LFs co-fire as the model assumes")
-        lines.append(f"fit check: χ²/cell {check['misfit']:.2f} (threshold {check['misfit_threshold']:g}): {verdict}")
+        lines.append(f"fit check: χ²/cell {check['misfit']:.2f} (threshold {check['misfit_threshold']:g}): "
+                     f"{check['verdict']}")
     lines += ["", m["analysis_table"]]
     dev = manifest.get("metrics", {}).get("dev")
     if dev:

@@ -76,9 +76,9 @@ BALANCE_WARNING_DISTANCE = 0.1
 
 
 def describe_fit(model, classes: list[str]) -> dict | None:
-    """The fit check of a fitted model, for the run manifest: χ² per cell, whether the votes anchor the model,
-    EM's class balance beside the votes' (with its interval), and a warning when they are far apart; None for
-    models without a check."""
+    """The fit check of a fitted model, for the run manifest: χ² per cell, whether the votes anchor the model (and
+    that in words, for the summary and the report), EM's class balance beside the votes' (with its interval), and a
+    warning when they are far apart; None for models without a check."""
     if not hasattr(model, "misfit_"):
         return None
     em, votes = model.em_class_balance_, model.vote_class_balance_
@@ -89,7 +89,9 @@ def describe_fit(model, classes: list[str]) -> dict | None:
            "vote_class_balance": [round(float(v), 4) for v in votes],
            "vote_class_balance_interval": [[round(float(v), 4) for v in row]
                                            for row in model.vote_class_balance_interval_.T],
-           "balance_distance": round(distance, 4), "warning": None}
+           "balance_distance": round(distance, 4), "warning": None,
+           "verdict": ("the LFs co-fire more than the model assumes, so the majority vote decides and the model "
+                       "breaks its ties" if model.anchored_ else "the LFs co-fire as the model assumes")}
     if distance > BALANCE_WARNING_DISTANCE and model.class_balance_source_ == "estimated":
         show = ", ".join(f"{c} {a:.2f} vs {b:.2f}" for c, a, b in zip(classes, em, votes))
         out["warning"] = (f"the label model's class balance from EM is far from the majority vote's (total "
