@@ -80,6 +80,11 @@ class LabelingFunction:
         """A JSON-able description for the manifest."""
         return {"name": self.name, "kind": self.kind}
 
+    def voted_labels(self) -> tuple:
+        """The classes this LF declares it votes (checked against the task's classes); () when only running it tells
+        (a Python LF)."""
+        return ()
+
 
 # ------------------------------------------------------------------------------------------------ Python callables
 
@@ -480,6 +485,9 @@ class RegexLF(LabelingFunction):
                 hit[rows] = [bool(self._python.search(t)) for t in texts]
         return hit
 
+    def voted_labels(self) -> tuple:
+        return (self.label,)
+
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "label": self.label, "pattern": self.pattern,
                 "case_sensitive": self.case_sensitive, "vectorised": self.vectorised, "engine": self.engine}
@@ -687,6 +695,9 @@ class ScoreLF(LabelingFunction):
         votes[np.isnan(values)] = ABSTAIN
         return Votes(votes.astype(np.int32))
 
+    def voted_labels(self) -> tuple:
+        return (self.label,) if self.else_label is None else (self.label, self.else_label)
+
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "column": self.column, "op": self.op,
                 "threshold": self.threshold, "label": self.label, "else_label": self.else_label}
@@ -765,6 +776,9 @@ class PrototypeLF(LabelingFunction):
         ok = (top - second >= self.margin) & (top >= self.min_similarity)
         return np.where(ok, labels[order[:, 0]], ABSTAIN).astype(np.int32)
 
+    def voted_labels(self) -> tuple:
+        return tuple(self.prototypes)
+
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "backend": self.backend, "margin": self.margin,
                 "min_similarity": self.min_similarity,
@@ -829,13 +843,8 @@ class LFSet:
             if isinstance(f, CallableLF) and f.label_names is not None and f.label_names != self.classes:
                 raise ConfigError(f"{where}LF {f.name!r} has label_names {f.label_names}, but the classes are "
                                   f"{self.classes}")
-            if isinstance(f, (RegexLF, ScoreLF)):
-                _label_index(f.label, self.classes, f.name)
-                if isinstance(f, ScoreLF) and f.else_label is not None:
-                    _label_index(f.else_label, self.classes, f.name)
-            if isinstance(f, PrototypeLF):
-                for label in f.prototypes:
-                    _label_index(label, self.classes, f.name)
+            for label in f.voted_labels():
+                _label_index(label, self.classes, f.name)
 
     @property
     def names(self) -> list[str]:
@@ -1012,10 +1021,8 @@ def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
                     raise ConfigError("a column LF needs a 'threshold'")
                 lfs.append(ScoreLF(name, str(spec["column"]), spec["threshold"], spec["label"],
                                    str(spec.get("op", ">=")), spec.get("else_label")))
-            if isinstance(lfs[-1], (RegexLF, ScoreLF)):
-                _label_index(lfs[-1].label, [str(c) for c in classes], name)
-            for label in lfs[-1].prototypes if isinstance(lfs[-1], PrototypeLF) else ():
-                _label_index(label, [str(c) for c in classes], name)  # here, so the error names the line
+            for label in lfs[-1].voted_labels():
+                _label_index(label, [str(c) for c in classes], name)  # here too, so the error names the line
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
     return LFSet(classes, lfs, source=str(path), digest=digest)
