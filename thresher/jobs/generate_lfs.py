@@ -19,7 +19,7 @@ import pyarrow as pa
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
-from thresher.jobs.label import dev_labels
+from thresher.jobs.label import dev_filter, dev_labels, dev_where_rows
 from thresher.label.generate import (
     GeneratedLF,
     generate_centroid_lf,
@@ -126,19 +126,14 @@ def generate_lfs(dev: Dataset, out: str | os.PathLike, *, label_field: str = "la
 def _labelled_records(dev: Dataset, errors: ErrorLog, label_field: str, dev_where: str | None, sample: int | None,
                       seed: int) -> pa.Table:
     """The dev records (id, text, label field) where ``dev_where`` holds, or a seeded ``sample`` of them."""
-    extra = [label_field]
-    where = None
-    if dev_where:
-        from thresher.selectors.where import WhereExpression
-
-        where = WhereExpression(dev_where)
-        extra += where.columns
+    where = dev_filter(dev_where)
+    extra = [label_field] + (where.columns if where is not None else [])
     batches = list(dev.iter_batches(errors, extra_columns=extra))
     table = pa.Table.from_batches(batches) if batches else pa.table({"id": [], "text": [], label_field: []})
-    if where is not None:
-        table = table.filter(pa.array(where.mask(table)))
     if table.num_rows == 0:
-        raise ConfigError("no labelled dev records to generate LFs from" + (f" where {dev_where}" if dev_where else ""))
+        raise ConfigError("no labelled dev records to generate LFs from")
+    if where is not None:
+        table = table.take(pa.array(dev_where_rows(table, where)))
     if sample is not None:
         if sample < 1:
             raise ConfigError(f"sample must be >= 1, got {sample}")

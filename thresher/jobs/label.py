@@ -145,7 +145,7 @@ def _apply(v: Values) -> dict:
     dev_applied, y_dev, dev_rows = None, None, None
     if v.dev is not None:
         # Dev ids may repeat, and a dev set need not carry the pool's side-car score columns.
-        where = _dev_filter(v.dev_where)
+        where = dev_filter(v.dev_where)
         dev_applied = apply_lfs(v.dev, v.lf_set, ErrorLog(v.dev.on_error), workers=v.workers, engine=v.engine,
                                 scores=v.scores, check_columns=False, lf_timeout=v.lf_timeout,
                                 extra_columns=(v.label_field, *where.columns) if where else (v.label_field,))
@@ -265,7 +265,7 @@ def train_end_model(config, texts: pa.Array, proba: np.ndarray, n_votes: np.ndar
     return model.report_, all_proba, dev_report
 
 
-def _dev_filter(dev_where: str | None):
+def dev_filter(dev_where: str | None):
     """The parsed ``dev_where`` expression, or None."""
     if not dev_where:
         return None
@@ -274,12 +274,9 @@ def _dev_filter(dev_where: str | None):
     return WhereExpression(dev_where)
 
 
-def _dev_subset(applied, where) -> tuple[object, np.ndarray]:
-    """The dev records where ``where`` holds (its columns read as strings): their votes, ids and extra columns,
-    and their row numbers in reading order; none left is an error naming the expression."""
-    from dataclasses import replace
-
-    table = pa.table({"id": applied.ids, **applied.extra})
+def dev_where_rows(table: pa.Table, where) -> np.ndarray:
+    """Row numbers of the dev records where ``where`` holds (its columns read as strings); none left is an error
+    naming the expression."""
     try:
         rows = np.flatnonzero(where.mask(table))
     except ConfigError as e:
@@ -287,6 +284,15 @@ def _dev_subset(applied, where) -> tuple[object, np.ndarray]:
     if not len(rows):
         raise ConfigError(f"dev_where {where.text!r} keeps none of the {len(table):,} dev records (its columns are "
                           "compared as strings, e.g. \"split == 'dev'\")")
+    return rows
+
+
+def _dev_subset(applied, where) -> tuple[object, np.ndarray]:
+    """The dev records where ``where`` holds (its columns read as strings): their votes, ids and extra columns,
+    and their row numbers in reading order; none left is an error naming the expression."""
+    from dataclasses import replace
+
+    rows = dev_where_rows(pa.table({"id": applied.ids, **applied.extra}), where)
     idx = pa.array(rows)
     return replace(applied, ids=applied.ids.take(idx), matrix=applied.matrix.rows(rows),
                    extra={k: v.take(idx) for k, v in applied.extra.items()}), rows
