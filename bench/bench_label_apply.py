@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import thresher as th  # noqa: E402
 from thresher.label.apply import apply_lfs  # noqa: E402
-from thresher.label.lfs import CallableLF, LFSet, RegexLF, ScoreLF, load_lfs  # noqa: E402
+from thresher.label.lf_files import LFSet, load_lfs  # noqa: E402
+from thresher.label.lfs import CallableLF, RegexLF, ScoreLF  # noqa: E402
 
 TASKS = {"bbc_news": "bbc_news.yaml", "brown_genre": "brown_genre.yaml", "rotten_tomatoes": "rotten_tomatoes.py",
          "rotten_tomatoes/keyword+regex": "rotten_tomatoes.py"}

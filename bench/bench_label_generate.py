@@ -118,7 +118,7 @@ def run_task(task: str, data: Path, built: Path, sizes, seeds) -> dict:
     from thresher.label.apply import apply_lfs
     from thresher.label.end_model import EndModel, EndModelConfig
     from thresher.label.generate import generate_centroid_lf, generate_keyword_lfs
-    from thresher.label.lfs import load_lfs
+    from thresher.label.lf_files import load_lfs
 
     hand = load_lfs(ROOT / "examples" / "label" / TASKS[task])
     classes, k = hand.classes, len(hand.classes)

@@ -103,7 +103,7 @@ def run_task(task: str, data: Path, built: Path, workers: int | None, tmp: Path)
     from thresher.label.analysis import analyse
     from thresher.label.apply import apply_lfs
     from thresher.label.end_model import EndModel
-    from thresher.label.lfs import load_lfs
+    from thresher.label.lf_files import load_lfs
     from thresher.label.models.fit_check import describe_fit
 
     lf_set = load_lfs(ROOT / "examples" / "label" / TASKS[task])

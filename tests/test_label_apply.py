@@ -16,7 +16,8 @@ from thresher.errors import ConfigError, ThresherError
 from thresher.io.errors import ErrorLog
 from thresher.label.analysis import analyse, format_analysis, lf_correlations
 from thresher.label.apply import apply_lfs
-from thresher.label.lfs import KeywordLF, LFError, LFSet, ScoreLF, load_lfs
+from thresher.label.lf_files import LFSet, load_lfs
+from thresher.label.lfs import KeywordLF, LFError, ScoreLF
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "label"
 BBC = sample_path("labeled/bbc_news.parquet")

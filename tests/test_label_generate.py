@@ -19,7 +19,7 @@ from thresher.demo import sample_path
 from thresher.errors import ConfigError
 from thresher.label.generate import generate_keyword_lfs, lf_yaml
 from thresher.label.generate.keywords import wilson_lower
-from thresher.label.lfs import load_lfs
+from thresher.label.lf_files import load_lfs
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "label"
 

@@ -16,7 +16,8 @@ import pytest
 import thresher as th
 from thresher.demo import sample_path
 from thresher.label.apply import apply_lfs
-from thresher.label.lfs import LFError, RegexLF, load_lfs
+from thresher.label.lf_files import load_lfs
+from thresher.label.lfs import LFError, RegexLF
 
 BBC = sample_path("labeled/bbc_news.parquet")
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def test_a_regex_on_python_re_is_bounded_by_the_time_limit():
     assert lf.engine == "python"
     table = pq.read_table(BBC).select(["id", "text"]).slice(0, 3)
     from thresher.label.apply import apply_batch
-    from thresher.label.lfs import LFSet
+    from thresher.label.lf_files import LFSet
 
     with pytest.raises(LFError, match=r"'backtrack' failed on record .*timed out: no result within 0\.3 s"):
         apply_batch(LFSet(["business", "tech"], [lf]), table, "raise", 0.3)
@@ -150,7 +151,8 @@ def test_a_batched_lf_failing_on_one_record_is_still_narrowed_and_its_single_cal
 
 def test_lf_timeout_must_be_a_number():
     from thresher.errors import ConfigError
-    from thresher.label.lfs import KeywordLF, LFSet
+    from thresher.label.lf_files import LFSet
+    from thresher.label.lfs import KeywordLF
 
     with pytest.raises(ConfigError, match="lf_timeout must be a number of seconds >= 0"):
         apply_lfs(th.read(BBC), LFSet(["a", "b"], [KeywordLF("k", "a", ["x"])]), workers=1, lf_timeout=-1)

@@ -13,7 +13,8 @@ import pytest
 import thresher as th
 from thresher.demo import sample_path
 from thresher.errors import ConfigError
-from thresher.label.lfs import ABSTAIN, CallableLF, KeywordLF, LFError, LFSet, RegexLF, ScoreLF, load_lfs
+from thresher.label.lf_files import LFSet, load_lfs
+from thresher.label.lfs import ABSTAIN, CallableLF, KeywordLF, LFError, RegexLF, ScoreLF
 
 BBC = sample_path("labeled/bbc_news.parquet")
 CLASSES = ["business", "entertainment", "politics", "sport", "tech"]

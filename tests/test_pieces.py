@@ -431,7 +431,8 @@ def test_the_score_pass_by_pieces_is_the_sequential_one_at_any_worker_count(tmp_
 def test_a_bad_record_stops_every_map_stage_where_a_sequential_read_stops(tmp_path):
     from thresher.jobs.embed import run_embedding
     from thresher.label.apply import apply_lfs
-    from thresher.label.lfs import KeywordLF, LFSet
+    from thresher.label.lf_files import LFSet
+    from thresher.label.lfs import KeywordLF
     from thresher.pipeline import Score
 
     root = _stage_pool(tmp_path / "pool")
@@ -470,7 +471,8 @@ def _flaky(text: str) -> str | None:
 
 
 def _label_case(root: Path, **kw):
-    from thresher.label.lfs import CallableLF, KeywordLF, LFSet, ScoreLF
+    from thresher.label.lf_files import LFSet
+    from thresher.label.lfs import CallableLF, KeywordLF, ScoreLF
 
     ids = [i for b in _pool(root, **kw).iter_batches(ErrorLog("skip")) for i in b.column("id").to_pylist()]
     scores = pa.table({"id": ids, "score": [float(k % 10) for k in range(len(ids))]})

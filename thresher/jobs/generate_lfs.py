@@ -27,7 +27,7 @@ from thresher.label.generate import (
     generate_zero_shot_lf,
     write_lf_yaml,
 )
-from thresher.label.lfs import load_lfs
+from thresher.label.lf_files import load_lfs
 
 GENERATE_METHODS = ("keywords", "centroid", "zero-shot")
 

@@ -34,7 +34,8 @@ from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.provenance import dataset_info, versions
 from thresher.jobs.rundir import claims_run_dir
-from thresher.label.lfs import ABSTAIN, LFSet, as_lf_set
+from thresher.label.lf_files import LFSet, as_lf_set
+from thresher.label.lfs import ABSTAIN
 from thresher.run import Run
 
 CLASS_BALANCE_CHOICES = ("estimate", "uniform", "dev")

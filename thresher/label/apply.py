@@ -25,11 +25,11 @@ from thresher.engine.pieces import map_pieces, run_piece
 from thresher.errors import ConfigError
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
+from thresher.label.lf_files import LFSet
 from thresher.label.lfs import (
     ABSTAIN,
     CallableLF,
     LFError,
-    LFSet,
     LFTimeout,
     RegexLF,
     Votes,

@@ -1,6 +1,6 @@
 """Labelling functions (LFs): cheap, noisy voters that each return a class or abstain.
 
-Five kinds, one interface (``LabelingFunction.apply(batch, classes)`` -> one vote per record, -1 = abstain):
+Six kinds, one interface (``LabelingFunction.apply(batch, classes)`` -> one vote per record, -1 = abstain):
 
 * :func:`lf` decorates a Python function of a text (or, ``batched=True``, of a list of texts, e.g. a zero-shot
   model) into a :class:`CallableLF`; it returns a class index, a class name, or ``None``/-1 to abstain.
@@ -9,29 +9,23 @@ Five kinds, one interface (``LabelingFunction.apply(batch, classes)`` -> one vot
 * :class:`ScoreLF` turns an existing score column into a vote (``column op threshold -> label``).
 * :class:`PrototypeLF` votes the class whose example or description texts a record is nearest to in embedding
   space (nearest-centroid and zero-shot LFs; ``generate-lfs`` writes them).
+* :class:`thresher.label.prompted.PromptLF` asks a local causal LM about each record.
 
-:func:`load_lfs` reads a ``.py`` file (module-level LFs in definition order, plus ``CLASSES``) or a ``.yaml`` file
-(``classes:`` and ``lfs:``), with errors that name the file and line.
+LF sets and LF files (``.py`` and ``.yaml``) are read in :mod:`thresher.label.lf_files`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
 import operator
-import os
 import re
 import signal
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -124,7 +118,7 @@ class CallableLF(LabelingFunction):
             if self.batched:
                 try:
                     values = list(self.fn(texts))
-                except _USER_ERRORS:  # find the failing records one by one
+                except USER_ERRORS:  # find the failing records one by one
                     values = None
                 if values is not None and len(values) != len(texts):
                     detail = (f"returned {len(values)} votes for a batch of {len(texts)} records (ids {ids[0]!r} to "
@@ -160,7 +154,7 @@ class CallableLF(LabelingFunction):
         error: BaseException | None = None
         try:
             values.extend(map(self.fn, texts))
-        except _USER_ERRORS as e:
+        except USER_ERRORS as e:
             error = e
         except LFTimeout:  # the records done keep their votes; the caller fails the rest
             out.extend(_plain_prefix(values, lookup))
@@ -180,11 +174,11 @@ class CallableLF(LabelingFunction):
         """Run one record's vote, convert it to a class index, and handle a failure by the error policy."""
         try:
             out.votes[row] = _as_class(compute(), index, k)
-        except _USER_ERRORS as e:  # user code: any exception (even sys.exit) is this LF's failure on this record
+        except USER_ERRORS as e:  # user code: any exception (even sys.exit) is this LF's failure on this record
             if on_error == "raise":
-                raise LFError(self.name, ids[row], _describe_error(e)) from e
+                raise LFError(self.name, ids[row], describe_error(e)) from e
             out.failed_rows.append(row)
-            out.failures.append(f"{ids[row]}: {_describe_error(e)}")
+            out.failures.append(f"{ids[row]}: {describe_error(e)}")
 
     def _fail(self, out: Votes, rows: range, ids: list, detail: str, on_error: str) -> None:
         """Fail ``rows`` (abstains, counted) or, with ``on_error="raise"``, stop naming the first of them."""
@@ -223,7 +217,7 @@ class LFTimeout(BaseException):
 
 #: What a failure of user code can raise: everything but Ctrl-C (and our own time limit). ``SystemExit`` from an LF
 #: calling ``sys.exit`` is the LF's failure, not the end of the run.
-_USER_ERRORS = (Exception, SystemExit, GeneratorExit)
+USER_ERRORS = (Exception, SystemExit, GeneratorExit)
 
 
 _PLAIN_TYPES = {str, int, type(None)}
@@ -251,7 +245,7 @@ def _identity(value):
     return value
 
 
-def _describe_error(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
     if isinstance(e, SystemExit):
         return f"called sys.exit({e.code!r}); an LF returns a class or None, it does not end the run"
     return f"{type(e).__name__}: {e}"
@@ -456,7 +450,7 @@ class RegexLF(LabelingFunction):
 
     def votes(self, hit: np.ndarray, classes: Sequence[str]) -> Votes:
         """Votes from whether each record matched: the label where it did, abstain elsewhere."""
-        return Votes(np.where(hit, _label_index(self.label, classes, self.name), ABSTAIN).astype(np.int32))
+        return Votes(np.where(hit, label_index(self.label, classes, self.name), ABSTAIN).astype(np.int32))
 
     def matches(self, text: pa.Array | pa.ChunkedArray, engine: str | None = None,
                 view: pa.Array | None = None) -> np.ndarray:
@@ -647,7 +641,7 @@ def _re2_accepts(pattern: str) -> bool:
         return False
 
 
-def _label_index(label: str | int, classes: Sequence[str], lf_name: str) -> int:
+def label_index(label: str | int, classes: Sequence[str], lf_name: str) -> int:
     if isinstance(label, str):
         if label not in classes:
             raise ConfigError(f"LF {lf_name!r} votes {label!r}, which is not a class ({', '.join(classes)})")
@@ -686,8 +680,8 @@ class ScoreLF(LabelingFunction):
         return f"ScoreLF({self.name!r}: {self.column} {self.op} {self.threshold} -> {self.label!r})"
 
     def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
-        label = _label_index(self.label, classes, self.name)
-        other = ABSTAIN if self.else_label is None else _label_index(self.else_label, classes, self.name)
+        label = label_index(self.label, classes, self.name)
+        other = ABSTAIN if self.else_label is None else label_index(self.else_label, classes, self.name)
         values = _as_numbers(batch[self.column], self.name, self.column)
         with np.errstate(invalid="ignore"):
             hit = _OPS[self.op](values, self.threshold)
@@ -701,6 +695,18 @@ class ScoreLF(LabelingFunction):
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "column": self.column, "op": self.op,
                 "threshold": self.threshold, "label": self.label, "else_label": self.else_label}
+
+
+def vote_top(scores: np.ndarray, labels: np.ndarray, margin: float, floor: float = -np.inf) -> np.ndarray:
+    """Per row, the label of the highest-scoring column where it beats the runner-up by ``margin`` and reaches
+    ``floor`` (with one column, the runner-up is the floor), else ABSTAIN: how every scored LF turns scores into
+    votes."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rows = np.arange(len(scores))
+    top = scores[rows, order[:, 0]]
+    second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(scores), floor)
+    ok = (top - second >= margin) & (top >= floor)
+    return np.where(ok, labels[order[:, 0]], ABSTAIN).astype(np.int32)
 
 
 class PrototypeLF(LabelingFunction):
@@ -759,7 +765,7 @@ class PrototypeLF(LabelingFunction):
 
     def class_indices(self, classes: Sequence[str]) -> np.ndarray:
         """The class index of each column of :meth:`similarities`."""
-        return np.array([_label_index(c, classes, self.name) for c in self.prototypes], dtype=np.int32)
+        return np.array([label_index(c, classes, self.name) for c in self.prototypes], dtype=np.int32)
 
     def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
         texts = [t or "" for t in batch["text"].to_pylist()]
@@ -769,12 +775,7 @@ class PrototypeLF(LabelingFunction):
 
     def decide(self, sims: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Votes from similarities: the nearest class where it clears the margin and the floor, else abstain."""
-        order = np.argsort(-sims, axis=1, kind="stable")
-        top = sims[np.arange(len(sims)), order[:, 0]]
-        second = sims[np.arange(len(sims)), order[:, 1]] if sims.shape[1] > 1 else np.full(len(sims),
-                                                                                             self.min_similarity)
-        ok = (top - second >= self.margin) & (top >= self.min_similarity)
-        return np.where(ok, labels[order[:, 0]], ABSTAIN).astype(np.int32)
+        return vote_top(sims, labels, self.margin, self.min_similarity)
 
     def voted_labels(self) -> tuple:
         return tuple(self.prototypes)
@@ -809,220 +810,3 @@ def _is_number(value: str) -> bool:
         return True
     except ValueError:
         return value.lower() in ("true", "false")
-
-
-# ------------------------------------------------------------------------------------------------ LF sets and files
-
-
-class LFSet:
-    """The classes and the LFs of one labelling task, and where they came from (for workers and the manifest).
-
-    An LF set loaded from a file pickles as its path and content digest, so worker processes load the file again
-    instead of pickling functions defined in it.
-    """
-
-    def __init__(self, classes: Sequence[str], lfs: Sequence[LabelingFunction], source: str | None = None,
-                 digest: str | None = None):
-        self.classes = [str(c) for c in classes]
-        self.lfs = list(lfs)
-        self.source, self.digest = source, digest
-        where = f"{source}: " if source else ""
-        if len(self.classes) < 2:
-            raise ConfigError(f"{where}a labelling task needs at least 2 classes, got {self.classes}")
-        if len(set(self.classes)) != len(self.classes):
-            raise ConfigError(f"{where}duplicate class names in {self.classes}")
-        if not self.lfs:
-            raise ConfigError(f"{where}no labelling functions found")
-        names = [f.name for f in self.lfs]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ConfigError(f"{where}two labelling functions are named {', '.join(dupes)}; names must be unique")
-        for f in self.lfs:
-            if not isinstance(f, LabelingFunction):
-                raise ConfigError(f"{where}{f!r} is not a labelling function (decorate it with @thresher.lf)")
-            if isinstance(f, CallableLF) and f.label_names is not None and f.label_names != self.classes:
-                raise ConfigError(f"{where}LF {f.name!r} has label_names {f.label_names}, but the classes are "
-                                  f"{self.classes}")
-            for label in f.voted_labels():
-                _label_index(label, self.classes, f.name)
-
-    @property
-    def names(self) -> list[str]:
-        return [f.name for f in self.lfs]
-
-    @property
-    def columns(self) -> list[str]:
-        """Extra record columns the LFs read (score LFs)."""
-        return list(dict.fromkeys(c for f in self.lfs for c in f.columns))
-
-    def describe(self) -> dict:
-        return {"source": self.source, "digest": self.digest, "classes": self.classes,
-                "lfs": [f.describe() for f in self.lfs]}
-
-    def __reduce__(self):
-        if self.source and self.digest:
-            return (_load_cached, (self.source, self.digest))
-        if getattr(self, "parts", None):
-            return (_load_merged, (self.parts,))
-        return (LFSet, (self.classes, self.lfs, self.source, self.digest))
-
-    def __len__(self) -> int:
-        return len(self.lfs)
-
-    def __repr__(self) -> str:
-        return f"LFSet({len(self.lfs)} LFs, classes={self.classes}, source={self.source!r})"
-
-
-_CACHE: dict[tuple[str, str], LFSet] = {}
-
-
-def _load_cached(source: str, digest: str) -> LFSet:
-    """Load an LF file once per process (workers receive the path, not the functions)."""
-    key = (source, digest)
-    if key not in _CACHE:
-        lfs = load_lfs(source)
-        if lfs.digest != digest:
-            raise ConfigError(f"{source} changed while labelling; run again")
-        _CACHE[key] = lfs
-    return _CACHE[key]
-
-
-def merge_lf_sets(sets: Sequence[LFSet]) -> LFSet:
-    """One LF set from several with the same classes (hand-written plus generated LFs, say); LF names stay unique.
-
-    Merged file-loaded sets pickle as their files' paths and digests, so workers load each file themselves.
-    """
-    if len(sets) == 1:
-        return sets[0]
-    first = sets[0]
-    for other in sets[1:]:
-        if other.classes != first.classes:
-            raise ConfigError(f"LF files must list the same classes in the same order: {first.source or 'the first'} "
-                              f"has {first.classes}, {other.source or 'another'} has {other.classes}")
-    merged = LFSet(first.classes, [f for s in sets for f in s.lfs],
-                   source=" + ".join(str(s.source) for s in sets))
-    if all(s.source and s.digest for s in sets):
-        merged.parts = tuple((s.source, s.digest) for s in sets)
-    return merged
-
-
-def _load_merged(parts: tuple[tuple[str, str], ...]) -> LFSet:
-    """A merged LF set rebuilt in a worker from its files."""
-    return merge_lf_sets([_load_cached(source, digest) for source, digest in parts])
-
-
-def load_lfs(path: str | os.PathLike) -> LFSet:
-    """Read an LF set from a ``.py`` or ``.yaml``/``.yml`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"LF file {path} does not exist")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    if path.suffix == ".py":
-        return _load_python(path.resolve(), digest)
-    if path.suffix in (".yaml", ".yml"):
-        return _load_yaml(path.resolve(), data.decode("utf-8"), digest)
-    raise ConfigError(f"{path}: LF files are .py (decorated functions and CLASSES) or .yaml (classes and lfs)")
-
-
-def as_lf_set(lfs: LFSet | str | os.PathLike | Sequence[LabelingFunction | Callable | str | os.PathLike],
-              classes: Sequence[str] | None = None) -> LFSet:
-    """An :class:`LFSet` from a file path, an LFSet, several LF files (merged), or a list of LFs/functions plus
-    ``classes``."""
-    if isinstance(lfs, LFSet):
-        if classes is not None and list(classes) != lfs.classes:
-            raise ConfigError(f"classes {list(classes)} differ from the LF set's {lfs.classes}")
-        return lfs
-    if isinstance(lfs, (str, os.PathLike)):
-        loaded = load_lfs(lfs)
-        return as_lf_set(loaded, classes)
-    if isinstance(lfs, (list, tuple)) and lfs and all(isinstance(x, (str, os.PathLike, LFSet)) for x in lfs):
-        return as_lf_set(merge_lf_sets([x if isinstance(x, LFSet) else load_lfs(x) for x in lfs]), classes)
-    if classes is None:
-        raise ConfigError("give the class names (classes=[...]) with a list of labelling functions")
-    return LFSet(classes, [f if isinstance(f, LabelingFunction) else CallableLF(f) for f in lfs])
-
-
-def _load_python(path: Path, digest: str) -> LFSet:
-    """Import the file as a fresh module; collect module-level LFs (definition order) and CLASSES/LABELS."""
-    name = f"_thresher_lfs_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling by reference inside the file need the module registered
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as e:
-        raise ConfigError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    except _USER_ERRORS as e:  # user code at import time (sys.exit too)
-        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
-        line = f":{frames[-1].lineno}" if frames else ""
-        raise ConfigError(f"{path}{line}: importing the LF file failed: {_describe_error(e)}") from None
-    classes = getattr(module, "CLASSES", None) or getattr(module, "LABELS", None)
-    if not classes or not isinstance(classes, (list, tuple)):
-        raise ConfigError(f"{path}: define the class names at module level, e.g. CLASSES = ['negative', 'positive']")
-    explicit = getattr(module, "LFS", None)
-    lfs = list(explicit) if explicit is not None else [
-        v for k, v in vars(module).items() if isinstance(v, LabelingFunction) and not k.startswith("_")]
-    return LFSet(classes, lfs, source=str(path), digest=digest)
-
-
-_LF_KEYS = {"name", "label", "keywords", "regex", "case_sensitive", "whole_word", "column", "threshold", "op",
-            "else_label", "prototypes", "backend", "margin", "min_similarity"}
-
-
-def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
-    """``classes: [..]`` and ``lfs: [{name, label, keywords | regex | column+threshold+op, ...}]``, or
-    ``{name, prototypes: {class: [texts]}, backend, margin, min_similarity}``."""
-    from thresher.yaml_loading import load_yaml
-
-    data = load_yaml(text, str(path))
-    if not isinstance(data, dict) or "classes" not in data or "lfs" not in data:
-        raise ConfigError(f"{path}: an LF file is a mapping with 'classes' (a list of names) and 'lfs' (a list)")
-    if set(data) - {"classes", "lfs", "__line__"}:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(set(data) - {'classes', 'lfs', '__line__'}))}")
-    classes, entries = data["classes"], data["lfs"]
-    if not isinstance(classes, list) or not isinstance(entries, list):
-        raise ConfigError(f"{path}:{data['__line__']}: 'classes' and 'lfs' must be lists")
-    lfs = []
-    for i, entry in enumerate(entries):
-        where = f"{path}:{entry.get('__line__', '?')}" if isinstance(entry, dict) else f"{path} (lfs item {i + 1})"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: each LF is a mapping such as {{name: sport, label: sport, keywords: [..]}}")
-        spec = {k: v for k, v in entry.items() if k != "__line__"}
-        unknown = sorted(set(spec) - _LF_KEYS)
-        kinds = [k for k in ("keywords", "regex", "column", "prototypes") if k in spec]
-        try:
-            if unknown:
-                raise ConfigError(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_LF_KEYS))}")
-            if len(kinds) != 1:
-                raise ConfigError("give exactly one of keywords, regex, column (with threshold) or prototypes")
-            name = str(spec.get("name") or f"lf_{i}")
-            if "prototypes" in spec:
-                extra = sorted(set(spec) - {"name", "prototypes", "backend", "margin", "min_similarity"})
-                if extra:
-                    raise ConfigError(f"a prototypes LF votes the classes it has prototypes for; it takes no "
-                                      f"{', '.join(extra)}")
-                prototypes = spec["prototypes"]
-                if isinstance(prototypes, dict):  # the YAML reader notes each mapping's line under __line__
-                    prototypes = {k: v for k, v in prototypes.items() if k != "__line__"}
-                lfs.append(PrototypeLF(name, prototypes, spec.get("backend", "static"),
-                                       spec.get("margin", 0.05), spec.get("min_similarity", 0.0)))
-            elif "label" not in spec:
-                raise ConfigError("give the 'label' this LF votes for")
-            elif "keywords" in spec:
-                lfs.append(KeywordLF(name, spec["label"], spec["keywords"], spec.get("case_sensitive", False),
-                                     spec.get("whole_word", True)))
-            elif "regex" in spec:
-                if "whole_word" in spec:
-                    raise ConfigError(f"LF {name!r}: whole_word applies to keywords, not regex")
-                lfs.append(RegexLF(name, spec["label"], spec["regex"], spec.get("case_sensitive", False)))
-            else:
-                if "threshold" not in spec:
-                    raise ConfigError("a column LF needs a 'threshold'")
-                lfs.append(ScoreLF(name, str(spec["column"]), spec["threshold"], spec["label"],
-                                   str(spec.get("op", ">=")), spec.get("else_label")))
-            for label in lfs[-1].voted_labels():
-                _label_index(label, [str(c) for c in classes], name)  # here too, so the error names the line
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
-    return LFSet(classes, lfs, source=str(path), digest=digest)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import inspect
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -245,6 +246,31 @@ class CausalLM:
                     out[i] = lp
         return out
 
+    def continuation_logprobs(self, prompts: Sequence[Sequence[int]],
+                              continuations: Sequence[Sequence[int]]) -> np.ndarray:
+        """Log probability of each continuation (token ids) right after each prompt (token ids, used as given: no
+        prefix, no truncation): an array ``len(prompts) x len(continuations)``.
+
+        One forward pass per batch of prompts, with the last position's distribution giving every continuation's
+        first token; the rest of a multi-token continuation is scored by a short pass over the prompt's cached
+        keys and values, so a prompt is never re-read. Batches are formed as in :meth:`token_logprobs` (longest
+        first, left padding)."""
+        import torch
+
+        loaded, _ = self._loaded()
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
+        if any(not c for c in continuations) or any(not p for p in prompts):
+            raise ConfigError("every prompt and every continuation needs at least one token")
+        out = np.zeros((len(prompts), len(continuations)))
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.config.batch_size):
+                batch = order[start:start + self.config.batch_size]
+                out[batch] = _continuation_logprobs(loaded.model, [list(prompts[i]) for i in batch],
+                                                    [list(c) for c in continuations])
+        return out
+
     def token_losses(self, texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> list[np.ndarray]:
         """Negative log probability (nats) of every scored token, per record."""
         return [-lp for lp in self.token_logprobs(texts)]
@@ -318,3 +344,34 @@ def _batch_logprobs(loaded: LoadedLM, seqs: list[list[int]], padding_side: str) 
         picked = logits.gather(1, targets[a:a + _HEAD_CHUNK, None])[:, 0]
         logp[a:a + _HEAD_CHUNK] = (picked - torch.logsumexp(logits, dim=1)).double()
     return [chunk.numpy() for chunk in logp.split(scored.sum(1).tolist())]
+
+
+def _continuation_logprobs(lm, prompts: list[list[int]], continuations: list[list[int]]) -> np.ndarray:
+    """:meth:`CausalLM.continuation_logprobs` for one batch: left-padded prompts, then each multi-token
+    continuation appended to the prompts' key/value cache (cropped back to the prompts after each)."""
+    import torch
+
+    width = max(map(len, prompts))
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p):] = torch.tensor(p)
+        mask[row, width - len(p):] = 1
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    multi = any(len(c) > 1 for c in continuations)
+    cache_arg = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"  # 5.x / 4.x
+    result = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=multi, logits_to_keep=1)
+    first = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
+    out = first[:, [c[0] for c in continuations]].double()
+    lengths = mask.sum(1)
+    for k, c in enumerate(continuations):
+        if len(c) == 1:
+            continue
+        rest = torch.tensor(c[:-1]).repeat(len(prompts), 1)  # token j of the continuation predicts token j + 1
+        step = lm(input_ids=rest, attention_mask=torch.cat([mask, torch.ones_like(rest)], dim=1),
+                  position_ids=lengths[:, None] + torch.arange(len(c) - 1)[None], use_cache=True,
+                  **{cache_arg: getattr(result, cache_arg)})
+        logp = torch.log_softmax(step.logits.float(), dim=-1)
+        out[:, k] += logp.gather(2, torch.tensor(c[1:]).repeat(len(prompts), 1)[..., None])[..., 0].sum(1).double()
+        getattr(result, cache_arg).crop(1 - len(c))  # back to the prompts alone
+    return out.numpy()
