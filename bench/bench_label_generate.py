@@ -78,7 +78,7 @@ def generated_matrix(lfs, texts: pa.Array, embeddings: np.ndarray, classes: list
             dense[:, j] = g.lf.decide(g.lf.similarities_to(embeddings), g.lf.class_indices(classes))
         else:
             dense[g.lf.matches(texts), j] = classes.index(g.label)
-    return LabelMatrix.from_dense(dense, len(classes))
+    return LabelMatrix.from_dense(dense, len(classes), [g.lf.name for g in lfs] or ["none"])
 
 
 def side_by_side(a, b):

@@ -144,7 +144,7 @@ def test_yaml_loader_builds_each_kind_and_names_the_line_of_mistakes(tmp_path):
     cases = {"  - {name: kw, label: maybe, keywords: [x]}\n": r":3: .*'maybe', which is not a class",
              "  - {name: kw, label: pos, keyword: [x]}\n": r":3: unknown key\(s\) keyword",
              "  - {name: kw, label: pos, regex: '(unclosed'}\n": r":3: .*invalid regular expression",
-             "  - {name: kw, label: pos}\n": r":3: give exactly one of keywords, regex, column .* or prototypes"}
+             "  - {name: kw, label: pos}\n": r":3: give exactly one of keywords, regex, column .* prototypes or prompt"}
     for entry, message in cases.items():
         bad = tmp_path / "bad.yaml"
         bad.write_text("classes: [neg, pos]\nlfs:\n" + entry)

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -191,6 +191,14 @@ def _class_text(item: str) -> tuple[str, str]:
     if not eq or not label or not text.strip():
         raise ConfigError(f"expected CLASS=TEXT, got {item!r}")
     return label, text
+
+
+def _class_answers(items: Sequence[str]) -> dict[str, list[str]] | None:
+    """Repeated CLASS=WORD options as class -> words (None when none were given)."""
+    answers: dict[str, list[str]] = {}
+    for label, word in map(_class_text, items):
+        answers.setdefault(label, []).append(word)
+    return answers or None
 
 
 def _min_tokens(value: str) -> int | str:
@@ -782,15 +790,27 @@ Examples:
 @click.option("--classes", default=None, metavar="A,B,...", help="Class names in order [default: sorted labels].")
 @click.option("--like", type=click.Path(exists=True, dir_okay=False), default=None,
               help="An LF file whose classes to use, so the two merge (thresher label --lfs A --lfs B).")
-@click.option("--method", "methods", type=click.Choice(["keywords", "centroid", "zero-shot"]), multiple=True,
-              default=("keywords",), show_default=True,
+@click.option("--method", "methods", type=click.Choice(["keywords", "centroid", "zero-shot", "prompt"]),
+              multiple=True, default=("keywords",), show_default=True,
               help="Repeat to combine. keywords: Snuba-style word n-grams kept for dev precision, picked for "
                    "coverage; centroid: nearest class centroid in embedding space; zero-shot: nearest class "
-                   "description (--describe).")
+                   "description (--describe); prompt: a local causal LM asked --prompt, answering --answer "
+                   "words.")
 @click.option("--describe", "describe", multiple=True, metavar="CLASS=TEXT",
               help="A class's description for --method zero-shot (repeat) [default: the class name].")
 @click.option("--backend", type=click.Choice(["static", "minilm"]), default="static", show_default=True,
               help="Sentence embeddings for centroid and zero-shot LFs.")
+@click.option("--prompt", default=None, metavar="TEXT",
+              help="For --method prompt: the text the LM continues, with {text} where the record goes and optionally "
+                   "{choices} (the first answers, 'a, b or c') [default: '{text}\\n\\nThis text is about'].")
+@click.option("--answer", "answers", multiple=True, metavar="CLASS=WORD",
+              help="For --method prompt: an answer meaning CLASS (repeat; several per class allowed); a class "
+                   "without one is answered by its name, as written and capitalised.")
+@click.option("--lm", default="smollm2", show_default=True, metavar="MODEL",
+              help="For --method prompt: 'smollm2', a Hugging Face model folder or a .gguf file.")
+@click.option("--chat/--no-chat", default=False, show_default=True,
+              help="For --method prompt: send the prompt as a chat turn (a question to an instruction-tuned model) "
+                   "or as plain text the answer continues.")
 @click.option("--sample", type=click.IntRange(min=1), default=None, help="Use a seeded sample of this many records.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -804,10 +824,10 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
 @_duplicate_ids_option
 @_handle_errors
-def generate_lfs(dev, out, label_field, dev_where, classes, like, methods, describe, backend, sample, seed, params,
-                 text_field, id_field, on_error, quiet, as_json) -> None:
-    """Write LFs from a few labelled records (keywords, nearest centroid, zero-shot), each with its dev precision and
-    coverage, into a .yaml LF file."""
+def generate_lfs(dev, out, label_field, dev_where, classes, like, methods, describe, backend, prompt, answers, lm,
+                 chat, sample, seed, params, text_field, id_field, on_error, quiet, as_json) -> None:
+    """Write LFs from a few labelled records (keywords, nearest centroid, zero-shot, a prompted LM), each with its dev
+    precision and coverage, into a .yaml LF file."""
     from thresher.io.dataset import Dataset
     from thresher.jobs.generate_lfs import generate_lfs as run_generation
 
@@ -815,7 +835,8 @@ def generate_lfs(dev, out, label_field, dev_where, classes, like, methods, descr
     result = run_generation(Dataset(list(dev), **opts), out, label_field=label_field, dev_where=dev_where,
                             classes=classes.split(",") if classes else None, like=like, method=list(methods),
                             sample=sample, seed=seed, params=_key_values(params),
-                            descriptions=dict(_class_text(d) for d in describe), backend=backend)
+                            descriptions=dict(_class_text(d) for d in describe), backend=backend,
+                            prompt=prompt, answers=_class_answers(answers), lm=lm, chat=chat)
     if as_json:
         lfs = [{**g.lf.describe(), "dev_precision": g.precision, "dev_coverage": g.coverage} for g in result.lfs]
         click.echo(json.dumps({"path": str(result.path), "classes": result.classes, "n_dev": result.n_dev,

@@ -1,5 +1,5 @@
-"""The ``generate-lfs`` job: read labelled dev records, write LFs from them (keywords, nearest centroid, zero-shot)
-into an LF file to edit.
+"""The ``generate-lfs`` job: read labelled dev records, write LFs from them (keywords, nearest centroid, zero-shot,
+a prompted LM) into an LF file to edit.
 
 The file is an ordinary ``.yaml`` LF file (``thresher label --lfs hand.yaml --lfs generated.yaml`` merges it with
 hand-written LFs). Its header says where the LFs came from; each LF carries its precision and coverage on the dev
@@ -22,14 +22,16 @@ from thresher.io.errors import ErrorLog
 from thresher.jobs.label import dev_filter, dev_labels, dev_where_rows
 from thresher.label.generate import (
     GeneratedLF,
+    LFRefused,
     generate_centroid_lf,
     generate_keyword_lfs,
+    generate_prompt_lf,
     generate_zero_shot_lf,
     write_lf_yaml,
 )
 from thresher.label.lf_files import load_lfs
 
-GENERATE_METHODS = ("keywords", "centroid", "zero-shot")
+GENERATE_METHODS = ("keywords", "centroid", "zero-shot", "prompt")
 
 
 @dataclass
@@ -58,15 +60,17 @@ def generate_lfs(dev: Dataset, out: str | os.PathLike, *, label_field: str = "la
                  classes: Sequence[str] | None = None, like: str | os.PathLike | None = None,
                  method: str | Sequence[str] = "keywords", sample: int | None = None, seed: int = 0,
                  params: dict | None = None, descriptions: dict[str, str] | None = None,
-                 backend: str = "static") -> GeneratedLFs:
+                 backend: str = "static", prompt: str | None = None, answers: dict[str, list[str]] | None = None,
+                 lm: str = "smollm2", chat: bool = False) -> GeneratedLFs:
     """Mine LFs from the labelled records of ``dev`` and write them to ``out`` (a .yaml file).
 
     ``method``: one or several of ``keywords`` (Snuba-style n-gram LFs), ``centroid`` (a nearest-centroid LF on
     sentence embeddings, ``backend``), ``zero-shot`` (an LF comparing records with ``descriptions`` of the classes,
-    by default their names). ``classes``: the class names, in order (default: those of ``like``, an existing LF
-    file the new one should merge with, else the distinct labels sorted). ``sample``: use a seeded random ``sample``
-    of the dev records (to see what a smaller labelling budget gives). ``params``: :func:`generate_keyword_lfs`
-    settings.
+    by default their names), ``prompt`` (the causal LM ``lm`` asked ``prompt`` about each record, ``answers`` per
+    class, as a chat turn if ``chat``; see :func:`generate_prompt_lf`). ``classes``: the class names, in order
+    (default: those of ``like``, an existing LF file the new one should merge with, else the distinct labels sorted).
+    ``sample``: use a seeded random ``sample`` of the dev records (to see what a smaller labelling budget gives).
+    ``params``: :func:`generate_keyword_lfs` settings.
     """
     methods = list(dict.fromkeys([method] if isinstance(method, str) else method))
     unknown = [m for m in methods if m not in GENERATE_METHODS]
@@ -99,12 +103,14 @@ def generate_lfs(dev: Dataset, out: str | os.PathLike, *, label_field: str = "la
                 generated += generate_keyword_lfs(texts, y, classes, **(params or {}))
             elif m == "centroid":
                 generated.append(generate_centroid_lf(texts, y, classes, backend=backend))
+            elif m == "prompt":
+                generated.append(generate_prompt_lf(texts, y, classes, prompt, answers, model=lm, chat=chat))
             else:
                 generated.append(generate_zero_shot_lf(texts, y, classes, descriptions, backend=backend))
-        except ConfigError as e:
-            if len(methods) == 1 or m == "keywords":  # bad settings, or the only thing asked for
+        except LFRefused as e:
+            if len(methods) == 1:  # the only thing asked for
                 raise
-            refused[m] = str(e)  # an embedding LF no better than the majority class: reported, not written
+            refused[m] = str(e)  # a scored LF no better than the majority class: reported, not written
     for g in generated:  # unique names, here and beside the LF file they are meant to merge with
         name, i = g.lf.name, 1
         while name in taken:

@@ -63,7 +63,8 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str,
                 lf_timeout: float | None = None) -> tuple[sp.csr_matrix, dict[str, list[str]]]:
     """Votes of one batch as CSR (stored value = class + 1) and each LF's failures (``id: why``).
 
-    Each LF gets ``lf_timeout`` seconds for the batch; one that takes longer fails on the records it had not
+    Each LF (but the built-in model LFs, see ``LabelingFunction.time_limited``) gets ``lf_timeout`` seconds for the
+    batch; one that takes longer fails on the records it had not
     finished (an error naming it, or with ``on_error="skip"`` abstains that are counted)."""
     columns, failures = [], {}
     ids = batch["id"]
@@ -86,7 +87,7 @@ def apply_batch(lf_set: LFSet, batch: pa.Table, on_error: str,
                 with time_limit(lf_timeout):
                     result = f.apply(batch, lf_set.classes, on_error, texts=texts)
             else:
-                with time_limit(lf_timeout):
+                with time_limit(lf_timeout if f.time_limited else None):
                     result = f.apply(batch, lf_set.classes, on_error)
         except LFTimeout as e:  # a vectorised LF (Python re on some records) ran out of time on the whole batch
             detail = e.detail(batch.num_rows, ids[0].as_py())

@@ -179,7 +179,11 @@ def _load_python(path: Path, digest: str) -> LFSet:
 
 
 _LF_KEYS = {"name", "label", "keywords", "regex", "case_sensitive", "whole_word", "column", "threshold", "op",
-            "else_label", "prototypes", "backend", "margin", "min_similarity"}
+            "else_label", "prototypes", "backend", "margin", "min_similarity", "prompt", "answers", "model", "chat",
+            "bias", "max_tokens", "batch_size"}
+#: the keys of each model-backed LF kind (they vote the classes they score, so they take no label)
+_PROTOTYPE_KEYS = {"name", "prototypes", "backend", "margin", "min_similarity"}
+_PROMPT_KEYS = {"name", "prompt", "answers", "model", "chat", "bias", "margin", "max_tokens", "batch_size"}
 
 
 def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
@@ -202,23 +206,25 @@ def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
             raise ConfigError(f"{where}: each LF is a mapping such as {{name: sport, label: sport, keywords: [..]}}")
         spec = {k: v for k, v in entry.items() if k != "__line__"}
         unknown = sorted(set(spec) - _LF_KEYS)
-        kinds = [k for k in ("keywords", "regex", "column", "prototypes") if k in spec]
+        kinds = [k for k in ("keywords", "regex", "column", "prototypes", "prompt") if k in spec]
         try:
             if unknown:
                 raise ConfigError(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_LF_KEYS))}")
             if len(kinds) != 1:
-                raise ConfigError("give exactly one of keywords, regex, column (with threshold) or prototypes")
+                raise ConfigError("give exactly one of keywords, regex, column (with threshold), prototypes or prompt")
             name = str(spec.get("name") or f"lf_{i}")
-            if "prototypes" in spec:
-                extra = sorted(set(spec) - {"name", "prototypes", "backend", "margin", "min_similarity"})
+            if "prototypes" in spec or "prompt" in spec:
+                keys = _PROTOTYPE_KEYS if "prototypes" in spec else _PROMPT_KEYS
+                extra = sorted(set(spec) - keys)
                 if extra:
-                    raise ConfigError(f"a prototypes LF votes the classes it has prototypes for; it takes no "
-                                      f"{', '.join(extra)}")
-                prototypes = spec["prototypes"]
-                if isinstance(prototypes, dict):  # the YAML reader notes each mapping's line under __line__
-                    prototypes = {k: v for k, v in prototypes.items() if k != "__line__"}
-                lfs.append(PrototypeLF(name, prototypes, spec.get("backend", "static"),
-                                       spec.get("margin", 0.05), spec.get("min_similarity", 0.0)))
+                    raise ConfigError(f"a {kinds[0]} LF votes the classes it scores; it takes no {', '.join(extra)}")
+                spec = {k: _without_lines(v) for k, v in spec.items() if k != "name"}
+                if "prototypes" in spec:
+                    lfs.append(PrototypeLF(name, **spec))
+                else:
+                    from thresher.label.prompted import PromptLF
+
+                    lfs.append(PromptLF(name, **spec))
             elif "label" not in spec:
                 raise ConfigError("give the 'label' this LF votes for")
             elif "keywords" in spec:
@@ -238,3 +244,10 @@ def _load_yaml(path: Path, text: str, digest: str) -> LFSet:
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
     return LFSet(classes, lfs, source=str(path), digest=digest)
+
+
+def _without_lines(value):
+    """A YAML value without the ``__line__`` entries the reader adds to every mapping."""
+    if isinstance(value, dict):
+        return {k: _without_lines(v) for k, v in value.items() if k != "__line__"}
+    return value

@@ -65,6 +65,9 @@ class LabelingFunction:
     name: str = ""
     kind: str = ""
     columns: tuple[str, ...] = ()
+    #: whether ``--lf-timeout`` applies; False for built-in model LFs, whose time per batch is fixed by its size and
+    #: long on a CPU (a prompted LM takes minutes per 1,000 records) but never stuck
+    time_limited: bool = True
 
     def apply(self, batch: pa.Table, classes: Sequence[str], on_error: str = "raise") -> Votes:
         """One vote per row of ``batch`` (columns ``id``, ``text`` and ``self.columns``)."""
@@ -720,6 +723,7 @@ class PrototypeLF(LabelingFunction):
     """
 
     kind = "prototypes"
+    time_limited = False
 
     def __init__(self, name: str, prototypes: dict, backend: str = "static", margin: float = 0.05,
                  min_similarity: float = 0.0):

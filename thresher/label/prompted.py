@@ -27,9 +27,10 @@ class PromptLF(LabelingFunction):
     :class:`thresher.lm.causal.CausalLMConfig`."""
 
     kind = "prompt"
+    time_limited = False
 
     def __init__(self, name: str, prompt: str, answers: Mapping[str, Sequence[str] | str], model: str = "smollm2",
-                 chat: bool = True, bias: Mapping[str, float] | None = None, margin: float = 0.0,
+                 chat: bool = False, bias: Mapping[str, float] | None = None, margin: float = 0.0,
                  max_tokens: int = 256, batch_size: int = 8, cache: bool | str | os.PathLike = True):
         from thresher.lm.causal import CausalLMConfig
         from thresher.lm.prompt import PromptScorer

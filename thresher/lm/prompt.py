@@ -1,9 +1,9 @@
 """A causal LM asked a question about each record: the log probability of each class's answer, cached on disk.
 
 A prompt is a template holding ``{text}`` (the record, cut to ``max_tokens`` tokens) and optionally ``{choices}``
-(the classes' first answers, "a, b or c"). With ``chat=True`` it is sent as a user turn through the tokenizer's chat
-template and the answer is the assistant's first word (SmolLM2-Instruct answers "Positive", no leading space); with
-``chat=False`` it is plain text after the prefix token and the answer continues it (" positive"). A class may have
+(the classes' first answers, "a, b or c"). With ``chat=False`` (the default) it is plain text after the prefix token
+and the answer continues it (" positive", with its space); with ``chat=True`` it is sent as a user turn through the
+tokenizer's chat template and the answer is the assistant's first word ("Positive", no leading space). A class may have
 several answers; its score is the log of their summed probabilities. Multi-token answers are scored exactly (every
 token), at the cost of a short extra pass per such answer (see :meth:`CausalLM.continuation_logprobs`).
 
@@ -27,8 +27,13 @@ import numpy as np
 from thresher.errors import ConfigError
 from thresher.lm.causal import _CHARS_PER_TOKEN, CausalLM, CausalLMConfig, _cut, resolve_model
 
-DEFAULT_TEMPLATE = "{text}\n\nWhich one of these best describes the text above: {choices}? Answer with one word."
+#: plain text the answer continues. Chosen on bbc_news, review_sentences and vader_tweets (100 records each,
+#: SmolLM2-135M, answers the class names): 0.82 / 0.78 / 0.72 accuracy with a bias fitted on 50 of them, against
+#: 0.38-0.72 for templates listing the {choices} (small LMs favour a position in the list) and 0.38 for the same
+#: question as a chat turn on bbc_news
+DEFAULT_TEMPLATE = "{text}\n\nThis text is about"
 _SQLITE_TIMEOUT = 120.0  # seconds a worker waits for another's write to the shared cache
+_STORE_EVERY = 8  # batches of records scored between two writes to the cache
 
 
 def choices_phrase(words: Sequence[str]) -> str:
@@ -43,7 +48,7 @@ class PromptScorer:
     answers: class -> list of answer strings (a string is one answer). cache: True (the user cache folder), False,
     or a folder for the cache file."""
 
-    def __init__(self, template: str, answers: Mapping[str, Sequence[str] | str], chat: bool = True,
+    def __init__(self, template: str, answers: Mapping[str, Sequence[str] | str], chat: bool = False,
                  max_tokens: int = 256, lm: CausalLMConfig | None = None, cache: bool | str | os.PathLike = True):
         if "{text}" not in template:
             raise ConfigError("a prompt needs a {text} placeholder where the record goes")
@@ -118,12 +123,12 @@ class PromptScorer:
         keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts]
         found = self._lookup(set(keys))
         missing = list(dict.fromkeys(k for k in keys if k not in found))
-        if missing:
-            first = {k: t for k, t in zip(keys, texts)}
-            answer = self.answer_ids()
-            logp = self.lm.continuation_logprobs(self.encode([first[k] for k in missing]), answer)
-            per_class = self._per_class(logp)
-            new = dict(zip(missing, per_class))
+        first = {k: t for k, t in zip(keys, texts)}
+        step = _STORE_EVERY * self.lm.config.batch_size  # stored as it goes: a stopped run keeps what it computed
+        for a in range(0, len(missing), step):
+            chunk = missing[a:a + step]
+            logp = self.lm.continuation_logprobs(self.encode([first[k] for k in chunk]), self.answer_ids())
+            new = dict(zip(chunk, self._per_class(logp)))
             self._store(new)
             found.update(new)
             found.update(self._lookup(set(new)))  # another worker's score for the same text, if it stored first

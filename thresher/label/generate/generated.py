@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from thresher.errors import ConfigError
 from thresher.label.lfs import LabelingFunction
 
 
@@ -40,3 +42,36 @@ def wilson_lower(correct: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
     centre = p + z * z / (2 * n)
     spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return (centre - spread) / (1 + z * z / n)
+
+
+class LFRefused(ConfigError):
+    """A generated LF not written because its dev precision is not clearly above the most frequent class's share."""
+
+
+#: a scored LF is written only if its dev precision's 95% lower bound beats the most frequent class's share
+REFUSE_Z = 1.96
+
+
+def choose_margin(lf, scores: np.ndarray, labels: np.ndarray, y: np.ndarray, z: float,
+                  margins: Sequence[float]) -> tuple[float, int, int]:
+    """Set ``lf.margin`` to the one of ``margins`` maximising lower-bound dev precision × dev coverage, for an LF
+    that votes through ``lf.decide(scores, labels)``; return (margin, votes, right).
+
+    Refused (:class:`LFRefused`) when at that margin the lower-bound precision does not beat always answering the most
+    frequent class (95% Wilson bound): such an LF only adds noise (class names as zero-shot descriptions often do:
+    "ham" is food to an embedding model)."""
+    best = (margins[0], 0, 0, -1.0)
+    base_rate = float(np.bincount(y).max() / len(y))
+    for margin in margins:
+        lf.margin = margin
+        votes = lf.decide(scores, labels)
+        voted = votes >= 0
+        right = int((votes[voted] == y[voted]).sum())
+        score = float(wilson_lower(right, voted.sum(), z)) * voted.mean() if voted.any() else 0.0
+        if score > best[3]:
+            best = (margin, int(voted.sum()), right, score)
+    if not best[1] or wilson_lower(best[2], best[1], REFUSE_Z) <= base_rate:
+        raise LFRefused(f"LF {lf.name!r}: its dev precision is not clearly above always answering the most frequent "
+                          f"class ({base_rate:.0%}); not written (describe the classes, or word the prompt better)")
+    lf.margin = best[0]
+    return best[:3]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from thresher.io.atomic import atomic_path
 from thresher.label.lfs import PrototypeLF
+from thresher.label.prompted import PromptLF
 
 
 def lf_yaml(generated: Sequence, classes: Sequence[str], header: Sequence[str] = ()) -> str:
@@ -24,7 +25,8 @@ def lf_yaml(generated: Sequence, classes: Sequence[str], header: Sequence[str] =
 
 
 def _entry(name: str, g) -> list[str]:
-    """The YAML lines of one generated LF: a one-line keyword LF, or a prototypes LF with one text per line."""
+    """The YAML lines of one generated LF: a one-line keyword LF, a prototypes LF with one text per line, or a
+    prompt LF with one setting per line."""
     def q(value) -> str:
         return json.dumps(value, ensure_ascii=False)
 
@@ -35,6 +37,12 @@ def _entry(name: str, g) -> list[str]:
             lines.append(f"      {q(label)}:")
             lines += [f"        - {q(text)}" for text in texts]
         return lines
+    if isinstance(g.lf, PromptLF):
+        scorer = g.lf.scorer
+        return [f"  - name: {q(name)}  # {g.note()}", f"    prompt: {q(scorer.template)}",
+                f"    answers: {q(scorer.answers)}", f"    model: {q(g.lf.model)}",
+                f"    chat: {'true' if scorer.chat else 'false'}", f"    max_tokens: {scorer.max_tokens}",
+                f"    bias: {q(g.lf.bias)}", f"    margin: {g.lf.margin:g}"]
     return [f"  - {{name: {q(name)}, label: {q(g.label)}, keywords: {q(g.lf.keywords)}}}  # {g.note()}"]
 
 

@@ -19,12 +19,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from thresher.errors import ConfigError
-from thresher.label.generate.generated import GeneratedLF, wilson_lower
+from thresher.label.generate.generated import GeneratedLF, choose_margin
 from thresher.label.lfs import PrototypeLF
 
-MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
-#: an LF is written only if its dev precision's 95% lower bound beats the most frequent class's share
-REFUSE_Z = 1.96
+MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)  # cosine similarity
 
 
 def _embed(texts: Sequence[str], backend: str) -> np.ndarray:
@@ -35,30 +33,6 @@ def _embed(texts: Sequence[str], backend: str) -> np.ndarray:
 
 def _normalise(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)
-
-
-def _choose_margin(lf: PrototypeLF, sims: np.ndarray, labels: np.ndarray, y: np.ndarray,
-                   z: float) -> tuple[float, int, int]:
-    """The margin of MARGINS maximising lower-bound precision × coverage on dev: (margin, votes, right).
-
-    Refused (ConfigError) when at that margin the lower-bound precision does not beat always answering the most
-    frequent class (95% Wilson bound): such an LF only adds noise (class names as zero-shot descriptions often do:
-    "ham" is food to an embedding model)."""
-    best = (MARGINS[0], 0, 0, -1.0)
-    base_rate = float(np.bincount(y).max() / len(y))
-    for margin in MARGINS:
-        lf.margin = margin
-        votes = lf.decide(sims, labels)
-        voted = votes >= 0
-        right = int((votes[voted] == y[voted]).sum())
-        score = float(wilson_lower(right, voted.sum(), z)) * voted.mean() if voted.any() else 0.0
-        if score > best[3]:
-            best = (margin, int(voted.sum()), right, score)
-    if not best[1] or wilson_lower(best[2], best[1], REFUSE_Z) <= base_rate:
-        raise ConfigError(f"LF {lf.name!r}: its dev precision is not clearly above always answering the most frequent "
-                          f"class ({base_rate:.0%}); not written (for zero-shot, describe the classes)")
-    lf.margin = best[0]
-    return best[:3]
 
 
 def generate_centroid_lf(texts: Sequence[str], y: Sequence[int], classes: Sequence[str], backend: str = "static",
@@ -88,7 +62,7 @@ def generate_centroid_lf(texts: Sequence[str], y: Sequence[int], classes: Sequen
     sims[n_loo == 0] = -1.0
     prototypes = {classes[c]: [texts[r] for r in rows] for c, rows in zip(present, chosen)}
     lf = PrototypeLF(name, prototypes, backend)
-    _, votes, right = _choose_margin(lf, sims, np.array(present, dtype=np.int32), y, z)
+    _, votes, right = choose_margin(lf, sims, np.array(present, dtype=np.int32), y, z, MARGINS)
     return GeneratedLF(lf, None, votes, right, len(y), None)
 
 
@@ -103,5 +77,5 @@ def generate_zero_shot_lf(texts: Sequence[str], y: Sequence[int], classes: Seque
         raise ConfigError(f"descriptions for {', '.join(unknown)}, which are not classes ({', '.join(classes)})")
     lf = PrototypeLF(name, {c: [descriptions.get(c, c)] for c in classes}, backend)
     sims = lf.similarities(texts)
-    _, votes, right = _choose_margin(lf, sims, np.arange(len(classes), dtype=np.int32), np.asarray(y), z)
+    _, votes, right = choose_margin(lf, sims, np.arange(len(classes), dtype=np.int32), np.asarray(y), z, MARGINS)
     return GeneratedLF(lf, None, votes, right, len(texts), None)
