@@ -110,7 +110,7 @@ def ws_accuracy(L_pool, L_test, x_pool, x_test, y_test, k: int, extra=None) -> t
     return lm_acc, float((end.predict_proba_features(x_test).argmax(axis=1) == y_test).mean())
 
 
-def run_task(task: str, data: Path, built: Path, sizes, seeds) -> dict:
+def run_task(task: str, data: Path, built: Path, sizes, seeds, keyword_params: dict | None = None) -> dict:
     import thresher as th
     from thresher.embeddings import make_backend
     from thresher.errors import ConfigError
@@ -153,7 +153,7 @@ def run_task(task: str, data: Path, built: Path, sizes, seeds) -> dict:
             row["dev only"] = float((dev_only.predict_proba_features(x["test"]).argmax(axis=1) == y["test"]).mean())
             row["dev only l2"] = l2
             dev_texts = texts["train"].take(pa.array(labelled)).to_pylist()
-            gen = generate_keyword_lfs(dev_texts, y_dev, classes)
+            gen = generate_keyword_lfs(dev_texts, y_dev, classes, **(keyword_params or {}))
             with contextlib.suppress(ConfigError):  # no better than the majority class on dev: not written
                 gen.append(generate_centroid_lf(dev_texts, y_dev, classes))
             row["generated LFs"] = len(gen)
@@ -223,17 +223,23 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--processes", type=int, default=2, help="Tasks run in parallel.")
+    parser.add_argument("--keyword-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="A generate_keyword_lfs setting (repeat), e.g. z=1.96; results go to "
+                             "label_generate_<settings>.{md,json} instead of label_generate.{md,json}.")
     args = parser.parse_args()
     sizes = [int(v) for v in args.sizes.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
-    jobs = [(t, Path(args.data), Path(args.built), sizes, seeds) for t in args.tasks.split(",")]
+    keyword_params = {k: float(v) if "." in v else int(v) for k, _, v in (p.partition("=") for p in args.keyword_param)}
+    jobs = [(t, Path(args.data), Path(args.built), sizes, seeds, keyword_params) for t in args.tasks.split(",")]
     with multiprocessing.get_context("spawn").Pool(args.processes) as pool:  # tasks are independent
         results = pool.starmap(run_task, jobs)
     meta = {"platform": platform.platform(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
     out = ROOT / "bench" / "results"
-    (out / "label_generate.json").write_text(json.dumps({"meta": meta, "tasks": results}, indent=2) + "\n")
+    stem = "label_generate" + "".join(f"_{k}{v:g}" for k, v in keyword_params.items())
+    meta["keyword_params"] = keyword_params
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "tasks": results}, indent=2) + "\n")
     text = to_markdown(results, sizes, seeds, meta)
-    (out / "label_generate.md").write_text(text)
+    (out / f"{stem}.md").write_text(text)
     print(text)
 
 

@@ -83,9 +83,10 @@ def uncached_speed(lf, texts: list[str]) -> float:
 def run_task(task: str, data: Path, built: Path, n_dev: int, n_pool: int, n_test: int, seed: int) -> dict:
     import thresher as th
     from thresher.io.errors import ErrorLog
+    from thresher.label import LabelMatrix
     from thresher.label.apply import apply_lfs
     from thresher.label.end_model import EndModel, EndModelConfig
-    from thresher.label.generate import generate_keyword_lfs, generate_prompt_lf
+    from thresher.label.generate import LFRefused, generate_keyword_lfs, generate_prompt_lf
     from thresher.label.lf_files import load_lfs
 
     hand = load_lfs(ROOT / "examples" / "label" / TASKS[task])
@@ -108,15 +109,23 @@ def run_task(task: str, data: Path, built: Path, n_dev: int, n_pool: int, n_test
             L_hand[name] = apply_lfs(th.read(Path(tmp) / f"{name}.parquet"), hand, ErrorLog("raise"),
                                      workers=1).matrix
     prompt, answers, held_out = PROMPTS.get(task, (None, None, True))
-    generated = generate_prompt_lf(texts["dev"], y["dev"], classes, prompt, answers)
-    L_prompt = {name: prompt_matrix(generated.lf, texts[name], classes) for name in ("pool", "test")}
+    try:
+        generated = generate_prompt_lf(texts["dev"], y["dev"], classes, prompt, answers)
+    except LFRefused as e:  # what generate-lfs does too: the LF is not written, the others go on without it
+        generated, refused = None, str(e)
+    if generated is None:
+        L_prompt = {name: LabelMatrix.from_dense(np.full((len(texts[name]), 1), -1), k, ["prompt"])
+                    for name in ("pool", "test")}
+        row = {"prompt refused": refused, "records per second": float("nan")}
+    else:
+        L_prompt = {name: prompt_matrix(generated.lf, texts[name], classes) for name in ("pool", "test")}
+        row = {"prompt dev precision": generated.precision, "prompt dev coverage": generated.coverage,
+               "bias": generated.lf.bias, "margin": generated.lf.margin,
+               "records per second": uncached_speed(generated.lf, texts["test"][:SPEED_N])}
     votes = L_prompt["test"].votes.toarray()[:, 0] - 1  # stored as class + 1
     voted = votes >= 0
-    row = {"prompt dev precision": generated.precision, "prompt dev coverage": generated.coverage,
-           "prompt coverage": float(voted.mean()),
-           "prompt precision": float((votes[voted] == y["test"][voted]).mean()) if voted.any() else float("nan"),
-           "prompt accuracy": float((votes == y["test"]).mean()), "bias": generated.lf.bias,
-           "margin": generated.lf.margin, "records per second": uncached_speed(generated.lf, texts["test"][:SPEED_N])}
+    row.update({"prompt coverage": float(voted.mean()), "prompt accuracy": float((votes == y["test"]).mean()),
+                "prompt precision": float((votes[voted] == y["test"][voted]).mean()) if voted.any() else float("nan")})
     l2 = cv_l2(x["dev"], y["dev"], k, seed)
     dev_only = EndModel(EndModelConfig(l2=l2)).fit_features(x["dev"], np.eye(k)[y["dev"]])
     row["dev only"] = float((dev_only.predict_proba_features(x["test"]).argmax(axis=1) == y["test"]).mean())
@@ -147,11 +156,12 @@ def to_markdown(results: list[dict], args, meta: dict) -> str:
              + " | ".join(f"{p} (LM)" for p in sets) + " |", "|---|" + "---:|" * (5 + len(sets))]
     for r in results:
         row = r["row"]
-        name = r["task"] + (" (held out)" if r["held out"] else "")
+        name = r["task"] + (" (held out)" if r["held out"] else "") + (" (prompt LF refused)" if "prompt refused" in row
+                                                                          else "")
         lines.append(f"| {name} | {row['prompt coverage']:.1%} | {row['prompt precision']:.3f} | "
                      f"{row['prompt accuracy']:.3f} | {row['records per second']:.1f} | {row['dev only']:.3f} | "
                      + " | ".join(f"{row[p + ' (label model)']:.3f}" for p in sets) + " |")
-    mean = {p: float(np.mean([r["row"][p] for r in results])) for p in row if isinstance(row[p], float)}
+    mean = {p: float(np.nanmean([r["row"][p] for r in results])) for p in row if isinstance(row[p], float)}
     lines.append(f"| **mean** | | | {mean['prompt accuracy']:.3f} | | {mean['dev only']:.3f} | "
                  + " | ".join(f"{mean[p + ' (label model)']:.3f}" for p in sets) + " |")
     lines += ["", "End models (softmax on hashed n-grams) trained on the default label model's labels of the pool:", "",

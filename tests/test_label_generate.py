@@ -166,7 +166,7 @@ def test_zero_shot_lf_needs_descriptions_that_beat_the_base_rate(bbc):
     g = generate_zero_shot_lf(texts, y, classes, BBC_DESCRIPTIONS)
     assert g.precision > 0.5 and g.lf.prototypes == {c: [BBC_DESCRIPTIONS[c]] for c in classes}
     rng = np.random.default_rng(0)
-    with pytest.raises(ConfigError, match="most frequent class"):  # labels unrelated to the texts
+    with pytest.raises(ConfigError, match="not clearly above chance"):  # labels unrelated to the texts
         generate_zero_shot_lf(texts, rng.permutation(y), classes, BBC_DESCRIPTIONS)
     with pytest.raises(ConfigError, match="not classes"):
         generate_zero_shot_lf(texts, y, classes, {"weather": "rain"})
@@ -244,3 +244,26 @@ def test_generated_names_never_clash_with_the_file_they_join(tmp_path):
     assert load_lfs(tmp_path / "gen.yaml").names == ["nearest_centroid_2"]
     run = th.label(data, [hand, tmp_path / "gen.yaml"], out=tmp_path / "run", workers=1)
     assert [lf["name"] for lf in run.manifest["lfs"]["lfs"]] == ["nearest_centroid", "nearest_centroid_2"]
+
+
+def test_margin_is_chosen_for_precision_above_chance_not_for_agreeing_with_the_big_class():
+    """On a 90/10 task, an LF that leans to the big class on most records (whatever their class) and is sure and
+    right on a few agrees with ~90% of the records at margin 0, barely above chance for its vote shares; the margin
+    that keeps only its sure votes, for both classes, is chosen. An LF unrelated to the classes is refused."""
+    from thresher.label.generate.generated import LFRefused, chance_precision, choose_margin
+    from thresher.label.lfs import PrototypeLF
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.1).astype(int)  # class 1 is rare
+    sure = rng.random(400) < 0.15
+    diff = np.where(sure, np.where(y == 1, 2.0, -2.0), -0.2)  # class 1's score minus class 0's
+    scores = np.stack([np.zeros(400), diff], axis=1)
+    lf = PrototypeLF("lean", {"big": ["a"], "rare": ["b"]})
+    labels = np.array([0, 1])
+    lf.margin = 0.0
+    at_zero = lf.decide(scores, labels)
+    assert (at_zero >= 0).all() and chance_precision(at_zero, y, 2) > 0.85  # near what it gets right
+    margin, votes, right = choose_margin(lf, scores, labels, y, 1.0, (0.0, 0.5, 1.0))
+    assert margin == 0.5 and lf.margin == 0.5 and votes == sure.sum() and right == votes
+    with pytest.raises(LFRefused, match="not clearly above chance"):
+        choose_margin(lf, rng.normal(size=(400, 2)), labels, y, 1.0, (0.0, 0.5, 1.0))

@@ -106,7 +106,7 @@ def test_generated_prompt_lf_beats_the_base_rate_on_records_it_did_not_see(artic
 
 
 def test_a_prompt_that_tells_nothing_is_refused(articles, tmp_path):
-    """Answers unrelated to the classes give an LF no better than the most frequent class: not written."""
+    """Answers unrelated to the classes give an LF no better than chance: not written."""
     texts, y = articles
     nonsense = {c: [f" {w}"] for c, w in zip(CLASSES, ["purple", "seven", "under", "quickly", "salt"])}
     with pytest.raises(LFRefused, match="not clearly above"):
