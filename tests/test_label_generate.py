@@ -246,10 +246,11 @@ def test_generated_names_never_clash_with_the_file_they_join(tmp_path):
     assert [lf["name"] for lf in run.manifest["lfs"]["lfs"]] == ["nearest_centroid", "nearest_centroid_2"]
 
 
-def test_margin_is_chosen_for_precision_above_chance_not_for_agreeing_with_the_big_class():
+def test_margin_must_beat_chance_not_just_agree_with_the_big_class():
     """On a 90/10 task, an LF that leans to the big class on most records (whatever their class) and is sure and
-    right on a few agrees with ~90% of the records at margin 0, barely above chance for its vote shares; the margin
-    that keeps only its sure votes, for both classes, is chosen. An LF unrelated to the classes is refused."""
+    right on a few agrees with ~90% of the records at margin 0, which is chance for its vote shares: that margin does
+    not qualify, the one keeping only its sure votes, for both classes, does. An LF unrelated to the classes is
+    refused."""
     from thresher.label.generate.generated import LFRefused, chance_precision, choose_margin
     from thresher.label.lfs import PrototypeLF
 

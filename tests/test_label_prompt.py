@@ -174,6 +174,11 @@ def test_generate_lfs_then_label_from_the_cli(articles, cache_home, tmp_path, mo
     assert summary["lfs"][0]["kind"] == "prompt" and summary["lfs"][0]["dev_precision"] > 0.5
     text = out.read_text()
     assert "prompt: " in text and "bias: " in text and "dev precision" in text
+    import thresher as th
+
+    again = th.generate_lfs(str(tmp_path / "dev.parquet"), out=tmp_path / "again.yaml", method="prompt",
+                            prompt=DEFAULT_TEMPLATE, answers={"tech": [" tech", " Tech"]})
+    assert again.path.read_text() == text  # the same file from Python, from the cache
     lf = load_lfs(out).lfs[0]
     assert isinstance(lf, PromptLF) and lf.scorer.template == DEFAULT_TEMPLATE
     assert lf.answers["tech"] == [" tech", " Tech"] and lf.answers["sport"] == [" sport", " Sport"]

@@ -128,16 +128,20 @@ def label(pool: PathsOrDataset, lfs, *, out: str | os.PathLike, classes: list[st
 def generate_lfs(dev: PathsOrDataset, *, out: str | os.PathLike, label_field: str = "label",
                  dev_where: str | None = None, classes: list[str] | None = None, like: str | os.PathLike | None = None,
                  method: str | list[str] = "keywords", sample: int | None = None, seed: int = 0,
-                 params: dict | None = None, descriptions: dict[str, str] | None = None, backend: str = "static"):
+                 params: dict | None = None, descriptions: dict[str, str] | None = None, backend: str = "static",
+                 prompt: str | None = None, answers: dict[str, list[str]] | None = None, lm: str = "smollm2",
+                 chat: bool = False):
     """LFs that write themselves (``thresher generate-lfs``): keyword (``method="keywords"``), nearest-centroid
-    (``"centroid"``) and zero-shot (``"zero-shot"``, with ``descriptions``) LFs from labelled ``dev`` records, written
-    as an ordinary .yaml LF file, each with its dev precision and coverage. ``like``: an LF file whose classes the
-    new one takes, to merge with it (``th.label(pool, [like, out], ...)``)."""
+    (``"centroid"``), zero-shot (``"zero-shot"``, with ``descriptions``) and prompted-LM (``"prompt"``, with
+    ``prompt``, ``answers`` per class and the causal LM ``lm``) LFs from labelled ``dev`` records, written as an
+    ordinary .yaml LF file, each with its dev precision and coverage. ``like``: an LF file whose classes the new one
+    takes, to merge with it (``th.label(pool, [like, out], ...)``)."""
     from thresher.jobs.generate_lfs import generate_lfs as run_generation
 
     return run_generation(_dataset(dev), out, label_field=label_field, dev_where=dev_where, classes=classes,
                           like=like, method=method, sample=sample, seed=seed, params=params,
-                          descriptions=descriptions, backend=backend)
+                          descriptions=descriptions, backend=backend, prompt=prompt, answers=answers, lm=lm,
+                          chat=chat)
 
 
 def reselect(run: Run | str | os.PathLike, out: str | os.PathLike | None = None, **changes: object) -> Run:

@@ -4,8 +4,8 @@ The prompt (default :data:`thresher.lm.prompt.DEFAULT_TEMPLATE`, "<record> This 
 class names) is asked about every dev record. The per-class ``bias`` is then fitted so that the LF's mean posterior
 over the dev records matches their class frequencies (add-one smoothed), which removes the LM's preference for some
 answers whatever the record (the intercept-only form of calibrating a prompted classifier; Zhao et al. 2021 do it
-without labels). The margin is the one of :data:`MARGINS` (nats) with the best (lower-bound precision − chance) ×
-coverage on dev (:func:`choose_margin`), and the LF is refused if even that is not clearly above chance.
+without labels). The margin is the one of :data:`MARGINS` (nats) with the best lower-bound precision × coverage on
+dev among those clearly above chance (:func:`choose_margin`); with none, the LF is refused.
 """
 
 from __future__ import annotations

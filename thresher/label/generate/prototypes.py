@@ -9,8 +9,8 @@ Zero-shot: a class's prototype is its description (by default its name), as in z
 embedding similarity.
 
 For both, the margin (how far the nearest class must beat the runner-up) is the one of ``MARGINS`` whose Wilson
-lower bound of dev precision, above chance, times dev coverage is largest (:func:`choose_margin`): precise enough to
-trust, broad enough to matter.
+lower bound of dev precision times dev coverage is largest among those clearly above chance (:func:`choose_margin`):
+precise enough to trust, broad enough to matter.
 """
 
 from __future__ import annotations
