@@ -138,16 +138,14 @@ def test_prompt_lf_errors_are_clear(tmp_path):
         PromptScorer(PROMPT, {"sport": [" good"], "tech": [" good"]}, cache=False).answer_ids()
     with pytest.raises(ConfigError, match="no answers"):
         PromptLF("p", PROMPT, ANSWERS, bias={"meh": 1.0})
-    bad = tmp_path / "bad.yaml"
-    bad.write_text('classes: [sport, tech]\nlfs:\n  - name: ask\n    prompt: "{text} is about"\n'
-                   '    answers: {sport: [" sport"], tech: [" tech"]}\n    label: sport\n')
-    with pytest.raises(ConfigError, match=r"bad.yaml:3: a prompt LF votes the classes it scores; it takes no label"):
-        load_lfs(bad)
-    unknown = tmp_path / "unknown.yaml"
-    unknown.write_text('classes: [sport, tech]\nlfs:\n  - name: ask\n    prompt: "{text} is about"\n'
-                       '    answers: {sport: [" sport"], cooking: [" food"]}\n')
-    with pytest.raises(ConfigError, match="unknown.yaml:3"):
-        load_lfs(unknown)
+    head = 'classes: [sport, tech]\nlfs:\n  - name: ask\n    prompt: "{text} is about"\n'
+    cases = {'    answers: {sport: [" sport"], tech: [" tech"]}\n    label: sport\n':
+             r":3: a prompt LF votes the classes it scores; it takes no label",
+             '    answers: {sport: [" sport"], cooking: [" food"]}\n': r":3: .*cooking"}
+    for entry, message in cases.items():
+        (tmp_path / "bad.yaml").write_text(head + entry)
+        with pytest.raises(ConfigError, match=message):
+            load_lfs(tmp_path / "bad.yaml")
 
 
 def test_default_answers_follow_the_prompt_style():
