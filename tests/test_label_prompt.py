@@ -177,6 +177,7 @@ def test_generate_lfs_then_label_from_the_cli(articles, cache_home, tmp_path, mo
     again = th.generate_lfs(str(tmp_path / "dev.parquet"), out=tmp_path / "again.yaml", method="prompt",
                             prompt=DEFAULT_TEMPLATE, answers={"tech": [" tech", " Tech"]})
     assert again.path.read_text() == text  # the same file from Python, from the cache
+    assert "1 LFs from 30 dev records: business 1, entertainment 1, politics 1, sport 1, tech 1" in again.summary()
     lf = load_lfs(out).lfs[0]
     assert isinstance(lf, PromptLF) and lf.scorer.template == DEFAULT_TEMPLATE
     assert lf.answers["tech"] == [" tech", " Tech"] and lf.answers["sport"] == [" sport", " Sport"]

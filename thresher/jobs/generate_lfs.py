@@ -46,7 +46,7 @@ class GeneratedLFs:
     refused: dict[str, str]  # method -> why it wrote no LF
 
     def summary(self) -> str:
-        by_class = {c: sum(g.label == c for g in self.lfs) for c in self.classes}
+        by_class = {c: sum(c in g.lf.voted_labels() for g in self.lfs) for c in self.classes}  # LFs voting c
         lines = [f"{len(self.lfs)} LFs from {self.n_dev:,} dev records"
                  + (f" ({self.skipped:,} unreadable records skipped)" if self.skipped else "") + ": "
                  + ", ".join(f"{c} {n}" for c, n in by_class.items())]
