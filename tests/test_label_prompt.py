@@ -132,8 +132,10 @@ def test_scores_are_cached_per_text_and_keyed_by_the_prompt(articles, tmp_path, 
 
 
 def test_prompt_lf_errors_are_clear(tmp_path):
-    with pytest.raises(ConfigError, match=r"\{text\}"):
-        PromptScorer("Is this positive?", ANSWERS)
+    with pytest.raises(ConfigError, match=r"LF 'p': a prompt needs a \{text\} placeholder"):
+        PromptLF("p", "Is this positive?", ANSWERS)
+    with pytest.raises(ConfigError, match=r"LF 'p': bias must map classes to numbers"):
+        PromptLF("p", PROMPT, ANSWERS, bias={"sport": "high"})
     with pytest.raises(ConfigError, match="both"):
         PromptScorer(PROMPT, {"sport": [" good"], "tech": [" good"]}, cache=False).answer_ids()
     with pytest.raises(ConfigError, match="no answers"):

@@ -44,11 +44,11 @@ class PromptLF(LabelingFunction):
             margin = float(margin)
             self.scorer = PromptScorer(prompt, answers, chat, int(max_tokens),
                                        CausalLMConfig(model=str(model), batch_size=int(batch_size)), cache)
+        except ConfigError as e:  # before ValueError, which it also is
+            raise ConfigError(f"LF {name!r}: {e}") from None
         except (TypeError, ValueError, AttributeError):
             raise ConfigError(f"LF {name!r}: bias must map classes to numbers; margin, max_tokens and batch_size "
                               f"must be numbers") from None
-        except ConfigError as e:
-            raise ConfigError(f"LF {name!r}: {e}") from None
         unknown = sorted(set(bias) - set(self.scorer.answers))
         if unknown:
             raise ConfigError(f"LF {name!r}: bias for {', '.join(unknown)}, which has no answers")

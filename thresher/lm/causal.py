@@ -253,8 +253,8 @@ class CausalLM:
 
         One forward pass per batch of prompts, with the last position's distribution giving every continuation's
         first token; the rest of a multi-token continuation is scored by a short pass over the prompt's cached
-        keys and values, so a prompt is never re-read. Batches are formed as in :meth:`token_logprobs` (longest
-        first, left padding)."""
+        keys and values, so a prompt is never re-read. Prompts are batched longest first, as in
+        :meth:`token_logprobs`, and left-padded so that every prompt ends at the batch's last position."""
         import torch
 
         loaded, _ = self._loaded()
