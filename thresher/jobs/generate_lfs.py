@@ -110,7 +110,7 @@ def generate_lfs(dev: Dataset, out: str | os.PathLike, *, label_field: str = "la
         except LFRefused as e:
             if len(methods) == 1:  # the only thing asked for
                 raise
-            refused[m] = str(e)  # a scored LF no better than the majority class: reported, not written
+            refused[m] = str(e)  # a scored LF not clearly above chance: reported, not written
     for g in generated:  # unique names, here and beside the LF file they are meant to merge with
         name, i = g.lf.name, 1
         while name in taken:

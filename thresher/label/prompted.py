@@ -54,7 +54,7 @@ class PromptLF(LabelingFunction):
             raise ConfigError(f"LF {name!r}: bias for {', '.join(unknown)}, which has no answers")
         if margin < 0:
             raise ConfigError(f"LF {name!r}: margin must be >= 0, got {margin}")
-        self.name, self.model, self.margin = name, str(model), margin
+        self.name, self.margin = name, margin
         self.bias = {c: bias.get(c, 0.0) for c in self.scorer.answers}
 
     def __repr__(self) -> str:
@@ -63,6 +63,10 @@ class PromptLF(LabelingFunction):
     @property
     def answers(self) -> dict[str, list[str]]:
         return self.scorer.answers
+
+    @property
+    def model(self) -> str:
+        return self.scorer.lm.config.model
 
     def raw_scores(self, texts: Sequence[str | None]) -> np.ndarray:
         """Per record and class (``answers`` order), the log probability of the class's answers, before the bias."""
