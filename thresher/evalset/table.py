@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.errors import ConfigError
+from thresher.io.table_file import read_table_file
 
 
 @dataclass(frozen=True)
@@ -42,30 +43,6 @@ class ScoreTable:
                          "score": self.scores.ravel()})
 
 
-def _read(path: str | os.PathLike) -> pa.Table:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    name = path.name.lower()
-    try:
-        if name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path)
-        if name.endswith((".csv", ".tsv")):
-            import pyarrow.csv as pacsv
-
-            return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter="\t" if name.endswith(".tsv")
-                                                                         else ","))
-        if name.endswith((".jsonl", ".json")):
-            import pyarrow.json as pajson
-
-            return pajson.read_json(path)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise ConfigError(f"{path}: not a readable table ({str(e).splitlines()[0]})") from None
-    raise ConfigError(f"{path}: scores must be .parquet, .csv, .tsv or .jsonl")
-
-
 def _numbers(table: pa.Table, column: str, path: Path) -> np.ndarray:
     """A column as float64; a value that is not a number names its row (1-based, after the header)."""
     col = table[column]
@@ -90,7 +67,7 @@ def read_scores(path: str | os.PathLike, item_field: str = "item", system_field:
     """A scores table from a long file (columns ``item_field, system_field, score_field``) or a wide one (an
     ``item_field`` column and one numeric column per system). Every item needs a score from every system, once."""
     path = Path(path)
-    table = _read(path)
+    table = read_table_file(path, "scores")
     if item_field not in table.column_names:
         raise ConfigError(f"{path}: no {item_field!r} column (columns: {', '.join(table.column_names)})")
     items = [str(v) for v in table[item_field].cast(pa.string()).to_pylist()]
@@ -132,7 +109,7 @@ def _from_long(path: Path, items: list[str], systems: list[str], scores: np.ndar
 def _item_column(path: str | os.PathLike, items: tuple[str, ...], item_field: str, column: str) -> pa.Array:
     """``column`` of an items file, in the order of ``items`` (every scored item must have a row)."""
     path = Path(path)
-    table = _read(path)
+    table = read_table_file(path, "scores")
     for name in (item_field, column):
         if name not in table.column_names:
             raise ConfigError(f"{path}: no {name!r} column (columns: {', '.join(table.column_names)})")
