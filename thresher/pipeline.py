@@ -82,7 +82,7 @@ class Select:
 
     selector: str = "topk"
     score: str | None = None
-    budget: str | None = "5%"
+    budget: str | None = None  # default: 5%, or no cap for threshold (as thresher select does)
     temperature: float | None = None
     threshold: float | None = None
     min_tokens: int = 0
@@ -91,6 +91,10 @@ class Select:
     labels: str | None = None  # a column with a group per record: quotas, quadmix
     params: dict = field(default_factory=dict)  # the diversity selector's parameters
     output_format: str = "parquet"
+
+    def __post_init__(self) -> None:
+        if self.budget is None and self.selector != "threshold":
+            object.__setattr__(self, "budget", "5%")
 
 
 @dataclass(frozen=True)

@@ -251,16 +251,20 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
         raise ConfigError(f"cannot change {', '.join(sorted(bad))} when re-selecting; they change the scores. "
                           "Run a new selection instead")
     job = src.manifest.get("job", "select")
-    if job not in ("select", "score", "run", "label"):
-        raise ConfigError(f"{src.path} is a {job} run; --from-run takes a select, score, label or run directory")
-    # A score-only run (thresher score, thresher label) has no selection config yet: rank its columns, top-k by
+    if job not in ("select", "score", "run", "label", "audit"):
+        raise ConfigError(f"{src.path} is a {job} run; --from-run takes a select, score, label, audit or run "
+                          "directory")
+    # A score-only run (thresher score, label, audit) has no selection config yet: rank its columns, top-k by
     # default.
-    base = src.manifest.get("config") if job not in ("score", "label") else None
+    base = src.manifest.get("config") if job not in ("score", "label", "audit") else None
     base = base or {"method": "scores", "min_tokens": 0}
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "selector" in changes and changes["selector"] != base.get("selector"):
-        # Parameters of the old selector do not carry over to another selector.
+        # Parameters of the old selector do not carry over to another selector; a threshold without a budget
+        # keeps every record at or above it (as a new selection with --selector threshold does).
         base = {**base, "temperature": None, "threshold": None}
+        if changes["selector"] == "threshold":
+            base["budget"] = None
     config = SelectConfig.from_dict({**base, **changes})
     out = Path(out) if out is not None else src.path
     out.mkdir(parents=True, exist_ok=True)
