@@ -12,6 +12,7 @@
     ev = th.evaluate(pool, target=target, heldout="heldout.jsonl", methods="dsir,classifier", out="runs/ev")
     print(ev.summary())  # vs random and stratified at 1%, 5%, 20%, 5 seeds, with intervals and verdicts
     labels = th.label(pool, "lfs.yaml", out="runs/labels", dev="dev.parquet")  # weak supervision; @th.lf for LFs
+    audit = th.audit("labelled.parquet", out="runs/audit")  # label issues, label quality, outliers by id
     mix = th.mix_from_runs("mixtures.csv", "metrics.csv", "pile_cc_loss", out="runs/mix")  # RegMix from proxy runs
 """
 
@@ -42,14 +43,16 @@ from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
 __all__ = ["__version__", "read", "select", "reselect", "compare", "score", "embed", "deduplicate", "evaluate",
-           "label", "lf", "generate_lfs", "mix", "mix_from_runs", "mixture_weights", "evalset", "evalset_estimate",
+           "label", "lf", "generate_lfs", "audit", "mix", "mix_from_runs", "mixture_weights", "evalset",
+           "evalset_estimate",
            "evalset_check",
            "Pipeline", "Dedup", "Score", "Filter", "Select", "Dataset", "Run", "ThresherError",
            "ConfigError", "InputError", "engine"]
 
 
-#: Subpackages that are also API functions: ``thresher.label`` / ``th.label(...)``, ``thresher.mix`` / ``th.mix(...)``.
-_CALLABLE = ("label", "mix", "evalset")
+#: Subpackages that are also API functions: ``thresher.label`` / ``th.label(...)``, ``thresher.mix`` / ``th.mix(...)``,
+#: ``thresher.audit`` / ``th.audit(...)``.
+_CALLABLE = ("label", "mix", "evalset", "audit")
 
 
 class _CallableModule(types.ModuleType):
@@ -80,7 +83,7 @@ def __getattr__(name: str) -> object:
         import thresher.label
 
         return thresher.label
-    if name in ("mix", "evalset"):
+    if name in ("mix", "evalset", "audit"):
         import importlib
 
         return importlib.import_module(f"thresher.{name}")

@@ -775,6 +775,69 @@ def label(pool, lfs, out, model, params, dev, dev_where, label_field, class_bala
         _print_report_path(run.path, report)
 
 
+@main.command(epilog="""
+\b
+Examples:
+  thresher audit --pool data.parquet --label-field label --out runs/audit
+  thresher audit --pool data.parquet --features minilm --filter-by both --out runs/audit
+  thresher audit --pool data.parquet --probs-from my_cv_probs.parquet --out runs/audit
+  thresher select --from-run runs/audit --where "not is_label_issue" --selector threshold \\
+      --score label_quality --threshold 0 --out runs/clean
+\b
+Flagged records are never dropped here: they are columns (is_label_issue, label_quality, suggested_label,
+outlier_score) and counts; removing them is an explicit selection, as above.
+""")
+@click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+@click.option("--label-field", default="label", show_default=True, help="Field holding each record's given label.")
+@click.option("--classes", default=None, metavar="A,B,...",
+              help="Class names in index order. [default: the labels seen, sorted]")
+@click.option("--features", type=click.Choice(["hashed", "static", "minilm"]), default="hashed", show_default=True,
+              help="What the cross-validated classifier reads: hashed uni+bigrams, static or MiniLM embeddings.")
+@click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True, help="k of k-fold.")
+@click.option("--l2", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="Ridge penalty of the classifier, per record.")
+@click.option("--probs-from", type=click.Path(exists=True), default=None,
+              help="Out-of-sample probabilities to use instead: a run directory or a table with id and prob_<class>.")
+@click.option("--filter-by", type=click.Choice(["prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+                                                "predicted_neq_given"]),
+              default="prune_by_noise_rate", show_default=True, help="The confident-learning rule that flags issues.")
+@click.option("--quality", type=click.Choice(["self_confidence", "normalized_margin", "confidence_weighted_entropy"]),
+              default="self_confidence", show_default=True, help="The label_quality score.")
+@click.option("--outlier-k", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Neighbours for outlier_score (0: none).")
+@click.option("--split-field", default=None, metavar="FIELD",
+              help="Field naming each record's split (train/test/...): near-duplicates across splits are leakage.")
+@click.option("--duplicate-threshold", type=click.FloatRange(0, 1, max_open=True), default=0.7, show_default=True,
+              help="Jaccard of word 5-gram sets for near_duplicate_of and label_conflict (0: no duplicate search).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the folds.")
+@_report_option
+@_reading_options
+@_handle_errors
+@_engine_options
+def audit(pool, out, label_field, classes, features, folds, l2, probs_from, filter_by, quality, outlier_k,
+          split_field, duplicate_threshold, seed, report, text_field, id_field, on_error, batch_size, workers, quiet,
+          as_json) -> None:
+    """Audit a labelled pool: which labels look wrong, what they should be, and which records are outliers.
+
+    Cross-validated class probabilities (every record scored by a model that never saw it), then confident
+    learning (cleanlab's method) writes is_label_issue, label_quality, suggested_label, outlier_score,
+    near_duplicate_of and label_conflict per record (scores/scores.parquet), and the estimated noise matrix and
+    per-class counts (manifest.json, report.html).
+    """
+    from thresher.io.dataset import Dataset
+    from thresher.jobs.audit import run_audit
+
+    run = run_audit(Dataset(list(pool), text_field=text_field, id_field=id_field, on_error=on_error,
+                            batch_size=batch_size), out, label_field=label_field,
+                    classes=[c.strip() for c in classes.split(",")] if classes else None, features=features,
+                    folds=folds, l2=l2, probs_from=probs_from, filter_by=filter_by, quality=quality,
+                    outlier_k=outlier_k, split_field=split_field, duplicate_threshold=duplicate_threshold or None,
+                    seed=seed, workers=workers, progress=not quiet and not as_json,
+                    command=["thresher", *sys.argv[1:]], report=report)
+    _print_result(run, as_json, quiet, report)
+
+
 @main.command(name="generate-lfs", epilog="""
 \b
 Examples:

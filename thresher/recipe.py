@@ -44,6 +44,18 @@ OUT/estimate) and a ``check`` step (methods against random over splits of the se
         budgets: [25, 50, 100]
         splits: 100
 
+A recipe may also start with an ``audit`` step (see ``thresher audit``), with the same filters and select after
+it, which then read the audit columns (``is_label_issue``, ``label_quality``, ``suggested_label``, ...)::
+
+    steps:
+      - audit: label                   # the field holding the given labels
+        features: hashed               # optional: classes, features, folds, l2, filter_by, quality, probs_from,
+                                       #           outlier_k, split_field, duplicate_threshold
+      - filter: "not is_label_issue"
+      - select: threshold              # every record left (no budget: no cap)
+        score: label_quality
+        threshold: 0
+
 Relative paths are relative to the recipe's folder.
 """
 
@@ -64,6 +76,8 @@ _DATASET_KEYS = {"path", "text_field", "id_field", "on_error", "batch_size", "du
 _SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
 _LABEL_KEYS = {"label", "model", "params", "dev", "dev_where", "label_field", "class_balance", "end_model",
                "scores_from"}
+_AUDIT_KEYS = {"audit", "classes", "features", "folds", "l2", "filter_by", "quality", "probs_from", "outlier_k",
+               "split_field", "duplicate_threshold"}
 _TABLE_KEYS = {"item_field", "system_field", "score_field"}
 _EVALSET_KEYS = {"evalset", "budget", "estimator", "items", "label_field", "cost_field", "level"} | _TABLE_KEYS
 _EVALSET_FOLLOW = {"estimate": {"estimate", "level"} | _TABLE_KEYS,
@@ -98,17 +112,20 @@ class Recipe:
         steps = data["steps"]
         if not isinstance(steps, list) or not steps:
             raise ConfigError(f"{self._where(data)}: 'steps' must be a non-empty list")
-        self.label: dict | None = None
-        self.after_label: list[Filter | Select] = []
-        if isinstance(steps[0], dict) and next((k for k in steps[0] if k != "__line__"), None) == "label":
-            self.label = self._label_step(steps[0])
-            self.after_label = [self._stage(step, i + 1) for i, step in enumerate(steps[1:])]
-            kinds = [type(s) for s in self.after_label]
+        #: A first step that is its own job (label or audit), its arguments, and the filters and select after it.
+        self.first_job: tuple[str, dict] | None = None
+        self.after_job: list[Filter | Select] = []
+        kind = _first_kind(steps)
+        if kind in ("label", "audit"):
+            self.first_job = (kind, self._label_step(steps[0]) if kind == "label" else self._audit_step(steps[0]))
+            self.after_job = [self._stage(step, i + 1) for i, step in enumerate(steps[1:])]
+            kinds = [type(s) for s in self.after_job]
             # filters only act through the select that follows them, so filters without a select are refused
             if any(k not in (Filter, Select) for k in kinds) or kinds.count(Select) > 1 or (
                     kinds and kinds[-1] is not Select):
-                raise ConfigError(f"{self._where(steps[0])}: after a label step come only filter steps and one "
-                                  "final select step (they read the label columns)")
+                raise ConfigError(f"{self._where(steps[0])}: after {'a label' if kind == 'label' else 'an audit'} "
+                                  f"step come only filter steps and one final select step (they read the {kind} "
+                                  "columns)")
             self.pipeline = None
             return
         stages = [self._stage(step, i) for i, step in enumerate(steps)]
@@ -134,8 +151,8 @@ class Recipe:
         options = dict(self.options)
         if workers is not None:
             options["workers"] = workers
-        if self.label is not None:
-            return self._run_label(Path(out), options, progress, command, report)
+        if self.first_job is not None:
+            return self._run_first_job(Path(out), options, progress, command, report)
         if self.evalset is not None:
             return self._run_evalset(Path(out), command, report)
         return self.pipeline.run(self.pool, out, self.target, progress=progress, command=command,
@@ -150,7 +167,7 @@ class Recipe:
             raise ConfigError(f"{self._where(data)}: an evalset recipe has no {', '.join(extra)}")
         self._check_options(data)
         self.out = self._path(data["out"]) if data.get("out") else None
-        self.raw, self.label, self.pipeline = _plain(data), None, None
+        self.raw, self.first_job, self.pipeline = _plain(data), None, None
         first, *rest = data["steps"]
         self._check_keys(first, _EVALSET_KEYS, "evalset step")
         if "budget" not in first:
@@ -215,20 +232,36 @@ class Recipe:
             args["scores_from"] = str(self._path(args["scores_from"]))
         return args
 
-    def _run_label(self, out: Path, options: dict, progress: bool, command: list[str] | None,
-                   report: bool = True) -> Run:
-        """The label job, then the filters (as one --where) and the selection on its label columns; the recipe's
-        seed drives both, and ``report`` decides whether report.html is written (once, after the last step)."""
-        from thresher.jobs.label import run_labeling
+    def _audit_step(self, step: dict) -> dict:
+        """The audit step's arguments for :func:`thresher.jobs.audit.run_audit`, paths resolved."""
+        self._check_keys(step, _AUDIT_KEYS, "audit step")
+        args = {k: v for k, v in _plain(step).items() if k != "audit"}
+        args["label_field"] = str(step["audit"])
+        if args.get("probs_from"):
+            args["probs_from"] = str(self._path(args["probs_from"]))
+        if isinstance(args.get("classes"), str):
+            args["classes"] = [c.strip() for c in args["classes"].split(",")]
+        return args
+
+    def _run_first_job(self, out: Path, options: dict, progress: bool, command: list[str] | None,
+                       report: bool = True) -> Run:
+        """The label or audit job, then the filters (as one --where) and the selection on its columns; the
+        recipe's seed drives both, and ``report`` decides whether report.html is written (once, after the last
+        step)."""
         from thresher.jobs.select import reselect
 
+        kind, args = self.first_job
+        if kind == "label":
+            from thresher.jobs.label import run_labeling as job
+        else:
+            from thresher.jobs.audit import run_audit as job
         seed = options.get("seed", 0)
-        select = next((s for s in self.after_label if isinstance(s, Select)), None)
-        run = run_labeling(self.pool, out=out, seed=seed, workers=options.get("workers"), progress=progress,
-                           command=command, report=report and select is None, **self.label)
+        select = next((s for s in self.after_job if isinstance(s, Select)), None)
+        run = job(self.pool, out=out, seed=seed, workers=options.get("workers"), progress=progress,
+                  command=command, report=report and select is None, **args)
         if select is None:
             return run
-        filters = [f"({s.where})" for s in self.after_label if isinstance(s, Filter)]
+        filters = [f"({s.where})" for s in self.after_job if isinstance(s, Filter)]
         return reselect(out, progress=progress, command=command, report=report, seed=seed,
                         selector=select.selector, score=select.score,
                         budget=select.budget, temperature=select.temperature, threshold=select.threshold,
@@ -243,7 +276,7 @@ class Recipe:
         kind = next((k for k in step if k != "__line__"), None)
         if kind not in ("dedup", "score", "filter", "select", "mix"):
             raise ConfigError(f"{self._where(step)}: a step starts with dedup, score, filter, select or mix (or "
-                              f"label, as the first step); got {kind or 'nothing'}")
+                              f"label or audit, as the first step); got {kind or 'nothing'}")
         params = {k: v for k, v in step.items() if k not in (kind, "__line__")}
         try:
             if kind == "mix":  # draw a mixture: a select step with the mixture selector and these weights

@@ -4,7 +4,8 @@ LFs only vote where their keywords fire; a classifier trained on the labelled re
 them and so generalises to records no LF covers (and often beyond the label model's accuracy on covered ones).
 It is a multinomial logistic (softmax) regression with soft targets, L2-regularised and fitted by L-BFGS, on
 either the hashed uni+bigram features of the quality classifier (``features="hashed"``, log-tf, unit-length
-rows) or static embeddings (``features="static"``, needs ``thresher[embed]``).
+rows), static embeddings (``features="static"``) or MiniLM sentence embeddings (``features="minilm"``); both
+embeddings need ``thresher[embed]``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import pyarrow as pa
 from thresher.errors import ConfigError
 from thresher.softmax import fit_softmax, softmax
 
-FEATURES = ("hashed", "static")
+FEATURES = ("hashed", "static", "minilm")
 
 
 @dataclass(frozen=True)
 class EndModelConfig:
-    """features: hashed | static. num_buckets/ngrams: hashed n-gram features. l2: ridge penalty per example.
+    """features: hashed | static | minilm. num_buckets/ngrams: hashed n-gram features. l2: ridge penalty per example.
     min_votes: train only on records with at least this many LF votes (uncovered records carry only the prior)."""
 
     features: str = "hashed"
@@ -50,13 +51,13 @@ class EndModel:
         self.report_: dict = {}
 
     def features(self, texts: pa.Array | Sequence[str]):
-        """Records × features: sparse hashed n-grams or dense static embeddings."""
+        """Records × features: sparse hashed n-grams or dense embeddings."""
         if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
             texts = pa.array(list(texts), type=pa.large_string())
-        if self.config.features == "static":
+        if self.config.features != "hashed":
             from thresher.embeddings import make_backend
 
-            return np.asarray(make_backend("static").encode(texts.to_pylist()), dtype=np.float64)
+            return np.asarray(make_backend(self.config.features).encode(texts.to_pylist()), dtype=np.float64)
         from thresher.scorers.classifier import ClassifierConfig, QualityClassifier
 
         featurizer = QualityClassifier(ClassifierConfig(num_buckets=self.config.num_buckets, ngrams=self.config.ngrams))

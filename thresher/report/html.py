@@ -117,6 +117,10 @@ def build_report(run_dir: Path) -> str:
         sections += [_metrics(manifest), _histograms(scores, manifest), _composition(manifest)]
         if job == "label":
             sections.append(_labelling(manifest))
+        if job == "audit":
+            from thresher.report.audit import audit_section
+
+            sections.append(audit_section(manifest))
         if job == "dedup" and scores is not None:
             sections.append(_dedup(manifest, scores))
         elif scores is not None:

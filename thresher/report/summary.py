@@ -23,7 +23,40 @@ def summarize(manifest: dict, path: Path) -> str:
         return format_mix_summary(manifest, path)
     if job == "evalset":
         return format_evalset_summary(manifest, path)
+    if job == "audit" and "selection" not in manifest:
+        return format_audit_summary(manifest)
     return format_summary(manifest)
+
+
+def format_audit_summary(manifest: dict, max_examples: int = 5) -> str:
+    """Records audited, label issues per class, the estimated noise rate, and the worst-scored flagged records."""
+    c, m = manifest["counts"], manifest["metrics"]
+    cfg = manifest.get("config", {})
+    source = f"probabilities from {cfg['probs_from']}" if cfg.get("probs_from") else \
+        f"{cfg.get('folds')}-fold {cfg.get('features')} classifier, cross-validated accuracy {m['cv_accuracy']:.3f}"
+    lines = [f"records: {c['input_records']:,} read, {c['audited']:,} audited, {c['unlabelled']:,} unlabelled, "
+             f"{c['failed']:,} failed" + ("" if c.get("all_accounted_for") else "  [ACCOUNTING MISMATCH]"),
+             f"{source}",
+             f"label issues ({cfg.get('filter_by')}): {c['label_issues']:,} ({m['label_issue_rate']:.1%} of audited); "
+             f"estimated noise rate {m['estimated_noise_rate']:.1%}"]
+    dups = c.get("near_duplicates")
+    if dups:
+        cross = dups.get("cross_split_records")
+        lines.append(f"near-duplicates: {dups['records_with_near_duplicate']:,} records have one, "
+                     f"{dups['records_in_label_conflicts']:,} of them with another label"
+                     + ("; across splits: " + (", ".join(f"{k} {v:,}" for k, v in cross.items()) or "none")
+                        if cross is not None else ""))
+    lines += ["",
+             f"{'class':<24} {'records':>8} {'issues':>7} {'suggested':>10}"]
+    for name, row in c["by_class"].items():
+        lines.append(f"{name[:24]:<24} {row['records']:>8,} {row['label_issues']:>7,} {row['suggested']:>10,}")
+    examples = manifest.get("examples", {}).get("label_issues", [])[:max_examples]
+    if examples:
+        lines += ["", "lowest label quality among the flagged:"]
+        for e in examples:
+            lines.append(f"  {e['id']}: {e['label']} -> {e['suggested']} ({e['label_quality']:.3f}) "
+                         f"{e['text'][:70]}")
+    return "\n".join(lines)
 
 
 def format_evalset_summary(manifest: dict, path: Path) -> str:
@@ -48,7 +81,7 @@ def format_summary(manifest: dict, max_groups: int = 12) -> str:
     cfg = manifest.get("config", {})
     sel = manifest.get("selection", {})
     lines = [
-        f"method {cfg.get('method')} | selector {sel.get('selector')} | budget {sel.get('budget')} | "
+        f"method {cfg.get('method')} | selector {sel.get('selector')} | budget {sel.get('budget') or 'no cap'} | "
         f"seed {cfg.get('seed')}",
         f"records: {c['input_records']:,} read, {c['selected']:,} selected, {c['not_selected']:,} not selected, "
         f"{sum(c.get('filtered', {}).values()):,} filtered, {c['failed']:,} failed"

@@ -1,0 +1,359 @@
+"""The audit job: out-of-sample class probabilities for a labelled pool, then per record how trustworthy its label
+is, which labels are likely wrong (confident learning) and what they should be, as side-car scores by id.
+
+Run directory:
+  ``scores/scores.parquet``: ``id``, ``label`` (the given class index, -1 where the record has no label),
+  ``label_name``, ``suggested_label`` / ``suggested_label_name`` (the likeliest class out of sample),
+  ``label_quality`` (low = doubtful label; see :mod:`thresher.audit.quality`), ``is_label_issue`` (confident
+  learning, :mod:`thresher.audit.confident`), ``outlier_score`` (mean cosine distance to the nearest records),
+  ``near_duplicate_of`` (the id of a near-duplicate record, preferring one in another split), ``label_conflict``
+  (its near-duplicates carry another label), ``cross_split_duplicate`` (with ``split_field``: train/test
+  leakage), ``prob_<class>`` per class, ``fold`` and ``n_words``;
+  ``manifest.json``: counts that add up (read = audited + unlabelled + failed), per-class issue counts, the
+  confident joint and noise matrix, the cross-validated accuracy, and the worst-scored records as examples.
+Flagged records stay in the data: removing them is an explicit selection, e.g.
+``thresher select --from-run DIR --where "not is_label_issue" --selector threshold --score label_quality
+--threshold 0`` keeps every record not flagged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from thresher.audit.confident import DEFAULT_FILTER, FILTERS, confident_joint, find_label_issues
+from thresher.audit.crossval import CrossValConfig, cross_val_probs
+from thresher.audit.quality import DEFAULT_QUALITY, QUALITY_METHODS, knn_outlier_scores, label_quality
+from thresher.engine import make_engine
+from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
+from thresher.errors import ConfigError
+from thresher.features.lengths import whitespace_token_counts
+from thresher.io.atomic import write_json, write_parquet
+from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
+from thresher.io.provenance import dataset_info, versions
+from thresher.jobs.label import prob_columns
+from thresher.jobs.rundir import claims_run_dir
+from thresher.run import Run
+
+FEATURES = ("hashed", "static", "minilm")
+EXAMPLES = 20  # worst-scored records kept in the manifest for the report
+#: Above this share of audited records flagged, the run warns: labels that noisy are rare, and a classifier too weak
+#: for the task looks exactly like them (its own errors are flagged), which the data alone cannot tell apart.
+HIGH_ISSUE_RATE = 0.2
+FEATURE_CHUNK = 4096  # records per featurisation task
+
+
+@claims_run_dir("out")
+def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "label",
+              classes: Sequence[str] | None = None, features: str = "hashed", folds: int = 5, l2: float = 1e-4,
+              filter_by: str = DEFAULT_FILTER, quality: str = DEFAULT_QUALITY,
+              probs_from: str | os.PathLike | None = None, outlier_k: int = 10, split_field: str | None = None,
+              duplicate_threshold: float | None = 0.7, seed: int = 0,
+              workers: int | None = None, progress: bool = True, command: list[str] | None = None,
+              report: bool = True) -> Run:
+    """Audit the labels in ``label_field`` of ``pool``; see the module docstring for what is written.
+
+    ``classes``: the class names in index order (default: the labels seen, sorted; numerals numerically).
+    ``features``: what the cross-validated softmax regression reads (hashed n-grams, static or MiniLM embeddings).
+    ``probs_from``: use these out-of-sample probabilities instead (a run directory or a Parquet/JSONL/CSV file
+    with ``id`` and ``prob_<class>`` columns, e.g. a model of your own scored by cross-validation).
+    ``filter_by``: the confident-learning rule (:data:`thresher.audit.confident.FILTERS`); ``quality``: the
+    ``label_quality`` score (:data:`thresher.audit.quality.QUALITY_METHODS`); ``outlier_k``: neighbours for
+    ``outlier_score`` (0 = no outlier scores). ``split_field``: a field naming each record's split (train, test,
+    ...), so that near-duplicates across splits are found first and counted as leakage. ``duplicate_threshold``:
+    Jaccard similarity of word 5-gram sets for near-duplicates (None = no duplicate search).
+    """
+    if features not in FEATURES:
+        raise ConfigError(f"features must be one of {', '.join(FEATURES)}, got {features!r}")
+    if filter_by not in FILTERS:
+        raise ConfigError(f"filter_by must be one of {', '.join(FILTERS)}, got {filter_by!r}")
+    if quality not in QUALITY_METHODS:
+        raise ConfigError(f"quality must be one of {', '.join(QUALITY_METHODS)}, got {quality!r}")
+    if outlier_k < 0:
+        raise ConfigError(f"outlier_k must be >= 0, got {outlier_k}")
+    if duplicate_threshold is not None and not 0 < duplicate_threshold < 1:
+        raise ConfigError(f"duplicate_threshold must be in (0, 1), or None for no duplicate search; got "
+                          f"{duplicate_threshold}")
+    cv = CrossValConfig(folds=folds, l2=l2)
+    t_start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with make_engine(workers) as engine:
+        v = AUDIT_PLAN.run(pool=pool, label_field=label_field, classes=classes, features=features, cv=cv,
+                           probs_from=probs_from, filter_by=filter_by, quality=quality, outlier_k=outlier_k,
+                           split_field=split_field, duplicate_threshold=duplicate_threshold, seed=seed,
+                           engine=engine)
+    classes = v.classes
+    table = _scores_table(v, classes)
+    (out / "scores").mkdir(exist_ok=True)
+    write_parquet(table, out / "scores" / "scores.parquet")
+
+    failed = v.errors.to_dict()
+    labelled = v.given >= 0
+    n = len(v.given)
+    issues = v.issues
+    counts = {"input_records": n + failed["total"], "audited": int(labelled.sum()),
+              "unlabelled": int(n - labelled.sum()), "failed": failed["total"], "pool_failed": failed,
+              "label_issues": int(issues.sum()),
+              "by_class": {c: {"records": int((v.given == i).sum()), "label_issues": int(issues[v.given == i].sum()),
+                               "suggested": int((v.suggested[labelled] == i).sum())}
+                           for i, c in enumerate(classes)}}
+    if v.duplicates is not None:
+        counts["near_duplicates"] = v.duplicates.counts(v.splits)
+    counts["all_accounted_for"] = counts["audited"] + counts["unlabelled"] + counts["failed"] == \
+        counts["input_records"]
+    y, p = v.given[labelled], v.probs[labelled]
+    metrics = {"cv_accuracy": float((p.argmax(axis=1) == y).mean()) if len(y) else None,
+               "label_issues": int(issues.sum()), "label_issue_rate": float(issues.sum() / max(len(y), 1)),
+               "estimated_noise_rate": v.joint.noise_rate()}
+    warnings = []
+    if metrics["label_issue_rate"] > HIGH_ISSUE_RATE:
+        warnings.append(f"{metrics['label_issue_rate']:.0%} of the audited labels are flagged: either the labels are "
+                        "very noisy or the classifier is too weak for this task (cross-validated accuracy "
+                        f"{metrics['cv_accuracy']:.2f}), whose own errors are then flagged; read a sample of the "
+                        "flagged records (report.html) before removing any, and try stronger features "
+                        "(--features minilm) or your own model's probabilities (--probs-from)")
+        sys.stderr.write(f"thresher: warning: {warnings[-1]}\n")
+    timings = stage_seconds(v.stages)
+    timings["total"] = round(time.perf_counter() - t_start, 4)
+    config = {"label_field": label_field, "features": None if probs_from else features,
+              "folds": None if probs_from else folds, "l2": None if probs_from else l2, "filter_by": filter_by,
+              "quality": quality, "probs_from": str(probs_from) if probs_from else None, "outlier_k": outlier_k,
+              "split_field": split_field, "duplicate_threshold": duplicate_threshold, "seed": seed}
+    manifest = {
+        "command": command, "created_unix": int(time.time()), "job": "audit", "config": config,
+        "audit_config": config,  # kept when a select from this run replaces "config" with the selection's
+        "classes": list(classes), "inputs": {"pool": dataset_info(pool)}, "versions": versions(),
+        "engine": engine.describe(), "counts": counts, "metrics": metrics,
+        "audit_metrics": metrics,  # kept when a select from this run replaces "metrics" with the selection's
+        "warnings": warnings,
+        "confident_joint": v.joint.counts.tolist(), "noise_matrix": np.round(v.joint.noise_matrix(), 6).tolist(),
+        "thresholds": np.round(v.joint.thresholds, 6).tolist(),
+        "examples": {"label_issues": _examples(v, np.flatnonzero(issues), v.quality_scores),
+                     "outliers": _examples(v, np.flatnonzero(labelled), -v.outliers) if outlier_k else []},
+        "timings": timings, "stages": v.stages,
+        "outputs": {"scores": "scores/scores.parquet"},
+    }
+    write_json(manifest, out / "manifest.json")
+    from thresher.report.html import report_after_job
+
+    report_after_job(out, report)
+    return Run(out)
+
+
+def _read(v: Values) -> dict:
+    errors = ErrorLog(v.pool.on_error)
+    extra = (v.label_field,) + ((v.split_field,) if v.split_field else ())
+    batches = list(v.pool.iter_batches(errors, extra_columns=extra))
+    if batches:
+        table = pa.Table.from_batches(batches).combine_chunks()
+    else:
+        table = pa.table({"id": pa.array([], pa.large_string()), "text": pa.array([], pa.large_string()),
+                          **{f: pa.array([], pa.large_string()) for f in extra}})
+    splits = None
+    if v.split_field:
+        splits = np.asarray(table.column(v.split_field).to_pylist(), dtype=object)
+        if len(splits) and all(s is None for s in splits):
+            raise ConfigError(f"no record has a value in the split field {v.split_field!r}")
+    raw = table.column(v.label_field).to_pylist()
+    classes = audit_classes(raw, v.classes, v.label_field)
+    given = label_indices(raw, table.column("id").to_pylist(), classes, v.label_field)
+    return {"ids": table.column("id").combine_chunks(), "texts": table.column("text").combine_chunks(),
+            "given": given, "classes": classes, "errors": errors, "splits": splits}
+
+
+def _featurize(v: Values) -> dict:
+    if v.probs_from and not v.outlier_k:
+        return {"x": None}
+    kind = "hashed" if v.probs_from else v.features
+    chunks = [(kind, v.texts.slice(i, FEATURE_CHUNK)) for i in range(0, len(v.texts), FEATURE_CHUNK)]
+    parts = list(v.engine.map(featurize, chunks))
+    if not parts:
+        return {"x": None}
+    if hasattr(parts[0], "tocsr"):
+        from scipy import sparse
+
+        return {"x": sparse.vstack(parts).tocsr()}
+    return {"x": np.vstack(parts)}
+
+
+def featurize(kind: str, texts: pa.Array):
+    """The cross-validated model's features for ``texts`` (run on a worker, one chunk at a time)."""
+    from thresher.label.end_model import EndModel, EndModelConfig
+
+    return EndModel(EndModelConfig(features=kind)).features(texts)
+
+
+def _probabilities(v: Values) -> dict:
+    labelled = v.given >= 0
+    k = len(v.classes)
+    if v.probs_from:
+        return {"probs": read_probs(v.probs_from, v.ids, v.classes), "fold": np.full(len(v.given), -1)}
+    if labelled.sum() < v.cv.folds:
+        raise ConfigError(f"{v.cv.folds}-fold cross-validation needs at least {v.cv.folds} labelled records; "
+                          f"the pool has {int(labelled.sum())} with a value in {v.label_field!r}")
+    rows = np.flatnonzero(labelled)
+    x = v.x
+    probs = np.zeros((len(v.given), k))
+    fold = np.full(len(v.given), -1)
+    unlabelled = x[np.flatnonzero(~labelled)] if (~labelled).any() else None
+    probs[rows], extra, fold[rows] = cross_val_probs(x[rows], v.given[rows], k, v.cv, seed=v.seed,
+                                                     unlabelled=unlabelled, map_fn=v.engine.map)
+    if extra is not None:
+        probs[~labelled] = extra
+    return {"probs": probs, "fold": fold}
+
+
+def _judge(v: Values) -> dict:
+    labelled = v.given >= 0
+    y, p = v.given[labelled], v.probs[labelled]
+    issues = np.zeros(len(v.given), dtype=bool)
+    scores = np.full(len(v.given), np.nan)
+    if len(y):
+        issues[labelled] = find_label_issues(y, p, v.filter_by)
+        scores[labelled] = label_quality(y, p, v.quality)
+    joint = confident_joint(y, p) if len(y) else confident_joint(np.zeros(0, int), np.zeros((0, len(v.classes))))
+    outliers = knn_outlier_scores(v.x, v.outlier_k) if v.outlier_k and v.x is not None else None
+    duplicates = None
+    if v.duplicate_threshold is not None:
+        from thresher.audit.duplicates import duplicate_links
+
+        duplicates = duplicate_links(v.texts, v.given, v.splits, v.engine, v.duplicate_threshold)
+    return {"issues": issues, "quality_scores": scores, "suggested": v.probs.argmax(axis=1), "joint": joint,
+            "outliers": outliers, "duplicates": duplicates}
+
+
+READ = Stage("read", GLOBAL, "every record's id, text, given label and split (the classes: given, or the labels "
+             "seen)", _read, ("pool", "label_field", "split_field", "classes"),
+             ("ids", "texts", "given", "classes", "errors", "splits"))
+FEATURIZE = Stage("featurize", MAP, "features for the cross-validated model and the outlier scores, in chunks on "
+                  "the workers", _featurize, ("texts", "features", "probs_from", "outlier_k", "engine"), ("x",))
+PROBABILITIES = Stage("probabilities", GLOBAL, "out-of-sample class probabilities: stratified k-fold softmax "
+                      "regression, folds fitted on the workers (or read with --probs-from)", _probabilities,
+                      ("x", "given", "classes", "cv", "probs_from", "ids", "seed", "label_field", "engine"),
+                      ("probs", "fold"))
+JUDGE = Stage("judge", GLOBAL, "label quality, confident-learning label issues, suggested labels, outlier scores, "
+              "near-duplicates (label conflicts, cross-split leakage)", _judge,
+              ("given", "probs", "filter_by", "quality", "classes", "x", "outlier_k", "texts", "splits",
+               "duplicate_threshold", "engine"),
+              ("issues", "quality_scores", "suggested", "joint", "outliers", "duplicates"))
+AUDIT_PLAN = Plan("audit", ("pool", "label_field", "split_field", "classes", "features", "cv", "probs_from",
+                            "filter_by", "quality", "outlier_k", "duplicate_threshold", "seed", "engine"),
+                  (READ, FEATURIZE, PROBABILITIES, JUDGE))
+
+
+def audit_classes(raw: list, classes: Sequence[str] | None, field: str) -> list[str]:
+    """The class names in index order: ``classes`` as given, else every label seen, sorted (numerals by value)."""
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        if len(set(classes)) != len(classes):
+            raise ConfigError(f"classes repeat a name: {classes}")
+    else:
+        seen = {v for v in raw if v is not None}
+        if not seen:
+            raise ConfigError(f"no record has a value in {field!r}; give the field holding the labels with "
+                              "--label-field")
+        numeric = all(re.fullmatch(r"-?\d+", s) for s in seen)
+        classes = sorted(seen, key=int) if numeric else sorted(seen)
+    if len(classes) < 2:
+        raise ConfigError(f"an audit needs at least 2 classes, got {classes}")
+    prob_columns(classes)  # clashing column names are an error now, not after the work
+    return classes
+
+
+def label_indices(raw: list, ids: list, classes: Sequence[str], field: str) -> np.ndarray:
+    """Class index per record (-1 where it has no label); a value that is not a class names its record."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.full(len(raw), -1, dtype=np.int64)
+    for row, value in enumerate(raw):
+        if value is None:
+            continue
+        if value not in index:
+            raise ConfigError(f"record {ids[row]!r}: {field} = {value!r} is not one of the classes "
+                              f"({', '.join(classes)})")
+        out[row] = index[value]
+    return out
+
+
+def read_probs(source: str | os.PathLike, ids: pa.Array, classes: Sequence[str]) -> np.ndarray:
+    """Out-of-sample probabilities by id from a run directory's scores or a table file with ``id`` and
+    ``prob_<class>`` columns; rows are renormalised to sum to 1, and every record needs one."""
+    source = Path(source)
+    if source.is_dir():
+        table = Run(source).scores()
+    else:
+        from thresher.io.table_file import read_table_file
+
+        table = read_table_file(source, "probabilities")
+    columns = prob_columns(classes)
+    missing = [c for c in ["id", *columns] if c not in table.column_names]
+    if missing:
+        raise ConfigError(f"{source}: probabilities need columns id and {', '.join(columns)}; missing "
+                          f"{', '.join(missing)}")
+    row_of = {str(i): r for r, i in enumerate(table.column("id").to_pylist())}
+    values = np.column_stack([np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64)
+                              for c in columns])
+    rows = np.empty(len(ids), dtype=np.int64)
+    for r, record_id in enumerate(ids.to_pylist()):
+        if record_id not in row_of:
+            raise ConfigError(f"{source} has no probabilities for record {record_id!r}")
+        rows[r] = row_of[record_id]
+    probs = values[rows]
+    if not np.isfinite(probs).all() or (probs < 0).any():
+        raise ConfigError(f"{source}: probabilities must be finite and non-negative")
+    sums = probs.sum(axis=1, keepdims=True)
+    if (sums <= 0).any():
+        raise ConfigError(f"{source}: a record's probabilities sum to 0")
+    return probs / sums
+
+
+def _scores_table(v: Values, classes: Sequence[str]) -> pa.Table:
+    labelled = v.given >= 0
+    names = np.asarray(classes, dtype=object)
+    cols = {"id": v.ids, "label": pa.array(v.given, pa.int32()),
+            "label_name": pa.array(names[np.where(labelled, v.given, 0)], pa.large_string(), mask=~labelled),
+            "suggested_label": pa.array(v.suggested, pa.int32()),
+            "suggested_label_name": pa.array(names[v.suggested], pa.large_string()),
+            "label_quality": pa.array(v.quality_scores, pa.float64(), mask=~labelled),
+            "is_label_issue": pa.array(v.issues, pa.bool_())}
+    if v.outliers is not None:
+        cols["outlier_score"] = pa.array(v.outliers, pa.float64())
+    if v.duplicates is not None:
+        import pyarrow.compute as pc
+
+        partner = v.duplicates.partner
+        cols["near_duplicate_of"] = pc.if_else(pa.array(partner >= 0), v.ids.take(pa.array(np.maximum(partner, 0))),
+                                               pa.scalar(None, v.ids.type))
+        cols["label_conflict"] = pa.array(v.duplicates.conflict, pa.bool_())
+        if v.splits is not None:
+            cols["cross_split_duplicate"] = pa.array(v.duplicates.cross_split, pa.bool_())
+    for j, col in enumerate(prob_columns(classes)):
+        cols[col] = pa.array(v.probs[:, j], pa.float64())
+    cols["fold"] = pa.array(v.fold, pa.int32())
+    cols["n_words"] = pa.array(whitespace_token_counts(v.texts))
+    return pa.table(cols)
+
+
+def _examples(v: Values, rows: np.ndarray, key: np.ndarray, limit: int = EXAMPLES) -> list[dict]:
+    """The ``limit`` rows with the lowest ``key``: id, given and suggested label, quality and a text excerpt."""
+    rows = rows[np.argsort(key[rows], kind="stable")[:limit]]
+    out = []
+    for r in rows:
+        text = " ".join(str(v.texts[int(r)].as_py()).split())
+        out.append({"id": v.ids[int(r)].as_py(), "label": v.classes[v.given[r]] if v.given[r] >= 0 else None,
+                    "suggested": v.classes[v.suggested[r]], "label_quality": _round(v.quality_scores[r]),
+                    "outlier_score": _round(v.outliers[r]) if v.outliers is not None else None,
+                    "text": text[:300] + ("\u2026" if len(text) > 300 else "")})
+    return out
+
+
+def _round(x: float) -> float | None:
+    return None if np.isnan(x) else round(float(x), 6)
