@@ -1,8 +1,8 @@
 """Softmax (multinomial logistic) regression, shared by the weak-supervision end model and the evaluation proxy.
 
 One fit: mean cross-entropy against soft targets (hard labels are one-hot rows) plus an L2 penalty on the weights,
-not the intercepts, minimised by L-BFGS from zero, so the same inputs always give the same model. Features may be
-dense or scipy-sparse.
+not the intercepts, minimised by L-BFGS from zero (:mod:`thresher.lbfgs`), so the same inputs always give the same
+model. Features may be dense or scipy-sparse.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def fit_softmax(x, q: np.ndarray, l2: float, max_iter: int) -> tuple[np.ndarray,
             w = np.zeros((x.shape[1], q.shape[1]))
             w[used] = w_used
             return w, b
-    from scipy.optimize import minimize
+    from thresher.lbfgs import minimize_lbfgs
 
     n, d = x.shape
     k = q.shape[1]
@@ -47,6 +47,5 @@ def fit_softmax(x, q: np.ndarray, l2: float, max_iter: int) -> tuple[np.ndarray,
         g = (np.exp(logp) - q) / n
         return value, np.concatenate([(xt @ g + l2 * w).ravel(), g.sum(axis=0)])
 
-    result = minimize(loss, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
-                      options={"maxiter": max_iter, "maxcor": 10})
-    return result.x[:d * k].reshape(d, k), result.x[d * k:]
+    theta = minimize_lbfgs(loss, np.zeros(d * k + k), max_iter)
+    return theta[:d * k].reshape(d, k), theta[d * k:]
