@@ -274,3 +274,56 @@ def test_near_duplicates_across_splits_and_label_conflicts(tmp_path):
                     "cross_split_records": {"test": 1, "train": 1}}
     off = th.audit(path, out=tmp_path / "off", duplicate_threshold=None, workers=1, progress=False, report=False)
     assert "near_duplicate_of" not in off.scores().column_names
+
+
+@pytest.fixture(scope="module")
+def dynamics_run(noisy_bbc, tmp_path_factory):
+    """The noisy BBC articles plus one article repeated eight times (a record the model memorises), with every
+    training-dynamics score."""
+    path, flipped = noisy_bbc
+    table = pq.read_table(path)
+    rows = table.to_pylist() + [dict(table.slice(5, 1).to_pylist()[0], id=f"copy{i}") for i in range(8)]
+    out = tmp_path_factory.mktemp("dynamics")
+    pq.write_table(pa.Table.from_pylist(rows), out / "pool.parquet")
+    run = th.audit(out / "pool.parquet", out=out / "run", dynamics="all", workers=1, progress=False, report=False)
+    return run, np.r_[flipped, np.zeros(8, dtype=bool)]
+
+
+def test_training_dynamics_separate_flipped_and_memorised_records(dynamics_run):
+    run, flipped = dynamics_run
+    s = run.scores()
+    col = {c: np.asarray(s.column(c).to_pylist()) for c in ("el2n", "grand", "forgetting_events", "aum",
+                                                           "carto_confidence", "carto_variability",
+                                                           "carto_correctness")}
+    copies = np.asarray([i.startswith("copy") for i in s.column("id").to_pylist()])
+    # the memorised article (eight copies and the original) has the lowest EL2N of all; planted flips: high EL2N,
+    # low margin
+    lowest = set(np.argsort(col["el2n"], kind="stable")[:9])
+    assert lowest == set(np.flatnonzero(copies)) | {5}
+    top = col["el2n"] >= np.quantile(col["el2n"], 0.85)
+    assert flipped[top].mean() >= 0.35  # 10% flipped overall: over three times as many among the top 15%
+    # 250 articles are memorised, flips too (margins end positive), but later and less surely than the rest
+    assert col["aum"][flipped].mean() < col["aum"][~flipped].mean()
+    assert col["carto_confidence"][flipped].mean() < col["carto_confidence"][~flipped].mean()
+    assert np.corrcoef(col["el2n"], col["grand"])[0, 1] > 0.99  # unit-length hashed rows: GraNd ~ EL2N
+    assert col["forgetting_events"].min() >= 0 and col["carto_correctness"].max() <= 1
+    regions = s.column("carto_region").to_pylist()
+    assert {regions[i] for i in np.flatnonzero(copies)} == {"easy"}
+    assert sum(regions[i] == "easy" for i in np.flatnonzero(flipped)) <= 0.2 * flipped.sum()
+    assert sum(run.manifest["counts"]["carto_regions"].values()) == len(regions)
+    assert run.manifest["config"]["dynamics"] == ["el2n", "grand", "forgetting", "aum", "cartography"]
+
+
+def test_training_dynamics_same_with_two_workers_and_selectable(dynamics_run, tmp_path):
+    """Seeded runs give the same scores whichever worker runs them; `select --score el2n` keeps the hardest."""
+    run, _ = dynamics_run
+    path = run.manifest["inputs"]["pool"]["files"][0]["path"]
+    two = th.audit(path, out=tmp_path / "two", dynamics="all", workers=2, progress=False, report=False)
+    assert two.scores().equals(run.scores())
+    hardest = th.reselect(run, out=tmp_path / "hard", selector="topk", score="el2n", budget=50)
+    picked = set((hardest.path / "selected" / "ids.txt").read_text(encoding="utf-8").split())
+    s = run.scores()
+    el2n = dict(zip(s.column("id").to_pylist(), s.column("el2n").to_pylist()))
+    assert len(picked) == 50 and min(el2n[i] for i in picked) >= sorted(el2n.values())[-50]
+    with pytest.raises(ConfigError, match="unknown training-dynamics"):
+        th.audit(path, out=tmp_path / "bad", dynamics="el2n,nope", progress=False, report=False)

@@ -129,17 +129,19 @@ def audit(pool: PathsOrDataset, *, out: str | os.PathLike, label_field: str = "l
           classes: list[str] | None = None, features: str = "hashed", folds: int = 5, l2: float = 1e-4,
           filter_by: str = "prune_by_noise_rate", quality: str = "self_confidence",
           probs_from: str | os.PathLike | None = None, outlier_k: int = 10, split_field: str | None = None,
-          duplicate_threshold: float | None = 0.7, seed: int = 0, workers: int | None = None,
-          progress: bool = True, report: bool = True) -> Run:
+          duplicate_threshold: float | None = 0.7, dynamics: str | list[str] | None = None,
+          dynamics_params: dict | None = None, seed: int = 0, workers: int | None = None, progress: bool = True,
+          report: bool = True) -> Run:
     """Audit labels (``thresher audit``): cross-validated probabilities, then ``is_label_issue`` (confident
     learning), ``label_quality``, ``suggested_label``, ``outlier_score``, ``near_duplicate_of`` and
-    ``label_conflict`` per record as side-car scores; ``split_field`` finds train/test leakage."""
+    ``label_conflict`` per record as side-car scores; ``split_field`` finds train/test leakage; ``dynamics``
+    (``"el2n,aum"`` or ``"all"``) adds training-dynamics scores."""
     from thresher.jobs.audit import run_audit
 
     return run_audit(_dataset(pool), out, label_field=label_field, classes=classes, features=features, folds=folds,
                      l2=l2, filter_by=filter_by, quality=quality, probs_from=probs_from, outlier_k=outlier_k,
-                     split_field=split_field, duplicate_threshold=duplicate_threshold, seed=seed, workers=workers,
-                     progress=progress, report=report)
+                     split_field=split_field, duplicate_threshold=duplicate_threshold, dynamics=dynamics,
+                     dynamics_params=dynamics_params, seed=seed, workers=workers, progress=progress, report=report)
 
 
 def generate_lfs(dev: PathsOrDataset, *, out: str | os.PathLike, label_field: str = "label",

@@ -781,6 +781,8 @@ Examples:
   thresher audit --pool data.parquet --label-field label --out runs/audit
   thresher audit --pool data.parquet --features minilm --filter-by both --out runs/audit
   thresher audit --pool data.parquet --probs-from my_cv_probs.parquet --out runs/audit
+  thresher audit --pool data.parquet --dynamics all --dynamics-param epochs=20 --out runs/audit
+  thresher select --from-run runs/audit --score el2n --selector topk --budget 50% --out runs/hardest-half
   thresher select --from-run runs/audit --where "not is_label_issue" --selector threshold \\
       --score label_quality --threshold 0 --out runs/clean
 \b
@@ -810,14 +812,19 @@ outlier_score) and counts; removing them is an explicit selection, as above.
               help="Field naming each record's split (train/test/...): near-duplicates across splits are leakage.")
 @click.option("--duplicate-threshold", type=click.FloatRange(0, 1, max_open=True), default=0.7, show_default=True,
               help="Jaccard of word 5-gram sets for near_duplicate_of and label_conflict (0: no duplicate search).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the folds.")
+@click.option("--dynamics", default=None, metavar="SCORES",
+              help="Training-dynamics scores to add: el2n, grand, forgetting, aum, cartography (comma-separated) or "
+                   "all.")
+@click.option("--dynamics-param", "dynamics_params", multiple=True, metavar="KEY=VALUE",
+              help="epochs, seeds, score_epoch, batch_size, lr or l2 of the training-dynamics runs (repeat).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the folds and the SGD runs.")
 @_report_option
 @_reading_options
 @_handle_errors
 @_engine_options
 def audit(pool, out, label_field, classes, features, folds, l2, probs_from, filter_by, quality, outlier_k,
-          split_field, duplicate_threshold, seed, report, text_field, id_field, on_error, batch_size, workers, quiet,
-          as_json) -> None:
+          split_field, duplicate_threshold, dynamics, dynamics_params, seed, report, text_field, id_field, on_error,
+          batch_size, workers, quiet, as_json) -> None:
     """Audit a labelled pool: which labels look wrong, what they should be, and which records are outliers.
 
     Cross-validated class probabilities (every record scored by a model that never saw it), then confident
@@ -833,7 +840,8 @@ def audit(pool, out, label_field, classes, features, folds, l2, probs_from, filt
                     classes=[c.strip() for c in classes.split(",")] if classes else None, features=features,
                     folds=folds, l2=l2, probs_from=probs_from, filter_by=filter_by, quality=quality,
                     outlier_k=outlier_k, split_field=split_field, duplicate_threshold=duplicate_threshold or None,
-                    seed=seed, workers=workers, progress=not quiet and not as_json,
+                    dynamics=dynamics, dynamics_params=_key_values(dynamics_params), seed=seed, workers=workers,
+                    progress=not quiet and not as_json,
                     command=["thresher", *sys.argv[1:]], report=report)
     _print_result(run, as_json, quiet, report)
 

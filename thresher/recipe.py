@@ -50,7 +50,8 @@ it, which then read the audit columns (``is_label_issue``, ``label_quality``, ``
     steps:
       - audit: label                   # the field holding the given labels
         features: hashed               # optional: classes, features, folds, l2, filter_by, quality, probs_from,
-                                       #           outlier_k, split_field, duplicate_threshold
+                                       #           outlier_k, split_field, duplicate_threshold, dynamics,
+                                       #           dynamics_params
       - filter: "not is_label_issue"
       - select: threshold              # every record left (no budget: no cap)
         score: label_quality
@@ -77,7 +78,7 @@ _SELECT_KEYS = {f.name for f in dataclasses.fields(Select)} - {"selector"}
 _LABEL_KEYS = {"label", "model", "params", "dev", "dev_where", "label_field", "class_balance", "end_model",
                "scores_from"}
 _AUDIT_KEYS = {"audit", "classes", "features", "folds", "l2", "filter_by", "quality", "probs_from", "outlier_k",
-               "split_field", "duplicate_threshold"}
+               "split_field", "duplicate_threshold", "dynamics", "dynamics_params"}
 _TABLE_KEYS = {"item_field", "system_field", "score_field"}
 _EVALSET_KEYS = {"evalset", "budget", "estimator", "items", "label_field", "cost_field", "level"} | _TABLE_KEYS
 _EVALSET_FOLLOW = {"estimate": {"estimate", "level"} | _TABLE_KEYS,

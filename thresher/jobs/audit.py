@@ -8,7 +8,8 @@ Run directory:
   learning, :mod:`thresher.audit.confident`), ``outlier_score`` (mean cosine distance to the nearest records),
   ``near_duplicate_of`` (the id of a near-duplicate record, preferring one in another split), ``label_conflict``
   (its near-duplicates carry another label), ``cross_split_duplicate`` (with ``split_field``: train/test
-  leakage), ``prob_<class>`` per class, ``fold`` and ``n_words``;
+  leakage), with ``dynamics`` the training-dynamics scores (``el2n``, ``grand``, ``forgetting_events``, ``aum``,
+  ``carto_*``; :mod:`thresher.audit.dynamics`), ``prob_<class>`` per class, ``fold`` and ``n_words``;
   ``manifest.json``: counts that add up (read = audited + unlabelled + failed), per-class issue counts, the
   confident joint and noise matrix, the cross-validated accuracy, and the worst-scored records as examples.
 Flagged records stay in the data: removing them is an explicit selection, e.g.
@@ -23,6 +24,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +58,8 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
               classes: Sequence[str] | None = None, features: str = "hashed", folds: int = 5, l2: float = 1e-4,
               filter_by: str = DEFAULT_FILTER, quality: str = DEFAULT_QUALITY,
               probs_from: str | os.PathLike | None = None, outlier_k: int = 10, split_field: str | None = None,
-              duplicate_threshold: float | None = 0.7, seed: int = 0,
+              duplicate_threshold: float | None = 0.7, dynamics: str | Sequence[str] | None = None,
+              dynamics_params: dict | None = None, seed: int = 0,
               workers: int | None = None, progress: bool = True, command: list[str] | None = None,
               report: bool = True) -> Run:
     """Audit the labels in ``label_field`` of ``pool``; see the module docstring for what is written.
@@ -69,7 +72,9 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
     ``label_quality`` score (:data:`thresher.audit.quality.QUALITY_METHODS`); ``outlier_k``: neighbours for
     ``outlier_score`` (0 = no outlier scores). ``split_field``: a field naming each record's split (train, test,
     ...), so that near-duplicates across splits are found first and counted as leakage. ``duplicate_threshold``:
-    Jaccard similarity of word 5-gram sets for near-duplicates (None = no duplicate search).
+    Jaccard similarity of word 5-gram sets for near-duplicates (None = no duplicate search). ``dynamics``:
+    training-dynamics scores to add (``el2n``, ``grand``, ``forgetting``, ``aum``, ``cartography`` or ``all``),
+    from SGD runs on the same features; ``dynamics_params``: :class:`thresher.audit.dynamics.DynamicsConfig` fields.
     """
     if features not in FEATURES:
         raise ConfigError(f"features must be one of {', '.join(FEATURES)}, got {features!r}")
@@ -83,14 +88,21 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
         raise ConfigError(f"duplicate_threshold must be in (0, 1), or None for no duplicate search; got "
                           f"{duplicate_threshold}")
     cv = CrossValConfig(folds=folds, l2=l2)
+    from thresher.audit.dynamics import DynamicsConfig, parse_dynamics
+
+    dynamics = parse_dynamics(dynamics)
+    try:
+        dynamics_config = DynamicsConfig(**(dynamics_params or {})) if dynamics else None
+    except TypeError as e:
+        raise ConfigError(f"dynamics parameters: {e}") from None
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with make_engine(workers) as engine:
         v = AUDIT_PLAN.run(pool=pool, label_field=label_field, classes=classes, features=features, cv=cv,
                            probs_from=probs_from, filter_by=filter_by, quality=quality, outlier_k=outlier_k,
-                           split_field=split_field, duplicate_threshold=duplicate_threshold, seed=seed,
-                           engine=engine)
+                           split_field=split_field, duplicate_threshold=duplicate_threshold, dynamics=dynamics,
+                           dynamics_config=dynamics_config, seed=seed, engine=engine)
     classes = v.classes
     table = _scores_table(v, classes)
     (out / "scores").mkdir(exist_ok=True)
@@ -108,6 +120,9 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
                            for i, c in enumerate(classes)}}
     if v.duplicates is not None:
         counts["near_duplicates"] = v.duplicates.counts(v.splits)
+    if "carto_region" in v.dynamics_scores:
+        regions = table.column("carto_region").drop_null().value_counts().to_pylist()
+        counts["carto_regions"] = {r["values"]: int(r["counts"]) for r in regions}
     counts["all_accounted_for"] = counts["audited"] + counts["unlabelled"] + counts["failed"] == \
         counts["input_records"]
     y, p = v.given[labelled], v.probs[labelled]
@@ -127,7 +142,8 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
     config = {"label_field": label_field, "features": None if probs_from else features,
               "folds": None if probs_from else folds, "l2": None if probs_from else l2, "filter_by": filter_by,
               "quality": quality, "probs_from": str(probs_from) if probs_from else None, "outlier_k": outlier_k,
-              "split_field": split_field, "duplicate_threshold": duplicate_threshold, "seed": seed}
+              "split_field": split_field, "duplicate_threshold": duplicate_threshold, "dynamics": list(dynamics),
+              "dynamics_params": asdict(dynamics_config) if dynamics_config else None, "seed": seed}
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "audit", "config": config,
         "audit_config": config,  # kept when a select from this run replaces "config" with the selection's
@@ -171,7 +187,7 @@ def _read(v: Values) -> dict:
 
 
 def _featurize(v: Values) -> dict:
-    if v.probs_from and not v.outlier_k:
+    if v.probs_from and not v.outlier_k and not v.dynamics:
         return {"x": None}
     kind = "hashed" if v.probs_from else v.features
     chunks = [(kind, v.texts.slice(i, FEATURE_CHUNK)) for i in range(0, len(v.texts), FEATURE_CHUNK)]
@@ -231,11 +247,31 @@ def _judge(v: Values) -> dict:
             "outliers": outliers, "duplicates": duplicates}
 
 
+def _dynamics(v: Values) -> dict:
+    if not v.dynamics:
+        return {"dynamics_scores": {}}
+    from thresher.audit.dynamics import training_dynamics
+
+    labelled = np.flatnonzero(v.given >= 0)
+    scores = training_dynamics(v.x[labelled], v.given[labelled], len(v.classes), v.dynamics_config, v.seed,
+                               v.engine.map)
+    wanted = {"el2n": ("el2n",), "grand": ("grand",), "forgetting": ("forgetting_events",), "aum": ("aum",),
+              "cartography": ("carto_confidence", "carto_variability", "carto_correctness", "carto_region")}
+    out = {}
+    for name in v.dynamics:
+        for column in wanted[name]:
+            full = np.full(len(v.given), np.nan)
+            full[labelled] = scores[column]
+            out[column] = full
+    return {"dynamics_scores": out}
+
+
 READ = Stage("read", GLOBAL, "every record's id, text, given label and split (the classes: given, or the labels "
              "seen)", _read, ("pool", "label_field", "split_field", "classes"),
              ("ids", "texts", "given", "classes", "errors", "splits"))
-FEATURIZE = Stage("featurize", MAP, "features for the cross-validated model and the outlier scores, in chunks on "
-                  "the workers", _featurize, ("texts", "features", "probs_from", "outlier_k", "engine"), ("x",))
+FEATURIZE = Stage("featurize", MAP, "features for the cross-validated model, outlier scores and training dynamics, "
+                  "in chunks on the workers", _featurize,
+                  ("texts", "features", "probs_from", "outlier_k", "dynamics", "engine"), ("x",))
 PROBABILITIES = Stage("probabilities", GLOBAL, "out-of-sample class probabilities: stratified k-fold softmax "
                       "regression, folds fitted on the workers (or read with --probs-from)", _probabilities,
                       ("x", "given", "classes", "cv", "probs_from", "ids", "seed", "label_field", "engine"),
@@ -245,9 +281,13 @@ JUDGE = Stage("judge", GLOBAL, "label quality, confident-learning label issues, 
               ("given", "probs", "filter_by", "quality", "classes", "x", "outlier_k", "texts", "splits",
                "duplicate_threshold", "engine"),
               ("issues", "quality_scores", "suggested", "joint", "outliers", "duplicates"))
+DYNAMICS = Stage("dynamics", GLOBAL, "optional: training-dynamics scores of the labelled records from seeded SGD "
+                 "runs, one per worker", _dynamics, ("x", "given", "classes", "dynamics", "dynamics_config", "seed",
+                                                     "engine"), ("dynamics_scores",))
 AUDIT_PLAN = Plan("audit", ("pool", "label_field", "split_field", "classes", "features", "cv", "probs_from",
-                            "filter_by", "quality", "outlier_k", "duplicate_threshold", "seed", "engine"),
-                  (READ, FEATURIZE, PROBABILITIES, JUDGE))
+                            "filter_by", "quality", "outlier_k", "duplicate_threshold", "dynamics", "dynamics_config",
+                            "seed", "engine"),
+                  (READ, FEATURIZE, PROBABILITIES, JUDGE, DYNAMICS))
 
 
 def audit_classes(raw: list, classes: Sequence[str] | None, field: str) -> list[str]:
@@ -337,6 +377,15 @@ def _scores_table(v: Values, classes: Sequence[str]) -> pa.Table:
             cols["cross_split_duplicate"] = pa.array(v.duplicates.cross_split, pa.bool_())
     for j, col in enumerate(prob_columns(classes)):
         cols[col] = pa.array(v.probs[:, j], pa.float64())
+    for column, values in v.dynamics_scores.items():
+        missing = np.isnan(values)
+        if column == "carto_region":
+            from thresher.audit.dynamics import CARTO_REGIONS
+
+            names = np.asarray(CARTO_REGIONS, dtype=object)[np.where(missing, 0, values).astype(int)]
+            cols[column] = pa.array(names, pa.large_string(), mask=missing)
+        else:
+            cols[column] = pa.array(values, pa.float64(), mask=missing)
     cols["fold"] = pa.array(v.fold, pa.int32())
     cols["n_words"] = pa.array(whitespace_token_counts(v.texts))
     return pa.table(cols)

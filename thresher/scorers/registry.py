@@ -153,8 +153,17 @@ SCORERS: dict[str, ScorerSpec] = {s.name: s for s in [
 ]}
 
 
+#: Scores of labelled records that need a training run over the whole pool (thresher.audit.dynamics.DYNAMICS): not
+#: per-record scorers, so ``thresher score`` points to ``thresher audit --dynamics``.
+TRAINING_DYNAMICS = ("el2n", "grand", "forgetting", "aum", "cartography")
+
+
 def get_spec(name: str) -> ScorerSpec:
     """The spec of a registered scorer, or a ConfigError listing the known ones."""
+    if name in TRAINING_DYNAMICS:
+        raise ConfigError(f"{name!r} is a training-dynamics score: it trains on the records' labels, so it comes "
+                          f"from thresher audit --pool POOL --label-field label --dynamics {name} (th.audit(..., "
+                          f"dynamics={name!r})), and select --from-run reads it like any score")
     if name not in SCORERS:
         raise ConfigError(f"unknown scorer {name!r}; choose from {', '.join(SCORERS)}")
     return SCORERS[name]
