@@ -144,6 +144,21 @@ def audit(pool: PathsOrDataset, *, out: str | os.PathLike, label_field: str = "l
                      dynamics_params=dynamics_params, seed=seed, workers=workers, progress=progress, report=report)
 
 
+def evaluate_curation(audit_run: str | os.PathLike | Run, heldout: PathsOrDataset, *, out: str | os.PathLike,
+                      experiment: str = "pruning", methods: list[str] | None = None,
+                      fractions: list[float] | None = None, seeds: int = 10, seed: int = 0, label_field: str = "label",
+                      level: float = 0.95, margin: float = 0.0, workers: int | None = None) -> list[dict]:
+    """Labelled-data curation against random (``thresher evaluate --experiment``): ``pruning`` keeps ``fractions``
+    of an audited pool by each method's score, ``label-errors`` drops the audit's flagged records; a classifier
+    trained on each is tested on ``heldout``. Returns the result rows (also in ``out/results.csv``)."""
+    from thresher.evaluate.curation import CurationConfig, run_curation
+
+    options = {k: tuple(v) for k, v in (("methods", methods), ("fractions", fractions)) if v is not None}
+    config = CurationConfig(experiment=experiment, seeds=seeds, seed=seed, level=level, margin=margin, **options)
+    path = audit_run.path if isinstance(audit_run, Run) else audit_run
+    return run_curation(path, _dataset(heldout), out, config, label_field=label_field, workers=workers)
+
+
 def generate_lfs(dev: PathsOrDataset, *, out: str | os.PathLike, label_field: str = "label",
                  dev_where: str | None = None, classes: list[str] | None = None, like: str | os.PathLike | None = None,
                  method: str | list[str] = "keywords", sample: int | None = None, seed: int = 0,

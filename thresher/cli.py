@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from thresher._version import __version__
-from thresher.errors import ThresherError
+from thresher.errors import ConfigError, ThresherError
 
 SELECT_EXAMPLES = """
 \b
@@ -528,11 +528,17 @@ Examples:
   # your own training script per selection and seed; it writes {out}/metrics.json
   thresher evaluate --pool pool.parquet --target t.jsonl --heldout h.jsonl --metrics kl \\
       --proxy-command "python train.py --train {train} --eval {heldout} --out {out} --seed {seed}" --out runs/ev3
+\b
+  # labelled data: does pruning by EL2N beat random at 30-90% kept? does dropping flagged labels help?
+  thresher audit --pool train.parquet --dynamics all --out runs/audit
+  thresher evaluate --experiment pruning --from-run runs/audit --heldout test.parquet --seeds 10 --out runs/prune
+  thresher evaluate --experiment label-errors --from-run runs/audit --heldout test.parquet --out runs/drop
 """
 
 
 @main.command(epilog=EVALUATE_EXAMPLES)
-@click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
+@click.option("--pool", "pool", multiple=True, metavar="PATH", help="Files, globs or folders (required, except with "
+              "--experiment).")
 @click.option("--target", "target", multiple=True, metavar="PATH", help="Target sample the methods fit on.")
 @click.option("--heldout", "heldout", multiple=True, metavar="PATH",
               help="Separate target sample every metric is measured on. [default: half of --target, by id hash]")
@@ -576,15 +582,24 @@ Examples:
 @click.option("--proxy-command", default=None, metavar="CMD",
               help="Training command per selection and seed, with {train} {heldout} {out} {seed}.")
 @click.option("--proxy-timeout", type=float, default=None, help="Seconds per proxy command.")
+@click.option("--experiment", type=click.Choice(["pruning", "label-errors"]), default=None,
+              help="Labelled data instead: train a classifier on what each method keeps of an audited pool "
+                   "(--from-run, a thresher audit run) and test it on --heldout (labels in --label-column, default "
+                   "label). pruning: --methods from el2n, easy, grand, aum, forgetting, ambiguous, confident, "
+                   "label_quality, stratified [default: el2n,easy,aum,stratified] at --budgets kept [default: "
+                   "30%,50%,70%,90%]; label-errors: drop the flagged records vs as many at random.")
+@click.option("--from-run", type=click.Path(exists=True, file_okay=False), default=None,
+              help="With --experiment: the thresher audit run of the labelled pool.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory to write.")
 @_report_option
 @_reading_options
 @_handle_errors
 @_engine_options
-def evaluate(pool, target, heldout, methods, baseline, budgets, seeds, seed, metrics, label_column, positive,
+@click.pass_context
+def evaluate(ctx, pool, target, heldout, methods, baseline, budgets, seeds, seed, metrics, label_column, positive,
              group_field, heldout_weights, min_tokens, level, margin, n_boot, embedding_backend, lm_order, params,
-             pool_sample, target_name, proxy_command, proxy_timeout, out, report, text_field, id_field, on_error,
-             batch_size, workers, quiet, as_json) -> None:
+             pool_sample, target_name, proxy_command, proxy_timeout, experiment, from_run, out, report, text_field,
+             id_field, on_error, batch_size, workers, quiet, as_json) -> None:
     """Compare selection methods with random and stratified selection at equal budgets, with intervals.
 
     Writes OUT/results.csv (one row per method x budget x metric: estimate, interval, improvement over random,
@@ -594,6 +609,12 @@ def evaluate(pool, target, heldout, methods, baseline, budgets, seeds, seed, met
     from thresher.evaluate.harness import EvaluateConfig, run_evaluation
     from thresher.io.dataset import Dataset
 
+    if experiment:
+        return _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budgets, seeds, seed,
+                                    label_column, level, margin, n_boot, out, text_field, id_field, on_error,
+                                    batch_size, workers, quiet, as_json)
+    if not pool:
+        raise ConfigError("give --pool PATH (or --experiment with --from-run for labelled data)")
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     scorer_names = [m.split(":")[0] for m in method_list]
     scorer_params = {name: _scorer_params(params, name, scorer_names) for name in scorer_names}
@@ -615,6 +636,48 @@ def evaluate(pool, target, heldout, methods, baseline, budgets, seeds, seed, met
         click.echo(result.summary())
         click.echo(f"\nresults: {result.path / 'results.csv'}")
         _print_report_path(result.path, report)
+
+
+def _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budgets, seeds, seed, label_column,
+                         level, margin, n_boot, out, text_field, id_field, on_error, batch_size, workers, quiet,
+                         as_json) -> None:
+    """``thresher evaluate --experiment``: pruning or label-error removal on an audit run, against random."""
+    from click.core import ParameterSource
+
+    from thresher.evaluate.curation import CurationConfig, run_curation
+    from thresher.evaluate.table import format_results
+    from thresher.io.dataset import Dataset
+
+    if not from_run or not heldout:
+        raise ConfigError("--experiment needs --from-run (a thresher audit run) and --heldout (a labelled test set)")
+    if pool:
+        raise ConfigError("--experiment reads the audited pool from --from-run; do not give --pool")
+    given = {name: ctx.get_parameter_source(name) != ParameterSource.DEFAULT for name in ("methods", "budgets",
+                                                                                         "seeds")}
+    options = {} if given["seeds"] else {"seeds": CurationConfig.seeds}  # 10: 5 seeds never give a verdict at 95%
+    if given["methods"]:
+        options["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip() and m.strip() != "random")
+    if given["budgets"]:
+        options["fractions"] = tuple(_fraction(b) for b in budgets.split(",") if b.strip())
+    config = CurationConfig(experiment=experiment, seed=seed, level=level, margin=margin, n_boot=n_boot,
+                            **({"seeds": seeds} | options))
+    opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    rows = run_curation(from_run, Dataset(list(heldout), **opts), out, config, label_field=label_column or "label",
+                        workers=workers, command=["thresher", *sys.argv[1:]])
+    if as_json:
+        click.echo(json.dumps({"out": str(out), "results": rows}, default=str))
+    elif not quiet:
+        click.echo(format_results(rows, margin))
+        click.echo(f"\nresults: {Path(out) / 'results.csv'}")
+
+
+def _fraction(text: str) -> float:
+    """``50%`` or ``0.5`` as 0.5; anything else is an error naming it."""
+    text = text.strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ConfigError(f"a share kept is a percentage or a fraction (50% or 0.5), got {text!r}") from None
 
 
 @main.command(name="scorers")

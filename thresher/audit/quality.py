@@ -8,6 +8,8 @@ entropy normalised to [0, 1]: low when the model is sure of another class.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 
 from thresher.errors import ConfigError
@@ -37,24 +39,32 @@ def label_quality(labels: np.ndarray, probs: np.ndarray, method: str = DEFAULT_Q
     return np.log(ratio + 1) / np.maximum(ratio, _FLOOR)
 
 
-def knn_outlier_scores(x, k: int = 10, block: int = 1024) -> np.ndarray:
+def knn_outlier_scores(x, k: int = 10, block: int = 1024,
+                       map_fn: Callable[[Callable, Iterable[tuple]], Iterable] | None = None) -> np.ndarray:
     """Mean cosine distance from each row to its ``k`` nearest other rows (rows of dense or sparse features,
     scaled to unit length here): high for records unlike anything else in the data. Computed in row blocks, so
-    memory stays at block × n."""
+    memory stays at block × n; ``map_fn`` (an engine's map) spreads the blocks over workers, same result."""
     x = _unit_rows(x)
     n = x.shape[0]
     if n < 2:
         return np.zeros(n)
     k = min(k, n - 1)
+    items = [(x, start, min(start + block, n), k) for start in range(0, n, block)]
+    return np.concatenate(list((map_fn or _sequential)(knn_block, items)))
+
+
+def knn_block(x, start: int, stop: int, k: int) -> np.ndarray:
+    """Outlier scores of rows ``start:stop`` of unit-length ``x`` against every row (one worker task)."""
     xt = x.T.tocsr() if hasattr(x, "tocsr") else x.T
-    out = np.empty(n)
-    for start in range(0, n, block):
-        sims = x[start:start + block] @ xt
-        sims = np.asarray(sims.todense() if hasattr(sims, "todense") else sims, dtype=np.float64)
-        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf  # not its own neighbour
-        top = -np.partition(-sims, k - 1, axis=1)[:, :k]
-        out[start:start + block] = 1 - top.mean(axis=1)
-    return np.clip(out, 0.0, 2.0)
+    sims = x[start:stop] @ xt
+    sims = np.asarray(sims.todense() if hasattr(sims, "todense") else sims, dtype=np.float64)
+    sims[np.arange(len(sims)), np.arange(start, stop)] = -np.inf  # not its own neighbour
+    top = -np.partition(-sims, k - 1, axis=1)[:, :k]
+    return np.clip(1 - top.mean(axis=1), 0.0, 2.0)
+
+
+def _sequential(fn: Callable, items: Iterable[tuple]) -> Iterable:
+    return (fn(*item) for item in items)
 
 
 def _unit_rows(x):

@@ -237,7 +237,8 @@ def _judge(v: Values) -> dict:
         issues[labelled] = find_label_issues(y, p, v.filter_by)
         scores[labelled] = label_quality(y, p, v.quality)
     joint = confident_joint(y, p) if len(y) else confident_joint(np.zeros(0, int), np.zeros((0, len(v.classes))))
-    outliers = knn_outlier_scores(v.x, v.outlier_k) if v.outlier_k and v.x is not None else None
+    outliers = knn_outlier_scores(v.x, v.outlier_k, map_fn=v.engine.map) if v.outlier_k and v.x is not None \
+        else None
     duplicates = None
     if v.duplicate_threshold is not None:
         from thresher.audit.duplicates import duplicate_links
