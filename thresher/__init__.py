@@ -29,6 +29,7 @@ from thresher.api import (
     evalset_check,
     evalset_estimate,
     evaluate,
+    evaluate_active,
     evaluate_curation,
     generate_lfs,
     mix_from_runs,
@@ -44,7 +45,7 @@ from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
 from thresher.run import Run
 
 __all__ = ["__version__", "read", "select", "reselect", "compare", "score", "embed", "deduplicate", "evaluate",
-           "evaluate_curation",
+           "evaluate_curation", "evaluate_active",
            "label", "lf", "generate_lfs", "audit", "mix", "mix_from_runs", "mixture_weights", "evalset",
            "evalset_estimate",
            "evalset_check",

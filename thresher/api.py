@@ -159,6 +159,20 @@ def evaluate_curation(audit_run: str | os.PathLike | Run, heldout: PathsOrDatase
     return run_curation(path, _dataset(heldout), out, config, label_field=label_field, workers=workers)
 
 
+def evaluate_active(pool: PathsOrDataset, heldout: PathsOrDataset, *, out: str | os.PathLike,
+                    strategies: list[str] | None = None, start: int = 100, batch: int = 100, max_labels: int = 2000,
+                    seeds: int = 10, seed: int = 0, label_field: str = "label",
+                    workers: int | None = None) -> list[dict]:
+    """Simulated active learning (``thresher evaluate --experiment active``) on a labelled ``pool``: learning
+    curves of each acquisition strategy vs random on ``heldout``; returns per-strategy results (area under the
+    curve vs random, final accuracy, labels needed to reach random's final accuracy)."""
+    from thresher.evaluate.active import ActiveConfig, run_active
+
+    options = {"strategies": tuple(strategies)} if strategies is not None else {}
+    config = ActiveConfig(start=start, batch=batch, max_labels=max_labels, seeds=seeds, seed=seed, **options)
+    return run_active(_dataset(pool), _dataset(heldout), out, config, label_field=label_field, workers=workers)
+
+
 def generate_lfs(dev: PathsOrDataset, *, out: str | os.PathLike, label_field: str = "label",
                  dev_where: str | None = None, classes: list[str] | None = None, like: str | os.PathLike | None = None,
                  method: str | list[str] = "keywords", sample: int | None = None, seed: int = 0,

@@ -533,6 +533,8 @@ Examples:
   thresher audit --pool train.parquet --dynamics all --out runs/audit
   thresher evaluate --experiment pruning --from-run runs/audit --heldout test.parquet --seeds 10 --out runs/prune
   thresher evaluate --experiment label-errors --from-run runs/audit --heldout test.parquet --out runs/drop
+  thresher evaluate --experiment active --pool train.parquet --heldout test.parquet --methods random,margin,badge \\
+      --start-labels 100 --batch-labels 100 --max-labels 2000 --out runs/al
 """
 
 
@@ -582,12 +584,20 @@ Examples:
 @click.option("--proxy-command", default=None, metavar="CMD",
               help="Training command per selection and seed, with {train} {heldout} {out} {seed}.")
 @click.option("--proxy-timeout", type=float, default=None, help="Seconds per proxy command.")
-@click.option("--experiment", type=click.Choice(["pruning", "label-errors"]), default=None,
-              help="Labelled data instead: train a classifier on what each method keeps of an audited pool "
-                   "(--from-run, a thresher audit run) and test it on --heldout (labels in --label-column, default "
-                   "label). pruning: --methods from el2n, easy, grand, aum, forgetting, ambiguous, confident, "
-                   "label_quality, stratified [default: el2n,easy,aum,stratified] at --budgets kept [default: "
-                   "30%,50%,70%,90%]; label-errors: drop the flagged records vs as many at random.")
+@click.option("--experiment", type=click.Choice(["pruning", "label-errors", "active"]), default=None,
+              help="Labelled data instead, tested on --heldout (labels in --label-column, default label). pruning: "
+                   "train on what each of --methods (el2n, easy, grand, aum, forgetting, ambiguous, confident, "
+                   "label_quality, stratified [default: el2n,easy,aum,stratified]) keeps of an audited pool "
+                   "(--from-run, a thresher audit run) at --budgets [default: 30%,50%,70%,90%]; label-errors: drop "
+                   "the flagged records vs as many at random; active: simulate active learning on the labelled "
+                   "--pool with --methods (random, margin, entropy, least_confidence, coreset, badge) from "
+                   "--start-labels, --batch-labels per round, to --max-labels.")
+@click.option("--start-labels", type=click.IntRange(min=1), default=100, show_default=True,
+              help="active: labelled records at the start (seeded random).")
+@click.option("--batch-labels", type=click.IntRange(min=1), default=100, show_default=True,
+              help="active: records acquired per round.")
+@click.option("--max-labels", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="active: labels at the end of the curve.")
 @click.option("--from-run", type=click.Path(exists=True, file_okay=False), default=None,
               help="With --experiment: the thresher audit run of the labelled pool.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory to write.")
@@ -598,8 +608,9 @@ Examples:
 @click.pass_context
 def evaluate(ctx, pool, target, heldout, methods, baseline, budgets, seeds, seed, metrics, label_column, positive,
              group_field, heldout_weights, min_tokens, level, margin, n_boot, embedding_backend, lm_order, params,
-             pool_sample, target_name, proxy_command, proxy_timeout, experiment, from_run, out, report, text_field,
-             id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+             pool_sample, target_name, proxy_command, proxy_timeout, experiment, start_labels, batch_labels,
+             max_labels, from_run, out, report, text_field, id_field, on_error, batch_size, workers, quiet,
+             as_json) -> None:
     """Compare selection methods with random and stratified selection at equal budgets, with intervals.
 
     Writes OUT/results.csv (one row per method x budget x metric: estimate, interval, improvement over random,
@@ -609,6 +620,10 @@ def evaluate(ctx, pool, target, heldout, methods, baseline, budgets, seeds, seed
     from thresher.evaluate.harness import EvaluateConfig, run_evaluation
     from thresher.io.dataset import Dataset
 
+    if experiment == "active":
+        return _active_experiment(ctx, pool, heldout, methods, seeds, seed, label_column, start_labels,
+                                  batch_labels, max_labels, out, text_field, id_field, on_error, batch_size, workers,
+                                  quiet, as_json)
     if experiment:
         return _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budgets, seeds, seed,
                                     label_column, level, margin, n_boot, out, text_field, id_field, on_error,
@@ -669,6 +684,32 @@ def _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budg
     elif not quiet:
         click.echo(format_results(rows, margin))
         click.echo(f"\nresults: {Path(out) / 'results.csv'}")
+
+
+def _active_experiment(ctx, pool, heldout, methods, seeds, seed, label_column, start_labels, batch_labels,
+                       max_labels, out, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+    """``thresher evaluate --experiment active``: acquisition strategies against random, as learning curves."""
+    from click.core import ParameterSource
+
+    from thresher.evaluate.active import ActiveConfig, format_active, run_active
+    from thresher.io.dataset import Dataset
+
+    if not pool or not heldout:
+        raise ConfigError("--experiment active needs --pool (labelled: the simulated annotator) and --heldout")
+    options = {}
+    if ctx.get_parameter_source("methods") != ParameterSource.DEFAULT:
+        options["strategies"] = tuple(m.strip() for m in methods.split(",") if m.strip())
+    config = ActiveConfig(start=start_labels, batch=batch_labels, max_labels=max_labels, seed=seed,
+                          seeds=seeds if ctx.get_parameter_source("seeds") != ParameterSource.DEFAULT
+                          else ActiveConfig.seeds, **options)
+    opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    results = run_active(Dataset(list(pool), **opts), Dataset(list(heldout), **opts), out, config,
+                         label_field=label_column or "label", workers=workers, command=["thresher", *sys.argv[1:]])
+    if as_json:
+        click.echo(json.dumps({"out": str(out), "results": results}, default=str))
+    elif not quiet:
+        click.echo(format_active(results))
+        click.echo(f"\ncurves: {Path(out) / 'curves.csv'}; results: {Path(out) / 'results.csv'}")
 
 
 def _fraction(text: str) -> float:

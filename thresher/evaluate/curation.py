@@ -124,7 +124,7 @@ def run_curation(audit_run: str | os.PathLike, heldout, out: str | os.PathLike, 
     featurizer = EndModel(EndModelConfig(features="hashed"))
     x_pool = featurizer.features(texts).tocsr()[np.flatnonzero(labelled)]
     y_pool = given[labelled]
-    test = _read_labelled(heldout, label_field)
+    test = read_labelled(heldout, label_field)
     y_test = label_indices(test[label_field], test["id"], audit_classes(test[label_field], classes, label_field),
                            label_field)
     if (y_test < 0).any():
@@ -139,8 +139,8 @@ def run_curation(audit_run: str | os.PathLike, heldout, out: str | os.PathLike, 
     rows = _result_rows(per_seed, config, len(y_pool))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "results.csv", rows)
-    _write_csv(out / "per_seed.csv", per_seed)
+    write_csv(out / "results.csv", rows)
+    write_csv(out / "per_seed.csv", per_seed)
     write_json({"job": "evaluate curation", "command": command, "config": {
         "experiment": config.experiment, "methods": list(config.methods), "fractions": list(config.fractions),
         "seeds": config.seeds, "seed": config.seed, "l2": config.l2, "level": config.level, "margin": config.margin},
@@ -230,7 +230,8 @@ def _texts(pool, ids: pa.Array) -> pa.Array:
     return table.column("text").combine_chunks()
 
 
-def _read_labelled(ds, label_field: str) -> dict:
+def read_labelled(ds, label_field: str) -> dict:
+    """ids, texts and labels (strings, None where missing) of a Dataset, read whole."""
     from thresher.io.errors import ErrorLog
 
     batches = list(ds.iter_batches(ErrorLog(ds.on_error), extra_columns=(label_field,)))
@@ -241,7 +242,8 @@ def _read_labelled(ds, label_field: str) -> dict:
             label_field: t.column(label_field).to_pylist()}
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` as a CSV with every key any row has as a column."""
     import csv
 
     keys = list(dict.fromkeys(k for r in rows for k in r))
