@@ -108,35 +108,9 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
     (out / "scores").mkdir(exist_ok=True)
     write_parquet(table, out / "scores" / "scores.parquet")
 
-    failed = v.errors.to_dict()
-    labelled = v.given >= 0
-    n = len(v.given)
-    issues = v.issues
-    counts = {"input_records": n + failed["total"], "audited": int(labelled.sum()),
-              "unlabelled": int(n - labelled.sum()), "failed": failed["total"], "pool_failed": failed,
-              "label_issues": int(issues.sum()),
-              "by_class": {c: {"records": int((v.given == i).sum()), "label_issues": int(issues[v.given == i].sum()),
-                               "suggested": int((v.suggested[labelled] == i).sum())}
-                           for i, c in enumerate(classes)}}
-    if v.duplicates is not None:
-        counts["near_duplicates"] = v.duplicates.counts(v.splits)
-    if "carto_region" in v.dynamics_scores:
-        regions = table.column("carto_region").drop_null().value_counts().to_pylist()
-        counts["carto_regions"] = {r["values"]: int(r["counts"]) for r in regions}
-    counts["all_accounted_for"] = counts["audited"] + counts["unlabelled"] + counts["failed"] == \
-        counts["input_records"]
-    y, p = v.given[labelled], v.probs[labelled]
-    metrics = {"cv_accuracy": float((p.argmax(axis=1) == y).mean()) if len(y) else None,
-               "label_issues": int(issues.sum()), "label_issue_rate": float(issues.sum() / max(len(y), 1)),
-               "estimated_noise_rate": v.joint.noise_rate()}
-    warnings = []
-    if metrics["label_issue_rate"] > HIGH_ISSUE_RATE:
-        warnings.append(f"{metrics['label_issue_rate']:.0%} of the audited labels are flagged: either the labels are "
-                        "very noisy or the classifier is too weak for this task (cross-validated accuracy "
-                        f"{metrics['cv_accuracy']:.2f}), whose own errors are then flagged; read a sample of the "
-                        "flagged records (report.html) before removing any, and try stronger features "
-                        "(--features minilm) or your own model's probabilities (--probs-from)")
-        sys.stderr.write(f"thresher: warning: {warnings[-1]}\n")
+    counts = _counts(v, table)
+    metrics = _metrics(v)
+    warnings = _warnings(metrics)
     timings = stage_seconds(v.stages)
     timings["total"] = round(time.perf_counter() - t_start, 4)
     config = {"label_field": label_field, "features": None if probs_from else features,
@@ -153,8 +127,9 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
         "warnings": warnings,
         "confident_joint": v.joint.counts.tolist(), "noise_matrix": np.round(v.joint.noise_matrix(), 6).tolist(),
         "thresholds": np.round(v.joint.thresholds, 6).tolist(),
-        "examples": {"label_issues": _examples(v, np.flatnonzero(issues), v.quality_scores),
-                     "outliers": _examples(v, np.flatnonzero(labelled), -v.outliers) if outlier_k else []},
+        "examples": {"label_issues": _examples(v, np.flatnonzero(v.issues), v.quality_scores),
+                     "outliers": _examples(v, np.flatnonzero(v.given >= 0), -v.outliers)
+                     if v.outliers is not None else []},
         "timings": timings, "stages": v.stages,
         "outputs": {"scores": "scores/scores.parquet"},
     }
@@ -163,6 +138,48 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
 
     report_after_job(out, report)
     return Run(out)
+
+
+def _counts(v: Values, table: pa.Table) -> dict:
+    """Records read = audited + unlabelled + failed; issues and suggestions per class; duplicates and regions."""
+    failed = v.errors.to_dict()
+    labelled = v.given >= 0
+    n = len(v.given)
+    counts = {"input_records": n + failed["total"], "audited": int(labelled.sum()),
+              "unlabelled": int(n - labelled.sum()), "failed": failed["total"], "pool_failed": failed,
+              "label_issues": int(v.issues.sum()),
+              "by_class": {c: {"records": int((v.given == i).sum()),
+                               "label_issues": int(v.issues[v.given == i].sum()),
+                               "suggested": int((v.suggested[labelled] == i).sum())}
+                           for i, c in enumerate(v.classes)}}
+    if v.duplicates is not None:
+        counts["near_duplicates"] = v.duplicates.counts(v.splits)
+    if "carto_region" in v.dynamics_scores:
+        regions = table.column("carto_region").drop_null().value_counts().to_pylist()
+        counts["carto_regions"] = {r["values"]: int(r["counts"]) for r in regions}
+    counts["all_accounted_for"] = counts["audited"] + counts["unlabelled"] + counts["failed"] == \
+        counts["input_records"]
+    return counts
+
+
+def _metrics(v: Values) -> dict:
+    labelled = v.given >= 0
+    y, p = v.given[labelled], v.probs[labelled]
+    return {"cv_accuracy": float((p.argmax(axis=1) == y).mean()) if len(y) else None,
+            "label_issues": int(v.issues.sum()), "label_issue_rate": float(v.issues.sum() / max(len(y), 1)),
+            "estimated_noise_rate": v.joint.noise_rate()}
+
+
+def _warnings(metrics: dict) -> list[str]:
+    """A warning (also printed) when so many labels are flagged that a weak classifier is the likelier cause."""
+    if metrics["label_issue_rate"] <= HIGH_ISSUE_RATE:
+        return []
+    text = (f"{metrics['label_issue_rate']:.0%} of the audited labels are flagged: either the labels are very noisy "
+            f"or the classifier is too weak for this task (cross-validated accuracy {metrics['cv_accuracy']:.2f}), "
+            "whose own errors are then flagged; read a sample of the flagged records (report.html) before removing "
+            "any, and try stronger features (--features minilm) or your own model's probabilities (--probs-from)")
+    sys.stderr.write(f"thresher: warning: {text}\n")
+    return [text]
 
 
 def _read(v: Values) -> dict:
