@@ -327,3 +327,14 @@ def test_training_dynamics_same_with_two_workers_and_selectable(dynamics_run, tm
     assert len(picked) == 50 and min(el2n[i] for i in picked) >= sorted(el2n.values())[-50]
     with pytest.raises(ConfigError, match="unknown training-dynamics"):
         th.audit(path, out=tmp_path / "bad", dynamics="el2n,nope", progress=False, report=False)
+
+
+def test_tfidf_features_are_unit_rows_that_weigh_rare_words_up():
+    from scipy import sparse
+
+    from thresher.jobs.audit import idf_weighted
+
+    x = sparse.csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 1.0]]))
+    w = idf_weighted(x).toarray()
+    assert np.allclose(np.linalg.norm(w, axis=1), 1.0)
+    assert w[0, 1] > w[0, 0] and w[2, 2] > w[2, 0]  # the word every record has counts for less

@@ -898,8 +898,9 @@ outlier_score) and counts; removing them is an explicit selection, as above.
 @click.option("--label-field", default="label", show_default=True, help="Field holding each record's given label.")
 @click.option("--classes", default=None, metavar="A,B,...",
               help="Class names in index order. [default: the labels seen, sorted]")
-@click.option("--features", type=click.Choice(["hashed", "static", "minilm"]), default="hashed", show_default=True,
-              help="What the cross-validated classifier reads: hashed uni+bigrams, static or MiniLM embeddings.")
+@click.option("--features", type=click.Choice(["hashed", "tfidf", "static", "minilm"]), default="hashed",
+              show_default=True, help="What the cross-validated classifier reads: hashed uni+bigrams (log-tf), the "
+                                      "same weighted by IDF, static or MiniLM embeddings.")
 @click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True, help="k of k-fold.")
 @click.option("--l2", type=click.FloatRange(min=0), default=1e-4, show_default=True,
               help="Ridge penalty of the classifier, per record.")

@@ -45,7 +45,7 @@ from thresher.jobs.label import prob_columns
 from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 
-FEATURES = ("hashed", "static", "minilm")
+FEATURES = ("hashed", "tfidf", "static", "minilm")
 EXAMPLES = 20  # worst-scored records kept in the manifest for the report
 #: Above this share of audited records flagged, the run warns: labels that noisy are rare, and a classifier too weak
 #: for the task looks exactly like them (its own errors are flagged), which the data alone cannot tell apart.
@@ -65,7 +65,8 @@ def run_audit(pool: Dataset, out: str | os.PathLike, *, label_field: str = "labe
     """Audit the labels in ``label_field`` of ``pool``; see the module docstring for what is written.
 
     ``classes``: the class names in index order (default: the labels seen, sorted; numerals numerically).
-    ``features``: what the cross-validated softmax regression reads (hashed n-grams, static or MiniLM embeddings).
+    ``features``: what the cross-validated softmax regression reads (hashed n-grams, the same weighted by the
+    pool's IDF (``tfidf``), static or MiniLM embeddings).
     ``probs_from``: use these out-of-sample probabilities instead (a run directory or a Parquet/JSONL/CSV file
     with ``id`` and ``prob_<class>`` columns, e.g. a model of your own scored by cross-validation).
     ``filter_by``: the confident-learning rule (:data:`thresher.audit.confident.FILTERS`); ``quality``: the
@@ -206,7 +207,7 @@ def _read(v: Values) -> dict:
 def _featurize(v: Values) -> dict:
     if v.probs_from and not v.outlier_k and not v.dynamics:
         return {"x": None}
-    kind = "hashed" if v.probs_from else v.features
+    kind = "hashed" if v.probs_from or v.features == "tfidf" else v.features
     chunks = [(kind, v.texts.slice(i, FEATURE_CHUNK)) for i in range(0, len(v.texts), FEATURE_CHUNK)]
     parts = list(v.engine.map(featurize, chunks))
     if not parts:
@@ -214,8 +215,20 @@ def _featurize(v: Values) -> dict:
     if hasattr(parts[0], "tocsr"):
         from scipy import sparse
 
-        return {"x": sparse.vstack(parts).tocsr()}
+        x = sparse.vstack(parts).tocsr()
+        return {"x": idf_weighted(x) if v.features == "tfidf" and not v.probs_from else x}
     return {"x": np.vstack(parts)}
+
+
+def idf_weighted(x):
+    """Hashed log-tf rows reweighted by the pool's smoothed inverse document frequency, log((1 + n) / (1 + df)) + 1
+    (scikit-learn's), then scaled back to unit length: words every record has count for less."""
+    from scipy import sparse
+
+    df = np.bincount(x.indices, minlength=x.shape[1])
+    weighted = (x @ sparse.diags(np.log((1 + x.shape[0]) / (1 + df)) + 1)).tocsr()
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    return (sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted).tocsr()
 
 
 def featurize(kind: str, texts: pa.Array):
