@@ -135,10 +135,11 @@ def learning_curve(x, y: np.ndarray, x_test, y_test: np.ndarray, n_classes: int,
     labelled = np.sort(rng.choice(n, min(config.start, n), replace=False))  # shared by every strategy of the seed
     pick = np.random.default_rng([config.seed, seed, STRATEGIES.index(strategy)])
     curve = []
+    model = None
     while True:
         onehot = np.zeros((len(labelled), n_classes))
         onehot[np.arange(len(labelled)), y[labelled]] = 1.0
-        w, b = fit_softmax(x[labelled], onehot, config.l2, 300)
+        w, b = model = fit_softmax(x[labelled], onehot, config.l2, 300, init=model)  # warm: the set only grows
         m = label_metrics(y_test, np.asarray(x_test @ w + b).argmax(axis=1), n_classes)
         curve.append({"labels": len(labelled), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
         if len(labelled) >= min(config.max_labels, n):
