@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
-from thresher.softmax import fit_softmax, softmax
+from thresher.softmax import softmax
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,11 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarra
 
 
 def fit_fold(x, labels: np.ndarray, n_classes: int, train: np.ndarray, config: CrossValConfig):
-    """(weights, intercepts) of the softmax regression fitted on the ``train`` rows with one-hot targets."""
-    y = np.zeros((int(train.sum()), n_classes))
-    y[np.arange(len(y)), labels[train]] = 1.0
-    return fit_softmax(x[train], y, config.l2, config.max_iter)
+    """(weights, intercepts) of the softmax regression fitted on the ``train`` rows' labels."""
+    from thresher.evaluate.proxies import fit_classifier
+
+    model = fit_classifier(x[train], labels[train], n_classes, config.l2, config.max_iter)
+    return model.coef, model.intercept
 
 
 def cross_val_probs(x, labels: np.ndarray, n_classes: int, config: CrossValConfig | None = None, seed: int = 0,
@@ -71,14 +73,10 @@ def cross_val_probs(x, labels: np.ndarray, n_classes: int, config: CrossValConfi
     probs = np.zeros((len(labels), n_classes))
     extra = None if unlabelled is None else np.zeros((unlabelled.shape[0], n_classes))
     items = [(x, labels, n_classes, fold != f, config) for f in range(config.folds)]
-    fits = (map_fn or _sequential)(fit_fold, items)
+    fits = (map_fn or LocalEngine(1).map)(fit_fold, items)
     for f, (w, b) in enumerate(fits):
         test = fold == f
         probs[test] = softmax(x[test] @ w + b)
         if extra is not None and extra.shape[0]:
             extra += softmax(unlabelled @ w + b) / config.folds
     return probs, extra, fold
-
-
-def _sequential(fn: Callable, items: Iterable[tuple]) -> Iterable:
-    return (fn(*item) for item in items)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
 from thresher.scorers.registry import TRAINING_DYNAMICS
 from thresher.softmax import softmax
@@ -75,7 +76,7 @@ def training_dynamics(x, labels: np.ndarray, n_classes: int, config: DynamicsCon
     config = config or DynamicsConfig()
     labels = np.asarray(labels, dtype=np.int64)
     items = [(x, labels, n_classes, config, seed * 1_000_003 + s) for s in range(config.seeds)]
-    runs = list((map_fn or _sequential)(train_run, items))
+    runs = list((map_fn or LocalEngine(1).map)(train_run, items))
     probs = np.stack([r["prob"] for r in runs])  # seeds x epochs x n
     correct = np.stack([r["correct"] for r in runs])
     margins = np.stack([r["margin"] for r in runs])
@@ -147,7 +148,3 @@ def _sparse_grad(xb, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     contrib = xb.data[:, None] * g[rows]
     return cols, np.column_stack([np.bincount(where, weights=contrib[:, j], minlength=len(cols))
                                   for j in range(g.shape[1])])
-
-
-def _sequential(fn: Callable, items: Iterable[tuple]) -> Iterable:
-    return (fn(*item) for item in items)

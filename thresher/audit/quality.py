@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from thresher.engine.local import LocalEngine
 from thresher.errors import ConfigError
 
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -50,7 +51,7 @@ def knn_outlier_scores(x, k: int = 10, block: int = 1024,
         return np.zeros(n)
     k = min(k, n - 1)
     items = [(x, start, min(start + block, n), k) for start in range(0, n, block)]
-    return np.concatenate(list((map_fn or _sequential)(knn_block, items)))
+    return np.concatenate(list((map_fn or LocalEngine(1).map)(knn_block, items)))
 
 
 def knn_block(x, start: int, stop: int, k: int) -> np.ndarray:
@@ -61,10 +62,6 @@ def knn_block(x, start: int, stop: int, k: int) -> np.ndarray:
     sims[np.arange(len(sims)), np.arange(start, stop)] = -np.inf  # not its own neighbour
     top = -np.partition(-sims, k - 1, axis=1)[:, :k]
     return np.clip(1 - top.mean(axis=1), 0.0, 2.0)
-
-
-def _sequential(fn: Callable, items: Iterable[tuple]) -> Iterable:
-    return (fn(*item) for item in items)
 
 
 def _unit_rows(x):

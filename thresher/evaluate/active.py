@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from thresher.errors import ConfigError, ThresherError
-from thresher.softmax import fit_softmax, softmax
+from thresher.softmax import softmax
 
 STRATEGIES = ("random", "entropy", "margin", "least_confidence", "coreset", "badge")
 DEFAULT_STRATEGY = "margin"
@@ -128,6 +128,7 @@ def _badge_distance(x, e: np.ndarray, norm2: np.ndarray, candidates: np.ndarray,
 def learning_curve(x, y: np.ndarray, x_test, y_test: np.ndarray, n_classes: int, strategy: str,
                    config: ActiveConfig, seed: int) -> list[dict]:
     """One strategy's curve for one seed: labels, test accuracy and macro-F1 per round (one worker task)."""
+    from thresher.evaluate.proxies import fit_classifier
     from thresher.label.metrics import label_metrics
 
     n = len(y)
@@ -137,9 +138,8 @@ def learning_curve(x, y: np.ndarray, x_test, y_test: np.ndarray, n_classes: int,
     curve = []
     model = None
     while True:
-        onehot = np.zeros((len(labelled), n_classes))
-        onehot[np.arange(len(labelled)), y[labelled]] = 1.0
-        w, b = model = fit_softmax(x[labelled], onehot, config.l2, 300, init=model)  # warm: the set only grows
+        model = fit_classifier(x[labelled], y[labelled], n_classes, config.l2, 300, init=model)  # warm: set grows
+        w, b = model.coef, model.intercept
         m = label_metrics(y_test, np.asarray(x_test @ w + b).argmax(axis=1), n_classes)
         curve.append({"labels": len(labelled), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
         if len(labelled) >= min(config.max_labels, n):

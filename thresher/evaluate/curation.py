@@ -178,13 +178,11 @@ def _plans(config: CurationConfig, labels: np.ndarray, scores: dict) -> list[tup
 
 def _train_and_test(x, y: np.ndarray, rows: np.ndarray, x_test, y_test: np.ndarray, k: int, l2: float) -> dict:
     """Test accuracy and macro-F1 of softmax regression trained on ``rows`` of (x, y)."""
+    from thresher.evaluate.proxies import fit_classifier
     from thresher.label.metrics import label_metrics
-    from thresher.softmax import fit_softmax
 
-    onehot = np.zeros((len(rows), k))
-    onehot[np.arange(len(rows)), y[rows]] = 1.0
-    w, b = fit_softmax(x[rows], onehot, l2, 300)
-    m = label_metrics(y_test, np.asarray(x_test @ w + b).argmax(axis=1), k)
+    model = fit_classifier(x[rows], y[rows], k, l2, 300)
+    m = label_metrics(y_test, np.asarray(x_test @ model.coef + model.intercept).argmax(axis=1), k)
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
 

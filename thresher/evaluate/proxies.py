@@ -47,14 +47,16 @@ class SoftmaxClassifier:
         return np.argmax(self.predict_proba(x), axis=1)
 
 
-def fit_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3,
-                   max_iter: int = 200) -> SoftmaxClassifier:
-    """Softmax regression on hard labels ``y``; a class missing from ``y`` simply gets a low intercept."""
+def fit_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3, max_iter: int = 200,
+                   init: SoftmaxClassifier | None = None) -> SoftmaxClassifier:
+    """Softmax regression on hard labels ``y``; a class missing from ``y`` simply gets a low intercept.
+    ``init``: a model to start from (see :func:`thresher.softmax.fit_softmax`)."""
     if len(y) == 0:
         raise ConfigError("the classification proxy got a selection with no labelled records")
     onehot = np.zeros((len(y), n_classes))
     onehot[np.arange(len(y)), y] = 1.0
-    return SoftmaxClassifier(*fit_softmax(x, onehot, l2, max_iter))
+    start = None if init is None else (init.coef, init.intercept)
+    return SoftmaxClassifier(*fit_softmax(x, onehot, l2, max_iter, init=start))
 
 
 def higher_is_better(name: str, declared: Mapping[str, bool] | None = None) -> bool:
