@@ -5,6 +5,7 @@ random on BBC topics."""
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -97,3 +98,22 @@ def test_cli_active_end_to_end(split):
         curves = list(csv.DictReader(f))
     assert {(r["strategy"], r["labels"]) for r in curves} == {(s, str(n)) for s in ("random", "entropy")
                                                               for n in (30, 60, 90)}
+    manifest = json.loads((root / "cli" / "manifest.json").read_text())
+    assert manifest["job"] == "evaluate active" and manifest["config"]["features"] == ActiveConfig().features
+    assert manifest["counts"]["evaluated"] == pq.read_metadata(pool).num_rows and manifest["counts"]["all_accounted_for"]
+    page = (root / "cli" / "report.html").read_text()
+    assert "Active learning against random" in page and "<svg" in page and "entropy" in page
+
+
+def test_features_change_the_classifier_not_the_protocol(split):
+    """IDF-weighted and plain hashed features give different curves from the same starting sets; unknown features
+    are refused before any work."""
+    pool, dev, root = split
+    runs = {f: th.evaluate_active(pool, dev, out=root / f"feat-{f}", strategies=["random", "margin"], start=20,
+                                  batch=20, max_labels=60, seeds=2, features=f, workers=1, report=False)
+            for f in ("hashed", "tfidf")}
+    assert [r["strategy"] for r in runs["hashed"]] == [r["strategy"] for r in runs["tfidf"]] == ["random", "margin"]
+    assert runs["hashed"] != runs["tfidf"]
+    assert not (root / "feat-tfidf" / "report.html").exists()
+    with pytest.raises(ConfigError, match="features must be one of"):
+        ActiveConfig(features="bm25")

@@ -4,6 +4,7 @@ flagged labels, each against random subsets of the same size, with paired interv
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -99,7 +100,14 @@ def test_cli_experiment_end_to_end(audited):
     with open(root / "cli" / "results.csv", encoding="utf-8") as f:
         results = list(csv.DictReader(f))
     assert {r["method"] for r in results} == {"random", "aum", "ambiguous"}
-    assert {r["seeds"] for r in results} == {"10"}  # --seeds not given: 10, enough for a real interval
+    assert {r["n_seeds"] for r in results} == {"10"}  # --seeds not given: 10, enough for a real interval
+    manifest = json.loads((root / "cli" / "manifest.json").read_text())
+    c = manifest["counts"]
+    assert manifest["experiment"] == "pruning" and c["all_accounted_for"]
+    assert c["evaluated"] + c["unlabelled"] == c["input_records"] == run.manifest["counts"]["input_records"]
+    page = (root / "cli" / "report.html").read_text()  # evaluate's comparison tables, one per metric
+    assert "Comparison with the baseline" in page and "ambiguous" in page and "macro_f1" in page
+    assert f"report: {root / 'cli' / 'report.html'}" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "thresher.cli", "evaluate", "--experiment", "pruning", "--heldout",
                           str(test), "--out", str(root / "bad")], capture_output=True, text=True)
     assert bad.returncode != 0 and "--from-run" in bad.stderr

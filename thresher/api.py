@@ -147,30 +147,37 @@ def audit(pool: PathsOrDataset, *, out: str | os.PathLike, label_field: str = "l
 def evaluate_curation(audit_run: str | os.PathLike | Run, heldout: PathsOrDataset, *, out: str | os.PathLike,
                       experiment: str = "pruning", methods: list[str] | None = None,
                       fractions: list[float] | None = None, seeds: int = 10, seed: int = 0, label_field: str = "label",
-                      level: float = 0.95, margin: float = 0.0, workers: int | None = None) -> list[dict]:
+                      level: float = 0.95, margin: float = 0.0, workers: int | None = None,
+                      report: bool = True) -> list[dict]:
     """Labelled-data curation against random (``thresher evaluate --experiment``): ``pruning`` keeps ``fractions``
     of an audited pool by each method's score, ``label-errors`` drops the audit's flagged records; a classifier
-    trained on each is tested on ``heldout``. Returns the result rows (also in ``out/results.csv``)."""
+    trained on each is tested on ``heldout``. Returns the result rows (also in ``out/results.csv``; with
+    ``report``, ``out/report.html``)."""
     from thresher.evaluate.curation import CurationConfig, run_curation
 
     options = {k: tuple(v) for k, v in (("methods", methods), ("fractions", fractions)) if v is not None}
     config = CurationConfig(experiment=experiment, seeds=seeds, seed=seed, level=level, margin=margin, **options)
     path = audit_run.path if isinstance(audit_run, Run) else audit_run
-    return run_curation(path, _dataset(heldout), out, config, label_field=label_field, workers=workers)
+    return run_curation(path, _dataset(heldout), out, config, label_field=label_field, workers=workers,
+                        report=report)
 
 
 def evaluate_active(pool: PathsOrDataset, heldout: PathsOrDataset, *, out: str | os.PathLike,
                     strategies: list[str] | None = None, start: int = 100, batch: int = 100, max_labels: int = 2000,
-                    seeds: int = 10, seed: int = 0, label_field: str = "label",
-                    workers: int | None = None) -> list[dict]:
+                    seeds: int = 10, seed: int = 0, label_field: str = "label", features: str | None = None,
+                    workers: int | None = None, report: bool = True) -> list[dict]:
     """Simulated active learning (``thresher evaluate --experiment active``) on a labelled ``pool``: learning
     curves of each acquisition strategy vs random on ``heldout``; returns per-strategy results (area under the
-    curve vs random, final accuracy, labels needed to reach random's final accuracy)."""
+    curve vs random, final accuracy, labels needed to reach random's final accuracy). ``features``: the
+    classifier's (hashed, tfidf, static, minilm; default :class:`~thresher.evaluate.active.ActiveConfig`'s)."""
     from thresher.evaluate.active import ActiveConfig, run_active
 
-    options = {"strategies": tuple(strategies)} if strategies is not None else {}
+    options: dict = {"strategies": tuple(strategies)} if strategies is not None else {}
+    if features is not None:
+        options["features"] = features
     config = ActiveConfig(start=start, batch=batch, max_labels=max_labels, seeds=seeds, seed=seed, **options)
-    return run_active(_dataset(pool), _dataset(heldout), out, config, label_field=label_field, workers=workers)
+    return run_active(_dataset(pool), _dataset(heldout), out, config, label_field=label_field, workers=workers,
+                      report=report)
 
 
 def generate_lfs(dev: PathsOrDataset, *, out: str | os.PathLike, label_field: str = "label",

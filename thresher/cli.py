@@ -600,6 +600,8 @@ Examples:
               help="active: labels at the end of the curve.")
 @click.option("--from-run", type=click.Path(exists=True, file_okay=False), default=None,
               help="With --experiment: the thresher audit run of the labelled pool.")
+@click.option("--features", type=click.Choice(["hashed", "tfidf", "static", "minilm"]), default=None,
+              help="active: the classifier's features (as thresher audit --features). [default: tfidf]")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory to write.")
 @_report_option
 @_reading_options
@@ -609,7 +611,7 @@ Examples:
 def evaluate(ctx, pool, target, heldout, methods, baseline, budgets, seeds, seed, metrics, label_column, positive,
              group_field, heldout_weights, min_tokens, level, margin, n_boot, embedding_backend, lm_order, params,
              pool_sample, target_name, proxy_command, proxy_timeout, experiment, start_labels, batch_labels,
-             max_labels, from_run, out, report, text_field, id_field, on_error, batch_size, workers, quiet,
+             max_labels, from_run, features, out, report, text_field, id_field, on_error, batch_size, workers, quiet,
              as_json) -> None:
     """Compare selection methods with random and stratified selection at equal budgets, with intervals.
 
@@ -622,11 +624,13 @@ def evaluate(ctx, pool, target, heldout, methods, baseline, budgets, seeds, seed
 
     if experiment == "active":
         return _active_experiment(ctx, pool, heldout, methods, seeds, seed, label_column, start_labels,
-                                  batch_labels, max_labels, out, text_field, id_field, on_error, batch_size, workers,
-                                  quiet, as_json)
+                                  batch_labels, max_labels, features, out, report, text_field, id_field, on_error,
+                                  batch_size, workers, quiet, as_json)
+    if features:
+        raise ConfigError("--features is for --experiment active (pruning uses the audit run's features)")
     if experiment:
         return _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budgets, seeds, seed,
-                                    label_column, level, margin, n_boot, out, text_field, id_field, on_error,
+                                    label_column, level, margin, n_boot, out, report, text_field, id_field, on_error,
                                     batch_size, workers, quiet, as_json)
     if not pool:
         raise ConfigError("give --pool PATH (or --experiment with --from-run for labelled data)")
@@ -654,8 +658,8 @@ def evaluate(ctx, pool, target, heldout, methods, baseline, budgets, seeds, seed
 
 
 def _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budgets, seeds, seed, label_column,
-                         level, margin, n_boot, out, text_field, id_field, on_error, batch_size, workers, quiet,
-                         as_json) -> None:
+                         level, margin, n_boot, out, report, text_field, id_field, on_error, batch_size, workers,
+                         quiet, as_json) -> None:
     """``thresher evaluate --experiment``: pruning or label-error removal on an audit run, against random."""
     from click.core import ParameterSource
 
@@ -678,16 +682,18 @@ def _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budg
                             **({"seeds": seeds} | options))
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
     rows = run_curation(from_run, Dataset(list(heldout), **opts), out, config, label_field=label_column or "label",
-                        workers=workers, command=["thresher", *sys.argv[1:]])
+                        workers=workers, command=["thresher", *sys.argv[1:]], report=report)
     if as_json:
         click.echo(json.dumps({"out": str(out), "results": rows}, default=str))
     elif not quiet:
         click.echo(format_results(rows, margin))
         click.echo(f"\nresults: {Path(out) / 'results.csv'}")
+        _print_report_path(Path(out), report)
 
 
 def _active_experiment(ctx, pool, heldout, methods, seeds, seed, label_column, start_labels, batch_labels,
-                       max_labels, out, text_field, id_field, on_error, batch_size, workers, quiet, as_json) -> None:
+                       max_labels, features, out, report, text_field, id_field, on_error, batch_size, workers, quiet,
+                       as_json) -> None:
     """``thresher evaluate --experiment active``: acquisition strategies against random, as learning curves."""
     from click.core import ParameterSource
 
@@ -696,7 +702,7 @@ def _active_experiment(ctx, pool, heldout, methods, seeds, seed, label_column, s
 
     if not pool or not heldout:
         raise ConfigError("--experiment active needs --pool (labelled: the simulated annotator) and --heldout")
-    options = {}
+    options = {"features": features} if features else {}
     if ctx.get_parameter_source("methods") != ParameterSource.DEFAULT:
         options["strategies"] = tuple(m.strip() for m in methods.split(",") if m.strip())
     config = ActiveConfig(start=start_labels, batch=batch_labels, max_labels=max_labels, seed=seed,
@@ -704,12 +710,14 @@ def _active_experiment(ctx, pool, heldout, methods, seeds, seed, label_column, s
                           else ActiveConfig.seeds, **options)
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
     results = run_active(Dataset(list(pool), **opts), Dataset(list(heldout), **opts), out, config,
-                         label_field=label_column or "label", workers=workers, command=["thresher", *sys.argv[1:]])
+                         label_field=label_column or "label", workers=workers, command=["thresher", *sys.argv[1:]],
+                         report=report)
     if as_json:
         click.echo(json.dumps({"out": str(out), "results": results}, default=str))
     elif not quiet:
         click.echo(format_active(results))
         click.echo(f"\ncurves: {Path(out) / 'curves.csv'}; results: {Path(out) / 'results.csv'}")
+        _print_report_path(Path(out), report)
 
 
 def _fraction(text: str) -> float:

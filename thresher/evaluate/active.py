@@ -1,8 +1,8 @@
 """Active learning, simulated on a labelled pool: which records to send to annotators next, and whether choosing
 beats labelling at random.
 
-From ``start`` labelled records (a seeded random draw), each round trains softmax regression on hashed uni+bigrams
-on the labels so far, scores the unlabelled records, acquires ``batch`` more (their labels are revealed from the
+From ``start`` labelled records (a seeded random draw), each round trains softmax regression (on hashed uni+bigrams,
+IDF-weighted ones, or embeddings: ``features``) on the labels so far, scores the unlabelled records, acquires ``batch`` more (their labels are revealed from the
 pool), and measures test accuracy and macro-F1; until ``max_labels``. Strategies:
 
 * ``random``: the baseline;
@@ -34,7 +34,8 @@ DEFAULT_STRATEGY = "margin"
 @dataclass(frozen=True)
 class ActiveConfig:
     """strategies: from :data:`STRATEGIES`. start, batch, max_labels: labels at the start, per round, at the end.
-    seeds: paired runs. l2: the classifier's ridge penalty."""
+    seeds: paired runs. l2: the classifier's ridge penalty. features: the classifier's features (hashed, tfidf,
+    static, minilm: as ``thresher audit --features``)."""
 
     strategies: tuple[str, ...] = ("random", "margin", "entropy", "least_confidence", "coreset", "badge")
     start: int = 100
@@ -43,8 +44,13 @@ class ActiveConfig:
     seeds: int = 10  # paired by seed: with 10 or more the AUC interval is a BCa bootstrap
     seed: int = 0
     l2: float = 1e-4
+    features: str = "hashed"
 
     def __post_init__(self) -> None:
+        from thresher.jobs.audit import FEATURES
+
+        if self.features not in FEATURES:
+            raise ConfigError(f"features must be one of {', '.join(FEATURES)}, got {self.features!r}")
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown:
             raise ConfigError(f"unknown acquisition strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
@@ -154,32 +160,35 @@ def learning_curve(x, y: np.ndarray, x_test, y_test: np.ndarray, n_classes: int,
 
 
 def run_active(pool, heldout, out, config: ActiveConfig | None = None, label_field: str = "label",
-               workers: int | None = None, command: list[str] | None = None) -> list[dict]:
+               workers: int | None = None, command: list[str] | None = None, report: bool = True) -> list[dict]:
     """Simulate active learning on the labelled ``pool`` (Dataset), tested on ``heldout``; writes ``curves.csv``
     (strategy x labels: mean test accuracy and macro-F1 over seeds with 95% bootstrap intervals), ``per_seed.csv``,
     ``results.csv`` (per strategy: area under the accuracy curve vs random's, paired by seed; final accuracy; the
-    labels needed to reach random's final accuracy) and ``evaluation.json``. Returns the results rows."""
+    labels needed to reach random's final accuracy), ``evaluation.json``, ``manifest.json`` and ``report.html``.
+    Returns the results rows."""
     import time
     from pathlib import Path
 
     from thresher.engine import make_engine
-    from thresher.evaluate.curation import read_labelled, write_csv
+    import pyarrow as pa
+
+    from thresher.evaluate.curation import read_labelled, write_csv, write_experiment_manifest
     from thresher.evaluate.intervals import bootstrap_ci, compare_to_baseline
     from thresher.io.atomic import write_json
-    from thresher.jobs.audit import audit_classes, label_indices
-    from thresher.label.end_model import EndModel, EndModelConfig
+    from thresher.io.provenance import dataset_info
+    from thresher.jobs.audit import audit_classes, label_indices, train_test_features
 
     config = config or ActiveConfig()
     t_start = time.perf_counter()
-    train = read_labelled(pool, label_field)
+    train = read_labelled(pool, label_field, "pool")
     test = read_labelled(heldout, label_field)
     classes = audit_classes(train[label_field], None, label_field)
     y = label_indices(train[label_field], train["id"], classes, label_field)
     y_test = label_indices(test[label_field], test["id"], classes, label_field)
     if (y < 0).any() or (y_test < 0).any():
         raise ConfigError(f"every pool and held-out record needs a label in {label_field!r} (the pool is the oracle)")
-    featurizer = EndModel(EndModelConfig(features="hashed"))
-    x, x_test = featurizer.features(train["text"]).tocsr(), featurizer.features(test["text"])
+    x, x_test = train_test_features(config.features, pa.array(train["text"], pa.large_string()),
+                                    pa.array(test["text"], pa.large_string()))
     strategies = ["random", *[s for s in config.strategies if s != "random"]]
     items = [(x, y, x_test, y_test, len(classes), s, config, seed) for s in strategies for seed in range(config.seeds)]
     with make_engine(workers) as engine:
@@ -217,11 +226,20 @@ def run_active(pool, heldout, out, config: ActiveConfig | None = None, label_fie
     write_csv(out / "curves.csv", curve_rows)
     write_csv(out / "per_seed.csv", per_seed)
     write_csv(out / "results.csv", results)
-    write_json({"job": "evaluate active", "command": command, "config": {
-        "strategies": strategies, "start": config.start, "batch": config.batch, "max_labels": config.max_labels,
-        "seeds": config.seeds, "seed": config.seed, "l2": config.l2}, "classes": classes, "pool_records": len(y),
-        "heldout_records": len(y_test), "results": results, "curves": curve_rows,
-        "seconds": round(time.perf_counter() - t_start, 2)}, out / "evaluation.json")
+    settings = {"strategies": strategies, "start": config.start, "batch": config.batch,
+                "max_labels": config.max_labels, "seeds": config.seeds, "seed": config.seed, "l2": config.l2,
+                "features": config.features}
+    seconds = time.perf_counter() - t_start
+    write_json({"job": "evaluate active", "command": command, "config": settings, "classes": classes,
+                "pool_records": len(y), "heldout_records": len(y_test), "results": results, "curves": curve_rows,
+                "seconds": round(seconds, 2)}, out / "evaluation.json")
+    write_experiment_manifest(
+        out, "active", settings, {"pool": dataset_info(pool), "heldout": dataset_info(heldout)},
+        {"input_records": len(y) + train["failed"]["total"], "evaluated": len(y), "failed": train["failed"]["total"],
+         "pool_failed": train["failed"], "heldout": len(y_test), "heldout_failed": test["failed"]["total"],
+         "heldout_errors": test["failed"]}, command, seconds,
+        {"curves": "curves.csv", "per_seed": "per_seed.csv", "results": "results.csv",
+         "evaluation": "evaluation.json"}, report)
     return results
 
 

@@ -95,13 +95,15 @@ def stratified_sample(labels: np.ndarray, n_keep: int, rng: np.random.Generator)
 
 
 def run_curation(audit_run: str | os.PathLike, heldout, out: str | os.PathLike, config: CurationConfig | None = None,
-                 label_field: str = "label", workers: int | None = None, command: list[str] | None = None):
+                 label_field: str = "label", workers: int | None = None, command: list[str] | None = None,
+                 report: bool = True):
     """Run ``config.experiment`` on the audited pool of ``audit_run`` against the labelled ``heldout`` Dataset;
-    writes ``results.csv`` (method x kept x metric: estimate, interval, improvement over random, verdict),
-    ``per_seed.csv`` and ``evaluation.json`` into ``out``. Returns the result rows."""
+    writes ``results.csv`` (method x kept x metric: estimate, interval, improvement over random, verdict; the
+    columns of ``thresher evaluate``'s), ``per_seed.csv``, ``evaluation.json``, ``manifest.json`` and
+    ``report.html`` into ``out``. Returns the result rows."""
     from thresher.engine import make_engine
     from thresher.io.atomic import write_json
-    from thresher.io.provenance import reopen_dataset
+    from thresher.io.provenance import dataset_info, reopen_dataset
     from thresher.jobs.audit import audit_classes, label_indices
     from thresher.run import Run
 
@@ -141,12 +143,21 @@ def run_curation(audit_run: str | os.PathLike, heldout, out: str | os.PathLike, 
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "results.csv", rows)
     write_csv(out / "per_seed.csv", per_seed)
-    write_json({"job": "evaluate curation", "command": command, "config": {
-        "experiment": config.experiment, "methods": list(config.methods), "fractions": list(config.fractions),
-        "seeds": config.seeds, "seed": config.seed, "l2": config.l2, "level": config.level, "margin": config.margin},
-        "audit_run": str(audit.path.resolve()), "classes": classes, "pool_records": int(len(y_pool)),
-        "heldout_records": int(len(y_test)), "rows": rows, "seconds": round(time.perf_counter() - t_start, 2)},
-        out / "evaluation.json")
+    settings = {"experiment": config.experiment, "methods": list(config.methods), "fractions": list(config.fractions),
+                "seeds": config.seeds, "seed": config.seed, "l2": config.l2, "level": config.level,
+                "margin": config.margin}
+    seconds = time.perf_counter() - t_start
+    write_json({"job": "evaluate curation", "command": command, "config": settings,
+                "audit_run": str(audit.path.resolve()), "classes": classes, "pool_records": int(len(y_pool)),
+                "heldout_records": int(len(y_test)), "rows": rows, "seconds": round(seconds, 2)},
+               out / "evaluation.json")
+    write_experiment_manifest(
+        out, config.experiment, settings, {"audit_run": str(audit.path.resolve()),
+                                           "pool": audit.manifest["inputs"]["pool"], "heldout": dataset_info(heldout)},
+        {"input_records": len(given), "evaluated": int(labelled.sum()), "unlabelled": int((~labelled).sum()),
+         "heldout": len(y_test), "heldout_failed": test["failed"]["total"], "heldout_errors": test["failed"]},
+        command, seconds, {"results": "results.csv", "per_seed": "per_seed.csv", "evaluation": "evaluation.json"},
+        report)
     return rows
 
 
@@ -205,7 +216,7 @@ def _result_rows(per_seed: list[dict], config: CurationConfig, n_pool: int) -> l
                    "budget_records": runs[0]["records"], "pool_records": n_pool, "estimate": float(values.mean()),
                    "lo": float(ci.low) if ci else float(values.mean()),
                    "hi": float(ci.high) if ci else float(values.mean()), "higher_is_better": True,
-                   "level": config.level, "baseline": "random", "seeds": len(values)}
+                   "level": config.level, "baseline": "random", "n_seeds": len(values)}
             if method == "random":
                 row.update(delta=None, delta_lo=None, delta_hi=None, verdict="baseline")
             else:
@@ -228,16 +239,34 @@ def _texts(pool, ids: pa.Array) -> pa.Array:
     return table.column("text").combine_chunks()
 
 
-def read_labelled(ds, label_field: str) -> dict:
-    """ids, texts and labels (strings, None where missing) of a Dataset, read whole."""
+def read_labelled(ds, label_field: str, what: str = "held-out set") -> dict:
+    """ids, texts and labels (strings, None where missing) of a Dataset, read whole; ``failed``: what could not be
+    read (with ``on_error="skip"``), for the manifest's accounting."""
     from thresher.io.errors import ErrorLog
 
-    batches = list(ds.iter_batches(ErrorLog(ds.on_error), extra_columns=(label_field,)))
+    errors = ErrorLog(ds.on_error)
+    batches = list(ds.iter_batches(errors, extra_columns=(label_field,)))
     if not batches:
-        raise ConfigError("the held-out set is empty")
+        raise ConfigError(f"the {what} is empty")
     t = pa.Table.from_batches(batches)
     return {"id": t.column("id").to_pylist(), "text": t.column("text").to_pylist(),
-            label_field: t.column(label_field).to_pylist()}
+            label_field: t.column(label_field).to_pylist(), "failed": errors.to_dict()}
+
+
+def write_experiment_manifest(out: Path, experiment: str, config: dict, inputs: dict, counts: dict,
+                              command: list[str] | None, seconds: float, outputs: dict, report: bool) -> None:
+    """``manifest.json`` of a curation or active-learning experiment (every record read is used or counted as
+    failed), then ``report.html`` unless ``report`` is False."""
+    from thresher.io.atomic import write_json
+    from thresher.io.provenance import versions
+    from thresher.report.html import report_after_job
+
+    write_json({"job": "evaluate active" if experiment == "active" else "evaluate", "experiment": experiment,
+                "command": command, "created_unix": int(time.time()), "config": config, "inputs": inputs,
+                "versions": versions(), "counts": {**counts, "all_accounted_for": sum(
+                    counts.get(k, 0) for k in ("evaluated", "unlabelled", "failed")) == counts["input_records"]},
+                "timings": {"total": round(seconds, 2)}, "outputs": outputs}, out / "manifest.json")
+    report_after_job(out, report)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -220,13 +220,15 @@ def _featurize(v: Values) -> dict:
     return {"x": np.vstack(parts)}
 
 
-def idf_weighted(x):
-    """Hashed log-tf rows reweighted by the pool's smoothed inverse document frequency, log((1 + n) / (1 + df)) + 1
-    (scikit-learn's), then scaled back to unit length: words every record has count for less."""
+def idf_weighted(x, reference=None):
+    """Hashed log-tf rows reweighted by the smoothed inverse document frequency of ``reference`` (the pool; default
+    ``x`` itself), log((1 + n) / (1 + df)) + 1 (scikit-learn's), then scaled back to unit length: words every
+    record has count for less."""
     from scipy import sparse
 
-    df = np.bincount(x.indices, minlength=x.shape[1])
-    weighted = (x @ sparse.diags(np.log((1 + x.shape[0]) / (1 + df)) + 1)).tocsr()
+    reference = x if reference is None else reference
+    df = np.bincount(reference.indices, minlength=reference.shape[1])
+    weighted = (x @ sparse.diags(np.log((1 + reference.shape[0]) / (1 + df)) + 1)).tocsr()
     norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
     return (sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted).tocsr()
 
@@ -236,6 +238,18 @@ def featurize(kind: str, texts: pa.Array):
     from thresher.label.end_model import EndModel, EndModelConfig
 
     return EndModel(EndModelConfig(features=kind)).features(texts)
+
+
+def train_test_features(kind: str, train: pa.Array, test: pa.Array) -> tuple:
+    """Feature rows of a training pool and a test set for the experiments' classifier (``kind`` from
+    :data:`FEATURES`; ``tfidf`` weighs both by the pool's IDF): sparse CSR or dense, unit-length rows."""
+    base = "hashed" if kind == "tfidf" else kind
+    x, x_test = featurize(base, train), featurize(base, test)
+    if hasattr(x, "tocsr"):
+        x, x_test = x.tocsr(), x_test.tocsr()
+    if kind == "tfidf":
+        x, x_test = idf_weighted(x), idf_weighted(x_test, reference=x)
+    return x, x_test
 
 
 def _probabilities(v: Values) -> dict:

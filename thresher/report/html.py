@@ -103,7 +103,11 @@ def build_report(run_dir: Path) -> str:
         raise ConfigError(f"{manifest_path} is not valid JSON ({e}); the run directory is damaged") from None
     job = manifest.get("job") or "select"
     sections = [_header(run_dir, manifest, job), _counts(manifest)]
-    if job == "evaluate":
+    if job == "evaluate active":
+        from thresher.report.active import active_section
+
+        sections.append(active_section(run_dir, manifest))
+    elif job == "evaluate":
         sections.append(_evaluation(run_dir, manifest))
         sections.append(_evaluated_selections(run_dir))
     elif job == "mix":
@@ -156,7 +160,7 @@ def _header(run_dir: Path, manifest: dict, job: str) -> str:
     inputs = manifest.get("inputs") or {}
     items: list[tuple[str, str]] = [("job", job), ("run directory", str(run_dir.resolve()))]
     method = manifest.get("method") or cfg.get("method")
-    for key, value in (("method", method), ("selector", sel.get("selector")), ("score", sel.get("score")),
+    for key, value in (("experiment", manifest.get("experiment")), ("method", method), ("selector", sel.get("selector")), ("score", sel.get("score")),
                        ("where", sel.get("where")), ("budget", sel.get("budget")),
                        ("records budget", sel.get("records_budget")), ("seed", manifest.get("seed", cfg.get("seed")))):
         if value is not None and not isinstance(value, dict):
@@ -201,7 +205,9 @@ def _counts(manifest: dict) -> str:
     rows: list[list[str]] = []
     labels = [("input_records", "read"), ("scored", "scored"), ("embedded", "embedded"), ("selected", "selected"
               if manifest.get("job") != "dedup" else "kept"), ("not_selected", "not selected"), ("kept", "kept"),
-              ("labelled", "labelled"), ("abstained", "abstained (no LF voted)")]
+              ("labelled", "labelled"), ("abstained", "abstained (no LF voted)"), ("evaluated", "evaluated"),
+              ("unlabelled", "unlabelled (not used)"), ("heldout", "held-out records"),
+              ("heldout_failed", "held-out records that failed to read")]
     for key, label in labels:
         if isinstance(c.get(key), int) and not (manifest.get("job") == "dedup" and key == "not_selected"):
             rows.append([escape(label), _num(c[key])])

@@ -133,8 +133,9 @@ def weight_trajectory(name: str, steps: np.ndarray, series: dict[str, np.ndarray
 
 
 def budget_curves(name: str, title: str, ylabel: str, curves: dict[str, list[tuple[float, float, float, float]]],
-                  baseline: str | None) -> str:
-    """Metric against budget (records, log x): one line per method with a shaded lo-hi band; the baseline dashed.
+                  baseline: str | None, xlabel: str = "budget (records)", log_x: bool = True) -> str:
+    """Metric against budget (records, log x unless ``log_x`` is False): one line per method with a shaded lo-hi
+    band; the baseline dashed.
 
     ``curves``: method -> [(budget_records, estimate, lo, hi)], NaN for a missing interval end.
     """
@@ -154,14 +155,14 @@ def budget_curves(name: str, title: str, ylabel: str, curves: dict[str, list[tup
         band = np.isfinite(lo) & np.isfinite(hi)
         if band.any():
             ax.fill_between(x[band], lo[band], hi[band], color=colour, alpha=0.12 if is_base else 0.2, linewidth=0)
-    if xs_all and min(xs_all) > 0 and len(set(xs_all)) > 1:
+    if log_x and xs_all and min(xs_all) > 0 and len(set(xs_all)) > 1:
         ax.set_xscale("log")
         ax.minorticks_off()
     if 0 < len(set(xs_all)) <= 12:  # label the budgets themselves, not powers of ten
         ticks = sorted(set(xs_all))
         ax.set_xticks(ticks, [f"{x:,.0f}" for x in ticks])
     ax.set_title(title, fontsize=10, loc="left")
-    ax.set_xlabel("budget (records)", fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=8)
     ax.spines[["top", "right"]].set_visible(False)
