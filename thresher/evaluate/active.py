@@ -2,8 +2,9 @@
 beats labelling at random.
 
 From ``start`` labelled records (a seeded random draw), each round trains softmax regression (on hashed uni+bigrams,
-IDF-weighted ones, or embeddings: ``features``) on the labels so far, scores the unlabelled records, acquires ``batch`` more (their labels are revealed from the
-pool), and measures test accuracy and macro-F1; until ``max_labels``. Strategies:
+IDF-weighted ones, or embeddings: ``features``) on the labels so far, scores the unlabelled records, acquires
+``batch`` more (their labels are revealed from the pool), and measures test accuracy and macro-F1; until
+``max_labels``. Strategies:
 
 * ``random``: the baseline;
 * ``entropy``, ``margin`` (smallest gap between the two likeliest classes), ``least_confidence``: uncertainty
@@ -169,9 +170,9 @@ def run_active(pool, heldout, out, config: ActiveConfig | None = None, label_fie
     import time
     from pathlib import Path
 
-    from thresher.engine import make_engine
     import pyarrow as pa
 
+    from thresher.engine import make_engine
     from thresher.evaluate.curation import read_labelled, write_csv, write_experiment_manifest
     from thresher.evaluate.intervals import bootstrap_ci, compare_to_baseline
     from thresher.io.atomic import write_json

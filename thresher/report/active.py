@@ -41,5 +41,5 @@ def active_section(run_dir: Path, manifest: dict) -> str:
             "accuracy over the rounds, compared with random's paired by seed; shaded bands are 95% intervals of "
             "the mean accuracy.</p>")
     return section("active", "Active learning against random", note + f"<figure>{svg}</figure>" + table(
-        ["strategy", "AUC", "AUC vs random [95%]", "final accuracy", "final macro-F1", "labels to reach random's final"],
-        rows, {1, 3, 4, 5}, wrap="compact"))
+        ["strategy", "AUC", "AUC vs random [95%]", "final accuracy", "final macro-F1",
+         "labels to reach random's final"], rows, {1, 3, 4, 5}, wrap="compact"))

@@ -160,7 +160,8 @@ def _header(run_dir: Path, manifest: dict, job: str) -> str:
     inputs = manifest.get("inputs") or {}
     items: list[tuple[str, str]] = [("job", job), ("run directory", str(run_dir.resolve()))]
     method = manifest.get("method") or cfg.get("method")
-    for key, value in (("experiment", manifest.get("experiment")), ("method", method), ("selector", sel.get("selector")), ("score", sel.get("score")),
+    for key, value in (("experiment", manifest.get("experiment")), ("method", method),
+                       ("selector", sel.get("selector")), ("score", sel.get("score")),
                        ("where", sel.get("where")), ("budget", sel.get("budget")),
                        ("records budget", sel.get("records_budget")), ("seed", manifest.get("seed", cfg.get("seed")))):
         if value is not None and not isinstance(value, dict):
