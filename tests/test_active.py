@@ -118,3 +118,31 @@ def test_features_change_the_classifier_not_the_protocol(split):
     assert not (root / "feat-tfidf" / "report.html").exists()
     with pytest.raises(ConfigError, match="features must be one of"):
         ActiveConfig(features="bm25")
+
+
+def test_recipe_runs_the_simulation_like_python(split):
+    """A recipe whose step is 'evaluate: active' gives the curves th.evaluate_active gives, with the recipe's seed."""
+    pool, dev, root = split
+    (root / "al.yaml").write_text(f"""pool: {pool.name}
+out: al-recipe
+seed: 3
+steps:
+  - evaluate: active
+    heldout: {dev.name}
+    methods: [random, least_confidence]
+    start_labels: 20
+    batch_labels: 30
+    max_labels: 80
+    seeds: 2
+    features: hashed
+""")
+    done = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(root / "al.yaml"), "--workers", "1"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with open(root / "al-recipe" / "results.csv", encoding="utf-8") as f:
+        from_recipe = list(csv.DictReader(f))
+    direct = th.evaluate_active(pool, dev, out=root / "al-direct", strategies=["random", "least_confidence"],
+                                start=20, batch=30, max_labels=80, seeds=2, seed=3, features="hashed", workers=1,
+                                report=False)
+    assert [float(r["auc"]) for r in from_recipe] == [r["auc"] for r in direct]
+    assert (root / "al-recipe" / "report.html").is_file()

@@ -111,3 +111,59 @@ def test_cli_experiment_end_to_end(audited):
     bad = subprocess.run([sys.executable, "-m", "thresher.cli", "evaluate", "--experiment", "pruning", "--heldout",
                           str(test), "--out", str(root / "bad")], capture_output=True, text=True)
     assert bad.returncode != 0 and "--from-run" in bad.stderr
+
+
+def test_recipe_audits_then_runs_its_experiments_and_selects(audited):
+    """An audit step followed by evaluate steps and a select: each experiment in OUT/<experiment> on the audit's
+    columns (the same rows as from Python), the selection after them."""
+    _, test, root = audited
+    recipe = root / "curate.yaml"
+    recipe.write_text(f"""pool: pool.parquet
+out: recipe-run
+steps:
+  - audit: label
+    dynamics: [el2n]
+  - evaluate: pruning
+    heldout: {test.name}
+    methods: [el2n, easy]
+    budgets: [50%]
+    seeds: 4
+  - evaluate: label-errors
+    heldout: {test.name}
+    seeds: 4
+  - filter: "not is_label_issue"
+  - select: threshold
+    score: label_quality
+    threshold: 0
+""")
+    done = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe), "--workers", "1"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = root / "recipe-run"
+    with open(out / "pruning" / "results.csv", encoding="utf-8") as f:
+        pruning = list(csv.DictReader(f))
+    assert {(r["method"], r["budget"]) for r in pruning} == {(m, "50%") for m in ("random", "el2n", "easy")}
+    direct = th.evaluate_curation(out, test, out=root / "direct", methods=["el2n", "easy"], fractions=[0.5], seeds=4,
+                                  workers=1, report=False)
+    assert [round(float(r["estimate"]), 12) for r in pruning] == [round(r["estimate"], 12) for r in direct]
+    assert (out / "label-errors" / "report.html").is_file() and (out / "pruning" / "report.html").is_file()
+    kept = (out / "selected" / "ids.txt").read_text().split()
+    issues = pq.read_table(out / "scores" / "scores.parquet").column("is_label_issue").to_pylist()
+    assert len(kept) == len(issues) - sum(issues) > 0
+
+
+@pytest.mark.parametrize("steps, message", [
+    ("  - evaluate: pruning\n    heldout: t.parquet\n", "pruning and label-errors follow an audit step"),
+    ("  - audit: label\n  - evaluate: active\n    heldout: t.parquet\n", "evaluate is one of pruning, label-errors"),
+    ("  - audit: label\n  - evaluate: pruning\n", "needs 'heldout'"),
+    ("  - audit: label\n  - evaluate: pruning\n    heldout: t.parquet\n    budgets: [lots]\n", "a share kept"),
+    ("  - audit: label\n  - evaluate: pruning\n    heldout: t.parquet\n    start_labels: 5\n", "unknown key"),
+])
+def test_recipe_refuses_misplaced_or_malformed_evaluate_steps(tmp_path, steps, message):
+    from thresher.recipe import Recipe
+
+    pq.write_table(pa.table({"text": ["a"], "label": ["x"]}), tmp_path / "t.parquet")
+    (tmp_path / "r.yaml").write_text(f"pool: t.parquet\nout: o\nsteps:\n{steps}")
+    with pytest.raises(ConfigError, match=message) as e:
+        Recipe.load(tmp_path / "r.yaml")
+    assert "r.yaml:" in str(e.value)  # the error names the recipe and its line

@@ -663,7 +663,7 @@ def _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budg
     """``thresher evaluate --experiment``: pruning or label-error removal on an audit run, against random."""
     from click.core import ParameterSource
 
-    from thresher.evaluate.curation import CurationConfig, run_curation
+    from thresher.evaluate.curation import CurationConfig, parse_fraction, run_curation
     from thresher.evaluate.table import format_results
     from thresher.io.dataset import Dataset
 
@@ -677,7 +677,7 @@ def _curation_experiment(ctx, experiment, from_run, pool, heldout, methods, budg
     if given["methods"]:
         options["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip() and m.strip() != "random")
     if given["budgets"]:
-        options["fractions"] = tuple(_fraction(b) for b in budgets.split(",") if b.strip())
+        options["fractions"] = tuple(parse_fraction(b) for b in budgets.split(",") if b.strip())
     config = CurationConfig(experiment=experiment, seed=seed, level=level, margin=margin, n_boot=n_boot,
                             **({"seeds": seeds} | options))
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
@@ -697,8 +697,9 @@ def _active_experiment(ctx, pool, heldout, methods, seeds, seed, label_column, s
     """``thresher evaluate --experiment active``: acquisition strategies against random, as learning curves."""
     from click.core import ParameterSource
 
-    from thresher.evaluate.active import ActiveConfig, format_active, run_active
+    from thresher.evaluate.active import ActiveConfig, run_active
     from thresher.io.dataset import Dataset
+    from thresher.report.summary import format_active
 
     if not pool or not heldout:
         raise ConfigError("--experiment active needs --pool (labelled: the simulated annotator) and --heldout")
@@ -718,15 +719,6 @@ def _active_experiment(ctx, pool, heldout, methods, seeds, seed, label_column, s
         click.echo(format_active(results))
         click.echo(f"\ncurves: {Path(out) / 'curves.csv'}; results: {Path(out) / 'results.csv'}")
         _print_report_path(Path(out), report)
-
-
-def _fraction(text: str) -> float:
-    """``50%`` or ``0.5`` as 0.5; anything else is an error naming it."""
-    text = text.strip()
-    try:
-        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise ConfigError(f"a share kept is a percentage or a fraction (50% or 0.5), got {text!r}") from None
 
 
 @main.command(name="scorers")

@@ -57,6 +57,22 @@ it, which then read the audit columns (``is_label_issue``, ``label_quality``, ``
         score: label_quality
         threshold: 0
 
+An audit step may also be followed by ``evaluate`` steps: does pruning by a training-dynamics score, or dropping
+the flagged labels, beat random (see ``thresher evaluate --experiment``)? Each writes OUT/<experiment>::
+
+      - evaluate: pruning              # pruning | label-errors
+        heldout: test.parquet          # labelled test set
+        methods: [el2n, easy, aum]     # optional: methods, budgets, seeds, level, margin, label_field
+        budgets: [50%, 70%]
+
+A recipe whose only step is ``evaluate: active`` simulates active learning on the labelled pool::
+
+    steps:
+      - evaluate: active
+        heldout: test.parquet
+        methods: [random, margin, badge] # optional: methods, start_labels, batch_labels, max_labels, seeds,
+                                         #           features, label_field
+
 Relative paths are relative to the recipe's folder.
 """
 
@@ -79,6 +95,9 @@ _LABEL_KEYS = {"label", "model", "params", "dev", "dev_where", "label_field", "c
                "scores_from"}
 _AUDIT_KEYS = {"audit", "classes", "features", "folds", "l2", "filter_by", "quality", "probs_from", "outlier_k",
                "split_field", "duplicate_threshold", "dynamics", "dynamics_params"}
+_EXPERIMENT_KEYS = {"evaluate", "heldout", "methods", "seeds", "label_field"}
+_CURATION_KEYS = _EXPERIMENT_KEYS | {"budgets", "level", "margin"}
+_ACTIVE_KEYS = _EXPERIMENT_KEYS | {"start_labels", "batch_labels", "max_labels", "features"}
 _TABLE_KEYS = {"item_field", "system_field", "score_field"}
 _EVALSET_KEYS = {"evalset", "budget", "estimator", "items", "label_field", "cost_field", "level"} | _TABLE_KEYS
 _EVALSET_FOLLOW = {"estimate": {"estimate", "level"} | _TABLE_KEYS,
@@ -116,10 +135,23 @@ class Recipe:
         #: A first step that is its own job (label or audit), its arguments, and the filters and select after it.
         self.first_job: tuple[str, dict] | None = None
         self.after_job: list[Filter | Select] = []
+        #: After an audit step: the curation experiments (pruning, label-errors), each into OUT/<experiment>.
+        self.experiments: list[dict] = []
         kind = _first_kind(steps)
+        if kind == "evaluate":
+            self.first_job = ("active", self._experiment_step(steps[0], "active"))
+            if len(steps) > 1:
+                raise ConfigError(f"{self._where(steps[1])}: an 'evaluate: active' recipe has that one step")
+            self.pipeline = None
+            return
         if kind in ("label", "audit"):
             self.first_job = (kind, self._label_step(steps[0]) if kind == "label" else self._audit_step(steps[0]))
-            self.after_job = [self._stage(step, i + 1) for i, step in enumerate(steps[1:])]
+            rest = list(enumerate(steps[1:], start=1))
+            if kind == "audit":
+                self.experiments = [self._experiment_step(step, "curation") for _, step in rest
+                                    if _first_kind([step]) == "evaluate"]
+                rest = [(i, step) for i, step in rest if _first_kind([step]) != "evaluate"]
+            self.after_job = [self._stage(step, i) for i, step in rest]
             kinds = [type(s) for s in self.after_job]
             # filters only act through the select that follows them, so filters without a select are refused
             if any(k not in (Filter, Select) for k in kinds) or kinds.count(Select) > 1 or (
@@ -244,22 +276,77 @@ class Recipe:
             args["classes"] = [c.strip() for c in args["classes"].split(",")]
         return args
 
+    def _experiment_step(self, step: dict, kind: str) -> dict:
+        """An ``evaluate`` step's experiment and options: ``active`` first in its recipe, ``pruning`` or
+        ``label-errors`` after an audit step; checked now, with the step's line."""
+        from thresher.evaluate.active import ActiveConfig
+        from thresher.evaluate.curation import EXPERIMENTS, CurationConfig, parse_fraction
+
+        experiment = str(step.get("evaluate"))
+        allowed = ("active",) if kind == "active" else EXPERIMENTS
+        if experiment not in allowed:
+            raise ConfigError(f"{self._where(step)}: " + (
+                "a recipe's first evaluate step is 'evaluate: active' (pruning and label-errors follow an audit "
+                "step)" if kind == "active" else f"after an audit step, evaluate is one of {', '.join(EXPERIMENTS)}"))
+        self._check_keys(step, _ACTIVE_KEYS if kind == "active" else _CURATION_KEYS, f"evaluate {experiment} step")
+        if not step.get("heldout"):
+            raise ConfigError(f"{self._where(step)}: the evaluate step needs 'heldout' (a labelled test set)")
+        args = _plain(step)
+        options = {"seeds": args["seeds"]} if "seeds" in args else {}
+        methods = args.get("methods")
+        if methods is not None:
+            methods = tuple(str(m).strip() for m in (methods if isinstance(methods, list) else str(methods).split(",")))
+        try:
+            if kind == "active":
+                names = {"start_labels": "start", "batch_labels": "batch", "max_labels": "max_labels",
+                         "features": "features"}
+                config = ActiveConfig(**options, **{names[k]: args[k] for k in names if k in args},
+                                      **({"strategies": methods} if methods else {}))
+            else:
+                budgets = args.get("budgets")
+                if budgets is not None:
+                    budgets = tuple(parse_fraction(b) for b in (budgets if isinstance(budgets, list)
+                                                           else str(budgets).split(",")))
+                config = CurationConfig(experiment=experiment, **options,
+                                        **({"methods": tuple(m for m in methods if m != "random")} if methods else {}),
+                                        **({"fractions": budgets} if budgets else {}),
+                                        **{k: args[k] for k in ("level", "margin") if k in args})
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"{self._where(step)}: {e}") from None
+        return {"config": config, "heldout": self._dataset(step["heldout"], "heldout", step.get("__line__")),
+                "label_field": str(args.get("label_field", "label"))}
+
     def _run_first_job(self, out: Path, options: dict, progress: bool, command: list[str] | None,
                        report: bool = True) -> Run:
-        """The label or audit job, then the filters (as one --where) and the selection on its columns; the
-        recipe's seed drives both, and ``report`` decides whether report.html is written (once, after the last
-        step)."""
+        """The label or audit job, then the audit's experiments (each into OUT/<experiment>), the filters (as one
+        --where) and the selection on its columns; the recipe's seed drives them all, and ``report`` decides
+        whether report.html is written (once per directory, after its last step). Or the active-learning
+        simulation alone."""
         from thresher.jobs.select import reselect
 
         kind, args = self.first_job
+        seed = options.get("seed", 0)
+        if kind == "active":
+            from thresher.evaluate.active import run_active
+
+            run_active(self.pool, args["heldout"], out, dataclasses.replace(args["config"], seed=seed),
+                       label_field=args["label_field"], workers=options.get("workers"), command=command,
+                       report=report)
+            return Run(out)
         if kind == "label":
             from thresher.jobs.label import run_labeling as job
         else:
             from thresher.jobs.audit import run_audit as job
-        seed = options.get("seed", 0)
         select = next((s for s in self.after_job if isinstance(s, Select)), None)
         run = job(self.pool, out=out, seed=seed, workers=options.get("workers"), progress=progress,
                   command=command, report=report and select is None, **args)
+        for experiment in self.experiments:  # on the audit's columns, before a select re-writes the manifest
+            from thresher.evaluate.curation import run_curation
+
+            config = dataclasses.replace(experiment["config"], seed=seed)
+            run_curation(out, experiment["heldout"], out / config.experiment, config,
+                         label_field=experiment["label_field"], workers=options.get("workers"), command=command,
+                         report=report)
         if select is None:
             return run
         filters = [f"({s.where})" for s in self.after_job if isinstance(s, Filter)]
@@ -277,7 +364,8 @@ class Recipe:
         kind = next((k for k in step if k != "__line__"), None)
         if kind not in ("dedup", "score", "filter", "select", "mix"):
             raise ConfigError(f"{self._where(step)}: a step starts with dedup, score, filter, select or mix (or "
-                              f"label or audit, as the first step); got {kind or 'nothing'}")
+                              f"label, audit or evaluate: active, as the first step; evaluate: pruning after an "
+                              f"audit); got {kind or 'nothing'}")
         params = {k: v for k, v in step.items() if k not in (kind, "__line__")}
         try:
             if kind == "mix":  # draw a mixture: a select step with the mixture selector and these weights

@@ -66,6 +66,15 @@ class CurationConfig:
             raise ConfigError(f"seeds must be >= 2 for an interval, got {self.seeds}")
 
 
+def parse_fraction(text: object) -> float:
+    """``50%`` or ``0.5`` as 0.5 (a share of the pool kept); anything else is an error naming it."""
+    text = str(text).strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ConfigError(f"a share kept is a percentage or a fraction (50% or 0.5), got {text!r}") from None
+
+
 def keep_rows(method: str, n_keep: int, scores: dict[str, np.ndarray], labels: np.ndarray,
               rng: np.random.Generator) -> np.ndarray:
     """The rows ``method`` keeps: ``n_keep`` of them, by its score (ties by row) or drawn with ``rng``."""

@@ -23,9 +23,31 @@ def summarize(manifest: dict, path: Path) -> str:
         return format_mix_summary(manifest, path)
     if job == "evalset":
         return format_evalset_summary(manifest, path)
-    if job == "audit" and "selection" not in manifest:
-        return format_audit_summary(manifest)
-    return format_summary(manifest)
+    if job == "evaluate active":
+        import json
+
+        return format_active(json.loads((Path(path) / "evaluation.json").read_text(encoding="utf-8"))["results"])
+    text = format_audit_summary(manifest) if job == "audit" and "selection" not in manifest else \
+        format_summary(manifest)
+    return text + _experiment_lines(path) if job == "audit" else text
+
+
+def _experiment_lines(path: Path) -> str:
+    """Where a recipe's experiments on an audit run (OUT/pruning, OUT/label-errors) wrote their results."""
+    return "".join(f"\n{f.parent.name} against random: {f}" for f in sorted(Path(path).glob("*/results.csv")))
+
+
+def format_active(results: list[dict]) -> str:
+    """The table ``thresher evaluate --experiment active`` prints."""
+    lines = [f"{'strategy':<18}{'AUC':>8}  {'vs random [95%]':<30}{'final acc':>10}  labels to random's final",
+             "-" * 92]
+    for r in results:
+        delta = (f"{r['auc_delta']:+.4f} [{r['auc_delta_lo']:+.4f}, {r['auc_delta_hi']:+.4f}] {r['verdict']}"
+                 if "auc_delta" in r else "baseline")
+        reach = (f"{r['labels_to_random_final']:,} ({r['share_of_labels']:.0%})" if r["labels_to_random_final"]
+                 else "not reached")
+        lines.append(f"{r['strategy']:<18}{r['auc']:>8.4f}  {delta:<30}{r['final_accuracy']:>10.4f}  {reach}")
+    return "\n".join(lines)
 
 
 def format_audit_summary(manifest: dict, max_examples: int = 5) -> str:
