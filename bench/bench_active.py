@@ -2,6 +2,7 @@
 
     python bench/bench_active.py [--data ../shared/data/labeled] [--tasks bbc_news,rotten_tomatoes,brown_genre]
                                  [--seeds 10] [--start 100] [--batch 100] [--max-labels 2000] [--workers 2]
+                                 [--features hashed|tfidf|static|minilm] [--methods random,margin,...] [--name active]
 
 Per task, the train split is the simulated annotator and the test split measures: ``thresher evaluate --experiment
 active`` (from the CLI, timed start to exit) runs random, margin (the default strategy, chosen before any result
@@ -39,11 +40,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--max-labels", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--features", default=None, help="the classifier's features [default: thresher's]")
+    ap.add_argument("--methods", default=None, help="strategies [default: all six]")
+    ap.add_argument("--name", default="active", help="results file name: bench/results/NAME.{md,json}")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-active-"))
     result: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                    "settings": {k: getattr(args, k) for k in ("seeds", "start", "batch", "max_labels")}, "tasks": {}}
+                    "settings": {k: getattr(args, k) for k in ("seeds", "start", "batch", "max_labels", "features")},
+                    "tasks": {}}
     for task in args.tasks.split(","):
         table = pq.read_table(args.data / f"{task}.parquet", columns=["id", "text", "label", "split"])
         paths = {}
@@ -55,7 +60,9 @@ def main() -> None:
         done = subprocess.run([sys.executable, "-m", "thresher.cli", "evaluate", "--experiment", "active", "--pool",
                                str(paths["train"]), "--heldout", str(paths["test"]), "--start-labels", str(args.start),
                                "--batch-labels", str(args.batch), "--max-labels", str(args.max_labels), "--seeds",
-                               str(args.seeds), "--workers", str(args.workers), "--out", str(out)],
+                               str(args.seeds), "--workers", str(args.workers), "--out", str(out),
+                               *(["--features", args.features] if args.features else []),
+                               *(["--methods", args.methods] if args.methods else [])],
                               capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         if done.returncode:
@@ -66,15 +73,15 @@ def main() -> None:
                                  "curves": evaluation["curves"]}
         print(f"{task}: {seconds:.0f} s\n{done.stdout}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "active.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    (args.out / "active.md").write_text(markdown(result), encoding="utf-8")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    (args.out / f"{args.name}.md").write_text(markdown(result), encoding="utf-8")
     print(markdown(result))
 
 
 def markdown(result: dict) -> str:
     s = result["settings"]
     lines = [f"Learning curves from {s['start']} to {s['max_labels']} labels, {s['batch']} per round, "
-             f"{s['seeds']} seeds; test accuracy.", ""]
+             f"{s['seeds']} seeds; {s.get('features') or 'hashed'} features; test accuracy.", ""]
     for task, entry in result["tasks"].items():
         lines += [f"**{task}** ({entry['train']:,} train / {entry['test']:,} test records; "
                   f"{entry['seconds']:.0f} s end to end)", "",

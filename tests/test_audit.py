@@ -181,6 +181,14 @@ def test_unlabelled_records_are_scored_and_counted_not_flagged(tmp_path):
     truth = table.column("label").to_pylist()[:10]
     assert sum(CLASSES[i] == t for i, t in zip(probs[:10].argmax(axis=1), truth)) >= 7
     assert "outlier_score" not in scores.column_names
+    # the next records for annotators: the least sure unlabelled ones (margin sampling), as an explicit selection
+    uncertainty = scores.column("uncertainty").to_numpy()
+    top2 = -np.sort(-probs, axis=1)[:, :2]
+    assert np.allclose(uncertainty, 1 - (top2[:, 0] - top2[:, 1]))
+    picked = th.reselect(run, out=tmp_path / "next", where="label < 0", selector="topk", score="uncertainty",
+                         budget=3, progress=False, report=False)
+    ids = scores.column("id").to_pylist()
+    assert picked.selected_ids() == [ids[i] for i in np.argsort(-uncertainty[:10], kind="stable")[:3]]
 
 
 def test_probs_from_uses_the_given_probabilities(noisy_bbc, noisy_run, tmp_path):

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thresher.audit.acquisition import UNCERTAINTY, uncertainty
 from thresher.errors import ConfigError, ThresherError
 from thresher.softmax import softmax
 
 STRATEGIES = ("random", "entropy", "margin", "least_confidence", "coreset", "badge")
-DEFAULT_STRATEGY = "margin"
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,8 @@ def acquire(strategy: str, probs: np.ndarray, x, labelled: np.ndarray, candidate
     n = min(n, len(candidates))
     if strategy == "random":
         return rng.choice(candidates, n, replace=False)
-    if strategy in ("entropy", "margin", "least_confidence"):
-        if strategy == "entropy":
-            urgency = -(probs * np.log(np.maximum(probs, 1e-300))).sum(axis=1)
-        elif strategy == "margin":
-            top2 = -np.partition(-probs, 1, axis=1)[:, :2]
-            urgency = -(top2[:, 0] - top2[:, 1])
-        else:
-            urgency = -probs.max(axis=1)
-        return candidates[np.argsort(-urgency, kind="stable")[:n]]
+    if strategy in UNCERTAINTY:
+        return candidates[np.argsort(-uncertainty(probs, strategy), kind="stable")[:n]]
     if strategy == "coreset":
         return _k_center(x, labelled, candidates, n)
     if strategy == "badge":

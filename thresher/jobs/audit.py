@@ -9,12 +9,14 @@ Run directory:
   ``near_duplicate_of`` (the id of a near-duplicate record, preferring one in another split), ``label_conflict``
   (its near-duplicates carry another label), ``cross_split_duplicate`` (with ``split_field``: train/test
   leakage), with ``dynamics`` the training-dynamics scores (``el2n``, ``grand``, ``forgetting_events``, ``aum``,
-  ``carto_*``; :mod:`thresher.audit.dynamics`), ``prob_<class>`` per class, ``fold`` and ``n_words``;
+  ``carto_*``; :mod:`thresher.audit.dynamics`), ``uncertainty`` (1 - the margin between the two likeliest
+  classes: the unlabelled records worth labelling next), ``prob_<class>`` per class, ``fold`` and ``n_words``;
   ``manifest.json``: counts that add up (read = audited + unlabelled + failed), per-class issue counts, the
   confident joint and noise matrix, the cross-validated accuracy, and the worst-scored records as examples.
 Flagged records stay in the data: removing them is an explicit selection, e.g.
 ``thresher select --from-run DIR --where "not is_label_issue" --selector threshold --score label_quality
---threshold 0`` keeps every record not flagged.
+--threshold 0`` keeps every record not flagged, and ``--where "label < 0" --selector topk --score uncertainty
+--budget 100`` picks the next hundred records for annotators (margin sampling, the active-learning default).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from thresher.audit.acquisition import uncertainty
 from thresher.audit.confident import DEFAULT_FILTER, FILTERS, confident_joint, find_label_issues
 from thresher.audit.crossval import CrossValConfig, cross_val_probs
 from thresher.audit.quality import DEFAULT_QUALITY, QUALITY_METHODS, knn_outlier_scores, label_quality
@@ -420,6 +423,7 @@ def _scores_table(v: Values, classes: Sequence[str]) -> pa.Table:
         cols["label_conflict"] = pa.array(v.duplicates.conflict, pa.bool_())
         if v.splits is not None:
             cols["cross_split_duplicate"] = pa.array(v.duplicates.cross_split, pa.bool_())
+    cols["uncertainty"] = pa.array(uncertainty(v.probs), pa.float64())  # which unlabelled records to label next
     for j, col in enumerate(prob_columns(classes)):
         cols[col] = pa.array(v.probs[:, j], pa.float64())
     for column, values in v.dynamics_scores.items():
