@@ -39,14 +39,14 @@ def _experiment_lines(path: Path) -> str:
 
 def format_active(results: list[dict]) -> str:
     """The table ``thresher evaluate --experiment active`` prints."""
-    lines = [f"{'strategy':<18}{'AUC':>8}  {'vs random [95%]':<30}{'final acc':>10}  labels to random's final",
-             "-" * 92]
+    lines = [f"{'strategy':<18}{'AUC':>8}  {'vs random [95%]':<42}{'final acc':>10}  labels to random's final",
+             "-" * 104]
     for r in results:
         delta = (f"{r['auc_delta']:+.4f} [{r['auc_delta_lo']:+.4f}, {r['auc_delta_hi']:+.4f}] {r['verdict']}"
                  if "auc_delta" in r else "baseline")
         reach = (f"{r['labels_to_random_final']:,} ({r['share_of_labels']:.0%})" if r["labels_to_random_final"]
                  else "not reached")
-        lines.append(f"{r['strategy']:<18}{r['auc']:>8.4f}  {delta:<30}{r['final_accuracy']:>10.4f}  {reach}")
+        lines.append(f"{r['strategy']:<18}{r['auc']:>8.4f}  {delta:<42}{r['final_accuracy']:>10.4f}  {reach}")
     return "\n".join(lines)
 
 
