@@ -170,15 +170,16 @@ def run_active(pool, heldout, out, config: ActiveConfig | None = None, label_fie
     from thresher.evaluate.intervals import bootstrap_ci, compare_to_baseline
     from thresher.io.atomic import write_json
     from thresher.io.provenance import dataset_info
-    from thresher.jobs.audit import audit_classes, label_indices, train_test_features
+    from thresher.jobs.audit import audit_classes, train_test_features
+    from thresher.jobs.label import class_indices
 
     config = config or ActiveConfig()
     t_start = time.perf_counter()
     train = read_labelled(pool, label_field, "pool")
     test = read_labelled(heldout, label_field)
     classes = audit_classes(train[label_field], None, label_field)
-    y = label_indices(train[label_field], train["id"], classes, label_field)
-    y_test = label_indices(test[label_field], test["id"], classes, label_field)
+    y = class_indices(train[label_field], train["id"], classes, label_field)
+    y_test = class_indices(test[label_field], test["id"], classes, label_field)
     if (y < 0).any() or (y_test < 0).any():
         raise ConfigError(f"every pool and held-out record needs a label in {label_field!r} (the pool is the oracle)")
     x, x_test = train_test_features(config.features, pa.array(train["text"], pa.large_string()),

@@ -113,7 +113,8 @@ def run_curation(audit_run: str | os.PathLike, heldout, out: str | os.PathLike, 
     from thresher.engine import make_engine
     from thresher.io.atomic import write_json
     from thresher.io.provenance import dataset_info, reopen_dataset
-    from thresher.jobs.audit import audit_classes, label_indices
+    from thresher.jobs.audit import audit_classes
+    from thresher.jobs.label import class_indices
     from thresher.run import Run
 
     config = config or CurationConfig()
@@ -136,7 +137,7 @@ def run_curation(audit_run: str | os.PathLike, heldout, out: str | os.PathLike, 
     x_pool = featurizer.features(texts).tocsr()[np.flatnonzero(labelled)]
     y_pool = given[labelled]
     test = read_labelled(heldout, label_field)
-    y_test = label_indices(test[label_field], test["id"], audit_classes(test[label_field], classes, label_field),
+    y_test = class_indices(test[label_field], test["id"], audit_classes(test[label_field], classes, label_field),
                            label_field)
     if (y_test < 0).any():
         raise ConfigError(f"every held-out record needs a label in {label_field!r}")

@@ -44,7 +44,7 @@ from thresher.io.atomic import write_json, write_parquet
 from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.provenance import dataset_info, versions
-from thresher.jobs.label import prob_columns
+from thresher.jobs.label import class_indices, prob_columns
 from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 
@@ -202,7 +202,7 @@ def _read(v: Values) -> dict:
             raise ConfigError(f"no record has a value in the split field {v.split_field!r}")
     raw = table.column(v.label_field).to_pylist()
     classes = audit_classes(raw, v.classes, v.label_field)
-    given = label_indices(raw, table.column("id").to_pylist(), classes, v.label_field)
+    given = class_indices(raw, table.column("id").to_pylist(), classes, v.label_field)
     return {"ids": table.column("id").combine_chunks(), "texts": table.column("text").combine_chunks(),
             "given": given, "classes": classes, "errors": errors, "splits": splits}
 
@@ -355,20 +355,6 @@ def audit_classes(raw: list, classes: Sequence[str] | None, field: str) -> list[
         raise ConfigError(f"an audit needs at least 2 classes, got {classes}")
     prob_columns(classes)  # clashing column names are an error now, not after the work
     return classes
-
-
-def label_indices(raw: list, ids: list, classes: Sequence[str], field: str) -> np.ndarray:
-    """Class index per record (-1 where it has no label); a value that is not a class names its record."""
-    index = {c: i for i, c in enumerate(classes)}
-    out = np.full(len(raw), -1, dtype=np.int64)
-    for row, value in enumerate(raw):
-        if value is None:
-            continue
-        if value not in index:
-            raise ConfigError(f"record {ids[row]!r}: {field} = {value!r} is not one of the classes "
-                              f"({', '.join(classes)})")
-        out[row] = index[value]
-    return out
 
 
 def read_probs(source: str | os.PathLike, ids: pa.Array, classes: Sequence[str]) -> np.ndarray:

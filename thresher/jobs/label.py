@@ -202,23 +202,34 @@ LABEL_PLAN = Plan("label", ("pool", "lf_set", "dev", "dev_where", "label_field",
                   (APPLY, FIT_LABEL_MODEL, END_MODEL))
 
 def dev_labels(values: pa.Array, ids: pa.Array, classes: Sequence[str], field: str) -> np.ndarray:
-    """Dev labels as class indices: class names, or whole numbers in range; anything else names the record."""
-    index = {c: i for i, c in enumerate(classes)}
-    out = np.empty(len(values), dtype=np.int64)
+    """Dev labels as class indices (see :func:`class_indices`); every dev record needs one."""
     if len(values) and values.null_count == len(values):
         raise ConfigError(f"dev has no field {field!r} (no dev record has a value in it); give the field holding "
                           "the true labels with --label-field")
-    for row, v in enumerate(values.to_pylist()):
+    ids = ids.to_pylist()
+    out = class_indices(values.to_pylist(), ids, classes, field, what="dev record")
+    if (out < 0).any():
+        raise ConfigError(f"dev record {ids[int(np.argmax(out < 0))]!r} has no value in field {field!r}; every dev "
+                          "record needs a true label")
+    return out
+
+
+def class_indices(values: Sequence, ids: Sequence, classes: Sequence[str], field: str,
+                  what: str = "record") -> np.ndarray:
+    """Labels as class indices: class names, or whole numbers in range; -1 where a record has none; any other
+    value is an error naming its record."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.full(len(values), -1, dtype=np.int64)
+    for row, v in enumerate(values):
         if v is None:
-            raise ConfigError(f"dev record {ids[row].as_py()!r} has no value in field {field!r}; every dev record "
-                              "needs a true label")
+            continue
         if v in index:
             out[row] = index[v]
-        elif v is not None and re.fullmatch(r"\d+", v) and int(v) < len(classes):
+        elif isinstance(v, str) and re.fullmatch(r"\d+", v) and int(v) < len(classes):
             out[row] = int(v)
         else:
-            raise ConfigError(f"dev record {ids[row].as_py()!r}: {field} = {v!r} is not a class "
-                              f"({', '.join(classes)}) or a class index")
+            raise ConfigError(f"{what} {ids[row]!r}: {field} = {v!r} is not a class ({', '.join(classes)}) or a "
+                              "class index")
     return out
 
 
