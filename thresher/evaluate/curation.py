@@ -238,13 +238,12 @@ def _result_rows(per_seed: list[dict], config: CurationConfig, n_pool: int) -> l
     return rows
 
 
-def _texts(pool, ids: pa.Array) -> pa.Array:
+def _texts(pool, ids: pa.ChunkedArray) -> pa.Array:
     """The pool's texts in the audit's order (ids must match: the pool must be the data that was audited)."""
     from thresher.io.errors import ErrorLog
 
-    batches = list(pool.iter_batches(ErrorLog("skip")))
-    table = pa.Table.from_batches(batches) if batches else None
-    if table is None or table.num_rows != len(ids) or not table.column("id").equals(pa.chunked_array([ids])):
+    table = pool.read_all(ErrorLog("skip"))
+    if table.num_rows != len(ids) or not table.column("id").equals(ids):
         raise ConfigError("the audited pool changed since the audit (its records or ids differ); audit it again")
     return table.column("text").combine_chunks()
 
@@ -255,10 +254,9 @@ def read_labelled(ds, label_field: str, what: str = "held-out set") -> dict:
     from thresher.io.errors import ErrorLog
 
     errors = ErrorLog(ds.on_error)
-    batches = list(ds.iter_batches(errors, extra_columns=(label_field,)))
-    if not batches:
+    t = ds.read_all(errors, (label_field,))
+    if t.num_rows == 0:
         raise ConfigError(f"the {what} is empty")
-    t = pa.Table.from_batches(batches)
     return {"id": t.column("id").to_pylist(), "text": t.column("text").to_pylist(),
             label_field: t.column(label_field).to_pylist(), "failed": errors.to_dict()}
 

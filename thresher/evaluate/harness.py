@@ -154,10 +154,10 @@ class _Clock:
 
 
 def _read_all(ds: Dataset, extra: list[str], errors: ErrorLog) -> pa.Table:
-    batches = list(ds.iter_batches(errors, extra_columns=extra))
-    if not batches:
+    table = ds.read_all(errors, extra)
+    if table.num_rows == 0:
         raise ConfigError(f"no usable records in {', '.join(ds.paths)}")
-    return pa.Table.from_batches(batches).combine_chunks()
+    return table
 
 
 def _features(text: pa.Array):

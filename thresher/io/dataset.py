@@ -123,6 +123,15 @@ class Dataset:
         self._id_check_done(check)
         yield from out.flush()
 
+    def read_all(self, errors: ErrorLog, extra_columns: Iterable[str] = ()) -> pa.Table:
+        """Every usable record in one table (``id``, ``text``, ``extra_columns``), for jobs that need the whole
+        dataset at once; empty, with those columns, when there is none."""
+        batches = list(self.iter_batches(errors, extra_columns))
+        if not batches:
+            columns = ["id", "text", *dict.fromkeys(extra_columns)]
+            return pa.table({c: pa.array([], pa.large_string()) for c in columns})
+        return pa.Table.from_batches(batches).combine_chunks()
+
     def merge(self, errors: ErrorLog) -> PieceMerge:
         """The main-process side of reading this dataset's pieces elsewhere: feed it each piece's result in order."""
         return PieceMerge(errors, self._id_check())

@@ -189,12 +189,7 @@ def _warnings(metrics: dict) -> list[str]:
 def _read(v: Values) -> dict:
     errors = ErrorLog(v.pool.on_error)
     extra = (v.label_field,) + ((v.split_field,) if v.split_field else ())
-    batches = list(v.pool.iter_batches(errors, extra_columns=extra))
-    if batches:
-        table = pa.Table.from_batches(batches).combine_chunks()
-    else:
-        table = pa.table({"id": pa.array([], pa.large_string()), "text": pa.array([], pa.large_string()),
-                          **{f: pa.array([], pa.large_string()) for f in extra}})
+    table = v.pool.read_all(errors, extra)
     splits = None
     if v.split_field:
         splits = np.asarray(table.column(v.split_field).to_pylist(), dtype=object)

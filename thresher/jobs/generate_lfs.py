@@ -134,8 +134,7 @@ def _labelled_records(dev: Dataset, errors: ErrorLog, label_field: str, dev_wher
     """The dev records (id, text, label field) where ``dev_where`` holds, or a seeded ``sample`` of them."""
     where = dev_filter(dev_where)
     extra = [label_field] + (where.columns if where is not None else [])
-    batches = list(dev.iter_batches(errors, extra_columns=extra))
-    table = pa.Table.from_batches(batches) if batches else pa.table({"id": [], "text": [], label_field: []})
+    table = dev.read_all(errors, extra)
     if table.num_rows == 0:
         raise ConfigError("no labelled dev records to generate LFs from")
     if where is not None:

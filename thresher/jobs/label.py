@@ -312,8 +312,7 @@ def _dev_subset(applied, where) -> tuple[object, np.ndarray]:
 
 def _texts(ds: Dataset) -> pa.Array:
     """Every usable text of ``ds`` in reading order (bad records were already counted by the LF pass)."""
-    chunks = [b.column("text") for b in ds.iter_batches(ErrorLog("skip"))]
-    return pa.concat_arrays(chunks) if chunks else pa.array([], pa.large_string())
+    return ds.read_all(ErrorLog("skip")).column("text").combine_chunks()
 
 
 def prob_columns(classes: Sequence[str]) -> list[str]:
