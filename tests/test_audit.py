@@ -337,6 +337,29 @@ def test_training_dynamics_same_with_two_workers_and_selectable(dynamics_run, tm
         th.audit(path, out=tmp_path / "bad", dynamics="el2n,nope", progress=False, report=False)
 
 
+def test_score_cli_computes_training_dynamics_like_the_audit(dynamics_run, tmp_path):
+    """`thresher score --scorers el2n,aum --label-field label` gives the audit's columns and values for them (the
+    same seeded SGD runs); mixed with a per-record scorer, or a label field without them, is a clear error."""
+    run, _ = dynamics_run
+    path = run.manifest["inputs"]["pool"]["files"][0]["path"]
+    done = subprocess.run([sys.executable, "-m", "thresher.cli", "score", "--pool", path, "--scorers", "el2n,aum",
+                           "--label-field", "label", "--param", "el2n.seeds=3", "--workers", "1", "--no-report",
+                           "--out", str(tmp_path / "td")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    scored = pq.read_table(tmp_path / "td" / "scores" / "scores.parquet")
+    for column in ("el2n", "aum"):
+        assert scored.column(column).equals(run.scores().column(column))
+    assert "forgetting_events" not in scored.column_names and "outlier_score" not in scored.column_names
+    for args, message in ((["--scorers", "el2n,gopher"], "score them on their own, not with gopher"),
+                          (["--scorers", "gopher", "--label-field", "label"], "--label-field is for the training")):
+        bad = subprocess.run([sys.executable, "-m", "thresher.cli", "score", "--pool", path, *args, "--out",
+                              str(tmp_path / "bad")], capture_output=True, text=True)
+        assert bad.returncode != 0 and message in bad.stderr
+    (tmp_path / "r.yaml").write_text(f"pool: {path}\nout: o\nsteps:\n  - score: aum\n")
+    with pytest.raises(ConfigError, match=r"r.yaml:4: 'aum' is a training-dynamics score.*audit step with dynamics"):
+        Recipe.load(tmp_path / "r.yaml")  # a pipeline step scores record by record: the message says where to go
+
+
 def test_tfidf_features_are_unit_rows_that_weigh_rare_words_up():
     from scipy import sparse
 

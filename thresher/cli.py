@@ -364,23 +364,36 @@ Examples:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--group-field", default="domain", show_default=True,
               help="Optional pool field kept as the 'group' column, for composition reports.")
+@click.option("--label-field", default=None, metavar="FIELD",
+              help="For the training-dynamics scores (el2n, grand, forgetting, aum, cartography): the field holding "
+                   "each record's label; they come from SGD runs on the labelled pool (thresher audit --dynamics, "
+                   "with its label-quality columns). [default: label]")
 @_reading_options
 @_report_option
 @_handle_errors
 @_engine_options
-def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_field, group_field, on_error,
-          batch_size, workers, quiet, as_json, report) -> None:
+def score(pool, target, scorers, params, out, pool_sample, seed, group_field, label_field, text_field, id_field,
+          on_error, batch_size, workers, quiet, as_json, report) -> None:
     """Score every record; write side-car score columns by id (no selection).
 
     Rule families add their numeric signals plus <family>_pass and <family>_reason (the first failing rule);
-    learned scorers are fitted on --target and a seeded pool sample first, and saved under OUT/fit/.
+    learned scorers are fitted on --target and a seeded pool sample first, and saved under OUT/fit/. Training-
+    dynamics scores of a labelled pool (el2n, grand, forgetting, aum, cartography) are scored on their own.
     """
     from thresher.io.dataset import Dataset
     from thresher.pipeline import Score, run_scoring
+    from thresher.scorers.registry import TRAINING_DYNAMICS
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
-    stages = [Score(name, _scorer_params(params, name, names)) for name in names]
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    dynamics = [n for n in names if n in TRAINING_DYNAMICS]
+    if dynamics:
+        return _score_dynamics(names, dynamics, params, Dataset(list(pool), **opts), out, label_field, seed,
+                               workers, quiet, as_json, report)
+    if label_field:
+        raise ConfigError("--label-field is for the training-dynamics scorers (el2n, grand, forgetting, aum, "
+                          "cartography)")
+    stages = [Score(name, _scorer_params(params, name, names)) for name in names]
     run = run_scoring(Dataset(list(pool), **opts), stages, out,
                       target=Dataset(list(target), **opts) if target else None, workers=workers,
                       progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]], seed=seed,
@@ -390,6 +403,24 @@ def score(pool, target, scorers, params, out, pool_sample, seed, text_field, id_
     elif not quiet:
         click.echo(run.summary())
         _print_report_path(run.path, report)
+
+
+def _score_dynamics(names, dynamics, params, pool, out, label_field, seed, workers, quiet, as_json, report) -> None:
+    """``thresher score --scorers el2n,...``: the audit job with those training dynamics (they need the labels and
+    SGD runs over the whole pool, so they are not per-record scorers); ``--param el2n.epochs=5`` sets the runs."""
+    from thresher.jobs.audit import run_audit
+
+    if len(dynamics) != len(names):
+        others = ", ".join(n for n in names if n not in dynamics)
+        raise ConfigError(f"training-dynamics scores ({', '.join(dynamics)}) train on the whole labelled pool: score "
+                          f"them on their own, not with {others} (run thresher score again for those)")
+    settings: dict = {}
+    for name in dynamics:
+        settings.update(_scorer_params(params, name, names))
+    run = run_audit(pool, out, label_field=label_field or "label", dynamics=dynamics, dynamics_params=settings,
+                    outlier_k=0, duplicate_threshold=None, seed=seed, workers=workers,
+                    progress=not quiet and not as_json, command=["thresher", *sys.argv[1:]], report=report)
+    _print_result(run, as_json, quiet, report)
 
 
 def _scorer_params(params: tuple[str, ...], name: str, names: list[str]) -> dict:

@@ -154,16 +154,17 @@ SCORERS: dict[str, ScorerSpec] = {s.name: s for s in [
 
 
 #: Scores of labelled records that need a training run over the whole pool (thresher.audit.dynamics.DYNAMICS): not
-#: per-record scorers, so ``thresher score`` points to ``thresher audit --dynamics``.
+#: per-record scorers; ``thresher score --scorers el2n --label-field label`` runs them through the audit job.
 TRAINING_DYNAMICS = ("el2n", "grand", "forgetting", "aum", "cartography")
 
 
 def get_spec(name: str) -> ScorerSpec:
     """The spec of a registered scorer, or a ConfigError listing the known ones."""
     if name in TRAINING_DYNAMICS:
-        raise ConfigError(f"{name!r} is a training-dynamics score: it trains on the records' labels, so it comes "
-                          f"from thresher audit --pool POOL --label-field label --dynamics {name} (th.audit(..., "
-                          f"dynamics={name!r})), and select --from-run reads it like any score")
+        raise ConfigError(f"{name!r} is a training-dynamics score: it trains on the records' labels over the whole "
+                          f"pool, so it is scored on its own (thresher score --pool POOL --scorers {name} "
+                          f"--label-field label, or th.audit(..., dynamics={name!r}); in a recipe, an audit step with "
+                          f"dynamics: [{name}]), and select --from-run reads it like any score")
     if name not in SCORERS:
         raise ConfigError(f"unknown scorer {name!r}; choose from {', '.join(SCORERS)}")
     return SCORERS[name]
