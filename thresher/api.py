@@ -74,15 +74,29 @@ def embed(pool: PathsOrDataset, *, out: str | os.PathLike, backend: str = "stati
                          report=report)
 
 
-def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str = "both", threshold: float = 0.7,
+def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str | None = None, threshold: float = 0.7,
           keep: str = "first", embeddings: str | os.PathLike | None = None, format: str = "parquet",
-          workers: int | None = None, report: bool = True) -> Run:
-    """Drop exact / near / semantic duplicates (``thresher dedup``); kept records in ``selected/``."""
+          workers: int | None = None, report: bool = True, against: PathsOrDataset | list | None = None,
+          ngram: int = 13, min_overlap: float = 0.0) -> Run:
+    """Drop exact / near / semantic duplicates (``thresher dedup``; ``method`` default ``both``); kept records in
+    ``selected/``. With ``against`` (reference sets: a path, a Dataset, or a list of them), drop instead the pool
+    records sharing an ``ngram``-word n-gram (``method="ngram"``, the default) or their normalised text
+    (``"exact"``) with a reference record; ``min_overlap``: the share of a record's n-grams that must match."""
     from dataclasses import replace
 
     from thresher.dedup import MinHashConfig
     from thresher.dedup.semantic import SemanticConfig
     from thresher.jobs.dedup import NORMALIZE, run_dedup
+
+    if against is not None:
+        from thresher.dedup.reference import ReferenceConfig
+        from thresher.jobs.decontaminate import run_decontamination
+
+        references = against if isinstance(against, list) else [against]
+        config = ReferenceConfig(method=method or "ngram", ngram=ngram, min_overlap=min_overlap)
+        return run_decontamination(_dataset(pool), [_dataset(r) for r in references], out, config,
+                                   output_format=format, report=report, workers=workers)
+    method = method or "both"
 
     return run_dedup(_dataset(pool), out, method=method, exact=replace(NORMALIZE["lower"], keep=keep),
                      minhash=MinHashConfig(threshold=threshold, keep=keep), output_format=format,

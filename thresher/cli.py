@@ -489,12 +489,22 @@ Examples:
   thresher dedup --pool docs.parquet --method minhash --threshold 0.8 --keep longest --out runs/d8
   thresher dedup --pool docs.parquet --keep highest --score-from runs/scored --score classifier --out runs/dq
   thresher dedup --pool docs.parquet --method semantic --embeddings runs/emb --similarity 0.9 --out runs/sem
+\b
+  # decontamination: drop pool records sharing a 13-word n-gram with a test set (the test set is only read)
+  thresher dedup --pool 'crawl/*.parquet' --against test_sets/ --out runs/decon
+  thresher dedup --pool docs.parquet --against test.jsonl --method exact --out runs/decon-exact
 """)
 @click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
-@click.option("--method", type=click.Choice(["both", "exact", "minhash", "semantic"]), default="both",
-              show_default=True, help="exact: same normalised text; minhash: near-duplicates by MinHash LSH; both: "
-                                      "exact reasons win; semantic: SemDeDup on --embeddings.")
+@click.option("--method", type=click.Choice(["both", "exact", "minhash", "semantic", "ngram"]), default=None,
+              help="exact: same normalised text; minhash: near-duplicates by MinHash LSH; both: exact reasons win; "
+                   "semantic: SemDeDup on --embeddings; with --against, ngram (shared word n-grams, as GPT-3's "
+                   "13-gram decontamination) or exact. [default: both; with --against, ngram]")
+@click.option("--against", "against", multiple=True, metavar="PATH",
+              help="Reference sets (files, globs or folders; e.g. test sets): drop pool records that repeat their "
+                   "text; the references are only read.")
+@click.option("--min-overlap", type=float, default=0.0, show_default=True,
+              help="--against with ngram: the share of a record's n-grams that must be in the reference (0: any).")
 @click.option("--embeddings", type=click.Path(exists=True, file_okay=False), default=None,
               help="semantic: an embed run of this pool (thresher embed).")
 @click.option("--similarity", type=float, default=0.95, show_default=True,
@@ -503,7 +513,8 @@ Examples:
 @click.option("--normalize", type=click.Choice(["none", "whitespace", "lower", "punct", "nfkc"]),
               default="lower", show_default=True, help="Exact dedup: how texts are normalised before hashing.")
 @click.option("--threshold", type=float, default=0.7, show_default=True, help="Jaccard of word-5-gram sets.")
-@click.option("--ngram", type=int, default=5, show_default=True, help="Words per shingle.")
+@click.option("--ngram", type=int, default=None,
+              help="Words per shingle (minhash) or n-gram (ngram). [default: 5 for minhash, 13 for ngram]")
 @click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations available.")
 @click.option("--bands", type=int, default=None, help="LSH bands (with --rows). [default: optimal for threshold]")
 @click.option("--rows", type=int, default=None, help="Rows per band.")
@@ -521,10 +532,11 @@ Examples:
 @_report_option
 @_handle_errors
 @_engine_options
-def dedup(pool, out, method, embeddings, similarity, clusters, normalize, threshold, ngram, num_perm, bands, rows,
-          verify, keep, score_from, score_column, seed, output_format, text_field, id_field, on_error, batch_size,
-          workers, quiet, as_json, report) -> None:
-    """Drop exact and near-duplicate records; keep one per cluster and record why the others went."""
+def dedup(pool, out, method, against, min_overlap, embeddings, similarity, clusters, normalize, threshold, ngram,
+          num_perm, bands, rows, verify, keep, score_from, score_column, seed, output_format, text_field, id_field,
+          on_error, batch_size, workers, quiet, as_json, report) -> None:
+    """Drop exact and near-duplicate records; keep one per cluster and record why the others went. With --against,
+    drop the pool records that repeat text of reference sets instead (decontamination)."""
     from dataclasses import replace
 
     from thresher.dedup import MinHashConfig
@@ -533,7 +545,23 @@ def dedup(pool, out, method, embeddings, similarity, clusters, normalize, thresh
     from thresher.io.dataset import Dataset
     from thresher.jobs.dedup import NORMALIZE, run_dedup, scores_by_id
 
-    ds = Dataset(list(pool), text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
+    ds = Dataset(list(pool), **opts)
+    if against:
+        from thresher.dedup.reference import ReferenceConfig
+        from thresher.jobs.decontaminate import run_decontamination
+
+        if method not in (None, "ngram", "exact"):
+            raise ConfigError(f"--against matches by --method ngram (the default) or exact, not {method}")
+        config = ReferenceConfig(method=method or "ngram", ngram=ngram or 13, min_overlap=min_overlap,
+                                 exact=NORMALIZE[normalize])
+        run = run_decontamination(ds, [Dataset([p], **opts) for p in against], out, config,
+                                  output_format=output_format, command=["thresher", *sys.argv[1:]], report=report,
+                                  workers=workers)
+        return _print_result(run, as_json, quiet, report)
+    if method == "ngram" or min_overlap:
+        raise ConfigError("--method ngram and --min-overlap match the pool against reference sets: give --against")
+    method, ngram = method or "both", ngram or 5
     if (keep == "highest") != bool(score_from and score_column):
         raise ConfigError("--keep highest needs --score-from RUN and --score COLUMN (and they need --keep highest)")
     scores = scores_by_id(ds, score_from, score_column) if keep == "highest" else None

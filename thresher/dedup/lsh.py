@@ -94,6 +94,13 @@ def _byte_words(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def shingle_hashes(text: pa.Array, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """(uint32 hash of every word ``ngram``-gram of the batch, record offsets); see the module docstring."""
+    grams, off = ngram_hashes(text, ngram)
+    return (grams >> _SHIFT32).astype(np.uint32), off
+
+
+def ngram_hashes(text: pa.Array, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hash of every word ``ngram``-gram of the batch, record offsets): a record with fewer than ``ngram``
+    words (but at least one) has one, of all its words; a record without words has none."""
     h, off = word_hashes(text)
     n_words = np.diff(off)
     counts = np.where(n_words >= ngram, n_words - ngram + 1, (n_words > 0).astype(np.int64))
@@ -108,7 +115,7 @@ def shingle_hashes(text: pa.Array, ngram: int) -> tuple[np.ndarray, np.ndarray]:
         out[out_off[short]] = gram[off[short]]  # a record shorter than ngram words: one shingle of all its words
     long = n_words >= ngram
     out[_ranges(out_off[:-1][long], counts[long])] = gram[_ranges(off[:-1][long], counts[long])]
-    return (_finalise(out) >> _SHIFT32).astype(np.uint32), out_off
+    return _finalise(out), out_off
 
 
 def band_keys(shingles: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray, bands: int,

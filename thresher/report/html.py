@@ -474,7 +474,7 @@ def _examples(manifest: dict, scores: data.ScoreData) -> str:
 def _dedup(manifest: dict, scores: data.ScoreData) -> str:
     m = manifest.get("metrics") or {}
     parts = []
-    for kind in ("exact", "minhash", "semantic"):
+    for kind in ("exact", "minhash", "semantic", "reference"):
         stats = m.get(kind)
         if isinstance(stats, dict) and stats:
             rows = [[escape(k.replace("_", " ")), _num(v)] for k, v in stats.items()

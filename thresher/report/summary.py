@@ -133,6 +133,11 @@ def format_dedup_summary(manifest: dict, path: Path) -> str:
     lines = [f"records: {c['input_records']:,} read, {c['selected']:,} kept, "
              + ", ".join(f"{v:,} {k.replace('_', ' ')}s dropped" for k, v in c["filtered"].items())
              + f", {c['failed']:,} failed"]
+    ref = manifest.get("metrics", {}).get("reference")
+    if ref:
+        unit = "texts" if ref["method"] == "exact" else f"{ref['ngram']}-grams"
+        lines.append(f"reference: {ref['reference_records']:,} records, {ref['reference_hashes']:,} distinct {unit}; "
+                     f"{ref['records_with_any_match']:,} pool records share at least one")
     near = manifest.get("metrics", {}).get("minhash")
     if near:
         lines.append("minhash: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in near.items()

@@ -1,0 +1,137 @@
+"""Decontamination: find pool records that repeat text of reference sets (test sets, benchmarks), never touching the
+reference.
+
+Two ways to match, both on hashes of a whole reference set held in one sorted array:
+
+* ``ngram`` (GPT-3's 13-gram overlap, as datatrove's decontamination does it): word n-grams (words as the MinHash
+  shingles read them: ``\\w+`` runs, lower-cased) hashed to 64 bits; a pool record matches when at least
+  ``min_overlap`` of its n-grams (and at least one) are n-grams of some reference record. A text with fewer than
+  ``ngram`` words has one n-gram of all its words, so a short reference item is found only as a whole short record.
+* ``exact``: the normalised whole text (exact dedup's normalisation), 64 bits of its xxh3-128.
+
+Per pool record: how many n-grams it has, how many are in the reference, the share, and the reference record it
+shares most n-grams with (ties: the first in reading order). The reference is read once, a batch at a time; the
+pool's pieces are matched on the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from thresher.dedup.exact import ExactConfig, text_hashes
+from thresher.dedup.lsh import ngram_hashes
+from thresher.errors import ConfigError
+from thresher.io.errors import ErrorLog
+
+METHODS = ("ngram", "exact")
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """method: ``ngram`` or ``exact``. ngram: words per n-gram (13, as GPT-3). min_overlap: the share of a record's
+    n-grams that must be in the reference to drop it (0: any one). exact: the normalisation of ``exact``."""
+
+    method: str = "ngram"
+    ngram: int = 13
+    min_overlap: float = 0.0
+    exact: ExactConfig = field(default_factory=ExactConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"matching against a reference is by {' or '.join(METHODS)}, got {self.method!r}")
+        if not 1 <= self.ngram <= 64:
+            raise ConfigError(f"ngram must be in [1, 64], got {self.ngram}")
+        if not 0.0 <= self.min_overlap <= 1.0:
+            raise ConfigError(f"min_overlap must be in [0, 1], got {self.min_overlap}")
+
+
+@dataclass
+class ReferenceIndex:
+    """The reference's hashes, sorted and unique; for each, the reference record (row in reading order over all
+    reference sets) it first came from; the records' ids and which set each came from."""
+
+    hashes: np.ndarray
+    owner: np.ndarray
+    ids: pa.Array
+    source: np.ndarray
+    sources: list[str]
+
+    @property
+    def records(self) -> int:
+        return len(self.ids)
+
+
+def record_hashes(text: pa.Array, config: ReferenceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(uint64 hashes, record offsets into them) of a batch of texts: n-grams, or one whole-text hash each."""
+    if config.method == "exact":
+        return text_hashes(text, config.exact)[:, 0].copy(), np.arange(len(text) + 1, dtype=np.int64)
+    return ngram_hashes(text.cast(pa.large_string()).fill_null(""), config.ngram)
+
+
+def build_index(references: list, config: ReferenceConfig, errors: list[ErrorLog] | None = None) -> ReferenceIndex:
+    """Read every reference :class:`~thresher.io.dataset.Dataset` once (bad records go to its ``errors`` entry)."""
+    hashes, owners, ids, source = [], [], [], []
+    row = 0
+    for k, ds in enumerate(references):
+        log = errors[k] if errors is not None else ErrorLog(ds.on_error)
+        for batch in ds.iter_batches(log):
+            h, off = record_hashes(batch.column("text"), config)
+            hashes.append(h)
+            owners.append(row + np.repeat(np.arange(batch.num_rows, dtype=np.int64), np.diff(off)))
+            ids.append(batch.column("id"))
+            source.append(np.full(batch.num_rows, k, np.int32))
+            row += batch.num_rows
+    if not row:
+        raise ConfigError("the reference sets have no usable records (" + ", ".join(p for ds in references
+                                                                                for p in ds.paths) + ")")
+    all_hashes, all_owners = np.concatenate(hashes), np.concatenate(owners)
+    unique, first = np.unique(all_hashes, return_index=True)  # the first occurrence: the earliest record
+    return ReferenceIndex(unique, all_owners[first], pa.concat_arrays(ids), np.concatenate(source),
+                          [ds.paths[0] if len(ds.paths) == 1 else ",".join(ds.paths) for ds in references])
+
+
+def match_texts(text: pa.Array, hashes: np.ndarray, owner: np.ndarray, config: ReferenceConfig) -> np.ndarray:
+    """Per record of a batch: (n-grams, n-grams in the reference, best reference row or -1) as an (n, 3) int64
+    array; the best row is the reference record sharing the most of the record's n-grams (ties: the first)."""
+    h, off = record_hashes(text, config)
+    n = len(off) - 1
+    counts = np.diff(off)
+    at = np.minimum(np.searchsorted(hashes, h), max(len(hashes) - 1, 0))
+    hit = hashes[at] == h if len(hashes) else np.zeros(len(h), bool)
+    rec = np.repeat(np.arange(n, dtype=np.int64), counts)[hit]
+    matched = np.bincount(rec, minlength=n)
+    best = np.full(n, -1, np.int64)
+    if len(rec):
+        ref = owner[at[hit]]
+        order = np.lexsort((ref, rec))  # by record, then reference row
+        rec, ref = rec[order], ref[order]
+        new = np.ones(len(rec), bool)
+        new[1:] = (rec[1:] != rec[:-1]) | (ref[1:] != ref[:-1])
+        starts = np.flatnonzero(new)
+        pair_rec, pair_ref = rec[starts], ref[starts]
+        pair_count = np.diff(np.append(starts, len(rec)))
+        # per record the pair with the most n-grams, the smallest reference row among ties
+        pick = np.lexsort((pair_ref, -pair_count, pair_rec))
+        firsts = pick[np.r_[True, pair_rec[pick][1:] != pair_rec[pick][:-1]]]
+        best[pair_rec[firsts]] = pair_ref[firsts]
+    return np.column_stack([counts, matched, best])
+
+
+def contaminated(result: np.ndarray, config: ReferenceConfig) -> np.ndarray:
+    """Which records of :func:`match_texts` rows the reference contaminates under ``config.min_overlap``."""
+    grams, matched = result[:, 0], result[:, 1]
+    return (matched > 0) & (matched >= config.min_overlap * grams)
+
+
+def match_batch(batch: pa.RecordBatch, where: tuple[int, int], hashes: np.ndarray, owner: np.ndarray,
+                config: ReferenceConfig) -> np.ndarray:
+    """Engine task: :func:`match_texts` of one pool batch."""
+    return match_texts(batch.column("text"), hashes, owner, config)
+
+
+def stacked(parts: list[np.ndarray]) -> np.ndarray:
+    """A piece's batch results as one array (run on the worker)."""
+    return np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
