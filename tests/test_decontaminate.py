@@ -148,3 +148,37 @@ def test_cli_end_to_end_and_clear_errors(planted, tmp_path):
         assert bad.returncode != 0 and message in bad.stderr
     with pytest.raises(ConfigError, match="min_overlap"):
         ReferenceConfig(min_overlap=1.5)
+
+
+def test_recipe_dedup_stage_against_a_reference(planted, tmp_path):
+    """A recipe's first step '- dedup: ngram' with 'against:' drops what the job drops, before scoring, with the same
+    reasons; a reference that changes invalidates the cached scores."""
+    import shutil
+
+    root, pool, dev = planted
+    for name in ("pool.parquet", "reference.parquet"):
+        shutil.copy(root / name, tmp_path / name)
+    job = th.deduplicate(tmp_path / "pool.parquet", out=tmp_path / "job", against=tmp_path / "reference.parquet",
+                         workers=1, report=False)
+    recipe = tmp_path / "decon.yaml"
+    recipe.write_text("pool: pool.parquet\nsteps:\n  - dedup: ngram\n    against: [reference.parquet]\n"
+                      "  - score: gopher\n  - select: topk\n    score: gopher_pass\n    budget: 50%\n")
+    command = [sys.executable, "-m", "thresher.cli", "run", str(recipe), "--out", str(tmp_path / "r"), "--workers",
+               "1", "--no-report"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    scores = pq.read_table(tmp_path / "r" / "scores" / "scores.parquet", columns=["id", "dup_reason"])
+    assert scores.column("dup_reason").to_pylist() == job.scores().column("dup_reason").to_pylist()
+    run = th.Run(tmp_path / "r")
+    dropped = job.counts["filtered"]["reference_duplicate"]
+    assert run.counts["filtered"]["dedup"] == dropped == run.manifest["metrics"]["dedup"]["reference"]["dropped"]
+    pq.write_table(dev.slice(3), tmp_path / "reference.parquet")  # the planted copies' sources leave the reference
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert th.Run(tmp_path / "r").counts["filtered"]["dedup"] < dropped
+    from thresher.pipeline import Dedup
+
+    with pytest.raises(ConfigError, match="give 'against'"):
+        Dedup(method="ngram")
+    with pytest.raises(ConfigError, match="matches by ngram or exact"):
+        Dedup(method="minhash", against="x.parquet")

@@ -104,13 +104,18 @@ class Dedup:
 
     method: str = "both"
     threshold: float = 0.7  # minhash: Jaccard of word n-gram sets
-    ngram: int = 5
+    ngram: int | None = None  # words per shingle (minhash, default 5) or per n-gram (against, ngram: default 13)
     normalize: str = "lower"  # exact: none, whitespace, lower, punct, nfkc
     keep: str = "first"  # first or longest (highest needs scores, which do not exist yet at this stage)
     embeddings: str | None = None  # semantic: an embed run of the pool
     similarity: float = 0.95  # semantic: cosine threshold
+    against: tuple[str, ...] | None = None  # reference sets: drop pool records repeating their text (ngram, exact)
+    min_overlap: float = 0.0  # against, ngram: the share of a record's n-grams that must be in the reference
 
     def __post_init__(self) -> None:
+        if self.against is not None:
+            object.__setattr__(self, "against", (self.against,) if isinstance(self.against, str)
+                               else tuple(map(str, self.against)))
         self.configs()  # validates
 
     @property
@@ -124,6 +129,15 @@ class Dedup:
         from thresher.dedup import MinHashConfig
         from thresher.dedup.semantic import SemanticConfig
 
+        if self.against:
+            from thresher.dedup.reference import ReferenceConfig
+
+            if self.method not in ("ngram", "exact"):
+                raise ConfigError(f"a dedup stage with 'against' matches by ngram or exact, not {self.method!r}")
+            return {"reference": ReferenceConfig(method=self.method, ngram=self.ngram or 13,
+                                                 min_overlap=self.min_overlap, exact=NORMALIZE[self.normalize])}
+        if self.method == "ngram" or self.min_overlap:
+            raise ConfigError("a dedup stage by ngram (or with min_overlap) matches reference sets: give 'against'")
         if self.method not in METHODS:
             raise ConfigError(f"unknown dedup method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.keep not in ("first", "longest"):
@@ -133,7 +147,7 @@ class Dedup:
         if self.method == "semantic" and not self.embeddings:
             raise ConfigError("a semantic dedup stage needs embeddings (an embed run of the pool)")
         return {"method": self.method, "exact": replace(NORMALIZE[self.normalize], keep=self.keep),
-                "minhash": MinHashConfig(threshold=self.threshold, ngram=self.ngram, keep=self.keep),
+                "minhash": MinHashConfig(threshold=self.threshold, ngram=self.ngram or 5, keep=self.keep),
                 "semantic": SemanticConfig(threshold=self.similarity, keep=self.keep), "embeddings": self.embeddings}
 
 
@@ -224,8 +238,11 @@ class Pipeline:
         """What the scores depend on: the score and filter stages, the inputs' contents, seed and sample size."""
         stages = [d for d in self.describe() if d["stage"] != "select"]
         # Whether a selection follows is part of the key: a score-only run must not inherit a previous selection.
+        first = self.stages[0]
+        against = [dataset_fingerprint(Dataset([p], text_field=pool.text_field, id_field=pool.id_field))
+                   for p in first.against] if isinstance(first, Dedup) and first.against else None
         key = {"stages": stages, "selects": self.select is not None, "seed": seed, "pool_sample": pool_sample,
-               "group_field": group_field,
+               "group_field": group_field, **({"against": against} if against else {}),
                "target": dataset_fingerprint(target) if target is not None else None, "thresher": __version__}
         return dataset_fingerprint(pool, pipeline=key)
 
@@ -454,6 +471,13 @@ def _dedup(v: Values) -> dict:
     # the run folder (shared by a Ray cluster's nodes, and locked by this run) holds MinHash's spill; any found there
     # already are from crashed runs
     remove_stale_spills(v.out)
+    if first.against:
+        from thresher.dedup.reference import find_contaminated
+
+        opts = {k: getattr(v.pool, k) for k in ("text_field", "id_field", "on_error", "batch_size")}
+        references = [Dataset([p], **opts) for p in first.against]
+        found = find_contaminated(v.pool, references, first.configs()["reference"], v.engine, ErrorLog("skip"))
+        return {"dedup": found, "dedup_stats": {"reference": found.stats()}}
     decisions, results, _ = find_duplicates(v.pool, ErrorLog("skip"), **first.configs(), spill_dir=v.out,
                                             engine=v.engine)
     return {"dedup": decisions,

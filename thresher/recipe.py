@@ -378,6 +378,9 @@ class Recipe:
             if kind == "dedup":
                 if params.get("embeddings"):
                     params["embeddings"] = str(self._path(params["embeddings"]))
+                if params.get("against"):
+                    against = params["against"] if isinstance(params["against"], list) else [params["against"]]
+                    params["against"] = tuple(str(self._path(x)) for x in against)
                 unknown = sorted(set(params) - {f.name for f in dataclasses.fields(Dedup)} - {"method"})
                 if unknown:
                     raise ConfigError(f"unknown key(s) {', '.join(unknown)} in dedup step")

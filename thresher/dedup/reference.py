@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from thresher.dedup.exact import ExactConfig, text_hashes
 from thresher.dedup.lsh import ngram_hashes
@@ -135,3 +136,73 @@ def match_batch(batch: pa.RecordBatch, where: tuple[int, int], hashes: np.ndarra
 def stacked(parts: list[np.ndarray]) -> np.ndarray:
     """A piece's batch results as one array (run on the worker)."""
     return np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
+
+
+@dataclass
+class ReferenceDecisions:
+    """Which pool records (reading order) the reference contaminates, and why: what a dedup job or a pipeline's
+    dedup stage needs (``len``, :meth:`keep_and_reasons`), plus the per-record columns of :meth:`table`."""
+
+    ids: pa.Array
+    result: np.ndarray  # (n, 3): n-grams, matched n-grams, best reference row or -1
+    dropped: np.ndarray
+    index: ReferenceIndex
+    config: ReferenceConfig
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _match(self, start: int, stop: int) -> tuple[np.ndarray, pa.Array]:
+        best = self.result[start:stop, 2]
+        has = best >= 0
+        ids = self.index.ids
+        return has, pc.if_else(pa.array(has), ids.take(pa.array(np.maximum(best, 0))), pa.scalar(None, ids.type))
+
+    def keep_and_reasons(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, pa.Array]:
+        """Whether each record of rows ``start:stop`` is kept, and ``<method>_match_in_reference:<reference id>``
+        (null if kept)."""
+        stop = len(self) if stop is None else stop
+        _, match = self._match(start, stop)
+        text = pa.large_string()
+        reason = pc.binary_join_element_wise(pa.scalar(f"{self.config.method}_match_in_reference", text),
+                                             match.cast(text), pa.scalar(":", text))
+        dropped = self.dropped[start:stop]
+        return ~dropped, pc.if_else(pa.array(dropped), reason, pa.scalar(None, text))
+
+    def table(self) -> pa.Table:
+        """``id, dup_keep, dup_reason, ref_ngrams, ref_matched, ref_overlap, ref_match, ref_source``."""
+        keep, reason = self.keep_and_reasons()
+        has, match = self._match(0, len(self))
+        grams, matched = self.result[:, 0], self.result[:, 1]
+        sources = np.asarray(self.index.sources, dtype=object)[self.index.source[np.maximum(self.result[:, 2], 0)]]
+        return pa.table({"id": self.ids, "dup_keep": pa.array(keep), "dup_reason": reason,
+                         "ref_ngrams": pa.array(grams, pa.int64()), "ref_matched": pa.array(matched, pa.int64()),
+                         "ref_overlap": pa.array(matched / np.maximum(grams, 1), pa.float64()), "ref_match": match,
+                         "ref_source": pa.array(sources, pa.large_string(), mask=~has)})
+
+    def stats(self) -> dict:
+        """What the manifest reports: the reference's size, how many pool records share anything, and drops."""
+        c = self.config
+        by_source = np.bincount(self.index.source[self.result[self.dropped, 2]], minlength=len(self.index.sources))
+        return {"method": c.method, "ngram": c.ngram, "min_overlap": c.min_overlap,
+                "reference_records": self.index.records, "reference_hashes": int(len(self.index.hashes)),
+                "records_with_any_match": int((self.result[:, 1] > 0).sum()), "dropped": int(self.dropped.sum()),
+                "dropped_by_reference": dict(zip(self.index.sources, map(int, by_source)))}
+
+
+def find_contaminated(pool, references: list, config: ReferenceConfig, engine, errors: ErrorLog,
+                      reference_errors: list[ErrorLog] | None = None) -> ReferenceDecisions:
+    """Index the ``references`` (Datasets, read once here), then match every record of ``pool`` on ``engine``
+    (its tasks read their own pieces; bad pool records go to ``errors``)."""
+    from thresher.engine.pieces import map_pieces
+
+    index = build_index(references, config, reference_errors)
+    ids, parts = [], []
+    for piece_ids, result in map_pieces(pool, engine, match_batch, (index.hashes, index.owner, config), errors,
+                                        combine=stacked):
+        ids.append(piece_ids)
+        parts.append(result)
+    if not ids or not sum(len(i) for i in ids):
+        raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
+    result = np.concatenate(parts)
+    return ReferenceDecisions(pa.concat_arrays(ids), result, contaminated(result, config), index, config)
