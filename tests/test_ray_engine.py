@@ -193,6 +193,20 @@ def test_dedup_is_identical_on_ray(tmp_path, cluster, small_pool):
     _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
 
 
+def test_audit_with_training_dynamics_is_identical_on_ray(tmp_path, cluster):
+    """Cross-validation folds, kNN outlier blocks, MinHash duplicates and the seeded SGD runs all on Ray tasks."""
+    local, on_ray = _both(tmp_path, cluster, "audit", "--pool", BBC, "--dynamics", "el2n,aum", "--dynamics-param",
+                          "epochs=3", "--dynamics-param", "seeds=2")
+    _same(local, on_ray, "scores/scores.parquet")
+
+
+def test_decontamination_is_identical_on_ray(tmp_path, cluster, small_pool):
+    local, on_ray = _both(tmp_path, cluster, "dedup", "--pool", str(small_pool), "--against", TARGET,
+                          "--batch-size", "300")
+    _same(local, on_ray, "selected/ids.txt", "scores/scores.parquet")
+    assert json.loads((local / "manifest.json").read_text())["counts"]["filtered"]["reference_duplicate"] > 0
+
+
 def test_a_killed_driver_resumes_on_the_cluster_with_identical_outputs(tmp_path, cluster, small_pool):
     import signal
     import time
