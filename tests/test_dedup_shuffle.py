@@ -349,3 +349,35 @@ def test_semantic_dedup_on_the_engine_matches_all_pairs_within_clusters():
                 got = semantic_duplicates(blocks, config, engine=engine, order=None if order is None else order)
             assert np.array_equal(got.keep, ref.keep) and np.array_equal(got.cluster, ref.cluster)
             assert got.stats["duplicate_pairs"] == ref_pairs and got.shuffle["partitions"] == min(7, workers)
+
+
+def test_exact_duplicates_are_not_sketched_and_decide_the_same(tmp_path, sample):
+    """With --method both, the records exact dedup drops skip MinHash: the decisions, clusters and reasons equal
+    those of both methods run in full (and combined), on a pool read in many pieces where every third record is
+    an exact copy (other case and spacing) of an earlier one."""
+    from thresher.dedup import ExactConfig, exact_duplicates
+    from thresher.dedup.decisions import Decisions
+    from thresher.io.dataset import read
+    from thresher.jobs.dedup import run_dedup
+
+    base = sample.slice(0, 3000)
+    copies = [t.upper().replace(" ", "  ") if k % 2 else t for k, t in enumerate(base["text"].to_pylist()[::3])]
+    table = pa.concat_tables([base, pa.table({"id": [f"exact-{k}" for k in range(len(copies))],
+                                              "text": copies}).cast(base.schema)])
+    table = table.take(np.random.default_rng(0).permutation(table.num_rows))  # copies before and after originals
+    pq.write_table(table, tmp_path / "pool.parquet", row_group_size=100)
+    pool = read([tmp_path / "pool.parquet"], batch_size=25)
+    assert len(pool.pieces()) > 4
+    run = run_dedup(pool, tmp_path / "run", method="both", minhash=MinHashConfig(threshold=0.7), report=False,
+                    workers=2)
+    batches = table.to_batches(max_chunksize=1000)
+    exact = exact_duplicates(batches, ExactConfig())
+    near = near_duplicates(batches, MinHashConfig(threshold=0.7))
+    full = Decisions.of({"exact": exact, "minhash": near}).table()
+    got = run.scores()
+    for column in ("id", "dup_keep", "dup_reason", "dup_cluster", "dup_exact_cluster"):
+        assert got[column].equals(full[column]), column
+    stats = run.manifest["metrics"]["minhash"]
+    assert stats["skipped_exact_duplicates"] == exact.n_dropped > 0.9 * len(copies)
+    assert stats["records_without_words"] == near.stats["records_without_words"]
+    assert stats["duplicate_pairs"] < near.stats["duplicate_pairs"]  # the copies' pairs were never formed

@@ -94,6 +94,7 @@ class DedupResult:
     ids: pa.Array | None = None
     stats: dict = field(default_factory=dict)
     shuffle: dict = field(default_factory=dict)
+    piece_starts: dict[int, int] | None = None  # a Dataset's piece index -> its first record (reading order)
 
     @property
     def n_records(self) -> int:

@@ -145,4 +145,6 @@ def exact_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], confi
                                     np.concatenate(first) if first else np.zeros(0, np.int64))
     result = result_of(n, members, labels, "exact", config.keep, spilled.lengths(), scores, spilled.ids(), {})
     result.shuffle = {"partitions": parts, "hash_files": len(spilled.files), "bytes_spilled": spilled.written}
+    if isinstance(batches, Dataset):
+        result.piece_starts = dict(spilled.files)
     return result

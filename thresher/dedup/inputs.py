@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from thresher.dedup.clusters import as_batches, compact, split_batch
 from thresher.dedup.spill import save_file_starts
@@ -65,9 +66,19 @@ def text_slices(texts: list[pa.Array]) -> Iterator[pa.Array]:
             yield text.slice(start, SLICE_RECORDS)
 
 
-def _batch_text(batch: pa.RecordBatch, where: tuple[int, int], task: MapTask, spill: str, args: tuple) -> tuple:
-    """Engine task, per batch of a piece: its texts, with what the piece's task needs."""
-    return task, spill, args, where[0], batch.column("text").cast(pa.large_string()).fill_null("")
+def _batch_text(batch: pa.RecordBatch, where: tuple[int, int], task: MapTask, spill: str, args: tuple,
+                skip: np.ndarray | None = None, batch_size: int = 0) -> tuple:
+    """Engine task, per batch of a piece: its texts, with what the piece's task needs; the piece's rows in ``skip``
+    (batch ``where[1]`` starts at row ``where[1] * batch_size``) become empty texts, which have no words."""
+    text = batch.column("text").cast(pa.large_string()).fill_null("")
+    if skip is not None and len(skip):
+        start = where[1] * batch_size
+        rows = skip[(skip >= start) & (skip < start + len(text))] - start
+        if len(rows):
+            blank = np.zeros(len(text), bool)
+            blank[rows] = True
+            text = pc.if_else(pa.array(blank), pa.scalar("", pa.large_string()), text)
+    return task, spill, args, where[0], text
 
 
 def _run_on_piece(parts: list[tuple]) -> tuple | None:
@@ -80,15 +91,24 @@ def _run_on_piece(parts: list[tuple]) -> tuple | None:
 
 def spill_input(batches: Dataset | Iterable | Callable[[], Iterable], runner, spill: Path, task: MapTask,
                 args: tuple, text_field: str = "text", id_field: str = "id",
-                group_records: int = GROUP_RECORDS, errors: ErrorLog | None = None) -> Spilled:
+                group_records: int = GROUP_RECORDS, errors: ErrorLog | None = None,
+                skip: tuple[np.ndarray, dict[int, int]] | None = None) -> Spilled:
     """Run map task ``task`` over ``batches`` on ``runner``, one spill file per piece (a dataset) or per group of
-    texts (anything else), and record the files' starts in ``spill``."""
+    texts (anything else), and record the files' starts in ``spill``. ``skip`` (a dataset only): records (reading
+    order, increasing) whose texts the task sees as empty, and each piece's first record."""
     out = Spilled()
     if isinstance(batches, Dataset):
         from thresher.engine.pieces import map_pieces
 
-        for ids, done in map_pieces(batches, runner, _batch_text, (task, str(spill), args), errors,
-                                    combine=_run_on_piece):
+        def piece_args(piece) -> tuple:
+            if skip is None:
+                return task, str(spill), args
+            rows, starts = skip
+            first = starts[piece.index]
+            end = starts.get(piece.index + 1, np.iinfo(np.int64).max)
+            return task, str(spill), args, rows[(rows >= first) & (rows < end)] - first, batches.batch_size
+
+        for ids, done in map_pieces(batches, runner, _batch_text, piece_args, errors, combine=_run_on_piece):
             out.id_chunks.append(ids)
             if done is not None:
                 out.add(*done)

@@ -165,7 +165,7 @@ class MinHashDeduplicator:
     def fit(self, batches: Dataset | Iterable | Callable[[], Iterable], scores: np.ndarray | None = None,
             engine: Engine | None = None, partitions: int | None = None,
             spill_dir: str | os.PathLike | None = None, group_records: int = GROUP_RECORDS,
-            errors: ErrorLog | None = None) -> DedupResult:
+            errors: ErrorLog | None = None, skip: tuple[np.ndarray, dict[int, int]] | None = None) -> DedupResult:
         """Near-duplicate decisions for every record of ``batches``, in reading order.
 
         ``batches``: a :class:`~thresher.io.dataset.Dataset`, whose pieces the engine's tasks read themselves (bad
@@ -178,7 +178,9 @@ class MinHashDeduplicator:
         lengths and the records that have a duplicate are held. ``partitions``: reduce partitions (default: from
         the record count); ``spill_dir``: where the shuffle's files go (default: the system's temporary
         directory; with Ray on several machines, a directory every node shares). The result is the same for any
-        engine, worker count, batch size, ``partitions`` and ``group_records``.
+        engine, worker count, batch size, ``partitions`` and ``group_records``. ``skip`` (a Dataset only): records
+        (reading order) not sketched, such as exact duplicates already dropped, and where each piece starts; they
+        are in no near-duplicate cluster.
         """
         cfg = self.config
         bands, rows = cfg.bands_rows
@@ -186,8 +188,9 @@ class MinHashDeduplicator:
         with spill_area(spill_dir) as spill:
             sketched = spill_input(batches, runner, spill, spill_sketch,
                                    (cfg, self._a, self._b, cfg.keep == "longest"), cfg.text_field, cfg.id_field,
-                                   group_records, errors)
+                                   group_records, errors, skip if isinstance(batches, Dataset) else None)
             n = sketched.n
+            skipped = len(skip[0]) if skip is not None and isinstance(batches, Dataset) else 0
             if n >= 1 << 48:
                 raise ThresherError(f"{n:,} records: near-duplicate detection handles up to 2**48")
             parts = choose_partitions((n - sketched.without_words) * bands, runner.workers, partitions)
@@ -199,7 +202,8 @@ class MinHashDeduplicator:
                 candidates += cand
                 rejected += rej
             (members, labels), rounds = component_labels(spill, parts, parts, runner)
-        stats = {"bands": bands, "rows": rows, "records_without_words": sketched.without_words,
+        stats = {"bands": bands, "rows": rows, "records_without_words": sketched.without_words - skipped,
+                 **({"skipped_exact_duplicates": skipped} if skipped else {}),
                  "candidate_pairs": candidates, "verified": cfg.verify, "rejected_pairs": rejected,
                  "duplicate_pairs": candidates - rejected}
         result = result_of(n, members, labels, "near", cfg.keep, sketched.lengths(), scores, sketched.ids(), stats)
@@ -212,6 +216,8 @@ class MinHashDeduplicator:
 def near_duplicates(batches: Dataset | Iterable | Callable[[], Iterable], config: MinHashConfig | None = None,
                     scores: np.ndarray | None = None, engine: Engine | None = None, partitions: int | None = None,
                     spill_dir: str | os.PathLike | None = None, group_records: int = GROUP_RECORDS,
-                    errors: ErrorLog | None = None) -> DedupResult:
+                    errors: ErrorLog | None = None, skip: tuple[np.ndarray, dict[int, int]] | None = None
+                    ) -> DedupResult:
     """Near-duplicate decisions for every record of ``batches`` (see :meth:`MinHashDeduplicator.fit`)."""
-    return MinHashDeduplicator(config).fit(batches, scores, engine, partitions, spill_dir, group_records, errors)
+    return MinHashDeduplicator(config).fit(batches, scores, engine, partitions, spill_dir, group_records, errors,
+                                           skip)

@@ -165,8 +165,15 @@ def _exact(v: Values) -> dict:
 def _near(v: Values) -> dict:
     if v.method not in ("minhash", "both"):
         return {"minhash_result": None}
+    skip = None
+    exact = v.exact_result
+    if exact is not None and exact.piece_starts is not None and exact.n_dropped and not v.exact.nfkc:
+        # exact dedup already drops these, and each has a kept copy with the same words (case, spacing and, with
+        # "punct", punctuation aside; not so under NFKC), so the same shingles: sketching them again can change
+        # no decision, only cost time
+        skip = (exact.members[exact.kept_of != exact.members], exact.piece_starts)
     return {"minhash_result": near_duplicates(v.pool, v.minhash, v.scores, engine=v.engine, spill_dir=v.spill_dir,
-                                              errors=v.reading())}
+                                              errors=v.reading(), skip=skip)}
 
 
 def _decide(v: Values) -> dict:
@@ -185,7 +192,8 @@ EXACT = Stage("exact", GLOBAL, "normalised-text hashes per piece on the engine, 
               ("method", "pool", "reading", "exact", "scores", "engine"), ("exact_result",))
 NEAR = Stage("minhash", GLOBAL, "MinHash sketches per piece on the engine, spilled by band key; pairs and Jaccard "
              "verification per partition on the engine; connected components by large-star/small-star rounds on the "
-             "engine", _near, ("method", "pool", "reading", "minhash", "scores", "engine", "spill_dir"),
+             "engine; exact duplicates already dropped are not sketched", _near,
+             ("method", "pool", "reading", "minhash", "exact", "scores", "engine", "spill_dir", "exact_result"),
              ("minhash_result",))
 DECIDE = Stage("decide", GLOBAL, "one kept record per cluster; an exact reason wins over a near one", _decide,
                ("semantic_result", "exact_result", "minhash_result", "pool"), ("decisions", "results"))
