@@ -285,3 +285,18 @@ def test_exact_normalisation_options():
 def test_connected_components_label_by_smallest_member():
     labels = connected_components(7, np.array([5, 1, 3]), np.array([3, 2, 6]))
     assert labels.tolist() == [0, 1, 1, 3, 4, 3, 3]
+
+
+def test_whitespace_collapses_as_the_regex_does_on_real_and_awkward_text():
+    """collapse_whitespace (numpy on UTF-8 bytes) gives the same strings as Arrow's \\s+ regex: runs at record
+    edges, empty and null records, vertical tab and non-breaking spaces (not \\s in RE2), multi-byte text, slices."""
+    import pyarrow.compute as pc
+
+    from thresher.dedup.exact import collapse_whitespace
+
+    awkward = pa.array(["", " ", "a", "  a  b\t\tc\n", "\n\n", "x\x0by", "x\u00a0\u00a0y", "\r\n\r\n z",
+                        "é  ü\t\t中 文", "a\x0c\x0cb", None, "  ", "end  ", ""], pa.large_string())
+    real = pq.read_table(sample_path("pool.parquet"), columns=["text"]).column("text").combine_chunks()
+    for text in (awkward, awkward.slice(3, 6), awkward.slice(10, 4), real, real.slice(1000, 777)):
+        expect = pc.replace_substring_regex(text.cast(pa.large_string()).fill_null(""), r"\s+", " ")
+        assert collapse_whitespace(text).equals(expect)
