@@ -190,9 +190,9 @@ SEMANTIC = Stage("semantic", GLOBAL, "SemDeDup over an embed run's shards on the
                  ("semantic_result",))
 EXACT = Stage("exact", GLOBAL, "normalised-text hashes per piece on the engine, grouped by hash", _exact,
               ("method", "pool", "reading", "exact", "scores", "engine"), ("exact_result",))
-NEAR = Stage("minhash", GLOBAL, "MinHash sketches per piece on the engine, spilled by band key; pairs and Jaccard "
-             "verification per partition on the engine; connected components by large-star/small-star rounds on the "
-             "engine; exact duplicates already dropped are not sketched", _near,
+NEAR = Stage("minhash", GLOBAL, "MinHash sketches per piece (not of exact copies already dropped), spilled by band "
+             "key; pairs and Jaccard verification per partition; large-star/small-star components; all on the engine",
+             _near,
              ("method", "pool", "reading", "minhash", "exact", "scores", "engine", "spill_dir", "exact_result"),
              ("minhash_result",))
 DECIDE = Stage("decide", GLOBAL, "one kept record per cluster; an exact reason wins over a near one", _decide,
