@@ -5,6 +5,7 @@ record is accounted for."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -182,3 +183,28 @@ def test_recipe_dedup_stage_against_a_reference(planted, tmp_path):
         Dedup(method="ngram")
     with pytest.raises(ConfigError, match="matches by ngram or exact"):
         Dedup(method="minhash", against="x.parquet")
+
+
+def test_the_reference_index_is_cached_by_content(planted, tmp_path, monkeypatch):
+    """The second run against the same reference loads its index (same scores); a reference whose contents change
+    is indexed again; bad reference lines are counted on both runs."""
+    root, pool, dev = planted
+    monkeypatch.setenv("THRESHER_CACHE", str(tmp_path / "cache"))
+    lines = [json.dumps({"id": i, "text": t}) for i, t in zip(dev.column("id").to_pylist(), dev.column("text")
+                                                               .to_pylist())] + ["{broken"]
+    (tmp_path / "ref.jsonl").write_text("\n".join(lines) + "\n")
+    ref = th.read(tmp_path / "ref.jsonl", on_error="skip")
+    first = th.deduplicate(root / "pool.parquet", out=tmp_path / "a", against=ref, workers=1, report=False)
+    second = th.deduplicate(root / "pool.parquet", out=tmp_path / "b", against=th.read(tmp_path / "ref.jsonl",
+                                                                                        on_error="skip"),
+                            workers=1, report=False)
+    assert not first.manifest["metrics"]["reference"]["index_from_cache"]
+    assert second.manifest["metrics"]["reference"]["index_from_cache"]
+    assert second.scores().equals(first.scores())
+    assert first.counts["reference"]["failed"] == second.counts["reference"]["failed"] == 1
+    (tmp_path / "ref.jsonl").write_text("\n".join(lines[3:]) + "\n")  # the first three articles leave
+    third = th.deduplicate(root / "pool.parquet", out=tmp_path / "c", against=th.read(tmp_path / "ref.jsonl",
+                                                                                       on_error="skip"),
+                           workers=1, report=False)
+    assert not third.manifest["metrics"]["reference"]["index_from_cache"]
+    assert third.counts["filtered"]["reference_duplicate"] < first.counts["filtered"]["reference_duplicate"]

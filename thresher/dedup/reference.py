@@ -17,6 +17,7 @@ pool's pieces are matched on the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -52,13 +53,16 @@ class ReferenceConfig:
 @dataclass
 class ReferenceIndex:
     """The reference's hashes, sorted and unique; for each, the reference record (row in reading order over all
-    reference sets) it first came from; the records' ids and which set each came from."""
+    reference sets) it first came from; the records' ids and which set each came from; what failed to read in each
+    set (``ErrorLog.to_dict()``); whether it came from the cache."""
 
     hashes: np.ndarray
     owner: np.ndarray
     ids: pa.Array
     source: np.ndarray
     sources: list[str]
+    failed: list[dict] = field(default_factory=list)
+    cached: bool = False
 
     @property
     def records(self) -> int:
@@ -72,12 +76,24 @@ def record_hashes(text: pa.Array, config: ReferenceConfig) -> tuple[np.ndarray, 
     return ngram_hashes(text.cast(pa.large_string()).fill_null(""), config.ngram)
 
 
-def build_index(references: list, config: ReferenceConfig, errors: list[ErrorLog] | None = None) -> ReferenceIndex:
-    """Read every reference :class:`~thresher.io.dataset.Dataset` once (bad records go to its ``errors`` entry)."""
-    hashes, owners, ids, source = [], [], [], []
+def build_index(references: list, config: ReferenceConfig, cache: bool = True) -> ReferenceIndex:
+    """Read every reference :class:`~thresher.io.dataset.Dataset` once (bad records: its ``on_error`` policy),
+    or load the index a run with the same reference contents and matching built before (``cache``: under
+    ``cache_dir()/reference/``; the key covers each file's size and content fingerprint and ``config``)."""
+    folder = _cache_folder(references, config) if cache else None
+    if folder is not None and (folder / "index.npz").is_file():
+        return _load(folder)
+    index = _build(references, config)
+    if folder is not None:
+        _save(index, folder)
+    return index
+
+
+def _build(references: list, config: ReferenceConfig) -> ReferenceIndex:
+    hashes, owners, ids, source, failed = [], [], [], [], []
     row = 0
     for k, ds in enumerate(references):
-        log = errors[k] if errors is not None else ErrorLog(ds.on_error)
+        log = ErrorLog(ds.on_error)
         for batch in ds.iter_batches(log):
             h, off = record_hashes(batch.column("text"), config)
             hashes.append(h)
@@ -85,13 +101,59 @@ def build_index(references: list, config: ReferenceConfig, errors: list[ErrorLog
             ids.append(batch.column("id"))
             source.append(np.full(batch.num_rows, k, np.int32))
             row += batch.num_rows
+        failed.append(log.to_dict())
     if not row:
         raise ConfigError("the reference sets have no usable records (" + ", ".join(p for ds in references
                                                                                 for p in ds.paths) + ")")
     all_hashes, all_owners = np.concatenate(hashes), np.concatenate(owners)
     unique, first = np.unique(all_hashes, return_index=True)  # the first occurrence: the earliest record
     return ReferenceIndex(unique, all_owners[first], pa.concat_arrays(ids), np.concatenate(source),
-                          [ds.paths[0] if len(ds.paths) == 1 else ",".join(ds.paths) for ds in references])
+                          [ds.paths[0] if len(ds.paths) == 1 else ",".join(ds.paths) for ds in references], failed)
+
+
+def _cache_folder(references: list, config: ReferenceConfig) -> Path:
+    import json
+    from dataclasses import asdict
+
+    import xxhash
+
+    from thresher.embeddings.backends import cache_dir
+    from thresher.io.provenance import dataset_fingerprint
+
+    key = {"format": 1, "references": [dataset_fingerprint(ds) for ds in references],
+           "config": {**asdict(config), "min_overlap": None}}  # the threshold is applied when matching
+    return cache_dir() / "reference" / xxhash.xxh3_64_hexdigest(json.dumps(key, sort_keys=True).encode())
+
+
+def _save(index: ReferenceIndex, folder: Path) -> None:
+    """Write the index whole into a fresh folder, then move it into place (a reader never sees half of one)."""
+    import json
+    import shutil
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    try:
+        np.savez(tmp / "index.npz", hashes=index.hashes, owner=index.owner, source=index.source)
+        pq.write_table(pa.table({"id": index.ids}), tmp / "ids.parquet")
+        (tmp / "meta.json").write_text(json.dumps({"sources": index.sources, "failed": index.failed}))
+        tmp.rename(folder)
+    except OSError:  # another run saved the same index first, or the cache is not writable: no harm either way
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load(folder: Path) -> ReferenceIndex:
+    import json
+
+    import pyarrow.parquet as pq
+
+    with np.load(folder / "index.npz") as z:
+        hashes, owner, source = z["hashes"], z["owner"], z["source"]
+    meta = json.loads((folder / "meta.json").read_text())
+    ids = pq.read_table(folder / "ids.parquet").column("id").combine_chunks()
+    return ReferenceIndex(hashes, owner, ids, source, meta["sources"], meta["failed"], cached=True)
 
 
 def match_texts(text: pa.Array, hashes: np.ndarray, owner: np.ndarray, config: ReferenceConfig) -> np.ndarray:
@@ -187,16 +249,17 @@ class ReferenceDecisions:
         return {"method": c.method, "ngram": c.ngram, "min_overlap": c.min_overlap,
                 "reference_records": self.index.records, "reference_hashes": int(len(self.index.hashes)),
                 "records_with_any_match": int((self.result[:, 1] > 0).sum()), "dropped": int(self.dropped.sum()),
+                "index_from_cache": self.index.cached,
                 "dropped_by_reference": dict(zip(self.index.sources, map(int, by_source)))}
 
 
 def find_contaminated(pool, references: list, config: ReferenceConfig, engine, errors: ErrorLog,
-                      reference_errors: list[ErrorLog] | None = None) -> ReferenceDecisions:
-    """Index the ``references`` (Datasets, read once here), then match every record of ``pool`` on ``engine``
-    (its tasks read their own pieces; bad pool records go to ``errors``)."""
+                      cache: bool = True) -> ReferenceDecisions:
+    """Index the ``references`` (Datasets, read once here, or the index cached from an earlier run), then match
+    every record of ``pool`` on ``engine`` (its tasks read their own pieces; bad pool records go to ``errors``)."""
     from thresher.engine.pieces import map_pieces
 
-    index = build_index(references, config, reference_errors)
+    index = build_index(references, config, cache)
     ids, parts = [], []
     for piece_ids, result in map_pieces(pool, engine, match_batch, (index.hashes, index.owner, config), errors,
                                         combine=stacked):

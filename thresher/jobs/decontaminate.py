@@ -40,10 +40,10 @@ def run_decontamination(pool: Dataset, against: list[Dataset], out: str | os.Pat
     config = config or ReferenceConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    errors, ref_errors = ErrorLog(pool.on_error), [ErrorLog(ds.on_error) for ds in against]
+    errors = ErrorLog(pool.on_error)
     t0 = time.perf_counter()
     with make_engine(workers) as engine:
-        decisions = find_contaminated(pool, against, config, engine, errors, ref_errors)
+        decisions = find_contaminated(pool, against, config, engine, errors)
         timings = {"match": round(time.perf_counter() - t0, 4)}
         t0 = time.perf_counter()
         (out / "scores").mkdir(exist_ok=True)
@@ -54,7 +54,7 @@ def run_decontamination(pool: Dataset, against: list[Dataset], out: str | os.Pat
     timings["write"] = round(time.perf_counter() - t0, 4)
     failed = errors.to_dict()
     n, n_dropped = len(decisions), int(decisions.dropped.sum())
-    ref_failed = [e.to_dict() for e in ref_errors]
+    ref_failed = decisions.index.failed
     counts = {"input_records": n + failed["total"], "scored": n, "selected": n - n_dropped, "not_selected": 0,
               "filtered": {"reference_duplicate": n_dropped}, "failed": failed["total"], "pool_failed": failed,
               "reference": {"records": decisions.index.records, "failed": sum(f["total"] for f in ref_failed),
