@@ -133,15 +133,17 @@ def _save(index: ReferenceIndex, folder: Path) -> None:
 
     import pyarrow.parquet as pq
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    tmp = None
     try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
         np.savez(tmp / "index.npz", hashes=index.hashes, owner=index.owner, source=index.source)
         pq.write_table(pa.table({"id": index.ids}), tmp / "ids.parquet")
         (tmp / "meta.json").write_text(json.dumps({"sources": index.sources, "failed": index.failed}))
         tmp.rename(folder)
     except OSError:  # another run saved the same index first, or the cache is not writable: no harm either way
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load(folder: Path) -> ReferenceIndex:
