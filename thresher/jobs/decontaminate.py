@@ -24,6 +24,7 @@ from thresher.io.dataset import Dataset
 from thresher.io.errors import ErrorLog
 from thresher.io.provenance import dataset_info, versions
 from thresher.io.writers import FORMATS, AllBut, write_selection
+from thresher.jobs.dedup import removal_counts, removal_outputs
 from thresher.jobs.rundir import claims_run_dir
 from thresher.run import Run
 
@@ -53,21 +54,17 @@ def run_decontamination(pool: Dataset, against: list[Dataset], out: str | os.Pat
         engine_info = engine.describe()
     timings["write"] = round(time.perf_counter() - t0, 4)
     failed = errors.to_dict()
-    n, n_dropped = len(decisions), int(decisions.dropped.sum())
     ref_failed = decisions.index.failed
-    counts = {"input_records": n + failed["total"], "scored": n, "selected": n - n_dropped, "not_selected": 0,
-              "filtered": {"reference_duplicate": n_dropped}, "failed": failed["total"], "pool_failed": failed,
-              "reference": {"records": decisions.index.records, "failed": sum(f["total"] for f in ref_failed),
-                            "failed_by_set": ref_failed}}
-    counts["all_accounted_for"] = counts["selected"] + n_dropped + counts["failed"] == counts["input_records"]
+    counts = removal_counts(len(decisions), int((~decisions.dropped).sum()),
+                            {"reference_duplicate": int(decisions.dropped.sum())}, failed)
+    counts["reference"] = {"records": decisions.index.records, "failed": sum(f["total"] for f in ref_failed),
+                           "failed_by_set": ref_failed}
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "dedup", "method": f"{config.method}-against",
         "config": {"reference": asdict(config)},
         "inputs": {"pool": dataset_info(pool), "against": [dataset_info(ds) for ds in against]},
         "versions": versions(), "engine": engine_info, "counts": counts,
-        "metrics": {"reference": decisions.stats()}, "timings": timings,
-        "outputs": {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
-                    "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
+        "metrics": {"reference": decisions.stats()}, "timings": timings, "outputs": removal_outputs(written),
     }
     write_json(manifest, out / "manifest.json")
     from thresher.report.html import report_after_job

@@ -70,11 +70,7 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
     failed = errors.to_dict()
     dropped = {f"{kind}_duplicate": count for kind, count in decisions.dropped().items()
                if method in METHOD_KINDS[kind]}
-    n = len(decisions)
-    counts = {"input_records": n + failed["total"], "scored": n, "selected": decisions.n_kept,
-              "not_selected": 0, "filtered": dropped, "failed": failed["total"], "pool_failed": failed}
-    counts["all_accounted_for"] = counts["selected"] + sum(dropped.values()) + counts["failed"] == \
-        counts["input_records"]
+    counts = removal_counts(len(decisions), decisions.n_kept, dropped, failed)
     manifest = {
         "command": command, "created_unix": int(time.time()), "job": "dedup", "method": method,
         "config": {"exact": asdict(exact), "minhash": {**asdict(minhash), "bands_rows": minhash.bands_rows},
@@ -83,14 +79,29 @@ def run_dedup(pool: Dataset, out: str | os.PathLike, method: str = "both", exact
         "metrics": {kind: r.stats for kind, r in results.items()}, "timings": stage_seconds(stages),
         "stages": stages,
         "shuffle": {kind: r.shuffle for kind, r in results.items() if r.shuffle},
-        "outputs": {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
-                    "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]},
+        "outputs": removal_outputs(written),
     }
     write_json(manifest, out / "manifest.json")
     from thresher.report.html import report_after_job
 
     report_after_job(out, report)
     return Run(out)
+
+
+def removal_counts(n: int, kept: int, dropped: dict[str, int], failed: dict) -> dict:
+    """A removal run's record accounting: ``n`` usable records, ``kept`` of them, the rest dropped for the reasons
+    in ``dropped``, plus the ``failed`` ones (``ErrorLog.to_dict()``); ``all_accounted_for`` checks they add up."""
+    counts = {"input_records": n + failed["total"], "scored": n, "selected": kept,
+              "not_selected": 0, "filtered": dropped, "failed": failed["total"], "pool_failed": failed}
+    counts["all_accounted_for"] = counts["selected"] + sum(dropped.values()) + counts["failed"] == \
+        counts["input_records"]
+    return counts
+
+
+def removal_outputs(written: dict) -> dict:
+    """The manifest's ``outputs`` of a removal run, from :func:`~thresher.io.writers.write_selection`'s report."""
+    return {"scores": "scores/scores.parquet", "ids": "selected/ids.txt",
+            "records": [f"selected/{f}" for f in written["files"]], "records_written": written["rows"]}
 
 
 def find_duplicates(pool: Dataset, errors: ErrorLog, method: str, exact: ExactConfig, minhash: MinHashConfig,
