@@ -185,12 +185,13 @@ class MinHashDeduplicator:
         cfg = self.config
         bands, rows = cfg.bands_rows
         runner = engine or LocalEngine(1)  # the caller's engine stays open for its next stage
+        skip = skip if isinstance(batches, Dataset) else None  # positions by piece: only a Dataset has pieces
         with spill_area(spill_dir) as spill:
             sketched = spill_input(batches, runner, spill, spill_sketch,
                                    (cfg, self._a, self._b, cfg.keep == "longest"), cfg.text_field, cfg.id_field,
-                                   group_records, errors, skip if isinstance(batches, Dataset) else None)
+                                   group_records, errors, skip)
             n = sketched.n
-            skipped = len(skip[0]) if skip is not None and isinstance(batches, Dataset) else 0
+            skipped = len(skip[0]) if skip is not None else 0
             if n >= 1 << 48:
                 raise ThresherError(f"{n:,} records: near-duplicate detection handles up to 2**48")
             parts = choose_partitions((n - sketched.without_words) * bands, runner.workers, partitions)
