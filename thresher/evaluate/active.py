@@ -163,8 +163,6 @@ def run_active(pool, heldout, out, config: ActiveConfig | None = None, label_fie
     import time
     from pathlib import Path
 
-    import pyarrow as pa
-
     from thresher.engine import make_engine
     from thresher.evaluate.curation import read_labelled, write_csv, write_experiment_manifest
     from thresher.evaluate.intervals import bootstrap_ci, compare_to_baseline
@@ -182,8 +180,7 @@ def run_active(pool, heldout, out, config: ActiveConfig | None = None, label_fie
     y_test = class_indices(test[label_field], test["id"], classes, label_field)
     if (y < 0).any() or (y_test < 0).any():
         raise ConfigError(f"every pool and held-out record needs a label in {label_field!r} (the pool is the oracle)")
-    x, x_test = train_test_features(config.features, pa.array(train["text"], pa.large_string()),
-                                    pa.array(test["text"], pa.large_string()))
+    x, x_test = train_test_features(config.features, train["text"], test["text"])
     strategies = ["random", *[s for s in config.strategies if s != "random"]]
     items = [(x, y, x_test, y_test, len(classes), s, config, seed) for s in strategies for seed in range(config.seeds)]
     with make_engine(workers) as engine:

@@ -113,7 +113,7 @@ def run_curation(audit_run: str | os.PathLike, heldout, out: str | os.PathLike, 
     from thresher.engine import make_engine
     from thresher.io.atomic import write_json
     from thresher.io.provenance import dataset_info, reopen_dataset
-    from thresher.jobs.audit import audit_classes
+    from thresher.jobs.audit import audit_classes, train_test_features
     from thresher.jobs.label import class_indices
     from thresher.run import Run
 
@@ -130,18 +130,13 @@ def run_curation(audit_run: str | os.PathLike, heldout, out: str | os.PathLike, 
               for c in {c for spec in PRUNE_METHODS.values() if spec for c in spec[:1]} | {"is_label_issue"}
               if c in scores_table.column_names}
     pool = reopen_dataset(audit.manifest["inputs"]["pool"])
-    texts = _texts(pool, scores_table.column("id"))
-    from thresher.label.end_model import EndModel, EndModelConfig
-
-    featurizer = EndModel(EndModelConfig(features="hashed"))
-    x_pool = featurizer.features(texts).tocsr()[np.flatnonzero(labelled)]
-    y_pool = given[labelled]
     test = read_labelled(heldout, label_field)
     y_test = class_indices(test[label_field], test["id"], audit_classes(test[label_field], classes, label_field),
                            label_field)
     if (y_test < 0).any():
         raise ConfigError(f"every held-out record needs a label in {label_field!r}")
-    x_test = featurizer.features(pa.array(test["text"], pa.large_string()))
+    x_pool, x_test = train_test_features("hashed", _texts(pool, scores_table.column("id")), test["text"])
+    x_pool, y_pool = x_pool[np.flatnonzero(labelled)], given[labelled]
     plans = _plans(config, y_pool, scores)
     with make_engine(workers) as engine:
         measured = list(engine.map(_train_and_test, [(x_pool, y_pool, rows, x_test, y_test, len(classes), config.l2)
@@ -249,15 +244,15 @@ def _texts(pool, ids: pa.ChunkedArray) -> pa.Array:
 
 
 def read_labelled(ds, label_field: str, what: str = "held-out set") -> dict:
-    """ids, texts and labels (strings, None where missing) of a Dataset, read whole; ``failed``: what could not be
-    read (with ``on_error="skip"``), for the manifest's accounting."""
+    """ids and labels (strings, None where missing) and texts (an Arrow array, for the featurisers) of a Dataset,
+    read whole; ``failed``: what could not be read (with ``on_error="skip"``), for the manifest's accounting."""
     from thresher.io.errors import ErrorLog
 
     errors = ErrorLog(ds.on_error)
     t = ds.read_all(errors, (label_field,))
     if t.num_rows == 0:
         raise ConfigError(f"the {what} is empty")
-    return {"id": t.column("id").to_pylist(), "text": t.column("text").to_pylist(),
+    return {"id": t.column("id").to_pylist(), "text": t.column("text").combine_chunks(),
             label_field: t.column(label_field).to_pylist(), "failed": errors.to_dict()}
 
 
