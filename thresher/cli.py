@@ -660,7 +660,7 @@ Examples:
 @click.option("--from-run", type=click.Path(exists=True, file_okay=False), default=None,
               help="With --experiment: the thresher audit run of the labelled pool.")
 @click.option("--features", type=click.Choice(["hashed", "tfidf", "static", "minilm"]), default=None,
-              help="active: the classifier's features (as thresher audit --features). [default: tfidf]")
+              help="active: the classifier's features (as thresher audit --features). [default: hashed]")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory to write.")
 @_report_option
 @_reading_options
