@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 from thresher.errors import ConfigError
 from thresher.selectors import noise
@@ -182,6 +181,8 @@ def quality_percentiles(scores: np.ndarray, codes: np.ndarray, score_weights: np
     Several score columns (``scores`` n x m) are first merged as ``sum_c score_weights[c] * pct_c``, where
     ``pct_c`` is column c's rank percentile over all records (so columns on different scales can be mixed).
     """
+    from scipy.stats import rankdata  # scipy.stats costs ~0.6 s to import: every CLI command would pay it
+
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim == 2:
         w = np.ones(s.shape[1]) if score_weights is None else np.asarray(score_weights, dtype=np.float64)
