@@ -687,3 +687,35 @@ def test_select_on_one_big_file_uses_its_pieces_and_scores_as_the_whole_file(tmp
     if kind == "jsonl":
         failed = json.loads((runs[2] / "manifest.json").read_text())["counts"]["pool_failed"]
         assert [(e["line"], e["reason"]) for e in failed["examples"]] == [(101, "bad_json"), (2001, "empty_text")]
+
+
+def test_a_row_group_of_long_texts_is_cut_by_bytes_and_pieces_read_in_any_order(tmp_path, monkeypatch):
+    path = tmp_path / "long.parquet"
+    texts = [f"record {i} " + "word " * (50 + i % 7) for i in range(3000)]
+    pq.write_table(pa.table({"text": texts}), path, row_group_size=10_000)
+    size = pq.read_metadata(path).row_group(0).total_byte_size
+    import thresher.io.pieces as pieces_module
+
+    assert len(read(path, batch_size=256).pieces()) == 1  # fewer rows than 16 batches, fewer bytes than PIECE_BYTES
+    monkeypatch.setattr(pieces_module, "PIECE_BYTES", size // 6)
+    ds = read(path, batch_size=256)
+    pieces = ds.pieces()
+    assert len(pieces) >= 6 and all(p.rows[0] % 256 == 0 for p in pieces)  # cut by bytes, at batch boundaries
+    whole = [r for b in pq.read_table(path).column("text").chunks for r in b.to_pylist()]
+
+    def piece_texts(p):
+        return [t for b in PieceReader(p).batches() for t in b.column("text").to_pylist()]
+
+    starts = []
+    iter_batches = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda self, *a, **k: starts.append(1) or iter_batches(
+        self, *a, **k))
+    in_order = [t for p in pieces for t in piece_texts(p)]
+    assert in_order == whole  # each piece continues where the last stopped: no row lost or repeated ...
+    assert len(starts) == 1  # ... and the group was decoded once, not from its start for every piece
+    by_piece = {p.index: piece_texts(p) for p in [*reversed(pieces), pieces[2], pieces[0], pieces[3]]}
+    assert [t for i in sorted(by_piece) for t in by_piece[i]] == whole  # backwards, and jumping around
+    half = piece_texts(pieces[1])  # then the file is rewritten in place: nothing of the old file is read
+    assert half == whole[pieces[1].rows[0]:pieces[1].rows[1]]
+    pq.write_table(pa.table({"text": [t.upper() for t in texts]}), path, row_group_size=10_000)
+    assert piece_texts(pieces[2]) == [t.upper() for t in whole[pieces[2].rows[0]:pieces[2].rows[1]]]

@@ -38,9 +38,10 @@ from thresher.io.sources import InputFile
 DEFAULT_BATCH_SIZE = 4096
 #: A piece holds at least this many batches' rows (or lines), or ...
 PIECE_BATCHES = 16
-#: ... at least this many bytes of a plain JSONL file: a line-format piece ends at the first batch boundary where
-#: either is reached.
-PIECE_BYTES = 16 << 20
+#: ... at least this many bytes (of a plain JSONL file; uncompressed, of a Parquet file's row groups): a piece ends at
+#: the first batch or row-group boundary where either is reached, so that a file of long texts (a few thousand
+#: records, tens of MB) still makes pieces for every worker.
+PIECE_BYTES = 8 << 20
 _SCAN_BLOCK = 8 << 20
 _NOT_BLANK = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() keeps: a line with one is not blank
 
@@ -74,11 +75,12 @@ def file_spans(src: InputFile, rows: int) -> list[dict]:
     """Where each piece of one file is (:class:`Piece` fields; ``{}`` is the whole file), from ``rows``, the rows
     of :data:`PIECE_BATCHES` batches (what :class:`~thresher.io.dataset.Dataset` passes), and :data:`PIECE_BYTES`.
 
-    Parquet: runs of whole row groups of >= ``rows`` rows; a row group of more rows is cut into about
-    ``its rows / rows`` pieces of whole batches (each decodes the rows of its group before its own: a group cut in
-    k pieces is decoded (k + 1) / 2 times in all). Plain JSONL: pieces of whole batches of lines ending at the
-    first batch boundary after ``rows`` lines or :data:`PIECE_BYTES` bytes. Other files, one-piece files and files
-    whose footer cannot be read (the reader reports those) are one piece."""
+    Parquet: runs of whole row groups of >= ``rows`` rows or :data:`PIECE_BYTES` uncompressed bytes; a row group
+    of more is cut into about ``max(its rows / rows, its bytes / PIECE_BYTES)`` pieces of whole batches (Parquet
+    cannot seek to a row: a piece decodes the rows of its group before its own, unless its process read the piece
+    before it, where it continues; see :func:`~thresher.io.readers.read_parquet`). Plain JSONL: pieces of whole
+    batches of lines ending at the first batch boundary after ``rows`` lines or :data:`PIECE_BYTES` bytes. Other
+    files, one-piece files and files whose footer cannot be read (the reader reports those) are one piece."""
     batch = max(1, rows // PIECE_BATCHES)
     if src.format == "parquet":
         spans = _parquet_spans(src.path, rows, batch)
@@ -96,22 +98,22 @@ def _parquet_spans(path: str, rows: int, batch: int) -> list[dict]:
     except (pa.ArrowException, OSError):
         return []
     spans: list[dict] = []
-    start = first = n = 0
+    start = first = n = n_bytes = 0
     for g in range(meta.num_row_groups):
-        size = meta.row_group(g).num_rows
-        if size > rows:  # a big group: close the run before it, then cut it
+        size, size_bytes = meta.row_group(g).num_rows, meta.row_group(g).total_byte_size
+        if size > rows or size_bytes > PIECE_BYTES:  # a big group: close the run before it, then cut it
             if g > start:
                 spans.append({"row_groups": (start, g), "first_row": first})
-            k = -(-size // rows)
+            k = max(-(-size // rows), -(-size_bytes // PIECE_BYTES))
             step = -(-size // (k * batch)) * batch
             spans += [{"row_groups": (g, g + 1), "first_row": first + n + a, "rows": (a, min(a + step, size))}
                       for a in range(0, size, step)]
-            start, first, n = g + 1, first + n + size, 0
+            start, first, n, n_bytes = g + 1, first + n + size, 0, 0
             continue
-        n += size
-        if n >= rows or g == meta.num_row_groups - 1:
+        n, n_bytes = n + size, n_bytes + size_bytes
+        if n >= rows or n_bytes >= PIECE_BYTES or g == meta.num_row_groups - 1:
             spans.append({"row_groups": (start, g + 1), "first_row": first})
-            start, first, n = g + 1, first + n, 0
+            start, first, n, n_bytes = g + 1, first + n, 0, 0
     return spans
 
 

@@ -8,6 +8,8 @@ the :class:`~thresher.io.errors.ErrorLog`, which raises or counts them.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -137,7 +139,8 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
 
     Chunks start at each row group's first row and every ``batch_size`` rows after it, so that every piece gives
     the chunks of the whole file. Parquet cannot seek to a row: a piece inside a row group decodes the rows before
-    its own (and stops after its last)."""
+    its own (and stops after its last), unless this process stopped at or before its first row last time
+    (:class:`_GroupCursor`)."""
     try:
         # Buffered page reads instead of pre-buffering whole column chunks: less memory, and faster here.
         pf = pq.ParquetFile(src.path, pre_buffer=False, buffer_size=1 << 20)
@@ -148,23 +151,49 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
         errors.report(src.path, "empty_file", "file has no records", records=0)
         return
     cols = _present(pf.schema_arrow.names, columns)
-    groups = range(pf.num_row_groups) if row_groups is None else range(*row_groups)
-    batches = (b for g in groups for b in pf.iter_batches(batch_size=batch_size, row_groups=[g], columns=cols))
-    if rows is not None:
-        batches = _rows_between(batches, *rows)
+    if rows is not None:  # one piece of one row group
+        batches = _GroupCursor.rows(src.path, pf, row_groups[0], cols, batch_size, *rows)
+    else:
+        groups = range(pf.num_row_groups) if row_groups is None else range(*row_groups)
+        batches = (b for g in groups for b in pf.iter_batches(batch_size=batch_size, row_groups=[g], columns=cols))
     yield from _guarded_row_chunks(src, errors, batches, None, batch_size, first_row)
 
 
-def _rows_between(batches: Iterable[pa.RecordBatch], start: int, stop: int) -> Iterator[pa.RecordBatch]:
-    """Rows [start, stop) of a stream of batches (the ones before are read and dropped)."""
-    at = 0
-    for batch in batches:
-        lo, hi = max(start - at, 0), min(stop - at, batch.num_rows)
-        at += batch.num_rows
-        if hi > lo:
-            yield batch.slice(lo, hi - lo) if (lo, hi) != (0, batch.num_rows) else batch
-        if at >= stop:
-            return
+class _GroupCursor:
+    """Where this process stopped in a big row group: a worker that reads several pieces of one group (in order, as
+    engines hand them out) continues from the end of its last piece instead of decoding the group from its start
+    again, so each process decodes a group at most once per pass instead of once per piece.
+
+    Kept per thread; only for the same file unchanged (path, size, mtime), group, columns and batch size."""
+
+    _local = threading.local()
+
+    def __init__(self, key: tuple, batches: Iterator[pa.RecordBatch]) -> None:
+        self.key, self.batches, self.at, self.rest = key, batches, 0, None
+
+    @classmethod
+    def rows(cls, path: str, pf: pq.ParquetFile, group: int, cols: list[str] | None, batch_size: int, start: int,
+             stop: int) -> Iterator[pa.RecordBatch]:
+        """Rows [start, stop) of row group ``group`` (the ones before are decoded and dropped, unless this process
+        stopped at or before ``start`` last time)."""
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns, st.st_ino, group, tuple(cols or ()), batch_size)
+        cursor = getattr(cls._local, "cursor", None)
+        if cursor is None or cursor.key != key or cursor.at > start:
+            cursor = cls(key, pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=cols))
+        cls._local.cursor = None  # taken: an error or an abandoned read must not leave it half-used
+        while cursor.at < stop:
+            batch = cursor.rest if cursor.rest is not None else next(cursor.batches, None)
+            cursor.rest = None
+            if batch is None:
+                return
+            lo, hi = max(start - cursor.at, 0), min(stop - cursor.at, batch.num_rows)
+            if hi < batch.num_rows:  # the next piece's rows start inside this batch
+                cursor.rest = batch.slice(hi)
+            cursor.at += hi
+            if hi > lo:
+                yield batch.slice(lo, hi - lo) if (lo, hi) != (0, batch.num_rows) else batch
+        cls._local.cursor = cursor
 
 
 def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
