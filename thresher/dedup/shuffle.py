@@ -5,9 +5,10 @@ Three engine stages, then connected components on the engine too; records are nu
 1. **Sketch** (one task per piece of a dataset, which the task reads itself, or per group of texts a caller sends):
    band keys of its records, written as one spill file sorted by the *virtual partition* of each ``(band, key)``
    (a hash of both, ``VIRTUAL_PARTITIONS`` of them), with an index of where each virtual partition starts; and,
-   when pairs are verified, the shingle sets (CSR). Records are numbered from 0 within a file; the main process
-   learns each file's record count and so where its records start in reading order (``files.npy``), which readers
-   add. It gets back only counts, how many records have no words, and lengths when ``keep="longest"`` needs them.
+   when pairs are verified, the shingles as computed (CSR; only candidates' are ever sorted into sets). Records
+   are numbered from 0 within a file; the main process learns each file's record count and so where its records
+   start in reading order (``files.npy``), which readers add. It gets back only counts, how many records have no
+   words, and lengths when ``keep="longest"`` needs them.
    Virtual partitions let the number of reduce partitions ``P`` be chosen after this stage, when the record count
    is known: reduce partition ``p`` reads one contiguous range of virtual partitions from every file.
 2. **Pairs** (one task per partition): every bucket (``band``, ``key``) lies wholly in one partition, so
@@ -17,9 +18,10 @@ Three engine stages, then connected components on the engine too; records are nu
    in-memory grouping did with ``np.unique`` over all bands): so pairs take a second, small shuffle, written
    by the hash of ``(i, j)`` to ``P`` owners.
 3. **Verify** (one task per owner): the owner's pairs de-duplicated (every copy of a pair has the same owner),
-   counted, verified with :func:`~thresher.dedup.minhash.set_jaccard` on shingle sets read from the sketch
-   files (only the rows needed), and reduced to a spanning forest: one edge from every record in a verified pair
-   to the smallest record of its component *within this owner's pairs*, written for the components pass.
+   counted, verified with :func:`~thresher.dedup.minhash.set_jaccard` on the shingle sets of the records in its
+   pairs (only those rows read from the sketch files, and de-duplicated here), and reduced to a spanning forest:
+   one edge from every record in a verified pair to the smallest record of its component *within this owner's
+   pairs*, written for the components pass.
 4. **Components** (:mod:`thresher.dedup.components`): large-star and small-star rounds over the forests' edges, a
    shuffle per round, until every component is a star around its smallest record: the labels are the smallest
    index of each component, the same as over all pairs at once. Nothing depends on the slicing, on ``P`` or on
@@ -100,7 +102,7 @@ class Sketch:
     n: int  # records, with or without words
     keys: np.ndarray  # uint64 band keys, record-major: each record with words, its bands in order
     packed: np.ndarray  # uint64: band << 48 | record number within the file
-    set_values: np.ndarray | None  # shingle sets (CSR values), when pairs are verified
+    set_values: np.ndarray | None  # shingles (CSR values, unsorted, repeats kept), when pairs are verified
     set_sizes: np.ndarray | None
     lengths: np.ndarray | None  # characters per record, when keep="longest" needs them
 
@@ -116,10 +118,9 @@ def sketch_texts(config, a: np.ndarray, b: np.ndarray, texts: list[pa.Array], wa
         keys.append(band_keys(sh, off, a, b, bands, rows)[recs].ravel())  # record-major: each record's bands
         band = np.tile(np.arange(bands, dtype=np.uint64), len(recs))
         packed.append(np.repeat((recs + n).astype(np.uint64), bands) | (band << np.uint64(_REC_BITS)))
-        if config.verify:
-            values, ptr = _unique_sets(sh, off)
-            set_values.append(values)
-            set_sizes.append(np.diff(ptr))
+        if config.verify:  # as they come: only candidates' sets are sorted and de-duplicated, when verified
+            set_values.append(sh)
+            set_sizes.append(np.diff(off))
         if want_lengths:
             lengths.append(pc.utf8_length(text).to_numpy(zero_copy_only=False).astype(np.int64))
         n += len(text)
@@ -187,7 +188,7 @@ def verify_pairs(spill: str, owner: int, n_parts: int, verify: bool, cutoff: flo
     candidates, rejected = len(i), 0
     if verify and len(i):
         needed = np.unique(np.concatenate([i, j]))
-        values, ptr = _gather_sets(spill_dir, needed)
+        values, ptr = _unique_sets(*_gather_sets(spill_dir, needed))
         ok = set_jaccard(np.searchsorted(needed, i), np.searchsorted(needed, j), values, ptr) >= cutoff
         rejected = int((~ok).sum())
         i, j = i[ok], j[ok]
