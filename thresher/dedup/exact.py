@@ -69,14 +69,14 @@ def normalize(text: pa.Array, config: ExactConfig) -> pa.Array:
     return text
 
 
-#: The bytes RE2's ``\s`` matches: tab, newline, form feed, carriage return, space (ASCII only; not \v).
-_SPACE = np.zeros(256, dtype=bool)
-_SPACE[[9, 10, 12, 13, 32]] = True
+#: Bytes to spaces: RE2's ``\s`` (tab, newline, form feed, carriage return; ASCII only, not \v) become a space.
+_TO_SPACE = np.arange(256, dtype=np.uint8)
+_TO_SPACE[[9, 10, 12, 13]] = 32
 
 
 def collapse_whitespace(text: pa.Array) -> pa.Array:
     r"""Every run of RE2 ``\s`` characters as one space, in numpy on the UTF-8 bytes: the same strings as
-    ``pc.replace_substring_regex(text, r"\s+", " ")``, about 2.5 times faster (those bytes never occur inside a
+    ``pc.replace_substring_regex(text, r"\s+", " ")``, about four times faster (those bytes never occur inside a
     multi-byte UTF-8 character, and a run never crosses from one record to the next)."""
     text = text.cast(pa.large_string())
     if text.null_count:
@@ -85,14 +85,13 @@ def collapse_whitespace(text: pa.Array) -> pa.Array:
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset:text.offset + n + 1]
     data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if n else np.zeros(0, np.uint8)
     offsets = offsets - offsets[0]
-    space = _SPACE[data]
-    keep = ~space
-    keep[1:] |= space[1:] & ~space[:-1]  # the first byte of each run stays, as a space ...
-    starts = offsets[:-1][offsets[:-1] < len(data)]
-    keep[starts] |= space[starts]  # ... and so does a run that opens a record, even after another record's run
-    out = np.where(space, np.uint8(32), data)[keep]
-    new_offsets = offsets - np.searchsorted(np.flatnonzero(~keep), offsets)  # minus the bytes dropped before
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(new_offsets.astype(np.int64)), pa.py_buffer(out))
+    spaced = _TO_SPACE[data]
+    space = spaced == 32
+    drop = np.zeros(len(data), dtype=bool)
+    np.logical_and(space[1:], space[:-1], out=drop[1:])  # a space after a space goes ...
+    drop[offsets[:-1][offsets[:-1] < len(data)]] = False  # ... unless it opens a record (runs end with records)
+    new_offsets = offsets - np.searchsorted(np.flatnonzero(drop), offsets)  # minus the bytes dropped before
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(new_offsets.astype(np.int64)), pa.py_buffer(spaced[~drop]))
 
 
 def text_hashes(text: pa.Array, config: ExactConfig) -> np.ndarray:
