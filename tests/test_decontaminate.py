@@ -66,6 +66,8 @@ def planted(tmp_path_factory):
         {"id": "retyped", "text": "  ".join(dev.column("text")[1].as_py().upper().split())},
         {"id": "passage12", "text": "Nothing to see here. " + " ".join(words[40:52]) + " The end."},
         {"id": "copy", "text": dev.column("text")[2].as_py()},
+        {"id": "near", "text": " ".join(w if i % 40 != 7 else "changed" for i, w in
+                                        enumerate(dev.column("text")[3].as_py().split()))},
     ]
     rest = bbc.filter(pc.equal(bbc.column("split"), "pool")).select(["id", "text"])
     sample = pq.read_table(POOL).select(["id", "text"]).cast(rest.schema)
@@ -119,6 +121,66 @@ def test_exact_method_and_min_overlap(planted, tmp_path):
     assert not keep[s.column("id").to_pylist().index("copy")] and keep[s.column("id").to_pylist().index("passage13")]
 
 
+def shingle_sets(texts: list[str], n: int = 5) -> list[set[tuple[str, ...]]]:
+    out = []
+    for text in texts:
+        words = words_of(text)
+        out.append({tuple(words[i:i + n]) for i in range(len(words) - n + 1)} if len(words) >= n else
+                   ({tuple(words)} if words else set()))
+    return out
+
+
+def best_jaccard(pool: list[str], reference: list[str]) -> list[tuple[float, int]]:
+    """(highest exact Jaccard similarity of 5-gram sets with any reference text, that text's row; -1 if none shares
+    a shingle) per pool text, by an inverted index of the reference's shingles: exact, no sampling."""
+    from collections import Counter, defaultdict
+
+    ref_sets = shingle_sets(reference)
+    where = defaultdict(list)
+    for row, grams in enumerate(ref_sets):
+        for g in grams:
+            where[g].append(row)
+    out = []
+    for grams in shingle_sets(pool):
+        shared = Counter(row for g in grams for row in where.get(g, ()))
+        scored = [(k / (len(grams) + len(ref_sets[row]) - k), -row) for row, k in shared.items()]
+        best = max(scored, default=(0.0, 1))
+        out.append((best[0], -best[1]))
+    return out
+
+
+def test_minhash_against_a_reference_finds_near_copies_verified_exactly(planted, tmp_path, monkeypatch):
+    """--method minhash: every dropped record's Jaccard similarity with its reference match is the exact one and
+    reaches the threshold; every record at >= 0.9 with some reference record is found (LSH misses such a pair with
+    probability ~0.001); the same at two workers and from the cached index; the reference is untouched."""
+    root, pool, dev = planted
+    monkeypatch.setenv("THRESHER_CACHE", str(tmp_path / "cache"))
+    run = th.deduplicate(root / "pool.parquet", out=tmp_path / "near", against=root / "reference.parquet",
+                         method="minhash", threshold=0.7, workers=1, report=False)
+    s = run.scores()
+    expect = best_jaccard(pool.column("text").to_pylist(), dev.column("text").to_pylist())
+    ids, keep = s.column("id").to_pylist(), s.column("dup_keep").to_pylist()
+    overlap, match = s.column("ref_overlap").to_pylist(), s.column("ref_match").to_pylist()
+    dev_ids = dev.column("id").to_pylist()
+    dropped = {i for i, k in zip(ids, keep) if not k}
+    assert {"near", "copy", "retyped"} <= dropped and not {"passage13", "passage12"} & dropped
+    for i, k, o, m, (j, row) in zip(ids, keep, overlap, match, expect):
+        if not k:
+            assert o == pytest.approx(j) and o >= 0.7 and m == dev_ids[row], i
+        assert k or j >= 0.7
+        assert not (j >= 0.9 and k), i
+    assert 0.7 < dict(zip(ids, overlap))["near"] < 1.0
+    reasons = dict(zip(ids, s.column("dup_reason").to_pylist()))
+    assert reasons["near"] == f"minhash_match_in_reference:{dev_ids[3]}"
+    assert run.manifest["metrics"]["reference"]["threshold"] == 0.7 and run.manifest["counts"]["all_accounted_for"]
+    again = th.deduplicate(root / "pool.parquet", out=tmp_path / "near2", against=root / "reference.parquet",
+                           method="minhash", threshold=0.7, workers=2, report=False)
+    assert again.manifest["metrics"]["reference"]["index_from_cache"] and again.scores().equals(s)
+    with pytest.raises(ConfigError, match="min_overlap applies to matching by ngram"):
+        th.deduplicate(root / "pool.parquet", out=tmp_path / "bad", against=root / "reference.parquet",
+                       method="minhash", min_overlap=0.5)
+
+
 def test_best_match_is_the_reference_record_sharing_most():
     config = ReferenceConfig(ngram=2)
     reference = pa.array(["a b c d", "c d e f g", "x y"], pa.large_string())
@@ -141,8 +203,10 @@ def test_cli_end_to_end_and_clear_errors(planted, tmp_path):
     assert "reference duplicates dropped" in done.stdout and "distinct 13-grams" in done.stdout
     page = (tmp_path / "cli" / "report.html").read_text()
     assert "reference" in page and "ngram_match_in_reference" in page
-    for args, message in ((["--against", str(root / "reference.parquet"), "--method", "minhash"],
-                           "--against matches by --method ngram"),
+    for args, message in ((["--against", str(root / "reference.parquet"), "--method", "semantic"],
+                           "is by ngram (the default), exact or minhash"),
+                          (["--against", str(root / "reference.parquet"), "--method", "minhash", "--no-verify"],
+                           "always verifies"),
                           (["--method", "ngram"], "give --against")):
         bad = subprocess.run([sys.executable, "-m", "thresher.cli", "dedup", "--pool", str(root / "pool.parquet"),
                               *args, "--out", str(tmp_path / "bad")], capture_output=True, text=True)
@@ -181,8 +245,9 @@ def test_recipe_dedup_stage_against_a_reference(planted, tmp_path):
 
     with pytest.raises(ConfigError, match="give 'against'"):
         Dedup(method="ngram")
-    with pytest.raises(ConfigError, match="matches by ngram or exact"):
-        Dedup(method="minhash", against="x.parquet")
+    with pytest.raises(ConfigError, match="matches by ngram, exact or minhash, not 'both'"):
+        Dedup(against="x.parquet")
+    assert Dedup(method="minhash", against="x.parquet", threshold=0.8).configs()["reference"].minhash.cutoff == 0.8
 
 
 def test_the_reference_index_is_cached_by_content(planted, tmp_path, monkeypatch):

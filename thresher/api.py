@@ -77,11 +77,12 @@ def embed(pool: PathsOrDataset, *, out: str | os.PathLike, backend: str = "stati
 def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str | None = None, threshold: float = 0.7,
           keep: str = "first", embeddings: str | os.PathLike | None = None, format: str = "parquet",
           workers: int | None = None, report: bool = True, against: PathsOrDataset | list | None = None,
-          ngram: int = 13, min_overlap: float = 0.0) -> Run:
+          ngram: int | None = None, min_overlap: float = 0.0) -> Run:
     """Drop exact / near / semantic duplicates (``thresher dedup``; ``method`` default ``both``); kept records in
     ``selected/``. With ``against`` (reference sets: a path, a Dataset, or a list of them), drop instead the pool
-    records sharing an ``ngram``-word n-gram (``method="ngram"``, the default) or their normalised text
-    (``"exact"``) with a reference record; ``min_overlap``: the share of a record's n-grams that must match."""
+    records sharing an ``ngram``-word n-gram (``method="ngram"``, the default; 13 words) or their normalised text
+    (``"exact"``) with a reference record, or near-duplicates of one (``"minhash"``, Jaccard >= ``threshold``);
+    ``min_overlap``: the share of a record's n-grams that must match."""
     from dataclasses import replace
 
     from thresher.dedup import MinHashConfig
@@ -89,11 +90,11 @@ def deduplicate(pool: PathsOrDataset, *, out: str | os.PathLike, method: str | N
     from thresher.jobs.dedup import NORMALIZE, run_dedup
 
     if against is not None:
-        from thresher.dedup.reference import ReferenceConfig
+        from thresher.dedup.reference import reference_config
         from thresher.jobs.decontaminate import run_decontamination
 
         references = against if isinstance(against, list) else [against]
-        config = ReferenceConfig(method=method or "ngram", ngram=ngram, min_overlap=min_overlap)
+        config = reference_config(method, ngram, min_overlap, minhash=MinHashConfig(threshold=threshold))
         return run_decontamination(_dataset(pool), [_dataset(r) for r in references], out, config,
                                    output_format=format, report=report, workers=workers)
     method = method or "both"

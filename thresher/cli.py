@@ -493,13 +493,15 @@ Examples:
   # decontamination: drop pool records sharing a 13-word n-gram with a test set (the test set is only read)
   thresher dedup --pool 'crawl/*.parquet' --against test_sets/ --out runs/decon
   thresher dedup --pool docs.parquet --against test.jsonl --method exact --out runs/decon-exact
+  thresher dedup --pool docs.parquet --against test.jsonl --method minhash --threshold 0.8 --out runs/decon-near
 """)
 @click.option("--pool", "pool", multiple=True, required=True, metavar="PATH", help="Files, globs or folders.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
 @click.option("--method", type=click.Choice(["both", "exact", "minhash", "semantic", "ngram"]), default=None,
               help="exact: same normalised text; minhash: near-duplicates by MinHash LSH; both: exact reasons win; "
                    "semantic: SemDeDup on --embeddings; with --against, ngram (shared word n-grams, as GPT-3's "
-                   "13-gram decontamination) or exact. [default: both; with --against, ngram]")
+                   "13-gram decontamination), exact or minhash (near-duplicates of reference records, Jaccard >= "
+                   "--threshold). [default: both; with --against, ngram]")
 @click.option("--against", "against", multiple=True, metavar="PATH",
               help="Reference sets (files, globs or folders; e.g. test sets): drop pool records that repeat their "
                    "text; the references are only read.")
@@ -548,13 +550,12 @@ def dedup(pool, out, method, against, min_overlap, embeddings, similarity, clust
     opts = dict(text_field=text_field, id_field=id_field, on_error=on_error, batch_size=batch_size)
     ds = Dataset(list(pool), **opts)
     if against:
-        from thresher.dedup.reference import ReferenceConfig
+        from thresher.dedup.reference import reference_config
         from thresher.jobs.decontaminate import run_decontamination
 
-        if method not in (None, "ngram", "exact"):
-            raise ConfigError(f"--against matches by --method ngram (the default) or exact, not {method}")
-        config = ReferenceConfig(method=method or "ngram", ngram=ngram or 13, min_overlap=min_overlap,
-                                 exact=NORMALIZE[normalize])
+        config = reference_config(method, ngram, min_overlap, NORMALIZE[normalize],
+                                  MinHashConfig(threshold=threshold, num_perm=num_perm, bands=bands, rows=rows,
+                                                verify=verify, seed=seed))
         run = run_decontamination(ds, [Dataset([p], **opts) for p in against], out, config,
                                   output_format=output_format, command=["thresher", *sys.argv[1:]], report=report,
                                   workers=workers)

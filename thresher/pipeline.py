@@ -109,7 +109,8 @@ class Dedup:
     keep: str = "first"  # first or longest (highest needs scores, which do not exist yet at this stage)
     embeddings: str | None = None  # semantic: an embed run of the pool
     similarity: float = 0.95  # semantic: cosine threshold
-    against: tuple[str, ...] | None = None  # reference sets: drop pool records repeating their text (ngram, exact)
+    against: tuple[str, ...] | None = None  # reference sets: drop pool records repeating their text (ngram, exact,
+    # minhash)
     min_overlap: float = 0.0  # against, ngram: the share of a record's n-grams that must be in the reference
 
     def __post_init__(self) -> None:
@@ -130,12 +131,12 @@ class Dedup:
         from thresher.dedup.semantic import SemanticConfig
 
         if self.against:
-            from thresher.dedup.reference import ReferenceConfig
+            from thresher.dedup.reference import reference_config
 
-            if self.method not in ("ngram", "exact"):
-                raise ConfigError(f"a dedup stage with 'against' matches by ngram or exact, not {self.method!r}")
-            return {"reference": ReferenceConfig(method=self.method, ngram=self.ngram or 13,
-                                                 min_overlap=self.min_overlap, exact=NORMALIZE[self.normalize])}
+            if self.method == "both":
+                raise ConfigError("a dedup stage with 'against' matches by ngram, exact or minhash, not 'both'")
+            return {"reference": reference_config(self.method, self.ngram, self.min_overlap, NORMALIZE[self.normalize],
+                                                  MinHashConfig(threshold=self.threshold))}
         if self.method == "ngram" or self.min_overlap:
             raise ConfigError("a dedup stage by ngram (or with min_overlap) matches reference sets: give 'against'")
         if self.method not in METHODS:

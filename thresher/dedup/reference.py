@@ -8,9 +8,14 @@ Two ways to match, both on hashes of a whole reference set held in one sorted ar
   ``min_overlap`` of its n-grams (and at least one) are n-grams of some reference record. A text with fewer than
   ``ngram`` words has one n-gram of all its words, so a short reference item is found only as a whole short record.
 * ``exact``: the normalised whole text (exact dedup's normalisation), 64 bits of its xxh3-128.
+* ``minhash``: near-duplicates, as MinHash dedup finds them within a pool (:mod:`thresher.dedup.minhash`: word
+  5-gram shingles, the same permutations, bands and rows): a pool record is a candidate for every reference record
+  it shares an LSH bucket with, and matches when the exact Jaccard similarity of their shingle sets reaches the
+  threshold. The index holds each reference record's band keys and shingle set.
 
-Per pool record: how many n-grams it has, how many are in the reference, the share, and the reference record it
-shares most n-grams with (ties: the first in reading order). The reference is read once, a batch at a time; the
+Per pool record: how many n-grams (distinct shingles, for ``minhash``) it has, how many are in the reference (in
+the best candidate's set), the share (the Jaccard similarity), and the reference record it shares most with (ties:
+the first in reading order). The reference is read once, a batch at a time; the
 pool's pieces are matched on the engine.
 """
 
@@ -24,22 +29,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.dedup.exact import ExactConfig, text_hashes
-from thresher.dedup.lsh import ngram_hashes
+from thresher.dedup.lsh import _unique_sets, band_keys, ngram_hashes, set_jaccard, shingle_hashes
+from thresher.dedup.minhash import MinHashConfig, permutations
 from thresher.errors import ConfigError
+from thresher.features.hashed_ngrams import _finalise, _ranges
 from thresher.io.errors import ErrorLog
 
-METHODS = ("ngram", "exact")
+METHODS = ("ngram", "exact", "minhash")
 
 
 @dataclass(frozen=True)
 class ReferenceConfig:
-    """method: ``ngram`` or ``exact``. ngram: words per n-gram (13, as GPT-3). min_overlap: the share of a record's
-    n-grams that must be in the reference to drop it (0: any one). exact: the normalisation of ``exact``."""
+    """method: ``ngram``, ``exact`` or ``minhash``. ngram: words per n-gram (13, as GPT-3). min_overlap: the share
+    of a record's n-grams that must be in the reference to drop it (0: any one). exact: the normalisation of
+    ``exact``. minhash: shingles, LSH and the Jaccard threshold of ``minhash`` (always verified)."""
 
     method: str = "ngram"
     ngram: int = 13
     min_overlap: float = 0.0
     exact: ExactConfig = field(default_factory=ExactConfig)
+    minhash: MinHashConfig = field(default_factory=MinHashConfig)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -50,11 +59,34 @@ class ReferenceConfig:
             raise ConfigError(f"min_overlap must be in [0, 1], got {self.min_overlap}")
 
 
+def reference_config(method: str | None = None, ngram: int | None = None, min_overlap: float = 0.0,
+                     exact: ExactConfig | None = None, minhash: MinHashConfig | None = None) -> ReferenceConfig:
+    """A :class:`ReferenceConfig` from the options a user gives (CLI, Python, recipes): ``method`` default
+    ``ngram``; ``ngram`` words per n-gram (default 13) or, for ``minhash``, per shingle (default 5)."""
+    from dataclasses import replace
+
+    method = method or "ngram"
+    if method not in METHODS:
+        raise ConfigError(f"matching against reference sets is by ngram (the default), exact or minhash, not "
+                          f"{method!r}")
+    if min_overlap and method != "ngram":
+        raise ConfigError(f"min_overlap applies to matching by ngram, not {method} (minhash: the threshold)")
+    minhash = minhash or MinHashConfig()
+    if method == "minhash":
+        if not minhash.verify:
+            raise ConfigError("matching against reference sets by minhash always verifies the Jaccard similarity")
+        return ReferenceConfig(method, min_overlap=min_overlap, exact=exact or ExactConfig(),
+                               minhash=replace(minhash, ngram=ngram or 5))
+    return ReferenceConfig(method, ngram=ngram or 13, min_overlap=min_overlap, exact=exact or ExactConfig(),
+                           minhash=minhash)
+
+
 @dataclass
 class ReferenceIndex:
-    """The reference's hashes, sorted and unique; for each, the reference record (row in reading order over all
-    reference sets) it first came from; the records' ids and which set each came from; what failed to read in each
-    set (``ErrorLog.to_dict()``); whether it came from the cache."""
+    """The reference's hashes, sorted (``ngram``, ``exact``: unique; ``minhash``: band keys, one per record and band
+    with words); for each, the reference record (row in reading order over all reference sets) it (first) came
+    from; for ``minhash``, every record's shingle set (CSR: ``set_values``, ``set_ptr``); the records' ids and which
+    set each came from; what failed to read in each set (``ErrorLog.to_dict()``); whether it came from the cache."""
 
     hashes: np.ndarray
     owner: np.ndarray
@@ -63,10 +95,16 @@ class ReferenceIndex:
     sources: list[str]
     failed: list[dict] = field(default_factory=list)
     cached: bool = False
+    set_values: np.ndarray | None = None
+    set_ptr: np.ndarray | None = None
 
     @property
     def records(self) -> int:
         return len(self.ids)
+
+    def lookup(self) -> tuple:
+        """What a matching task needs (not the ids): hashes, owners and, for ``minhash``, the shingle sets."""
+        return self.hashes, self.owner, self.set_values, self.set_ptr
 
 
 def record_hashes(text: pa.Array, config: ReferenceConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -90,12 +128,18 @@ def build_index(references: list, config: ReferenceConfig, cache: bool = True) -
 
 
 def _build(references: list, config: ReferenceConfig) -> ReferenceIndex:
-    hashes, owners, ids, source, failed = [], [], [], [], []
+    hashes, owners, ids, source, failed, sets, sizes = [], [], [], [], [], [], []
     row = 0
     for k, ds in enumerate(references):
         log = ErrorLog(ds.on_error)
         for batch in ds.iter_batches(log):
-            h, off = record_hashes(batch.column("text"), config)
+            if config.method == "minhash":
+                sketch = _sketch(batch.column("text"), config.minhash)
+                h, off = sketch[2], sketch[3]
+                sets.append(sketch[0])
+                sizes.append(np.diff(sketch[1]))
+            else:
+                h, off = record_hashes(batch.column("text"), config)
             hashes.append(h)
             owners.append(row + np.repeat(np.arange(batch.num_rows, dtype=np.int64), np.diff(off)))
             ids.append(batch.column("id"))
@@ -106,9 +150,28 @@ def _build(references: list, config: ReferenceConfig) -> ReferenceIndex:
         raise ConfigError("the reference sets have no usable records (" + ", ".join(p for ds in references
                                                                                 for p in ds.paths) + ")")
     all_hashes, all_owners = np.concatenate(hashes), np.concatenate(owners)
+    names = [ds.paths[0] if len(ds.paths) == 1 else ",".join(ds.paths) for ds in references]
+    if config.method == "minhash":  # every (band key, record): a bucket may hold several reference records
+        order = np.argsort(all_hashes, kind="stable")
+        ptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)
+        return ReferenceIndex(all_hashes[order], all_owners[order], pa.concat_arrays(ids), np.concatenate(source),
+                              names, failed, set_values=np.concatenate(sets), set_ptr=ptr)
     unique, first = np.unique(all_hashes, return_index=True)  # the first occurrence: the earliest record
-    return ReferenceIndex(unique, all_owners[first], pa.concat_arrays(ids), np.concatenate(source),
-                          [ds.paths[0] if len(ds.paths) == 1 else ",".join(ds.paths) for ds in references], failed)
+    return ReferenceIndex(unique, all_owners[first], pa.concat_arrays(ids), np.concatenate(source), names, failed)
+
+
+def _sketch(text: pa.Array, config: MinHashConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shingle sets (values, record offsets) and band keys (one per band of each record with words, each band's
+    keys apart from the others', with record offsets) of a batch, as MinHash dedup computes them."""
+    sh, off = shingle_hashes(text.cast(pa.large_string()).fill_null(""), config.ngram)
+    values, ptr = _unique_sets(sh, off)
+    bands, rows = config.bands_rows
+    a, b = permutations(config)
+    keys = band_keys(sh, off, a, b, bands, rows)
+    with np.errstate(over="ignore"):
+        keys = _finalise(keys ^ (np.arange(1, bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+    has = np.diff(ptr) > 0
+    return values, ptr, keys[has].ravel(), np.concatenate([[0], np.cumsum(has * bands)]).astype(np.int64)
 
 
 def _cache_folder(references: list, config: ReferenceConfig) -> Path:
@@ -137,7 +200,8 @@ def _save(index: ReferenceIndex, folder: Path) -> None:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-        np.savez(tmp / "index.npz", hashes=index.hashes, owner=index.owner, source=index.source)
+        sets = {} if index.set_values is None else {"set_values": index.set_values, "set_ptr": index.set_ptr}
+        np.savez(tmp / "index.npz", hashes=index.hashes, owner=index.owner, source=index.source, **sets)
         pq.write_table(pa.table({"id": index.ids}), tmp / "ids.parquet")
         (tmp / "meta.json").write_text(json.dumps({"sources": index.sources, "failed": index.failed}))
         tmp.rename(folder)
@@ -153,14 +217,21 @@ def _load(folder: Path) -> ReferenceIndex:
 
     with np.load(folder / "index.npz") as z:
         hashes, owner, source = z["hashes"], z["owner"], z["source"]
+        values, ptr = (z["set_values"], z["set_ptr"]) if "set_ptr" in z.files else (None, None)
     meta = json.loads((folder / "meta.json").read_text())
     ids = pq.read_table(folder / "ids.parquet").column("id").combine_chunks()
-    return ReferenceIndex(hashes, owner, ids, source, meta["sources"], meta["failed"], cached=True)
+    return ReferenceIndex(hashes, owner, ids, source, meta["sources"], meta["failed"], cached=True,
+                          set_values=values, set_ptr=ptr)
 
 
-def match_texts(text: pa.Array, hashes: np.ndarray, owner: np.ndarray, config: ReferenceConfig) -> np.ndarray:
+def match_texts(text: pa.Array, hashes: np.ndarray, owner: np.ndarray, config: ReferenceConfig,
+                set_values: np.ndarray | None = None, set_ptr: np.ndarray | None = None) -> np.ndarray:
     """Per record of a batch: (n-grams, n-grams in the reference, best reference row or -1) as an (n, 3) int64
-    array; the best row is the reference record sharing the most of the record's n-grams (ties: the first)."""
+    array; the best row is the reference record sharing the most of the record's n-grams (ties: the first).
+    ``minhash`` (with the index's shingle sets): (distinct shingles, shingles shared with the best candidate, the
+    candidate with the highest Jaccard similarity or -1)."""
+    if config.method == "minhash":
+        return _match_sketches(text, hashes, owner, set_values, set_ptr, config.minhash)
     h, off = record_hashes(text, config)
     n = len(off) - 1
     counts = np.diff(off)
@@ -185,16 +256,59 @@ def match_texts(text: pa.Array, hashes: np.ndarray, owner: np.ndarray, config: R
     return np.column_stack([counts, matched, best])
 
 
-def contaminated(result: np.ndarray, config: ReferenceConfig) -> np.ndarray:
-    """Which records of :func:`match_texts` rows the reference contaminates under ``config.min_overlap``."""
+def _match_sketches(text: pa.Array, hashes: np.ndarray, owner: np.ndarray, ref_values: np.ndarray,
+                    ref_ptr: np.ndarray, config: MinHashConfig) -> np.ndarray:
+    """:func:`match_texts` for ``minhash``: candidates by shared band keys, then the exact Jaccard similarity."""
+    values, ptr, keys, key_off = _sketch(text, config)
+    n = len(ptr) - 1
+    grams = np.diff(ptr)
+    out = np.column_stack([grams, np.zeros(n, np.int64), np.full(n, -1, np.int64)])
+    lo, hi = np.searchsorted(hashes, keys, "left"), np.searchsorted(hashes, keys, "right")
+    rec = np.repeat(np.arange(n, dtype=np.int64), np.diff(key_off))  # the record of each band key
+    rec, ref = np.repeat(rec, hi - lo), owner[_ranges(lo, hi - lo)]
+    if not len(rec):
+        return out
+    pair = np.unique(rec.astype(np.uint64) << np.uint64(32) | ref.astype(np.uint64))
+    rec, ref = (pair >> np.uint64(32)).astype(np.int64), (pair & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    needed, slot = np.unique(ref, return_inverse=True)  # the candidates' sets after the batch's own
+    sizes = ref_ptr[needed + 1] - ref_ptr[needed]
+    all_values = np.concatenate([values, ref_values[_ranges(ref_ptr[needed], sizes)]])
+    all_ptr = np.concatenate([ptr, ptr[-1] + np.cumsum(sizes)])
+    jaccard = set_jaccard(rec, n + slot, all_values, all_ptr)
+    shared = np.rint(jaccard * (grams[rec] + sizes[slot]) / (1 + jaccard)).astype(np.int64)
+    pick = np.lexsort((ref, -jaccard, rec))  # per record, the most similar candidate (ties: the first)
+    first = pick[np.r_[True, rec[pick][1:] != rec[pick][:-1]]]
+    out[rec[first], 1], out[rec[first], 2] = shared[first], ref[first]
+    return out
+
+
+def contaminated(result: np.ndarray, config: ReferenceConfig, set_ptr: np.ndarray | None = None) -> np.ndarray:
+    """Which records of :func:`match_texts` rows the reference contaminates under ``config.min_overlap`` (for
+    ``minhash``, the threshold on the Jaccard similarity with the best candidate, whose set sizes ``set_ptr``
+    gives)."""
     grams, matched = result[:, 0], result[:, 1]
+    if config.method == "minhash":
+        best = np.maximum(result[:, 2], 0)
+        union = grams + (set_ptr[best + 1] - set_ptr[best]) - matched
+        return (result[:, 2] >= 0) & (matched > 0) & (matched >= config.minhash.cutoff * union)
     return (matched > 0) & (matched >= config.min_overlap * grams)
 
 
-def match_batch(batch: pa.RecordBatch, where: tuple[int, int], hashes: np.ndarray, owner: np.ndarray,
-                config: ReferenceConfig) -> np.ndarray:
-    """Engine task: :func:`match_texts` of one pool batch."""
-    return match_texts(batch.column("text"), hashes, owner, config)
+def overlap(result: np.ndarray, config: ReferenceConfig, set_ptr: np.ndarray | None = None) -> np.ndarray:
+    """The share of each record's n-grams in the reference (``minhash``: the Jaccard similarity with the best
+    candidate; 0 without one)."""
+    grams, matched = result[:, 0], result[:, 1]
+    if config.method == "minhash":
+        best = np.maximum(result[:, 2], 0)
+        union = grams + (set_ptr[best + 1] - set_ptr[best]) - matched
+        return np.where(result[:, 2] >= 0, matched / np.maximum(union, 1), 0.0)
+    return matched / np.maximum(grams, 1)
+
+
+def match_batch(batch: pa.RecordBatch, where: tuple[int, int], lookup: tuple, config: ReferenceConfig) -> np.ndarray:
+    """Engine task: :func:`match_texts` of one pool batch against an index's :meth:`~ReferenceIndex.lookup`."""
+    hashes, owner, set_values, set_ptr = lookup
+    return match_texts(batch.column("text"), hashes, owner, config, set_values, set_ptr)
 
 
 def stacked(parts: list[np.ndarray]) -> np.ndarray:
@@ -241,14 +355,17 @@ class ReferenceDecisions:
         sources = np.asarray(self.index.sources, dtype=object)[self.index.source[np.maximum(self.result[:, 2], 0)]]
         return pa.table({"id": self.ids, "dup_keep": pa.array(keep), "dup_reason": reason,
                          "ref_ngrams": pa.array(grams, pa.int64()), "ref_matched": pa.array(matched, pa.int64()),
-                         "ref_overlap": pa.array(matched / np.maximum(grams, 1), pa.float64()), "ref_match": match,
+                         "ref_overlap": pa.array(overlap(self.result, self.config, self.index.set_ptr), pa.float64()),
+                         "ref_match": match,
                          "ref_source": pa.array(sources, pa.large_string(), mask=~has)})
 
     def stats(self) -> dict:
         """What the manifest reports: the reference's size, how many pool records share anything, and drops."""
         c = self.config
         by_source = np.bincount(self.index.source[self.result[self.dropped, 2]], minlength=len(self.index.sources))
-        return {"method": c.method, "ngram": c.ngram, "min_overlap": c.min_overlap,
+        how = ({"ngram": c.minhash.ngram, "threshold": c.minhash.cutoff, "bands_rows": c.minhash.bands_rows}
+               if c.method == "minhash" else {"ngram": c.ngram, "min_overlap": c.min_overlap})
+        return {"method": c.method, **how,
                 "reference_records": self.index.records, "reference_hashes": int(len(self.index.hashes)),
                 "records_with_any_match": int((self.result[:, 1] > 0).sum()), "dropped": int(self.dropped.sum()),
                 "index_from_cache": self.index.cached,
@@ -263,11 +380,12 @@ def find_contaminated(pool, references: list, config: ReferenceConfig, engine, e
 
     index = build_index(references, config, cache)
     ids, parts = [], []
-    for piece_ids, result in map_pieces(pool, engine, match_batch, (index.hashes, index.owner, config), errors,
+    for piece_ids, result in map_pieces(pool, engine, match_batch, (index.lookup(), config), errors,
                                         combine=stacked):
         ids.append(piece_ids)
         parts.append(result)
     if not ids or not sum(len(i) for i in ids):
         raise ConfigError(f"the pool has no usable records ({', '.join(pool.paths)})")
     result = np.concatenate(parts)
-    return ReferenceDecisions(pa.concat_arrays(ids), result, contaminated(result, config), index, config)
+    return ReferenceDecisions(pa.concat_arrays(ids), result, contaminated(result, config, index.set_ptr), index,
+                              config)

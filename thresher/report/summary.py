@@ -135,9 +135,14 @@ def format_dedup_summary(manifest: dict, path: Path) -> str:
              + f", {c['failed']:,} failed"]
     ref = manifest.get("metrics", {}).get("reference")
     if ref:
-        unit = "texts" if ref["method"] == "exact" else f"{ref['ngram']}-grams"
-        lines.append(f"reference: {ref['reference_records']:,} records, {ref['reference_hashes']:,} distinct {unit}; "
-                     f"{ref['records_with_any_match']:,} pool records share at least one")
+        if ref["method"] == "minhash":
+            lines.append(f"reference: {ref['reference_records']:,} records, {ref['reference_hashes']:,} band keys; "
+                         f"{ref['records_with_any_match']:,} pool records share {ref['ngram']}-word shingles with a "
+                         f"candidate, {ref['dropped']:,} at Jaccard >= {ref['threshold']}")
+        else:
+            unit = "texts" if ref["method"] == "exact" else f"{ref['ngram']}-grams"
+            lines.append(f"reference: {ref['reference_records']:,} records, {ref['reference_hashes']:,} distinct "
+                         f"{unit}; {ref['records_with_any_match']:,} pool records share at least one")
     near = manifest.get("metrics", {}).get("minhash")
     if near:
         lines.append("minhash: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in near.items()
