@@ -29,7 +29,7 @@ from thresher.progress import Progress, known_rows
 from thresher.run import Run
 
 #: The cache's file layout, part of its key: one shard per batch of each input piece, named by piece and part.
-STORE_LAYOUT = "pieces-2"  # 2: a big JSONL file or Parquet row group is cut into pieces
+STORE_LAYOUT = "pieces-3"  # 2: a big JSONL file or Parquet row group is cut into pieces; 3: also by bytes
 
 
 def embed_part(batch: pa.RecordBatch, where: tuple[int, int], model, store: EmbeddingStore) -> tuple[str, int, int]:

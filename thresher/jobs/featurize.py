@@ -46,7 +46,7 @@ class PoolIndex:
 
 
 #: The feature store's file layout, part of its cache key: shards are the batches of each input piece.
-STORE_LAYOUT = "pieces-3"  # 2: a big JSONL file or Parquet row group is cut into pieces; 3: index by shard
+STORE_LAYOUT = "pieces-4"  # 2: big files cut into pieces; 3: index by shard; 4: pieces also end by bytes
 
 
 def store_for(dataset: Dataset, config: HashedNgramConfig, cache_dir: Path, group_field: str | None) -> FeatureStore:
