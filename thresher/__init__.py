@@ -22,27 +22,19 @@ import sys
 import types
 
 from thresher._version import __version__
-from thresher.api import (
-    compare,
-    deduplicate,
-    embed,
-    evalset_check,
-    evalset_estimate,
-    evaluate,
-    evaluate_active,
-    evaluate_curation,
-    generate_lfs,
-    mix_from_runs,
-    mixture_weights,
-    reselect,
-    score,
-    select,
-)
-from thresher.engine import engine
+from thresher.engine import engine  # light (no numpy); eager, as a lazy name would be shadowed by the subpackage
 from thresher.errors import ConfigError, InputError, ThresherError
-from thresher.io.dataset import Dataset, read
-from thresher.pipeline import Dedup, Filter, Pipeline, Score, Select
-from thresher.run import Run
+
+#: Where each public name lives: imported on first use, so that ``import thresher`` (and every CLI command, which
+#: imports the package first) does not pay for numpy, pyarrow and every job's modules before it needs them.
+_LAZY = {
+    **{name: "thresher.api" for name in ("compare", "deduplicate", "embed", "evalset_check", "evalset_estimate",
+                                         "evaluate", "evaluate_active", "evaluate_curation", "generate_lfs",
+                                         "mix_from_runs", "mixture_weights", "reselect", "score", "select")},
+    "Dataset": "thresher.io.dataset", "read": "thresher.io.dataset",
+    **{name: "thresher.pipeline" for name in ("Dedup", "Filter", "Pipeline", "Score", "Select")},
+    "Run": "thresher.run",
+}
 
 __all__ = ["__version__", "read", "select", "reselect", "compare", "score", "embed", "deduplicate", "evaluate",
            "evaluate_curation", "evaluate_active",
@@ -82,6 +74,12 @@ sys.modules[__name__].__class__ = _Thresher
 
 
 def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once: later lookups are plain attribute reads
+        return value
     if name == "label":
         import thresher.label
 
