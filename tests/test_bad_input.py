@@ -35,6 +35,7 @@ CASES = {
     "bad_utf8": (b'{"id": "x", "text": "caf\xe9 au lait"}', "bad_utf8"),
     "missing_text": (b'{"id": "x", "body": "no text field here"}', "missing_text"),
     "empty_text": (b'{"id": "x", "text": "   "}', "empty_text"),
+    "unicode_space_text": (json.dumps({"id": "x", "text": " \u3000\u00a0\t\n\x1c "}).encode(), "empty_text"),
     "not_an_object": (b'["a", "list"]', "not_an_object"),
     "bad_text_type": (b'{"id": "x", "text": 42}', "bad_text_type"),
 }

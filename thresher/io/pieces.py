@@ -258,8 +258,9 @@ def ids_and_valid(src: InputFile, chunk: Chunk, errors: ErrorLog, o: ReadOptions
                      f"field {o.text_field!r} has type {text.type}, not string")
         return ids, np.zeros(n, bool)
     missing = text.is_null().to_numpy(zero_copy_only=False)
-    empty = ~missing & (pc.utf8_length(pc.utf8_trim_whitespace(text.fill_null(""))).to_numpy(
-        zero_copy_only=False) == 0)
+    filled = text.fill_null("")  # empty: no characters, or only (Unicode) whitespace; no trimmed copy is made
+    empty = ~missing & pc.or_(pc.equal(pc.binary_length(filled), 0), pc.utf8_is_space(filled)).to_numpy(
+        zero_copy_only=False)
     null_id = ids.is_null().to_numpy(zero_copy_only=False)
     # JSONL readers report null texts themselves, so a null left in a line format is an absent field
     _report_rows(errors, src, chunk, missing, "missing_text", f"record has no field {o.text_field!r}"
