@@ -33,25 +33,16 @@ def word_hashes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     ``re.findall(r"\\w+", text.lower())`` (lower-casing is Arrow's, which differs from Python's on a few letters
     such as the Turkish dotted I).
 
-    ASCII records are tokenised on their bytes in numpy; only records with non-ASCII characters go through Arrow
-    first (Unicode lower-casing, and non-ASCII characters that are not letters or numbers become spaces), then
-    through the same byte tokeniser, and their words are spliced back in record order.
+    Records are tokenised on their UTF-8 bytes in numpy; records with non-ASCII characters are first rewritten by
+    Arrow (Unicode lower-casing, and non-ASCII characters that are not letters or numbers become spaces) in place,
+    so that the byte tokeniser runs once over the batch.
     """
-    hashes, offsets = _byte_words(text)
     ascii_only = pc.string_is_ascii(text).to_numpy(zero_copy_only=False)
-    if ascii_only.all():
-        return hashes, offsets
-    other = np.flatnonzero(~ascii_only)
-    sub = pc.replace_substring_regex(pc.utf8_lower(text.take(pa.array(other))), _NON_ASCII_NON_WORD, " ")
-    sub_hashes, sub_offsets = _byte_words(sub)
-    counts = np.diff(offsets)
-    counts[other] = np.diff(sub_offsets)
-    out_offsets = np.concatenate([[0], np.cumsum(counts)])
-    out = np.empty(int(out_offsets[-1]), dtype=np.uint64)
-    same = np.flatnonzero(ascii_only)
-    out[_ranges(out_offsets[same], counts[same])] = hashes[_ranges(offsets[same], counts[same])]
-    out[_ranges(out_offsets[other], counts[other])] = sub_hashes
-    return out, out_offsets
+    if not ascii_only.all():
+        other = pa.array(np.flatnonzero(~ascii_only))
+        sub = pc.replace_substring_regex(pc.utf8_lower(text.take(other)), _NON_ASCII_NON_WORD, " ")
+        text = pc.replace_with_mask(text, pa.array(~ascii_only), sub.cast(text.type))
+    return _byte_words(text)
 
 
 def _byte_words(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
