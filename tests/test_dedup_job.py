@@ -54,6 +54,23 @@ def test_planted_duplicates_are_dropped_with_reasons(planted, tmp_path):
     assert c["all_accounted_for"] and len(run.selected_records()) == len(kept)
 
 
+def test_an_exact_copy_of_a_near_duplicate_belongs_to_the_kept_record(planted, tmp_path):
+    """Record order: an original, its near copy, then an exact copy of the near copy. Exact dedup drops the last for
+    the near copy, which MinHash then drops for the original: the last one's cluster is the original (a kept
+    record), its reason still names the copy it repeats; no dup_cluster anywhere names a dropped record."""
+    rows = pq.read_table(planted).to_pylist()
+    near = next(r for r in rows if r["id"].startswith("near-"))
+    rows.append({"id": "copy-of-near", "text": near["text"].lower(), "domain": near["domain"]})
+    path = tmp_path / "chain.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    scores = run_dedup(read(path), tmp_path / "d", report=False).scores().to_pylist()
+    at = {r["id"]: k for k, r in enumerate(scores)}
+    last = scores[at["copy-of-near"]]
+    assert not last["dup_keep"] and last["dup_reason"] == f"exact_duplicate_of:{near['id']}"
+    assert last["dup_cluster"] == at[near["id"][len("near-"):]] == scores[at[near["id"]]]["dup_cluster"]
+    assert all(scores[r["dup_cluster"]]["dup_keep"] for r in scores)
+
+
 def test_keep_longest_and_highest(planted, tmp_path):
     longest = run_dedup(read(planted), tmp_path / "l", method="exact")
     n = pq.read_table(planted).num_rows
