@@ -102,7 +102,7 @@ def _reading_options(fn: Callable) -> Callable:
                      help="Field holding a unique id; if absent, ids are <file>:<line or row>."),
         click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
                      help="Malformed records: stop with an error naming file and line, or skip and count them."),
-        click.option("--batch-size", type=int, default=1024, show_default=True, help="Records per batch."),
+        click.option("--batch-size", type=int, default=4096, show_default=True, help="Records per batch."),
         click.option("--workers", type=int, default=None, help="Processes. [default: all cores]"),
         click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors."),
         click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."),
