@@ -271,8 +271,15 @@ def test_decisions_combine_methods_and_write_the_same_table_in_any_slices(sample
     assert d.dropped() == {"exact": sum(r is not None and r.startswith("exact") for r in reasons),
                            "near": sum(r is not None and r.startswith("near") for r in reasons), "semantic": 0}
     assert whole["dup_keep"].to_pylist() == list(exact.keep & near.keep)
-    # held sparse, the columns are the dense combination of the two methods' per-record arrays
-    assert whole["dup_cluster"].to_pylist() == np.where(exact.keep, near.cluster, exact.cluster).tolist()
+    # held sparse, the columns are the dense combination of the two methods' per-record arrays, each cluster followed
+    # to the record finally kept (an exact copy of a near-dropped record: here there are some)
+    named = np.where(exact.keep, near.cluster, exact.cluster)
+    final = named.copy()
+    while not np.array_equal(final[final], final):
+        final = final[final]
+    assert (final != named).any() and whole["dup_cluster"].to_pylist() == final.tolist()
+    ids = whole["id"].to_pylist()
+    assert all(r is None or r.endswith(f"_of:{ids[named[i]]}") for i, r in enumerate(reasons))
     assert whole["dup_exact_cluster"].to_pylist() == exact.cluster.tolist()
     assert whole["dup_near_cluster"].to_pylist() == near.cluster.tolist()
     assert len(d.members) < table.num_rows // 2 and d.n == table.num_rows

@@ -715,6 +715,10 @@ def test_a_row_group_of_long_texts_is_cut_by_bytes_and_pieces_read_in_any_order(
     assert len(starts) == 1  # ... and the group was decoded once, not from its start for every piece
     by_piece = {p.index: piece_texts(p) for p in [*reversed(pieces), pieces[2], pieces[0], pieces[3]]}
     assert [t for i in sorted(by_piece) for t in by_piece[i]] == whole  # backwards, and jumping around
+    first = next(iter(PieceReader(pieces[0]).batches())).column("text").to_pylist()  # a read abandoned after one
+    assert first == whole[:len(first)] and piece_texts(pieces[1]) == whole[pieces[1].rows[0]:pieces[1].rows[1]]
+    assert piece_texts(pieces[-1]) == whole[pieces[-1].rows[0]:]  # the group's last piece, then its first again
+    assert piece_texts(pieces[0]) == whole[:pieces[0].rows[1]]
     half = piece_texts(pieces[1])  # then the file is rewritten in place: nothing of the old file is read
     assert half == whole[pieces[1].rows[0]:pieces[1].rows[1]]
     pq.write_table(pa.table({"text": [t.upper() for t in texts]}), path, row_group_size=10_000)

@@ -134,7 +134,8 @@ class Dedup:
             from thresher.dedup.reference import reference_config
 
             if self.method == "both":
-                raise ConfigError("a dedup stage with 'against' matches by ngram, exact or minhash, not 'both'")
+                raise ConfigError("a dedup stage with 'against' matches by ngram, exact or minhash (say which), not "
+                                  "'both'")
             return {"reference": reference_config(self.method, self.ngram, self.min_overlap, NORMALIZE[self.normalize],
                                                   MinHashConfig(threshold=self.threshold))}
         if self.method == "ngram" or self.min_overlap:

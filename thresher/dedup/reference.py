@@ -1,7 +1,7 @@
 """Decontamination: find pool records that repeat text of reference sets (test sets, benchmarks), never touching the
 reference.
 
-Two ways to match, both on hashes of a whole reference set held in one sorted array:
+Three ways to match, each on hashes of the whole reference held in sorted arrays:
 
 * ``ngram`` (GPT-3's 13-gram overlap, as datatrove's decontamination does it): word n-grams (words as the MinHash
   shingles read them: ``\\w+`` runs, lower-cased) hashed to 64 bits; a pool record matches when at least
@@ -42,7 +42,8 @@ METHODS = ("ngram", "exact", "minhash")
 class ReferenceConfig:
     """method: ``ngram``, ``exact`` or ``minhash``. ngram: words per n-gram (13, as GPT-3). min_overlap: the share
     of a record's n-grams that must be in the reference to drop it (0: any one). exact: the normalisation of
-    ``exact``. minhash: shingles, LSH and the Jaccard threshold of ``minhash`` (always verified)."""
+    ``exact``. minhash: shingles, LSH, the Jaccard threshold and the bucket cap of ``minhash`` (always verified; a
+    bucket keeps its first ``max_bucket_size`` reference records)."""
 
     method: str = "ngram"
     ngram: int = 13
@@ -71,14 +72,12 @@ def reference_config(method: str | None = None, ngram: int | None = None, min_ov
                           f"{method!r}")
     if min_overlap and method != "ngram":
         raise ConfigError(f"min_overlap applies to matching by ngram, not {method} (minhash: the threshold)")
-    minhash = minhash or MinHashConfig()
     if method == "minhash":
+        minhash = replace(minhash or MinHashConfig(), ngram=ngram or 5)
         if not minhash.verify:
             raise ConfigError("matching against reference sets by minhash always verifies the Jaccard similarity")
-        return ReferenceConfig(method, min_overlap=min_overlap, exact=exact or ExactConfig(),
-                               minhash=replace(minhash, ngram=ngram or 5))
-    return ReferenceConfig(method, ngram=ngram or 13, min_overlap=min_overlap, exact=exact or ExactConfig(),
-                           minhash=minhash)
+        return ReferenceConfig(method, ngram=minhash.ngram, exact=exact or ExactConfig(), minhash=minhash)
+    return ReferenceConfig(method, ngram=ngram or 13, min_overlap=min_overlap, exact=exact or ExactConfig())
 
 
 @dataclass
@@ -151,10 +150,15 @@ def _build(references: list, config: ReferenceConfig) -> ReferenceIndex:
                                                                                 for p in ds.paths) + ")")
     all_hashes, all_owners = np.concatenate(hashes), np.concatenate(owners)
     names = [ds.paths[0] if len(ds.paths) == 1 else ",".join(ds.paths) for ds in references]
-    if config.method == "minhash":  # every (band key, record): a bucket may hold several reference records
+    if config.method == "minhash":  # every (band key, record): a bucket may hold several reference records ...
         order = np.argsort(all_hashes, kind="stable")
+        keys, owners = all_hashes[order], all_owners[order]
+        new = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
+        rank = np.arange(len(keys)) - np.flatnonzero(new)[np.cumsum(new) - 1]
+        keep = rank < config.minhash.max_bucket_size  # ... up to max_bucket_size, the first in reading order (a
+        # repeated or very short reference item would otherwise make every pool copy a candidate of all of them)
         ptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)
-        return ReferenceIndex(all_hashes[order], all_owners[order], pa.concat_arrays(ids), np.concatenate(source),
+        return ReferenceIndex(keys[keep], owners[keep], pa.concat_arrays(ids), np.concatenate(source),
                               names, failed, set_values=np.concatenate(sets), set_ptr=ptr)
     unique, first = np.unique(all_hashes, return_index=True)  # the first occurrence: the earliest record
     return ReferenceIndex(unique, all_owners[first], pa.concat_arrays(ids), np.concatenate(source), names, failed)
@@ -283,15 +287,13 @@ def _match_sketches(text: pa.Array, hashes: np.ndarray, owner: np.ndarray, ref_v
 
 
 def contaminated(result: np.ndarray, config: ReferenceConfig, set_ptr: np.ndarray | None = None) -> np.ndarray:
-    """Which records of :func:`match_texts` rows the reference contaminates under ``config.min_overlap`` (for
-    ``minhash``, the threshold on the Jaccard similarity with the best candidate, whose set sizes ``set_ptr``
-    gives)."""
-    grams, matched = result[:, 0], result[:, 1]
-    if config.method == "minhash":
-        best = np.maximum(result[:, 2], 0)
-        union = grams + (set_ptr[best + 1] - set_ptr[best]) - matched
-        return (result[:, 2] >= 0) & (matched > 0) & (matched >= config.minhash.cutoff * union)
-    return (matched > 0) & (matched >= config.min_overlap * grams)
+    """Which records of :func:`match_texts` rows the reference contaminates: at least ``config.min_overlap`` of their
+    n-grams matched (and one); for ``minhash``, a Jaccard similarity with the best candidate (whose set sizes
+    ``set_ptr`` gives) of at least the threshold, compared as verification within a pool compares it."""
+    matched = result[:, 1]
+    share = overlap(result, config, set_ptr)
+    cutoff = config.minhash.cutoff if config.method == "minhash" else config.min_overlap
+    return (matched > 0) & (share >= cutoff)
 
 
 def overlap(result: np.ndarray, config: ReferenceConfig, set_ptr: np.ndarray | None = None) -> np.ndarray:

@@ -95,7 +95,7 @@ def _pairs_path(spill: Path, part: int) -> Path:
 
 @dataclass
 class Sketch:
-    """Band keys and shingle sets of consecutive records, numbered from 0 (the first record of their spill file):
+    """Band keys and shingles of consecutive records, numbered from 0 (the first record of their spill file):
     a file's records get their reading-order numbers only when it is read, so a task that reads its own piece of
     the input needs no count of the records before it."""
 
@@ -136,7 +136,7 @@ def sketch_texts(config, a: np.ndarray, b: np.ndarray, texts: list[pa.Array], wa
 def spill_sketch(texts: list[pa.Array], file_no: int, spill: str, config, a: np.ndarray, b: np.ndarray,
                  want_lengths: bool) -> tuple[int, int, np.ndarray | None, int]:
     """Engine task (stage 1, a map task of :mod:`thresher.dedup.inputs`): write consecutive texts' band keys (by
-    virtual partition) into spill file ``file_no`` and, to verify, their shingle sets into another; return
+    virtual partition) into spill file ``file_no`` and, to verify, their shingles into another; return
     (records, records without words, lengths if wanted, bytes written)."""
     sketch = sketch_texts(config, a, b, texts, want_lengths)
     key, pack = sketch.keys, sketch.packed
@@ -208,7 +208,8 @@ def _unique_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _gather_sets(spill: Path, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The shingle sets of the ``needed`` records (sorted indices) from the slices' spill files, as CSR."""
+    """The shingles of the ``needed`` records (sorted indices) from the slices' spill files, as CSR (as computed:
+    :func:`~thresher.dedup.lsh._unique_sets` makes them sets)."""
     files = file_starts(spill)
     file_of = np.searchsorted(files[:, 1], needed, side="right") - 1
     values, counts = [], []

@@ -142,6 +142,7 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
     its own (and stops after its last), unless this process stopped at or before its first row last time
     (:class:`_GroupCursor`)."""
     try:
+        st = os.stat(src.path)  # before opening: the cursor's key must describe the file this read opens
         # Buffered page reads instead of pre-buffering whole column chunks: less memory, and faster here.
         pf = pq.ParquetFile(src.path, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowInvalid, OSError) as e:
@@ -152,7 +153,8 @@ def read_parquet(src: InputFile, columns: list[str] | None, batch_size: int, err
         return
     cols = _present(pf.schema_arrow.names, columns)
     if rows is not None:  # one piece of one row group
-        batches = _GroupCursor.rows(src.path, pf, row_groups[0], cols, batch_size, *rows)
+        stamp = (src.path, st.st_size, st.st_mtime_ns, st.st_ino)
+        batches = _GroupCursor.rows(stamp, pf, row_groups[0], cols, batch_size, *rows)
     else:
         groups = range(pf.num_row_groups) if row_groups is None else range(*row_groups)
         batches = (b for g in groups for b in pf.iter_batches(batch_size=batch_size, row_groups=[g], columns=cols))
@@ -172,12 +174,11 @@ class _GroupCursor:
         self.key, self.batches, self.at, self.rest = key, batches, 0, None
 
     @classmethod
-    def rows(cls, path: str, pf: pq.ParquetFile, group: int, cols: list[str] | None, batch_size: int, start: int,
+    def rows(cls, stamp: tuple, pf: pq.ParquetFile, group: int, cols: list[str] | None, batch_size: int, start: int,
              stop: int) -> Iterator[pa.RecordBatch]:
-        """Rows [start, stop) of row group ``group`` (the ones before are decoded and dropped, unless this process
-        stopped at or before ``start`` last time)."""
-        st = os.stat(path)
-        key = (path, st.st_size, st.st_mtime_ns, st.st_ino, group, tuple(cols or ()), batch_size)
+        """Rows [start, stop) of row group ``group`` of the file ``stamp`` (path, size, mtime, inode) names (the ones
+        before are decoded and dropped, unless this process stopped at or before ``start`` last time)."""
+        key = (*stamp, group, tuple(cols or ()), batch_size)
         cursor = getattr(cls._local, "cursor", None)
         if cursor is None or cursor.key != key or cursor.at > start:
             cursor = cls(key, pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=cols))
@@ -193,7 +194,8 @@ class _GroupCursor:
             cursor.at += hi
             if hi > lo:
                 yield batch.slice(lo, hi - lo) if (lo, hi) != (0, batch.num_rows) else batch
-        cls._local.cursor = cursor
+        if cursor.at < pf.metadata.row_group(group).num_rows:  # a later piece may continue; the last lets go
+            cls._local.cursor = cursor
 
 
 def read_arrow(src: InputFile, columns: list[str] | None, batch_size: int, errors: ErrorLog,
