@@ -149,6 +149,13 @@ def _by_value(fn: Callable, item: tuple) -> bytes:
             "workers=1 to run in this process") from e
 
 
+#: Tasks in flight per worker. Results come back in order, so a slow task holds the finished ones behind it: with
+#: pieces of very unequal cost (a big row group's rows are cut evenly, its texts are not) two per worker left the
+#: other workers idle behind one long piece; the finished results held meanwhile are small (summaries, a piece's
+#: scores).
+AHEAD_PER_WORKER = 4
+
+
 class LocalEngine:
     """Map ``fn`` over items on this machine with ``workers`` processes (1 = in this process, no pickling).
 
@@ -197,7 +204,7 @@ class LocalEngine:
                 if by_value is None:  # the first item tells: the rest carry the same kinds of objects
                     by_value = _refers_to_main((fn, item))
                 pending.append(self._submit(fn, item, by_value))
-                if len(pending) >= 2 * self.workers:
+                if len(pending) >= AHEAD_PER_WORKER * self.workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from thresher.engine.local import AHEAD_PER_WORKER
 from thresher.errors import ConfigError, ThresherError
 
 R = TypeVar("R")
@@ -100,7 +101,7 @@ class RayEngine:
         remote = self._remote.get(fn)
         if remote is None:
             remote = self._remote[fn] = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(fn)
-        limit = 2 * self.workers
+        limit = AHEAD_PER_WORKER * self.workers
         pending: deque = deque()
         try:
             for item in items:
