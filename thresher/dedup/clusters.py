@@ -148,6 +148,13 @@ def reason_strings(ids: pa.Array | None, keep: np.ndarray, duplicate_of: np.ndar
     return pc.if_else(pa.array(keep, pa.bool_()), pa.scalar(None, text), named)
 
 
+def find_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``values`` is in the sorted array ``keys``, and whether it is there at all (the position is a
+    valid index either way, 0 when ``keys`` is empty)."""
+    at = np.minimum(np.searchsorted(keys, values), max(len(keys) - 1, 0))
+    return at, (keys[at] == values) if len(keys) else np.zeros(len(values), bool)
+
+
 def sparse_labels(nodes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Members (increasing) and their cluster labels from pairs ``nodes[k]`` belongs to the cluster named
     ``labels[k]`` (a member of it); a label that is no node's is its own."""

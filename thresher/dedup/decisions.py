@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from thresher.dedup.clusters import DedupResult, reason_strings
+from thresher.dedup.clusters import DedupResult, find_sorted, reason_strings
 
 #: Kinds of reason, in the order their codes number them.
 KINDS = ("exact", "near", "semantic")
@@ -27,9 +27,7 @@ SLICE_ROWS = 1 << 16
 def _kept_of(result: DedupResult, records: np.ndarray) -> np.ndarray:
     """The record ``result`` keeps for each of ``records`` (increasing): itself unless it is a member."""
     out = records.copy()
-    at = np.searchsorted(result.members, records)
-    found = at < len(result.members)
-    found[found] = result.members[at[found]] == records[found]
+    at, found = find_sorted(result.members, records)
     out[found] = result.kept_of[at[found]]
     return out
 
@@ -38,8 +36,7 @@ def _kept_at_end(members: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Follow each member's target while it is itself a dropped member (an exact copy of a near-duplicate), by
     pointer jumping, to the record finally kept; methods keep by the same rule, so chains end."""
     for _ in range(64):
-        at = np.minimum(np.searchsorted(members, target), max(len(members) - 1, 0))
-        inside = members[at] == target if len(members) else np.zeros(0, bool)
+        at, inside = find_sorted(members, target)
         step = np.where(inside, target[at], target)
         if np.array_equal(step, target):
             return target

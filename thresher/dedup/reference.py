@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from thresher.dedup.clusters import find_sorted
 from thresher.dedup.exact import ExactConfig, text_hashes
 from thresher.dedup.lsh import _unique_sets, band_keys, ngram_hashes, set_jaccard, shingle_hashes
 from thresher.dedup.minhash import MinHashConfig, permutations
@@ -239,8 +240,7 @@ def match_texts(text: pa.Array, hashes: np.ndarray, owner: np.ndarray, config: R
     h, off = record_hashes(text, config)
     n = len(off) - 1
     counts = np.diff(off)
-    at = np.minimum(np.searchsorted(hashes, h), max(len(hashes) - 1, 0))
-    hit = hashes[at] == h if len(hashes) else np.zeros(len(h), bool)
+    at, hit = find_sorted(hashes, h)
     rec = np.repeat(np.arange(n, dtype=np.int64), counts)[hit]
     matched = np.bincount(rec, minlength=n)
     best = np.full(n, -1, np.int64)
