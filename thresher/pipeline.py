@@ -123,6 +123,11 @@ class Dedup:
     def label(self) -> str:
         return "dedup"
 
+    def references(self, pool: Dataset) -> list[Dataset]:
+        """The ``against`` sets, read as the pool is (fields, error policy, batch size)."""
+        opts = {k: getattr(pool, k) for k in ("text_field", "id_field", "on_error", "batch_size")}
+        return [Dataset([p], **opts) for p in self.against or ()]
+
     def configs(self) -> dict:
         """The dedup job's arguments for this stage."""
         from dataclasses import replace
@@ -241,8 +246,7 @@ class Pipeline:
         stages = [d for d in self.describe() if d["stage"] != "select"]
         # Whether a selection follows is part of the key: a score-only run must not inherit a previous selection.
         first = self.stages[0]
-        against = [dataset_fingerprint(Dataset([p], text_field=pool.text_field, id_field=pool.id_field))
-                   for p in first.against] if isinstance(first, Dedup) and first.against else None
+        against = [dataset_fingerprint(ds) for ds in first.references(pool)] if isinstance(first, Dedup) else None
         key = {"stages": stages, "selects": self.select is not None, "seed": seed, "pool_sample": pool_sample,
                "group_field": group_field, **({"against": against} if against else {}),
                "target": dataset_fingerprint(target) if target is not None else None, "thresher": __version__}
@@ -476,9 +480,8 @@ def _dedup(v: Values) -> dict:
     if first.against:
         from thresher.dedup.reference import find_contaminated
 
-        opts = {k: getattr(v.pool, k) for k in ("text_field", "id_field", "on_error", "batch_size")}
-        references = [Dataset([p], **opts) for p in first.against]
-        found = find_contaminated(v.pool, references, first.configs()["reference"], v.engine, ErrorLog("skip"))
+        found = find_contaminated(v.pool, first.references(v.pool), first.configs()["reference"], v.engine,
+                                  ErrorLog("skip"))
         return {"dedup": found, "dedup_stats": {"reference": found.stats()}}
     decisions, results, _ = find_duplicates(v.pool, ErrorLog("skip"), **first.configs(), spill_dir=v.out,
                                             engine=v.engine)
