@@ -27,21 +27,24 @@ def select(pool: PathsOrDataset, *, target: PathsOrDataset | None = None, out: s
            num_buckets: int = 10_000, ngrams: int = 2, tokenizer: str = "wordpunct",
            length_norm: str = "none", smoothing: float = 1.0, shrink: float = 20.0,
            cache_dir: str | os.PathLike | None = None, progress: bool = True, report: bool = True,
-           mixture: str | os.PathLike | dict[str, float] | None = None) -> Run:
+           mixture: str | os.PathLike | dict[str, float] | None = None,
+           selector_params: dict | None = None) -> Run:
     """Select records of ``pool`` that resemble ``target`` under ``budget``; returns the :class:`Run`.
 
     ``budget``: a count (5000), a fraction ("5%", 0.05) or tokens ("2M tokens", whitespace tokens).
-    ``selector``: gumbel (importance resampling, default for dsir), topk, threshold, random.
+    ``selector``: gumbel (importance resampling, default for dsir), topk, threshold, random, or ``match``: the set
+    whose n-gram distribution is closest to the target's (``selector_params={"quality_weight": 0}`` leaves DSIR's
+    importance out of it; see :class:`thresher.selectors.match.KLMatch`).
     ``mixture``: a ``thresher mix`` mixture.yaml (or ``{group: weight}``) to draw under a token budget, each
     ``group_field`` group's weight x the budget, at random inside the group (no target needed).
     ``report``: write ``report.html`` into the run directory.
     See ``thresher select --help`` for every parameter.
     """
-    params: dict = {}
+    params: dict = dict(selector_params or {})
     if mixture is not None:
         from thresher.selectors.mixture import read_mixture
 
-        params = {"weights": dict(mixture) if isinstance(mixture, dict) else read_mixture(mixture)}
+        params = {**params, "weights": dict(mixture) if isinstance(mixture, dict) else read_mixture(mixture)}
         selector = "mixture"
         method = "random" if target is None else method
     config = SelectConfig(

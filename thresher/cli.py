@@ -25,6 +25,9 @@ Examples:
   thresher select --pool 'data/*.jsonl.gz' --target t.jsonl --selector topk \\
       --budget "2M tokens" --format jsonl --out runs/wiki2m
 \b
+  # the set whose n-gram distribution is closest to the target's, not the top records one by one
+  thresher select --pool pool.parquet --target wiki_sample.jsonl --selector match --budget 5% --out runs/wm
+\b
   # re-select from the saved scores with another budget and seed (no re-scoring)
   thresher select --from-run runs/wiki --budget 10000 --seed 3 --out runs/wiki10k
 \b
@@ -223,10 +226,12 @@ def _min_tokens(value: str) -> int | str:
                    "this run's own.")
 @click.option("--method", type=click.Choice(["dsir", "random"]), default=None, show_default="dsir",
               help="How to score pool records.")
-@click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold", "kcenter", "facility",
-                                               "clusters", "quotas", "quadmix", "mixture"]), default=None,
+@click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold", "match", "kcenter",
+                                               "facility", "clusters", "quotas", "quadmix", "mixture"]), default=None,
               help="How to select from scores. [default: gumbel for dsir, random for random; with --from-run, the "
                    "run's own selector for a select or run directory, topk for a score or label run]. "
+                   "match: the set whose n-gram distribution is closest to the target's (greedy KL, with DSIR's "
+                   "or --score's values as quality; --selector-param quality_weight=0 ignores them); "
                    "kcenter, facility, clusters need --embeddings; quotas, quadmix need --labels; mixture: see "
                    "--mixture.")
 @click.option("--mixture", "mixture", default=None, type=click.Path(exists=True, dir_okay=False),

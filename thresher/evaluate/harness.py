@@ -160,13 +160,14 @@ def _read_all(ds: Dataset, extra: list[str], errors: ErrorLog) -> pa.Table:
     return table
 
 
-def _features(text: pa.Array):
-    """Records x buckets hashed n-gram counts (DSIR's features: uni+bigrams, 10,000 buckets) and tokens per record."""
+def _features(text: pa.Array, config=None):
+    """Records x buckets hashed n-gram counts and tokens per record; by default in the space every KL is measured in
+    (DSIR's features: uni+bigrams, 10,000 buckets, hash seed 0)."""
     from scipy import sparse
 
     from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
 
-    config = HashedNgramConfig()
+    config = config or HashedNgramConfig()
     featurizer = HashedNgramFeaturizer(config)
     mats, tokens = [], []
     for start in range(0, len(text), 8192):
@@ -244,7 +245,7 @@ def _scores(pool: Dataset, target: Dataset | None, methods: list[Method], table:
     position = found.to_numpy(zero_copy_only=False)
     out_scores = {}
     for m in methods:
-        if m.is_baseline:
+        if m.is_baseline or m.selector == "match":
             continue
         name = m.column or primary_column(m.scorer, scores.column_names)
         if name not in scores.column_names:
@@ -454,15 +455,60 @@ def _draw_stage(v: Values) -> dict:
     selections: dict[tuple[str, str], list[np.ndarray]] = {}
     budget_sizes: dict[str, int] = {}
     n_words = prep.data.n_words
+    matching = _MatchInputs.of(prep.table["text"], v.target) if any(m.selector == "match" for m in v.methods) \
+        else None
     for label in config.budgets:
         budget = Budget.parse(label)
         k = budget_records(budget, prep.table.num_rows, n_words)
         for m in v.methods:
+            if m.selector == "match":  # deterministic: one selection serves every seed
+                selections[m.label, label] = [matching.select(m, eligible, budget, k, n_words)] * len(seeds)
+                continue
             selections[m.label, label] = [
                 draw(m, v.scores.get(m.label), eligible, budget, k, n_words, prep.data.groups, s) for s in seeds]
         budget_sizes[label] = k  # None for token budgets: the records differ per method
     return {"selections": selections, "budget_sizes": budget_sizes, "seeds": seeds, "floor": floor,
             "eligible": eligible, "labels": [m.label for m in v.methods]}
+
+
+@dataclass
+class _MatchInputs:
+    """What distribution matching selects with, in its own feature space (never the one KL is measured in): the
+    pool's counts, the target's summed counts, and DSIR's importance of every pool record there (its quality)."""
+
+    pool_counts: object  # scipy CSR
+    target_counts: np.ndarray
+    quality: np.ndarray
+
+    @classmethod
+    def of(cls, pool_text: pa.Array, target: Dataset | None) -> _MatchInputs:
+        from thresher.scorers.importance import ImportanceScorer
+        from thresher.selectors.match import MATCH_FEATURES
+
+        if target is None:
+            raise ConfigError("method 'match' matches the target's n-gram distribution: give --target")
+        pool_counts, _ = _features(pool_text, MATCH_FEATURES)
+        target_matrix, target_tokens = _features(_read_all(target, [], ErrorLog(target.on_error))["text"],
+                                                 MATCH_FEATURES)
+        target_counts = np.asarray(target_matrix.sum(axis=0)).ravel()
+        ngrams = sum(np.maximum(target_tokens - j, 0) for j in range(MATCH_FEATURES.ngrams))
+        scorer = ImportanceScorer().fit(target_counts, np.asarray(pool_counts.sum(axis=0)).ravel(), ngrams)
+        return cls(pool_counts, target_counts, pool_counts @ scorer.log_ratio_)
+
+    def select(self, method: Method, eligible: np.ndarray, budget: Budget, k: int | None,
+               n_words: np.ndarray) -> np.ndarray:
+        """Pool rows that ``method`` (``match[:WEIGHT]``) selects among the eligible records: deterministic."""
+        from thresher.selectors.match import KLMatch
+
+        rows = np.flatnonzero(eligible)
+        if k is not None and k > len(rows):
+            raise ConfigError(f"method {method.label!r}: budget {budget} asks for {k:,} records but only "
+                              f"{len(rows):,} are eligible (after its length floor)")
+        params = {} if method.quality_weight is None else {"quality_weight": method.quality_weight}
+        order = KLMatch(**params).select(self.pool_counts[rows], self.target_counts,
+                                         Budget("count", float(k)) if k is not None else budget,
+                                         n_tokens=n_words[rows], quality=self.quality[rows])
+        return rows[order]
 
 
 def _measure_stage(v: Values) -> dict:

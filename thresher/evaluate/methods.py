@@ -2,7 +2,9 @@
 
 A method is written ``NAME`` or ``NAME:SELECTOR``: ``dsir`` (importance resampling, its default ``gumbel``),
 ``classifier:topk``, ``similarity``... any registered scorer; ``random``; ``stratified`` (random within each group,
-in the pool's group proportions); ``column:COL`` ranks by an existing column of the scores. Every method draws
+in the pool's group proportions); ``column:COL`` ranks by an existing column of the scores; ``match`` (or
+``match:WEIGHT``) selects the set closest to the target's n-gram distribution, with DSIR's importance as quality at
+that weight (:mod:`thresher.selectors.match`). Every method draws
 its selection with an explicit seed, so seeds matter for the sampling methods and the baselines, and are
 harmless for deterministic ones.
 """
@@ -33,11 +35,12 @@ class Method:
     selector: str
     column: str | None = None
     mixture: str | None = None  # mixture:SPEC: a thresher mix mixture.yaml, or a baseline over the pool's groups
+    quality_weight: float | None = None  # match:WEIGHT (None: the selector's default)
 
     @property
     def is_baseline(self) -> bool:
         """Picks from the whole pool without scores (random, stratified, a mixture)."""
-        return self.scorer is None and self.column is None
+        return self.scorer is None and self.column is None and self.selector != "match"
 
     @classmethod
     def parse(cls, spec: str) -> Method:
@@ -51,6 +54,8 @@ class Method:
             _mixture_baseline(mixture) if not Path(mixture).is_file() else read_mixture(mixture)  # fails early
             return cls(spec, None, "mixture", mixture=mixture)
         parts = spec.split(":")
+        if parts[0] == "match":
+            return cls(spec, None, "match", quality_weight=_match_weight(spec, parts))
         if parts[0] in BASELINES:
             if len(parts) > 1:
                 raise ConfigError(f"method {spec!r}: the {parts[0]} baseline takes no selector")
@@ -62,13 +67,29 @@ class Method:
             _check_selector(selector, spec)
             return cls(spec, None, selector, column=parts[1])
         if parts[0] not in SCORERS:
-            raise ConfigError(f"unknown method {parts[0]!r}; choose from {', '.join(BASELINES)}, column:NAME, or "
-                              f"a scorer: {', '.join(SCORERS)}")
+            raise ConfigError(f"unknown method {parts[0]!r}; choose from {', '.join(BASELINES)}, column:NAME, match, "
+                              f"or a scorer: {', '.join(SCORERS)}")
         if len(parts) > 2:
             raise ConfigError(f"method {spec!r}: write NAME or NAME:SELECTOR")
         selector = parts[1] if len(parts) == 2 else DEFAULT_SELECTORS.get(parts[0], "topk")
         _check_selector(selector, spec)
         return cls(spec, parts[0], selector)
+
+
+def _match_weight(spec: str, parts: list[str]) -> float | None:
+    """The quality weight of ``match:WEIGHT`` (None for plain ``match``), checked."""
+    if len(parts) == 1:
+        return None
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        weight = float(parts[1])
+        if not (weight >= 0 and np.isfinite(weight)):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"method {spec!r}: write match, or match:WEIGHT with a quality weight >= 0 (e.g. "
+                          "match:0 for distribution matching alone)") from None
+    return weight
 
 
 def _check_selector(selector: str, spec: str) -> None:
@@ -83,7 +104,7 @@ def parse_methods(text: str | list[str]) -> list[Method]:
     methods = [Method.parse(s) for s in specs]
     seen: dict[tuple, str] = {}
     for m in methods:  # "dsir" and "dsir:gumbel" are one method under two names
-        key = (m.scorer, m.selector, m.column, m.mixture)
+        key = (m.scorer, m.selector, m.column, m.mixture, m.quality_weight)
         if key in seen:
             raise ConfigError(f"method listed twice: {seen[key]!r} and {m.label!r} are the same method")
         seen[key] = m.label

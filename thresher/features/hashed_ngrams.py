@@ -38,12 +38,15 @@ class HashedNgramConfig:
     ngrams: highest n-gram order; 2 means unigrams and bigrams.
     tokenizer: ``wordpunct`` (words and punctuation runs, like NLTK's ``wordpunct_tokenize``) or ``whitespace``.
     lowercase: fold case before hashing.
+    seed: seed of the token hash. Another seed spreads the same n-grams over other buckets: a selector that
+    optimises a distance in one feature space is measured in another (``thresher evaluate`` uses seed 0).
     """
 
     num_buckets: int = 10_000
     ngrams: int = 2
     tokenizer: str = "wordpunct"
     lowercase: bool = True
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_buckets <= 2**32:
@@ -52,14 +55,20 @@ class HashedNgramConfig:
             raise ConfigError(f"ngrams must be in [1, 5], got {self.ngrams}")
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise ConfigError(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
 
     @property
     def bucket_dtype(self) -> np.dtype:
         return np.dtype(np.uint16 if self.num_buckets <= 2**16 else np.uint32)
 
     def fingerprint(self) -> str:
-        """A short stable key for this configuration (and the feature code version)."""
-        return xxhash.xxh3_64_hexdigest(json.dumps({"v": 1, **asdict(self)}, sort_keys=True).encode())
+        """A short stable key for this configuration (and the feature code version). Seed 0 is left out, so the
+        keys of features cached before the seed existed still hold."""
+        fields = asdict(self)
+        if not fields["seed"]:
+            del fields["seed"]
+        return xxhash.xxh3_64_hexdigest(json.dumps({"v": 1, **fields}, sort_keys=True).encode())
 
 
 @dataclass
@@ -169,7 +178,7 @@ class HashedNgramFeaturizer:
             offsets = np.concatenate([[0], np.cumsum(nonempty)])[offsets]
             pieces = pieces.filter(pa.array(nonempty))
         encoded = pc.dictionary_encode(pieces)
-        distinct = _hash_all(encoded.dictionary.cast(pa.large_binary()).to_pylist())
+        distinct = _hash_all(encoded.dictionary.cast(pa.large_binary()).to_pylist(), self.config.seed)
         return distinct[encoded.indices.to_numpy()], offsets[:-1], np.diff(offsets)
 
     def transform(self, text: pa.Array | pa.ChunkedArray) -> NgramFeatures:
@@ -190,8 +199,10 @@ class HashedNgramFeaturizer:
         return NgramFeatures(n_tokens.astype(np.int64), buckets)
 
 
-def _hash_all(words: list[bytes]) -> np.ndarray:
-    """xxh3-64 of each byte string."""
+def _hash_all(words: list[bytes], seed: int = 0) -> np.ndarray:
+    """xxh3-64 of each byte string, with ``seed``."""
+    if seed:
+        return np.fromiter((xxhash.xxh3_64_intdigest(w, seed) for w in words), dtype=np.uint64, count=len(words))
     return np.fromiter(map(xxhash.xxh3_64_intdigest, words), dtype=np.uint64, count=len(words))
 
 

@@ -217,16 +217,18 @@ def piece_rows(store: FeatureStore | None, shard_sizes: np.ndarray | None) -> np
     return np.diff(np.concatenate([[0], ends]))
 
 
+def _per_shard(shard_sizes: np.ndarray, rows: list[np.ndarray]):
+    """For each shard in order, its index and the positions of each of ``rows`` (sorted pool positions) inside it."""
+    bounds = np.concatenate([[0], np.cumsum(shard_sizes)])
+    for i in range(len(shard_sizes)):
+        yield i, [r[np.searchsorted(r, bounds[i]): np.searchsorted(r, bounds[i + 1])] - bounds[i] for r in rows]
+
+
 def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, rows: list[np.ndarray],
                   engine: Engine | None = None) -> list[np.ndarray]:
     """Summed bucket counts over the records at each array of sorted pool positions, in one pass over the store
     (each task gets only its shard's positions: nothing of pool size is built or sent)."""
-    bounds = np.concatenate([[0], np.cumsum(shard_sizes)])
-
-    def within(i: int) -> list[np.ndarray]:
-        return [r[np.searchsorted(r, bounds[i]): np.searchsorted(r, bounds[i + 1])] - bounds[i] for r in rows]
-
-    items = ((store, i, within(i)) for i in range(len(shard_sizes)))
+    items = ((store, i, within) for i, within in _per_shard(shard_sizes, rows))
     totals = [np.zeros(store.config.num_buckets, dtype=np.int64) for _ in rows]
     for parts in (engine or make_engine(1)).map(shard_counts, items):
         for total, part in zip(totals, parts):
@@ -234,5 +236,23 @@ def masked_counts(store: FeatureStore, shard_sizes: np.ndarray, rows: list[np.nd
     return totals
 
 
+def shard_matrix(store: FeatureStore, index: int, rows: np.ndarray):
+    """Worker task: the records x buckets count matrix (CSR) of the records at ``rows`` of one shard."""
+    from scipy import sparse
+
+    if not len(rows):
+        return sparse.csr_matrix((0, store.config.num_buckets), dtype=np.int32)
+    return store.read(index).to_csr(store.config.num_buckets)[rows]
+
+
+def rows_matrix(store: FeatureStore, shard_sizes: np.ndarray, rows: np.ndarray, engine: Engine | None = None):
+    """The count matrix (CSR, one row per record, in the order of ``rows``: sorted pool positions) of a subset of
+    the pool, read shard by shard: what a set-level selector over n-gram features needs."""
+    from scipy import sparse
+
+    items = ((store, i, within[0]) for i, within in _per_shard(shard_sizes, [np.asarray(rows)]))
+    return sparse.vstack(list((engine or make_engine(1)).map(shard_matrix, items)), format="csr")
+
+
 __all__ = ["PoolIndex", "featurize_part", "featurize_pool", "featurize_in_memory", "masked_counts", "piece_rows",
-           "score_shard", "shard_counts", "store_for"]
+           "rows_matrix", "score_shard", "shard_counts", "store_for"]

@@ -37,6 +37,7 @@ from thresher.jobs.featurize import (
     featurize_pool,
     masked_counts,
     piece_rows,
+    rows_matrix,
     score_shard,
     store_for,
 )
@@ -68,6 +69,7 @@ from thresher.selectors.diversity import (
     run_diversity_selector,
 )
 from thresher.selectors.eligibility import eligibility, resolve_min_tokens
+from thresher.selectors.match import MATCH_FEATURES, KLMatch
 from thresher.selectors.where import WhereExpression
 
 #: dsir: score toward a target here. random: no scores. scores: rank by a column of an existing run's scores
@@ -106,7 +108,9 @@ class SelectConfig:
         if self.method == "random" and self.selector not in ("random", "mixture"):
             raise ConfigError(f"method 'random' has no scores, so selector {self.selector!r} cannot rank them; "
                               "use --selector random or --method dsir")
-        if self.selector in DIVERSITY_SELECTORS:
+        if self.selector == "match":
+            KLMatch.from_params(self.selector_params)
+        elif self.selector in DIVERSITY_SELECTORS:
             make_diversity_selector(self.selector, seed=self.seed, **self.selector_params)
         else:
             if self.selector_params:
@@ -222,6 +226,7 @@ def run_selection(pool: Dataset, target: Dataset | None, out: str | os.PathLike,
         raise ConfigError("method 'dsir' needs a target: give --target PATH (a sample of the text you want)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    config = _feature_space(config)
     store = store_for(pool, config.features, Path(cache_dir) if cache_dir else out / "cache", config.group_field)
     with make_engine(config.workers) as engine:
         v = SELECT_PLAN.run(pool=pool, target=target, out=out, config=config, store=store, engine=engine,
@@ -298,6 +303,14 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
         return _finish(v, manifest, report)
 
 
+def _feature_space(config: SelectConfig) -> SelectConfig:
+    """A new matching selection works in its own n-gram space (:data:`MATCH_FEATURES`), unless features were set:
+    the default space is the one ``thresher evaluate`` measures KL in. (Re-selecting keeps the run's features.)"""
+    if config.selector == "match" and config.features == HashedNgramConfig():
+        config = SelectConfig.from_dict({**config.to_dict(), "features": asdict(MATCH_FEATURES)})
+    return config
+
+
 def _with_filter_hint(filtered: dict[str, int], min_tokens: int, fn, *args):
     """``fn(*args)``; a budget larger than the eligible records also says how many filters removed, and how to
     let more through."""
@@ -322,6 +335,7 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
                           min_tokens=stage.min_tokens, group_field=group_field, output_format=stage.output_format,
                           token_column=stage.token_column, embeddings=stage.embeddings, labels=stage.labels,
                           selector_params=stage.params, workers=workers)
+    config = _feature_space(config)
     run = Run(out)
     manifest = dict(run.manifest)
     with make_engine(workers) as engine:
@@ -340,10 +354,12 @@ def _select(v: Values) -> dict:
     config, out, path = v.config, v.out, str(v.scores_path)
     schema = pq.read_schema(path)
     min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
-    diverse = config.selector in DIVERSITY_SELECTORS
+    diverse = config.selector in DIVERSITY_SELECTORS or config.selector == "match"
     column = None
     needs_scores = bool(config.score) if diverse else \
         make_selector(config.selector, temperature=config.temperature, threshold=config.threshold).needs_scores
+    if config.selector == "match" and not config.score and "dsir" in schema.names:
+        needs_scores = True  # matching weighs DSIR's importance as its quality score unless --score names another
     if needs_scores:
         column = primary_column(config.score or "dsir", schema.names)
         kind = schema.field(column).type
@@ -370,12 +386,33 @@ def _select(v: Values) -> dict:
         # each part's candidates, merged exactly: noise is keyed by pool position, so a record's draw depends
         # neither on what the filters removed nor on how the table was cut (thresher.selectors.sharded)
         chosen = hint(choose, parts, rule, v.engine, counts, budget)
+    elif config.selector == "match":
+        chosen = hint(_match, pq.read_table(path), config, rule, budget, v)
     else:
         chosen = _diverse(pq.read_table(path), config, rule, budget, v.engine)
     baseline = draw_baseline(parts, rule, v.engine, counts, budget, len(chosen))
     found = resolve(parts, rule, v.engine, chosen, baseline)
     return {"selection": Selection(chosen, baseline, found, counts.n, counts.eligible.n, counts.filtered, min_tokens,
                                    budget, column)}
+
+
+def _match(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None, v: Values) -> np.ndarray:
+    """Positions chosen by distribution matching (:class:`~thresher.selectors.match.KLMatch`): the eligible records'
+    n-gram counts, read from the feature store, matched to the target's; the score column, if any, as quality."""
+    if v.target_counts is None or v.store is None:
+        raise ConfigError("selector 'match' matches a target's n-gram distribution: select with --target (or "
+                          "re-select from a run that had one, whose feature cache still exists)")
+    if budget is None:
+        raise ConfigError("selector 'match' needs a budget (--budget)")
+    eligible, _ = eligibility(scores, config.where, rule.min_tokens, config.budget, config.token_column)
+    rows = np.flatnonzero(eligible)
+    if not len(rows):
+        raise ConfigError("no eligible records to select from")
+    counts = rows_matrix(v.store, v.shard_sizes, rows, v.engine)
+    quality = as_float(scores[rule.score])[rows] if rule.score else None
+    order = KLMatch.from_params(config.selector_params).select(
+        counts, v.target_counts, budget, n_tokens=as_float(scores[config.token_column])[rows], quality=quality)
+    return rows[order]
 
 
 #: The group column a selector reads when --labels is not given: a mixture's groups are the pool's --group-field.
@@ -430,7 +467,7 @@ def _write(v: Values) -> dict:
 
 SELECT = Stage("select", GLOBAL, "filters and the selector's candidates per part of the side-car scores (tasks), "
                "merged exactly under the budget; a random baseline of the same size; ids of both", _select,
-               ("scores_path", "config", "engine", "out"), ("selection",))
+               ("scores_path", "config", "engine", "out", "store", "shard_sizes", "target_counts"), ("selection",))
 MEASURE = Stage("measure", MAP, "KL toward the target of selection vs baseline (masked n-gram counts per feature "
                 "shard) and composition by group", _measure,
                 ("selection", "store", "shard_sizes", "target_counts", "engine", "config", "out"),

@@ -281,10 +281,10 @@ def checked_rule(schema: pa.Schema, rule: Rule) -> Rule:
 
 def runs_over_parts(selector: str, budget: str | None) -> bool:
     """Whether the select stage runs over parts of the scores: the ranking selectors, and group quotas and mixtures
-    with a budget; the other set-level selectors read the whole table."""
+    with a budget; the other set-level selectors (and distribution matching) read the whole table."""
     if selector in GROUP_SELECTORS:
         return budget is not None
-    return selector not in DIVERSITY_SELECTORS
+    return selector not in DIVERSITY_SELECTORS and selector != "match"
 
 
 __all__ = ["GROUP_SELECTORS", "PART_ROWS", "Chosen", "Counts", "Rule", "ScorePart", "checked_rule", "choose",
