@@ -226,12 +226,15 @@ def _min_tokens(value: str) -> int | str:
                    "this run's own.")
 @click.option("--method", type=click.Choice(["dsir", "random"]), default=None, show_default="dsir",
               help="How to score pool records.")
-@click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold", "match", "kcenter",
-                                               "facility", "clusters", "quotas", "quadmix", "mixture"]), default=None,
+@click.option("--selector", type=click.Choice(["gumbel", "topk", "random", "threshold", "match", "cover", "mmd",
+                                               "kcenter", "facility", "clusters", "quotas", "quadmix", "mixture"]),
+              default=None,
               help="How to select from scores. [default: gumbel for dsir, random for random; with --from-run, the "
                    "run's own selector for a select or run directory, topk for a score or label run]. "
                    "match: the set whose n-gram distribution is closest to the target's (greedy KL, with DSIR's "
                    "or --score's values as quality; --selector-param quality_weight=0 ignores them); "
+                   "cover (each target record covered by its nearest selected records) and mmd (the selection's "
+                   "mean embedding matched to the target's) need --target and --embeddings; "
                    "kcenter, facility, clusters need --embeddings; quotas, quadmix need --labels; mixture: see "
                    "--mixture.")
 @click.option("--mixture", "mixture", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -239,7 +242,7 @@ def _min_tokens(value: str) -> int | str:
               help="Draw this mixture (thresher mix's mixture.yaml): each --group-field group's weight x the token "
                    "--budget, at random inside the group (or by --score with --selector-param within=score).")
 @click.option("--embeddings", default=None, type=click.Path(exists=True, file_okay=False),
-              help="An embed run (thresher embed) of the same pool, for kcenter, facility and clusters.")
+              help="An embed run (thresher embed) of the same pool, for cover, mmd, kcenter, facility and clusters.")
 @click.option("--labels", default=None, metavar="COLUMN",
               help="Score column with a group per record (group, lang, ...) for quotas and quadmix.")
 @click.option("--selector-param", "selector_params", multiple=True, metavar="KEY=VALUE",

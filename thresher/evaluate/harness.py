@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.evaluate import metrics as M
-from thresher.evaluate.methods import Method, budget_records, draw, parse_methods
+from thresher.evaluate.methods import TARGETED, Method, budget_records, draw, parse_methods
 from thresher.evaluate.proxies import CommandProxy, ProxyFn, check_values, higher_is_better
 from thresher.evaluate.resampling import MetricDraws, Resampler, compare
 from thresher.features.lengths import whitespace_token_counts
@@ -245,7 +245,7 @@ def _scores(pool: Dataset, target: Dataset | None, methods: list[Method], table:
     position = found.to_numpy(zero_copy_only=False)
     out_scores = {}
     for m in methods:
-        if m.is_baseline or m.selector == "match":
+        if m.is_baseline or m.selector in TARGETED:
             continue
         name = m.column or primary_column(m.scorer, scores.column_names)
         if name not in scores.column_names:
@@ -457,12 +457,16 @@ def _draw_stage(v: Values) -> dict:
     n_words = prep.data.n_words
     matching = _MatchInputs.of(prep.table["text"], v.target) if any(m.selector == "match" for m in v.methods) \
         else None
+    anchored = _target_embeddings(v) if any(m.selector in ("cover", "mmd") for m in v.methods) else None
     for label in config.budgets:
         budget = Budget.parse(label)
         k = budget_records(budget, prep.table.num_rows, n_words)
         for m in v.methods:
             if m.selector == "match":  # deterministic: one selection serves every seed
                 selections[m.label, label] = [matching.select(m, eligible, budget, k, n_words)] * len(seeds)
+                continue
+            if m.selector in ("cover", "mmd"):
+                selections[m.label, label] = [_anchored_rows(m, *anchored, eligible, budget, k, n_words)] * len(seeds)
                 continue
             selections[m.label, label] = [
                 draw(m, v.scores.get(m.label), eligible, budget, k, n_words, prep.data.groups, s) for s in seeds]
@@ -511,6 +515,34 @@ class _MatchInputs:
         return rows[order]
 
 
+def _anchored_rows(method: Method, pool_emb: np.ndarray, target_emb: np.ndarray, eligible: np.ndarray,
+                   budget: Budget, k: int | None, n_words: np.ndarray) -> np.ndarray:
+    """Pool rows that ``cover`` or ``mmd`` selects among the eligible records: deterministic."""
+    from thresher.selectors.anchored import make_anchored
+
+    rows = np.flatnonzero(eligible)
+    order = make_anchored(method.selector, {}).select(pool_emb[rows], target_emb,
+                                                      Budget("count", float(k)) if k is not None else budget,
+                                                      n_tokens=n_words[rows])
+    return rows[order]
+
+
+def _target_embeddings(v: Values) -> tuple[np.ndarray, np.ndarray]:
+    """Pool embeddings (the ones the coverage metric uses, computed here if no metric asked for them) and the
+    target's, with the same back-end."""
+    from thresher.embeddings import make_backend
+
+    if v.target is None:
+        raise ConfigError("methods cover and mmd select toward the target: give --target")
+    data = v.prep.data
+    if data.pool_emb is None:
+        data.pool_emb, data.heldout_emb = _embeddings(v.pool, v.prep.table, v.prep.held_table["text"], v.out,
+                                                      v.config.embedding_backend, v.workers, v.progress,
+                                                      v.config.cache_dir)
+    texts = _read_all(v.target, [], ErrorLog(v.target.on_error))["text"].to_pylist()
+    return data.pool_emb, np.asarray(make_backend(v.config.embedding_backend).encode(texts), dtype=np.float32)
+
+
 def _measure_stage(v: Values) -> dict:
     proxy = v.proxy
     if v.config.proxy_command:
@@ -527,7 +559,7 @@ SCORE = Stage("score", MAP, "each scoring method's scores over the pool (as thre
               _score_stage, ("pool", "target", "methods", "prep", "out", "config", "workers", "progress"),
               ("scores",))
 DRAW = Stage("draw", GLOBAL, "every method's selection at every budget and seed, random and stratified included",
-             _draw_stage, ("prep", "config", "target", "methods", "scores"),
+             _draw_stage, ("prep", "config", "target", "methods", "scores", "pool", "out", "workers", "progress"),
              ("selections", "budget_sizes", "seeds", "floor", "eligible", "labels"))
 MEASURE = Stage("measure", GLOBAL, "every metric (and proxy model) on every selection, intervals and verdicts vs "
                 "random", _measure_stage,

@@ -4,7 +4,8 @@ A method is written ``NAME`` or ``NAME:SELECTOR``: ``dsir`` (importance resampli
 ``classifier:topk``, ``similarity``... any registered scorer; ``random``; ``stratified`` (random within each group,
 in the pool's group proportions); ``column:COL`` ranks by an existing column of the scores; ``match`` (or
 ``match:WEIGHT``) selects the set closest to the target's n-gram distribution, with DSIR's importance as quality at
-that weight (:mod:`thresher.selectors.match`). Every method draws
+that weight (:mod:`thresher.selectors.match`); ``cover`` and ``mmd`` cover the target's records or match its mean
+embedding (:mod:`thresher.selectors.anchored`, on ``--embedding-backend``). Every method draws
 its selection with an explicit seed, so seeds matter for the sampling methods and the baselines, and are
 harmless for deterministic ones.
 """
@@ -22,6 +23,8 @@ from thresher.selectors.base import SELECTORS
 from thresher.selectors.mixture import MixtureQuotas, read_mixture
 
 BASELINES = ("random", "stratified")
+#: Set-level methods toward the target, which select from the eligible records without scores.
+TARGETED = ("match", "cover", "mmd")
 #: Selector used when a method names none: DSIR resamples by importance, learned scores take the top.
 DEFAULT_SELECTORS = {"dsir": "gumbel"}
 
@@ -40,7 +43,7 @@ class Method:
     @property
     def is_baseline(self) -> bool:
         """Picks from the whole pool without scores (random, stratified, a mixture)."""
-        return self.scorer is None and self.column is None and self.selector != "match"
+        return self.scorer is None and self.column is None and self.selector not in TARGETED
 
     @classmethod
     def parse(cls, spec: str) -> Method:
@@ -56,6 +59,10 @@ class Method:
         parts = spec.split(":")
         if parts[0] == "match":
             return cls(spec, None, "match", quality_weight=_match_weight(spec, parts))
+        if parts[0] in TARGETED:
+            if len(parts) > 1:
+                raise ConfigError(f"method {spec!r}: {parts[0]} takes no selector or weight")
+            return cls(spec, None, parts[0])
         if parts[0] in BASELINES:
             if len(parts) > 1:
                 raise ConfigError(f"method {spec!r}: the {parts[0]} baseline takes no selector")
@@ -67,8 +74,8 @@ class Method:
             _check_selector(selector, spec)
             return cls(spec, None, selector, column=parts[1])
         if parts[0] not in SCORERS:
-            raise ConfigError(f"unknown method {parts[0]!r}; choose from {', '.join(BASELINES)}, column:NAME, match, "
-                              f"or a scorer: {', '.join(SCORERS)}")
+            raise ConfigError(f"unknown method {parts[0]!r}; choose from {', '.join(BASELINES)}, column:NAME, "
+                              f"{', '.join(TARGETED)}, or a scorer: {', '.join(SCORERS)}")
         if len(parts) > 2:
             raise ConfigError(f"method {spec!r}: write NAME or NAME:SELECTOR")
         selector = parts[1] if len(parts) == 2 else DEFAULT_SELECTORS.get(parts[0], "topk")

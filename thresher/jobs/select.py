@@ -29,6 +29,7 @@ from thresher.features.store import FeatureStore
 from thresher.io.atomic import ParquetStream, write_json
 from thresher.io.columns import as_float
 from thresher.io.dataset import Dataset
+from thresher.io.errors import ErrorLog
 from thresher.io.pieces import Batcher
 from thresher.io.provenance import dataset_info, reopen_dataset, versions
 from thresher.io.writers import FORMATS, write_selection
@@ -45,6 +46,7 @@ from thresher.jobs.rundir import claims_run_dir
 from thresher.jobs.select_parts import (
     GROUP_SELECTORS,
     PART_ROWS,
+    TARGETED,
     Chosen,
     Rule,
     checked_rule,
@@ -61,6 +63,7 @@ from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.scorers.registry import primary_column
 from thresher.selectors import Budget, make_selector
+from thresher.selectors.anchored import ANCHORED, make_anchored
 from thresher.selectors.diversity import (
     DIVERSITY_SELECTORS,
     make_diversity_selector,
@@ -110,6 +113,8 @@ class SelectConfig:
                               "use --selector random or --method dsir")
         if self.selector == "match":
             KLMatch.from_params(self.selector_params)
+        elif self.selector in ANCHORED:
+            make_anchored(self.selector, self.selector_params)
         elif self.selector in DIVERSITY_SELECTORS:
             make_diversity_selector(self.selector, seed=self.seed, **self.selector_params)
         else:
@@ -297,7 +302,7 @@ def reselect(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, p
     target_counts = np.load(target_path) if target_path.exists() else None
     with make_engine(config.workers) as engine:
         v = RESELECT_PLAN.run(pool=pool, scores_path=out / "scores" / "scores.parquet", store=store,
-                              target_counts=target_counts,
+                              target_counts=target_counts, target=None,
                               shard_sizes=np.asarray(store.meta()["shard_sizes"]) if store else None,
                               config=config, out=out, engine=engine)
         return _finish(v, manifest, report)
@@ -341,7 +346,8 @@ def select_from_pipeline(out: Path, pool: Dataset, target: Dataset | None, stage
     with make_engine(workers) as engine:
         if target is None:
             v = RESELECT_PLAN.run(pool=pool, scores_path=out / "scores" / "scores.parquet", store=None,
-                                  shard_sizes=None, target_counts=None, config=config, out=out, engine=engine)
+                                  shard_sizes=None, target_counts=None, target=None, config=config, out=out,
+                                  engine=engine)
         else:  # the evidence: KL toward the target of the selection vs a random sample, on hashed n-grams
             store = store_for(pool, config.features, out / "cache", group_field)
             manifest["feature_store"] = str(store.root.resolve())
@@ -354,7 +360,7 @@ def _select(v: Values) -> dict:
     config, out, path = v.config, v.out, str(v.scores_path)
     schema = pq.read_schema(path)
     min_tokens = resolve_min_tokens(config.min_tokens, out / "fit" / "target_tokens.npy")
-    diverse = config.selector in DIVERSITY_SELECTORS or config.selector == "match"
+    diverse = config.selector in DIVERSITY_SELECTORS or config.selector in TARGETED
     column = None
     needs_scores = bool(config.score) if diverse else \
         make_selector(config.selector, temperature=config.temperature, threshold=config.threshold).needs_scores
@@ -388,6 +394,8 @@ def _select(v: Values) -> dict:
         chosen = hint(choose, parts, rule, v.engine, counts, budget)
     elif config.selector == "match":
         chosen = hint(_match, pq.read_table(path), config, rule, budget, v)
+    elif config.selector in ANCHORED:
+        chosen = hint(_anchored, pq.read_table(path), config, rule, budget, v)
     else:
         chosen = _diverse(pq.read_table(path), config, rule, budget, v.engine)
     baseline = draw_baseline(parts, rule, v.engine, counts, budget, len(chosen))
@@ -396,18 +404,48 @@ def _select(v: Values) -> dict:
                                    budget, column)}
 
 
+def _eligible_rows(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None) -> np.ndarray:
+    """Positions a set-level selector toward a target may choose (filters, --where, the length floor)."""
+    if budget is None:
+        raise ConfigError(f"selector {config.selector!r} needs a budget (--budget)")
+    eligible, _ = eligibility(scores, config.where, rule.min_tokens, config.budget, config.token_column)
+    rows = np.flatnonzero(eligible)
+    if not len(rows):
+        raise ConfigError("no eligible records to select from")
+    return rows
+
+
+def _anchored(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None, v: Values) -> np.ndarray:
+    """Positions chosen by target coverage or mean matching on the --embeddings run's vectors; the target is
+    embedded here with that run's back-end (the same model, so the two are comparable)."""
+    from thresher.embeddings import make_backend
+
+    if not config.embeddings:
+        raise ConfigError(f"selector {config.selector!r} works on embeddings: give --embeddings (a thresher embed "
+                          "run of the pool)")
+    if v.target is None:
+        raise ConfigError(f"selector {config.selector!r} covers a target: select with --target (a re-selection "
+                          "has no target texts; run a new selection)")
+    rows = _eligible_rows(scores, config, rule, budget)
+    embed = Run(config.embeddings)
+    pool = normalize_rows(embed.embedding_store().matrix()[_embedding_positions(config.embeddings, scores["id"],
+                                                                                   rows)])
+    info = embed.manifest["embedding"]
+    texts = v.target.read_all(ErrorLog(v.target.on_error))["text"].to_pylist()
+    target = np.asarray(make_backend(info["backend"], **info.get("params", {})).encode(texts), dtype=np.float32)
+    quality = as_float(scores[rule.score])[rows] if rule.score else None
+    order = make_anchored(config.selector, config.selector_params).select(
+        pool, target, budget, n_tokens=as_float(scores[config.token_column])[rows], quality=quality)
+    return rows[order]
+
+
 def _match(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None, v: Values) -> np.ndarray:
     """Positions chosen by distribution matching (:class:`~thresher.selectors.match.KLMatch`): the eligible records'
     n-gram counts, read from the feature store, matched to the target's; the score column, if any, as quality."""
     if v.target_counts is None or v.store is None:
         raise ConfigError("selector 'match' matches a target's n-gram distribution: select with --target (or "
                           "re-select from a run that had one, whose feature cache still exists)")
-    if budget is None:
-        raise ConfigError("selector 'match' needs a budget (--budget)")
-    eligible, _ = eligibility(scores, config.where, rule.min_tokens, config.budget, config.token_column)
-    rows = np.flatnonzero(eligible)
-    if not len(rows):
-        raise ConfigError("no eligible records to select from")
+    rows = _eligible_rows(scores, config, rule, budget)
     counts = rows_matrix(v.store, v.shard_sizes, rows, v.engine)
     quality = as_float(scores[rule.score])[rows] if rule.score else None
     order = KLMatch.from_params(config.selector_params).select(
@@ -467,7 +505,8 @@ def _write(v: Values) -> dict:
 
 SELECT = Stage("select", GLOBAL, "filters and the selector's candidates per part of the side-car scores (tasks), "
                "merged exactly under the budget; a random baseline of the same size; ids of both", _select,
-               ("scores_path", "config", "engine", "out", "store", "shard_sizes", "target_counts"), ("selection",))
+               ("scores_path", "config", "engine", "out", "store", "shard_sizes", "target_counts", "target"),
+               ("selection",))
 MEASURE = Stage("measure", MAP, "KL toward the target of selection vs baseline (masked n-gram counts per feature "
                 "shard) and composition by group", _measure,
                 ("selection", "store", "shard_sizes", "target_counts", "engine", "config", "out"),
@@ -478,8 +517,8 @@ WRITE = Stage("write", MAP, "the selected records: each task reads a run of the 
 
 SELECT_PLAN = Plan("select", ("pool", "target", "out", "config", "store", "engine", "progress"),
                    (FEATURIZE_TARGET, FEATURIZE_POOL, FIT, SCORE, SELECT, MEASURE, WRITE))
-RESELECT_PLAN = Plan("reselect", ("pool", "scores_path", "store", "shard_sizes", "target_counts", "config", "out",
-                                  "engine"), (SELECT, MEASURE, WRITE))
+RESELECT_PLAN = Plan("reselect", ("pool", "scores_path", "store", "shard_sizes", "target_counts", "target", "config",
+                                  "out", "engine"), (SELECT, MEASURE, WRITE))
 PIPELINE_SELECT_PLAN = Plan("pipeline select", ("pool", "target", "scores_path", "store", "config", "out", "engine",
                                                 "progress"),
                             (FEATURIZE_TARGET, FEATURIZE_POOL, SELECT, MEASURE, WRITE))
