@@ -59,10 +59,14 @@ class _Gains:
     """The objective's state for a CSR count matrix: summed counts ``c`` of the selection and their total."""
 
     def __init__(self, counts, p: np.ndarray, smoothing: float):
+        from scipy import sparse
+
         self.indptr = counts.indptr
         self.indices = counts.indices
         self.data = counts.data
-        self.weights = counts.astype(np.float32)  # for the linear bound: one float32 sparse product per round
+        # for the linear bound, one float32 sparse product per round (sharing the integer arrays, not copying them)
+        self.weights = sparse.csr_matrix((counts.data.astype(np.float32), counts.indices, counts.indptr),
+                                         shape=counts.shape, copy=False)
         self.p = p
         self.a = smoothing
         self.aB = smoothing * counts.shape[1]
@@ -70,17 +74,23 @@ class _Gains:
         self.C = 0.0
         self.lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
 
-    def exact(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """A(r) of each of ``rows`` (default: every row) at the current selection."""
-        if rows is None:
-            pos, sizes, n = slice(None), np.diff(self.indptr), len(self.indptr) - 1
-        else:
-            starts = self.indptr[rows].astype(np.int64)
-            sizes = self.indptr[rows + 1] - starts
-            pos, n = _ranges(starts, sizes), len(rows)
+    def exact(self, rows: np.ndarray) -> np.ndarray:
+        """A(r) of each of ``rows`` at the current selection."""
+        starts = self.indptr[rows].astype(np.int64)
+        sizes = self.indptr[rows + 1] - starts
+        pos = _ranges(starts, sizes)
         cols = self.indices[pos]
         contrib = self.p[cols] * np.log1p(self.data[pos] / (self.c[cols] + self.a))
-        return np.bincount(np.repeat(np.arange(n), sizes), weights=contrib, minlength=n)
+        return np.bincount(np.repeat(np.arange(len(rows)), sizes), weights=contrib, minlength=len(rows))
+
+    def exact_all(self, block: int = 2**21) -> np.ndarray:
+        """A(r) of every row, in blocks of about ``block`` counts: temporaries stay small on a big pool."""
+        ends = np.searchsorted(self.indptr, np.arange(block, self.indptr[-1] + block, block), side="right")
+        out, start = [], 0
+        for end in np.unique(np.clip(ends, 1, len(self.indptr) - 1)):
+            out.append(self.exact(np.arange(start, end)))
+            start = end
+        return np.concatenate(out) if out else np.zeros(0)
 
     def linear(self) -> np.ndarray:
         """``sum_b p_b x_rb / (c_b + a)`` of every row: an upper bound of A(r) now and later."""
@@ -186,7 +196,7 @@ def _batched_greedy(g: _Gains, cost: np.ndarray, bonus: np.ndarray, limit: float
     """Greedy by (gain + bonus) / cost until ``limit`` of cost is spent, in rounds (see the module docstring)."""
     n = len(cost)
     lengths = g.lengths
-    bound = g.exact().astype(np.float32)  # A at the empty selection: an upper bound of A from now on
+    bound = g.exact_all().astype(np.float32)  # A at the empty selection: an upper bound of A from now on
     alive = np.ones(n, dtype=bool)
     order: list[int] = []
     spent = 0.0
