@@ -393,6 +393,8 @@ class Recipe:
                 params["budget"] = str(params["budget"])
             if params.get("embeddings"):
                 params["embeddings"] = str(self._path(params["embeddings"]))
+            if isinstance(params.get("params"), dict):  # the selector's parameters, without YAML's line markers
+                params["params"] = _plain(params["params"])
             stage = Select(selector=str(step["select"]), **params)
             from thresher.jobs.select import SelectConfig
 
