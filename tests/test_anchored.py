@@ -145,3 +145,30 @@ def test_recipe_passes_selector_parameters(tmp_path, small_pool, news_target):
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config"]["selector_params"] == {"quality_weight": 0}
+
+
+def test_mean_matching_under_tokens_ranks_the_exact_decrease_per_token(clusters):
+    """One pick at a time (growth tiny): each pick is the record with the largest exact decrease of the squared
+    distance between means per token, checked by brute force."""
+    pool, _, target = clusters
+    pool, target = pool[:120], target[:30]
+    unit = pool / np.linalg.norm(pool, axis=1, keepdims=True)
+    mu = (target / np.linalg.norm(target, axis=1, keepdims=True)).mean(axis=0)
+    tokens = np.random.default_rng(5).integers(5, 200, len(pool))
+    rows = MeanMatch(growth=1e-9).select(pool, target, "600 tokens", n_tokens=tokens)
+    chosen: list[int] = []
+    spent = 0
+    while True:
+        before = np.sum((unit[chosen].mean(axis=0) - mu) ** 2) if chosen else np.sum(mu ** 2)
+        best, best_value = None, -np.inf
+        for j in range(len(pool)):
+            if j in chosen or spent + tokens[j] > 600:
+                continue
+            value = (before - np.sum((unit[chosen + [j]].mean(axis=0) - mu) ** 2)) / tokens[j]
+            if value > best_value + 1e-12:
+                best, best_value = j, value
+        if best is None:
+            break
+        chosen.append(best)
+        spent += tokens[best]
+    assert rows.tolist()[: len(chosen)] == chosen

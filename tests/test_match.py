@@ -19,7 +19,8 @@ from thresher.evaluate.distribution import kl_divergence
 from thresher.evaluate.harness import EvaluateConfig, run_evaluation
 from thresher.evaluate.methods import Method
 from thresher.features.hashed_ngrams import HashedNgramConfig, HashedNgramFeaturizer
-from thresher.selectors.match import MATCH_FEATURES, KLMatch, percentiles
+from thresher.selectors.match import MATCH_FEATURES, KLMatch
+from thresher.selectors.setwise import percentiles
 
 GROUPS = ("alpha", "beta", "gamma", "delta")
 
@@ -185,7 +186,8 @@ def test_select_cli_matches_in_its_own_space_the_same_with_any_worker_count(tmp_
     assert m["kl_reduction"] > 0
     news = next(r for r in m["composition"] if r["group"] == "news")
     assert news["selected_share"] > 5 * news["pool_share"]
-    # without DSIR's importance as quality the selection differs, and a --score column can stand in for it
+    assert "16,384 buckets" in m["kl_note"]  # the run's own KL is flagged as measured where it was optimised
+    # without DSIR's importance as quality the selection differs
     _, ids_plain = _select_cli(small_pool, news_target, tmp_path / "plain", "--workers", "1",
                                "--selector-param", "quality_weight=0")
     assert ids_plain != ids
@@ -210,7 +212,9 @@ def test_python_api_recipe_and_reselect(tmp_path, small_pool, news_target):
                      report=False)
     again = th.reselect(dsir.path, out=tmp_path / "again", selector="match")
     assert again.manifest["config"]["features"]["num_buckets"] == 10_000
+    assert "10,000 buckets" in again.manifest["metrics"]["kl_note"]
     assert len(again.selected_ids()) == 60 and again.selected_ids() != dsir.selected_ids()
+    assert again.manifest["metrics"]["kl_target_selected"] < dsir.manifest["metrics"]["kl_target_selected"]
 
 
 def test_match_without_a_target_is_a_clear_error(tmp_path, small_pool):
@@ -239,3 +243,22 @@ def test_evaluate_runs_match_as_a_method(tmp_path, small_pool, news_target):
             per_seed.setdefault(r["seed"], []).append(r["id"])
     assert len(per_seed) == 2 and all(len(ids) == 75 for ids in per_seed.values())
     assert len({tuple(ids) for ids in per_seed.values()}) == 1  # deterministic: one selection for every seed
+
+
+def test_records_without_ngrams_neither_hang_nor_crash(mixture_task):
+    X, _, _, target_counts, _ = mixture_task
+    empty = sparse.csr_matrix((3, X.shape[1]), dtype=np.int32)
+    assert sorted(KLMatch().select(empty, target_counts, 2).tolist()) == [0, 1]
+    assert KLMatch().select(sparse.csr_matrix((1, X.shape[1]), dtype=np.int32), target_counts, 1).tolist() == [0]
+    mixed = sparse.vstack([empty, X[:20]], format="csr")  # the empty records add nothing: chosen last
+    assert set(KLMatch().select(mixed, target_counts, 20).tolist()) == set(range(3, 23))
+
+
+def test_a_quality_weight_without_a_quality_column_is_an_error(tmp_path, small_pool, news_target):
+    """A recipe that scored no dsir column gives matching no quality: an explicit weight is refused, not ignored."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: c4\n"
+                      "  - select: match\n    budget: 40\n    params:\n      quality_weight: 1\n")
+    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe), "--workers", "1", "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode != 0 and "quality_weight needs a quality score" in proc.stderr

@@ -399,7 +399,8 @@ class Recipe:
             from thresher.jobs.select import SelectConfig
 
             SelectConfig(method="scores", selector=stage.selector, budget=stage.budget, temperature=stage.temperature,
-                         threshold=stage.threshold, selector_params=stage.params)  # validates the select step
+                         threshold=stage.threshold, selector_params=stage.params,
+                         embeddings=stage.embeddings)  # validates the select step
             return stage
         except ConfigError as e:
             where = self._where(step)

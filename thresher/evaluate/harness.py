@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.evaluate import metrics as M
-from thresher.evaluate.methods import TARGETED, Method, budget_records, draw, parse_methods
+from thresher.evaluate.methods import Method, budget_records, draw, parse_methods
 from thresher.evaluate.proxies import CommandProxy, ProxyFn, check_values, higher_is_better
 from thresher.evaluate.resampling import MetricDraws, Resampler, compare
 from thresher.features.lengths import whitespace_token_counts
@@ -40,6 +40,8 @@ from thresher.jobs.rundir import claims_run_dir
 from thresher.progress import Progress
 from thresher.run import Run
 from thresher.selectors import Budget
+from thresher.selectors.anchored import ANCHORED, target_rows
+from thresher.selectors.setwise import TARGETED
 
 RESULT_COLUMNS = ["target", "method", "budget", "budget_records", "metric", "higher_is_better", "estimate", "lo",
                   "hi", "baseline", "baseline_estimate", "delta", "delta_lo", "delta_hi", "p_better", "verdict",
@@ -457,7 +459,7 @@ def _draw_stage(v: Values) -> dict:
     n_words = prep.data.n_words
     matching = _MatchInputs.of(prep.table["text"], v.target) if any(m.selector == "match" for m in v.methods) \
         else None
-    anchored = _target_embeddings(v) if any(m.selector in ("cover", "mmd") for m in v.methods) else None
+    anchored = _target_embeddings(v) if any(m.selector in ANCHORED for m in v.methods) else None
     for label in config.budgets:
         budget = Budget.parse(label)
         k = budget_records(budget, prep.table.num_rows, n_words)
@@ -465,7 +467,7 @@ def _draw_stage(v: Values) -> dict:
             if m.selector == "match":  # deterministic: one selection serves every seed
                 selections[m.label, label] = [matching.select(m, eligible, budget, k, n_words)] * len(seeds)
                 continue
-            if m.selector in ("cover", "mmd"):
+            if m.selector in ANCHORED:
                 selections[m.label, label] = [_anchored_rows(m, *anchored, eligible, budget, k, n_words)] * len(seeds)
                 continue
             selections[m.label, label] = [
@@ -521,6 +523,9 @@ def _anchored_rows(method: Method, pool_emb: np.ndarray, target_emb: np.ndarray,
     from thresher.selectors.anchored import make_anchored
 
     rows = np.flatnonzero(eligible)
+    if k is not None and k > len(rows):
+        raise ConfigError(f"method {method.label!r}: budget {budget} asks for {k:,} records but only {len(rows):,} "
+                          "are eligible (after its length floor)")
     order = make_anchored(method.selector, {}).select(pool_emb[rows], target_emb,
                                                       Budget("count", float(k)) if k is not None else budget,
                                                       n_tokens=n_words[rows])
@@ -540,6 +545,7 @@ def _target_embeddings(v: Values) -> tuple[np.ndarray, np.ndarray]:
                                                       v.config.embedding_backend, v.workers, v.progress,
                                                       v.config.cache_dir)
     texts = _read_all(v.target, [], ErrorLog(v.target.on_error))["text"].to_pylist()
+    texts = [texts[i] for i in target_rows(len(texts), len(data.pool_emb))]  # coverage's cap, for both methods
     return data.pool_emb, np.asarray(make_backend(v.config.embedding_backend).encode(texts), dtype=np.float32)
 
 

@@ -21,10 +21,9 @@ from thresher.errors import ConfigError
 from thresher.selectors import Budget, make_selector
 from thresher.selectors.base import SELECTORS
 from thresher.selectors.mixture import MixtureQuotas, read_mixture
+from thresher.selectors.setwise import TARGETED
 
 BASELINES = ("random", "stratified")
-#: Set-level methods toward the target, which select from the eligible records without scores.
-TARGETED = ("match", "cover", "mmd")
 #: Selector used when a method names none: DSIR resamples by importance, learned scores take the top.
 DEFAULT_SELECTORS = {"dsir": "gumbel"}
 

@@ -46,7 +46,6 @@ from thresher.jobs.rundir import claims_run_dir
 from thresher.jobs.select_parts import (
     GROUP_SELECTORS,
     PART_ROWS,
-    TARGETED,
     Chosen,
     Rule,
     checked_rule,
@@ -63,7 +62,7 @@ from thresher.run import Run
 from thresher.scorers.importance import ImportanceConfig, ImportanceScorer
 from thresher.scorers.registry import primary_column
 from thresher.selectors import Budget, make_selector
-from thresher.selectors.anchored import ANCHORED, make_anchored
+from thresher.selectors.anchored import ANCHORED, make_anchored, target_rows
 from thresher.selectors.diversity import (
     DIVERSITY_SELECTORS,
     make_diversity_selector,
@@ -73,6 +72,7 @@ from thresher.selectors.diversity import (
 )
 from thresher.selectors.eligibility import eligibility, resolve_min_tokens
 from thresher.selectors.match import MATCH_FEATURES, KLMatch
+from thresher.selectors.setwise import TARGETED
 from thresher.selectors.where import WhereExpression
 
 #: dsir: score toward a target here. random: no scores. scores: rank by a column of an existing run's scores
@@ -115,6 +115,9 @@ class SelectConfig:
             KLMatch.from_params(self.selector_params)
         elif self.selector in ANCHORED:
             make_anchored(self.selector, self.selector_params)
+            if not self.embeddings:
+                raise ConfigError(f"selector {self.selector!r} works on embeddings: give --embeddings (a thresher "
+                                  "embed run of the pool)")
         elif self.selector in DIVERSITY_SELECTORS:
             make_diversity_selector(self.selector, seed=self.seed, **self.selector_params)
         else:
@@ -420,9 +423,6 @@ def _anchored(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget
     embedded here with that run's back-end (the same model, so the two are comparable)."""
     from thresher.embeddings import make_backend
 
-    if not config.embeddings:
-        raise ConfigError(f"selector {config.selector!r} works on embeddings: give --embeddings (a thresher embed "
-                          "run of the pool)")
     if v.target is None:
         raise ConfigError(f"selector {config.selector!r} covers a target: select with --target (a re-selection "
                           "has no target texts; run a new selection)")
@@ -432,11 +432,23 @@ def _anchored(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget
                                                                                    rows)])
     info = embed.manifest["embedding"]
     texts = v.target.read_all(ErrorLog(v.target.on_error))["text"].to_pylist()
+    texts = [texts[i] for i in target_rows(len(texts), len(rows))]  # sampled before embedding, as cover would
     target = np.asarray(make_backend(info["backend"], **info.get("params", {})).encode(texts), dtype=np.float32)
-    quality = as_float(scores[rule.score])[rows] if rule.score else None
+    quality = _quality(scores, config, rule, rows)
     order = make_anchored(config.selector, config.selector_params).select(
         pool, target, budget, n_tokens=as_float(scores[config.token_column])[rows], quality=quality)
     return rows[order]
+
+
+def _quality(scores: pa.Table, config: SelectConfig, rule: Rule, rows: np.ndarray) -> np.ndarray | None:
+    """The quality a targeted selector weighs (the --score column, or DSIR's for match), at the eligible rows; a
+    quality_weight given with no column to weigh is an error, not ignored."""
+    if rule.score:
+        return as_float(scores[rule.score])[rows]
+    if float(config.selector_params.get("quality_weight", 0)) > 0:
+        raise ConfigError(f"selector {config.selector!r}: quality_weight needs a quality score: name a score "
+                          "column with --score")
+    return None
 
 
 def _match(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | None, v: Values) -> np.ndarray:
@@ -447,7 +459,7 @@ def _match(scores: pa.Table, config: SelectConfig, rule: Rule, budget: Budget | 
                           "re-select from a run that had one, whose feature cache still exists)")
     rows = _eligible_rows(scores, config, rule, budget)
     counts = rows_matrix(v.store, v.shard_sizes, rows, v.engine)
-    quality = as_float(scores[rule.score])[rows] if rule.score else None
+    quality = _quality(scores, config, rule, rows)
     order = KLMatch.from_params(config.selector_params).select(
         counts, v.target_counts, budget, n_tokens=as_float(scores[config.token_column])[rows], quality=quality)
     return rows[order]
@@ -492,6 +504,11 @@ def _measure(v: Values) -> dict:
                                                 v.engine)
         metrics.update(kl_reduction(v.target_counts, sel_counts, rand_counts))
         metrics["kl_target_pool"] = kl_divergence(v.target_counts, np.load(v.out / "fit" / "pool_counts.npy"))
+        if v.config.selector == "match":
+            features = v.store.config
+            metrics["kl_note"] = (f"measured in the feature space the selection optimised ({features.num_buckets:,} "
+                                  f"buckets, hash seed {features.seed}): not comparable with other runs' KL; "
+                                  "thresher evaluate measures every method in one other space")
     if found.groups is not None:
         metrics["composition"] = composition(*found.groups, sel.n, len(sel.chosen), len(sel.baseline))
     return {"metrics": metrics}

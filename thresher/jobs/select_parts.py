@@ -31,6 +31,7 @@ from thresher.selectors import Budget, make_selector
 from thresher.selectors.base import Random
 from thresher.selectors.diversity import DIVERSITY_SELECTORS, make_diversity_selector
 from thresher.selectors.eligibility import eligibility
+from thresher.selectors.setwise import TARGETED
 from thresher.selectors.sharded import ShardSummary, candidates, combine, cutoff, merge, plan_selection, summarize
 from thresher.selectors.where import WhereExpression
 
@@ -279,11 +280,6 @@ def checked_rule(schema: pa.Schema, rule: Rule) -> Rule:
     return replace(rule, has_group="group" in schema.names)
 
 
-#: Set-level selectors toward a target (they read the whole table): n-gram distribution matching, and coverage and
-#: mean matching on embeddings.
-TARGETED = ("match", "cover", "mmd")
-
-
 def runs_over_parts(selector: str, budget: str | None) -> bool:
     """Whether the select stage runs over parts of the scores: the ranking selectors, and group quotas and mixtures
     with a budget; the other set-level selectors (and distribution matching) read the whole table."""
@@ -292,5 +288,5 @@ def runs_over_parts(selector: str, budget: str | None) -> bool:
     return selector not in DIVERSITY_SELECTORS and selector not in TARGETED
 
 
-__all__ = ["GROUP_SELECTORS", "PART_ROWS", "TARGETED", "Chosen", "Counts", "Rule", "ScorePart", "checked_rule",
+__all__ = ["GROUP_SELECTORS", "PART_ROWS", "Chosen", "Counts", "Rule", "ScorePart", "checked_rule",
            "choose", "count_parts", "draw_baseline", "resolve", "resolve_budget", "runs_over_parts", "score_parts"]

@@ -24,38 +24,24 @@ import numpy as np
 
 from thresher.errors import ConfigError
 from thresher.selectors.budget import Budget
-from thresher.selectors.diversity import as_embeddings, chunk_rows, matvec, normalize_rows, record_count
-from thresher.selectors.match import percentiles
+from thresher.selectors.diversity import chunk_rows, matvec, normalize_rows
+from thresher.selectors.setwise import budget_costs, check_weight, quality_bonus
 
-#: Target records kept for coverage: the similarity matrix is pool x target (a deterministic sample beyond this).
+#: Target records kept at most (a deterministic sample beyond this), and pool x target similarities held at most:
+#: coverage keeps the whole similarity matrix (float32), so a bigger pool keeps fewer target records.
 MAX_TARGET = 4096
+MAX_CELLS = 2**28
 
 
-def _costs(budget: Budget | str | int | float, n: int, n_tokens: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """The cost of each record and the budget in those units: 1 per record, or its tokens."""
-    b = Budget.parse(budget)
-    if b.kind != "tokens":
-        return np.ones(n), float(record_count(b, n))
-    if n_tokens is None:
-        raise ConfigError(f"a token budget ({b}) needs the token count of every record")
-    cost = np.maximum(np.asarray(n_tokens, dtype=np.float64), 1.0)
-    if b.value > cost.sum():
-        raise ConfigError(f"budget {b} exceeds the {int(cost.sum()):,} tokens of the {n:,} records")
-    return cost, float(b.value)
-
-
-def _bonus(weight: float, quality: np.ndarray | None, n: int, cost: np.ndarray, limit: float) -> np.ndarray:
-    """``weight`` x the quality percentile, per unit of budget a record uses."""
-    if quality is None or weight == 0:
-        return np.zeros(n)
-    if len(quality) != n:
-        raise ConfigError(f"got {len(quality)} quality scores for {n} records")
-    return weight * percentiles(quality) * cost / limit
-
-
-def _check_weight(value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ConfigError(f"quality_weight must be a number >= 0, got {value!r}")
+def target_rows(n_target: int, n_pool: int | None = None) -> np.ndarray:
+    """Which target records to use: all, or a seeded sample of :data:`MAX_TARGET` (and, given the pool's size for
+    coverage, few enough to keep pool x target under :data:`MAX_CELLS`). Callers sample before embedding the
+    target; the selectors apply the same rule."""
+    cells = MAX_TARGET if n_pool is None else max(64, MAX_CELLS // max(n_pool, 1))
+    keep = min(n_target, MAX_TARGET, cells)
+    if keep >= n_target:
+        return np.arange(n_target)
+    return np.sort(np.random.default_rng(0).choice(n_target, keep, replace=False))
 
 
 @dataclass(frozen=True)
@@ -68,7 +54,7 @@ class TargetCoverage:
     name = "cover"
 
     def __post_init__(self) -> None:
-        _check_weight(self.quality_weight)
+        check_weight(self.quality_weight)
 
     def select(self, embeddings: np.ndarray, target: np.ndarray, budget: Budget | str | int | float,
                n_tokens: np.ndarray | None = None, quality: np.ndarray | None = None) -> np.ndarray:
@@ -76,17 +62,16 @@ class TargetCoverage:
         X, Y = normalize_rows(embeddings), normalize_rows(target)
         if X.shape[1] != Y.shape[1]:
             raise ConfigError(f"pool embeddings have {X.shape[1]} dimensions, the target's {Y.shape[1]}")
-        if len(Y) > MAX_TARGET:
-            Y = Y[np.sort(np.random.default_rng(0).choice(len(Y), MAX_TARGET, replace=False))]
+        Y = Y[target_rows(len(Y), len(X))]
         n, t = len(X), len(Y)
-        cost, limit = _costs(budget, n, n_tokens)
+        cost, limit = budget_costs(budget, n, n_tokens)
         k = int(limit) if cost.max() == 1 else int(np.searchsorted(np.cumsum(np.sort(cost)), limit, "right"))
         m = max(1, math.ceil(max(k, 1) / t))  # representatives per target record
         sims = np.empty((n, t), dtype=np.float32)
         step = chunk_rows(t, 4)
         for lo in range(0, n, step):
             np.maximum(X[lo: lo + step] @ Y.T, 0, out=sims[lo: lo + step])
-        bonus = _bonus(self.quality_weight, quality, n, cost, limit) * t * m / max(k, 1)
+        bonus = quality_bonus(self.quality_weight, quality, cost, limit) * t * m / max(k, 1)
         best = np.zeros((t, m), dtype=np.float32)  # each target record's m best similarities to the selection
         floor = np.zeros(t, dtype=np.float32)  # the least of them: what a new record must beat to count
 
@@ -132,7 +117,7 @@ class MeanMatch:
     name = "mmd"
 
     def __post_init__(self) -> None:
-        _check_weight(self.quality_weight)
+        check_weight(self.quality_weight)
         if not (isinstance(self.growth, (int, float)) and 0 < self.growth <= 1):
             raise ConfigError(f"growth must be a number in (0, 1], got {self.growth!r}")
 
@@ -140,23 +125,28 @@ class MeanMatch:
                n_tokens: np.ndarray | None = None, quality: np.ndarray | None = None) -> np.ndarray:
         """Indices of the rows of ``embeddings`` in the order they join, bringing their mean to ``target``'s."""
         X = normalize_rows(embeddings)
-        mu = normalize_rows(as_embeddings(target)).mean(axis=0, dtype=np.float64)
+        Y = normalize_rows(target)
+        mu = Y[target_rows(len(Y))].mean(axis=0, dtype=np.float64)
         if X.shape[1] != len(mu):
             raise ConfigError(f"pool embeddings have {X.shape[1]} dimensions, the target's {len(mu)}")
         n = len(X)
-        cost, limit = _costs(budget, n, n_tokens)
-        bonus = _bonus(self.quality_weight, quality, n, cost, limit)
-        toward = matvec(X, mu.astype(np.float32)).astype(np.float64)  # x_j . mu
-        overlap = np.zeros(n)  # x_j . s, s the sum of the selection
+        cost, limit = budget_costs(budget, n, n_tokens)
+        bonus = quality_bonus(self.quality_weight, quality, cost, limit)
+        toward = matvec(X, mu.astype(np.float32)).astype(np.float64)  # x . mu
+        overlap = np.zeros(n)  # x . s, s the sum of the selection
         norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        mm = float(mu @ mu)
         alive = np.ones(n, dtype=bool)
         order: list[int] = []
         spent, size = 0.0, 0
         total = np.zeros(X.shape[1], dtype=np.float64)
         while alive.any() and spent < limit:
-            # decrease of |mean - mu|^2 x (size + 1)^2 when x_j joins: 2 (size + 1) x.mu - 2 x.s - |x|^2 + const
-            gain = (2 * (size + 1) * toward - 2 * overlap - norms) / (size + 1) ** 2 + bonus
-            gain = np.where(alive, gain / cost, -np.inf)
+            # D = |mean - mu|^2 before and after x joins (the empty selection's mean is 0): the exact decrease, so
+            # that a decrease per token compares records of different lengths fairly
+            ss, sm = float(total @ total), float(total @ mu)
+            before = ss / size**2 - 2 * sm / size + mm if size else mm
+            after = (ss + 2 * overlap + norms) / (size + 1) ** 2 - 2 * (sm + toward) / (size + 1) + mm
+            gain = np.where(alive, (before - after + bonus) / cost, -np.inf)
             picks = max(1, math.ceil(self.growth * size))
             added = np.zeros(X.shape[1], dtype=np.float64)
             for j in np.argsort(-gain, kind="stable")[:picks]:

@@ -36,23 +36,12 @@ import numpy as np
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, _ranges
 from thresher.selectors.budget import Budget
-from thresher.selectors.diversity import record_count
+from thresher.selectors.setwise import budget_costs, check_weight, quality_bonus
 
 #: The feature space matching works in by default: other buckets and another hash seed than the 10,000 buckets of
 #: seed 0 that ``thresher evaluate`` (and DSIR's default) measure KL in, so that a selection is not measured on the
 #: very quantity it optimised.
 MATCH_FEATURES = HashedNgramConfig(num_buckets=16_384, seed=1)
-
-
-def percentiles(values: np.ndarray) -> np.ndarray:
-    """Each value's mid-rank percentile in [0, 1] (ties share one; NaN counts as the lowest): a scale-free quality."""
-    v = np.asarray(values, dtype=np.float64)
-    v = np.where(np.isnan(v), -np.inf, v)
-    if len(v) < 2:
-        return np.ones(len(v))
-    ranked = np.sort(v)
-    mid = (np.searchsorted(ranked, v, "left") + np.searchsorted(ranked, v, "right") - 1) / 2
-    return mid / (len(v) - 1)
 
 
 class _Gains:
@@ -85,6 +74,8 @@ class _Gains:
 
     def exact_all(self, block: int = 2**21) -> np.ndarray:
         """A(r) of every row, in blocks of about ``block`` counts: temporaries stay small on a big pool."""
+        if self.indptr[-1] == 0:
+            return np.zeros(len(self.indptr) - 1)
         ends = np.searchsorted(self.indptr, np.arange(block, self.indptr[-1] + block, block), side="right")
         out, start = [], 0
         for end in np.unique(np.clip(ends, 1, len(self.indptr) - 1)):
@@ -103,6 +94,14 @@ class _Gains:
         lo, hi = self.indptr[row], self.indptr[row + 1]
         np.add.at(self.c, self.indices[lo:hi], self.data[lo:hi])
         self.C += float(self.lengths[row])
+
+
+def _whole(value: object) -> int:
+    """An integer parameter given as text or a number (``1000``, ``"1e3"``); a fraction is an error."""
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -127,9 +126,7 @@ class KLMatch:
     def __post_init__(self) -> None:
         if not (isinstance(self.smoothing, (int, float)) and math.isfinite(self.smoothing) and self.smoothing > 0):
             raise ConfigError(f"smoothing must be a number > 0, got {self.smoothing!r}")
-        if not (isinstance(self.quality_weight, (int, float)) and math.isfinite(self.quality_weight)
-                and self.quality_weight >= 0):
-            raise ConfigError(f"quality_weight must be a number >= 0, got {self.quality_weight!r}")
+        check_weight(self.quality_weight)
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
             raise ConfigError(f"candidates must be a positive integer, got {self.candidates!r}")
         if not (isinstance(self.growth, (int, float)) and 0 < self.growth <= 1):
@@ -138,7 +135,7 @@ class KLMatch:
     @classmethod
     def from_params(cls, params: dict) -> KLMatch:
         """Built from ``--selector-param`` values (strings parsed as numbers); unknown keys are an error."""
-        known = {"smoothing": float, "quality_weight": float, "growth": float, "candidates": int}
+        known = {"smoothing": float, "quality_weight": float, "growth": float, "candidates": _whole}
         unknown = sorted(set(params) - set(known))
         if unknown:
             raise ConfigError(f"selector 'match' does not take {', '.join(unknown)} (it takes {', '.join(known)})")
@@ -147,7 +144,8 @@ class KLMatch:
             try:
                 values[key] = known[key](value)
             except (TypeError, ValueError):
-                raise ConfigError(f"selector 'match': {key} must be a number, got {value!r}") from None
+                kind = "a whole number" if known[key] is _whole else "a number"
+                raise ConfigError(f"selector 'match': {key} must be {kind}, got {value!r}") from None
         return cls(**values)
 
     def select(self, counts, target_counts: np.ndarray, budget: int | float | str | Budget,
@@ -169,23 +167,8 @@ class KLMatch:
             raise ConfigError("the target has no n-grams to match")
         if n == 0:
             raise ConfigError("no records to select from")
-        b = Budget.parse(budget)
-        if b.kind == "tokens":
-            if n_tokens is None:
-                raise ConfigError(f"a token budget ({b}) needs the token count of every record")
-            cost = np.maximum(np.asarray(n_tokens, dtype=np.float64), 1.0)
-            limit = float(b.value)
-            if limit > cost.sum():
-                raise ConfigError(f"budget {b} exceeds the {int(cost.sum()):,} tokens of the {n:,} records")
-        else:
-            cost = np.ones(n)
-            limit = float(record_count(b, n))
-        bonus = np.zeros(n)
-        if quality is not None and self.quality_weight > 0:
-            if len(quality) != n:
-                raise ConfigError(f"got {len(quality)} quality scores for {n} records")
-            # the modular term lambda * mean percentile, spread over the budget's records (or tokens)
-            bonus = self.quality_weight * percentiles(quality) * (cost / limit)
+        cost, limit = budget_costs(budget, n, n_tokens)
+        bonus = quality_bonus(self.quality_weight, quality, cost, limit)
         p = (target + self.smoothing) / (target.sum() + self.smoothing * n_buckets)
         return _batched_greedy(_Gains(counts, p, float(self.smoothing)), cost, bonus, limit, self.candidates,
                                self.growth)
