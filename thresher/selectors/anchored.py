@@ -25,7 +25,7 @@ import numpy as np
 from thresher.errors import ConfigError
 from thresher.selectors.budget import Budget
 from thresher.selectors.diversity import chunk_rows, matvec, normalize_rows
-from thresher.selectors.setwise import budget_costs, check_weight, quality_bonus
+from thresher.selectors.setwise import budget_costs, check_weight, from_params, quality_bonus
 
 #: Target records kept at most (a deterministic sample beyond this), and pool x target similarities held at most:
 #: coverage keeps the whole similarity matrix (float32), so a bigger pool keeps fewer target records.
@@ -170,12 +170,4 @@ ANCHORED = {"cover": TargetCoverage, "mmd": MeanMatch}
 
 def make_anchored(name: str, params: dict) -> TargetCoverage | MeanMatch:
     """``cover`` or ``mmd`` from ``--selector-param`` values; unknown keys and non-numbers are clear errors."""
-    cls = ANCHORED[name]
-    unknown = sorted(set(params) - set(cls.__dataclass_fields__))
-    if unknown:
-        raise ConfigError(f"selector {name!r} does not take {', '.join(unknown)} (it takes "
-                          f"{', '.join(cls.__dataclass_fields__)})")
-    try:
-        return cls(**{k: float(v) for k, v in params.items()})
-    except (TypeError, ValueError):
-        raise ConfigError(f"selector {name!r}: parameters must be numbers, got {params}") from None
+    return from_params(ANCHORED[name], name, params)

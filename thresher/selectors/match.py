@@ -36,7 +36,7 @@ import numpy as np
 from thresher.errors import ConfigError
 from thresher.features.hashed_ngrams import HashedNgramConfig, _ranges
 from thresher.selectors.budget import Budget
-from thresher.selectors.setwise import budget_costs, check_weight, quality_bonus
+from thresher.selectors.setwise import budget_costs, check_weight, from_params, quality_bonus
 
 #: The feature space matching works in by default: other buckets and another hash seed than the 10,000 buckets of
 #: seed 0 that ``thresher evaluate`` (and DSIR's default) measure KL in, so that a selection is not measured on the
@@ -96,14 +96,6 @@ class _Gains:
         self.C += float(self.lengths[row])
 
 
-def _whole(value: object) -> int:
-    """An integer parameter given as text or a number (``1000``, ``"1e3"``); a fraction is an error."""
-    number = float(value)
-    if not number.is_integer():
-        raise ValueError(value)
-    return int(number)
-
-
 @dataclass(frozen=True)
 class KLMatch:
     """Greedy KL(target || selection) minimisation on hashed n-gram counts (see the module docstring).
@@ -135,18 +127,7 @@ class KLMatch:
     @classmethod
     def from_params(cls, params: dict) -> KLMatch:
         """Built from ``--selector-param`` values (strings parsed as numbers); unknown keys are an error."""
-        known = {"smoothing": float, "quality_weight": float, "growth": float, "candidates": _whole}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ConfigError(f"selector 'match' does not take {', '.join(unknown)} (it takes {', '.join(known)})")
-        values = {}
-        for key, value in params.items():
-            try:
-                values[key] = known[key](value)
-            except (TypeError, ValueError):
-                kind = "a whole number" if known[key] is _whole else "a number"
-                raise ConfigError(f"selector 'match': {key} must be {kind}, got {value!r}") from None
-        return cls(**values)
+        return from_params(cls, "match", params)
 
     def select(self, counts, target_counts: np.ndarray, budget: int | float | str | Budget,
                n_tokens: np.ndarray | None = None, quality: np.ndarray | None = None) -> np.ndarray:

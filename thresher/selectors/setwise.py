@@ -54,6 +54,27 @@ def quality_bonus(weight: float, quality: np.ndarray | None, cost: np.ndarray, l
     return weight * percentiles(quality) * cost / limit
 
 
+def from_params(cls: type, name: str, params: dict):
+    """Selector ``cls`` (a dataclass of numeric fields) from ``--selector-param`` values, each converted to its
+    field's type (text such as ``"1e3"`` too); unknown keys, non-numbers and fractional counts are clear errors."""
+    fields = cls.__dataclass_fields__
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ConfigError(f"selector {name!r} does not take {', '.join(unknown)} (it takes {', '.join(fields)})")
+    values = {}
+    for key, value in params.items():
+        whole = fields[key].type in ("int", int)
+        try:
+            number = float(value)
+            if whole and not number.is_integer():
+                raise ValueError(value)
+            values[key] = int(number) if whole else number
+        except (TypeError, ValueError):
+            raise ConfigError(f"selector {name!r}: {key} must be {'a whole number' if whole else 'a number'}, got "
+                              f"{value!r}") from None
+    return cls(**values)
+
+
 def check_weight(value: object) -> None:
     """A quality weight is a finite number >= 0."""
     if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
