@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from thresher.engine.plan import GLOBAL, MAP, Plan, Stage, Values, stage_seconds
 from thresher.errors import ConfigError
 from thresher.evaluate import metrics as M
-from thresher.evaluate.methods import Method, budget_records, draw, parse_methods
+from thresher.evaluate.methods import Method, budget_records, candidate_rows, draw, parse_methods
 from thresher.evaluate.proxies import CommandProxy, ProxyFn, check_values, higher_is_better
 from thresher.evaluate.resampling import MetricDraws, Resampler, compare
 from thresher.features.lengths import whitespace_token_counts
@@ -41,7 +41,6 @@ from thresher.progress import Progress
 from thresher.run import Run
 from thresher.selectors import Budget
 from thresher.selectors.anchored import ANCHORED, target_rows
-from thresher.selectors.setwise import TARGETED
 
 RESULT_COLUMNS = ["target", "method", "budget", "budget_records", "metric", "higher_is_better", "estimate", "lo",
                   "hi", "baseline", "baseline_estimate", "delta", "delta_lo", "delta_hi", "p_better", "verdict",
@@ -247,7 +246,7 @@ def _scores(pool: Dataset, target: Dataset | None, methods: list[Method], table:
     position = found.to_numpy(zero_copy_only=False)
     out_scores = {}
     for m in methods:
-        if m.is_baseline or m.selector in TARGETED:
+        if m.scorer is None and m.column is None:  # baselines and targeted selectors rank no scores
             continue
         name = m.column or primary_column(m.scorer, scores.column_names)
         if name not in scores.column_names:
@@ -506,14 +505,10 @@ class _MatchInputs:
         """Pool rows that ``method`` (``match[:WEIGHT]``) selects among the eligible records: deterministic."""
         from thresher.selectors.match import KLMatch
 
-        rows = np.flatnonzero(eligible)
-        if k is not None and k > len(rows):
-            raise ConfigError(f"method {method.label!r}: budget {budget} asks for {k:,} records but only "
-                              f"{len(rows):,} are eligible (after its length floor)")
+        rows, budget = candidate_rows(method, eligible, budget, k)
         params = {} if method.quality_weight is None else {"quality_weight": method.quality_weight}
-        order = KLMatch(**params).select(self.pool_counts[rows], self.target_counts,
-                                         Budget("count", float(k)) if k is not None else budget,
-                                         n_tokens=n_words[rows], quality=self.quality[rows])
+        order = KLMatch(**params).select(self.pool_counts[rows], self.target_counts, budget, n_tokens=n_words[rows],
+                                         quality=self.quality[rows])
         return rows[order]
 
 
@@ -522,13 +517,8 @@ def _anchored_rows(method: Method, pool_emb: np.ndarray, target_emb: np.ndarray,
     """Pool rows that ``cover`` or ``mmd`` selects among the eligible records: deterministic."""
     from thresher.selectors.anchored import make_anchored
 
-    rows = np.flatnonzero(eligible)
-    if k is not None and k > len(rows):
-        raise ConfigError(f"method {method.label!r}: budget {budget} asks for {k:,} records but only {len(rows):,} "
-                          "are eligible (after its length floor)")
-    order = make_anchored(method.selector, {}).select(pool_emb[rows], target_emb,
-                                                      Budget("count", float(k)) if k is not None else budget,
-                                                      n_tokens=n_words[rows])
+    rows, budget = candidate_rows(method, eligible, budget, k)
+    order = make_anchored(method.selector, {}).select(pool_emb[rows], target_emb, budget, n_tokens=n_words[rows])
     return rows[order]
 
 

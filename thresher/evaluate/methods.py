@@ -195,11 +195,17 @@ def draw(method: Method, scores: np.ndarray | None, eligible: np.ndarray, budget
         if k is None:
             raise ConfigError("the stratified baseline needs a record budget (a count or a fraction), not tokens")
         return stratified_rows(groups, k, seed)
-    idx = np.flatnonzero(eligible) if not method.is_baseline else np.arange(len(n_words))
+    idx, local_budget = candidate_rows(method, eligible, budget, k)
+    selector = make_selector(method.selector)
+    picked = selector.select(None if scores is None else scores[idx], local_budget, n_words[idx], seed)
+    return idx[picked]
+
+
+def candidate_rows(method: Method, eligible: np.ndarray, budget: Budget, k: int | None) -> tuple[np.ndarray, Budget]:
+    """The pool rows ``method`` picks from (the eligible ones; every one for a baseline) and its budget there: the
+    pool-wide record count ``k``, or ``budget`` itself in tokens. More records than there are is an error."""
+    idx = np.flatnonzero(eligible) if not method.is_baseline else np.arange(len(eligible))
     if k is not None and k > len(idx):
         raise ConfigError(f"method {method.label!r}: budget {budget} asks for {k:,} records but only {len(idx):,} "
                           "are eligible (after its length floor)")
-    selector = make_selector(method.selector)
-    local_budget = Budget("count", float(k)) if k is not None else budget
-    picked = selector.select(None if scores is None else scores[idx], local_budget, n_words[idx], seed)
-    return idx[picked]
+    return idx, Budget("count", float(k)) if k is not None else budget
