@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -26,6 +28,20 @@ def small_pool(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("small") / "pool.parquet"
     pq.write_table(pq.read_table(sample_path("pool.parquet")).slice(0, 1500), path, row_group_size=400)
     return path
+
+
+@pytest.fixture
+def run_recipe(tmp_path):
+    """``run_recipe(body, name)``: write a recipe into ``tmp_path`` and run it as users do (``thresher run``, one
+    worker, from that folder); the finished process."""
+
+    def run(body: str, name: str = "recipe.yaml") -> subprocess.CompletedProcess:
+        path = tmp_path / name
+        path.write_text(body)
+        return subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(path), "--workers", "1", "--quiet"],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -118,30 +118,21 @@ def test_evaluate_runs_cover_and_mmd(tmp_path, small_pool, news_target):
     assert verdicts["mmd", "5%", "kl_to_heldout"] == "better"
 
 
-def test_recipe_selects_with_cover(tmp_path, small_pool, news_target, embed_run):
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: dsir\n"
+def test_recipe_selects_with_cover(tmp_path, small_pool, news_target, embed_run, run_recipe):
+    proc = run_recipe(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: dsir\n"
                       f"  - select: cover\n    embeddings: {embed_run}\n    budget: 40\n    min_tokens: 0\n")
-    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe), "--workers", "1", "--quiet"],
-                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["counts"]["selected"] == 40 and manifest["config"]["selector"] == "cover"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(f"pool: {small_pool}\nout: run2\nsteps:\n  - score: c4\n  - select: cover\n"
-                   f"    embeddings: {embed_run}\n    budget: 40\n    params:\n      k_neighbors: 3\n")
-    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(bad), "--workers", "1", "--quiet"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = run_recipe(f"pool: {small_pool}\nout: run2\nsteps:\n  - score: c4\n  - select: cover\n"
+                      f"    embeddings: {embed_run}\n    budget: 40\n    params:\n      k_neighbors: 3\n", "bad.yaml")
     assert proc.returncode != 0 and "does not take k_neighbors (it takes quality_weight)" in proc.stderr
 
 
-def test_recipe_passes_selector_parameters(tmp_path, small_pool, news_target):
+def test_recipe_passes_selector_parameters(tmp_path, small_pool, news_target, run_recipe):
     """A select step's ``params:`` reach the selector (they once carried YAML's line marker and were refused)."""
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: dsir\n"
+    proc = run_recipe(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: dsir\n"
                       "  - select: match\n    score: dsir\n    budget: 40\n    params:\n      quality_weight: 0\n")
-    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe), "--workers", "1", "--quiet"],
-                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config"]["selector_params"] == {"quality_weight": 0}

@@ -193,16 +193,13 @@ def test_select_cli_matches_in_its_own_space_the_same_with_any_worker_count(tmp_
     assert ids_plain != ids
 
 
-def test_python_api_recipe_and_reselect(tmp_path, small_pool, news_target):
+def test_python_api_recipe_and_reselect(tmp_path, small_pool, news_target, run_recipe):
     run = th.select(small_pool, target=news_target, selector="match", budget=60, out=tmp_path / "py",
                     workers=1, progress=False, report=False)
     _, cli_ids = _select_cli(small_pool, news_target, tmp_path / "cli", "--workers", "1")
     assert run.selected_ids() == cli_ids
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: dsir\n"
+    proc = run_recipe(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: dsir\n"
                       "  - select: match\n    score: dsir\n    budget: 60\n    min_tokens: 0\n")
-    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe), "--workers", "1", "--quiet"],
-                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["counts"]["selected"] == 60 and manifest["config"]["selector"] == "match"
@@ -254,11 +251,8 @@ def test_records_without_ngrams_neither_hang_nor_crash(mixture_task):
     assert set(KLMatch().select(mixed, target_counts, 20).tolist()) == set(range(3, 23))
 
 
-def test_a_quality_weight_without_a_quality_column_is_an_error(tmp_path, small_pool, news_target):
+def test_a_quality_weight_without_a_quality_column_is_an_error(small_pool, news_target, run_recipe):
     """A recipe that scored no dsir column gives matching no quality: an explicit weight is refused, not ignored."""
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: c4\n"
+    proc = run_recipe(f"pool: {small_pool}\ntarget: {news_target}\nout: run\nsteps:\n  - score: c4\n"
                       "  - select: match\n    budget: 40\n    params:\n      quality_weight: 1\n")
-    proc = subprocess.run([sys.executable, "-m", "thresher.cli", "run", str(recipe), "--workers", "1", "--quiet"],
-                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode != 0 and "quality_weight needs a quality score" in proc.stderr
